@@ -1,0 +1,196 @@
+"""Opening a store from a URL, and the read and write transactions everything else runs in.
+
+Two stores are supported:
+
+* **SQLite** (the embedded default, a file such as ``sqlite:///penny.db``): WAL journal,
+  ``synchronous=FULL`` so a commit is on disk when it returns, foreign keys on. Writes start
+  with ``BEGIN IMMEDIATE``, taking SQLite's single write lock up front so a batch never has to
+  be retried half-way; reads use plain deferred transactions and do not block the writer.
+* **PostgreSQL** (``postgresql+psycopg://…``, psycopg 3): ``synchronous_commit=on``, READ
+  COMMITTED, with the rows a batch changes locked by ``SELECT … FOR UPDATE`` in a fixed order.
+
+:func:`open_database` also brings the schema up to date through the Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
+
+DEFAULT_DATABASE_URL: Final = "sqlite:///penny.db"
+DATABASE_URL_ENV: Final = "PENNY_DATABASE_URL"
+
+MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+
+#: Arbitrary, fixed key of the PostgreSQL advisory lock that serialises migrations when several
+#: Penny processes start at once against one database.
+_MIGRATION_LOCK_KEY: Final = 0x70656E6E79
+
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+
+
+class DatabaseError(RuntimeError):
+    """The store cannot be opened or used (a bad URL, an unreachable server)."""
+
+
+def database_url_from_env(explicit: str | None = None) -> str:
+    """The URL to use: ``explicit``, else ``$PENNY_DATABASE_URL``, else ``./penny.db``."""
+    return explicit or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+
+
+def _normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` as shorthand for the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass
+class Database:
+    """An open store: one engine for writes and one for reads (the same one on PostgreSQL)."""
+
+    url: str
+    dialect: str
+    write_engine: Engine
+    read_engine: Engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed when the block ends without an exception."""
+        with self.write_engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction: one consistent snapshot on both stores."""
+        with self.read_engine.connect() as conn:
+            if self.is_postgresql:
+                conn.exec_driver_sql(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                )
+            yield conn
+            conn.rollback()
+
+    def dispose(self) -> None:
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()
+
+
+def _sqlite_engine(url: str, begin: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS // 1000},
+        poolclass=NullPool if ":memory:" in url else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+def _postgresql_engine(url: str) -> Engine:
+    return create_engine(
+        url,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=True,
+        connect_args={"options": "-c synchronous_commit=on"},
+    )
+
+
+def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
+    """Open the store at ``url`` (see :func:`database_url_from_env`) and migrate it."""
+    resolved = _normalise_url(database_url_from_env(url))
+    try:
+        parsed = make_url(resolved)
+    except ArgumentError as exc:
+        raise DatabaseError(f"not a database URL: {resolved!r}") from exc
+    dialect = parsed.get_backend_name()
+    if dialect == "sqlite":
+        write = _sqlite_engine(resolved, "BEGIN IMMEDIATE")
+        read = _sqlite_engine(resolved, "BEGIN")
+    elif dialect == "postgresql":
+        write = read = _postgresql_engine(resolved)
+    else:
+        raise DatabaseError(f"unsupported database {dialect!r}: use sqlite:/// or postgresql://")
+    database = Database(resolved, dialect, write, read)
+    if migrate:
+        upgrade(database)
+    return database
+
+
+def _alembic_config(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = conn
+    return config
+
+
+def upgrade(database: Database, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (serialised across processes on PostgreSQL)."""
+    try:
+        with database.write_engine.connect() as conn:
+            if database.is_postgresql:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+                conn.commit()
+            try:
+                command.upgrade(_alembic_config(conn), revision)
+                conn.commit()
+            finally:
+                if database.is_postgresql:
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY}
+                    )
+                    conn.commit()
+    except Exception as exc:
+        if isinstance(exc, DatabaseError):
+            raise
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            raise DatabaseError(f"cannot reach the database: {exc.orig}") from exc
+        raise
+
+
+def current_revision(database: Database) -> str | None:
+    """The schema revision the store is at, or ``None`` before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with database.read_engine.connect() as conn:
+        revision: str | None = MigrationContext.configure(conn).get_current_revision()
+        return revision
