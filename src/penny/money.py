@@ -153,9 +153,7 @@ def parse_amount(text: str, currency: str) -> Money:
         raise MoneyError(f"amount {text!r} is too large")
     significant = frac.rstrip("0")
     if len(significant) > scale:
-        raise MoneyError(
-            f"amount {text!r} has more than {scale} decimal places for {currency}"
-        )
+        raise MoneyError(f"amount {text!r} has more than {scale} decimal places for {currency}")
     minor = int(integer) * 10**scale + (int(significant.ljust(scale, "0")) if scale else 0)
     return Money(minor, currency)
 

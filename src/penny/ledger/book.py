@@ -252,7 +252,8 @@ class Book:
     def _remember(
         self, command: Command, print_: bytes, code: ResultCode, kind: JournalKind
     ) -> Outcome:
-        assert code is not ResultCode.ok and not code.transient
+        assert code is not ResultCode.ok
+        assert not code.transient
         pending_id = None
         if not isinstance(command, NewJournal) and command.pending_id in self.pendings:
             pending_id = command.pending_id  # a reference to a missing journal is not kept
@@ -358,12 +359,16 @@ def _bounds_after(account: Account, delta: _Delta) -> ResultCode:
         and credits > debits_posted
     ):
         return ResultCode.exceeds_debits
-    if account.debit_limit is not None and grows_debits and debits - credits_posted > (
-        account.debit_limit
+    if (
+        account.debit_limit is not None
+        and grows_debits
+        and debits - credits_posted > (account.debit_limit)
     ):
         return ResultCode.exceeds_limit
-    if account.credit_limit is not None and grows_credits and credits - debits_posted > (
-        account.credit_limit
+    if (
+        account.credit_limit is not None
+        and grows_credits
+        and credits - debits_posted > (account.credit_limit)
     ):
         return ResultCode.exceeds_limit
     return ResultCode.ok

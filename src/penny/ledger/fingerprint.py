@@ -27,6 +27,7 @@ def _legs(legs: tuple[Leg, ...] | None) -> str:
 
 def fingerprint(command: Command) -> bytes:
     """Return the fingerprint of ``command`` (its owner is part of it, its key is not)."""
+    parts: tuple[object, ...]
     if isinstance(command, NewJournal):
         parts = (
             "journal",

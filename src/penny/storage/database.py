@@ -23,9 +23,10 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///penny.db"
@@ -85,9 +86,7 @@ class Database:
         """A read transaction: one consistent snapshot on both stores."""
         with self.read_engine.connect() as conn:
             if self.is_postgresql:
-                conn.exec_driver_sql(
-                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-                )
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield conn
             conn.rollback()
 
@@ -173,24 +172,14 @@ def upgrade(database: Database, revision: str = "head") -> None:
                 conn.commit()
             finally:
                 if database.is_postgresql:
-                    conn.execute(
-                        text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY}
-                    )
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
                     conn.commit()
-    except Exception as exc:
-        if isinstance(exc, DatabaseError):
-            raise
-        from sqlalchemy.exc import OperationalError
-
-        if isinstance(exc, OperationalError):
-            raise DatabaseError(f"cannot reach the database: {exc.orig}") from exc
-        raise
+    except OperationalError as exc:
+        raise DatabaseError(f"cannot reach the database: {exc.orig}") from exc
 
 
 def current_revision(database: Database) -> str | None:
     """The schema revision the store is at, or ``None`` before the first migration."""
-    from alembic.runtime.migration import MigrationContext
-
     with database.read_engine.connect() as conn:
         revision: str | None = MigrationContext.configure(conn).get_current_revision()
         return revision

@@ -199,7 +199,9 @@ class LedgerSql:
         heads = conn.exec_driver_sql(sql, (self._many(wanted),)).fetchall()
         legs = self._legs_of(conn, [head[0] for head in heads])
         return {
-            head[0]: Pending(head[0], head[1], legs.get(head[0], ()), PendingState(head[2]), head[3])
+            head[0]: Pending(
+                head[0], head[1], legs.get(head[0], ()), PendingState(head[2]), head[3]
+            )
             for head in heads
         }
 
@@ -279,7 +281,7 @@ class LedgerSql:
                 )
 
     def _insert_journals(
-        self, conn: Connection, heads: list[tuple[Any, ...]], legs: list[tuple[int, ...]]
+        self, conn: Connection, heads: list[tuple[Any, ...]], legs: list[tuple[int, int, int, int]]
     ) -> None:
         head_sql = (
             "INSERT INTO ledger_journals (id, owner, key, fingerprint, result, kind, pending_id,"

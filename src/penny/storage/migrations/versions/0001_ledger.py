@@ -77,9 +77,7 @@ def upgrade() -> None:
             "journal_id", sa.BigInteger, sa.ForeignKey("ledger_journals.id"), primary_key=True
         ),
         sa.Column("idx", sa.SmallInteger, primary_key=True),
-        sa.Column(
-            "account_id", sa.BigInteger, sa.ForeignKey("ledger_accounts.id"), nullable=False
-        ),
+        sa.Column("account_id", sa.BigInteger, sa.ForeignKey("ledger_accounts.id"), nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=False),
         sa.CheckConstraint("amount <> 0", name="ck_ledger_legs_amount_not_zero"),
     )

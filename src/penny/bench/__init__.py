@@ -1,0 +1,1 @@
+"""Benchmarks shipped as commands (``penny bench …``), each with a same-run baseline."""

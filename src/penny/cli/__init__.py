@@ -1,0 +1,1 @@
+"""The ``penny`` command line (Typer): operations, audits and benchmarks."""

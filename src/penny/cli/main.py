@@ -1,0 +1,246 @@
+"""The ``penny`` command: ``db upgrade``, ``audit``, ``bench ledger`` and friends.
+
+Every command takes ``--database URL`` (default: ``$PENNY_DATABASE_URL``, else
+``sqlite:///penny.db``). Errors a user can fix are printed as one clear line and exit with
+status 2; an audit that finds a problem exits with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from penny import __version__
+from penny.engine.ledger import Ledger
+from penny.ledger.audit import AuditReport
+from penny.storage.database import Database, DatabaseError, current_revision, open_database
+
+app = typer.Typer(
+    name="penny",
+    help="Penny: a self-hosted aggregated-payments server, wire-compatible with Amazon FPS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks, each with its baseline measured in the same run.")
+app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
+
+console = Console(stderr=True)
+out = Console()
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        "-d",
+        help="Database URL (sqlite:///path or postgresql://…); default $PENNY_DATABASE_URL "
+        "or sqlite:///penny.db.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _database(url: str | None) -> Iterator[Database]:
+    try:
+        database = open_database(url)
+    except DatabaseError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: DatabaseOption = None) -> None:
+    """Create the schema or bring it up to date (Penny also does this when it starts)."""
+    with _database(database) as db:
+        out.print(f"schema at revision {current_revision(db)} ({db.dialect})")
+
+
+@app.command()
+def audit(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Re-derive every balance from the journal and check that value is conserved."""
+    with _database(database) as db:
+        with console.status("auditing the ledger…"):
+            report = Ledger(db).audit()
+        if as_json:
+            out.print_json(json.dumps(_audit_dict(report)))
+        else:
+            _print_audit(report)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def _audit_dict(report: AuditReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "accounts": report.accounts,
+        "journals": report.journals,
+        "legs": report.legs,
+        "conserved": report.conserved,
+        "totals": {c: {"posted": p, "pending": q} for c, (p, q) in report.totals.items()},
+        "mismatches": [
+            {
+                "account_id": m.account_id,
+                "stored": vars_of(m.stored),
+                "derived": vars_of(m.derived),
+            }
+            for m in report.mismatches
+        ],
+        "unbalanced": [
+            {"journal_id": u.journal_id, "currency": u.currency, "total": u.total}
+            for u in report.unbalanced
+        ],
+        "violations": [
+            {"account_id": v.account_id, "code": v.code.name} for v in report.violations
+        ],
+        "anomalies": report.anomalies,
+    }
+
+
+def vars_of(balance: Any) -> dict[str, int]:
+    return {
+        "debits_posted": balance.debits_posted,
+        "credits_posted": balance.credits_posted,
+        "debits_pending": balance.debits_pending,
+        "credits_pending": balance.credits_pending,
+    }
+
+
+def _print_audit(report: AuditReport) -> None:
+    verdict = "[bold green]clean[/]" if report.ok else "[bold red]PROBLEMS FOUND[/]"
+    out.print(
+        f"audit {verdict}: {report.accounts} accounts, {report.journals} journals, "
+        f"{report.legs} legs"
+    )
+    for currency, (posted, pending) in sorted(report.totals.items()):
+        mark = "ok" if posted == 0 and pending == 0 else "NOT CONSERVED"
+        out.print(f"  {currency}: debits − credits = {posted} posted, {pending} pending ({mark})")
+    for m in report.mismatches:
+        out.print(f"  account {m.account_id}: stored {m.stored} but the journal says {m.derived}")
+    for u in report.unbalanced:
+        out.print(f"  journal {u.journal_id}: legs in {u.currency} sum to {u.total}, not 0")
+    for v in report.violations:
+        out.print(f"  account {v.account_id}: breaks its bound ({v.code.name})")
+    for anomaly in report.anomalies:
+        out.print(f"  {anomaly}")
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Any]:
+    with Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def report(label: str, fraction: float) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=1000)
+            progress.update(tasks[label], completed=int(fraction * 1000))
+
+        yield report
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    database: DatabaseOption = None,
+    store: Annotated[
+        str,
+        typer.Option(
+            help="Without --database: 'sqlite' (a temporary file) or 'postgresql' "
+            "(a throwaway cluster started for the run)."
+        ),
+    ] = "sqlite",
+    seconds: Annotated[float, typer.Option(min=0.5, help="Measured seconds per phase.")] = 10.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent submitters.")] = 512,
+    as_json: JsonOption = False,
+) -> None:
+    """In-process engine benchmark: W1 (100 merchants), W2 (one hot merchant), and the
+    one-transfer-per-commit SQL baseline, all on the same store in the same run."""
+    from penny.bench.ledger import bench_database, run_ledger_bench
+
+    if store not in {"sqlite", "postgresql"}:
+        raise _fail("--store must be 'sqlite' or 'postgresql'")
+    try:
+        with bench_database(database, store) as db, _progress_bar() as report:
+            result = run_ledger_bench(db, seconds=seconds, concurrency=concurrency, progress=report)
+    except DatabaseError as exc:
+        raise _fail(str(exc)) from None
+    data = result.as_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        table = Table(title=f"penny bench ledger — {data['store']}")
+        for column in ("phase", "per second", "p50 ms", "p99 ms", "errors", "mean batch"):
+            table.add_column(column)
+        table.add_row("baseline (1/commit)", f"{data['baseline_per_s']:,.0f}", "", "", "", "1")
+        for name, w in data["workloads"].items():
+            table.add_row(
+                name,
+                f"{w['per_s']:,.0f}",
+                f"{w['p50_ms']:.2f}",
+                f"{w['p99_ms']:.2f}",
+                str(w["errors"]),
+                str(w["mean_batch"]),
+            )
+        out.print(table)
+        out.print(
+            f"W1 ÷ baseline = {data['w1_vs_baseline']:.2f}, W2 ÷ W1 = {data['w2_vs_w1']:.2f}, "
+            f"audit {'clean' if data['audit_ok'] else 'FAILED'}"
+        )
+    if not result.audit_ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    database: DatabaseOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the Penny server (today: the health check at /healthz; the FPS endpoint,
+    hosted pages and notifications mount here as they are built)."""
+    import uvicorn
+
+    from penny.web.app import create_app
+
+    with _database(database) as db:
+        console.print(
+            f"Penny {__version__} on {db.dialect} ({_redacted(db.url)}), "
+            f"listening on http://{host}:{port}/  — health check: /healthz"
+        )
+        uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, fit for a log line."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()

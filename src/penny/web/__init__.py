@@ -1,0 +1,1 @@
+"""HTTP adapters: the ASGI application that ``penny serve`` runs."""
