@@ -18,8 +18,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -42,6 +43,8 @@ from penny.storage.database import Database
 from penny.storage.ledger_sql import LedgerSql, ledger_sql_for
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How often a batch is re-run after a conflict before its commands are told to retry.
 MAX_ATTEMPTS = 8
@@ -77,65 +80,40 @@ class Ledger:
         """Run ``commands`` as one batch in one transaction; outcomes in the same order."""
         if not commands:
             return []
+        try:
+            return self.run(lambda session: session.execute(commands))
+        except StorageUnavailableError:
+            return [Outcome(ResultCode.storage_unavailable, None) for _ in commands]
+
+    def run(self, work: Callable[[LedgerSession], T]) -> T:
+        """Run ``work`` in one write transaction with a :class:`LedgerSession`, and commit.
+
+        ``work`` must be a pure function of what it reads through the session's connection:
+        after a conflict it is called again from the start on fresh state. Raises
+        :class:`StorageUnavailableError` when conflicts persist.
+        """
         with self._write_lock:
             for attempt in range(MAX_ATTEMPTS):
                 try:
                     with self.database.write() as conn:
-                        outcomes = self._run(conn, commands)
+                        session = LedgerSession(conn, self.sql, self.clock.now_us())
+                        result = work(session)
+                        session.flush()
                     self._batches += 1
-                    self._commands += len(commands)
-                    return outcomes
+                    self._commands += session.applied
+                    return result
                 except (IntegrityError, OperationalError, DBAPIError) as exc:
                     if not _retryable(exc):
                         raise
                     self._retries += 1
                     log.info("batch conflict, attempt %d: %s", attempt + 1, exc.orig)
                     time.sleep(random.uniform(0, 0.002 * (2**attempt)))
-        log.warning("batch of %d commands gave up after %d attempts", len(commands), attempt + 1)
-        return [Outcome(ResultCode.storage_unavailable, None) for _ in commands]
-
-    def _run(self, conn: Connection, commands: Sequence[Command]) -> list[Outcome]:
-        sql = self.sql
-        keys = sql.load_keys(conn, ((c.owner, c.key) for c in commands))
-        pending_ids = [c.pending_id for c in commands if not isinstance(c, NewJournal)]
-        pendings = sql.load_pendings(conn, pending_ids, lock=True)
-        account_ids = {
-            leg.account_id
-            for c in commands
-            if not isinstance(c, VoidPending) and c.legs
-            for leg in c.legs
-        }
-        account_ids.update(leg.account_id for p in pendings.values() for leg in p.legs)
-        accounts = sql.load_accounts(conn, account_ids, lock=True)
-        fresh = sum(1 for c in commands if (c.owner, c.key) not in keys)
-        book = Book(
-            accounts=accounts,
-            pendings=pendings,
-            keys=keys,
-            now=self.clock.now_us(),
-            allocate_id=sql.id_allocator(conn, max(fresh, 1)),
-        )
-        outcomes = [book.apply(command) for command in commands]
-        sql.write_journals(conn, book.new_journals, book.pending_changes, book.now)
-        sql.write_accounts(conn, book.changed_accounts.values())
-        return outcomes
+        log.warning("a batch gave up after %d attempts", MAX_ATTEMPTS)
+        raise StorageUnavailableError("the database stayed busy; retry with the same keys")
 
     def expire_due(self, limit: int = 1000) -> int:
         """Expire open pending journals whose time has passed; returns how many."""
-        with self._write_lock, self.database.write() as conn:
-            now = self.clock.now_us()
-            due = self.sql.due_pendings(conn, now, limit)
-            if not due:
-                return 0
-            pendings = self.sql.load_pendings(conn, due, lock=True)
-            accounts = self.sql.load_accounts(
-                conn, {leg.account_id for p in pendings.values() for leg in p.legs}, lock=True
-            )
-            book = Book(accounts, pendings, {}, now, allocate_id=_no_ids)
-            expired = sum(1 for pending_id in due if book.expire(pending_id))
-            self.sql.write_journals(conn, [], book.pending_changes, now)
-            self.sql.write_accounts(conn, book.changed_accounts.values())
-            return expired
+        return self.run(lambda session: session.expire_due(limit))
 
     def create_accounts(self, specs: Sequence[AccountSpec]) -> list[int]:
         """Open accounts; returns their ids in the order of ``specs``."""
@@ -177,10 +155,6 @@ class Ledger:
         return BatchStats(self._batches, self._commands, self._retries)
 
 
-def _no_ids() -> int:
-    raise AssertionError("expiring pending journals creates no journal")
-
-
 def _retryable(exc: DBAPIError) -> bool:
     orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None)
@@ -189,3 +163,107 @@ def _retryable(exc: DBAPIError) -> bool:
     message = str(orig).lower()
     # SQLite: another process holds the write lock past the busy timeout, or a key raced in.
     return "database is locked" in message or "database is busy" in message
+
+
+class StorageUnavailableError(RuntimeError):
+    """The store stayed busy or in conflict past every retry; nothing was committed."""
+
+
+class LedgerSession:
+    """The ledger inside one write transaction: load what commands need, apply, flush.
+
+    Adapters that keep their own rows in the same transaction (the payments domain) use this
+    directly through :meth:`Ledger.run`. :meth:`load` fetches accounts, pending journals and
+    idempotency keys in bulk (and, on PostgreSQL, locks them in a fixed order); :meth:`apply`
+    also fetches anything a command refers to that was not loaded yet, so loading first is an
+    optimisation, never a requirement.
+    """
+
+    def __init__(self, conn: Connection, sql: LedgerSql, now: int) -> None:
+        self.conn = conn
+        self.sql = sql
+        self.now = now
+        self.applied = 0
+        self._ids: list[int] = []
+        self._last_id = 0
+        # What was already looked up, found or not, so nothing is fetched twice.
+        self._seen_keys: set[tuple[str, str]] = set()
+        self._seen_pendings: set[int] = set()
+        self._seen_accounts: set[int] = set()
+        self.book = Book(accounts={}, pendings={}, keys={}, now=now, allocate_id=self._next_id)
+
+    def _next_id(self) -> int:
+        if not self._ids:
+            self._ids = self.sql.allocate_ids(self.conn, max(64, self.applied), self._last_id)
+            self._ids.reverse()
+        self._last_id = self._ids.pop()
+        return self._last_id
+
+    def load(
+        self,
+        *,
+        account_ids: Iterable[int] = (),
+        pending_ids: Iterable[int] = (),
+        keys: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Bring rows into the working set (those already there are left as they are)."""
+        book = self.book
+        new_keys = {k for k in keys if k not in self._seen_keys}
+        if new_keys:
+            self._seen_keys.update(new_keys)
+            book.keys.update(self.sql.load_keys(self.conn, new_keys))
+        new_pendings = {p for p in pending_ids if p not in self._seen_pendings}
+        if new_pendings:
+            self._seen_pendings.update(new_pendings)
+            book.pendings.update(self.sql.load_pendings(self.conn, new_pendings, lock=True))
+        wanted = set(account_ids)
+        if new_pendings:
+            wanted.update(leg.account_id for p in book.pendings.values() for leg in p.legs)
+        new_accounts = wanted - self._seen_accounts
+        if new_accounts:
+            self._seen_accounts.update(new_accounts)
+            book.accounts.update(self.sql.load_accounts(self.conn, new_accounts, lock=True))
+
+    def load_for(self, commands: Iterable[Command]) -> None:
+        """Load everything ``commands`` refer to, in one round trip per table."""
+        commands = list(commands)
+        self.load(
+            keys=((c.owner, c.key) for c in commands),
+            pending_ids=(c.pending_id for c in commands if not isinstance(c, NewJournal)),
+            account_ids=(
+                leg.account_id
+                for c in commands
+                if not isinstance(c, VoidPending) and c.legs
+                for leg in c.legs
+            ),
+        )
+
+    def apply(self, command: Command) -> Outcome:
+        """Apply one command to the working set (its effects are written by :meth:`flush`)."""
+        self.load_for([command])
+        self.applied += 1
+        return self.book.apply(command)
+
+    def execute(self, commands: Sequence[Command]) -> list[Outcome]:
+        self.load_for(commands)
+        return [self.apply(command) for command in commands]
+
+    def balance(self, account_id: int) -> Balance | None:
+        """The account's counters as this transaction has left them so far."""
+        self.load(account_ids=[account_id])
+        account = self.book.accounts.get(account_id)
+        return None if account is None else account.balance
+
+    def expire_due(self, limit: int) -> int:
+        due = self.sql.due_pendings(self.conn, self.now, limit)
+        self.load(pending_ids=due)
+        return sum(1 for pending_id in due if self.book.expire(pending_id))
+
+    def flush(self) -> None:
+        """Write what the working set collected. Called once, before the commit."""
+        book = self.book
+        self.sql.write_journals(self.conn, book.new_journals, book.pending_changes, self.now)
+        self.sql.write_accounts(self.conn, book.changed_accounts.values())
+        book.new_journals = []
+        book.pending_changes = {}
+        book.changed_accounts = {}

@@ -12,7 +12,7 @@ first, then accounts, each in ascending id order.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -232,16 +232,19 @@ class LedgerSql:
     def legs(self, conn: Connection, journal_id: int) -> tuple[Leg, ...]:
         return self._legs_of(conn, [journal_id]).get(journal_id, ())
 
-    def id_allocator(self, conn: Connection, count: int) -> Callable[[], int]:
-        """Journal ids for up to ``count`` new rows of this transaction."""
+    def allocate_ids(self, conn: Connection, count: int, above: int = 0) -> list[int]:
+        """``count`` fresh journal ids for this transaction, ascending, all above ``above``
+        (the last id this transaction was already given)."""
         if self._pg:
             rows = conn.exec_driver_sql(
                 "SELECT nextval('ledger_journal_ids') FROM generate_series(1, %s)", (count,)
             ).fetchall()
-            return iter([row[0] for row in rows]).__next__
-        # The write transaction holds SQLite's write lock, so nobody else allocates meanwhile.
-        top = conn.exec_driver_sql("SELECT max(id) FROM ledger_journals").scalar()
-        return _counter((top or 0) + 1)
+            return [row[0] for row in rows]
+        # The write transaction holds SQLite's write lock, so nobody else allocates meanwhile;
+        # ids handed out earlier in this transaction may not be written yet, hence ``above``.
+        top = conn.exec_driver_sql("SELECT max(id) FROM ledger_journals").scalar() or 0
+        start = max(top, above) + 1
+        return list(range(start, start + count))
 
     def write_journals(
         self,
@@ -425,16 +428,6 @@ class LedgerSql:
         for message, sql in checks:
             for row in conn.exec_driver_sql(f"{sql} LIMIT {AUDIT_LIST_LIMIT}"):
                 yield message.format(row[0])
-
-
-def _counter(start: int) -> Callable[[], int]:
-    state = [start - 1]
-
-    def next_id() -> int:
-        state[0] += 1
-        return state[0]
-
-    return next_id
 
 
 def ledger_sql_for(dialect: str) -> LedgerSql:
