@@ -16,29 +16,38 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
 
 from penny.engine.ledger import Ledger
 from penny.ledger.model import Command, Outcome
 
 DEFAULT_MAX_BATCH = 2000
 
+C = TypeVar("C")
+R = TypeVar("R")
 
-class GroupCommitter:
-    """Gathers commands from many coroutines into batches. Use as an async context manager."""
 
-    def __init__(self, ledger: Ledger, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
-        self.ledger = ledger
+class Batcher(Generic[C, R]):
+    """Gathers items from many coroutines into batches for ``run_batch``, which takes a list
+    and returns one result per item, in order, after its transaction has committed. Use as an
+    async context manager."""
+
+    def __init__(
+        self, run_batch: Callable[[list[C]], list[R]], *, max_batch: int = DEFAULT_MAX_BATCH
+    ) -> None:
+        self.run_batch = run_batch
         self.max_batch = max_batch
-        self._queue: deque[tuple[Command, asyncio.Future[Outcome]]] = deque()
+        self.batches = 0
+        self.items = 0
+        self._queue: deque[tuple[C, asyncio.Future[R]]] = deque()
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="penny-writer")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self.batch_sizes: list[int] = []
 
-    async def __aenter__(self) -> GroupCommitter:
+    async def __aenter__(self) -> Batcher[C, R]:
         self.start()
         return self
 
@@ -58,18 +67,18 @@ class GroupCommitter:
             self._task = None
         self._executor.shutdown(wait=True)
 
-    async def submit(self, command: Command) -> Outcome:
-        """Queue ``command`` and return its outcome once its batch has committed."""
+    async def submit(self, item: C) -> R:
+        """Queue ``item`` and return its result once its batch has committed."""
         if self._closing:
-            raise RuntimeError("the group committer is closed")
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((command, future))
+            raise RuntimeError("the batcher is closed")
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
         self._wakeup.set()
         return await future
 
-    async def submit_many(self, commands: Sequence[Command]) -> list[Outcome]:
-        """Queue several commands at once; they may share batches with others."""
-        return list(await asyncio.gather(*(self.submit(c) for c in commands)))
+    async def submit_many(self, items: Sequence[C]) -> list[R]:
+        """Queue several items at once; they may share batches with others."""
+        return list(await asyncio.gather(*(self.submit(item) for item in items)))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,15 +91,24 @@ class GroupCommitter:
                 continue
             take = min(len(self._queue), self.max_batch)
             batch = [self._queue.popleft() for _ in range(take)]
-            commands = [command for command, _future in batch]
+            items = [item for item, _future in batch]
             try:
-                outcomes = await loop.run_in_executor(self._executor, self.ledger.execute, commands)
+                results = await loop.run_in_executor(self._executor, self.run_batch, items)
             except Exception as exc:  # a bug or a dead store: every submitter must hear of it
-                for _command, future in batch:
+                for _item, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            self.batch_sizes.append(take)
-            for (_command, future), outcome in zip(batch, outcomes, strict=True):
+            self.batches += 1
+            self.items += take
+            for (_item, future), result in zip(batch, results, strict=True):
                 if not future.done():
-                    future.set_result(outcome)
+                    future.set_result(result)
+
+
+class GroupCommitter(Batcher[Command, Outcome]):
+    """Group commit of ledger commands through :meth:`Ledger.execute`."""
+
+    def __init__(self, ledger: Ledger, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        super().__init__(ledger.execute, max_batch=max_batch)
+        self.ledger = ledger

@@ -1,0 +1,126 @@
+# shellcheck shell=bash
+# Shared setup for scripts/test and scripts/run; source it, don't execute it.
+#
+# After sourcing, the working directory is the repository root and .venv/ holds an up-to-date
+# editable install of penny with its dev extras:
+#   (a) pick a Python >= 3.11 (PENNY_PYTHON overrides the choice);
+#   (b) create .venv if it is missing or unusable (installing Debian's python3-venv if needed);
+#   (c) pip install -e '.[dev]', but only when pyproject.toml changed since the last install.
+# It also defines penny_ensure_postgres, which scripts/test calls to make sure PostgreSQL server
+# binaries exist (tests start their own throwaway clusters with them).
+
+# pip: no "running as root" warning, no version nag.
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+
+PENNY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$PENNY_ROOT"
+
+penny_log() {
+    printf '==> %s\n' "$*" >&2
+}
+
+penny_die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Run a command as root: directly when we are root, else through sudo if there is one.
+penny_as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        penny_die "need root to run '$*' (not root, and no sudo); install it by hand and retry"
+    fi
+}
+
+penny_apt_install() {
+    command -v apt-get >/dev/null 2>&1 \
+        || penny_die "apt-get not found: install $* with your system's package manager"
+    penny_log "installing Debian packages: $*"
+    penny_as_root apt-get update -q
+    penny_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "$@"
+}
+
+# True when "$1" runs and is Python >= 3.11.
+penny_python_ok() {
+    "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1
+}
+
+# (a) choose an interpreter
+penny_pick_python() {
+    local candidate
+    for candidate in ${PENNY_PYTHON:-} python3 python3.13 python3.12 python3.11; do
+        if command -v "$candidate" >/dev/null 2>&1 && penny_python_ok "$candidate"; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    penny_die "no Python >= 3.11 found (tried ${PENNY_PYTHON:-} python3 python3.13 python3.12 python3.11)"
+}
+
+# (b) create .venv if missing or broken
+penny_ensure_venv() {
+    if [ -x .venv/bin/python ] && penny_python_ok .venv/bin/python \
+        && .venv/bin/python -m pip --version >/dev/null 2>&1; then
+        return 0
+    fi
+    local python
+    python="$(penny_pick_python)"
+    penny_log "creating .venv with $python ($("$python" --version 2>&1))"
+    rm -rf .venv
+    if ! "$python" -m venv .venv; then
+        # Debian's python3 ships without ensurepip unless python3-venv is installed.
+        rm -rf .venv
+        local version
+        version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+        if ! penny_apt_install "python${version}-venv"; then
+            penny_apt_install python3-venv
+        fi
+        "$python" -m venv .venv || penny_die "could not create .venv with $python"
+    fi
+}
+
+# (c) install the project when pyproject.toml changed since the last install
+penny_ensure_install() {
+    local stamp=.venv/.penny-pyproject.sha256 wanted
+    wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        return 0
+    fi
+    penny_log "installing penny and its dev tools into .venv"
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[dev]'
+    printf '%s\n' "$wanted" >"$stamp"
+}
+
+# (d) PostgreSQL server binaries, found the way penny.devtools.pgcluster.find_pg_bindir does
+penny_have_postgres() {
+    local bindir initdb
+    if command -v pg_config >/dev/null 2>&1; then
+        bindir="$(pg_config --bindir 2>/dev/null || true)"
+        if [ -n "$bindir" ] && [ -x "$bindir/initdb" ]; then
+            return 0
+        fi
+    fi
+    for initdb in /usr/lib/postgresql/*/bin/initdb; do
+        if [ -x "$initdb" ]; then
+            return 0
+        fi
+    done
+    command -v initdb >/dev/null 2>&1
+}
+
+penny_ensure_postgres() {
+    if penny_have_postgres; then
+        return 0
+    fi
+    penny_log "no PostgreSQL server binaries found"
+    penny_apt_install postgresql
+    penny_have_postgres || penny_die "PostgreSQL server binaries still missing after installing postgresql"
+}
+
+penny_ensure_venv
+penny_ensure_install

@@ -1,0 +1,86 @@
+"""Shared pytest fixtures: database URLs for both stores Penny supports (SQLite and PostgreSQL).
+
+Fixtures
+--------
+``pg_server_url`` (session)
+    SQLAlchemy URL of an admin database on a PostgreSQL server whose role may CREATE DATABASE.
+    If ``PENNY_TEST_DATABASE_URL`` is set, that server is used as is; otherwise one throwaway
+    :class:`~penny.devtools.pgcluster.PgCluster` is started for the whole session (only when a
+    test first needs it) and destroyed at the end.
+
+``database_url`` (function, parametrized ``sqlite`` / ``postgresql``)
+    A URL of a brand-new, empty database, private to one test: an SQLite file in ``tmp_path``, or
+    a freshly created PostgreSQL database (dropped after the test). A test that takes it runs once
+    per store; select one with ``-k sqlite`` / ``-k postgresql`` or ``-m "not postgresql"`` (the
+    PostgreSQL variant carries the ``postgresql`` marker). When no PostgreSQL variant is selected,
+    no cluster is started.
+
+Helpers
+-------
+``sqlite_url(directory)`` builds the SQLite URL used for the ``sqlite`` variant, for tests that
+need more than one database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from penny.devtools.pgcluster import PgCluster, create_database_at, drop_database_at
+
+DATABASE_URL_ENV = "PENNY_TEST_DATABASE_URL"
+"""Environment variable naming an existing PostgreSQL server (admin URL) to test against."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers this file puts on fixture variants (``--strict-markers`` is on)."""
+    config.addinivalue_line(
+        "markers", "postgresql: the test runs against a PostgreSQL database (needs a server)"
+    )
+
+
+def sqlite_url(directory: Path, filename: str = "penny.db") -> str:
+    """SQLAlchemy URL of the SQLite database file ``directory / filename``."""
+    return "sqlite:///" + str(directory / filename)
+
+
+def unique_database_name(prefix: str = "penny_test") -> str:
+    """A PostgreSQL database name no other test (or test run) uses: ``<prefix>_<12 hex digits>``."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """Admin URL of the session's PostgreSQL server (see the module docstring)."""
+    configured = os.environ.get(DATABASE_URL_ENV)
+    if configured:
+        yield configured
+        return
+    with PgCluster.start() as cluster:
+        yield cluster.url()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a new, empty database private to this test, once per store."""
+    store: str = request.param
+    if store == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    # Looked up lazily so that a run selecting only sqlite variants never starts a server.
+    server_url: str = request.getfixturevalue("pg_server_url")
+    name = unique_database_name()
+    url = create_database_at(server_url, name)
+    try:
+        yield url
+    finally:
+        drop_database_at(server_url, name)
