@@ -42,7 +42,7 @@ from penny.storage.database import Database, open_database
 BUYERS = 10_000
 MERCHANTS = 100
 CURRENCY = "USD"
-FUNDING_PER_BUYER = 10**12  # never the limit in a benchmark
+FUNDING_PER_BUYER = 10**10  # $100M each: never the limit in a benchmark
 FEE_MINOR = 1
 OWNER = "bench"
 
@@ -135,21 +135,13 @@ def create_fixture(ledger: Ledger, progress: Progress) -> Fixture:
     fee, funding = ledger.create_accounts([AccountSpec(CURRENCY), AccountSpec(CURRENCY)])
     progress("creating accounts", 1.0)
     run = uuid.uuid4().hex[:8]
-    chunk = 2000
+    chunk = 1000  # buyers funded by one journal: one debit leg and a credit leg per buyer
     for start in range(0, len(buyers), chunk):
-        commands = [
-            NewJournal(
-                OWNER,
-                f"fund-{run}-{buyer}",
-                (
-                    Leg(funding, FUNDING_PER_BUYER, CURRENCY),
-                    Leg(buyer, -FUNDING_PER_BUYER, CURRENCY),
-                ),
-            )
-            for buyer in buyers[start : start + chunk]
-        ]
-        outcomes = ledger.execute(commands)
-        assert all(o.ok for o in outcomes), "funding the benchmark's buyers failed"
+        group = buyers[start : start + chunk]
+        legs = [Leg(funding, FUNDING_PER_BUYER * len(group), CURRENCY)]
+        legs += [Leg(buyer, -FUNDING_PER_BUYER, CURRENCY) for buyer in group]
+        (outcome,) = ledger.execute([NewJournal(OWNER, f"fund-{run}-{start}", tuple(legs))])
+        assert outcome.ok, "funding the benchmark's buyers failed"
         progress("funding buyers", (start + chunk) / len(buyers))
     return Fixture(buyers, merchants, fee, funding)
 
@@ -416,3 +408,52 @@ def _ok_count(ledger: Ledger) -> int:
             conn.exec_driver_sql("SELECT count(*) FROM ledger_journals WHERE result = 0").scalar()
             or 0
         )
+
+
+# -- balance reads as the journal grows --------------------------------------------------
+
+
+def fill_journals(
+    ledger: Ledger, fixture: Fixture, target: int, progress: Progress, chunk: int = 5000
+) -> int:
+    """Add payments in large batches until the store holds ``target`` journals."""
+    rng = random.Random(11)
+    run = uuid.uuid4().hex[:8]
+    count = ledger.count_journals()
+    start = count
+    while count < target:
+        size = min(chunk, target - count)
+        merchants = fixture.merchants
+        commands = [
+            _payment(
+                fixture, rng, merchants[rng.randrange(len(merchants))], f"fill-{run}-{count + i}"
+            )
+            for i in range(size)
+        ]
+        outcomes = ledger.execute(commands)
+        assert all(o.ok for o in outcomes), "filling the journal failed"
+        count += size
+        progress(f"fill to {target:,}", (count - start) / max(1, target - start))
+    return count
+
+
+def run_balance_bench(
+    database: Database, *, sizes: list[int], reads: int = 5000, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Balance-read latency (µs, p50/p99) at each journal count in ``sizes``, ascending."""
+    report: Progress = progress or (lambda _label, _fraction: None)
+    ledger = Ledger(database)
+    fixture = create_fixture(ledger, report)
+    points = []
+    for size in sorted(sizes):
+        journals = fill_journals(ledger, fixture, size, report)
+        latency = balance_read_latency(ledger, fixture, reads)
+        points.append({"journals": journals, "p50_us": latency["p50"], "p99_us": latency["p99"]})
+    first, last = points[0], points[-1]
+    return {
+        "store": database.dialect,
+        "points": points,
+        "p50_ratio_last_vs_first": round(last["p50_us"] / first["p50_us"], 3),
+        "p99_ratio_last_vs_first": round(last["p99_us"] / first["p99_us"], 3),
+        "audit_ok": ledger.audit().ok,
+    }

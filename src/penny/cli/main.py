@@ -215,6 +215,35 @@ def bench_ledger(
         raise typer.Exit(code=1)
 
 
+@bench_app.command("balance")
+def bench_balance(
+    database: DatabaseOption = None,
+    store: Annotated[str, typer.Option(help="Without --database: 'sqlite' or 'postgresql'.")] = (
+        "sqlite"
+    ),
+    journals: Annotated[
+        str, typer.Option(help="Comma-separated journal counts to measure at, ascending.")
+    ] = "1000,1000000",
+    reads: Annotated[int, typer.Option(min=100, help="Balance reads per point.")] = 5000,
+) -> None:
+    """Balance-read latency as the journal grows (a read must not slow with history)."""
+    from penny.bench.ledger import bench_database, run_balance_bench
+
+    try:
+        sizes = [int(part) for part in journals.split(",") if part.strip()]
+    except ValueError:
+        raise _fail("--journals takes whole numbers separated by commas") from None
+    if not sizes or min(sizes) < 1:
+        raise _fail("--journals needs at least one positive count")
+    if store not in {"sqlite", "postgresql"}:
+        raise _fail("--store must be 'sqlite' or 'postgresql'")
+    with bench_database(database, store) as db, _progress_bar() as report:
+        result = run_balance_bench(db, sizes=sizes, reads=reads, progress=report)
+    sys.stdout.write(json.dumps(result) + "\n")
+    if not result["audit_ok"]:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def serve(
     database: DatabaseOption = None,
@@ -240,6 +269,13 @@ def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+# Sub-apps that reuse the helpers above are imported last.
+from penny.cli.accounts import accounts_app, keys_app  # noqa: E402
+
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

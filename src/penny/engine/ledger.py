@@ -208,9 +208,11 @@ class LedgerSession:
     ) -> None:
         """Bring rows into the working set (those already there are left as they are)."""
         book = self.book
+        # Lock order, the same in every process: keys, pending journals, accounts.
         new_keys = {k for k in keys if k not in self._seen_keys}
         if new_keys:
             self._seen_keys.update(new_keys)
+            self.sql.lock_keys(self.conn, "ledger", new_keys)
             book.keys.update(self.sql.load_keys(self.conn, new_keys))
         new_pendings = {p for p in pending_ids if p not in self._seen_pendings}
         if new_pendings:
@@ -223,6 +225,11 @@ class LedgerSession:
         if new_accounts:
             self._seen_accounts.update(new_accounts)
             book.accounts.update(self.sql.load_accounts(self.conn, new_accounts, lock=True))
+
+    def lock_keys(self, namespace: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Serialise with other processes on these keys (adapters' own idempotency keys);
+        call it before reading what the keys did, and before :meth:`load`."""
+        self.sql.lock_keys(self.conn, namespace, keys)
 
     def load_for(self, commands: Iterable[Command]) -> None:
         """Load everything ``commands`` refer to, in one round trip per table."""

@@ -11,6 +11,7 @@ first, then accounts, each in ascending id order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,27 @@ class LedgerSql:
     def _p(self, sql: str) -> str:
         """Write statements with ``?`` placeholders; psycopg wants ``%s``."""
         return sql.replace("?", "%s") if self._pg else sql
+
+    # -- serialising keys across processes ----------------------------------------------
+
+    def lock_keys(self, conn: Connection, namespace: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Serialise this transaction with any other using one of ``keys`` (PostgreSQL).
+
+        Two processes deciding the same idempotency key at once would both read "unused" and
+        one would then fail on the unique index and re-run its whole batch. A transaction-level
+        advisory lock per key, taken before the keys are read and in ascending order (so two
+        batches never wait on each other in a circle), makes the second wait and then read the
+        first one's answer. On SQLite the write transaction is already exclusive.
+        """
+        if not self._pg:
+            return
+        hashes = sorted({_key_hash(namespace, owner, key) for owner, key in keys})
+        if hashes:
+            conn.exec_driver_sql(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM"
+                " (SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS sorted_keys",
+                (hashes,),
+            )
 
     # -- accounts -----------------------------------------------------------------------
 
@@ -428,6 +450,14 @@ class LedgerSql:
         for message, sql in checks:
             for row in conn.exec_driver_sql(f"{sql} LIMIT {AUDIT_LIST_LIMIT}"):
                 yield message.format(row[0])
+
+
+def _key_hash(namespace: str, owner: str, key: str) -> int:
+    """A signed 64-bit lock id for one key (collisions only serialise a little more)."""
+    digest = hashlib.blake2b(
+        f"{len(namespace)}:{namespace}|{len(owner)}:{owner}|{key}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def ledger_sql_for(dialect: str) -> LedgerSql:
