@@ -20,7 +20,6 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from penny.clock import SystemClock
 from penny.domain.parties import (
     ApiKey,
     ApiKeyWithSecret,
@@ -34,6 +33,7 @@ from penny.domain.parties import (
 from penny.engine.ledger import Ledger
 from penny.money import Money
 from penny.parties import Directory
+from penny.sandbox.clock import SandboxClock
 from penny.security import ServerKeyError, load_server_key
 
 # The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
@@ -84,7 +84,7 @@ def _directory(url: str | None) -> Iterator[Directory]:
             server_key = load_server_key(database.url)
         except ServerKeyError as exc:
             raise _error(str(exc)) from None
-        clock = SystemClock()
+        clock = SandboxClock(database)  # sandbox time, shared with every Penny process
         try:
             yield Directory(database, Ledger(database, clock), clock, server_key)
         except DirectoryError as exc:

@@ -280,3 +280,8 @@ app.add_typer(keys_app, name="keys")
 
 def main() -> None:
     app()
+
+
+from penny.cli.sandbox import sandbox_app  # noqa: E402
+
+app.add_typer(sandbox_app, name="sandbox")

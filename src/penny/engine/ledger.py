@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy import Connection
@@ -107,7 +108,7 @@ class Ledger:
                         raise
                     self._retries += 1
                     log.info("batch conflict, attempt %d: %s", attempt + 1, exc.orig)
-                    time.sleep(random.uniform(0, 0.002 * (2**attempt)))
+                    _back_off(attempt)
         log.warning("a batch gave up after %d attempts", MAX_ATTEMPTS)
         raise StorageUnavailableError("the database stayed busy; retry with the same keys")
 
@@ -153,6 +154,12 @@ class Ledger:
     @property
     def stats(self) -> BatchStats:
         return BatchStats(self._batches, self._commands, self._retries)
+
+
+def _back_off(attempt: int) -> None:
+    """Sleep a random while, up to 2 ms × 2^attempt, so colliding processes spread out."""
+    micros = random.randrange(2_000 * 2**attempt)
+    time.sleep(timedelta(microseconds=micros).total_seconds())
 
 
 def _retryable(exc: DBAPIError) -> bool:

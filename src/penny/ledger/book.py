@@ -28,7 +28,13 @@ from penny.ledger.model import (
     PostPending,
     VoidPending,
 )
-from penny.ledger.results import ResultCode
+from penny.ledger.results import (
+    CODE_RANGE,
+    MAX_KEY_LENGTH,
+    MAX_MEMO_LENGTH,
+    MAX_OWNER_LENGTH,
+    ResultCode,
+)
 from penny.money import CURRENCY_SCALES, MAX_MINOR_UNITS
 
 #: Largest absolute amount of one leg. Far above any payment; keeps sums of many legs inside
@@ -74,6 +80,9 @@ class Book:
 
     def apply(self, command: Command) -> Outcome:
         """Apply one command and return its outcome."""
+        unstorable = _unstorable(command)
+        if unstorable is not ResultCode.ok:
+            return Outcome(unstorable, None)
         print_ = fingerprint(command)
         known = self.keys.get((command.owner, command.key))
         if known is not None:
@@ -136,15 +145,26 @@ class Book:
 
     def _post_pending(self, command: PostPending, print_: bytes) -> Outcome:
         kind = JournalKind.post_pending
-        pending, code = self._open_pending(command.owner, command.pending_id)
-        if pending is None:
-            return self._remember(command, print_, code, kind)
-        legs = pending.legs if command.legs is None else command.legs
-        code = _check_post_legs(pending.legs, legs)
-        if code is ResultCode.ok:
-            code = self._check_accounts(legs, allow_closed=False)
+        if command.legs is not None:
+            code = _check_legs(command.legs)
+            if code is not ResultCode.ok:
+                return self._remember(command, print_, code, kind)
+        pending, pending_code = self._open_pending(command.owner, command.pending_id)
+        known = self.pendings.get(command.pending_id)
+        if command.legs is not None:
+            legs = command.legs
+        elif known is not None and known.owner == command.owner:
+            legs = known.legs
+        else:
+            return self._remember(command, print_, pending_code, kind)
+        # Every check that applies runs; the one with the highest precedence answers.
+        codes = [self._check_accounts(legs, allow_closed=False), pending_code]
+        if pending is not None:
+            codes.append(_check_post_legs(pending.legs, legs))
+        code = _first(codes)
         deltas: dict[int, _Delta] = {}
         if code is ResultCode.ok:
+            assert pending is not None
             for held in pending.legs:
                 delta = deltas.setdefault(held.account_id, _Delta())
                 if held.amount > 0:
@@ -160,6 +180,7 @@ class Book:
             code = self._check_bounds(deltas)
         if code is not ResultCode.ok:
             return self._remember(command, print_, code, kind)
+        assert pending is not None
         self._commit(deltas)
         self._set_pending_state(pending, PendingState.posted)
         journal_id = self._record(
@@ -294,35 +315,55 @@ class Book:
         return journal_id
 
 
+def _unstorable(command: Command) -> ResultCode:
+    """Whether the store can hold this command's identity and labels at all."""
+    if not command.owner or len(command.owner) > MAX_OWNER_LENGTH:
+        return ResultCode.key_invalid
+    if not command.key or len(command.key) > MAX_KEY_LENGTH:
+        return ResultCode.key_invalid
+    if len(command.memo) > MAX_MEMO_LENGTH:
+        return ResultCode.memo_too_long
+    if command.code not in CODE_RANGE:
+        return ResultCode.code_out_of_range
+    return ResultCode.ok
+
+
 def _check_legs(legs: tuple[Leg, ...]) -> ResultCode:
-    """Checks that need nothing but the legs themselves."""
+    """Checks that need nothing but the legs themselves (the same answer in any leg order)."""
     if len(legs) < 2:
         return ResultCode.journal_needs_two_legs
-    sums: dict[str, int] = {}
-    seen: set[int] = set()
+    worst = ResultCode.ok
     for leg in legs:
-        if leg.amount == 0:
-            return ResultCode.amount_must_be_positive
-        if abs(leg.amount) > MAX_LEG_AMOUNT:
-            return ResultCode.amount_out_of_range
-        if leg.currency not in CURRENCY_SCALES:
-            return ResultCode.unsupported_currency
+        code = _leg_code(leg)
+        if code is not ResultCode.ok and (worst is ResultCode.ok or code < worst):
+            worst = code
+    if worst is not ResultCode.ok:
+        return worst
+    sums: dict[str, int] = {}
+    for leg in legs:
         sums[leg.currency] = sums.get(leg.currency, 0) + leg.amount
-        seen.add(leg.account_id)
     if any(total != 0 for total in sums.values()):
         return ResultCode.journal_must_balance
-    if len(seen) != len(legs):
+    if len({leg.account_id for leg in legs}) != len(legs):
         return ResultCode.accounts_must_be_distinct
+    return ResultCode.ok
+
+
+def _leg_code(leg: Leg) -> ResultCode:
+    if leg.amount == 0:
+        return ResultCode.amount_must_be_positive
+    if abs(leg.amount) > MAX_LEG_AMOUNT:
+        return ResultCode.amount_out_of_range
+    if leg.currency not in CURRENCY_SCALES:
+        return ResultCode.unsupported_currency
     return ResultCode.ok
 
 
 def _check_post_legs(held: tuple[Leg, ...], posted: tuple[Leg, ...]) -> ResultCode:
     """A posting must mirror the hold leg by leg, with amounts no larger than held."""
-    code = _check_legs(posted)
-    if code is not ResultCode.ok:
-        return code
     if len(held) != len(posted):
         return ResultCode.post_must_match_pending
+    code = ResultCode.ok
     for hold, post in zip(held, posted, strict=True):
         if (
             hold.account_id != post.account_id
@@ -331,47 +372,55 @@ def _check_post_legs(held: tuple[Leg, ...], posted: tuple[Leg, ...]) -> ResultCo
         ):
             return ResultCode.post_must_match_pending
         if abs(post.amount) > abs(hold.amount):
-            return ResultCode.post_exceeds_pending
-    return ResultCode.ok
+            code = ResultCode.post_exceeds_pending
+    return code
+
+
+def _first(codes: list[ResultCode]) -> ResultCode:
+    """The failing code of highest precedence (lowest value), or ``ok``."""
+    failing = [code for code in codes if code is not ResultCode.ok]
+    return min(failing) if failing else ResultCode.ok
 
 
 def _bounds_after(account: Account, delta: _Delta) -> ResultCode:
-    """The first bound ``account`` would break if ``delta`` were applied, or ``ok``."""
+    """The bound of highest precedence ``account`` would break if ``delta`` applied, or ok."""
     debits_posted = account.debits_posted + delta.debits_posted
     credits_posted = account.credits_posted + delta.credits_posted
-    debits_pending = account.debits_pending + delta.debits_pending
-    credits_pending = account.credits_pending + delta.credits_pending
-    if max(debits_posted + debits_pending, credits_posted + credits_pending) > MAX_MINOR_UNITS:
-        return ResultCode.counter_overflow
+    debits = debits_posted + account.debits_pending + delta.debits_pending
+    credits = credits_posted + account.credits_pending + delta.credits_pending
     grows_debits = delta.debits_posted + delta.debits_pending > 0
     grows_credits = delta.credits_posted + delta.credits_pending > 0
-    debits = debits_posted + debits_pending
-    credits = credits_posted + credits_pending
-    if (
-        account.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-        and grows_debits
-        and debits > credits_posted
-    ):
-        return ResultCode.insufficient_balance
-    if (
-        account.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
-        and grows_credits
-        and credits > debits_posted
-    ):
-        return ResultCode.exceeds_debits
-    if (
-        account.debit_limit is not None
-        and grows_debits
-        and debits - credits_posted > (account.debit_limit)
-    ):
-        return ResultCode.exceeds_limit
-    if (
-        account.credit_limit is not None
-        and grows_credits
-        and credits - debits_posted > (account.credit_limit)
-    ):
-        return ResultCode.exceeds_limit
-    return ResultCode.ok
+    flags = account.flags
+    checks = [
+        (
+            grows_debits
+            and bool(flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+            and debits > credits_posted,
+            ResultCode.insufficient_balance,
+        ),
+        (
+            grows_credits
+            and bool(flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+            and credits > debits_posted,
+            ResultCode.exceeds_debits,
+        ),
+        (
+            grows_debits
+            and account.debit_limit is not None
+            and debits - credits_posted > account.debit_limit,
+            ResultCode.exceeds_limit,
+        ),
+        (
+            grows_credits
+            and account.credit_limit is not None
+            and credits - debits_posted > account.credit_limit,
+            ResultCode.exceeds_limit,
+        ),
+    ]
+    codes = [code for broken, code in checks if broken]
+    if max(debits, credits) > MAX_MINOR_UNITS:
+        codes.append(ResultCode.counter_overflow)
+    return _first(codes)
 
 
 def violated_bound(account: Account) -> ResultCode:

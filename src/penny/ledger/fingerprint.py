@@ -22,7 +22,9 @@ def _field(value: object) -> str:
 def _legs(legs: tuple[Leg, ...] | None) -> str:
     if legs is None:
         return "-"
-    return ";".join(f"{leg.account_id},{leg.amount},{leg.currency}" for leg in legs)
+    return "".join(
+        _field(leg.account_id) + _field(leg.amount) + _field(leg.currency) for leg in legs
+    )
 
 
 def fingerprint(command: Command) -> bytes:

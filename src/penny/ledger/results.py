@@ -17,6 +17,12 @@ class ResultCode(enum.IntEnum):
 
     ok = 0
 
+    # A command the store cannot hold at all: not run, not remembered (there is nothing to
+    # remember it under, or it cannot be written down).
+    key_invalid = 5
+    memo_too_long = 6
+    code_out_of_range = 7
+
     # Idempotency: decided before anything else, against what the key first did.
     duplicate_with_different_content = 10
 
@@ -67,5 +73,17 @@ class ResultCode(enum.IntEnum):
 
 
 _NOT_REMEMBERED = frozenset(
-    {ResultCode.storage_unavailable, ResultCode.duplicate_with_different_content}
+    {
+        ResultCode.key_invalid,
+        ResultCode.memo_too_long,
+        ResultCode.code_out_of_range,
+        ResultCode.storage_unavailable,
+        ResultCode.duplicate_with_different_content,
+    }
 )
+
+#: What the store can hold (the schema's column sizes).
+MAX_OWNER_LENGTH = 64
+MAX_KEY_LENGTH = 128
+MAX_MEMO_LENGTH = 256
+CODE_RANGE = range(-(2**31), 2**31)

@@ -32,7 +32,7 @@ from sqlalchemy.pool import NullPool
 DEFAULT_DATABASE_URL: Final = "sqlite:///penny.db"
 DATABASE_URL_ENV: Final = "PENNY_DATABASE_URL"
 
-MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR: Final = Path(__file__).parent.joinpath("migrations")
 
 #: Arbitrary, fixed key of the PostgreSQL advisory lock that serialises migrations when several
 #: Penny processes start at once against one database.

@@ -1,0 +1,298 @@
+"""``penny sandbox …``: move sandbox time, seed a demo, and issue instruments by hand.
+
+* ``advance --days N`` moves the shared sandbox clock forward, then finishes every pending
+  transaction that has come due (bank transfers after four days, late-failing cards after
+  one) and expires what has expired.
+* ``seed`` creates the demo of the quick start: the merchant "DigitalDownload" with an API
+  key, and a buyer with a test card and a bank account.
+* ``setup-prepaid`` / ``setup-postpaid`` issue an instrument the way the hosted pipelines will
+  once a buyer agrees, for scripts and tests that do not drive a browser.
+
+User errors print one line and exit with status 2 (see docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
+from penny.domain.errors import PaymentsError
+from penny.domain.model import Transaction
+from penny.domain.parties import DirectoryError, DuplicateEmailError, PaymentMethodKind
+from penny.engine.ledger import Ledger
+from penny.money import Money, MoneyError, parse_amount
+from penny.parties import Directory
+from penny.sandbox.clock import SandboxClock
+from penny.security import ServerKeyError, load_server_key
+from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
+
+sandbox_app: typer.Typer = typer.Typer(
+    help="The sandbox: move time forward, seed a demo, issue instruments.", no_args_is_help=True
+)
+
+from penny.cli.main import DatabaseOption, JsonOption, _database, console  # noqa: E402
+
+MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
+SEED_MERCHANT_EMAIL = "merchant@digitaldownload.example"
+SEED_BUYER_EMAIL = "buyer@example.com"
+SEED_BUYER_PASSWORD = "sandbox-password"  # noqa: S105 (a documented sandbox demo password)
+
+
+@dataclass
+class _Sandbox:
+    clock: SandboxClock
+    ledger: Ledger
+    directory: Directory
+    payments: Payments
+
+
+def _error(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _sandbox(url: str | None) -> Iterator[_Sandbox]:
+    with _database(url) as database:
+        try:
+            server_key = load_server_key(database.url)
+        except ServerKeyError as exc:
+            raise _error(str(exc)) from None
+        clock = SandboxClock(database)
+        ledger = Ledger(database, clock)
+        try:
+            yield _Sandbox(
+                clock, ledger, Directory(database, ledger, clock, server_key), Payments(ledger)
+            )
+        except (DirectoryError, PaymentsError) as exc:
+            raise _error(str(exc)) from None
+
+
+def _emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        typer.echo("\n".join(lines))
+
+
+def _amount(text: str | None, what: str) -> Money | None:
+    if text is None:
+        return None
+    try:
+        return parse_amount(text, "USD")
+    except MoneyError as exc:
+        raise _error(f"{what}: {exc}") from None
+
+
+@sandbox_app.command()
+def advance(
+    database: DatabaseOption = None,
+    days: Annotated[int, typer.Option(min=0, help="Days to move forward.")] = 0,
+    hours: Annotated[int, typer.Option(min=0, help="Hours to move forward.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Move sandbox time forward and finish whatever has come due."""
+    if days == 0 and hours == 0:
+        raise _error("say how far to move: --days N and/or --hours N")
+    with _sandbox(database) as sandbox:
+        now = sandbox.clock.advance(days * MICROS_PER_DAY + hours * MICROS_PER_HOUR)
+        finished: list[Transaction] = []
+        while batch := sandbox.payments.complete_due():
+            finished.extend(batch)
+        expired = sandbox.ledger.expire_due()
+    data = {
+        "now_us": now,
+        "completed": [
+            {"transaction_id": t.id, "operation": t.operation.value, "status": t.status.value}
+            for t in finished
+        ],
+        "expired_holds": expired,
+    }
+    lines = [f"sandbox time moved forward {days} day(s) {hours} hour(s)"]
+    lines += [f"  {t.operation.value} {t.id}: {t.status.value}" for t in finished]
+    lines.append(f"{len(finished)} pending transaction(s) finished, {expired} hold(s) expired")
+    _emit(as_json, data, lines)
+
+
+@sandbox_app.command()
+def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
+    """Create the demo merchant "DigitalDownload" (with an API key) and a buyer with a test
+    card and a bank account. Run once; a second run reports what is there."""
+    with _sandbox(database) as sandbox:
+        directory = sandbox.directory
+        try:
+            merchant, key = directory.create_business("DigitalDownload", SEED_MERCHANT_EMAIL)
+        except DuplicateEmailError:
+            existing = directory.party_by_email(SEED_MERCHANT_EMAIL)
+            buyer = directory.party_by_email(SEED_BUYER_EMAIL)
+            assert existing is not None
+            _emit(
+                as_json,
+                {"seeded": False, "merchant_id": existing.id, "buyer_id": buyer and buyer.id},
+                [
+                    f"already seeded: merchant {existing.id}"
+                    + (f", buyer {buyer.id}" if buyer else ""),
+                    f"a new API key: penny keys create --account {existing.id}",
+                ],
+            )
+            return
+        buyer = directory.create_personal("Sandbox Buyer", SEED_BUYER_EMAIL, SEED_BUYER_PASSWORD)
+        card = directory.add_card(buyer.id, "4111111111111111", 12, 2035)
+        bank = directory.add_bank(buyer.id, "110000000", "000123456789")
+    data = {
+        "seeded": True,
+        "merchant_id": merchant.id,
+        "access_key_id": key.key.access_key_id,
+        "secret_access_key": key.secret,
+        "buyer_id": buyer.id,
+        "buyer_email": SEED_BUYER_EMAIL,
+        "buyer_password": SEED_BUYER_PASSWORD,
+        "card_payment_method_id": card.id,
+        "bank_payment_method_id": bank.id,
+    }
+    _emit(
+        as_json,
+        data,
+        [
+            f"merchant  DigitalDownload  {merchant.id}",
+            f"  access key id      {key.key.access_key_id}",
+            f"  secret access key  {key.secret}   (shown once; keep it)",
+            f"buyer     Sandbox Buyer    {buyer.id}  {SEED_BUYER_EMAIL} / {SEED_BUYER_PASSWORD}",
+            f"  card  {card.describe()}  {card.id}",
+            f"  bank  {bank.describe()}  {bank.id}",
+        ],
+    )
+
+
+MerchantOption = Annotated[str, typer.Option("--merchant", help="Merchant account id or email.")]
+BuyerOption = Annotated[str, typer.Option("--buyer", help="Buyer account id or email.")]
+MethodOption = Annotated[
+    str | None,
+    typer.Option(
+        "--method", help="The buyer's payment method id (default: the buyer's first card)."
+    ),
+]
+DaysOption = Annotated[int, typer.Option(min=1, help="Days the instrument stays valid.")]
+
+
+def _parties(sandbox: _Sandbox, merchant: str, buyer: str, method: str | None) -> tuple[str, ...]:
+    found_merchant = sandbox.directory.find(merchant)
+    found_buyer = sandbox.directory.find(buyer)
+    if found_merchant is None:
+        raise _error(f"no account has the id or email {merchant!r}")
+    if found_buyer is None:
+        raise _error(f"no account has the id or email {buyer!r}")
+    methods = sandbox.directory.payment_methods(found_buyer.id)
+    if method is None:
+        cards = [m for m in methods if m.kind is PaymentMethodKind.card]
+        if not cards:
+            raise _error("the buyer has no card: add one, or name a method with --method")
+        method = cards[0].id
+    elif method not in {m.id for m in methods}:
+        raise _error(f"the buyer has no payment method {method!r}")
+    return found_merchant.id, found_buyer.id, method
+
+
+def _setup_data(setup: InstrumentSetup) -> dict[str, Any]:
+    return {
+        "instrument_id": setup.instrument.id,
+        "kind": setup.instrument.kind.value,
+        "sender_token_id": setup.sender_token.id,
+        "second_token_id": setup.second_token.id,
+        "second_token_kind": setup.second_token.kind.value,
+        "valid_until_us": setup.instrument.valid_until,
+    }
+
+
+@sandbox_app.command("setup-prepaid")
+def setup_prepaid(
+    merchant: MerchantOption,
+    buyer: BuyerOption,
+    reference: Annotated[str, typer.Option(help="Caller reference prefix (must be new).")],
+    funding_limit: Annotated[
+        str | None, typer.Option(help="Most that may ever be funded, e.g. 100.")
+    ] = None,
+    method: MethodOption = None,
+    days: DaysOption = 365,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a prepaid instrument as if the buyer had completed the SetupPrepaid pipeline."""
+    limit = _amount(funding_limit, "--funding-limit")
+    with _sandbox(database) as sandbox:
+        merchant_id, buyer_id, method_id = _parties(sandbox, merchant, buyer, method)
+        now = sandbox.clock.now_us()
+        setup = sandbox.payments.setup_prepaid(
+            SetupPrepaid(
+                caller_id=merchant_id,
+                recipient_id=merchant_id,
+                sender_id=buyer_id,
+                payment_method_id=method_id,
+                caller_reference_sender=f"{reference}-sender",
+                caller_reference_funding=f"{reference}-funding",
+                funding_limit=limit,
+                valid_until=now + days * MICROS_PER_DAY,
+            )
+        )
+    data = _setup_data(setup)
+    _emit(
+        as_json,
+        data,
+        [
+            f"prepaid instrument    {setup.instrument.id}",
+            f"prepaid sender token  {setup.sender_token.id}",
+            f"funding token         {setup.second_token.id}",
+        ],
+    )
+
+
+@sandbox_app.command("setup-postpaid")
+def setup_postpaid(
+    merchant: MerchantOption,
+    buyer: BuyerOption,
+    reference: Annotated[str, typer.Option(help="Caller reference prefix (must be new).")],
+    credit_limit: Annotated[str, typer.Option(help="The most the debt may reach, e.g. 100.")],
+    global_amount_limit: Annotated[
+        str | None, typer.Option(help="The most that may ever be charged in total.")
+    ] = None,
+    method: MethodOption = None,
+    days: DaysOption = 365,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open a credit instrument as if the buyer had completed the SetupPostpaid pipeline."""
+    limit = _amount(credit_limit, "--credit-limit")
+    assert limit is not None
+    global_limit = _amount(global_amount_limit, "--global-amount-limit")
+    with _sandbox(database) as sandbox:
+        merchant_id, buyer_id, method_id = _parties(sandbox, merchant, buyer, method)
+        now = sandbox.clock.now_us()
+        setup = sandbox.payments.setup_postpaid(
+            SetupPostpaid(
+                caller_id=merchant_id,
+                recipient_id=merchant_id,
+                sender_id=buyer_id,
+                payment_method_id=method_id,
+                caller_reference_sender=f"{reference}-sender",
+                caller_reference_settlement=f"{reference}-settlement",
+                credit_limit=limit,
+                global_amount_limit=global_limit,
+                valid_until=now + days * MICROS_PER_DAY,
+            )
+        )
+    _emit(
+        as_json,
+        _setup_data(setup),
+        [
+            f"credit instrument    {setup.instrument.id}",
+            f"credit sender token  {setup.sender_token.id}",
+            f"settlement token     {setup.second_token.id}",
+        ],
+    )

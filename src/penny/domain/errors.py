@@ -1,0 +1,187 @@
+"""Why a payments request is refused, and the one table that maps that to FPS error codes.
+
+:class:`Refusal` is the closed set of expected refusals of the Aggregated Payments domain.
+:data:`FPS_ERRORS` gives, for each, the FPS error code, whether FPS called it retriable, and a
+message a developer understands; :data:`LEDGER_REFUSALS` translates the ledger's result codes
+into refusals. Adapters (the FPS XML API, the CLI) never invent codes of their own.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from penny.ledger.results import ResultCode
+
+
+class Refusal(enum.Enum):
+    """An expected reason to refuse a request. Values are stable identifiers."""
+
+    invalid_amount = "invalid_amount"
+    amount_out_of_range = "amount_out_of_range"
+    invalid_currency = "invalid_currency"
+    invalid_params = "invalid_params"
+    duplicate_request = "duplicate_request"
+    unknown_token = "unknown_token"
+    token_not_active = "token_not_active"
+    wrong_token_type = "wrong_token_type"
+    unknown_instrument = "unknown_instrument"
+    instrument_access_denied = "instrument_access_denied"
+    instrument_not_yet_valid = "instrument_not_yet_valid"
+    instrument_expired = "instrument_expired"
+    token_instrument_mismatch = "token_instrument_mismatch"
+    insufficient_balance = "insufficient_balance"
+    exceeds_instrument_limits = "exceeds_instrument_limits"
+    amount_below_minimum = "amount_below_minimum"
+    amount_above_maximum = "amount_above_maximum"
+    funding_limit_exceeded = "funding_limit_exceeded"
+    settle_exceeds_debt = "settle_exceeds_debt"
+    unknown_transaction = "unknown_transaction"
+    not_refundable = "not_refundable"
+    refund_exceeds_original = "refund_exceeds_original"
+    fully_refunded = "fully_refunded"
+    original_not_complete = "original_not_complete"
+    original_failed = "original_failed"
+    debt_already_settled = "debt_already_settled"
+    same_sender_and_recipient = "same_sender_and_recipient"
+    payment_method_declined = "payment_method_declined"
+    unknown_caller_reference = "unknown_caller_reference"
+    invalid_date_range = "invalid_date_range"
+    account_closed = "account_closed"
+    busy = "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class FpsError:
+    code: str
+    retriable: bool
+    message: str
+
+
+#: The one table from refusals to FPS errors (codes and retriable flags per the FPS error table,
+#: ../shared/spec/fps-api.md §4.3). Messages are ours; where FPS's own is known it is used.
+FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
+    Refusal.invalid_amount: FpsError(
+        "InvalidParams", False, "The amount must be a positive number with at most two decimals."
+    ),
+    Refusal.amount_out_of_range: FpsError(
+        "AmountOutOfRange", False, "The amount is outside the range this operation allows."
+    ),
+    Refusal.invalid_currency: FpsError(
+        "InvalidParams", False, "The currency must be USD, the currency of the instrument."
+    ),
+    Refusal.invalid_params: FpsError("InvalidParams", False, "One or more parameters are invalid."),
+    Refusal.duplicate_request: FpsError(
+        "DuplicateRequest",
+        False,
+        "A different request associated with this caller reference already exists.",
+    ),
+    Refusal.unknown_token: FpsError("InvalidTokenId_Sender", False, "Sender token is not valid."),
+    Refusal.token_not_active: FpsError(
+        "TokenNotActive_Sender", False, "The sender token has been cancelled."
+    ),
+    Refusal.wrong_token_type: FpsError(
+        "InvalidSenderRoleForAccountType", False, "This token cannot be used for this operation."
+    ),
+    Refusal.unknown_instrument: FpsError(
+        "InstrumentAccessDenied", False, "The instrument does not exist or is not yours."
+    ),
+    Refusal.instrument_access_denied: FpsError(
+        "InstrumentAccessDenied",
+        False,
+        "Only the recipient of the instrument may do this; a third-party caller may not.",
+    ),
+    Refusal.instrument_not_yet_valid: FpsError(
+        "InactiveInstrument", False, "The instrument is not valid yet (see its validity start)."
+    ),
+    Refusal.instrument_expired: FpsError(
+        "InstrumentExpired", False, "The prepaid or postpaid instrument has expired."
+    ),
+    Refusal.token_instrument_mismatch: FpsError(
+        "IncompatibleTokens", False, "The token does not belong to this instrument."
+    ),
+    Refusal.insufficient_balance: FpsError(
+        "InsufficientBalance", True, "The balance is insufficient for this transaction."
+    ),
+    Refusal.exceeds_instrument_limits: FpsError(
+        "InsufficientBalance", True, "The transaction exceeds the account/instrument limits."
+    ),
+    Refusal.amount_below_minimum: FpsError(
+        "TransactionDenied", False, "The amount is below the instrument's minimum charge."
+    ),
+    Refusal.amount_above_maximum: FpsError(
+        "TransactionDenied", False, "The amount is above the instrument's maximum charge."
+    ),
+    Refusal.funding_limit_exceeded: FpsError(
+        "PrepaidFundingLimitExceeded",
+        True,
+        "Funding would exceed the prepaid instrument's funding limit.",
+    ),
+    Refusal.settle_exceeds_debt: FpsError(
+        "SettleAmountGreaterThanDebt",
+        False,
+        "The amount being settled or written off is greater than the current debt.",
+    ),
+    Refusal.unknown_transaction: FpsError(
+        "InvalidTransactionId", False, "The transaction does not exist or is not yours."
+    ),
+    Refusal.not_refundable: FpsError(
+        "TransactionTypeNotRefundable", False, "Only a Pay can be refunded."
+    ),
+    Refusal.refund_exceeds_original: FpsError(
+        "RefundAmountExceeded", False, "The refund exceeds what is left to refund."
+    ),
+    Refusal.fully_refunded: FpsError(
+        "TransactionFullyRefundedAlready", False, "The transaction is already fully refunded."
+    ),
+    Refusal.original_not_complete: FpsError(
+        "OriginalTransactionIncomplete", True, "The original transaction is still in progress."
+    ),
+    Refusal.original_failed: FpsError(
+        "OriginalTransactionFailed", False, "The original transaction failed."
+    ),
+    Refusal.debt_already_settled: FpsError(
+        "TransactionTypeNotRefundable",
+        False,
+        "The debt this Pay created has been settled since; a settled Pay cannot be refunded.",
+    ),
+    Refusal.same_sender_and_recipient: FpsError(
+        "SameSenderAndRecipient", False, "The sender and the recipient are the same account."
+    ),
+    Refusal.payment_method_declined: FpsError(
+        "TransactionDenied", False, "The payment method was declined."
+    ),
+    Refusal.unknown_caller_reference: FpsError(
+        "InvalidCallerReference", False, "No token is associated with this caller reference."
+    ),
+    Refusal.invalid_date_range: FpsError(
+        "InvalidDateRange", False, "The end date is before the start date."
+    ),
+    Refusal.account_closed: FpsError("AccountClosed", True, "The account is not active."),
+    Refusal.busy: FpsError(
+        "InternalError", True, "The service is busy; retry with the same caller reference."
+    ),
+}
+
+#: The ledger's refusals as the domain reports them. Codes missing here are bugs of the domain
+#: (it built a journal the ledger calls malformed) and are raised, not reported.
+LEDGER_REFUSALS: Final[dict[ResultCode, Refusal]] = {
+    ResultCode.insufficient_balance: Refusal.insufficient_balance,
+    ResultCode.exceeds_limit: Refusal.exceeds_instrument_limits,
+    ResultCode.exceeds_debits: Refusal.settle_exceeds_debt,
+    ResultCode.account_closed: Refusal.account_closed,
+    ResultCode.amount_out_of_range: Refusal.amount_out_of_range,
+    ResultCode.counter_overflow: Refusal.amount_out_of_range,
+    ResultCode.storage_unavailable: Refusal.busy,
+}
+
+
+class PaymentsError(Exception):
+    """A refused request, carrying its :class:`Refusal` and a specific message."""
+
+    def __init__(self, refusal: Refusal, detail: str | None = None) -> None:
+        self.refusal = refusal
+        self.fps = FPS_ERRORS[refusal]
+        self.detail = detail or self.fps.message
+        super().__init__(f"{self.fps.code}: {self.detail}")

@@ -1,0 +1,164 @@
+"""Instruments, tokens and transactions of FPS Aggregated Payments, as plain immutable data.
+
+* A **prepaid instrument** is value a buyer (sender) bought from a merchant (recipient): its
+  balance lives in a ledger account that may not go negative. It comes with a *funding token*
+  (for ``FundPrepaid``) and a *prepaid sender token* (for ``Pay``).
+* A **credit instrument** is a postpaid tab: its debt lives in a ledger account whose net debit
+  is bounded by the credit limit and that cannot be repaid beyond the debt. It comes with a
+  *credit sender token* (for ``Pay``) and a *settlement token* (for ``SettleDebt``).
+* A **transaction** is the record of one accepted FPS operation, with FPS statuses.
+
+Times are microseconds since the epoch; amounts are minor units of the instrument's currency.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from penny.domain.fees import Method
+
+
+class InstrumentKind(enum.Enum):
+    prepaid = "prepaid"
+    credit = "credit"
+
+
+class TokenKind(enum.Enum):
+    """What a token is for. Values are stored."""
+
+    prepaid_sender = "prepaid_sender"
+    funding = "funding"
+    credit_sender = "credit_sender"
+    settlement = "settlement"
+
+    @property
+    def fps_type(self) -> str:
+        """The FPS ``TokenType`` reported for it (see docs/decisions.md: all are MultiUse)."""
+        return "MultiUse"
+
+
+class TokenStatus(enum.Enum):
+    active = "Active"
+    inactive = "Inactive"
+
+
+class Operation(enum.Enum):
+    """FPS ``FPSOperation`` values (the API's CamelCase)."""
+
+    pay = "Pay"
+    refund = "Refund"
+    settle_debt = "SettleDebt"
+    write_off_debt = "WriteOffDebt"
+    fund_prepaid = "FundPrepaid"
+
+    @property
+    def ipn_name(self) -> str:
+        """The upper-snake form IPNs use (``FUND_PREPAID``)."""
+        return {
+            Operation.pay: "PAY",
+            Operation.refund: "REFUND",
+            Operation.settle_debt: "SETTLE_DEBT",
+            Operation.write_off_debt: "WRITE_OFF_DEBT",
+            Operation.fund_prepaid: "FUND_PREPAID",
+        }[self]
+
+
+class Status(enum.Enum):
+    """FPS ``TransactionStatus``."""
+
+    pending = "Pending"
+    success = "Success"
+    failure = "Failure"
+    reserved = "Reserved"
+    cancelled = "Cancelled"
+
+
+#: Status codes and messages Penny reports (FPS StatusCode/StatusMessage, §6.2 of the spec).
+SUCCESS_MESSAGE = "The transaction was successful and the payment instrument was charged."
+PENDING_MESSAGE = "The transaction is awaiting a response from the backend payment processor."
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    id: str
+    kind: InstrumentKind
+    sender_id: str
+    recipient_id: str
+    currency: str
+    ledger_account_id: int
+    created_at: int
+    valid_from: int
+    valid_until: int | None
+    #: Prepaid: the most that may ever be funded in total (FPS ``fundingAmount``), or None.
+    funding_limit: int | None = None
+    funded_total: int = 0
+    #: Postpaid: the debt may not pass this (also the ledger account's debit limit).
+    credit_limit: int | None = None
+    #: Postpaid: the most that may ever be charged in total, or None.
+    global_amount_limit: int | None = None
+    charged_total: int = 0
+    min_charge: int | None = None
+    max_charge: int | None = None
+    #: Postpaid: when the last SettleDebt was accepted (refunds of older Pays are refused).
+    last_settled_at: int | None = None
+    payment_reason: str = ""
+
+    def is_valid_at(self, now: int) -> bool:
+        return self.valid_from <= now and (self.valid_until is None or now < self.valid_until)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: str
+    kind: TokenKind
+    instrument_id: str
+    caller_id: str
+    sender_id: str
+    caller_reference: str
+    status: TokenStatus
+    created_at: int
+    payment_method_id: str | None = None
+    friendly_name: str = ""
+    payment_reason: str = ""
+    cancelled_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status is TokenStatus.active
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    id: str
+    operation: Operation
+    caller_id: str
+    caller_reference: str
+    fingerprint: str
+    sender_id: str
+    recipient_id: str
+    amount: int
+    currency: str
+    fees: int
+    method: Method
+    status: Status
+    status_code: str
+    status_message: str
+    received_at: int
+    completed_at: int | None
+    instrument_id: str | None = None
+    sender_token_id: str | None = None
+    parent_id: str | None = None
+    refunded: int = 0
+    journal_id: int | None = None
+    pending_journal_id: int | None = None
+    #: For a pending transaction: when the money source gives its answer, and which.
+    completes_at: int | None = None
+    completes_ok: bool = True
+    sender_description: str = ""
+    caller_description: str = ""
+    ipn_url: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in (Status.success, Status.failure, Status.cancelled)

@@ -1,0 +1,193 @@
+"""The rules of each Aggregated Payments operation: checks, and the journal each one books.
+
+Pure functions over the domain's data. The chart of accounts they book against:
+
+* per merchant: **payable** (money Penny owes the merchant), **prepaid_issued** (the prepaid
+  value the merchant has sold and not yet redeemed: its net debit equals the sum of the
+  balances of the merchant's prepaid instruments, so GetTotalPrepaidLiability is one read) and
+  **credit_extended** (its net credit equals the debt buyers owe the merchant);
+* per buyer: **balance** (the buyer's own Penny balance);
+* per instrument: the prepaid **balance** or the postpaid **debt**;
+* system: **external_funding** (money arriving from card and bank networks) and **fees**.
+
+Each function returns the legs of one journal; signs follow the ledger (+ debit, − credit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from penny.domain.errors import Refusal
+from penny.domain.model import Instrument, InstrumentKind, Token, TokenKind
+from penny.ledger.model import Leg
+from penny.money import Money
+
+#: Largest single amount Penny accepts for any operation ($1,000,000.00 in cents).
+MAX_AMOUNT_MINOR = 100_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """The system accounts of one currency."""
+
+    currency: str
+    external_funding: int
+    fees: int
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantBooks:
+    payable: int
+    prepaid_issued: int
+    credit_extended: int
+
+
+def check_amount(amount: Money, currency: str) -> Refusal | None:
+    """A positive amount in the instrument's currency, not absurdly large."""
+    if amount.currency != currency:
+        return Refusal.invalid_currency
+    if amount.minor <= 0:
+        return Refusal.invalid_amount
+    if amount.minor > MAX_AMOUNT_MINOR:
+        return Refusal.amount_out_of_range
+    return None
+
+
+def check_token(token: Token | None, kind: TokenKind, caller_id: str) -> Refusal | None:
+    """The token exists, was installed for this caller, is of this kind and is active.
+
+    Another caller's token answers exactly like an unknown one (no information leak).
+    """
+    if token is None or token.caller_id != caller_id:
+        return Refusal.unknown_token
+    if token.kind is not kind:
+        return Refusal.wrong_token_type
+    if not token.active:
+        return Refusal.token_not_active
+    return None
+
+
+def check_instrument(
+    instrument: Instrument | None, kind: InstrumentKind, caller_id: str, now: int
+) -> Refusal | None:
+    """The instrument exists, its recipient is the caller, and it is valid now."""
+    if instrument is None or instrument.kind is not kind:
+        return Refusal.unknown_instrument
+    if instrument.recipient_id != caller_id:
+        return Refusal.unknown_instrument
+    if now < instrument.valid_from:
+        return Refusal.instrument_not_yet_valid
+    if instrument.valid_until is not None and now >= instrument.valid_until:
+        return Refusal.instrument_expired
+    return None
+
+
+def check_charge_limits(instrument: Instrument, amount: Money) -> Refusal | None:
+    """Min/max single charge and, for postpaid, the lifetime global amount limit."""
+    if instrument.min_charge is not None and amount.minor < instrument.min_charge:
+        return Refusal.amount_below_minimum
+    if instrument.max_charge is not None and amount.minor > instrument.max_charge:
+        return Refusal.amount_above_maximum
+    limit = instrument.global_amount_limit
+    if limit is not None and instrument.charged_total + amount.minor > limit:
+        return Refusal.exceeds_instrument_limits
+    return None
+
+
+def check_funding_limit(instrument: Instrument, amount: Money) -> Refusal | None:
+    limit = instrument.funding_limit
+    if limit is not None and instrument.funded_total + amount.minor > limit:
+        return Refusal.funding_limit_exceeded
+    return None
+
+
+def prepaid_pay_legs(
+    instrument: Instrument, books: MerchantBooks, amount: Money
+) -> tuple[Leg, ...]:
+    """Spend prepaid value: the balance goes down, the merchant's liability with it."""
+    c = amount.currency
+    return (
+        Leg(instrument.ledger_account_id, amount.minor, c),
+        Leg(books.prepaid_issued, -amount.minor, c),
+    )
+
+
+def postpaid_pay_legs(
+    instrument: Instrument, books: MerchantBooks, amount: Money
+) -> tuple[Leg, ...]:
+    """Record debt: the buyer owes more, the merchant has extended more credit."""
+    c = amount.currency
+    return (
+        Leg(instrument.ledger_account_id, amount.minor, c),
+        Leg(books.credit_extended, -amount.minor, c),
+    )
+
+
+def funding_legs(
+    instrument: Instrument,
+    books: MerchantBooks,
+    chart: Chart,
+    source_account: int,
+    amount: Money,
+    fee: Money,
+) -> tuple[Leg, ...]:
+    """FundPrepaid: money from the source to the merchant less the fee; the prepaid balance
+    gets the full amount, which the merchant now owes in prepaid value."""
+    c = amount.currency
+    legs = [
+        Leg(source_account, amount.minor, c),
+        Leg(books.payable, -(amount.minor - fee.minor), c),
+        Leg(books.prepaid_issued, amount.minor, c),
+        Leg(instrument.ledger_account_id, -amount.minor, c),
+    ]
+    if fee.minor:
+        legs.insert(2, Leg(chart.fees, -fee.minor, c))
+    return _without_zero_legs(legs)
+
+
+def settlement_legs(
+    instrument: Instrument,
+    books: MerchantBooks,
+    chart: Chart,
+    source_account: int,
+    amount: Money,
+    fee: Money,
+) -> tuple[Leg, ...]:
+    """SettleDebt: money from the source to the merchant less the fee; the debt goes down by
+    the full amount."""
+    c = amount.currency
+    legs = [
+        Leg(source_account, amount.minor, c),
+        Leg(books.payable, -(amount.minor - fee.minor), c),
+        Leg(books.credit_extended, amount.minor, c),
+        Leg(instrument.ledger_account_id, -amount.minor, c),
+    ]
+    if fee.minor:
+        legs.insert(2, Leg(chart.fees, -fee.minor, c))
+    return _without_zero_legs(legs)
+
+
+def write_off_legs(instrument: Instrument, books: MerchantBooks, amount: Money) -> tuple[Leg, ...]:
+    """WriteOffDebt: the debt goes down and no money moves."""
+    c = amount.currency
+    return (
+        Leg(books.credit_extended, amount.minor, c),
+        Leg(instrument.ledger_account_id, -amount.minor, c),
+    )
+
+
+def refund_legs(instrument: Instrument, books: MerchantBooks, amount: Money) -> tuple[Leg, ...]:
+    """Reverse (part of) a Pay: prepaid value comes back, or the debt goes down."""
+    c = amount.currency
+    contra = (
+        books.prepaid_issued if instrument.kind is InstrumentKind.prepaid else books.credit_extended
+    )
+    return (
+        Leg(contra, amount.minor, c),
+        Leg(instrument.ledger_account_id, -amount.minor, c),
+    )
+
+
+def _without_zero_legs(legs: list[Leg]) -> tuple[Leg, ...]:
+    """Drop a leg of zero (a fee that takes the whole amount leaves the merchant nothing)."""
+    return tuple(leg for leg in legs if leg.amount != 0)

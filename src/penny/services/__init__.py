@@ -1,0 +1,1 @@
+"""Services: orchestration of the domain over the ledger engine and storage."""

@@ -1,0 +1,1090 @@
+"""The payments service: FPS Aggregated Payments operations, durable and idempotent.
+
+Every mutating request carries the caller's ``CallerReference``. A batch of requests runs in
+one database transaction through :meth:`Ledger.run`: the transactions already recorded under the
+batch's references are looked up first, then every request is decided in order against the state
+the requests before it left (instrument counters, balances), and its journal is applied by the
+ledger in the same transaction. So:
+
+* the same reference with the same content returns the original transaction, with no second
+  effect; the same reference with other content is ``DuplicateRequest`` and changes nothing;
+* a refused request (an error, no transaction id) changes nothing and is not remembered, so it
+  may be retried with the same reference once the cause is gone (docs/decisions.md);
+* nothing is reported before it has committed.
+
+Money sources are decided by a :class:`~penny.domain.funding.FundingSource`; a pending one
+(a bank transfer) is a pending journal, posted or voided by :meth:`Payments.complete_due` when
+its time comes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from penny.clock import Clock
+from penny.domain import rules
+from penny.domain.errors import LEDGER_REFUSALS, PaymentsError, Refusal
+from penny.domain.fees import FeeSchedule, Method
+from penny.domain.funding import ChargeOutcome, FundingSource, SandboxFunding
+from penny.domain.model import (
+    PENDING_MESSAGE,
+    SUCCESS_MESSAGE,
+    Instrument,
+    InstrumentKind,
+    Operation,
+    Status,
+    Token,
+    TokenKind,
+    TokenStatus,
+    Transaction,
+)
+from penny.domain.parties import PaymentMethod, PaymentMethodKind
+from penny.engine.ledger import Ledger, LedgerSession
+from penny.ledger.model import AccountFlags, AccountSpec, NewJournal, PostPending, VoidPending
+from penny.money import Money
+from penny.storage import parties_sql
+from penny.storage import payments_sql as sql
+
+#: Owner of every ledger journal the payments service books (keys are transaction ids).
+LEDGER_OWNER = "penny"
+ID_ALPHABET = string.ascii_uppercase + string.digits
+TRANSACTION_ID_LENGTH = 35
+TOKEN_ID_LENGTH = 64
+
+
+def random_id(length: int) -> str:
+    """An opaque FPS-style id: upper-case letters and digits."""
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+
+
+# -- requests ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PayRequest:
+    caller_id: str
+    caller_reference: str
+    sender_token_id: str
+    amount: Money
+    sender_description: str = ""
+    caller_description: str = ""
+    ipn_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FundPrepaidRequest:
+    caller_id: str
+    caller_reference: str
+    funding_token_id: str
+    instrument_id: str
+    amount: Money
+    sender_description: str = ""
+    caller_description: str = ""
+    ipn_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettleDebtRequest:
+    caller_id: str
+    caller_reference: str
+    settlement_token_id: str
+    instrument_id: str
+    amount: Money
+    sender_description: str = ""
+    caller_description: str = ""
+    ipn_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOffDebtRequest:
+    caller_id: str
+    caller_reference: str
+    instrument_id: str
+    amount: Money
+    caller_description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    caller_id: str
+    caller_reference: str
+    transaction_id: str
+    amount: Money | None = None
+    caller_description: str = ""
+    ipn_url: str | None = None
+
+
+PaymentRequest = (
+    PayRequest | FundPrepaidRequest | SettleDebtRequest | WriteOffDebtRequest | RefundRequest
+)
+Result = Transaction | PaymentsError
+
+
+def fingerprint(request: PaymentRequest) -> str:
+    """What a retry must repeat exactly: every field but the caller reference."""
+    fields: dict[str, Any] = {"type": type(request).__name__}
+    for name in request.__slots__:
+        value = getattr(request, name)
+        if name == "caller_reference":
+            continue
+        fields[name] = str(value) if isinstance(value, Money) else value
+    encoded = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SetupPrepaid:
+    """Issue a prepaid instrument (what the SetupPrepaid pipeline does once the buyer agrees)."""
+
+    caller_id: str
+    recipient_id: str
+    sender_id: str
+    payment_method_id: str
+    caller_reference_sender: str
+    caller_reference_funding: str
+    funding_limit: Money | None
+    valid_from: int | None = None
+    valid_until: int | None = None
+    payment_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetupPostpaid:
+    """Open a credit instrument (what the SetupPostpaid pipeline does)."""
+
+    caller_id: str
+    recipient_id: str
+    sender_id: str
+    payment_method_id: str
+    caller_reference_sender: str
+    caller_reference_settlement: str
+    credit_limit: Money
+    global_amount_limit: Money | None = None
+    min_charge: Money | None = None
+    max_charge: Money | None = None
+    valid_from: int | None = None
+    valid_until: int | None = None
+    payment_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSetup:
+    instrument: Instrument
+    sender_token: Token
+    second_token: Token  # the funding token (prepaid) or the settlement token (postpaid)
+
+
+@dataclass(frozen=True, slots=True)
+class TwoBalances:
+    """A balance and its pending part, as FPS reports them."""
+
+    main: Money
+    pending: Money
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    total: Money
+    pending_in: Money
+    pending_out: Money
+    disburse: Money
+    refund: Money
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    amount: Money
+    count: int
+    since: int
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """What the payments service needs to know of an account (a business or a person)."""
+
+    id: str
+    kind: str
+    name: str
+    email: str
+    payable: int | None
+    prepaid_issued: int | None
+    credit_extended: int | None
+    balance: int | None
+
+    @property
+    def books(self) -> rules.MerchantBooks:
+        if self.payable is None or self.prepaid_issued is None or self.credit_extended is None:
+            raise PaymentsError(Refusal.instrument_access_denied, "not a business account")
+        return rules.MerchantBooks(self.payable, self.prepaid_issued, self.credit_extended)
+
+
+# -- the batch ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    """What one batch has loaded and changed, beyond the ledger's own working set."""
+
+    session: LedgerSession
+    chart: rules.Chart
+    known: dict[tuple[str, str], Transaction]
+    tokens: dict[str, Token]
+    instruments: dict[str, Instrument]
+    parties: dict[str, Party]
+    methods: dict[str, PaymentMethod]
+    originals: dict[str, Transaction]
+    new_transactions: list[Transaction] = field(default_factory=list)
+    changed_instruments: dict[str, Instrument] = field(default_factory=dict)
+    changed_transactions: dict[str, Transaction] = field(default_factory=dict)
+
+    @property
+    def now(self) -> int:
+        return self.session.now
+
+    def put_instrument(self, instrument: Instrument) -> None:
+        self.instruments[instrument.id] = instrument
+        self.changed_instruments[instrument.id] = instrument
+
+
+class Payments:
+    """The Aggregated Payments operations over one store."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        clock: Clock | None = None,
+        fees: FeeSchedule | None = None,
+        funding: FundingSource | None = None,
+        new_id: Callable[[int], str] = random_id,
+    ) -> None:
+        self.ledger = ledger
+        self.database = ledger.database
+        self.clock = clock or ledger.clock
+        self.fees = fees or FeeSchedule()
+        self.funding: FundingSource = funding or SandboxFunding()
+        self.new_id = new_id
+        self._charts: dict[str, rules.Chart] = {}
+
+    # -- system accounts ----------------------------------------------------------------
+
+    def chart(self, currency: str = "USD") -> rules.Chart:
+        """The system accounts of ``currency``, opened on first use."""
+        chart = self._charts.get(currency)
+        if chart is None:
+            chart = self.ledger.run(lambda session: self._ensure_chart(session, currency))
+            self._charts[currency] = chart
+        return chart
+
+    def _ensure_chart(self, session: LedgerSession, currency: str) -> rules.Chart:
+        ids = sql.system_account_ids(session.conn, currency)
+        if not ids:
+            opened = session.sql.create_accounts(
+                session.conn, [AccountSpec(currency), AccountSpec(currency)], session.now
+            )
+            ids = {"external_funding": opened[0], "fees": opened[1]}
+            sql.add_system_accounts(session.conn, currency, ids)
+        return rules.Chart(currency, ids["external_funding"], ids["fees"])
+
+    # -- issuing instruments ------------------------------------------------------------
+
+    def setup_prepaid(self, request: SetupPrepaid) -> InstrumentSetup:
+        """Issue a prepaid instrument with its prepaid sender token and funding token."""
+        currency = "USD" if request.funding_limit is None else request.funding_limit.currency
+        return self.ledger.run(
+            lambda session: self._setup(
+                session,
+                kind=InstrumentKind.prepaid,
+                request=request,
+                currency=currency,
+                references=(request.caller_reference_sender, request.caller_reference_funding),
+                spec=AccountSpec(currency, AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS),
+            )
+        )
+
+    def setup_postpaid(self, request: SetupPostpaid) -> InstrumentSetup:
+        """Open a credit instrument with its credit sender token and settlement token."""
+        currency = request.credit_limit.currency
+        spec = AccountSpec(
+            currency,
+            AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+            debit_limit=request.credit_limit.minor,
+        )
+        return self.ledger.run(
+            lambda session: self._setup(
+                session,
+                kind=InstrumentKind.credit,
+                request=request,
+                currency=currency,
+                references=(request.caller_reference_sender, request.caller_reference_settlement),
+                spec=spec,
+            )
+        )
+
+    def _setup(
+        self,
+        session: LedgerSession,
+        *,
+        kind: InstrumentKind,
+        request: SetupPrepaid | SetupPostpaid,
+        currency: str,
+        references: tuple[str, str],
+        spec: AccountSpec,
+    ) -> InstrumentSetup:
+        conn, now = session.conn, session.now
+        if request.caller_id != request.recipient_id:
+            raise PaymentsError(Refusal.instrument_access_denied)
+        if request.sender_id == request.recipient_id:
+            raise PaymentsError(Refusal.same_sender_and_recipient)
+        if not references[0] or not references[1] or references[0] == references[1]:
+            raise PaymentsError(
+                Refusal.invalid_params, "the two caller references must be given and differ"
+            )
+        parties = _load_parties(conn, [request.recipient_id, request.sender_id])
+        recipient, sender = parties.get(request.recipient_id), parties.get(request.sender_id)
+        if recipient is None or recipient.kind != "business":
+            raise PaymentsError(Refusal.invalid_params, "the recipient is not a business account")
+        if sender is None or sender.kind != "personal":
+            raise PaymentsError(Refusal.invalid_params, "the sender is not a personal account")
+        method = parties_sql.load_payment_methods(conn, [request.payment_method_id]).get(
+            request.payment_method_id
+        )
+        if method is None or method.party_id != request.sender_id:
+            raise PaymentsError(Refusal.invalid_params, "unknown payment method of the sender")
+        session.lock_keys("token", [(request.caller_id, ref) for ref in references])
+        existing = sql.tokens_by_reference(conn, request.caller_id, references)
+        if existing:
+            return self._replayed_setup(conn, kind, request, references, existing)
+        valid_from = now if request.valid_from is None else request.valid_from
+        if request.valid_until is not None and request.valid_until <= valid_from:
+            raise PaymentsError(Refusal.invalid_params, "the validity ends before it starts")
+        (account_id,) = session.sql.create_accounts(conn, [spec], now)
+        limits = _limits(request)
+        instrument = Instrument(
+            id=self.new_id(TOKEN_ID_LENGTH),
+            kind=kind,
+            sender_id=request.sender_id,
+            recipient_id=request.recipient_id,
+            currency=currency,
+            ledger_account_id=account_id,
+            created_at=now,
+            valid_from=valid_from,
+            valid_until=request.valid_until,
+            payment_reason=request.payment_reason,
+            funding_limit=limits.get("funding_limit"),
+            credit_limit=limits.get("credit_limit"),
+            global_amount_limit=limits.get("global_amount_limit"),
+            min_charge=limits.get("min_charge"),
+            max_charge=limits.get("max_charge"),
+        )
+        sql.insert_instrument(conn, instrument)
+        if kind is InstrumentKind.prepaid:
+            kinds = (TokenKind.prepaid_sender, TokenKind.funding)
+        else:
+            kinds = (TokenKind.credit_sender, TokenKind.settlement)
+        made = [
+            Token(
+                id=self.new_id(TOKEN_ID_LENGTH),
+                kind=token_kind,
+                instrument_id=instrument.id,
+                caller_id=request.caller_id,
+                sender_id=request.sender_id,
+                caller_reference=reference,
+                status=TokenStatus.active,
+                created_at=now,
+                payment_method_id=None if index == 0 else request.payment_method_id,
+                payment_reason=request.payment_reason,
+            )
+            for index, (token_kind, reference) in enumerate(zip(kinds, references, strict=True))
+        ]
+        sql.insert_tokens(conn, made)
+        return InstrumentSetup(instrument, made[0], made[1])
+
+    def _replayed_setup(
+        self,
+        conn: Connection,
+        kind: InstrumentKind,
+        request: SetupPrepaid | SetupPostpaid,
+        references: tuple[str, str],
+        existing: dict[str, Token],
+    ) -> InstrumentSetup:
+        """A setup retried with the same references returns what the first one made."""
+        first, second = existing.get(references[0]), existing.get(references[1])
+        if first is None or second is None or first.instrument_id != second.instrument_id:
+            raise PaymentsError(Refusal.duplicate_request)
+        instrument = sql.load_instruments(conn, [first.instrument_id])[first.instrument_id]
+        same = (
+            instrument.kind is kind
+            and instrument.sender_id == request.sender_id
+            and second.payment_method_id == request.payment_method_id
+            and _limits(request) == _limits_of(instrument)
+        )
+        if not same:
+            raise PaymentsError(Refusal.duplicate_request)
+        return InstrumentSetup(instrument, first, second)
+
+    # -- mutating operations --------------------------------------------------------------
+
+    def submit(self, requests: Sequence[PaymentRequest]) -> list[Result]:
+        """Decide and record a batch of requests in one transaction; one result each."""
+        if not requests:
+            return []
+        chart = self.chart()
+        return self.ledger.run(lambda session: self._run_batch(session, chart, requests))
+
+    def execute(self, request: PaymentRequest) -> Transaction:
+        """One request; raises :class:`PaymentsError` when refused."""
+        (result,) = self.submit([request])
+        if isinstance(result, PaymentsError):
+            raise result
+        return result
+
+    def _run_batch(
+        self, session: LedgerSession, chart: rules.Chart, requests: Sequence[PaymentRequest]
+    ) -> list[Result]:
+        batch = self._load(session, chart, requests)
+        results: list[Result] = []
+        for request in requests:
+            try:
+                results.append(self._decide(batch, request))
+            except PaymentsError as refused:
+                results.append(refused)
+        conn = session.conn
+        session.flush()  # journals first: transactions refer to them
+        sql.insert_transactions(conn, batch.new_transactions)
+        sql.update_instruments(conn, batch.changed_instruments.values())
+        sql.update_transactions(conn, batch.changed_transactions.values())
+        return results
+
+    def _load(
+        self, session: LedgerSession, chart: rules.Chart, requests: Sequence[PaymentRequest]
+    ) -> _Batch:
+        conn = session.conn
+        references = [(r.caller_id, r.caller_reference) for r in requests]
+        session.lock_keys("fps", references)
+        known = sql.transactions_by_reference(conn, references)
+        originals = sql.load_transactions(
+            conn, (r.transaction_id for r in requests if isinstance(r, RefundRequest)), lock=True
+        )
+        token_ids = [
+            token_id for r in requests for token_id in [_token_id_of(r)] if token_id is not None
+        ]
+        tokens = sql.load_tokens(conn, token_ids)
+        instrument_ids = {t.instrument_id for t in tokens.values()}
+        instrument_ids.update(o.instrument_id for o in originals.values() if o.instrument_id)
+        instrument_ids.update(
+            r.instrument_id for r in requests if not isinstance(r, PayRequest | RefundRequest)
+        )
+        instruments = sql.load_instruments(conn, instrument_ids, lock=True)
+        party_ids = {i.recipient_id for i in instruments.values()}
+        party_ids.update(i.sender_id for i in instruments.values())
+        parties = _load_parties(conn, party_ids)
+        methods = parties_sql.load_payment_methods(
+            conn, (t.payment_method_id for t in tokens.values() if t.payment_method_id)
+        )
+        accounts = {chart.external_funding, chart.fees}
+        accounts.update(i.ledger_account_id for i in instruments.values())
+        for party in parties.values():
+            accounts.update(
+                a
+                for a in (party.payable, party.prepaid_issued, party.credit_extended, party.balance)
+                if a is not None
+            )
+        session.load(account_ids=accounts)
+        return _Batch(session, chart, known, tokens, instruments, parties, methods, originals)
+
+    def _decide(self, batch: _Batch, request: PaymentRequest) -> Transaction:
+        print_ = fingerprint(request)
+        key = (request.caller_id, request.caller_reference)
+        if not request.caller_reference or len(request.caller_reference) > 128:
+            raise PaymentsError(Refusal.invalid_params, "CallerReference must be 1 to 128 chars")
+        previous = batch.known.get(key)
+        if previous is not None:
+            if previous.fingerprint != print_:
+                raise PaymentsError(Refusal.duplicate_request)
+            return previous
+        if isinstance(request, PayRequest):
+            txn = self._pay(batch, request, print_)
+        elif isinstance(request, FundPrepaidRequest):
+            txn = self._fund(batch, request, print_)
+        elif isinstance(request, SettleDebtRequest):
+            txn = self._settle(batch, request, print_)
+        elif isinstance(request, WriteOffDebtRequest):
+            txn = self._write_off(batch, request, print_)
+        else:
+            txn = self._refund(batch, request, print_)
+        batch.known[key] = txn
+        batch.new_transactions.append(txn)
+        return txn
+
+    # -- each operation -------------------------------------------------------------------
+
+    def _pay(self, batch: _Batch, request: PayRequest, print_: str) -> Transaction:
+        token = batch.tokens.get(request.sender_token_id)
+        if token is not None and token.kind is TokenKind.credit_sender:
+            kind, instrument_kind = TokenKind.credit_sender, InstrumentKind.credit
+        else:
+            kind, instrument_kind = TokenKind.prepaid_sender, InstrumentKind.prepaid
+        _refuse(rules.check_token(token, kind, request.caller_id))
+        assert token is not None
+        instrument = batch.instruments.get(token.instrument_id)
+        _refuse(rules.check_instrument(instrument, instrument_kind, request.caller_id, batch.now))
+        assert instrument is not None
+        _refuse(rules.check_amount(request.amount, instrument.currency))
+        books = batch.parties[instrument.recipient_id].books
+        if instrument_kind is InstrumentKind.prepaid:
+            legs = rules.prepaid_pay_legs(instrument, books, request.amount)
+            method = Method.prepaid
+        else:
+            _refuse(rules.check_charge_limits(instrument, request.amount))
+            legs = rules.postpaid_pay_legs(instrument, books, request.amount)
+            method = Method.debt
+        txn = self._new_transaction(
+            batch, request, print_, Operation.pay, instrument, method, request.amount
+        )
+        txn = replace(txn, sender_token_id=token.id, ipn_url=request.ipn_url)
+        journal_id = self._book(batch, txn.id, legs)
+        if instrument_kind is InstrumentKind.credit:
+            charged = instrument.charged_total + request.amount.minor
+            batch.put_instrument(replace(instrument, charged_total=charged))
+        return _succeeded(txn, journal_id, batch.now)
+
+    def _fund(self, batch: _Batch, request: FundPrepaidRequest, print_: str) -> Transaction:
+        token = batch.tokens.get(request.funding_token_id)
+        _refuse(rules.check_token(token, TokenKind.funding, request.caller_id))
+        assert token is not None
+        instrument = batch.instruments.get(request.instrument_id)
+        _refuse(
+            rules.check_instrument(instrument, InstrumentKind.prepaid, request.caller_id, batch.now)
+        )
+        assert instrument is not None
+        if token.instrument_id != instrument.id:
+            raise PaymentsError(Refusal.token_instrument_mismatch)
+        _refuse(rules.check_amount(request.amount, instrument.currency))
+        _refuse(rules.check_funding_limit(instrument, request.amount))
+        books = batch.parties[instrument.recipient_id].books
+
+        def legs(source: int, fee: Money) -> tuple[Any, ...]:
+            return rules.funding_legs(instrument, books, batch.chart, source, request.amount, fee)
+
+        txn = self._charge(batch, request, print_, Operation.fund_prepaid, instrument, token, legs)
+        if txn.status is not Status.failure:
+            funded = instrument.funded_total + request.amount.minor
+            batch.put_instrument(replace(instrument, funded_total=funded))
+        return txn
+
+    def _settle(self, batch: _Batch, request: SettleDebtRequest, print_: str) -> Transaction:
+        token = batch.tokens.get(request.settlement_token_id)
+        _refuse(rules.check_token(token, TokenKind.settlement, request.caller_id))
+        assert token is not None
+        instrument = batch.instruments.get(request.instrument_id)
+        # Settling stays possible after expiry: the debt is still owed.
+        if instrument is None or instrument.kind is not InstrumentKind.credit:
+            raise PaymentsError(Refusal.unknown_instrument)
+        if instrument.recipient_id != request.caller_id:
+            raise PaymentsError(Refusal.unknown_instrument)
+        if token.instrument_id != instrument.id:
+            raise PaymentsError(Refusal.token_instrument_mismatch)
+        _refuse(rules.check_amount(request.amount, instrument.currency))
+        books = batch.parties[instrument.recipient_id].books
+
+        def legs(source: int, fee: Money) -> tuple[Any, ...]:
+            return rules.settlement_legs(
+                instrument, books, batch.chart, source, request.amount, fee
+            )
+
+        txn = self._charge(batch, request, print_, Operation.settle_debt, instrument, token, legs)
+        if txn.status is not Status.failure:
+            batch.put_instrument(replace(instrument, last_settled_at=batch.now))
+        return txn
+
+    def _write_off(self, batch: _Batch, request: WriteOffDebtRequest, print_: str) -> Transaction:
+        instrument = batch.instruments.get(request.instrument_id)
+        if instrument is None or instrument.kind is not InstrumentKind.credit:
+            raise PaymentsError(Refusal.unknown_instrument)
+        if instrument.recipient_id != request.caller_id:
+            raise PaymentsError(Refusal.unknown_instrument)
+        _refuse(rules.check_amount(request.amount, instrument.currency))
+        books = batch.parties[instrument.recipient_id].books
+        legs = rules.write_off_legs(instrument, books, request.amount)
+        txn = self._new_transaction(
+            batch,
+            request,
+            print_,
+            Operation.write_off_debt,
+            instrument,
+            Method.debt,
+            request.amount,
+        )
+        journal_id = self._book(batch, txn.id, legs)
+        return _succeeded(txn, journal_id, batch.now)
+
+    def _refund(self, batch: _Batch, request: RefundRequest, print_: str) -> Transaction:
+        original = batch.originals.get(request.transaction_id)
+        if original is None or original.caller_id != request.caller_id:
+            raise PaymentsError(Refusal.unknown_transaction)
+        original = batch.changed_transactions.get(original.id, original)
+        if original.operation is not Operation.pay:
+            raise PaymentsError(Refusal.not_refundable)
+        if original.status is Status.pending:
+            raise PaymentsError(Refusal.original_not_complete)
+        if original.status is not Status.success:
+            raise PaymentsError(Refusal.original_failed)
+        left = original.amount - original.refunded
+        if left <= 0:
+            raise PaymentsError(Refusal.fully_refunded)
+        amount = request.amount or Money(left, original.currency)
+        _refuse(rules.check_amount(amount, original.currency))
+        if amount.minor > left:
+            raise PaymentsError(Refusal.refund_exceeds_original)
+        assert original.instrument_id is not None
+        instrument = batch.instruments[original.instrument_id]
+        settled = instrument.last_settled_at
+        if (
+            instrument.kind is InstrumentKind.credit
+            and settled is not None
+            and (settled >= original.received_at)
+        ):
+            raise PaymentsError(Refusal.debt_already_settled)
+        books = batch.parties[instrument.recipient_id].books
+        legs = rules.refund_legs(instrument, books, amount)
+        txn = self._new_transaction(
+            batch, request, print_, Operation.refund, instrument, original.method, amount
+        )
+        txn = replace(txn, parent_id=original.id, ipn_url=request.ipn_url)
+        try:
+            journal_id = self._book(batch, txn.id, legs)
+        except PaymentsError as refused:
+            if refused.refusal is Refusal.settle_exceeds_debt:
+                raise PaymentsError(Refusal.debt_already_settled) from None
+            raise
+        refunded = replace(original, refunded=original.refunded + amount.minor)
+        batch.changed_transactions[original.id] = refunded
+        if instrument.kind is InstrumentKind.credit:
+            charged = max(0, instrument.charged_total - amount.minor)
+            batch.put_instrument(replace(instrument, charged_total=charged))
+        return _succeeded(txn, journal_id, batch.now)
+
+    # -- shared steps ---------------------------------------------------------------------
+
+    def _charge(
+        self,
+        batch: _Batch,
+        request: FundPrepaidRequest | SettleDebtRequest,
+        print_: str,
+        operation: Operation,
+        instrument: Instrument,
+        token: Token,
+        legs_for: Callable[[int, Money], tuple[Any, ...]],
+    ) -> Transaction:
+        """Take money from the token's payment method and book it (now, or as pending)."""
+        method_id = token.payment_method_id
+        assert method_id is not None
+        payment_method = batch.methods.get(method_id)
+        if payment_method is None or payment_method.party_id != instrument.sender_id:
+            raise PaymentsError(Refusal.invalid_params, "the token's payment method is gone")
+        method = _METHOD_KINDS[payment_method.kind]
+        fee = self.fees.fee(method, request.amount)
+        txn = self._new_transaction(
+            batch, request, print_, operation, instrument, method, request.amount
+        )
+        txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=request.ipn_url)
+        decision = self.funding.charge(payment_method, request.amount, txn.id, batch.now)
+        if decision.outcome is ChargeOutcome.declined:
+            return replace(
+                txn,
+                status=Status.failure,
+                status_code="TransactionDenied",
+                status_message=decision.reason or "The payment method was declined.",
+                completed_at=batch.now,
+            )
+        if method is Method.balance:
+            sender = batch.parties[instrument.sender_id]
+            assert sender.balance is not None
+            source = sender.balance
+        else:
+            source = batch.chart.external_funding
+        legs = legs_for(source, fee)
+        if decision.outcome is ChargeOutcome.succeeded:
+            journal_id = self._book(batch, txn.id, legs)
+            return _succeeded(txn, journal_id, batch.now)
+        journal_id = self._book(batch, txn.id, legs, pending=True)
+        return replace(
+            txn,
+            status=Status.pending,
+            status_code="PendingNetworkResponse",
+            status_message=PENDING_MESSAGE,
+            pending_journal_id=journal_id,
+            completes_at=decision.completes_at,
+            completes_ok=decision.completes_ok,
+        )
+
+    def _new_transaction(
+        self,
+        batch: _Batch,
+        request: PaymentRequest,
+        print_: str,
+        operation: Operation,
+        instrument: Instrument,
+        method: Method,
+        amount: Money,
+    ) -> Transaction:
+        return Transaction(
+            id=self.new_id(TRANSACTION_ID_LENGTH),
+            operation=operation,
+            caller_id=request.caller_id,
+            caller_reference=request.caller_reference,
+            fingerprint=print_,
+            sender_id=instrument.sender_id,
+            recipient_id=instrument.recipient_id,
+            amount=amount.minor,
+            currency=amount.currency,
+            fees=0,
+            method=method,
+            status=Status.pending,
+            status_code="",
+            status_message="",
+            received_at=batch.now,
+            completed_at=None,
+            instrument_id=instrument.id,
+            sender_description=getattr(request, "sender_description", ""),
+            caller_description=request.caller_description,
+        )
+
+    def _book(
+        self, batch: _Batch, key: str, legs: tuple[Any, ...], *, pending: bool = False
+    ) -> int:
+        outcome = batch.session.apply(NewJournal(LEDGER_OWNER, key, legs, pending=pending))
+        if outcome.ok:
+            assert outcome.journal_id is not None
+            return outcome.journal_id
+        refusal = LEDGER_REFUSALS.get(outcome.code)
+        if refusal is None:
+            raise AssertionError(f"the ledger refused a journal the domain built: {outcome}")
+        raise PaymentsError(refusal)
+
+    # -- time -----------------------------------------------------------------------------
+
+    def complete_due(self, limit: int = 1000) -> list[Transaction]:
+        """Finish pending transactions whose money source has answered by now."""
+        return self.ledger.run(lambda session: self._complete_due(session, limit))
+
+    def _complete_due(self, session: LedgerSession, limit: int) -> list[Transaction]:
+        conn, now = session.conn, session.now
+        due = sql.load_transactions(conn, sql.due_transactions(conn, now, limit), lock=True)
+        instrument_ids = {t.instrument_id for t in due.values() if t.instrument_id}
+        instruments = sql.load_instruments(conn, instrument_ids, lock=True)
+        finished: list[Transaction] = []
+        changed: dict[str, Instrument] = {}
+        for txn in sorted(due.values(), key=lambda t: (t.completes_at or 0, t.id)):
+            assert txn.pending_journal_id is not None
+            key = f"{txn.id}:complete"
+            if txn.completes_ok:
+                outcome = session.apply(PostPending(LEDGER_OWNER, key, txn.pending_journal_id))
+                done = _succeeded(txn, outcome.journal_id, now) if outcome.ok else None
+            else:
+                outcome = session.apply(VoidPending(LEDGER_OWNER, key, txn.pending_journal_id))
+                done = None
+            if done is None:
+                done = replace(
+                    txn,
+                    status=Status.failure,
+                    status_code="TransactionDenied",
+                    status_message="The payment method was declined after processing.",
+                    completed_at=now,
+                    journal_id=outcome.journal_id,
+                )
+                instrument = changed.get(txn.instrument_id or "") or instruments.get(
+                    txn.instrument_id or ""
+                )
+                if instrument is not None and txn.operation is Operation.fund_prepaid:
+                    changed[instrument.id] = replace(
+                        instrument, funded_total=instrument.funded_total - txn.amount
+                    )
+            finished.append(done)
+        session.flush()
+        sql.update_transactions(conn, finished)
+        sql.update_instruments(conn, changed.values())
+        return finished
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def cancel_token(self, caller_id: str, token_id: str) -> Token:
+        """CancelToken: the token can no longer be used (cancelling twice is harmless)."""
+
+        def work(session: LedgerSession) -> Token:
+            token = sql.load_tokens(session.conn, [token_id]).get(token_id)
+            if token is None or token.caller_id != caller_id:
+                raise PaymentsError(Refusal.unknown_token)
+            if not token.active:
+                return token
+            cancelled = replace(token, status=TokenStatus.inactive, cancelled_at=session.now)
+            sql.set_token_status(session.conn, cancelled)
+            return cancelled
+
+        return self.ledger.run(work)
+
+    def token_by_caller(
+        self, caller_id: str, *, token_id: str | None = None, caller_reference: str | None = None
+    ) -> Token:
+        """GetTokenByCaller: by token id or by the caller reference it was installed with."""
+        if (token_id is None) == (caller_reference is None):
+            raise PaymentsError(
+                Refusal.invalid_params, "give exactly one of TokenId and CallerReference"
+            )
+        with self.database.read() as conn:
+            if token_id is not None:
+                token = sql.load_tokens(conn, [token_id]).get(token_id)
+                if token is None or token.caller_id != caller_id:
+                    raise PaymentsError(Refusal.unknown_token)
+                return token
+            assert caller_reference is not None
+            found = sql.tokens_by_reference(conn, caller_id, [caller_reference])
+        if caller_reference not in found:
+            raise PaymentsError(Refusal.unknown_caller_reference)
+        return found[caller_reference]
+
+    def tokens(
+        self,
+        caller_id: str,
+        *,
+        status: TokenStatus | None = None,
+        caller_reference: str | None = None,
+        friendly_name: str | None = None,
+    ) -> list[Token]:
+        with self.database.read() as conn:
+            return sql.find_tokens(
+                conn,
+                caller_id,
+                status=status,
+                caller_reference=caller_reference,
+                friendly_name=friendly_name,
+            )
+
+    def token_usage(self, caller_id: str, token_id: str) -> TokenUsage:
+        """What a sender token has been used for so far: amount and count of its Pays."""
+        token = self.token_by_caller(caller_id, token_id=token_id)
+        with self.database.read() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(amount - refunded), 0), COUNT(*) FROM transactions"
+                    " WHERE sender_token_id = :t AND status = 'Success' AND operation = 'Pay'"
+                ),
+                {"t": token.id},
+            ).one()
+            instrument = sql.load_instruments(conn, [token.instrument_id])[token.instrument_id]
+        return TokenUsage(Money(int(row[0]), instrument.currency), int(row[1]), token.created_at)
+
+    # -- balances -------------------------------------------------------------------------
+
+    def _instrument_for(
+        self, conn: Connection, caller_id: str, instrument_id: str, kind: InstrumentKind
+    ) -> Instrument:
+        instrument = sql.load_instruments(conn, [instrument_id]).get(instrument_id)
+        if instrument is None or instrument.kind is not kind:
+            raise PaymentsError(Refusal.unknown_instrument)
+        if caller_id not in (instrument.sender_id, instrument.recipient_id):
+            raise PaymentsError(Refusal.unknown_instrument)
+        return instrument
+
+    def prepaid_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
+        """GetPrepaidBalance: available now, and funding still pending."""
+        with self.database.read() as conn:
+            instrument = self._instrument_for(
+                conn, caller_id, instrument_id, InstrumentKind.prepaid
+            )
+            balance = self.ledger.sql.balance(conn, instrument.ledger_account_id)
+        assert balance is not None
+        c = instrument.currency
+        return TwoBalances(Money(balance.available_credit, c), Money(balance.credits_pending, c))
+
+    def debt_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
+        """GetDebtBalance: the debt, and settlements still pending."""
+        with self.database.read() as conn:
+            instrument = self._instrument_for(conn, caller_id, instrument_id, InstrumentKind.credit)
+            balance = self.ledger.sql.balance(conn, instrument.ledger_account_id)
+        assert balance is not None
+        c = instrument.currency
+        return TwoBalances(Money(balance.net_debit_posted, c), Money(balance.credits_pending, c))
+
+    def total_prepaid_liability(self, caller_id: str, currency: str = "USD") -> TwoBalances:
+        """GetTotalPrepaidLiability: prepaid value the merchant has sold and not redeemed."""
+        party = self._party(caller_id)
+        with self.database.read() as conn:
+            balance = self.ledger.sql.balance(conn, party.books.prepaid_issued)
+        assert balance is not None
+        return TwoBalances(
+            Money(balance.net_debit_posted, currency), Money(balance.debits_pending, currency)
+        )
+
+    def outstanding_debt(self, caller_id: str, currency: str = "USD") -> TwoBalances:
+        """GetOutstandingDebtBalance: debt owed to the merchant over all its credit lines."""
+        party = self._party(caller_id)
+        with self.database.read() as conn:
+            balance = self.ledger.sql.balance(conn, party.books.credit_extended)
+        assert balance is not None
+        return TwoBalances(
+            Money(balance.net_credit_posted, currency), Money(balance.debits_pending, currency)
+        )
+
+    def account_balance(self, party_id: str, currency: str = "USD") -> AccountBalance:
+        """GetAccountBalance: the merchant's payable balance, or a buyer's own balance."""
+        party = self._party(party_id)
+        account = party.payable if party.payable is not None else party.balance
+        assert account is not None
+        with self.database.read() as conn:
+            balance = self.ledger.sql.balance(conn, account)
+        assert balance is not None
+        total = Money(balance.net_credit_posted, currency)
+        available = Money(balance.available_credit, currency)
+        return AccountBalance(
+            total=total,
+            pending_in=Money(balance.credits_pending, currency),
+            pending_out=Money(balance.debits_pending, currency),
+            disburse=available,
+            refund=available,
+        )
+
+    def _party(self, party_id: str) -> Party:
+        with self.database.read() as conn:
+            party = _load_parties(conn, [party_id]).get(party_id)
+        if party is None:
+            raise PaymentsError(Refusal.invalid_params, "unknown account")
+        return party
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def transaction(self, caller_id: str, transaction_id: str) -> Transaction:
+        """GetTransaction / GetTransactionStatus: the caller's own transactions only."""
+        with self.database.read() as conn:
+            txn = sql.load_transactions(conn, [transaction_id]).get(transaction_id)
+        if txn is None or caller_id not in (txn.caller_id, txn.recipient_id):
+            raise PaymentsError(Refusal.unknown_transaction)
+        return txn
+
+    def refunds(self, caller_id: str, transaction_id: str) -> list[Transaction]:
+        txn = self.transaction(caller_id, transaction_id)
+        with self.database.read() as conn:
+            return sql.refunds_of(conn, txn.id)
+
+    def activity(
+        self,
+        party_id: str,
+        *,
+        start: int,
+        end: int | None = None,
+        operation: Operation | None = None,
+        method: Method | None = None,
+        status: Status | None = None,
+        roles: Sequence[str] = (),
+        ascending: bool = False,
+        max_batch: int = 20,
+    ) -> tuple[list[Transaction], int | None]:
+        """GetAccountActivity: one page of transactions and where the next page starts."""
+        end = self.clock.now_us() + 1 if end is None else end
+        if end < start:
+            raise PaymentsError(Refusal.invalid_date_range)
+        if not 1 <= max_batch <= 200:
+            raise PaymentsError(Refusal.invalid_params, "MaxBatchSize must be 1 to 200")
+        with self.database.read() as conn:
+            page = sql.activity(
+                conn,
+                party_id,
+                start=start,
+                end=end,
+                operation=operation,
+                method=method,
+                status=status,
+                roles=roles,
+                ascending=ascending,
+                limit=max_batch + 1,
+            )
+        if len(page) <= max_batch:
+            return page, None
+        return page[:max_batch], page[max_batch].received_at
+
+
+_METHOD_KINDS = {
+    PaymentMethodKind.card: Method.card,
+    PaymentMethodKind.bank: Method.bank,
+    PaymentMethodKind.balance: Method.balance,
+}
+
+
+def _token_id_of(request: PaymentRequest) -> str | None:
+    if isinstance(request, PayRequest):
+        return request.sender_token_id
+    if isinstance(request, FundPrepaidRequest):
+        return request.funding_token_id
+    if isinstance(request, SettleDebtRequest):
+        return request.settlement_token_id
+    return None
+
+
+def _refuse(refusal: Refusal | None) -> None:
+    if refusal is not None:
+        raise PaymentsError(refusal)
+
+
+def _succeeded(txn: Transaction, journal_id: int | None, now: int) -> Transaction:
+    return replace(
+        txn,
+        status=Status.success,
+        status_code="Success",
+        status_message=SUCCESS_MESSAGE,
+        completed_at=now,
+        journal_id=journal_id,
+    )
+
+
+def _limits(request: SetupPrepaid | SetupPostpaid) -> dict[str, int | None]:
+    def minor(value: Money | None) -> int | None:
+        return None if value is None else value.minor
+
+    if isinstance(request, SetupPrepaid):
+        return {"funding_limit": minor(request.funding_limit)}
+    return {
+        "credit_limit": request.credit_limit.minor,
+        "global_amount_limit": minor(request.global_amount_limit),
+        "min_charge": minor(request.min_charge),
+        "max_charge": minor(request.max_charge),
+    }
+
+
+def _limits_of(instrument: Instrument) -> dict[str, int | None]:
+    if instrument.kind is InstrumentKind.prepaid:
+        return {"funding_limit": instrument.funding_limit}
+    return {
+        "credit_limit": instrument.credit_limit,
+        "global_amount_limit": instrument.global_amount_limit,
+        "min_charge": instrument.min_charge,
+        "max_charge": instrument.max_charge,
+    }
+
+
+def _load_parties(conn: Connection, ids: Sequence[str] | set[str]) -> dict[str, Party]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT id, kind, name, email, payable_account_id, prepaid_issued_account_id,"
+            " credit_extended_account_id, balance_account_id FROM parties WHERE id IN :ids"
+        ).bindparams(_expanding("ids")),
+        {"ids": wanted},
+    )
+    return {row[0]: Party(*row) for row in rows}
+
+
+def _expanding(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name, expanding=True)

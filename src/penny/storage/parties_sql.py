@@ -1,0 +1,234 @@
+"""SQL for parties, API keys and payment methods (tables made by migration 0002).
+
+Rows become the immutable dataclasses of :mod:`penny.domain.parties` and back. Every function
+takes the connection of a transaction the caller opened; nothing here commits. Secrets arrive
+already encrypted and card numbers never arrive at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    case,
+    insert,
+    select,
+    update,
+)
+
+from penny.domain.parties import (
+    ApiKey,
+    CardBehaviour,
+    CardBrand,
+    Party,
+    PartyKind,
+    PaymentMethod,
+    PaymentMethodKind,
+)
+
+metadata = MetaData()
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("password_hash", String(256)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("ipn_url", String(2048)),
+    Column("payable_account_id", BigInteger),
+    Column("prepaid_issued_account_id", BigInteger),
+    Column("credit_extended_account_id", BigInteger),
+    Column("balance_account_id", BigInteger),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("party_id", String(32), nullable=False),
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("party_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("brand", String(16)),
+    Column("last4", String(4)),
+    Column("exp_month", SmallInteger),
+    Column("exp_year", SmallInteger),
+    Column("fingerprint", String(64)),
+    Column("behaviour", String(16), nullable=False),
+    Column("routing_last4", String(4)),
+    Column("holder_name", String(128)),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+_PARTY_COLUMNS = [c for c in parties.c if c.name != "password_hash"]
+_KEY_COLUMNS = [c for c in api_keys.c if c.name != "secret_ciphertext"]
+
+
+# -- conversions -------------------------------------------------------------------------
+
+
+def _party(row: Mapping[Any, Any]) -> Party:
+    values = dict(row)
+    values["kind"] = PartyKind(values["kind"])
+    return Party(**values)
+
+
+def _party_row(party: Party) -> dict[str, Any]:
+    return {c.name: getattr(party, c.name) for c in _PARTY_COLUMNS} | {"kind": party.kind.value}
+
+
+def _method(row: Mapping[Any, Any]) -> PaymentMethod:
+    values = dict(row)
+    values["kind"] = PaymentMethodKind(values["kind"])
+    values["behaviour"] = CardBehaviour(values["behaviour"])
+    values["brand"] = None if values["brand"] is None else CardBrand(values["brand"])
+    return PaymentMethod(**values)
+
+
+def _method_row(method: PaymentMethod) -> dict[str, Any]:
+    row = {c.name: getattr(method, c.name) for c in payment_methods.c}
+    row["kind"] = method.kind.value
+    row["behaviour"] = method.behaviour.value
+    row["brand"] = None if method.brand is None else method.brand.value
+    return row
+
+
+# -- parties -----------------------------------------------------------------------------
+
+
+def insert_party(conn: Connection, party: Party, password_hash: str | None) -> None:
+    conn.execute(insert(parties), [_party_row(party) | {"password_hash": password_hash}])
+
+
+def party(conn: Connection, party_id: str) -> Party | None:
+    row = conn.execute(select(*_PARTY_COLUMNS).where(parties.c.id == party_id)).mappings().first()
+    return None if row is None else _party(row)
+
+
+def party_by_email(conn: Connection, email: str) -> Party | None:
+    """The party with this (already normalised) email."""
+    query = select(*_PARTY_COLUMNS).where(parties.c.email == email)
+    row = conn.execute(query).mappings().first()
+    return None if row is None else _party(row)
+
+
+def email_taken(conn: Connection, email: str) -> bool:
+    return conn.execute(select(parties.c.id).where(parties.c.email == email)).first() is not None
+
+
+def password_hash_by_email(conn: Connection, email: str) -> tuple[str, str | None] | None:
+    """``(party id, password hash)`` of the party with this email."""
+    query = select(parties.c.id, parties.c.password_hash).where(parties.c.email == email)
+    row = conn.execute(query).first()
+    return None if row is None else (str(row[0]), row[1])
+
+
+def set_password_hash(conn: Connection, party_id: str, password_hash: str) -> None:
+    query = update(parties).where(parties.c.id == party_id).values(password_hash=password_hash)
+    conn.execute(query)
+
+
+def set_ipn_url(conn: Connection, party_id: str, url: str | None) -> bool:
+    """Set (or clear) a party's IPN URL; false when there is no such party."""
+    query = update(parties).where(parties.c.id == party_id).values(ipn_url=url)
+    return conn.execute(query).rowcount == 1
+
+
+# -- API keys ----------------------------------------------------------------------------
+
+
+def insert_api_key(conn: Connection, key: ApiKey, secret_ciphertext: bytes) -> None:
+    row = {c.name: getattr(key, c.name) for c in _KEY_COLUMNS}
+    conn.execute(insert(api_keys), [row | {"secret_ciphertext": secret_ciphertext}])
+
+
+def api_key(conn: Connection, access_key_id: str) -> ApiKey | None:
+    query = select(*_KEY_COLUMNS).where(api_keys.c.access_key_id == access_key_id)
+    row = conn.execute(query).mappings().first()
+    return None if row is None else ApiKey(**row)
+
+
+def api_keys_of(conn: Connection, party_id: str) -> list[ApiKey]:
+    """A party's keys, oldest first (revoked ones included)."""
+    query = (
+        select(*_KEY_COLUMNS)
+        .where(api_keys.c.party_id == party_id)
+        .order_by(api_keys.c.created_at, api_keys.c.access_key_id)
+    )
+    return [ApiKey(**row) for row in conn.execute(query).mappings()]
+
+
+def active_secret_ciphertext(conn: Connection, access_key_id: str) -> bytes | None:
+    """The encrypted secret of an active (not revoked) key."""
+    query = select(api_keys.c.secret_ciphertext).where(
+        api_keys.c.access_key_id == access_key_id, api_keys.c.revoked_at.is_(None)
+    )
+    row = conn.execute(query).first()
+    return None if row is None else bytes(row[0])
+
+
+def revoke_api_key(conn: Connection, access_key_id: str, now: int) -> None:
+    """Mark a key revoked at ``now``; a key revoked before keeps its first revocation time."""
+    query = (
+        update(api_keys)
+        .where(api_keys.c.access_key_id == access_key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    conn.execute(query)
+
+
+# -- payment methods ---------------------------------------------------------------------
+
+
+def insert_payment_method(conn: Connection, method: PaymentMethod) -> None:
+    conn.execute(insert(payment_methods), [_method_row(method)])
+
+
+def payment_methods_of(conn: Connection, party_id: str) -> list[PaymentMethod]:
+    """A party's payment methods: the balance first, then the others oldest first."""
+    balance_first = case((payment_methods.c.kind == PaymentMethodKind.balance.value, 0), else_=1)
+    query = (
+        select(payment_methods)
+        .where(payment_methods.c.party_id == party_id)
+        .order_by(balance_first, payment_methods.c.created_at, payment_methods.c.id)
+    )
+    return [_method(row) for row in conn.execute(query).mappings()]
+
+
+def load_payment_methods(conn: Connection, ids: Iterable[str]) -> dict[str, PaymentMethod]:
+    """Payment methods by id, in one query (for adapters charging them in a batch)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = select(payment_methods).where(payment_methods.c.id.in_(wanted))
+    return {row["id"]: _method(row) for row in conn.execute(query).mappings()}
+
+
+def payment_method_by_fingerprint(
+    conn: Connection, party_id: str, fingerprint: str
+) -> PaymentMethod | None:
+    query = select(payment_methods).where(
+        payment_methods.c.party_id == party_id, payment_methods.c.fingerprint == fingerprint
+    )
+    row = conn.execute(query).mappings().first()
+    return None if row is None else _method(row)

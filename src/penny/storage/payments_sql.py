@@ -1,0 +1,421 @@
+"""SQL for the payments domain: instruments, tokens, transactions, system accounts, settings.
+
+Rows become the immutable dataclasses of :mod:`penny.domain.model` and back. Reads that a
+write depends on lock their rows on PostgreSQL (``FOR UPDATE``); on SQLite the write
+transaction already holds the database's single write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql import Select
+
+from penny.domain.fees import Method
+from penny.domain.model import (
+    Instrument,
+    InstrumentKind,
+    Operation,
+    Status,
+    Token,
+    TokenKind,
+    TokenStatus,
+    Transaction,
+)
+
+metadata = MetaData()
+
+system_accounts = Table(
+    "system_accounts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("ledger_account_id", BigInteger, nullable=False),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+instruments = Table(
+    "instruments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16)),
+    Column("sender_id", String(32)),
+    Column("recipient_id", String(32)),
+    Column("currency", String(3)),
+    Column("ledger_account_id", BigInteger),
+    Column("created_at", BigInteger),
+    Column("valid_from", BigInteger),
+    Column("valid_until", BigInteger),
+    Column("funding_limit", BigInteger),
+    Column("funded_total", BigInteger),
+    Column("credit_limit", BigInteger),
+    Column("global_amount_limit", BigInteger),
+    Column("charged_total", BigInteger),
+    Column("min_charge", BigInteger),
+    Column("max_charge", BigInteger),
+    Column("last_settled_at", BigInteger),
+    Column("payment_reason", String(256)),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16)),
+    Column("instrument_id", String(64)),
+    Column("caller_id", String(32)),
+    Column("sender_id", String(32)),
+    Column("caller_reference", String(128)),
+    Column("status", String(16)),
+    Column("created_at", BigInteger),
+    Column("payment_method_id", String(32)),
+    Column("friendly_name", String(128)),
+    Column("payment_reason", String(256)),
+    Column("cancelled_at", BigInteger),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", String(35), primary_key=True),
+    Column("operation", String(16)),
+    Column("caller_id", String(32)),
+    Column("caller_reference", String(128)),
+    Column("fingerprint", String(64)),
+    Column("sender_id", String(32)),
+    Column("recipient_id", String(32)),
+    Column("amount", BigInteger),
+    Column("currency", String(3)),
+    Column("fees", BigInteger),
+    Column("method", String(8)),
+    Column("status", String(12)),
+    Column("status_code", String(64)),
+    Column("status_message", String(512)),
+    Column("received_at", BigInteger),
+    Column("completed_at", BigInteger),
+    Column("instrument_id", String(64)),
+    Column("sender_token_id", String(64)),
+    Column("parent_id", String(35)),
+    Column("refunded", BigInteger),
+    Column("journal_id", BigInteger),
+    Column("pending_journal_id", BigInteger),
+    Column("completes_at", BigInteger),
+    Column("completes_ok", Boolean),
+    Column("sender_description", String(160)),
+    Column("caller_description", String(160)),
+    Column("ipn_url", String(2048)),
+)
+
+
+def _lock(query: Select[Any], conn: Connection) -> Select[Any]:
+    return query.with_for_update() if conn.dialect.name == "postgresql" else query
+
+
+# -- conversions -------------------------------------------------------------------------
+
+
+def _instrument(row: Mapping[Any, Any]) -> Instrument:
+    values = dict(row)
+    values["kind"] = InstrumentKind(values["kind"])
+    return Instrument(**values)
+
+
+def _instrument_row(instrument: Instrument) -> dict[str, Any]:
+    row = asdict(instrument)
+    row["kind"] = instrument.kind.value
+    return row
+
+
+def _token(row: Mapping[Any, Any]) -> Token:
+    values = dict(row)
+    values["kind"] = TokenKind(values["kind"])
+    values["status"] = TokenStatus(values["status"])
+    return Token(**values)
+
+
+def _token_row(token: Token) -> dict[str, Any]:
+    row = asdict(token)
+    row["kind"] = token.kind.value
+    row["status"] = token.status.value
+    return row
+
+
+def _transaction(row: Mapping[Any, Any]) -> Transaction:
+    values = dict(row)
+    values["operation"] = Operation(values["operation"])
+    values["method"] = Method(values["method"])
+    values["status"] = Status(values["status"])
+    values["completes_ok"] = bool(values["completes_ok"])
+    return Transaction(**values)
+
+
+def _transaction_row(txn: Transaction) -> dict[str, Any]:
+    row = asdict(txn)
+    row["operation"] = txn.operation.value
+    row["method"] = txn.method.value
+    row["status"] = txn.status.value
+    return row
+
+
+# -- system accounts and settings --------------------------------------------------------
+
+
+def system_account_ids(conn: Connection, currency: str) -> dict[str, int]:
+    rows = conn.execute(
+        select(system_accounts.c.name, system_accounts.c.ledger_account_id).where(
+            system_accounts.c.currency == currency
+        )
+    )
+    return {str(name): int(account_id) for name, account_id in rows}
+
+
+def add_system_accounts(conn: Connection, currency: str, ids: Mapping[str, int]) -> None:
+    conn.execute(
+        insert(system_accounts),
+        [{"name": n, "currency": currency, "ledger_account_id": i} for n, i in ids.items()],
+    )
+
+
+def get_setting(conn: Connection, name: str) -> str | None:
+    value: str | None = conn.execute(
+        select(settings.c.value).where(settings.c.name == name)
+    ).scalar()
+    return value
+
+
+def put_setting(conn: Connection, name: str, value: str) -> None:
+    done = conn.execute(update(settings).where(settings.c.name == name).values(value=value))
+    if done.rowcount == 0:
+        conn.execute(insert(settings).values(name=name, value=value))
+
+
+# -- instruments and tokens --------------------------------------------------------------
+
+
+def load_instruments(
+    conn: Connection, ids: Iterable[str], *, lock: bool = False
+) -> dict[str, Instrument]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = select(instruments).where(instruments.c.id.in_(wanted)).order_by(instruments.c.id)
+    if lock:
+        query = _lock(query, conn)
+    return {row.id: _instrument(row._mapping) for row in conn.execute(query)}
+
+
+def insert_instrument(conn: Connection, instrument: Instrument) -> None:
+    conn.execute(insert(instruments).values(**_instrument_row(instrument)))
+
+
+def update_instruments(conn: Connection, changed: Iterable[Instrument]) -> None:
+    for instrument in changed:
+        row = _instrument_row(instrument)
+        conn.execute(update(instruments).where(instruments.c.id == instrument.id).values(**row))
+
+
+def load_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, Token]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(tokens).where(tokens.c.id.in_(wanted)))
+    return {row.id: _token(row._mapping) for row in rows}
+
+
+def tokens_by_reference(
+    conn: Connection, caller_id: str, references: Iterable[str]
+) -> dict[str, Token]:
+    wanted = sorted(set(references))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(tokens).where(
+            and_(tokens.c.caller_id == caller_id, tokens.c.caller_reference.in_(wanted))
+        )
+    )
+    return {row.caller_reference: _token(row._mapping) for row in rows}
+
+
+def tokens_of_instrument(conn: Connection, instrument_id: str) -> list[Token]:
+    rows = conn.execute(
+        select(tokens).where(tokens.c.instrument_id == instrument_id).order_by(tokens.c.kind)
+    )
+    return [_token(row._mapping) for row in rows]
+
+
+def find_tokens(
+    conn: Connection,
+    caller_id: str,
+    *,
+    status: TokenStatus | None = None,
+    caller_reference: str | None = None,
+    friendly_name: str | None = None,
+) -> list[Token]:
+    query = select(tokens).where(tokens.c.caller_id == caller_id)
+    if status is not None:
+        query = query.where(tokens.c.status == status.value)
+    if caller_reference is not None:
+        query = query.where(tokens.c.caller_reference == caller_reference)
+    if friendly_name is not None:
+        query = query.where(tokens.c.friendly_name == friendly_name)
+    rows = conn.execute(query.order_by(tokens.c.created_at, tokens.c.id))
+    return [_token(row._mapping) for row in rows]
+
+
+def insert_tokens(conn: Connection, new: Sequence[Token]) -> None:
+    if new:
+        conn.execute(insert(tokens), [_token_row(token) for token in new])
+
+
+def set_token_status(conn: Connection, token: Token) -> None:
+    conn.execute(
+        update(tokens)
+        .where(tokens.c.id == token.id)
+        .values(status=token.status.value, cancelled_at=token.cancelled_at)
+    )
+
+
+# -- transactions ------------------------------------------------------------------------
+
+
+def transactions_by_reference(
+    conn: Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Transaction]:
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    references = sorted({reference for _caller, reference in wanted})
+    rows = conn.execute(select(transactions).where(transactions.c.caller_reference.in_(references)))
+    found = {}
+    for row in rows:
+        key = (row.caller_id, row.caller_reference)
+        if key in wanted:
+            found[key] = _transaction(row._mapping)
+    return found
+
+
+def load_transactions(
+    conn: Connection, ids: Iterable[str], *, lock: bool = False
+) -> dict[str, Transaction]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = select(transactions).where(transactions.c.id.in_(wanted)).order_by(transactions.c.id)
+    if lock:
+        query = _lock(query, conn)
+    return {row.id: _transaction(row._mapping) for row in conn.execute(query)}
+
+
+def due_transactions(conn: Connection, now: int, limit: int) -> list[str]:
+    rows = conn.execute(
+        select(transactions.c.id)
+        .where(
+            and_(
+                transactions.c.status == Status.pending.value,
+                transactions.c.completes_at.is_not(None),
+                transactions.c.completes_at <= now,
+            )
+        )
+        .order_by(transactions.c.completes_at, transactions.c.id)
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+def insert_transactions(conn: Connection, new: Sequence[Transaction]) -> None:
+    if new:
+        conn.execute(insert(transactions), [_transaction_row(txn) for txn in new])
+
+
+def update_transactions(conn: Connection, changed: Iterable[Transaction]) -> None:
+    for txn in changed:
+        conn.execute(
+            update(transactions)
+            .where(transactions.c.id == txn.id)
+            .values(
+                status=txn.status.value,
+                status_code=txn.status_code,
+                status_message=txn.status_message,
+                completed_at=txn.completed_at,
+                refunded=txn.refunded,
+                journal_id=txn.journal_id,
+            )
+        )
+
+
+def refunds_of(conn: Connection, parent_id: str) -> list[Transaction]:
+    rows = conn.execute(
+        select(transactions)
+        .where(transactions.c.parent_id == parent_id)
+        .order_by(transactions.c.received_at, transactions.c.journal_id, transactions.c.id)
+    )
+    return [_transaction(row._mapping) for row in rows]
+
+
+def activity(
+    conn: Connection,
+    party_id: str,
+    *,
+    start: int,
+    end: int,
+    operation: Operation | None,
+    method: Method | None,
+    status: Status | None,
+    roles: Sequence[str],
+    ascending: bool,
+    limit: int,
+) -> list[Transaction]:
+    """Transactions the party took part in, in a date window, filtered and ordered."""
+    by_role = {
+        "Caller": transactions.c.caller_id == party_id,
+        "Sender": transactions.c.sender_id == party_id,
+        "Recipient": transactions.c.recipient_id == party_id,
+    }
+    chosen = [by_role[role] for role in roles] if roles else list(by_role.values())
+    query = select(transactions).where(
+        and_(
+            or_(*chosen),
+            transactions.c.received_at >= start,
+            transactions.c.received_at < end,
+        )
+    )
+    if operation is not None:
+        query = query.where(transactions.c.operation == operation.value)
+    if method is not None:
+        query = query.where(transactions.c.method == method.value)
+    if status is not None:
+        query = query.where(transactions.c.status == status.value)
+    order = transactions.c.received_at.asc() if ascending else transactions.c.received_at.desc()
+    rows = conn.execute(query.order_by(order, transactions.c.id).limit(limit))
+    return [_transaction(row._mapping) for row in rows]
+
+
+def sum_instrument_balances(conn: Connection) -> list[tuple[str, str, int]]:
+    """(recipient, kind, ledger account id) of every instrument, for consistency checks."""
+    rows = conn.execute(
+        select(instruments.c.recipient_id, instruments.c.kind, instruments.c.ledger_account_id)
+    )
+    return [(r.recipient_id, r.kind, r.ledger_account_id) for r in rows]
