@@ -592,3 +592,29 @@ def test_token_listing_and_usage(world: World) -> None:
     usage = world.payments.token_usage(world.merchant.id, setup.sender_token.id)
     assert (usage.amount, usage.count) == (usd("3.50"), 2)
     assert world.payments.tokens(world.other_merchant.id) == []
+
+
+def test_merchant_withdraws_its_payable_balance_in_four_days(world: World) -> None:
+    from penny.services.payments import WithdrawRequest
+
+    setup = world.prepaid()
+    world.payments.execute(world.fund(setup, "10", "fund-1"))  # payable $9.50
+    too_much = WithdrawRequest(world.merchant.id, "w0", usd("9.51"))
+    assert world.refused(too_much) is Refusal.insufficient_balance
+    txn = world.payments.execute(WithdrawRequest(world.merchant.id, "w1", usd("9")))
+    assert (txn.status, txn.operation) == (Status.pending, Operation.withdraw)
+    balance = world.payments.account_balance(world.merchant.id)
+    assert (balance.total, balance.pending_out, balance.disburse) == (
+        usd("9.50"),
+        usd("9"),
+        usd("0.50"),
+    )
+    assert world.refused(WithdrawRequest(world.merchant.id, "w2", usd("0.51"))) is (
+        Refusal.insufficient_balance
+    )
+    world.clock.advance(4 * MICROS_PER_DAY)
+    (done,) = world.payments.complete_due()
+    assert (done.id, done.status) == (txn.id, Status.success)
+    assert world.payable() == 50
+    buyer_try = WithdrawRequest(world.buyer.id, "w3", usd("1"))
+    assert world.refused(buyer_try) is Refusal.invalid_params

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from penny.domain.errors import PaymentsError
 from penny.domain.parties import (
     ApiKey,
     ApiKeyWithSecret,
@@ -31,10 +32,11 @@ from penny.domain.parties import (
     parse_expiry,
 )
 from penny.engine.ledger import Ledger
-from penny.money import Money
+from penny.money import Money, MoneyError, parse_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.security import ServerKeyError, load_server_key
+from penny.services.payments import Payments, WithdrawRequest
 
 # The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
 accounts_app: typer.Typer = typer.Typer(
@@ -261,6 +263,43 @@ def add_bank(
         party_id = _account_id(directory, account, email)
         method = directory.add_bank(party_id, routing, number)
     _emit(as_json, _method_json(method), [_method_line(method).strip()])
+
+
+@accounts_app.command("withdraw")
+def withdraw(
+    amount: Annotated[str, typer.Option("--amount", help="How much, e.g. 25.00 (USD).")],
+    reference: Annotated[
+        str, typer.Option("--reference", help="Your unique reference for this withdrawal.")
+    ],
+    account: AccountOption = None,
+    email: EmailLookupOption = None,
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Withdraw from a merchant's payments balance to its bank (sandbox: arrives in 4 days;
+    the money is held as pending out until then)."""
+    try:
+        money = parse_amount(amount, "USD")
+    except MoneyError as exc:
+        raise _error(f"--amount: {exc}") from None
+    with _directory(database) as directory:
+        party_id = _account_id(directory, account, email)
+        payments = Payments(directory.ledger, clock=directory.clock)
+        try:
+            txn = payments.execute(WithdrawRequest(party_id, reference, money))
+        except PaymentsError as exc:
+            raise _error(exc.detail) from None
+    data = {
+        "transaction_id": txn.id,
+        "status": txn.status.value,
+        "amount": money.plain(),
+        "completes_at": _when(txn.completes_at),
+    }
+    _emit(
+        as_json,
+        data,
+        [f"withdrawal {txn.id}: {money} {txn.status.value}, arrives {_when(txn.completes_at)}"],
+    )
 
 
 @accounts_app.command("show")

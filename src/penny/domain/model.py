@@ -51,6 +51,8 @@ class Operation(enum.Enum):
     settle_debt = "SettleDebt"
     write_off_debt = "WriteOffDebt"
     fund_prepaid = "FundPrepaid"
+    #: A merchant moving its payable balance to its bank (FPS's IPN-only WITHDRAW_FUNDS).
+    withdraw = "Withdraw"
 
     @property
     def ipn_name(self) -> str:
@@ -61,6 +63,7 @@ class Operation(enum.Enum):
             Operation.settle_debt: "SETTLE_DEBT",
             Operation.write_off_debt: "WRITE_OFF_DEBT",
             Operation.fund_prepaid: "FUND_PREPAID",
+            Operation.withdraw: "WITHDRAW_FUNDS",
         }[self]
 
 

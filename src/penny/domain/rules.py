@@ -191,3 +191,9 @@ def refund_legs(instrument: Instrument, books: MerchantBooks, amount: Money) -> 
 def _without_zero_legs(legs: list[Leg]) -> tuple[Leg, ...]:
     """Drop a leg of zero (a fee that takes the whole amount leaves the merchant nothing)."""
     return tuple(leg for leg in legs if leg.amount != 0)
+
+
+def withdrawal_legs(books: MerchantBooks, chart: Chart, amount: Money) -> tuple[Leg, ...]:
+    """A merchant's payable balance leaves for its bank (held as pending until it arrives)."""
+    c = amount.currency
+    return (Leg(books.payable, amount.minor, c), Leg(chart.external_funding, -amount.minor, c))

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from penny.clock import Clock
+from penny.clock import MICROS_PER_DAY, Clock
 from penny.domain import rules
 from penny.domain.errors import LEDGER_REFUSALS, PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
@@ -53,6 +53,8 @@ from penny.money import Money
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
 
+#: How long a sandbox withdrawal to the merchant's bank takes.
+WITHDRAWAL_DAYS = 4
 #: Owner of every ledger journal the payments service books (keys are transaction ids).
 LEDGER_OWNER = "penny"
 ID_ALPHABET = string.ascii_uppercase + string.digits
@@ -122,8 +124,23 @@ class RefundRequest:
     ipn_url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WithdrawRequest:
+    """A merchant withdraws from its payable balance to its bank (sandbox: four days)."""
+
+    caller_id: str
+    caller_reference: str
+    amount: Money
+    caller_description: str = ""
+
+
 PaymentRequest = (
-    PayRequest | FundPrepaidRequest | SettleDebtRequest | WriteOffDebtRequest | RefundRequest
+    PayRequest
+    | FundPrepaidRequest
+    | SettleDebtRequest
+    | WriteOffDebtRequest
+    | RefundRequest
+    | WithdrawRequest
 )
 Result = Transaction | PaymentsError
 
@@ -481,10 +498,13 @@ class Payments:
         instrument_ids = {t.instrument_id for t in tokens.values()}
         instrument_ids.update(o.instrument_id for o in originals.values() if o.instrument_id)
         instrument_ids.update(
-            r.instrument_id for r in requests if not isinstance(r, PayRequest | RefundRequest)
+            r.instrument_id
+            for r in requests
+            if not isinstance(r, PayRequest | RefundRequest | WithdrawRequest)
         )
         instruments = sql.load_instruments(conn, instrument_ids, lock=True)
-        party_ids = {i.recipient_id for i in instruments.values()}
+        party_ids = {r.caller_id for r in requests if isinstance(r, WithdrawRequest)}
+        party_ids.update(i.recipient_id for i in instruments.values())
         party_ids.update(i.sender_id for i in instruments.values())
         parties = _load_parties(conn, party_ids)
         methods = parties_sql.load_payment_methods(
@@ -519,6 +539,8 @@ class Payments:
             txn = self._settle(batch, request, print_)
         elif isinstance(request, WriteOffDebtRequest):
             txn = self._write_off(batch, request, print_)
+        elif isinstance(request, WithdrawRequest):
+            txn = self._withdraw(batch, request, print_)
         else:
             txn = self._refund(batch, request, print_)
         batch.known[key] = txn
@@ -626,6 +648,36 @@ class Payments:
         )
         journal_id = self._book(batch, txn.id, legs)
         return _succeeded(txn, journal_id, batch.now)
+
+    def _withdraw(self, batch: _Batch, request: WithdrawRequest, print_: str) -> Transaction:
+        merchant = batch.parties.get(request.caller_id)
+        if merchant is None or merchant.payable is None:
+            raise PaymentsError(Refusal.invalid_params, "only a business account can withdraw")
+        _refuse(rules.check_amount(request.amount, batch.chart.currency))
+        legs = rules.withdrawal_legs(merchant.books, batch.chart, request.amount)
+        txn_id = self.new_id(TRANSACTION_ID_LENGTH)
+        journal_id = self._book(batch, txn_id, legs, pending=True)
+        return Transaction(
+            id=txn_id,
+            operation=Operation.withdraw,
+            caller_id=request.caller_id,
+            caller_reference=request.caller_reference,
+            fingerprint=print_,
+            sender_id=request.caller_id,
+            recipient_id=request.caller_id,
+            amount=request.amount.minor,
+            currency=request.amount.currency,
+            fees=0,
+            method=Method.bank,
+            status=Status.pending,
+            status_code="PendingNetworkResponse",
+            status_message=PENDING_MESSAGE,
+            received_at=batch.now,
+            completed_at=None,
+            pending_journal_id=journal_id,
+            completes_at=batch.now + WITHDRAWAL_DAYS * MICROS_PER_DAY,
+            caller_description=request.caller_description,
+        )
 
     def _refund(self, batch: _Batch, request: RefundRequest, print_: str) -> Transaction:
         original = batch.originals.get(request.transaction_id)
