@@ -579,6 +579,18 @@ class Model:
 # -- the machine ---------------------------------------------------------------------------
 
 DraftKind = Literal["fund", "pay", "settle", "write_off", "refund", "retry"]
+#: The kinds of single requests, Pay and FundPrepaid more often.
+REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
+    "pay",
+    "pay",
+    "fund",
+    "fund",
+    "settle",
+    "write_off",
+    "refund",
+    "refund",
+    "retry",
+)
 DRAFT_KINDS: Final[tuple[DraftKind, ...]] = (
     "fund",
     "pay",
@@ -601,6 +613,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.buyers: list[Buyer] = []
         self.history: list[PaymentRequest] = []
         self.merchant_id = ""
+        self.batching = False
+        self.focus: MInstrument | None = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -616,27 +630,41 @@ class PaymentsMachine(RuleBasedStateMachine):
         """Mostly a valid amount (up to ``fit`` when that is positive: what the state allows),
         often one of ``anchors`` (boundaries of the state), sometimes an invalid one."""
         kind = data.draw(st.integers(0, 11), label="amount kind")
-        if kind <= 3 and fit > 0:
+        if kind <= 5 and fit > 0:
             return usd(data.draw(st.integers(1, fit)))
-        if kind <= 5:
+        if kind <= 7:
             return usd(data.draw(st.integers(1, 6000)))
-        if kind <= 8 and anchors:
+        if kind <= 9 and anchors:
             return usd(max(1, data.draw(st.sampled_from(anchors))))
-        if kind == 9:
-            return Money(data.draw(st.integers(1, 6000)), "EUR")
         if kind == 10:
+            return Money(data.draw(st.integers(1, 6000)), "EUR")
+        if kind == 11:
             return usd(data.draw(st.sampled_from([0, -1, MAX_AMOUNT + 1])))
         return usd(data.draw(st.integers(1, 30_000)))
 
-    @staticmethod
+    def valid(self, instrument: MInstrument) -> bool:
+        until = instrument.valid_until
+        return instrument.valid_from <= self.now and (until is None or self.now < until)
+
     def pick(
-        data: st.DataObject, instruments: list[MInstrument], good: Callable[[MInstrument], bool]
+        self,
+        data: st.DataObject,
+        instruments: list[MInstrument],
+        good: Callable[[MInstrument], bool],
     ) -> MInstrument:
-        """An instrument, three times in four one where the request can succeed (if any)."""
+        """An instrument, three times in four one where the request can succeed (if any); in a
+        batch, often the one the batch's first request was about (so requests interact)."""
+        focus = self.focus
+        if focus is not None and focus in instruments and data.draw(st.booleans(), label="focus"):
+            return focus
         usable = [i for i in instruments if good(i)]
         if usable and data.draw(st.integers(0, 3), label="usable instrument") < 3:
-            return data.draw(st.sampled_from(usable), label="instrument")
-        return data.draw(st.sampled_from(instruments), label="instrument")
+            chosen = data.draw(st.sampled_from(usable), label="instrument")
+        else:
+            chosen = data.draw(st.sampled_from(instruments), label="instrument")
+        if self.batching and focus is None:
+            self.focus = chosen
+        return chosen
 
     def setup_instrument(self, data: st.DataObject, prepaid: bool) -> None:
         stack, now = self.stack, self.now
@@ -652,7 +680,10 @@ class PaymentsMachine(RuleBasedStateMachine):
             valid_from = now + data.draw(st.integers(1, 24)) * HOUR  # not yet valid
         refs = (self.ref("setup"), self.ref("setup"))
         if prepaid:
-            limit = data.draw(st.none() | st.integers(1_000, 20_000), label="funding limit")
+            limit = data.draw(
+                st.none() | st.integers(1_000, 20_000) | st.integers(200, 3_000),
+                label="funding limit",
+            )
             setup = stack.payments.setup_prepaid(
                 SetupPrepaid(
                     self.merchant_id,
@@ -670,7 +701,7 @@ class PaymentsMachine(RuleBasedStateMachine):
             )
         else:
             credit = data.draw(st.integers(500, 20_000), label="credit limit")
-            total = data.draw(sometimes(st.integers(500, 30_000)), label="global limit")
+            total = data.draw(sometimes(st.integers(100, credit + 2_000)), label="global limit")
             low = data.draw(sometimes(st.integers(1, 300)), label="min charge")
             high = data.draw(sometimes(st.integers(300, 10_000)), label="max charge")
             setup = stack.payments.setup_postpaid(
@@ -772,9 +803,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         inst = self.pick(
             data,
             self.model.prepaids(),
-            lambda i: (
-                i.valid_from <= self.now and self.model.tokens[i.setup.second_token.id].active
-            ),
+            lambda i: self.valid(i) and self.model.tokens[i.setup.second_token.id].active,
         )
         token_id, instrument_id = inst.setup.second_token.id, inst.id
         variant = data.draw(st.integers(0, 12), label="fund variant")
@@ -793,12 +822,13 @@ class PaymentsMachine(RuleBasedStateMachine):
         )
 
     def draft_pay(self, data: st.DataObject) -> PaymentRequest:
+        prepaid = data.draw(st.booleans(), label="prepaid pay")
         inst = self.pick(
             data,
-            list(self.model.instruments.values()),
+            self.model.prepaids() if prepaid else self.model.credits(),
             lambda i: (
                 (i.available > 0 if i.prepaid else i.debt < i.credit_limit)
-                and i.valid_from <= self.now
+                and self.valid(i)
                 and self.model.tokens[i.setup.sender_token.id].active
             ),
         )
@@ -813,8 +843,10 @@ class PaymentsMachine(RuleBasedStateMachine):
             anchors = [inst.available, inst.available + 1]
         else:
             room = inst.credit_limit - inst.debt
+            if inst.global_limit is not None:
+                room = min(room, inst.global_limit - inst.charged)
             fit = min(room, inst.max_charge or room)
-            anchors = [room, room + 1]
+            anchors = [room, room + 1, room, room + 1]
             anchors += [v for v in (inst.min_charge, inst.max_charge) if v is not None]
             if inst.min_charge is not None:
                 anchors.append(inst.min_charge - 1)
@@ -864,7 +896,9 @@ class PaymentsMachine(RuleBasedStateMachine):
         txns = list(self.model.txns.values())
         pays = [t for t in txns if t.operation is Operation.pay]
         variant = data.draw(st.integers(0, 9), label="refund variant")
-        if pays and variant <= 7:
+        if pays and variant <= 3:
+            original = data.draw(st.sampled_from(pays[-3:]), label="recent pay")
+        elif pays and variant <= 7:
             original = data.draw(st.sampled_from(pays), label="pay")
         elif txns and variant == 8:
             original = data.draw(st.sampled_from(txns), label="txn")
@@ -916,8 +950,22 @@ class PaymentsMachine(RuleBasedStateMachine):
         for _ in range(data.draw(st.integers(1, 2), label="credits")):
             self.setup_instrument(data, prepaid=False)
         self.ready = True
+        for index in range(buyers):
+            self.top_up(index, data.draw(st.integers(0, 20_000), label="first top-up"))
+        # A first funding of every prepaid instrument, as one batch (checked like any other).
+        first: list[PaymentRequest] = [
+            FundPrepaidRequest(
+                self.merchant_id,
+                self.ref("fund"),
+                inst.setup.second_token.id,
+                inst.id,
+                usd(data.draw(st.integers(1, inst.funding_limit or 5_000), label="first funding")),
+            )
+            for inst in self.model.prepaids()
+        ]
+        self.submit(first)
 
-    @precondition(lambda self: len(self.model.instruments) < 8)
+    @precondition(lambda self: len(self.model.instruments) < 6)
     @rule(data=st.data(), prepaid=st.booleans())
     def add_instrument(self, data: st.DataObject, prepaid: bool) -> None:
         self.setup_instrument(data, prepaid)
@@ -927,7 +975,11 @@ class PaymentsMachine(RuleBasedStateMachine):
         """Money arrives in a buyer's Penny balance (no service does it yet: a ledger journal
         from external funding, as a deposit would book it)."""
         index = data.draw(st.integers(0, len(self.buyers) - 1), label="buyer")
-        amount = data.draw(st.integers(1, 20_000), label="top-up")
+        self.top_up(index, data.draw(st.integers(1, 20_000), label="top-up"))
+
+    def top_up(self, index: int, amount: int) -> None:
+        if amount == 0:
+            return
         balance_account = self.buyers[index].party.balance_account_id
         assert balance_account is not None
         external = self.stack.payments.chart().external_funding
@@ -938,36 +990,28 @@ class PaymentsMachine(RuleBasedStateMachine):
         assert outcome.ok, outcome
         self.model.balances[index] += amount
 
-    @rule(data=st.data())
-    def fund_prepaid(self, data: st.DataObject) -> None:
-        self.submit([self.draft_fund(data)])
-
-    @rule(data=st.data())
-    def pay(self, data: st.DataObject) -> None:
-        self.submit([self.draft_pay(data)])
-
-    @rule(data=st.data())
-    def settle_debt(self, data: st.DataObject) -> None:
-        self.submit([self.draft_settle(data)])
-
-    @rule(data=st.data())
-    def write_off_debt(self, data: st.DataObject) -> None:
-        self.submit([self.draft_write_off(data)])
-
-    @rule(data=st.data())
-    def refund(self, data: st.DataObject) -> None:
-        self.submit([self.draft_refund(data)])
-
-    @precondition(lambda self: bool(self.history))
-    @rule(data=st.data())
-    def retry(self, data: st.DataObject) -> None:
-        self.submit([self.draft_retry(data, [])])
+    @rule(
+        data=st.data(),
+        kinds=st.lists(st.sampled_from(REQUEST_KINDS), min_size=1, max_size=3),
+    )
+    def requests(self, data: st.DataObject, kinds: list[DraftKind]) -> None:
+        """A few requests of any kind, each submitted alone (one rule for all kinds, so that
+        every example mixes them)."""
+        for kind in kinds:
+            requests: list[PaymentRequest] = []
+            self.draft(kind, data, requests)
+            if requests:
+                self.submit(requests)
 
     @rule(data=st.data(), kinds=st.lists(st.sampled_from(DRAFT_KINDS), min_size=2, max_size=4))
     def batch(self, data: st.DataObject, kinds: list[DraftKind]) -> None:
         requests: list[PaymentRequest] = []
-        for kind in kinds:
-            self.draft(kind, data, requests)
+        self.batching, self.focus = True, None
+        try:
+            for kind in kinds:
+                self.draft(kind, data, requests)
+        finally:
+            self.batching, self.focus = False, None
         if requests:
             event(f"batch of {len(requests)}")
             self.submit(requests)
@@ -1000,7 +1044,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         assert isinstance(result, PaymentsError)
         assert result.refusal is Refusal.token_not_active
 
-    @rule(hours=st.integers(1, 120) | st.sampled_from([24, 96]))
+    @rule(hours=st.sampled_from([24, 96, 25, 97, 48]) | st.integers(1, 120))
     def advance_time(self, hours: int) -> None:
         self.stack.clock.advance(hours * HOUR)
         self.complete_due()
