@@ -335,6 +335,20 @@ def case_duplicate_with_different_content() -> tuple[Book, Command]:
     return book, journal("k", (BANK, 999), (BUYER, -999))
 
 
+def case_key_invalid() -> tuple[Book, Command]:
+    return make_book(), journal("k" * 129, (BANK, 100), (BUYER, -100))
+
+
+def case_memo_too_long() -> tuple[Book, Command]:
+    command = journal("j", (BANK, 100), (BUYER, -100))
+    return make_book(), NewJournal(command.owner, command.key, command.legs, memo="m" * 257)
+
+
+def case_code_out_of_range() -> tuple[Book, Command]:
+    command = journal("j", (BANK, 100), (BUYER, -100))
+    return make_book(), NewJournal(command.owner, command.key, command.legs, code=2**31)
+
+
 def case_journal_needs_two_legs() -> tuple[Book, Command]:
     return make_book(), journal("j", (BANK, 100))
 
@@ -437,6 +451,9 @@ def case_counter_overflow() -> tuple[Book, Command]:
 
 
 CASES: dict[ResultCode, Callable[[], tuple[Book, Command]]] = {
+    ResultCode.key_invalid: case_key_invalid,
+    ResultCode.memo_too_long: case_memo_too_long,
+    ResultCode.code_out_of_range: case_code_out_of_range,
     ResultCode.duplicate_with_different_content: case_duplicate_with_different_content,
     ResultCode.journal_needs_two_legs: case_journal_needs_two_legs,
     ResultCode.amount_must_be_positive: case_amount_must_be_positive,
@@ -471,7 +488,7 @@ def test_every_code_the_book_can_produce_has_a_case() -> None:
 @pytest.mark.parametrize("code", sorted(CASES), ids=lambda code: code.name)
 def test_result_code(code: ResultCode) -> None:
     book, command = CASES[code]()
-    if code is ResultCode.duplicate_with_different_content:
+    if not code.remembered:  # answered, not stored: nothing changes
         before, rows = snapshot(book), len(book.new_journals)
         assert book.apply(command) == Outcome(code, None)
         assert snapshot(book) == before
@@ -485,8 +502,12 @@ def test_result_code(code: ResultCode) -> None:
 def test_result_code_properties() -> None:
     assert ResultCode.ok.is_ok
     assert not ResultCode.insufficient_balance.is_ok
-    transient = {code for code in ResultCode if code.transient}
-    assert transient == {
+    assert {code for code in ResultCode if code.transient} == {ResultCode.storage_unavailable}
+    forgotten = {code for code in ResultCode if not code.remembered}
+    assert forgotten == {
+        ResultCode.key_invalid,
+        ResultCode.memo_too_long,
+        ResultCode.code_out_of_range,
         ResultCode.storage_unavailable,
         ResultCode.duplicate_with_different_content,
     }

@@ -274,7 +274,7 @@ class Book:
         self, command: Command, print_: bytes, code: ResultCode, kind: JournalKind
     ) -> Outcome:
         assert code is not ResultCode.ok
-        assert not code.transient
+        assert code.remembered
         pending_id = None
         if not isinstance(command, NewJournal) and command.pending_id in self.pendings:
             pending_id = command.pending_id  # a reference to a missing journal is not kept

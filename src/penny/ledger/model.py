@@ -231,7 +231,7 @@ class Outcome:
     """The answer to one command.
 
     ``journal_id`` names the journal row that holds this outcome (also for a remembered
-    failure), or is ``None`` when nothing was stored (transient codes and
+    failure), or is ``None`` when nothing was stored (codes that are not ``remembered``, such as
     ``duplicate_with_different_content``). ``replayed`` is true when the key had been used
     before and this is the stored answer.
     """

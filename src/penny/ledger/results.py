@@ -58,14 +58,19 @@ class ResultCode(enum.IntEnum):
 
     @property
     def transient(self) -> bool:
-        """True when the outcome is *not* remembered under the command's key.
+        """True when the same command may succeed if simply retried (the store was busy)."""
+        return self is ResultCode.storage_unavailable
 
-        Every other outcome, success or failure, is stored with the key, and a retry with the
-        same content gets it back even if the state has changed since (as TigerBeetle does).
-        ``duplicate_with_different_content`` is not remembered either: it is an answer about
-        the key, not an outcome of the command.
+    @property
+    def remembered(self) -> bool:
+        """True when the outcome is stored under the command's key.
+
+        Every outcome is, success or refusal, and a retry with the same content gets it back
+        even if the state has changed since (as TigerBeetle does) — except the transient one,
+        an answer about the key (``duplicate_with_different_content``), and a command the
+        store cannot hold at all (an invalid key, an over-long memo, an out-of-range code).
         """
-        return self in _NOT_REMEMBERED
+        return self not in _NOT_REMEMBERED
 
     @property
     def is_ok(self) -> bool:
