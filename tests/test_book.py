@@ -349,6 +349,11 @@ def case_code_out_of_range() -> tuple[Book, Command]:
     return make_book(), NewJournal(command.owner, command.key, command.legs, code=2**31)
 
 
+def case_expiry_out_of_range() -> tuple[Book, Command]:
+    legs = journal("j", (BANK, 100), (BUYER, -100)).legs
+    return make_book(), NewJournal(OWNER, "j", legs, pending=True, expires_at=2**63)
+
+
 def case_journal_needs_two_legs() -> tuple[Book, Command]:
     return make_book(), journal("j", (BANK, 100))
 
@@ -454,6 +459,7 @@ CASES: dict[ResultCode, Callable[[], tuple[Book, Command]]] = {
     ResultCode.key_invalid: case_key_invalid,
     ResultCode.memo_too_long: case_memo_too_long,
     ResultCode.code_out_of_range: case_code_out_of_range,
+    ResultCode.expiry_out_of_range: case_expiry_out_of_range,
     ResultCode.duplicate_with_different_content: case_duplicate_with_different_content,
     ResultCode.journal_needs_two_legs: case_journal_needs_two_legs,
     ResultCode.amount_must_be_positive: case_amount_must_be_positive,
@@ -508,6 +514,7 @@ def test_result_code_properties() -> None:
         ResultCode.key_invalid,
         ResultCode.memo_too_long,
         ResultCode.code_out_of_range,
+        ResultCode.expiry_out_of_range,
         ResultCode.storage_unavailable,
         ResultCode.duplicate_with_different_content,
     }

@@ -604,19 +604,24 @@ def test_close_account(env: Env) -> None:
 # -- what the store can hold -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field", ["memo", "key", "code"])
+@pytest.mark.parametrize("field", ["memo", "key", "owner", "code", "expires_at"])
 def test_an_unstorable_command_is_refused_without_failing_its_neighbours(
     env: Env, field: str
 ) -> None:
-    # The schema holds memos of up to 256 characters, keys of up to 128 and 32-bit codes.
+    # The schema holds owners of up to 64 characters, keys of up to 128, memos of up to 256,
+    # 32-bit codes and 64-bit times.
     env.fund(1000)
     bad = env.journal("bad", (env.buyer, 1), (env.merchant, -1))
     if field == "memo":
         bad = replace(bad, memo="m" * 257)
     elif field == "key":
         bad = replace(bad, key="k" * 129)
-    else:
+    elif field == "owner":
+        bad = replace(bad, owner="o" * 65)
+    elif field == "code":
         bad = replace(bad, code=2**40)
+    else:
+        bad = replace(bad, pending=True, expires_at=2**63)
     outcomes = env.run(
         env.journal("a", (env.buyer, 10), (env.merchant, -10)),
         bad,
@@ -624,6 +629,7 @@ def test_an_unstorable_command_is_refused_without_failing_its_neighbours(
     )
     assert [o.ok for o in outcomes] == [True, False, True]
     assert env.bal(env.buyer) == Balance(30, 1000, 0, 0)
+    assert env.bal(env.merchant) == Balance(0, 30, 0, 0)
 
 
 # -- the audit -------------------------------------------------------------------------------

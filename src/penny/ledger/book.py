@@ -33,6 +33,7 @@ from penny.ledger.results import (
     MAX_KEY_LENGTH,
     MAX_MEMO_LENGTH,
     MAX_OWNER_LENGTH,
+    TIME_RANGE,
     ResultCode,
 )
 from penny.money import CURRENCY_SCALES, MAX_MINOR_UNITS
@@ -325,6 +326,9 @@ def _unstorable(command: Command) -> ResultCode:
         return ResultCode.memo_too_long
     if command.code not in CODE_RANGE:
         return ResultCode.code_out_of_range
+    expires_at = command.expires_at if isinstance(command, NewJournal) else None
+    if expires_at is not None and expires_at not in TIME_RANGE:
+        return ResultCode.expiry_out_of_range
     return ResultCode.ok
 
 

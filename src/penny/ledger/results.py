@@ -22,6 +22,7 @@ class ResultCode(enum.IntEnum):
     key_invalid = 5
     memo_too_long = 6
     code_out_of_range = 7
+    expiry_out_of_range = 8
 
     # Idempotency: decided before anything else, against what the key first did.
     duplicate_with_different_content = 10
@@ -68,7 +69,8 @@ class ResultCode(enum.IntEnum):
         Every outcome is, success or refusal, and a retry with the same content gets it back
         even if the state has changed since (as TigerBeetle does) — except the transient one,
         an answer about the key (``duplicate_with_different_content``), and a command the
-        store cannot hold at all (an invalid key, an over-long memo, an out-of-range code).
+        store cannot hold at all (an invalid key, an over-long memo, an out-of-range code or
+        expiry time).
         """
         return self not in _NOT_REMEMBERED
 
@@ -82,6 +84,7 @@ _NOT_REMEMBERED = frozenset(
         ResultCode.key_invalid,
         ResultCode.memo_too_long,
         ResultCode.code_out_of_range,
+        ResultCode.expiry_out_of_range,
         ResultCode.storage_unavailable,
         ResultCode.duplicate_with_different_content,
     }
@@ -92,3 +95,4 @@ MAX_OWNER_LENGTH = 64
 MAX_KEY_LENGTH = 128
 MAX_MEMO_LENGTH = 256
 CODE_RANGE = range(-(2**31), 2**31)
+TIME_RANGE = range(-(2**63), 2**63)
