@@ -248,6 +248,7 @@ def test_declined_card_records_a_failed_transaction_and_moves_nothing(world: Wor
     txn = world.payments.execute(world.fund(setup, "10", "fund-1"))
     assert txn.status is Status.failure
     assert txn.status_code == "TransactionDenied"
+    assert txn.fees == 0  # nothing was charged
     assert world.payable() == 0
     assert world.payments.prepaid_balance(world.merchant.id, setup.instrument.id).main == usd("0")
     # A declined funding is still the transaction under that reference.
@@ -287,6 +288,8 @@ def test_returned_bank_transfer_and_late_failing_card_release_the_hold(world: Wo
     world.clock.advance(3 * MICROS_PER_DAY)
     (failed_bank,) = world.payments.complete_due()
     assert failed_bank.status is Status.failure
+    assert (failed_bank.fees, failed_card.fees) == (0, 0)
+    assert world.payments.transaction(world.merchant.id, failed_bank.id).fees == 0
     for setup in (bank, card):
         balance = world.payments.prepaid_balance(world.merchant.id, setup.instrument.id)
         assert (balance.main, balance.pending) == (usd("0"), usd("0"))

@@ -103,8 +103,9 @@ class Instrument:
     charged_total: int = 0
     min_charge: int | None = None
     max_charge: int | None = None
-    #: Postpaid: when the last SettleDebt was accepted (refunds of older Pays are refused).
-    last_settled_at: int | None = None
+    #: Postpaid: how many SettleDebts have been accepted; a Pay made before the latest one
+    #: counts as settled and is no longer refundable.
+    settlement_count: int = 0
     payment_reason: str = ""
 
     def is_valid_at(self, now: int) -> bool:
@@ -158,6 +159,8 @@ class Transaction:
     #: For a pending transaction: when the money source gives its answer, and which.
     completes_at: int | None = None
     completes_ok: bool = True
+    #: A postpaid Pay: the instrument's settlement count when it was accepted.
+    settlements_before: int | None = None
     sender_description: str = ""
     caller_description: str = ""
     ipn_url: str | None = None

@@ -575,6 +575,7 @@ class Payments:
         txn = replace(txn, sender_token_id=token.id, ipn_url=request.ipn_url)
         journal_id = self._book(batch, txn.id, legs)
         if instrument_kind is InstrumentKind.credit:
+            txn = replace(txn, settlements_before=instrument.settlement_count)
             charged = instrument.charged_total + request.amount.minor
             batch.put_instrument(replace(instrument, charged_total=charged))
         return _succeeded(txn, journal_id, batch.now)
@@ -625,7 +626,8 @@ class Payments:
 
         txn = self._charge(batch, request, print_, Operation.settle_debt, instrument, token, legs)
         if txn.status is not Status.failure:
-            batch.put_instrument(replace(instrument, last_settled_at=batch.now))
+            settled = instrument.settlement_count + 1
+            batch.put_instrument(replace(instrument, settlement_count=settled))
         return txn
 
     def _write_off(self, batch: _Batch, request: WriteOffDebtRequest, print_: str) -> Transaction:
@@ -699,11 +701,8 @@ class Payments:
             raise PaymentsError(Refusal.refund_exceeds_original)
         assert original.instrument_id is not None
         instrument = batch.instruments[original.instrument_id]
-        settled = instrument.last_settled_at
-        if (
-            instrument.kind is InstrumentKind.credit
-            and settled is not None
-            and (settled >= original.received_at)
+        if instrument.kind is InstrumentKind.credit and instrument.settlement_count > (
+            original.settlements_before or 0
         ):
             raise PaymentsError(Refusal.debt_already_settled)
         books = batch.parties[instrument.recipient_id].books
@@ -753,6 +752,7 @@ class Payments:
         if decision.outcome is ChargeOutcome.declined:
             return replace(
                 txn,
+                fees=0,  # nothing was charged, so nothing is owed
                 status=Status.failure,
                 status_code="TransactionDenied",
                 status_message=decision.reason or "The payment method was declined.",
@@ -848,6 +848,7 @@ class Payments:
             if done is None:
                 done = replace(
                     txn,
+                    fees=0,
                     status=Status.failure,
                     status_code="TransactionDenied",
                     status_message="The payment method was declined after processing.",

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Integer,
     MetaData,
     String,
     Table,
@@ -76,7 +77,7 @@ instruments = Table(
     Column("charged_total", BigInteger),
     Column("min_charge", BigInteger),
     Column("max_charge", BigInteger),
-    Column("last_settled_at", BigInteger),
+    Column("settlement_count", Integer),
     Column("payment_reason", String(256)),
 )
 
@@ -124,6 +125,7 @@ transactions = Table(
     Column("pending_journal_id", BigInteger),
     Column("completes_at", BigInteger),
     Column("completes_ok", Boolean),
+    Column("settlements_before", Integer),
     Column("sender_description", String(160)),
     Column("caller_description", String(160)),
     Column("ipn_url", String(2048)),
@@ -362,6 +364,7 @@ def update_transactions(conn: Connection, changed: Iterable[Transaction]) -> Non
                 completed_at=txn.completed_at,
                 refunded=txn.refunded,
                 journal_id=txn.journal_id,
+                fees=txn.fees,
             )
         )
 

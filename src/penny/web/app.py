@@ -1,24 +1,165 @@
 """The ASGI application (Starlette on uvicorn).
 
-For now it serves the health check; the FPS endpoint, the hosted pages and metrics mount here
-as they are built. ``/healthz`` answers 200 with the store's dialect and schema revision when
-the database answers, 503 otherwise.
+* ``GET /`` and ``POST /``: the FPS Query API (spec ``fps-api.md`` §1–§5): parse
+  (:func:`penny.fps.wire.parse_request`), authenticate (:func:`penny.fps.signature.verify_request`),
+  check ``Version`` and ``Action``, serve (:func:`penny.fps.actions.run_action`), answer with an
+  FPS XML envelope. Every refusal is an FPS error body, never an HTML page; an unexpected
+  exception is logged with its traceback and answered ``InternalError`` (HTTP 503, which every
+  FPS client retries).
+* ``/healthz`` answers 200 with the store's dialect and schema revision when the database
+  answers, 503 otherwise.
+
+The synchronous services (database work) run in Starlette's thread pool, never on the event
+loop.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from penny import __version__
+from penny.clock import Clock
+from penny.engine.ledger import Ledger
+from penny.fps.actions import run_action
+from penny.fps.signature import verify_request
+from penny.fps.wire import (
+    HTTP_SERVICE_UNAVAILABLE,
+    INVALID_REQUEST,
+    MAX_REQUEST_BYTES,
+    WireFault,
+    action_of,
+    new_request_id,
+    parse_request,
+    render_error,
+    render_success,
+    version_of,
+)
+from penny.parties import Directory
+from penny.security import ServerKey, load_server_key
+from penny.services.payments import Payments
 from penny.storage.database import Database, current_revision
 
+logger = logging.getLogger(__name__)
 
-def create_app(database: Database) -> Starlette:
-    """Build the application over an open ``database``."""
+#: FPS answered with XML bodies; ``text/xml`` is what its responses carried.
+XML_CONTENT_TYPE = "text/xml; charset=utf-8"
+#: HTTP status of a body over :data:`MAX_REQUEST_BYTES`.
+HTTP_TOO_LARGE = 413
+
+
+@dataclass(frozen=True, slots=True)
+class FpsRequest:
+    """What the FPS endpoint needs of an HTTP request, read on the event loop."""
+
+    method: str
+    host: str
+    path: str
+    query_string: bytes
+    body: bytes
+    content_type: str | None
+    server_port: int | None
+
+
+class FpsEndpoint:
+    """The FPS Query API over a directory (keys, parties) and the payments service."""
+
+    def __init__(self, directory: Directory, payments: Payments, clock: Clock) -> None:
+        self.directory = directory
+        self.payments = payments
+        self.clock = clock
+
+    def serve(self, request: FpsRequest, request_id: str) -> tuple[int, bytes]:
+        """The HTTP status and body for ``request`` (blocking: call it in a thread)."""
+        try:
+            outcome = self._serve(request)
+        except Exception:
+            logger.exception("FPS request %s failed", request_id)
+            outcome = WireFault(
+                "InternalError",
+                "The server could not serve the request; retry it with the same CallerReference.",
+                HTTP_SERVICE_UNAVAILABLE,
+            )
+        if isinstance(outcome, WireFault):
+            return outcome.http_status, render_error(outcome.code, outcome.message, request_id)
+        action, version, result = outcome
+        return 200, render_success(action, version, result, request_id)
+
+    def _serve(self, request: FpsRequest) -> WireFault | tuple[str, str, str | None]:
+        params = parse_request(
+            request.method, request.query_string, request.body, request.content_type
+        )
+        if isinstance(params, WireFault):
+            return params
+        verified = verify_request(
+            request.method,
+            request.host,
+            request.path,
+            params,
+            secret_for=self.directory.secret_for,
+            now_us=self.clock.now_us(),
+            server_port=request.server_port,
+        )
+        if isinstance(verified, WireFault):
+            return verified
+        version = version_of(params)
+        if isinstance(version, WireFault):
+            return version
+        action = action_of(params, version)
+        if isinstance(action, WireFault):
+            return action
+        key = self.directory.api_key(verified.access_key_id)
+        assert key is not None  # the signature was checked against its secret
+        result = run_action(self.payments, self.directory, key.party_id, action, version, params)
+        if isinstance(result, WireFault):
+            return result
+        return action, version, result
+
+
+async def _read_body(request: Request) -> bytes | WireFault:
+    """The body, refused (without reading on) once it passes :data:`MAX_REQUEST_BYTES`."""
+    too_large = WireFault(
+        INVALID_REQUEST,
+        f"The request body is larger than {MAX_REQUEST_BYTES} bytes.",
+        HTTP_TOO_LARGE,
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        return too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            return too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    database: Database, *, clock: Clock | None = None, server_key: ServerKey | None = None
+) -> Starlette:
+    """Build the application over an open ``database``.
+
+    ``clock`` defaults to the sandbox clock shared through the database, ``server_key`` (which
+    decrypts API secrets) to the one :func:`penny.security.load_server_key` finds for it.
+    """
+    if clock is None:
+        from penny.sandbox.clock import SandboxClock
+
+        clock = SandboxClock(database)
+    if server_key is None:
+        server_key = load_server_key(database.url)
+    ledger = Ledger(database, clock)
+    directory = Directory(database, ledger, clock, server_key)
+    endpoint = FpsEndpoint(directory, Payments(ledger, clock=clock), clock)
 
     async def healthz(_request: Request) -> JSONResponse:
         try:
@@ -34,4 +175,28 @@ def create_app(database: Database) -> Starlette:
             }
         )
 
-    return Starlette(routes=[Route("/healthz", healthz)])
+    async def fps(request: Request) -> Response:
+        request_id = new_request_id()
+        body = await _read_body(request)
+        if isinstance(body, WireFault):
+            content = render_error(body.code, body.message, request_id)
+            return Response(content, status_code=body.http_status, media_type=XML_CONTENT_TYPE)
+        server = request.scope.get("server")
+        fps_request = FpsRequest(
+            method=request.method,
+            host=request.headers.get("host", ""),
+            path=request.scope.get("path", "/"),
+            query_string=request.scope.get("query_string", b""),
+            body=body,
+            content_type=request.headers.get("content-type"),
+            server_port=server[1] if server and len(server) > 1 else None,
+        )
+        status, content = await run_in_threadpool(endpoint.serve, fps_request, request_id)
+        return Response(content, status_code=status, media_type=XML_CONTENT_TYPE)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/", fps, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+        ]
+    )

@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.Column("charged_total", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("min_charge", sa.BigInteger),
         sa.Column("max_charge", sa.BigInteger),
-        sa.Column("last_settled_at", sa.BigInteger),
+        sa.Column("settlement_count", sa.Integer, nullable=False, server_default="0"),
         sa.Column("payment_reason", sa.String(256), nullable=False, server_default=""),
     )
     op.create_index("ix_instruments_recipient", "instruments", ["recipient_id"])
@@ -104,6 +104,7 @@ def upgrade() -> None:
         sa.Column("pending_journal_id", sa.BigInteger, sa.ForeignKey("ledger_journals.id")),
         sa.Column("completes_at", sa.BigInteger),
         sa.Column("completes_ok", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("settlements_before", sa.Integer),
         sa.Column("sender_description", sa.String(160), nullable=False, server_default=""),
         sa.Column("caller_description", sa.String(160), nullable=False, server_default=""),
         sa.Column("ipn_url", sa.String(2048)),

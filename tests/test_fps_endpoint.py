@@ -1,0 +1,749 @@
+"""The FPS Query API endpoint (``GET /`` and ``POST /``) through Starlette's TestClient.
+
+Every test runs on SQLite and PostgreSQL. Requests are signed with Signature V2 like boto
+(GET, ``…:SSZ`` timestamps) or like Amazon's Java library (a POSTed form, millisecond
+timestamps, its user agent). Responses are parsed with ``xml.etree`` and checked against the
+schema order of spec ``fps-api.md`` §4.4/§5 and against the payments service's own records.
+"""
+
+from __future__ import annotations
+
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+import pytest
+
+from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
+from penny.domain.parties import Party, PaymentMethod
+from penny.engine.ledger import Ledger
+from penny.fps.actions import ACTIONS, NOT_SUPPORTED
+from penny.fps.signature import sign_v2
+from penny.fps.wire import ACTIONS_2010_08_28, MAX_REQUEST_BYTES, fps_amount
+from penny.money import Money, parse_amount
+from penny.parties import Directory
+from penny.security import ServerKey
+from penny.services.payments import (
+    InstrumentSetup,
+    Payments,
+    SetupPostpaid,
+    SetupPrepaid,
+)
+from penny.storage.database import Database, open_database
+from penny.web.app import create_app
+
+with warnings.catch_warnings():
+    # This Starlette prefers the ``httpx2`` fork and warns when it drives plain httpx.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+HOST = "testserver"
+NS = "{http://fps.amazonaws.com/doc/2010-08-28/}"
+JAVA_AGENT = "Amazon FPS 2010-08-28 Java Library"
+
+
+def usd(text: str) -> Money:
+    return parse_amount(text, "USD")
+
+
+def strip(root: ET.Element) -> ET.Element:
+    """Drop the namespace from every tag, for short paths in assertions."""
+    for node in root.iter():
+        node.tag = node.tag.rpartition("}")[2]
+    return root
+
+
+@dataclass
+class Reply:
+    status: int
+    root: ET.Element
+    raw: bytes
+    content_type: str
+
+    def text(self, path: str) -> str:
+        found = self.root.find(path)
+        assert found is not None, f"{path} not in {self.raw!r}"
+        return found.text or ""
+
+    @property
+    def code(self) -> str:
+        assert self.root.tag == "Response", self.raw
+        return self.text("Errors/Error/Code")
+
+    @property
+    def message(self) -> str:
+        return self.text("Errors/Error/Message")
+
+    def children(self, path: str) -> list[str]:
+        found = self.root.find(path)
+        assert found is not None, f"{path} not in {self.raw!r}"
+        return [child.tag for child in found]
+
+
+@dataclass
+class World:
+    db: Database
+    clock: ManualClock
+    directory: Directory
+    payments: Payments
+    client: TestClient
+    merchant: Party
+    key: str
+    secret: str
+    other: Party
+    other_key: str
+    other_secret: str
+    buyer: Party
+    card: PaymentMethod
+    bank: PaymentMethod
+
+    def timestamp(self, millis: bool = False) -> str:
+        moment = datetime.fromtimestamp(self.clock.now_us() // MICROS_PER_SECOND, UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z" if millis else "%Y-%m-%dT%H:%M:%SZ")
+
+    def signed(
+        self, method: str, action: str, params: dict[str, str], *, other: bool = False
+    ) -> dict[str, str]:
+        request = {
+            "Action": action,
+            "AWSAccessKeyId": self.other_key if other else self.key,
+            "SignatureVersion": "2",
+            "SignatureMethod": "HmacSHA256",
+            "Timestamp": self.timestamp(millis=method == "POST"),
+            "Version": "2010-08-28",
+            **params,
+        }
+        secret = self.other_secret if other else self.secret
+        request["Signature"] = sign_v2(secret, method, HOST, "/", request)
+        return request
+
+    def reply(self, response: object) -> Reply:
+        raw: bytes = response.content  # type: ignore[attr-defined]
+        root = strip(ET.fromstring(raw))
+        return Reply(
+            response.status_code,  # type: ignore[attr-defined]
+            root,
+            raw,
+            response.headers["content-type"],  # type: ignore[attr-defined]
+        )
+
+    def get(self, action: str, *, other: bool = False, **params: str) -> Reply:
+        query = urlencode(self.signed("GET", action, params, other=other))
+        return self.reply(self.client.get("/?" + query))
+
+    def post(self, action: str, **params: str) -> Reply:
+        body = urlencode(self.signed("POST", action, params))
+        return self.reply(
+            self.client.post(
+                "/",
+                content=body.encode("utf-8"),
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+                    "User-Agent": JAVA_AGENT,
+                },
+            )
+        )
+
+    def prepaid(self, ref: str = "p", limit: str = "100") -> InstrumentSetup:
+        return self.payments.setup_prepaid(
+            SetupPrepaid(
+                caller_id=self.merchant.id,
+                recipient_id=self.merchant.id,
+                sender_id=self.buyer.id,
+                payment_method_id=self.card.id,
+                caller_reference_sender=f"{ref}-sender",
+                caller_reference_funding=f"{ref}-funding",
+                funding_limit=usd(limit),
+                valid_until=self.clock.now_us() + 30 * MICROS_PER_DAY,
+            )
+        )
+
+    def postpaid(self, ref: str = "c", limit: str = "100") -> InstrumentSetup:
+        return self.payments.setup_postpaid(
+            SetupPostpaid(
+                caller_id=self.merchant.id,
+                recipient_id=self.merchant.id,
+                sender_id=self.buyer.id,
+                payment_method_id=self.card.id,
+                caller_reference_sender=f"{ref}-sender",
+                caller_reference_settlement=f"{ref}-settlement",
+                credit_limit=usd(limit),
+                valid_until=self.clock.now_us() + 30 * MICROS_PER_DAY,
+            )
+        )
+
+    def fund(self, setup: InstrumentSetup, amount: str, ref: str) -> Reply:
+        return self.get(
+            "FundPrepaid",
+            SenderTokenId=setup.second_token.id,
+            PrepaidInstrumentId=setup.instrument.id,
+            CallerReference=ref,
+            **{"FundingAmount.Value": amount, "FundingAmount.CurrencyCode": "USD"},
+        )
+
+    def pay(self, setup: InstrumentSetup, amount: str, ref: str) -> Reply:
+        return self.get(
+            "Pay",
+            SenderTokenId=setup.sender_token.id,
+            CallerReference=ref,
+            **{"TransactionAmount.Value": amount, "TransactionAmount.CurrencyCode": "USD"},
+        )
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    db = open_database(database_url)
+    clock = ManualClock()
+    key = ServerKey.generate()
+    ledger = Ledger(db, clock)
+    directory = Directory(db, ledger, clock, key)
+    payments = Payments(ledger, clock=clock)
+    merchant, merchant_key = directory.create_business("DigitalDownload", "shop@example.com")
+    other, other_key = directory.create_business("Elsewhere", "else@example.com")
+    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
+    app = create_app(db, clock=clock, server_key=key)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield World(
+            db=db,
+            clock=clock,
+            directory=directory,
+            payments=payments,
+            client=client,
+            merchant=merchant,
+            key=merchant_key.access_key_id,
+            secret=merchant_key.secret,
+            other=other,
+            other_key=other_key.access_key_id,
+            other_secret=other_key.secret,
+            buyer=buyer,
+            card=directory.add_card(buyer.id, "4111111111111111", 12, 2030),
+            bank=directory.add_bank(buyer.id, "110000000", "000123456789"),
+        )
+    assert ledger.audit().ok
+    db.dispose()
+
+
+def amount_of(reply: Reply, path: str) -> str:
+    assert reply.children(path) == ["CurrencyCode", "Value"]
+    assert reply.text(f"{path}/CurrencyCode") == "USD"
+    return reply.text(f"{path}/Value")
+
+
+def success(reply: Reply, action: str) -> None:
+    assert reply.status == 200, reply.raw
+    assert reply.root.tag == f"{action}Response", reply.raw
+    assert reply.raw.startswith(b'<?xml version="1.0"?>\n<' + action.encode() + b'Response xmlns="')
+    assert reply.text("ResponseMetadata/RequestId").endswith(":0")
+    assert reply.content_type.startswith("text/xml")
+
+
+def test_every_action_is_served_or_refused_as_not_supported() -> None:
+    assert set(ACTIONS) | NOT_SUPPORTED == ACTIONS_2010_08_28
+    assert not set(ACTIONS) & NOT_SUPPORTED
+
+
+# -- FundPrepaid, Pay, GetPrepaidBalance ---------------------------------------------------
+
+
+def test_fund_prepaid_pay_and_prepaid_balance(world: World) -> None:
+    setup = world.prepaid()
+    funded = world.fund(setup, "10", "fund-1")
+    success(funded, "FundPrepaid")
+    assert world.clock.now_us() > 0
+    assert funded.children("FundPrepaidResult") == ["TransactionId", "TransactionStatus"]
+    assert funded.text("FundPrepaidResult/TransactionStatus") == "Success"
+    fund_id = funded.text("FundPrepaidResult/TransactionId")
+    assert len(fund_id) == 35
+    assert world.payments.transaction(world.merchant.id, fund_id).amount == 1000
+
+    paid = world.pay(setup, "2.50", "pay-1")
+    success(paid, "Pay")
+    assert paid.children("PayResult") == ["TransactionId", "TransactionStatus"]
+    assert paid.text("PayResult/TransactionStatus") == "Success"
+
+    balance = world.get("GetPrepaidBalance", PrepaidInstrumentId=setup.instrument.id)
+    success(balance, "GetPrepaidBalance")
+    assert balance.children("GetPrepaidBalanceResult/PrepaidBalance") == [
+        "AvailableBalance",
+        "PendingInBalance",
+    ]
+    assert amount_of(balance, "GetPrepaidBalanceResult/PrepaidBalance/AvailableBalance") == (
+        "7.500000"
+    )
+    assert amount_of(balance, "GetPrepaidBalanceResult/PrepaidBalance/PendingInBalance") == (
+        "0.000000"
+    )
+
+
+def test_java_style_post_is_served(world: World) -> None:
+    setup = world.prepaid()
+    funded = world.post(
+        "FundPrepaid",
+        SenderTokenId=setup.second_token.id,
+        PrepaidInstrumentId=setup.instrument.id,
+        CallerReference="fund-post",
+        **{"FundingAmount.Value": "5.00", "FundingAmount.CurrencyCode": "USD"},
+    )
+    success(funded, "FundPrepaid")
+    paid = world.post(
+        "Pay",
+        SenderTokenId=setup.sender_token.id,
+        CallerReference="pay-post",
+        SenderDescription="a b&c=d ☕",
+        **{"TransactionAmount.Value": "1", "TransactionAmount.CurrencyCode": "USD"},
+    )
+    success(paid, "Pay")
+    txn = world.payments.transaction(world.merchant.id, paid.text("PayResult/TransactionId"))
+    assert txn.sender_description == "a b&c=d ☕"
+
+
+def test_same_caller_reference_is_idempotent_and_other_content_is_duplicate(
+    world: World,
+) -> None:
+    setup = world.prepaid()
+    first = world.fund(setup, "10", "fund-1")
+    again = world.fund(setup, "10", "fund-1")
+    assert again.text("FundPrepaidResult/TransactionId") == first.text(
+        "FundPrepaidResult/TransactionId"
+    )
+    other = world.fund(setup, "11", "fund-1")
+    assert (other.status, other.code) == (400, "DuplicateRequest")
+    assert other.raw.startswith(b'<?xml version="1.0"?>\n<Response><Errors><Error><Code>')
+    assert other.text("RequestID")
+    assert not other.text("RequestID").endswith(":0")
+
+
+def test_pay_refusals(world: World) -> None:
+    setup = world.prepaid()
+    world.fund(setup, "1", "fund-1")
+    over = world.pay(setup, "2", "pay-1")
+    assert (over.status, over.code) == (400, "InsufficientBalance")
+    unknown = world.get(
+        "Pay",
+        SenderTokenId="NOSUCHTOKEN",
+        CallerReference="pay-2",
+        **{"TransactionAmount.Value": "1"},
+    )
+    assert unknown.code == "InvalidTokenId_Sender"
+    # Another merchant's token is the same as no token at all.
+    theirs = world.get(
+        "Pay",
+        other=True,
+        SenderTokenId=setup.sender_token.id,
+        CallerReference="pay-3",
+        **{"TransactionAmount.Value": "0.5"},
+    )
+    assert theirs.code == unknown.code
+    assert theirs.message == unknown.message
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "words"),
+    [
+        (
+            {"CallerReference": "r", "TransactionAmount.Value": "1"},
+            "MissingParameter",
+            "SenderTokenId",
+        ),
+        (
+            {"SenderTokenId": "T", "TransactionAmount.Value": "1"},
+            "MissingParameter",
+            "CallerReference",
+        ),
+        (
+            {"SenderTokenId": "T", "CallerReference": "r"},
+            "MissingParameter",
+            "TransactionAmount.Value",
+        ),
+        (
+            {"SenderTokenId": "T", "CallerReference": "r", "TransactionAmount.Value": "1.001"},
+            "InvalidParams",
+            "TransactionAmount.Value",
+        ),
+        (
+            {"SenderTokenId": "T", "CallerReference": "r", "TransactionAmount.Value": "-1"},
+            "InvalidParams",
+            "TransactionAmount.Value",
+        ),
+        (
+            {
+                "SenderTokenId": "T",
+                "CallerReference": "r",
+                "TransactionAmount.Value": "1",
+                "TransactionAmount.CurrencyCode": "EUR",
+            },
+            "InvalidParams",
+            "USD",
+        ),
+        (
+            {
+                "SenderTokenId": "T",
+                "CallerReference": "r",
+                "TransactionAmount.Value": "1",
+                "recipient_token_id": "x",
+            },
+            "InvalidRequest",
+            "recipient_token_id",
+        ),
+        (
+            {
+                "SenderTokenId": "T",
+                "CallerReference": "r",
+                "TransactionAmount.Value": "1",
+                "RecipientTokenId": "x",
+            },
+            "InvalidParams",
+            "RecipientTokenId",
+        ),
+        (
+            {"SenderTokenId": "T", "CallerReference": "r" * 129, "TransactionAmount.Value": "1"},
+            "InvalidParams",
+            "CallerReference",
+        ),
+    ],
+)
+def test_pay_parameter_errors(world: World, params: dict[str, str], code: str, words: str) -> None:
+    reply = world.get("Pay", **params)
+    assert (reply.status, reply.code) == (400, code)
+    assert words in reply.message
+
+
+def test_authentication_and_envelope_errors(world: World) -> None:
+    params = world.signed("GET", "GetAccountBalance", {})
+    bad = {**params, "Signature": "AAAA" + params["Signature"][4:]}
+    reply = world.reply(world.client.get("/?" + urlencode(bad)))
+    assert (reply.status, reply.code) == (403, "SignatureDoesNotMatch")
+    assert params["Signature"] not in reply.message
+    unknown_key = world.signed("GET", "GetAccountBalance", {})
+    unknown_key["AWSAccessKeyId"] = "NOSUCHKEY"
+    reply = world.reply(world.client.get("/?" + urlencode(unknown_key)))
+    assert (reply.status, reply.code) == (403, "InvalidClientTokenId")
+    missing = {k: v for k, v in params.items() if k != "Signature"}
+    reply = world.reply(world.client.get("/?" + urlencode(missing)))
+    assert (reply.status, reply.code) == (400, "MissingParameter")
+    reply = world.get("NoSuchAction")
+    assert reply.code == "InvalidAction"
+    reply = world.get("Reserve", SenderTokenId="T")
+    assert (reply.status, reply.code) == (400, "InvalidAction")
+    assert "not supported" in reply.message
+    reply = world.reply(world.client.put("/"))
+    assert (reply.status, reply.code) == (405, "InvalidRequest")
+    reply = world.reply(
+        world.client.post(
+            "/",
+            content=b"a=" + b"x" * MAX_REQUEST_BYTES,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    )
+    assert (reply.status, reply.code) == (413, "InvalidRequest")
+
+
+def test_stale_timestamp_is_refused(world: World) -> None:
+    params = world.signed("GET", "GetAccountBalance", {})
+    world.clock.advance(3600 * MICROS_PER_SECOND)
+    reply = world.reply(world.client.get("/?" + urlencode(params)))
+    assert reply.code == "RequestExpired"
+
+
+def test_unexpected_exception_is_internal_error_503(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*_args: object, **_kwargs: object) -> object:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Payments, "account_balance", boom)
+    reply = world.get("GetAccountBalance")
+    assert (reply.status, reply.code) == (503, "InternalError")
+    assert "boom" not in reply.message
+
+
+# -- the other actions ---------------------------------------------------------------------
+
+
+def test_postpaid_settle_write_off_and_debt_balances(world: World) -> None:
+    setup = world.postpaid()
+    paid = world.pay(setup, "30", "pay-1")
+    assert paid.text("PayResult/TransactionStatus") == "Success"
+
+    debt = world.get("GetDebtBalance", CreditInstrumentId=setup.instrument.id)
+    success(debt, "GetDebtBalance")
+    assert debt.children("GetDebtBalanceResult/DebtBalance") == [
+        "AvailableBalance",
+        "PendingOutBalance",
+    ]
+    assert amount_of(debt, "GetDebtBalanceResult/DebtBalance/AvailableBalance") == "30.000000"
+
+    settled = world.get(
+        "SettleDebt",
+        SenderTokenId=setup.second_token.id,
+        CreditInstrumentId=setup.instrument.id,
+        CallerReference="settle-1",
+        **{"SettlementAmount.Value": "10", "SettlementAmount.CurrencyCode": "USD"},
+    )
+    success(settled, "SettleDebt")
+    assert settled.children("SettleDebtResult") == ["TransactionId", "TransactionStatus"]
+    written = world.get(
+        "WriteOffDebt",
+        CreditInstrumentId=setup.instrument.id,
+        CallerReference="write-off-1",
+        **{"AdjustmentAmount.Value": "5"},
+    )
+    success(written, "WriteOffDebt")
+    assert written.text("WriteOffDebtResult/TransactionStatus") == "Success"
+
+    debt = world.get("GetDebtBalance", CreditInstrumentId=setup.instrument.id)
+    assert amount_of(debt, "GetDebtBalanceResult/DebtBalance/AvailableBalance") == "15.000000"
+    outstanding = world.get("GetOutstandingDebtBalance")
+    success(outstanding, "GetOutstandingDebtBalance")
+    assert outstanding.children("GetOutstandingDebtBalanceResult/OutstandingDebt") == [
+        "OutstandingBalance",
+        "PendingOutBalance",
+    ]
+    assert (
+        amount_of(outstanding, "GetOutstandingDebtBalanceResult/OutstandingDebt/OutstandingBalance")
+        == "15.000000"
+    )
+
+    too_much = world.get(
+        "WriteOffDebt",
+        CreditInstrumentId=setup.instrument.id,
+        CallerReference="write-off-2",
+        **{"AdjustmentAmount.Value": "16"},
+    )
+    assert too_much.code == "SettleAmountGreaterThanDebt"
+    theirs = world.get("GetDebtBalance", other=True, CreditInstrumentId=setup.instrument.id)
+    assert theirs.code == "InstrumentAccessDenied"
+    none = world.get("GetDebtBalance", CreditInstrumentId="NOSUCH")
+    assert (none.code, none.message) == (theirs.code, theirs.message)
+    missing = world.get("GetDebtBalance")
+    assert missing.code == "MissingParameter"
+
+
+def test_total_prepaid_liability_and_account_balance(world: World) -> None:
+    setup = world.prepaid()
+    world.fund(setup, "10", "fund-1")
+    world.pay(setup, "4", "pay-1")
+    liability = world.get("GetTotalPrepaidLiability")
+    success(liability, "GetTotalPrepaidLiability")
+    path = "GetTotalPrepaidLiabilityResult/OutstandingPrepaidLiability"
+    assert liability.children(path) == ["OutstandingBalance", "PendingInBalance"]
+    assert amount_of(liability, f"{path}/OutstandingBalance") == "6.000000"
+
+    balance = world.get("GetAccountBalance")
+    success(balance, "GetAccountBalance")
+    path = "GetAccountBalanceResult/AccountBalance"
+    assert balance.children(path) == [
+        "TotalBalance",
+        "PendingInBalance",
+        "PendingOutBalance",
+        "AvailableBalances",
+    ]
+    assert balance.children(f"{path}/AvailableBalances") == ["DisburseBalance", "RefundBalance"]
+    expected = world.payments.account_balance(world.merchant.id)
+    assert amount_of(balance, f"{path}/TotalBalance") == fps_amount(expected.total)
+    assert amount_of(balance, f"{path}/AvailableBalances/DisburseBalance") == fps_amount(
+        expected.disburse
+    )
+    theirs = world.get("GetAccountBalance", other=True)
+    assert amount_of(theirs, f"{path}/TotalBalance") == "0.000000"
+    unknown = world.get("GetAccountBalance", Extra="1")
+    assert unknown.code == "InvalidRequest"
+
+
+def test_refund_and_transaction_queries(world: World) -> None:
+    setup = world.prepaid()
+    world.fund(setup, "10", "fund-1")
+    paid = world.pay(setup, "4", "pay-1")
+    pay_id = paid.text("PayResult/TransactionId")
+
+    refunded = world.get(
+        "Refund",
+        TransactionId=pay_id,
+        CallerReference="refund-1",
+        **{"RefundAmount.Value": "1.50", "RefundAmount.CurrencyCode": "USD"},
+    )
+    success(refunded, "Refund")
+    assert refunded.children("RefundResult") == ["TransactionId", "TransactionStatus"]
+    refund_id = refunded.text("RefundResult/TransactionId")
+
+    too_much = world.get(
+        "Refund", TransactionId=pay_id, CallerReference="refund-2", **{"RefundAmount.Value": "3"}
+    )
+    assert too_much.code == "RefundAmountExceeded"
+    rest = world.get("Refund", TransactionId=pay_id, CallerReference="refund-3")
+    assert rest.text("RefundResult/TransactionStatus") == "Success"
+
+    status = world.get("GetTransactionStatus", TransactionId=pay_id)
+    success(status, "GetTransactionStatus")
+    assert status.children("GetTransactionStatusResult") == [
+        "TransactionId",
+        "TransactionStatus",
+        "CallerReference",
+        "StatusCode",
+        "StatusMessage",
+    ]
+    assert status.text("GetTransactionStatusResult/CallerReference") == "pay-1"
+    assert status.text("GetTransactionStatusResult/StatusCode") == "Success"
+
+    detail = world.get("GetTransaction", TransactionId=pay_id)
+    success(detail, "GetTransaction")
+    txn = "GetTransactionResult/Transaction"
+    children = detail.children(txn)
+    order = [
+        "TransactionId",
+        "CallerReference",
+        "DateReceived",
+        "DateCompleted",
+        "TransactionAmount",
+        "FPSFees",
+        "FPSFeesPaidBy",
+        "SenderTokenId",
+        "PrepaidInstrumentId",
+        "FPSOperation",
+        "PaymentMethod",
+        "TransactionStatus",
+        "StatusCode",
+        "StatusMessage",
+        "SenderName",
+        "CallerName",
+        "RecipientName",
+        "RelatedTransaction",
+        "RelatedTransaction",
+        "StatusHistory",
+    ]
+    assert children == order
+    assert detail.text(f"{txn}/FPSOperation") == "Pay"
+    assert detail.text(f"{txn}/PaymentMethod") == "Prepaid"
+    assert detail.text(f"{txn}/PrepaidInstrumentId") == setup.instrument.id
+    assert detail.text(f"{txn}/CallerName") == "DigitalDownload"
+    assert detail.text(f"{txn}/SenderName") == "Bea Buyer"
+    assert amount_of(detail, f"{txn}/TransactionAmount") == "4.000000"
+    assert detail.text(f"{txn}/RelatedTransaction/TransactionId") == refund_id
+    assert detail.text(f"{txn}/RelatedTransaction/RelationType") == "Refund"
+    assert detail.children(f"{txn}/StatusHistory") == [
+        "Date",
+        "TransactionStatus",
+        "StatusCode",
+        "Amount",
+    ]
+    assert detail.text(f"{txn}/DateReceived").endswith("+00:00")
+
+    refund_detail = world.get("GetTransaction", TransactionId=refund_id)
+    rel = "GetTransactionResult/Transaction/RelatedTransaction"
+    assert refund_detail.text(f"{rel}/TransactionId") == pay_id
+    assert refund_detail.text(f"{rel}/RelationType") == "Parent"
+
+    for action in ("GetTransaction", "GetTransactionStatus"):
+        theirs = world.get(action, other=True, TransactionId=pay_id)
+        unknown = world.get(action, TransactionId="NOSUCH")
+        assert theirs.code == unknown.code == "InvalidTransactionId"
+        assert theirs.message == unknown.message
+
+
+def test_tokens(world: World) -> None:
+    setup = world.prepaid()
+    world.fund(setup, "10", "fund-1")
+    world.pay(setup, "1", "pay-1")
+
+    by_id = world.get("GetTokenByCaller", TokenId=setup.sender_token.id)
+    success(by_id, "GetTokenByCaller")
+    token = "GetTokenByCallerResult/Token"
+    assert by_id.children(token)[:6] == [
+        "TokenId",
+        "FriendlyName",
+        "TokenStatus",
+        "DateInstalled",
+        "CallerReference",
+        "TokenType",
+    ]
+    assert by_id.text(f"{token}/TokenStatus") == "Active"
+    assert by_id.text(f"{token}/CallerReference") == "p-sender"
+    by_ref = world.get("GetTokenByCaller", CallerReference="p-funding")
+    assert by_ref.text(f"{token}/TokenId") == setup.second_token.id
+    both = world.get("GetTokenByCaller", CallerReference="p-funding", TokenId="x")
+    assert both.code == "InvalidParams"
+    nothing = world.get("GetTokenByCaller", CallerReference="nope")
+    assert nothing.code == "InvalidCallerReference"
+    theirs = world.get("GetTokenByCaller", other=True, TokenId=setup.sender_token.id)
+    assert theirs.code == "InvalidTokenId_Sender"
+
+    tokens = world.get("GetTokens")
+    success(tokens, "GetTokens")
+    ids = {node.text for node in tokens.root.iter("TokenId")}
+    assert ids == {setup.sender_token.id, setup.second_token.id}
+    assert world.get("GetTokens", other=True).children("GetTokensResult") == []
+    single = world.get("GetTokens", TokenType="SingleUse")
+    assert single.children("GetTokensResult") == []
+
+    usage = world.get("GetTokenUsage", TokenId=setup.sender_token.id)
+    success(usage, "GetTokenUsage")
+    limits = usage.root.findall("GetTokenUsageResult/TokenUsageLimits")
+    assert [limit.findtext("Count") for limit in limits] == ["1", None]
+    value = limits[1].find("Amount/Value")
+    assert value is not None
+    assert value.text == "1.000000"
+
+    cancelled = world.get("CancelToken", TokenId=setup.sender_token.id, ReasonText="bye")
+    success(cancelled, "CancelToken")
+    assert [child.tag for child in cancelled.root] == ["ResponseMetadata"]
+    after = world.get("GetTokens", TokenStatus="Inactive")
+    assert [node.text for node in after.root.iter("TokenId")] == [setup.sender_token.id]
+    refused = world.pay(setup, "1", "pay-2")
+    assert refused.code == "TokenNotActive_Sender"
+    theirs_cancel = world.get("CancelToken", other=True, TokenId=setup.second_token.id)
+    assert theirs_cancel.code == "InvalidTokenId_Sender"
+
+
+def test_account_activity(world: World) -> None:
+    start = world.timestamp()
+    setup = world.prepaid()
+    world.fund(setup, "10", "fund-1")
+    world.clock.advance(MICROS_PER_SECOND)
+    world.pay(setup, "1", "pay-1")
+    world.clock.advance(MICROS_PER_SECOND)
+    world.pay(setup, "2", "pay-2")
+    world.clock.advance(MICROS_PER_SECOND)
+
+    page = world.get("GetAccountActivity", StartDate=start, MaxBatchSize="2")
+    success(page, "GetAccountActivity")
+    result = page.children("GetAccountActivityResult")
+    assert result == ["BatchSize", "Transaction", "Transaction", "StartTimeForNextTransaction"]
+    assert page.text("GetAccountActivityResult/BatchSize") == "2"
+    first = page.root.find("GetAccountActivityResult/Transaction")
+    assert first is not None
+    assert [child.tag for child in first][:6] == [
+        "TransactionId",
+        "CallerTransactionDate",
+        "DateReceived",
+        "DateCompleted",
+        "TransactionAmount",
+        "FPSOperation",
+    ]
+    assert first.findtext("FPSOperation") == "Pay"  # newest first by default
+    assert first.findtext("TransactionAmount/Value") == "2.000000"
+
+    ascending = world.get(
+        "GetAccountActivity",
+        StartDate=start[:10],
+        SortOrderByDate="Ascending",
+        FPSOperation="Pay",
+        **{"Role.1": "Caller"},
+    )
+    ops = [node.findtext("TransactionAmount/Value") for node in ascending.root.iter("Transaction")]
+    assert ops == ["1.000000", "2.000000"]
+    assert ascending.root.find("GetAccountActivityResult/StartTimeForNextTransaction") is None
+
+    bad = world.get("GetAccountActivity", StartDate="yesterday")
+    assert bad.code == "InvalidParams"
+    backwards = world.get("GetAccountActivity", StartDate=start, EndDate="2000-01-01")
+    assert backwards.code == "InvalidDateRange"
+    assert world.get("GetAccountActivity").code == "MissingParameter"
+    assert (
+        world.get("GetAccountActivity", StartDate=start, other=True).text(
+            "GetAccountActivityResult/BatchSize"
+        )
+        == "0"
+    )
