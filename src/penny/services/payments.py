@@ -46,7 +46,7 @@ from penny.domain.model import (
     TokenStatus,
     Transaction,
 )
-from penny.domain.parties import PaymentMethod, PaymentMethodKind
+from penny.domain.parties import Party, PartyKind, PaymentMethod, PaymentMethodKind
 from penny.engine.ledger import Ledger, LedgerSession
 from penny.ledger.model import AccountFlags, AccountSpec, NewJournal, PostPending, VoidPending
 from penny.money import Money
@@ -223,24 +223,14 @@ class TokenUsage:
     since: int
 
 
-@dataclass(frozen=True, slots=True)
-class Party:
-    """What the payments service needs to know of an account (a business or a person)."""
-
-    id: str
-    kind: str
-    name: str
-    email: str
-    payable: int | None
-    prepaid_issued: int | None
-    credit_extended: int | None
-    balance: int | None
-
-    @property
-    def books(self) -> rules.MerchantBooks:
-        if self.payable is None or self.prepaid_issued is None or self.credit_extended is None:
-            raise PaymentsError(Refusal.instrument_access_denied, "not a business account")
-        return rules.MerchantBooks(self.payable, self.prepaid_issued, self.credit_extended)
+def books_of(party: Party) -> rules.MerchantBooks:
+    """A business account's three ledger accounts (refused for a personal account)."""
+    payable = party.payable_account_id
+    prepaid = party.prepaid_issued_account_id
+    credit = party.credit_extended_account_id
+    if payable is None or prepaid is None or credit is None:
+        raise PaymentsError(Refusal.instrument_access_denied, "not a business account")
+    return rules.MerchantBooks(payable, prepaid, credit)
 
 
 # -- the batch ---------------------------------------------------------------------------
@@ -365,11 +355,11 @@ class Payments:
             raise PaymentsError(
                 Refusal.invalid_params, "the two caller references must be given and differ"
             )
-        parties = _load_parties(conn, [request.recipient_id, request.sender_id])
+        parties = parties_sql.load_parties(conn, [request.recipient_id, request.sender_id])
         recipient, sender = parties.get(request.recipient_id), parties.get(request.sender_id)
-        if recipient is None or recipient.kind != "business":
+        if recipient is None or recipient.kind is not PartyKind.business:
             raise PaymentsError(Refusal.invalid_params, "the recipient is not a business account")
-        if sender is None or sender.kind != "personal":
+        if sender is None or sender.kind is not PartyKind.personal:
             raise PaymentsError(Refusal.invalid_params, "the sender is not a personal account")
         method = parties_sql.load_payment_methods(conn, [request.payment_method_id]).get(
             request.payment_method_id
@@ -506,18 +496,14 @@ class Payments:
         party_ids = {r.caller_id for r in requests if isinstance(r, WithdrawRequest)}
         party_ids.update(i.recipient_id for i in instruments.values())
         party_ids.update(i.sender_id for i in instruments.values())
-        parties = _load_parties(conn, party_ids)
+        parties = parties_sql.load_parties(conn, party_ids)
         methods = parties_sql.load_payment_methods(
             conn, (t.payment_method_id for t in tokens.values() if t.payment_method_id)
         )
         accounts = {chart.external_funding, chart.fees}
         accounts.update(i.ledger_account_id for i in instruments.values())
         for party in parties.values():
-            accounts.update(
-                a
-                for a in (party.payable, party.prepaid_issued, party.credit_extended, party.balance)
-                if a is not None
-            )
+            accounts.update(a for a in party.ledger_accounts.values())
         session.load(account_ids=accounts)
         return _Batch(session, chart, known, tokens, instruments, parties, methods, originals)
 
@@ -561,7 +547,7 @@ class Payments:
         _refuse(rules.check_instrument(instrument, instrument_kind, request.caller_id, batch.now))
         assert instrument is not None
         _refuse(rules.check_amount(request.amount, instrument.currency))
-        books = batch.parties[instrument.recipient_id].books
+        books = books_of(batch.parties[instrument.recipient_id])
         if instrument_kind is InstrumentKind.prepaid:
             legs = rules.prepaid_pay_legs(instrument, books, request.amount)
             method = Method.prepaid
@@ -593,7 +579,7 @@ class Payments:
             raise PaymentsError(Refusal.token_instrument_mismatch)
         _refuse(rules.check_amount(request.amount, instrument.currency))
         _refuse(rules.check_funding_limit(instrument, request.amount))
-        books = batch.parties[instrument.recipient_id].books
+        books = books_of(batch.parties[instrument.recipient_id])
 
         def legs(source: int, fee: Money) -> tuple[Any, ...]:
             return rules.funding_legs(instrument, books, batch.chart, source, request.amount, fee)
@@ -617,7 +603,7 @@ class Payments:
         if token.instrument_id != instrument.id:
             raise PaymentsError(Refusal.token_instrument_mismatch)
         _refuse(rules.check_amount(request.amount, instrument.currency))
-        books = batch.parties[instrument.recipient_id].books
+        books = books_of(batch.parties[instrument.recipient_id])
 
         def legs(source: int, fee: Money) -> tuple[Any, ...]:
             return rules.settlement_legs(
@@ -637,7 +623,7 @@ class Payments:
         if instrument.recipient_id != request.caller_id:
             raise PaymentsError(Refusal.unknown_instrument)
         _refuse(rules.check_amount(request.amount, instrument.currency))
-        books = batch.parties[instrument.recipient_id].books
+        books = books_of(batch.parties[instrument.recipient_id])
         legs = rules.write_off_legs(instrument, books, request.amount)
         txn = self._new_transaction(
             batch,
@@ -653,10 +639,10 @@ class Payments:
 
     def _withdraw(self, batch: _Batch, request: WithdrawRequest, print_: str) -> Transaction:
         merchant = batch.parties.get(request.caller_id)
-        if merchant is None or merchant.payable is None:
+        if merchant is None or merchant.kind is not PartyKind.business:
             raise PaymentsError(Refusal.invalid_params, "only a business account can withdraw")
         _refuse(rules.check_amount(request.amount, batch.chart.currency))
-        legs = rules.withdrawal_legs(merchant.books, batch.chart, request.amount)
+        legs = rules.withdrawal_legs(books_of(merchant), batch.chart, request.amount)
         txn_id = self.new_id(TRANSACTION_ID_LENGTH)
         journal_id = self._book(batch, txn_id, legs, pending=True)
         return Transaction(
@@ -705,7 +691,7 @@ class Payments:
             original.settlements_before or 0
         ):
             raise PaymentsError(Refusal.debt_already_settled)
-        books = batch.parties[instrument.recipient_id].books
+        books = books_of(batch.parties[instrument.recipient_id])
         legs = rules.refund_legs(instrument, books, amount)
         txn = self._new_transaction(
             batch, request, print_, Operation.refund, instrument, original.method, amount
@@ -760,8 +746,8 @@ class Payments:
             )
         if method is Method.balance:
             sender = batch.parties[instrument.sender_id]
-            assert sender.balance is not None
-            source = sender.balance
+            assert sender.balance_account_id is not None
+            source = sender.balance_account_id
         else:
             source = batch.chart.external_funding
         legs = legs_for(source, fee)
@@ -972,7 +958,7 @@ class Payments:
         """GetTotalPrepaidLiability: prepaid value the merchant has sold and not redeemed."""
         party = self._party(caller_id)
         with self.database.read() as conn:
-            balance = self.ledger.sql.balance(conn, party.books.prepaid_issued)
+            balance = self.ledger.sql.balance(conn, books_of(party).prepaid_issued)
         assert balance is not None
         return TwoBalances(
             Money(balance.net_debit_posted, currency), Money(balance.debits_pending, currency)
@@ -982,7 +968,7 @@ class Payments:
         """GetOutstandingDebtBalance: debt owed to the merchant over all its credit lines."""
         party = self._party(caller_id)
         with self.database.read() as conn:
-            balance = self.ledger.sql.balance(conn, party.books.credit_extended)
+            balance = self.ledger.sql.balance(conn, books_of(party).credit_extended)
         assert balance is not None
         return TwoBalances(
             Money(balance.net_credit_posted, currency), Money(balance.debits_pending, currency)
@@ -991,7 +977,7 @@ class Payments:
     def account_balance(self, party_id: str, currency: str = "USD") -> AccountBalance:
         """GetAccountBalance: the merchant's payable balance, or a buyer's own balance."""
         party = self._party(party_id)
-        account = party.payable if party.payable is not None else party.balance
+        account = party.payable_account_id or party.balance_account_id
         assert account is not None
         with self.database.read() as conn:
             balance = self.ledger.sql.balance(conn, account)
@@ -1008,7 +994,7 @@ class Payments:
 
     def _party(self, party_id: str) -> Party:
         with self.database.read() as conn:
-            party = _load_parties(conn, [party_id]).get(party_id)
+            party = parties_sql.load_parties(conn, [party_id]).get(party_id)
         if party is None:
             raise PaymentsError(Refusal.invalid_params, "unknown account")
         return party
@@ -1121,23 +1107,3 @@ def _limits_of(instrument: Instrument) -> dict[str, int | None]:
         "min_charge": instrument.min_charge,
         "max_charge": instrument.max_charge,
     }
-
-
-def _load_parties(conn: Connection, ids: Sequence[str] | set[str]) -> dict[str, Party]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = conn.execute(
-        text(
-            "SELECT id, kind, name, email, payable_account_id, prepaid_issued_account_id,"
-            " credit_extended_account_id, balance_account_id FROM parties WHERE id IN :ids"
-        ).bindparams(_expanding("ids")),
-        {"ids": wanted},
-    )
-    return {row[0]: Party(*row) for row in rows}
-
-
-def _expanding(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name, expanding=True)

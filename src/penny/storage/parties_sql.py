@@ -125,6 +125,15 @@ def party(conn: Connection, party_id: str) -> Party | None:
     return None if row is None else _party(row)
 
 
+def load_parties(conn: Connection, ids: Iterable[str]) -> dict[str, Party]:
+    """The parties with these ids (unknown ids are simply absent)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(*_PARTY_COLUMNS).where(parties.c.id.in_(wanted))).mappings()
+    return {row["id"]: _party(row) for row in rows}
+
+
 def party_by_email(conn: Connection, email: str) -> Party | None:
     """The party with this (already normalised) email."""
     query = select(*_PARTY_COLUMNS).where(parties.c.email == email)
