@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -130,8 +131,13 @@ class World:
             response.headers["content-type"],  # type: ignore[attr-defined]
         )
 
-    def get(self, action: str, *, other: bool = False, **params: str) -> Reply:
-        query = urlencode(self.signed("GET", action, params, other=other))
+    def get(self, action: str, **params: str) -> Reply:
+        query = urlencode(self.signed("GET", action, params))
+        return self.reply(self.client.get("/?" + query))
+
+    def get_other(self, action: str, **params: str) -> Reply:
+        """A request signed by the other merchant."""
+        query = urlencode(self.signed("GET", action, params, other=True))
         return self.reply(self.client.get("/?" + query))
 
     def post(self, action: str, **params: str) -> Reply:
@@ -204,7 +210,7 @@ def world(database_url: str) -> Iterator[World]:
     merchant, merchant_key = directory.create_business("DigitalDownload", "shop@example.com")
     other, other_key = directory.create_business("Elsewhere", "else@example.com")
     buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
-    app = create_app(db, clock=clock, server_key=key)
+    app = create_app(db, clock=clock, server_key=key, request_clock=clock)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield World(
             db=db,
@@ -329,9 +335,8 @@ def test_pay_refusals(world: World) -> None:
     )
     assert unknown.code == "InvalidTokenId_Sender"
     # Another merchant's token is the same as no token at all.
-    theirs = world.get(
+    theirs = world.get_other(
         "Pay",
-        other=True,
         SenderTokenId=setup.sender_token.id,
         CallerReference="pay-3",
         **{"TransactionAmount.Value": "0.5"},
@@ -514,7 +519,7 @@ def test_postpaid_settle_write_off_and_debt_balances(world: World) -> None:
         **{"AdjustmentAmount.Value": "16"},
     )
     assert too_much.code == "SettleAmountGreaterThanDebt"
-    theirs = world.get("GetDebtBalance", other=True, CreditInstrumentId=setup.instrument.id)
+    theirs = world.get_other("GetDebtBalance", CreditInstrumentId=setup.instrument.id)
     assert theirs.code == "InstrumentAccessDenied"
     none = world.get("GetDebtBalance", CreditInstrumentId="NOSUCH")
     assert (none.code, none.message) == (theirs.code, theirs.message)
@@ -547,7 +552,7 @@ def test_total_prepaid_liability_and_account_balance(world: World) -> None:
     assert amount_of(balance, f"{path}/AvailableBalances/DisburseBalance") == fps_amount(
         expected.disburse
     )
-    theirs = world.get("GetAccountBalance", other=True)
+    theirs = world.get_other("GetAccountBalance")
     assert amount_of(theirs, f"{path}/TotalBalance") == "0.000000"
     unknown = world.get("GetAccountBalance", Extra="1")
     assert unknown.code == "InvalidRequest"
@@ -637,7 +642,7 @@ def test_refund_and_transaction_queries(world: World) -> None:
     assert refund_detail.text(f"{rel}/RelationType") == "Parent"
 
     for action in ("GetTransaction", "GetTransactionStatus"):
-        theirs = world.get(action, other=True, TransactionId=pay_id)
+        theirs = world.get_other(action, TransactionId=pay_id)
         unknown = world.get(action, TransactionId="NOSUCH")
         assert theirs.code == unknown.code == "InvalidTransactionId"
         assert theirs.message == unknown.message
@@ -667,14 +672,14 @@ def test_tokens(world: World) -> None:
     assert both.code == "InvalidParams"
     nothing = world.get("GetTokenByCaller", CallerReference="nope")
     assert nothing.code == "InvalidCallerReference"
-    theirs = world.get("GetTokenByCaller", other=True, TokenId=setup.sender_token.id)
+    theirs = world.get_other("GetTokenByCaller", TokenId=setup.sender_token.id)
     assert theirs.code == "InvalidTokenId_Sender"
 
     tokens = world.get("GetTokens")
     success(tokens, "GetTokens")
     ids = {node.text for node in tokens.root.iter("TokenId")}
     assert ids == {setup.sender_token.id, setup.second_token.id}
-    assert world.get("GetTokens", other=True).children("GetTokensResult") == []
+    assert world.get_other("GetTokens").children("GetTokensResult") == []
     single = world.get("GetTokens", TokenType="SingleUse")
     assert single.children("GetTokensResult") == []
 
@@ -693,7 +698,7 @@ def test_tokens(world: World) -> None:
     assert [node.text for node in after.root.iter("TokenId")] == [setup.sender_token.id]
     refused = world.pay(setup, "1", "pay-2")
     assert refused.code == "TokenNotActive_Sender"
-    theirs_cancel = world.get("CancelToken", other=True, TokenId=setup.second_token.id)
+    theirs_cancel = world.get_other("CancelToken", TokenId=setup.second_token.id)
     assert theirs_cancel.code == "InvalidTokenId_Sender"
 
 
@@ -742,8 +747,60 @@ def test_account_activity(world: World) -> None:
     assert backwards.code == "InvalidDateRange"
     assert world.get("GetAccountActivity").code == "MissingParameter"
     assert (
-        world.get("GetAccountActivity", StartDate=start, other=True).text(
+        world.get_other("GetAccountActivity", StartDate=start).text(
             "GetAccountActivityResult/BatchSize"
         )
         == "0"
     )
+
+
+def test_version_2008_09_17_answers_in_its_namespace(world: World) -> None:
+    params = world.signed("GET", "GetAccountBalance", {"Version": "2008-09-17"})
+    response = world.client.get("/?" + urlencode(params))
+    assert response.status_code == 200
+    assert b'<GetAccountBalanceResponse xmlns="http://fps.amazonaws.com/doc/2008-09-17/">' in (
+        response.content
+    )
+    params = world.signed("GET", "GetSubscriptionDetails", {"Version": "2008-09-17"})
+    reply = world.reply(world.client.get("/?" + urlencode(params)))
+    assert reply.code == "InvalidAction"
+
+
+def test_request_timestamps_use_real_time_when_the_sandbox_clock_moved(database_url: str) -> None:
+    """Clients sign with their real clock, even after the sandbox clock was advanced."""
+    db = open_database(database_url)
+    key = ServerKey.generate()
+    sandbox = ManualClock(start_us=4_000_000_000 * MICROS_PER_SECOND)
+    directory = Directory(db, Ledger(db, sandbox), sandbox, key)
+    _merchant, api_key = directory.create_business("DigitalDownload", "shop@example.com")
+    real = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    params = {
+        "Action": "GetAccountBalance",
+        "AWSAccessKeyId": api_key.access_key_id,
+        "SignatureVersion": "2",
+        "SignatureMethod": "HmacSHA256",
+        "Timestamp": real,
+        "Version": "2010-08-28",
+    }
+    params["Signature"] = sign_v2(api_key.secret, "GET", HOST, "/", params)
+    with TestClient(create_app(db, clock=sandbox, server_key=key)) as client:
+        response = client.get("/?" + urlencode(params))
+        assert response.status_code == 200, response.content
+        assert client.get("/healthz").json()["status"] == "ok"
+    db.dispose()
+
+
+def test_default_app_serves_xml_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``penny serve`` builds the app with no options: sandbox clock, key file next to SQLite."""
+    monkeypatch.delenv("PENNY_SECRET_KEY", raising=False)
+    monkeypatch.delenv("PENNY_SECRET_KEY_FILE", raising=False)
+    db = open_database("sqlite:///" + str(tmp_path / "penny.db"))
+    with TestClient(create_app(db)) as client:
+        response = client.get("/?Action=Pay")
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith("text/xml")
+        root = ET.fromstring(response.content)
+        assert root.findtext("Errors/Error/Code") == "MissingParameter"
+        assert client.get("/healthz").status_code == 200
+    assert (tmp_path / "penny-secret.key").exists()
+    db.dispose()

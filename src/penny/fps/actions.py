@@ -220,11 +220,6 @@ _DESCRIPTOR = {
 # -- money-moving actions ------------------------------------------------------------------
 
 
-def _status_result(call: Call, txn: Transaction) -> Xml:
-    del call
-    return Xml(leaf("TransactionId", txn.id) + leaf("TransactionStatus", txn.status.value))
-
-
 def _execute(
     call: Call,
     request: PayRequest
@@ -233,7 +228,9 @@ def _execute(
     | WriteOffDebtRequest
     | RefundRequest,
 ) -> Xml:
-    return _status_result(call, call.payments.execute(request))
+    """Run a money-moving request: ``TransactionId`` then ``TransactionStatus`` (§5)."""
+    txn = call.payments.execute(request)
+    return Xml(leaf("TransactionId", txn.id) + leaf("TransactionStatus", txn.status.value))
 
 
 def _pay(call: Call) -> Xml | None:

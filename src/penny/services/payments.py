@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from penny.clock import MICROS_PER_DAY, Clock
 from penny.domain import rules
@@ -50,6 +50,10 @@ from penny.domain.parties import Party, PartyKind, PaymentMethod, PaymentMethodK
 from penny.engine.ledger import Ledger, LedgerSession
 from penny.ledger.model import AccountFlags, AccountSpec, NewJournal, PostPending, VoidPending
 from penny.money import Money
+from penny.services.payment_queries import (
+    PaymentQueries,
+    books_of,
+)
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
 
@@ -199,40 +203,6 @@ class InstrumentSetup:
     second_token: Token  # the funding token (prepaid) or the settlement token (postpaid)
 
 
-@dataclass(frozen=True, slots=True)
-class TwoBalances:
-    """A balance and its pending part, as FPS reports them."""
-
-    main: Money
-    pending: Money
-
-
-@dataclass(frozen=True, slots=True)
-class AccountBalance:
-    total: Money
-    pending_in: Money
-    pending_out: Money
-    disburse: Money
-    refund: Money
-
-
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
-    amount: Money
-    count: int
-    since: int
-
-
-def books_of(party: Party) -> rules.MerchantBooks:
-    """A business account's three ledger accounts (refused for a personal account)."""
-    payable = party.payable_account_id
-    prepaid = party.prepaid_issued_account_id
-    credit = party.credit_extended_account_id
-    if payable is None or prepaid is None or credit is None:
-        raise PaymentsError(Refusal.instrument_access_denied, "not a business account")
-    return rules.MerchantBooks(payable, prepaid, credit)
-
-
 # -- the batch ---------------------------------------------------------------------------
 
 
@@ -261,8 +231,9 @@ class _Batch:
         self.changed_instruments[instrument.id] = instrument
 
 
-class Payments:
-    """The Aggregated Payments operations over one store."""
+class Payments(PaymentQueries):
+    """The Aggregated Payments operations over one store (the read-only queries are in
+    :class:`~penny.services.payment_queries.PaymentQueries`)."""
 
     def __init__(
         self,
@@ -870,185 +841,6 @@ class Payments:
             return cancelled
 
         return self.ledger.run(work)
-
-    def token_by_caller(
-        self, caller_id: str, *, token_id: str | None = None, caller_reference: str | None = None
-    ) -> Token:
-        """GetTokenByCaller: by token id or by the caller reference it was installed with."""
-        if (token_id is None) == (caller_reference is None):
-            raise PaymentsError(
-                Refusal.invalid_params, "give exactly one of TokenId and CallerReference"
-            )
-        with self.database.read() as conn:
-            if token_id is not None:
-                token = sql.load_tokens(conn, [token_id]).get(token_id)
-                if token is None or token.caller_id != caller_id:
-                    raise PaymentsError(Refusal.unknown_token)
-                return token
-            assert caller_reference is not None
-            found = sql.tokens_by_reference(conn, caller_id, [caller_reference])
-        if caller_reference not in found:
-            raise PaymentsError(Refusal.unknown_caller_reference)
-        return found[caller_reference]
-
-    def tokens(
-        self,
-        caller_id: str,
-        *,
-        status: TokenStatus | None = None,
-        caller_reference: str | None = None,
-        friendly_name: str | None = None,
-    ) -> list[Token]:
-        with self.database.read() as conn:
-            return sql.find_tokens(
-                conn,
-                caller_id,
-                status=status,
-                caller_reference=caller_reference,
-                friendly_name=friendly_name,
-            )
-
-    def token_usage(self, caller_id: str, token_id: str) -> TokenUsage:
-        """What a sender token has been used for so far: amount and count of its Pays."""
-        token = self.token_by_caller(caller_id, token_id=token_id)
-        with self.database.read() as conn:
-            row = conn.execute(
-                text(
-                    "SELECT COALESCE(SUM(amount - refunded), 0), COUNT(*) FROM transactions"
-                    " WHERE sender_token_id = :t AND status = 'Success' AND operation = 'Pay'"
-                ),
-                {"t": token.id},
-            ).one()
-            instrument = sql.load_instruments(conn, [token.instrument_id])[token.instrument_id]
-        return TokenUsage(Money(int(row[0]), instrument.currency), int(row[1]), token.created_at)
-
-    # -- balances -------------------------------------------------------------------------
-
-    def _instrument_for(
-        self, conn: Connection, caller_id: str, instrument_id: str, kind: InstrumentKind
-    ) -> Instrument:
-        instrument = sql.load_instruments(conn, [instrument_id]).get(instrument_id)
-        if instrument is None or instrument.kind is not kind:
-            raise PaymentsError(Refusal.unknown_instrument)
-        if caller_id not in (instrument.sender_id, instrument.recipient_id):
-            raise PaymentsError(Refusal.unknown_instrument)
-        return instrument
-
-    def prepaid_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
-        """GetPrepaidBalance: available now, and funding still pending."""
-        with self.database.read() as conn:
-            instrument = self._instrument_for(
-                conn, caller_id, instrument_id, InstrumentKind.prepaid
-            )
-            balance = self.ledger.sql.balance(conn, instrument.ledger_account_id)
-        assert balance is not None
-        c = instrument.currency
-        return TwoBalances(Money(balance.available_credit, c), Money(balance.credits_pending, c))
-
-    def debt_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
-        """GetDebtBalance: the debt, and settlements still pending."""
-        with self.database.read() as conn:
-            instrument = self._instrument_for(conn, caller_id, instrument_id, InstrumentKind.credit)
-            balance = self.ledger.sql.balance(conn, instrument.ledger_account_id)
-        assert balance is not None
-        c = instrument.currency
-        return TwoBalances(Money(balance.net_debit_posted, c), Money(balance.credits_pending, c))
-
-    def total_prepaid_liability(self, caller_id: str, currency: str = "USD") -> TwoBalances:
-        """GetTotalPrepaidLiability: prepaid value the merchant has sold and not redeemed."""
-        party = self._party(caller_id)
-        with self.database.read() as conn:
-            balance = self.ledger.sql.balance(conn, books_of(party).prepaid_issued)
-        assert balance is not None
-        return TwoBalances(
-            Money(balance.net_debit_posted, currency), Money(balance.debits_pending, currency)
-        )
-
-    def outstanding_debt(self, caller_id: str, currency: str = "USD") -> TwoBalances:
-        """GetOutstandingDebtBalance: debt owed to the merchant over all its credit lines."""
-        party = self._party(caller_id)
-        with self.database.read() as conn:
-            balance = self.ledger.sql.balance(conn, books_of(party).credit_extended)
-        assert balance is not None
-        return TwoBalances(
-            Money(balance.net_credit_posted, currency), Money(balance.debits_pending, currency)
-        )
-
-    def account_balance(self, party_id: str, currency: str = "USD") -> AccountBalance:
-        """GetAccountBalance: the merchant's payable balance, or a buyer's own balance."""
-        party = self._party(party_id)
-        account = party.payable_account_id or party.balance_account_id
-        assert account is not None
-        with self.database.read() as conn:
-            balance = self.ledger.sql.balance(conn, account)
-        assert balance is not None
-        total = Money(balance.net_credit_posted, currency)
-        available = Money(balance.available_credit, currency)
-        return AccountBalance(
-            total=total,
-            pending_in=Money(balance.credits_pending, currency),
-            pending_out=Money(balance.debits_pending, currency),
-            disburse=available,
-            refund=available,
-        )
-
-    def _party(self, party_id: str) -> Party:
-        with self.database.read() as conn:
-            party = parties_sql.load_parties(conn, [party_id]).get(party_id)
-        if party is None:
-            raise PaymentsError(Refusal.invalid_params, "unknown account")
-        return party
-
-    # -- transactions ---------------------------------------------------------------------
-
-    def transaction(self, caller_id: str, transaction_id: str) -> Transaction:
-        """GetTransaction / GetTransactionStatus: the caller's own transactions only."""
-        with self.database.read() as conn:
-            txn = sql.load_transactions(conn, [transaction_id]).get(transaction_id)
-        if txn is None or caller_id not in (txn.caller_id, txn.recipient_id):
-            raise PaymentsError(Refusal.unknown_transaction)
-        return txn
-
-    def refunds(self, caller_id: str, transaction_id: str) -> list[Transaction]:
-        txn = self.transaction(caller_id, transaction_id)
-        with self.database.read() as conn:
-            return sql.refunds_of(conn, txn.id)
-
-    def activity(
-        self,
-        party_id: str,
-        *,
-        start: int,
-        end: int | None = None,
-        operation: Operation | None = None,
-        method: Method | None = None,
-        status: Status | None = None,
-        roles: Sequence[str] = (),
-        ascending: bool = False,
-        max_batch: int = 20,
-    ) -> tuple[list[Transaction], int | None]:
-        """GetAccountActivity: one page of transactions and where the next page starts."""
-        end = self.clock.now_us() + 1 if end is None else end
-        if end < start:
-            raise PaymentsError(Refusal.invalid_date_range)
-        if not 1 <= max_batch <= 200:
-            raise PaymentsError(Refusal.invalid_params, "MaxBatchSize must be 1 to 200")
-        with self.database.read() as conn:
-            page = sql.activity(
-                conn,
-                party_id,
-                start=start,
-                end=end,
-                operation=operation,
-                method=method,
-                status=status,
-                roles=roles,
-                ascending=ascending,
-                limit=max_batch + 1,
-            )
-        if len(page) <= max_batch:
-            return page, None
-        return page[:max_batch], page[max_batch].received_at
 
 
 _METHOD_KINDS = {

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from penny import __version__
-from penny.clock import Clock
+from penny.clock import Clock, SystemClock
 from penny.engine.ledger import Ledger
 from penny.fps.actions import run_action
 from penny.fps.signature import verify_request
@@ -71,10 +71,11 @@ class FpsRequest:
 class FpsEndpoint:
     """The FPS Query API over a directory (keys, parties) and the payments service."""
 
-    def __init__(self, directory: Directory, payments: Payments, clock: Clock) -> None:
+    def __init__(self, directory: Directory, payments: Payments, request_clock: Clock) -> None:
         self.directory = directory
         self.payments = payments
-        self.clock = clock
+        #: The clock request Timestamps are checked against (see :func:`create_app`).
+        self.request_clock = request_clock
 
     def serve(self, request: FpsRequest, request_id: str) -> tuple[int, bytes]:
         """The HTTP status and body for ``request`` (blocking: call it in a thread)."""
@@ -104,7 +105,7 @@ class FpsEndpoint:
             request.path,
             params,
             secret_for=self.directory.secret_for,
-            now_us=self.clock.now_us(),
+            now_us=self.request_clock.now_us(),
             server_port=request.server_port,
         )
         if isinstance(verified, WireFault):
@@ -144,12 +145,19 @@ async def _read_body(request: Request) -> bytes | WireFault:
 
 
 def create_app(
-    database: Database, *, clock: Clock | None = None, server_key: ServerKey | None = None
+    database: Database,
+    *,
+    clock: Clock | None = None,
+    server_key: ServerKey | None = None,
+    request_clock: Clock | None = None,
 ) -> Starlette:
     """Build the application over an open ``database``.
 
-    ``clock`` defaults to the sandbox clock shared through the database, ``server_key`` (which
-    decrypts API secrets) to the one :func:`penny.security.load_server_key` finds for it.
+    ``clock`` (the time of payments, tokens and transactions) defaults to the sandbox clock
+    shared through the database; ``server_key`` (which decrypts API secrets) to the one
+    :func:`penny.security.load_server_key` finds for it. ``request_clock``, against which the
+    ``Timestamp`` of signed requests is checked, defaults to the system clock: clients sign with
+    their real time even after ``penny sandbox advance`` moved the sandbox clock.
     """
     if clock is None:
         from penny.sandbox.clock import SandboxClock
@@ -159,7 +167,7 @@ def create_app(
         server_key = load_server_key(database.url)
     ledger = Ledger(database, clock)
     directory = Directory(database, ledger, clock, server_key)
-    endpoint = FpsEndpoint(directory, Payments(ledger, clock=clock), clock)
+    endpoint = FpsEndpoint(directory, Payments(ledger, clock=clock), request_clock or SystemClock())
 
     async def healthz(_request: Request) -> JSONResponse:
         try:

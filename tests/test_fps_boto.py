@@ -1,0 +1,298 @@
+"""The real boto 2.49.0 ``FPSConnection`` against a real Penny server over HTTP.
+
+A uvicorn server runs the application in a thread on 127.0.0.1 (a free port, stopped at the
+end of the test) over a fresh store (SQLite and PostgreSQL); a merchant, a buyer and prepaid
+and postpaid instruments are seeded through the Directory and the payments service; then a
+subprocess (as in ``tests/test_fps_signature.py``, to keep boto's Python 2 leftovers out of
+this interpreter) applies the shim of clients.md §1.2 and drives boto through the Aggregated
+Payments actions, printing what boto parsed. Skipped when boto is absent or on Python 3.12+.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from penny.clock import MICROS_PER_DAY, SystemClock
+from penny.engine.ledger import Ledger
+from penny.money import parse_amount
+from penny.parties import Directory
+from penny.security import ServerKey
+from penny.services.payments import Payments, SetupPostpaid, SetupPrepaid
+from penny.storage.database import open_database
+from penny.web.app import create_app
+
+needs_boto = pytest.mark.skipif(
+    sys.version_info >= (3, 12) or importlib.util.find_spec("boto") is None,
+    reason="boto 2.49.0 (dev extra, Python < 3.12 only: clients.md §1.1) is not installed",
+)
+
+#: Seconds the server may take to start or stop.
+SERVER_WAIT = 15.0
+
+BOTO_DRIVER = r"""
+import builtins, inspect, json, sys, warnings
+warnings.simplefilter("ignore")
+import boto.fps.connection as m
+
+src = inspect.getsource(m)
+src = src.replace("kw.has_key", "kw.__contains__")
+src = src.replace("urllib.quote(", "urllib.parse.quote(")
+src = src.replace("import urllib\n", "import urllib\nimport urllib.parse\n", 1)
+m.__dict__["filter"] = lambda f, it: list(builtins.filter(f, it))
+exec(compile(src, m.__file__, "exec"), m.__dict__)
+
+job = json.load(sys.stdin)
+conn = m.FPSConnection(
+    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
+    host="127.0.0.1", port=job["port"], is_secure=False,
+)
+conn.num_retries = 0
+out = {}
+
+
+def pair(result):
+    return [result.TransactionId, result.TransactionStatus]
+
+
+r = conn.fund_prepaid(PrepaidInstrumentId=job["prepaid"], SenderTokenId=job["funding"],
+                      FundingAmount="10.00", CallerReference="boto-fund-1")
+out["fund"] = pair(r.FundPrepaidResult)
+r = conn.pay(SenderTokenId=job["prepaid_sender"], TransactionAmount="2.50",
+             CallerReference="boto-pay-1")
+out["pay"] = pair(r.PayResult)
+out["request_id"] = r.ResponseMetadata.RequestId
+r = conn.get_prepaid_balance(PrepaidInstrumentId=job["prepaid"])
+balance = r.GetPrepaidBalanceResult.PrepaidBalance
+out["prepaid_balance"] = [str(balance.AvailableBalance.Value),
+                          balance.AvailableBalance.CurrencyCode,
+                          str(balance.PendingInBalance.Value)]
+r = conn.get_total_prepaid_liability()
+liability = r.GetTotalPrepaidLiabilityResult.OutstandingPrepaidLiability
+out["liability"] = str(liability.OutstandingBalance.Value)
+
+r = conn.pay(SenderTokenId=job["credit_sender"], TransactionAmount="30",
+             CallerReference="boto-pay-2")
+out["credit_pay"] = pair(r.PayResult)
+r = conn.settle_debt(CreditInstrumentId=job["credit"], SenderTokenId=job["settlement"],
+                     SettlementAmount="10", CallerReference="boto-settle-1")
+out["settle"] = pair(r.SettleDebtResult)
+r = conn.write_off_debt(CreditInstrumentId=job["credit"], AdjustmentAmount="5",
+                        CallerReference="boto-write-off-1")
+out["write_off"] = pair(r.WriteOffDebtResult)
+r = conn.get_debt_balance(CreditInstrumentId=job["credit"])
+# boto flattens DebtBalance: only the last amount in document order (PendingOutBalance) stays.
+out["debt_balance"] = [r.GetDebtBalanceResult.CurrencyCode, r.GetDebtBalanceResult.Value]
+r = conn.get_outstanding_debt_balance()
+out["outstanding"] = str(r.GetOutstandingDebtBalanceResult.OutstandingDebt.OutstandingBalance.Value)
+
+pay_id = out["pay"][0]
+r = conn.get_transaction(TransactionId=pay_id)
+txn = r.GetTransactionResult.Transaction
+out["transaction"] = [txn.TransactionId, txn.CallerReference, txn.FPSOperation,
+                      txn.PaymentMethod, txn.TransactionStatus, str(txn.TransactionAmount.Value),
+                      str(txn.FPSFees.Value), txn.SenderTokenId]
+r = conn.get_transaction_status(TransactionId=pay_id)
+status = r.GetTransactionStatusResult
+out["status"] = [status.TransactionId, status.TransactionStatus, status.CallerReference,
+                 status.StatusCode]
+r = conn.refund(TransactionId=pay_id, RefundAmount="1", CallerReference="boto-refund-1")
+out["refund"] = pair(r.RefundResult)
+
+r = conn.get_tokens()
+out["tokens"] = sorted([token.TokenId, token.TokenStatus, token.TokenType]
+                       for token in r.GetTokensResult.Token)
+r = conn.get_token_by_caller(CallerReference="p-sender")
+out["token_by_caller"] = [r.GetTokenByCallerResult.TokenId,
+                          r.GetTokenByCallerResult.TokenStatus]
+r = conn.get_account_balance()
+account = r.GetAccountBalanceResult.AccountBalance
+out["account"] = [str(account.TotalBalance.Value),
+                  str(account.AvailableBalances.DisburseBalance.Value)]
+r = conn.cancel_token(TokenId=job["prepaid_sender"])
+out["cancel"] = r.ResponseMetadata.RequestId
+r = conn.get_token_by_caller(TokenId=job["prepaid_sender"])
+out["cancelled_status"] = r.GetTokenByCallerResult.TokenStatus
+
+errors = {}
+for name, call in [
+    ("pay_cancelled", lambda: conn.pay(SenderTokenId=job["prepaid_sender"],
+                                       TransactionAmount="1", CallerReference="boto-pay-3")),
+    ("write_off_too_much", lambda: conn.write_off_debt(
+        CreditInstrumentId=job["credit"], AdjustmentAmount="100",
+        CallerReference="boto-write-off-2")),
+    ("duplicate", lambda: conn.fund_prepaid(
+        PrepaidInstrumentId=job["prepaid"], SenderTokenId=job["funding"],
+        FundingAmount="11", CallerReference="boto-fund-1")),
+    ("unknown_transaction", lambda: conn.get_transaction(TransactionId="NOSUCH")),
+]:
+    try:
+        call()
+    except Exception as error:
+        errors[name] = [type(error).__name__, error.status, error.error_code, bool(error.retry)]
+out["errors"] = errors
+print(json.dumps(out))
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@needs_boto
+def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
+    db = open_database(database_url)
+    clock = SystemClock()
+    key = ServerKey.generate()
+    ledger = Ledger(db, clock)
+    directory = Directory(db, ledger, clock, key)
+    payments = Payments(ledger, clock=clock)
+    merchant, api_key = directory.create_business("DigitalDownload", "shop@example.com")
+    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
+    card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
+    until = clock.now_us() + 30 * MICROS_PER_DAY
+    prepaid = payments.setup_prepaid(
+        SetupPrepaid(
+            caller_id=merchant.id,
+            recipient_id=merchant.id,
+            sender_id=buyer.id,
+            payment_method_id=card.id,
+            caller_reference_sender="p-sender",
+            caller_reference_funding="p-funding",
+            funding_limit=parse_amount("100", "USD"),
+            valid_until=until,
+        )
+    )
+    credit = payments.setup_postpaid(
+        SetupPostpaid(
+            caller_id=merchant.id,
+            recipient_id=merchant.id,
+            sender_id=buyer.id,
+            payment_method_id=card.id,
+            caller_reference_sender="c-sender",
+            caller_reference_settlement="c-settlement",
+            credit_limit=parse_amount("100", "USD"),
+            valid_until=until,
+        )
+    )
+
+    port = free_port()
+    app = create_app(db, clock=clock, server_key=key)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + SERVER_WAIT
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            assert thread.is_alive(), "the server stopped"
+            time.sleep(0.05)
+        job = {
+            "key": api_key.access_key_id,
+            "secret": api_key.secret,
+            "port": port,
+            "prepaid": prepaid.instrument.id,
+            "funding": prepaid.second_token.id,
+            "prepaid_sender": prepaid.sender_token.id,
+            "credit": credit.instrument.id,
+            "settlement": credit.second_token.id,
+            "credit_sender": credit.sender_token.id,
+        }
+        out = run_boto(job, tmp_path)
+    finally:
+        server.should_exit = True
+        thread.join(SERVER_WAIT)
+    assert not thread.is_alive()
+
+    def check_pair(name: str, status: str = "Success") -> str:
+        pair = out[name]
+        assert isinstance(pair, list)
+        assert len(pair[0]) == 35
+        assert pair[1] == status
+        txn_id: str = pair[0]
+        return txn_id
+
+    check_pair("fund")
+    pay_id = check_pair("pay")
+    assert str(out["request_id"]).endswith(":0")
+    assert out["prepaid_balance"] == ["7.500000", "USD", "0.000000"]
+    assert out["liability"] == "7.500000"
+    check_pair("credit_pay")
+    check_pair("settle")
+    check_pair("write_off")
+    assert out["debt_balance"] == ["USD", "0.000000"]
+    assert out["outstanding"] == "15.000000"
+    pay = payments.transaction(merchant.id, pay_id)
+    assert out["transaction"] == [
+        pay_id,
+        "boto-pay-1",
+        "Pay",
+        "Prepaid",
+        "Success",
+        "2.500000",
+        "0.000000",
+        prepaid.sender_token.id,
+    ]
+    assert pay.fees == 0
+    assert out["status"] == [pay_id, "Success", "boto-pay-1", "Success"]
+    check_pair("refund")
+    assert out["tokens"] == sorted(
+        [token.id, "Active", "MultiUse"]
+        for token in (
+            prepaid.sender_token,
+            prepaid.second_token,
+            credit.sender_token,
+            credit.second_token,
+        )
+    )
+    assert out["token_by_caller"] == [prepaid.sender_token.id, "Active"]
+    balance = payments.account_balance(merchant.id)
+    assert out["account"] == [balance.total.fps(), balance.disburse.fps()]
+    assert str(out["cancel"]).endswith(":0")
+    assert out["cancelled_status"] == "Inactive"
+    assert out["errors"] == {
+        "pay_cancelled": ["TokenNotActive_Sender", 400, "TokenNotActive_Sender", False],
+        "write_off_too_much": [
+            "SettleAmountGreaterThanDebt",
+            400,
+            "SettleAmountGreaterThanDebt",
+            False,
+        ],
+        "duplicate": ["DuplicateRequest", 400, "DuplicateRequest", False],
+        "unknown_transaction": ["InvalidTransactionId", 400, "InvalidTransactionId", False],
+    }
+    assert ledger.audit().ok
+    db.dispose()
+
+
+def run_boto(job: dict[str, object], tmp_path: Path) -> dict[str, object]:
+    proxies = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}
+    env = {name: value for name, value in os.environ.items() if name not in proxies}
+    env.update(HOME=str(tmp_path), BOTO_CONFIG=str(tmp_path / "no-boto.cfg"))
+    completed = subprocess.run(
+        [sys.executable, "-c", BOTO_DRIVER],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result: dict[str, object] = json.loads(completed.stdout)
+    return result
