@@ -103,7 +103,7 @@ def _fail(message: str, pos: Pos | None) -> BadRule:
     return BadRule((GkError("Parse", message, pos),))
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str) -> list[Token]:  # noqa: PLR0915 - one flat scanning loop
     """Split ``text`` into tokens ending with one EOF token, or raise :class:`BadRule`."""
     if not isinstance(text, str):
         raise _fail("script must be text", None)
