@@ -249,19 +249,54 @@ def serve(
     database: DatabaseOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes. 1 serves from this process; N > 1 starts N uvicorn workers, "
+            "each building the app from $PENNY_DATABASE_URL (set from --database) through "
+            "penny.web.app:app_from_env. Each worker keeps its own /metrics.",
+        ),
+    ] = 1,
 ) -> None:
-    """Run the Penny server (today: the health check at /healthz; the FPS endpoint,
-    hosted pages and notifications mount here as they are built)."""
+    """Run the Penny server: the FPS Query API at /, the health check at /healthz and
+    Prometheus metrics at /metrics. Every FPS request is logged as one JSON line on stderr."""
+    import os
+
     import uvicorn
 
+    from penny.security import ServerKeyError, load_server_key
+    from penny.storage.database import DATABASE_URL_ENV
     from penny.web.app import create_app
+    from penny.web.logs import configure_logging
 
     with _database(database) as db:
         console.print(
             f"Penny {__version__} on {db.dialect} ({_redacted(db.url)}), "
-            f"listening on http://{host}:{port}/  — health check: /healthz"
+            f"listening on http://{host}:{port}/ with {workers} worker(s)  — health check: "
+            "/healthz, metrics: /metrics"
         )
-        uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+        configure_logging()
+        if workers == 1:
+            uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+            return
+        if db.is_sqlite and (db.url in ("sqlite://", "sqlite:///") or "memory" in db.url):
+            raise _fail("--workers > 1 needs a database file or a PostgreSQL server")
+        try:
+            # Found (or, next to an SQLite file, created) once here, not raced by the workers.
+            load_server_key(db.url)
+        except ServerKeyError as exc:
+            raise _fail(str(exc)) from None
+        # The workers open the database themselves (migrated above, once).
+        os.environ[DATABASE_URL_ENV] = db.url
+        uvicorn.run(
+            "penny.web.app:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+        )
 
 
 def _redacted(url: str) -> str:

@@ -76,6 +76,8 @@ INVALID_PARAMS: Final = "InvalidParams"
 CURRENCY: Final = "USD"
 MAX_CALLER_REFERENCE: Final = 128
 MAX_DESCRIPTION: Final = 160
+#: Longest ``OverrideIPNURL`` (the column that keeps it; PostgreSQL refused longer ones).
+MAX_IPN_URL: Final = 2048
 
 #: The actions of the 2010-08-28 WSDL Penny does not serve yet.
 NOT_SUPPORTED: Final = frozenset(
@@ -177,7 +179,7 @@ class Call:
         return moment
 
     def ipn_url(self) -> str | None:
-        return self.optional("OverrideIPNURL")
+        return self.text("OverrideIPNURL", MAX_IPN_URL) or None
 
     def common_pay_options(self) -> None:
         """Validate (and ignore) the descriptor policy and the transaction timeout."""

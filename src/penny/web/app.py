@@ -8,6 +8,12 @@
   FPS client retries).
 * ``/healthz`` answers 200 with the store's dialect and schema revision when the database
   answers, 503 otherwise.
+* ``/metrics``: Prometheus metrics of this application (:mod:`penny.web.metrics`), not
+  authenticated: expose it to the monitoring network only.
+
+Every FPS request is counted and timed (:mod:`penny.web.metrics`) and logged as one JSON line
+on the ``penny.web.access`` logger (:mod:`penny.web.logs`: ids, action, status, error code and
+duration, never parameter values or signatures).
 
 The synchronous services (database work) run in Starlette's thread pool, never on the event
 loop.
@@ -16,21 +22,26 @@ loop.
 from __future__ import annotations
 
 import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from penny import __version__
 from penny.clock import Clock, SystemClock
-from penny.engine.ledger import Ledger
 from penny.fps.actions import run_action
 from penny.fps.signature import verify_request
 from penny.fps.wire import (
+    HTTP_BAD_REQUEST,
     HTTP_SERVICE_UNAVAILABLE,
     INVALID_REQUEST,
     MAX_REQUEST_BYTES,
@@ -45,7 +56,14 @@ from penny.fps.wire import (
 from penny.parties import Directory
 from penny.security import ServerKey, load_server_key
 from penny.services.payments import Payments
-from penny.storage.database import Database, current_revision
+from penny.storage.database import (
+    DATABASE_URL_ENV,
+    Database,
+    current_revision,
+    open_database,
+)
+from penny.web.logs import RequestLog, configure_logging, log_request
+from penny.web.metrics import METRICS_CONTENT_TYPE, SUCCESS, AppMetrics, MeteredLedger
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +86,28 @@ class FpsRequest:
     server_port: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to one FPS request, with what logs and metrics say about it."""
+
+    status: int
+    body: bytes
+    #: The ``Action`` and ``AWSAccessKeyId`` parameters as received (``None`` when absent or
+    #: the request could not be parsed); the key id is not verified when authentication fails.
+    action: str | None
+    access_key_id: str | None
+    #: The FPS error code sent, ``None`` for a success.
+    error_code: str | None
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What was read of a request before it was answered."""
+
+    action: str | None = None
+    access_key_id: str | None = None
+
+
 class FpsEndpoint:
     """The FPS Query API over a directory (keys, parties) and the payments service."""
 
@@ -79,8 +119,14 @@ class FpsEndpoint:
 
     def serve(self, request: FpsRequest, request_id: str) -> tuple[int, bytes]:
         """The HTTP status and body for ``request`` (blocking: call it in a thread)."""
+        answer = self.answer(request, request_id)
+        return answer.status, answer.body
+
+    def answer(self, request: FpsRequest, request_id: str) -> Answer:
+        """:meth:`serve` with what the logs and metrics need (blocking: call it in a thread)."""
+        seen = _Seen()
         try:
-            outcome = self._serve(request)
+            outcome = self._serve(request, seen)
         except Exception:
             logger.exception("FPS request %s failed", request_id)
             outcome = WireFault(
@@ -89,16 +135,23 @@ class FpsEndpoint:
                 HTTP_SERVICE_UNAVAILABLE,
             )
         if isinstance(outcome, WireFault):
-            return outcome.http_status, render_error(outcome.code, outcome.message, request_id)
+            body = render_error(outcome.code, outcome.message, request_id)
+            return Answer(outcome.http_status, body, seen.action, seen.access_key_id, outcome.code)
         action, version, result = outcome
-        return 200, render_success(action, version, result, request_id)
+        body = render_success(action, version, result, request_id)
+        return Answer(200, body, seen.action, seen.access_key_id, None)
 
-    def _serve(self, request: FpsRequest) -> WireFault | tuple[str, str, str | None]:
+    def _serve(self, request: FpsRequest, seen: _Seen) -> WireFault | tuple[str, str, str | None]:
         params = parse_request(
             request.method, request.query_string, request.body, request.content_type
         )
         if isinstance(params, WireFault):
             return params
+        seen.action = params.get("Action") or None
+        seen.access_key_id = params.get("AWSAccessKeyId") or None
+        with_nul = _with_nul(params)
+        if with_nul is not None:
+            return with_nul
         verified = verify_request(
             request.method,
             request.host,
@@ -122,6 +175,16 @@ class FpsEndpoint:
         if isinstance(result, WireFault):
             return result
         return action, version, result
+
+
+def _with_nul(params: Mapping[str, str]) -> WireFault | None:
+    """``InvalidRequest`` for a NUL in a parameter: no FPS parameter holds one, and PostgreSQL
+    cannot store one in text (it failed the request with HTTP 503 before this check)."""
+    for name, value in params.items():
+        if "\x00" in name or "\x00" in value:
+            shown = name.replace("\x00", "%00")
+            return WireFault(INVALID_REQUEST, f"The parameter {shown} contains a NUL character.")
+    return None
 
 
 async def _read_body(request: Request) -> bytes | WireFault:
@@ -150,6 +213,7 @@ def create_app(
     clock: Clock | None = None,
     server_key: ServerKey | None = None,
     request_clock: Clock | None = None,
+    dispose_on_shutdown: bool = False,
 ) -> Starlette:
     """Build the application over an open ``database``.
 
@@ -157,7 +221,8 @@ def create_app(
     shared through the database; ``server_key`` (which decrypts API secrets) to the one
     :func:`penny.security.load_server_key` finds for it. ``request_clock``, against which the
     ``Timestamp`` of signed requests is checked, defaults to the system clock: clients sign with
-    their real time even after ``penny sandbox advance`` moved the sandbox clock.
+    their real time even after ``penny sandbox advance`` moved the sandbox clock. With
+    ``dispose_on_shutdown`` the application closes ``database`` when it shuts down.
     """
     if clock is None:
         from penny.sandbox.clock import SandboxClock
@@ -165,7 +230,8 @@ def create_app(
         clock = SandboxClock(database)
     if server_key is None:
         server_key = load_server_key(database.url)
-    ledger = Ledger(database, clock)
+    ledger = MeteredLedger(database, clock)
+    metrics = AppMetrics(ledger)
     directory = Directory(database, ledger, clock, server_key)
     endpoint = FpsEndpoint(directory, Payments(ledger, clock=clock), request_clock or SystemClock())
 
@@ -184,11 +250,28 @@ def create_app(
         )
 
     async def fps(request: Request) -> Response:
+        started = time.perf_counter_ns()
         request_id = new_request_id()
+        with metrics.timed() as record:
+            answer = await _answer(request, request_id)
+            record(answer.action, answer.error_code or SUCCESS)
+        log_request(
+            RequestLog(
+                request_id=request_id,
+                action=answer.action,
+                access_key_id=answer.access_key_id,
+                status=answer.status,
+                error_code=answer.error_code,
+                duration_us=(time.perf_counter_ns() - started) // 1000,
+            )
+        )
+        return Response(answer.body, status_code=answer.status, media_type=XML_CONTENT_TYPE)
+
+    async def _answer(request: Request, request_id: str) -> Answer:
         body = await _read_body(request)
         if isinstance(body, WireFault):
             content = render_error(body.code, body.message, request_id)
-            return Response(content, status_code=body.http_status, media_type=XML_CONTENT_TYPE)
+            return Answer(body.http_status, content, None, None, body.code)
         server = request.scope.get("server")
         fps_request = FpsRequest(
             method=request.method,
@@ -199,12 +282,42 @@ def create_app(
             content_type=request.headers.get("content-type"),
             server_port=server[1] if server and len(server) > 1 else None,
         )
-        status, content = await run_in_threadpool(endpoint.serve, fps_request, request_id)
+        return await run_in_threadpool(endpoint.answer, fps_request, request_id)
+
+    async def metrics_page(_request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if dispose_on_shutdown:
+                database.dispose()
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        # Starlette's own refusals (an unknown path, a verb no route takes) as FPS errors too.
+        status = exc.status_code if isinstance(exc, HTTPException) else HTTP_BAD_REQUEST
+        detail = exc.detail if isinstance(exc, HTTPException) else "Bad request"
+        content = render_error(INVALID_REQUEST, f"{detail}.", new_request_id())
         return Response(content, status_code=status, media_type=XML_CONTENT_TYPE)
 
     return Starlette(
+        lifespan=lifespan,
+        exception_handlers={404: http_error, 405: http_error},
         routes=[
             Route("/healthz", healthz),
+            Route("/metrics", metrics_page),
             Route("/", fps, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
-        ]
+        ],
     )
+
+
+def app_from_env() -> Starlette:
+    """The application over ``$PENNY_DATABASE_URL``, for ``uvicorn --factory`` (one per worker).
+
+    ``penny serve --workers N`` starts N processes that each call this; it also sends the
+    ``penny`` loggers to stderr as JSON lines (:func:`penny.web.logs.configure_logging`).
+    """
+    configure_logging()
+    return create_app(open_database(os.environ.get(DATABASE_URL_ENV)), dispose_on_shutdown=True)
