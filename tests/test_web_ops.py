@@ -292,3 +292,25 @@ def test_app_from_env_serves_the_configured_database(
         logger.handlers = handlers
         logger.setLevel(level)
     assert (tmp_path / "env.db").exists()
+
+
+# -- VerifySignature needs no signature ----------------------------------------------------
+
+
+def test_unsigned_verify_signature_reaches_the_action(ops: Ops) -> None:
+    response = ops.client.get(
+        "/",
+        params={
+            "Action": "VerifySignature",
+            "Version": "2010-08-28",
+            "UrlEndPoint": "http://shop.example/return",
+            "HttpParameters": "status%3DSC",
+        },
+    )
+    # Not served yet (it arrives with the outbound signatures), but answered as FPS answers an
+    # unsigned VerifySignature: past authentication, at the action.
+    assert response.status_code == 400
+    assert "<Code>InvalidAction</Code>" in response.text
+    assert "VerifySignature is not supported by this server yet" in response.text
+    unsigned_pay = ops.client.get("/", params={"Action": "Pay", "Version": "2010-08-28"})
+    assert "<Code>MissingParameter</Code>" in unsigned_pay.text

@@ -152,6 +152,9 @@ class FpsEndpoint:
         with_nul = _with_nul(params)
         if with_nul is not None:
             return with_nul
+        if params.get("Action") == UNSIGNED_ACTION and "Signature" not in params:
+            # FPS answers VerifySignature without a signature or an account (spec §5).
+            return self._unsigned(params)
         verified = verify_request(
             request.method,
             request.host,
@@ -175,6 +178,23 @@ class FpsEndpoint:
         if isinstance(result, WireFault):
             return result
         return action, version, result
+
+
+    def _unsigned(self, params: Mapping[str, str]) -> WireFault | tuple[str, str, str | None]:
+        version = version_of(params)
+        if isinstance(version, WireFault):
+            return version
+        action = action_of(params, version)
+        if isinstance(action, WireFault):
+            return action
+        result = run_action(self.payments, self.directory, "", action, version, params)
+        if isinstance(result, WireFault):
+            return result
+        return action, version, result
+
+
+#: The one action FPS serves unsigned.
+UNSIGNED_ACTION = "VerifySignature"
 
 
 def _with_nul(params: Mapping[str, str]) -> WireFault | None:
