@@ -179,7 +179,6 @@ class FpsEndpoint:
             return result
         return action, version, result
 
-
     def _unsigned(self, params: Mapping[str, str]) -> WireFault | tuple[str, str, str | None]:
         version = version_of(params)
         if isinstance(version, WireFault):
