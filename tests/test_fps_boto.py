@@ -108,6 +108,14 @@ out["status"] = [status.TransactionId, status.TransactionStatus, status.CallerRe
                  status.StatusCode]
 r = conn.refund(TransactionId=pay_id, RefundAmount="1", CallerReference="boto-refund-1")
 out["refund"] = pair(r.RefundResult)
+r = conn.get_token_usage(TokenId=job["prepaid_sender"])
+usage = r.GetTokenUsageResult
+# boto flattens TokenUsageLimits: the count survives, the amounts collapse into the last one.
+out["usage"] = [usage.Count, usage.LastResetCount, usage.CurrencyCode]
+r = conn.get_account_activity(StartDate="2000-01-01")
+activity = r.GetAccountActivityResult
+out["activity"] = [str(activity.BatchSize),
+                   sorted([t.FPSOperation, t.TransactionStatus] for t in activity.Transaction)]
 
 r = conn.get_tokens()
 out["tokens"] = sorted([token.TokenId, token.TokenStatus, token.TokenType]
@@ -265,6 +273,18 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     assert out["account"] == [balance.total.fps(), balance.disburse.fps()]
     assert str(out["cancel"]).endswith(":0")
     assert out["cancelled_status"] == "Inactive"
+    assert out["usage"] == ["1", "0", "USD"]  # one Pay with the prepaid sender token
+    assert out["activity"] == [
+        "6",
+        [
+            ["FundPrepaid", "Success"],
+            ["Pay", "Success"],
+            ["Pay", "Success"],
+            ["Refund", "Success"],
+            ["SettleDebt", "Success"],
+            ["WriteOffDebt", "Success"],
+        ],
+    ]
     assert out["errors"] == {
         "pay_cancelled": ["TokenNotActive_Sender", 400, "TokenNotActive_Sender", False],
         "write_off_too_much": [
