@@ -14,8 +14,8 @@ After each example the ledger, the transactions and the tokens must be exactly a
 no request of the example succeeded at a state-changing action; at the end the audit must be
 clean and ``/metrics`` must have counted every request.
 
-CI mode runs :data:`DEFAULT_EXAMPLES` examples per store (one to four requests each: nearly
-3,000 requests in all, in about 30 seconds for both stores). Long mode sets
+CI mode runs :data:`DEFAULT_EXAMPLES` examples per store (one to four requests each: about
+20,000 requests in all, in about three minutes for both stores). Long mode sets
 ``PENNY_FUZZ_EXAMPLES`` (examples per store) and lifts pytest's timeout (about 40 examples a
 second, so 100,000 take the better part of an hour per store)::
 
@@ -63,7 +63,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 #: Examples per store in CI mode; each sends one to four requests.
-DEFAULT_EXAMPLES = 600
+DEFAULT_EXAMPLES = 4000
 EXAMPLES = int(os.environ.get("PENNY_FUZZ_EXAMPLES", str(DEFAULT_EXAMPLES)))
 
 HOST = "testserver"
