@@ -4,25 +4,20 @@ A uvicorn server runs the application in a thread on 127.0.0.1 (a free port, sto
 end of the test) over a fresh store (SQLite and PostgreSQL); a merchant, a buyer and prepaid
 and postpaid instruments are seeded through the Directory and the payments service; then a
 subprocess (as in ``tests/test_fps_signature.py``, to keep boto's Python 2 leftovers out of
-this interpreter) applies the shim of clients.md §1.2 and drives boto through the Aggregated
-Payments actions, printing what boto parsed. Skipped when boto is absent or on Python 3.12+.
+this interpreter; see ``tests/boto_client.py``) drives boto through the Aggregated Payments
+actions, printing what boto parsed. Skipped on Python 3.12+ only, where boto 2 cannot run.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import pytest
 import uvicorn
 
+from boto_client import needs_boto, run_boto
 from penny.clock import MICROS_PER_DAY, SystemClock
 from penny.engine.ledger import Ledger
 from penny.money import parse_amount
@@ -32,25 +27,10 @@ from penny.services.payments import Payments, SetupPostpaid, SetupPrepaid
 from penny.storage.database import open_database
 from penny.web.app import create_app
 
-needs_boto = pytest.mark.skipif(
-    sys.version_info >= (3, 12) or importlib.util.find_spec("boto") is None,
-    reason="boto 2.49.0 (dev extra, Python < 3.12 only: clients.md §1.1) is not installed",
-)
-
 #: Seconds the server may take to start or stop.
 SERVER_WAIT = 15.0
 
 BOTO_DRIVER = r"""
-import builtins, inspect, json, sys, warnings
-warnings.simplefilter("ignore")
-import boto.fps.connection as m
-
-src = inspect.getsource(m)
-src = src.replace("kw.has_key", "kw.__contains__")
-src = src.replace("urllib.quote(", "urllib.parse.quote(")
-src = src.replace("import urllib\n", "import urllib\nimport urllib.parse\n", 1)
-m.__dict__["filter"] = lambda f, it: list(builtins.filter(f, it))
-exec(compile(src, m.__file__, "exec"), m.__dict__)
 
 job = json.load(sys.stdin)
 conn = m.FPSConnection(
@@ -221,7 +201,7 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
             "settlement": credit.second_token.id,
             "credit_sender": credit.sender_token.id,
         }
-        out = run_boto(job, tmp_path)
+        out = run_boto(BOTO_DRIVER, job, tmp_path)
     finally:
         server.should_exit = True
         thread.join(SERVER_WAIT)
@@ -298,21 +278,3 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     }
     assert ledger.audit().ok
     db.dispose()
-
-
-def run_boto(job: dict[str, object], tmp_path: Path) -> dict[str, object]:
-    proxies = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}
-    env = {name: value for name, value in os.environ.items() if name not in proxies}
-    env.update(HOME=str(tmp_path), BOTO_CONFIG=str(tmp_path / "no-boto.cfg"))
-    completed = subprocess.run(
-        [sys.executable, "-c", BOTO_DRIVER],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result: dict[str, object] = json.loads(completed.stdout)
-    return result

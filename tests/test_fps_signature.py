@@ -8,11 +8,6 @@ real ``FPSConnection`` and the requests it signs must verify here.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from boto_client import needs_boto, run_boto
 from penny.fps.signature import (
     DEFAULT_WINDOW_US,
     SignatureFailure,
@@ -608,16 +604,6 @@ def test_property_signed_parameters_survive_the_wire(extra: dict[str, str]) -> N
 #: The shim is the one of clients.md §1.2. ``_mexe`` is replaced: boto authorizes the request
 #: exactly as before sending, and gets our response bodies back instead of a socket.
 BOTO_DRIVER = r"""
-import builtins, inspect, json, sys, warnings
-warnings.simplefilter("ignore")
-import boto.fps.connection as m
-
-src = inspect.getsource(m)
-src = src.replace("kw.has_key", "kw.__contains__")
-src = src.replace("urllib.quote(", "urllib.parse.quote(")
-src = src.replace("import urllib\n", "import urllib\nimport urllib.parse\n", 1)
-m.__dict__["filter"] = lambda f, it: list(builtins.filter(f, it))
-exec(compile(src, m.__file__, "exec"), m.__dict__)
 
 job = json.load(sys.stdin)
 conn = m.FPSConnection(
@@ -669,13 +655,8 @@ out["sent"] = sent
 print(json.dumps(out))
 """
 
-needs_boto = pytest.mark.skipif(
-    sys.version_info >= (3, 12) or importlib.util.find_spec("boto") is None,
-    reason="boto 2.49.0 (dev extra, Python < 3.12 only: clients.md §1.1) is not installed",
-)
 
-
-def run_boto(port: int, path: str, tmp_path: Path) -> dict[str, object]:
+def run_fake_boto(port: int, path: str, tmp_path: Path) -> dict[str, object]:
     success = render_success(
         "Pay",
         "2010-08-28",
@@ -696,21 +677,7 @@ def run_boto(port: int, path: str, tmp_path: Path) -> dict[str, object]:
         "success": success.decode("utf-8"),
         "error": error.decode("utf-8"),
     }
-    proxies = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}
-    env = {name: value for name, value in os.environ.items() if name not in proxies}
-    env.update(HOME=str(tmp_path), BOTO_CONFIG=str(tmp_path / "no-boto.cfg"))
-    completed = subprocess.run(
-        [sys.executable, "-c", BOTO_DRIVER],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result: dict[str, object] = json.loads(completed.stdout)
-    return result
+    return run_boto(BOTO_DRIVER, job, tmp_path)
 
 
 @needs_boto
@@ -718,7 +685,7 @@ def run_boto(port: int, path: str, tmp_path: Path) -> dict[str, object]:
 def test_real_boto_requests_verify_and_boto_parses_our_envelopes(
     port: int, path: str, tmp_path: Path
 ) -> None:
-    out = run_boto(port, path, tmp_path)
+    out = run_fake_boto(port, path, tmp_path)
     assert out["pay"] == [
         "14GK6BGKA7U6OU6SUTNLBI5SBBV9PGDJ6UL",
         "Success",

@@ -10,7 +10,6 @@ See docs/cli.md.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from penny.domain.errors import PaymentsError
 from penny.domain.parties import (
@@ -45,7 +43,7 @@ accounts_app: typer.Typer = typer.Typer(
 )
 keys_app: typer.Typer = typer.Typer(help="API keys of business accounts.", no_args_is_help=True)
 
-from penny.cli.main import DatabaseOption, JsonOption, _database, console  # noqa: E402
+from penny.cli.main import DatabaseOption, JsonOption, _database, emit, fail  # noqa: E402
 
 PASSWORD_ENV = "PENNY_PASSWORD"  # noqa: S105 (the name of a variable, not a password)
 
@@ -72,44 +70,31 @@ _CREDIT_NORMAL = {
 # -- plumbing ----------------------------------------------------------------------------
 
 
-def _error(message: str) -> typer.Exit:
-    """Print ``error: message`` as one line on stderr; exit status 2."""
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
-    return typer.Exit(code=2)
-
-
 @contextmanager
-def _directory(url: str | None) -> Iterator[Directory]:
+def open_directory(url: str | None) -> Iterator[Directory]:
     """An open :class:`Directory`; its user errors become one-line errors."""
     with _database(url) as database:
         try:
             server_key = load_server_key(database.url)
         except ServerKeyError as exc:
-            raise _error(str(exc)) from None
+            raise fail(str(exc)) from None
         clock = SandboxClock(database)  # sandbox time, shared with every Penny process
         try:
             yield Directory(database, Ledger(database, clock), clock, server_key)
-        except DirectoryError as exc:
-            raise _error(str(exc)) from None
+        except (DirectoryError, PaymentsError) as exc:
+            raise fail(str(exc)) from None
 
 
 def _account_id(directory: Directory, account: str | None, email: str | None = None) -> str:
     """Resolve ``--account ID|EMAIL`` or ``--email EMAIL`` (exactly one) to an account id."""
     if (account is None) == (email is None):
-        raise _error("name the account with exactly one of --account ID or --email EMAIL")
+        raise fail("name the account with exactly one of --account ID or --email EMAIL")
     wanted = account if account is not None else email
     assert wanted is not None
     party = directory.find(wanted)
     if party is None:
         raise UnknownAccountError(f"no account has the id or email {wanted!r}")
     return party.id
-
-
-def _emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data) + "\n")
-    else:
-        typer.echo("\n".join(lines))
 
 
 def _when(micros: int | None) -> str:
@@ -179,11 +164,11 @@ def create_business(
     as_json: JsonOption = False,
 ) -> None:
     """Open a merchant account (FPS recipient and caller) with its first API key."""
-    with _directory(database) as directory:
+    with open_directory(database) as directory:
         party, key = directory.create_business(name, email)
     data = _party_json(party) | {"access_key_id": key.access_key_id, "secret_key": key.secret}
     lines = [f"business account {party.id}: {party.name} <{party.email}>", *_key_lines(key)]
-    _emit(as_json, data, lines)
+    emit(as_json, data, lines)
 
 
 @accounts_app.command("create-personal")
@@ -208,22 +193,22 @@ def create_personal(
 ) -> None:
     """Open a buyer account (FPS sender) that signs in with email and password."""
     secret = _password(password, password_stdin)
-    with _directory(database) as directory:
+    with open_directory(database) as directory:
         party = directory.create_personal(name, email, secret)
         methods = directory.payment_methods(party.id)
     data = _party_json(party) | {"payment_methods": [_method_json(m) for m in methods]}
     lines = [f"personal account {party.id}: {party.name} <{party.email}>"]
     lines += ["payment methods:", *(_method_line(m) for m in methods)]
-    _emit(as_json, data, lines)
+    emit(as_json, data, lines)
 
 
 def _password(given: str | None, from_stdin: bool) -> str:
     if from_stdin and given is not None:
-        raise _error(f"give the password one way: --password-stdin, ${PASSWORD_ENV} or --password")
+        raise fail(f"give the password one way: --password-stdin, ${PASSWORD_ENV} or --password")
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if given is None:
-        raise _error(f"a password is needed: use --password-stdin, ${PASSWORD_ENV} or --password")
+        raise fail(f"a password is needed: use --password-stdin, ${PASSWORD_ENV} or --password")
     return given
 
 
@@ -242,11 +227,11 @@ def add_card(
     as_json: JsonOption = False,
 ) -> None:
     """Add a sandbox credit card to a personal account (only its last four digits are kept)."""
-    with _directory(database) as directory:
+    with open_directory(database) as directory:
         party_id = _account_id(directory, account, email)
         month, year = parse_expiry(exp)
         method = directory.add_card(party_id, number, month, year, holder)
-    _emit(as_json, _method_json(method), [_method_line(method).strip()])
+    emit(as_json, _method_json(method), [_method_line(method).strip()])
 
 
 @accounts_app.command("add-bank")
@@ -259,10 +244,10 @@ def add_bank(
     as_json: JsonOption = False,
 ) -> None:
     """Add a sandbox bank account to a personal account (only its last four digits are kept)."""
-    with _directory(database) as directory:
+    with open_directory(database) as directory:
         party_id = _account_id(directory, account, email)
         method = directory.add_bank(party_id, routing, number)
-    _emit(as_json, _method_json(method), [_method_line(method).strip()])
+    emit(as_json, _method_json(method), [_method_line(method).strip()])
 
 
 @accounts_app.command("withdraw")
@@ -281,21 +266,21 @@ def withdraw(
     try:
         money = parse_amount(amount, "USD")
     except MoneyError as exc:
-        raise _error(f"--amount: {exc}") from None
-    with _directory(database) as directory:
+        raise fail(f"--amount: {exc}") from None
+    with open_directory(database) as directory:
         party_id = _account_id(directory, account, email)
         payments = Payments(directory.ledger, clock=directory.clock)
         try:
             txn = payments.execute(WithdrawRequest(party_id, reference, money))
         except PaymentsError as exc:
-            raise _error(exc.detail) from None
+            raise fail(exc.detail) from None
     data = {
         "transaction_id": txn.id,
         "status": txn.status.value,
         "amount": money.plain(),
         "completes_at": _when(txn.completes_at),
     }
-    _emit(
+    emit(
         as_json,
         data,
         [f"withdrawal {txn.id}: {money} {txn.status.value}, arrives {_when(txn.completes_at)}"],
@@ -309,10 +294,10 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """An account: its details, API key ids, payment methods and ledger balances."""
-    with _directory(database) as directory:
+    with open_directory(database) as directory:
         party = directory.find(target)
         if party is None:
-            raise _error(f"no account has the id or email {target!r}")
+            raise fail(f"no account has the id or email {target!r}")
         business = party.kind is PartyKind.business
         keys = directory.list_keys(party.id) if business else []
         methods = [] if business else directory.payment_methods(party.id)
@@ -323,7 +308,7 @@ def show(
         "payment_methods": [_method_json(m) for m in methods],
         "balances": balances,
     }
-    _emit(as_json, data, _show_lines(party, keys, methods, balances))
+    emit(as_json, data, _show_lines(party, keys, methods, balances))
 
 
 def _balances(ledger: Ledger, party: Party) -> dict[str, dict[str, Any]]:
@@ -392,10 +377,10 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create another API key for a business account; prints its secret, once."""
-    with _directory(database) as directory:
+    with open_directory(database) as directory:
         key = directory.create_key(_account_id(directory, account))
     data = _key_json(key.key) | {"secret_key": key.secret}
-    _emit(as_json, data, _key_lines(key))
+    emit(as_json, data, _key_lines(key))
 
 
 @keys_app.command("list")
@@ -405,11 +390,11 @@ def keys_list(
     as_json: JsonOption = False,
 ) -> None:
     """A business account's API keys (ids and state only: secrets are never shown again)."""
-    with _directory(database) as directory:
+    with open_directory(database) as directory:
         party_id = _account_id(directory, account)
         keys = directory.list_keys(party_id)
     data = {"account_id": party_id, "api_keys": [_key_json(k) for k in keys]}
-    _emit(as_json, data, [_key_line(k).strip() for k in keys] or ["(no keys)"])
+    emit(as_json, data, [_key_line(k).strip() for k in keys] or ["(no keys)"])
 
 
 @keys_app.command("revoke")
@@ -419,6 +404,6 @@ def keys_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke an API key: requests signed with it are refused from now on."""
-    with _directory(database) as directory:
+    with open_directory(database) as directory:
         key = directory.revoke_key(access_key_id)
-    _emit(as_json, _key_json(key), [f"revoked {key.access_key_id} at {_when(key.revoked_at)}"])
+    emit(as_json, _key_json(key), [f"revoked {key.access_key_id} at {_when(key.revoked_at)}"])

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -51,9 +52,18 @@ DatabaseOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` as one line on stderr; the caller raises the exit (status 2)."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     return typer.Exit(code=2)
+
+
+def emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
+    """Print ``data`` as one JSON object with ``--json``, else ``lines`` as text."""
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        typer.echo("\n".join(lines))
 
 
 @contextmanager
@@ -61,7 +71,7 @@ def _database(url: str | None) -> Iterator[Database]:
     try:
         database = open_database(url)
     except DatabaseError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         yield database
     finally:
@@ -183,12 +193,12 @@ def bench_ledger(
     from penny.bench.ledger import bench_database, run_ledger_bench
 
     if store not in {"sqlite", "postgresql"}:
-        raise _fail("--store must be 'sqlite' or 'postgresql'")
+        raise fail("--store must be 'sqlite' or 'postgresql'")
     try:
         with bench_database(database, store) as db, _progress_bar() as report:
             result = run_ledger_bench(db, seconds=seconds, concurrency=concurrency, progress=report)
     except DatabaseError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     data = result.as_dict()
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
@@ -232,11 +242,11 @@ def bench_balance(
     try:
         sizes = [int(part) for part in journals.split(",") if part.strip()]
     except ValueError:
-        raise _fail("--journals takes whole numbers separated by commas") from None
+        raise fail("--journals takes whole numbers separated by commas") from None
     if not sizes or min(sizes) < 1:
-        raise _fail("--journals needs at least one positive count")
+        raise fail("--journals needs at least one positive count")
     if store not in {"sqlite", "postgresql"}:
-        raise _fail("--store must be 'sqlite' or 'postgresql'")
+        raise fail("--store must be 'sqlite' or 'postgresql'")
     with bench_database(database, store) as db, _progress_bar() as report:
         result = run_balance_bench(db, sizes=sizes, reads=reads, progress=report)
     sys.stdout.write(json.dumps(result) + "\n")
@@ -281,12 +291,12 @@ def serve(
             uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
             return
         if db.is_sqlite and (db.url in ("sqlite://", "sqlite:///") or "memory" in db.url):
-            raise _fail("--workers > 1 needs a database file or a PostgreSQL server")
+            raise fail("--workers > 1 needs a database file or a PostgreSQL server")
         try:
             # Found (or, next to an SQLite file, created) once here, not raced by the workers.
             load_server_key(db.url)
         except ServerKeyError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         # The workers open the database themselves (migrated above, once).
         os.environ[DATABASE_URL_ENV] = db.url
         uvicorn.run(

@@ -13,8 +13,6 @@ User errors print one line and exit with status 2 (see docs/cli.md).
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,21 +21,20 @@ from typing import Annotated, Any
 import typer
 
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
-from penny.domain.errors import PaymentsError
 from penny.domain.model import Transaction
-from penny.domain.parties import DirectoryError, DuplicateEmailError, PaymentMethodKind
+from penny.domain.parties import DuplicateEmailError, PaymentMethodKind
 from penny.engine.ledger import Ledger
 from penny.money import Money, MoneyError, parse_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
-from penny.security import ServerKeyError, load_server_key
 from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
 
 sandbox_app: typer.Typer = typer.Typer(
     help="The sandbox: move time forward, seed a demo, issue instruments.", no_args_is_help=True
 )
 
-from penny.cli.main import DatabaseOption, JsonOption, _database, console  # noqa: E402
+from penny.cli.accounts import open_directory  # noqa: E402
+from penny.cli.main import DatabaseOption, JsonOption, emit, fail  # noqa: E402
 
 MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
 SEED_MERCHANT_EMAIL = "merchant@digitaldownload.example"
@@ -53,33 +50,12 @@ class _Sandbox:
     payments: Payments
 
 
-def _error(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
-    return typer.Exit(code=2)
-
-
 @contextmanager
 def _sandbox(url: str | None) -> Iterator[_Sandbox]:
-    with _database(url) as database:
-        try:
-            server_key = load_server_key(database.url)
-        except ServerKeyError as exc:
-            raise _error(str(exc)) from None
-        clock = SandboxClock(database)
-        ledger = Ledger(database, clock)
-        try:
-            yield _Sandbox(
-                clock, ledger, Directory(database, ledger, clock, server_key), Payments(ledger)
-            )
-        except (DirectoryError, PaymentsError) as exc:
-            raise _error(str(exc)) from None
-
-
-def _emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data) + "\n")
-    else:
-        typer.echo("\n".join(lines))
+    with open_directory(url) as directory:
+        clock = directory.clock
+        assert isinstance(clock, SandboxClock)
+        yield _Sandbox(clock, directory.ledger, directory, Payments(directory.ledger))
 
 
 def _amount(text: str | None, what: str) -> Money | None:
@@ -88,7 +64,7 @@ def _amount(text: str | None, what: str) -> Money | None:
     try:
         return parse_amount(text, "USD")
     except MoneyError as exc:
-        raise _error(f"{what}: {exc}") from None
+        raise fail(f"{what}: {exc}") from None
 
 
 @sandbox_app.command()
@@ -100,7 +76,7 @@ def advance(
 ) -> None:
     """Move sandbox time forward and finish whatever has come due."""
     if days == 0 and hours == 0:
-        raise _error("say how far to move: --days N and/or --hours N")
+        raise fail("say how far to move: --days N and/or --hours N")
     with _sandbox(database) as sandbox:
         now = sandbox.clock.advance(days * MICROS_PER_DAY + hours * MICROS_PER_HOUR)
         finished: list[Transaction] = []
@@ -118,7 +94,7 @@ def advance(
     lines = [f"sandbox time moved forward {days} day(s) {hours} hour(s)"]
     lines += [f"  {t.operation.value} {t.id}: {t.status.value}" for t in finished]
     lines.append(f"{len(finished)} pending transaction(s) finished, {expired} hold(s) expired")
-    _emit(as_json, data, lines)
+    emit(as_json, data, lines)
 
 
 @sandbox_app.command()
@@ -133,7 +109,7 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
             existing = directory.party_by_email(SEED_MERCHANT_EMAIL)
             buyer = directory.party_by_email(SEED_BUYER_EMAIL)
             assert existing is not None
-            _emit(
+            emit(
                 as_json,
                 {"seeded": False, "merchant_id": existing.id, "buyer_id": buyer and buyer.id},
                 [
@@ -157,7 +133,7 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
         "card_payment_method_id": card.id,
         "bank_payment_method_id": bank.id,
     }
-    _emit(
+    emit(
         as_json,
         data,
         [
@@ -186,17 +162,17 @@ def _parties(sandbox: _Sandbox, merchant: str, buyer: str, method: str | None) -
     found_merchant = sandbox.directory.find(merchant)
     found_buyer = sandbox.directory.find(buyer)
     if found_merchant is None:
-        raise _error(f"no account has the id or email {merchant!r}")
+        raise fail(f"no account has the id or email {merchant!r}")
     if found_buyer is None:
-        raise _error(f"no account has the id or email {buyer!r}")
+        raise fail(f"no account has the id or email {buyer!r}")
     methods = sandbox.directory.payment_methods(found_buyer.id)
     if method is None:
         cards = [m for m in methods if m.kind is PaymentMethodKind.card]
         if not cards:
-            raise _error("the buyer has no card: add one, or name a method with --method")
+            raise fail("the buyer has no card: add one, or name a method with --method")
         method = cards[0].id
     elif method not in {m.id for m in methods}:
-        raise _error(f"the buyer has no payment method {method!r}")
+        raise fail(f"the buyer has no payment method {method!r}")
     return found_merchant.id, found_buyer.id, method
 
 
@@ -242,7 +218,7 @@ def setup_prepaid(
             )
         )
     data = _setup_data(setup)
-    _emit(
+    emit(
         as_json,
         data,
         [
@@ -287,7 +263,7 @@ def setup_postpaid(
                 valid_until=now + days * MICROS_PER_DAY,
             )
         )
-    _emit(
+    emit(
         as_json,
         _setup_data(setup),
         [

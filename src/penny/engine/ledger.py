@@ -259,8 +259,10 @@ class LedgerSession:
         return self.book.apply(command)
 
     def execute(self, commands: Sequence[Command]) -> list[Outcome]:
+        """Apply a batch: everything it refers to is loaded once, up front."""
         self.load_for(commands)
-        return [self.apply(command) for command in commands]
+        self.applied += len(commands)
+        return [self.book.apply(command) for command in commands]
 
     def balance(self, account_id: int) -> Balance | None:
         """The account's counters as this transaction has left them so far."""

@@ -115,7 +115,7 @@ class Book:
         if code is ResultCode.ok:
             code = self._check_expiry(command)
         if code is ResultCode.ok:
-            code = self._check_accounts(command.legs, allow_closed=False)
+            code = self._check_accounts(command.legs)
         deltas: dict[int, _Delta] = {}
         if code is ResultCode.ok:
             for leg in command.legs:
@@ -159,7 +159,7 @@ class Book:
         else:
             return self._remember(command, print_, pending_code, kind)
         # Every check that applies runs; the one with the highest precedence answers.
-        codes = [self._check_accounts(legs, allow_closed=False), pending_code]
+        codes = [self._check_accounts(legs), pending_code]
         if pending is not None:
             codes.append(_check_post_legs(pending.legs, legs))
         code = _first(codes)
@@ -210,7 +210,7 @@ class Book:
             return ResultCode.expiry_must_be_in_future
         return ResultCode.ok
 
-    def _check_accounts(self, legs: tuple[Leg, ...], *, allow_closed: bool) -> ResultCode:
+    def _check_accounts(self, legs: tuple[Leg, ...]) -> ResultCode:
         worst = ResultCode.ok
         for leg in legs:
             account = self.accounts.get(leg.account_id)
@@ -218,7 +218,7 @@ class Book:
                 return ResultCode.account_not_found  # the highest precedence of this group
             if account.currency != leg.currency:
                 code = ResultCode.currency_mismatch
-            elif account.closed and not allow_closed:
+            elif account.closed:
                 code = ResultCode.account_closed
             else:
                 continue

@@ -33,7 +33,9 @@ class SandboxClock:
         return time.time_ns() // 1_000
 
     def offset_us(self) -> int:
-        system = self._system_us()
+        return self._offset_at(self._system_us())
+
+    def _offset_at(self, system: int) -> int:
         with self._lock:
             if system - self._read_at > REFRESH_US:
                 with self.database.read() as conn:
@@ -43,7 +45,8 @@ class SandboxClock:
             return self._offset
 
     def now_us(self) -> int:
-        return self._system_us() + self.offset_us()
+        system = self._system_us()
+        return system + self._offset_at(system)
 
     def advance(self, micros: int) -> int:
         """Move the shared clock forward by ``micros``; returns the new time."""

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert
 
 from penny.ledger.audit import AuditReport, UnbalancedJournal, audit
 from penny.ledger.model import (
@@ -463,7 +463,3 @@ def _key_hash(namespace: str, owner: str, key: str) -> int:
 def ledger_sql_for(dialect: str) -> LedgerSql:
     assert dialect in {"sqlite", "postgresql"}, dialect
     return LedgerSql(dialect)
-
-
-def account_ids(conn: Connection) -> list[int]:
-    return [row[0] for row in conn.execute(select(accounts_table.c.id).order_by("id"))]

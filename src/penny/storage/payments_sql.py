@@ -261,13 +261,6 @@ def tokens_by_reference(
     return {row.caller_reference: _token(row._mapping) for row in rows}
 
 
-def tokens_of_instrument(conn: Connection, instrument_id: str) -> list[Token]:
-    rows = conn.execute(
-        select(tokens).where(tokens.c.instrument_id == instrument_id).order_by(tokens.c.kind)
-    )
-    return [_token(row._mapping) for row in rows]
-
-
 def find_tokens(
     conn: Connection,
     caller_id: str,
@@ -414,11 +407,3 @@ def activity(
     order = transactions.c.received_at.asc() if ascending else transactions.c.received_at.desc()
     rows = conn.execute(query.order_by(order, transactions.c.id).limit(limit))
     return [_transaction(row._mapping) for row in rows]
-
-
-def sum_instrument_balances(conn: Connection) -> list[tuple[str, str, int]]:
-    """(recipient, kind, ledger account id) of every instrument, for consistency checks."""
-    rows = conn.execute(
-        select(instruments.c.recipient_id, instruments.c.kind, instruments.c.ledger_account_id)
-    )
-    return [(r.recipient_id, r.kind, r.ledger_account_id) for r in rows]
