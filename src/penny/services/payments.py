@@ -25,7 +25,7 @@ import secrets
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -203,6 +203,29 @@ class InstrumentSetup:
     second_token: Token  # the funding token (prepaid) or the settlement token (postpaid)
 
 
+class ChangeListener(Protocol):
+    """Told of every change FPS notifies, inside the database transaction that makes it.
+
+    Whatever it writes through ``session.conn`` commits or rolls back with the change (the IPN
+    outbox, docs/ipn.md). It may be called again for the same change when the transaction is
+    re-run after a conflict; only the last call's writes commit.
+    """
+
+    def transactions_changed(
+        self, session: LedgerSession, changes: Sequence[TransactionChange]
+    ) -> None: ...
+
+    def token_cancelled(self, session: LedgerSession, token: Token) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionChange:
+    """A transaction as it is now, and as it was before this change (None: it is new)."""
+
+    transaction: Transaction
+    before: Transaction | None
+
+
 # -- the batch ---------------------------------------------------------------------------
 
 
@@ -243,6 +266,7 @@ class Payments(PaymentQueries):
         fees: FeeSchedule | None = None,
         funding: FundingSource | None = None,
         new_id: Callable[[int], str] = random_id,
+        listener: ChangeListener | None = None,
     ) -> None:
         self.ledger = ledger
         self.database = ledger.database
@@ -250,6 +274,8 @@ class Payments(PaymentQueries):
         self.fees = fees or FeeSchedule()
         self.funding: FundingSource = funding or SandboxFunding()
         self.new_id = new_id
+        #: Told of each change in its own transaction (the IPN outbox); None: nobody listens.
+        self.listener = listener
         self._charts: dict[str, rules.Chart] = {}
 
     # -- system accounts ----------------------------------------------------------------
@@ -440,6 +466,13 @@ class Payments(PaymentQueries):
         sql.insert_transactions(conn, batch.new_transactions)
         sql.update_instruments(conn, batch.changed_instruments.values())
         sql.update_transactions(conn, batch.changed_transactions.values())
+        if self.listener is not None:
+            changes = [TransactionChange(txn, None) for txn in batch.new_transactions]
+            changes.extend(
+                TransactionChange(txn, batch.originals.get(txn.id))
+                for txn in batch.changed_transactions.values()
+            )
+            self.listener.transactions_changed(session, changes)
         return results
 
     def _load(
@@ -823,6 +856,10 @@ class Payments(PaymentQueries):
         session.flush()
         sql.update_transactions(conn, finished)
         sql.update_instruments(conn, changed.values())
+        if self.listener is not None:
+            self.listener.transactions_changed(
+                session, [TransactionChange(txn, due.get(txn.id)) for txn in finished]
+            )
         return finished
 
     # -- tokens ---------------------------------------------------------------------------
@@ -838,6 +875,8 @@ class Payments(PaymentQueries):
                 return token
             cancelled = replace(token, status=TokenStatus.inactive, cancelled_at=session.now)
             sql.set_token_status(session.conn, cancelled)
+            if self.listener is not None:
+                self.listener.token_cancelled(session, cancelled)
             return cancelled
 
         return self.ledger.run(work)
