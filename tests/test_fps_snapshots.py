@@ -59,6 +59,7 @@ from penny.services.payments import (
     SetupPostpaid,
     SetupPrepaid,
 )
+from penny.signing import Signer, load_signer
 from penny.storage.database import open_database
 from penny.web.app import FpsEndpoint, FpsRequest
 
@@ -111,6 +112,7 @@ class Session:
     other_secret: str
     prepaid: InstrumentSetup
     postpaid: InstrumentSetup
+    signer: Signer
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
     def timestamp(self, *, millis: bool = False, offset_s: int = 0) -> str:
@@ -459,6 +461,19 @@ STEPS: Final[tuple[Step, ...]] = (
         "GetTokens",
         _const(TokenStatus="Inactive"),
     ),
+    # -- outbound signatures
+    Step("VerifySignature.success", "VerifySignature", lambda s: _signed_return(s, "SC")),
+    Step(
+        "VerifySignature.success.altered",
+        "VerifySignature",
+        lambda s: {**_signed_return(s, "SC"), "UrlEndPoint": "http://shop.example/return/"},
+    ),
+    Step(
+        "VerifySignature.error.InvalidParams",
+        "VerifySignature",
+        _const(UrlEndPoint="http://shop.example/return", HttpParameters="status=SC"),
+        400,
+    ),
     # -- actions not served, and the front end's refusals
     Step(
         "Reserve.error.InvalidAction",
@@ -532,6 +547,15 @@ STEPS: Final[tuple[Step, ...]] = (
 STEP_NAMES: Final = tuple(step.name for step in STEPS)
 
 
+def _signed_return(s: Session, status: str) -> dict[str, str]:
+    """VerifySignature's parameters for a return URL Penny signed (with ``status``)."""
+    url = s.signer.signed_redirect(
+        "http://testserver", "http://shop.example/return", {"status": status}
+    )
+    query = url.partition("?")[2]
+    return {"UrlEndPoint": "http://shop.example/return", "HttpParameters": query}
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     """Run :data:`STEPS` once, in order, on a fresh SQLite store."""
@@ -572,9 +596,10 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
                 valid_until=until,
             )
         )
+        signer = load_signer(db, ServerKey.generate(), clock)
         session = Session(
             clock=clock,
-            endpoint=FpsEndpoint(directory, payments, clock),
+            endpoint=FpsEndpoint(directory, payments, clock, signer),
             merchant=merchant,
             key=merchant_key.access_key_id,
             secret=merchant_key.secret,
@@ -582,6 +607,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
             other_secret=other_key.secret,
             prepaid=prepaid,
             postpaid=postpaid,
+            signer=signer,
         )
         for step in STEPS:
             session.run(step)
@@ -813,6 +839,7 @@ RESULTS: Final[dict[str, tuple[Member, ...] | None]] = {
     "GetTokenByCaller": (m("Token", "Token", opt=True),),
     "GetTokens": (m("Token", "Token", opt=True, many=True),),
     "GetTokenUsage": (m("TokenUsageLimits", "TokenUsageLimit", opt=True, many=True),),
+    "VerifySignature": (m("VerificationStatus", opt=True),),
     "GetAccountActivity": (
         m("BatchSize", "int", opt=True),
         m("Transaction", "Transaction", opt=True, many=True),

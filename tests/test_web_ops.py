@@ -307,10 +307,10 @@ def test_unsigned_verify_signature_reaches_the_action(ops: Ops) -> None:
             "HttpParameters": "status%3DSC",
         },
     )
-    # Not served yet (it arrives with the outbound signatures), but answered as FPS answers an
-    # unsigned VerifySignature: past authentication, at the action.
+    # Answered as FPS answers an unsigned VerifySignature: past authentication, at the action
+    # (which finds no certificateUrl in these parameters).
     assert response.status_code == 400
-    assert "<Code>InvalidAction</Code>" in response.text
-    assert "VerifySignature is not supported by this server yet" in response.text
+    assert "<Code>InvalidParams</Code>" in response.text
+    assert "certificateUrl is missing in 'HttpParameters'." in response.text
     unsigned_pay = ops.client.get("/", params={"Action": "Pay", "Version": "2010-08-28"})
     assert "<Code>MissingParameter</Code>" in unsigned_pay.text

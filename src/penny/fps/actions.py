@@ -28,7 +28,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
+from urllib.parse import parse_qsl
 
 from penny.domain.errors import PaymentsError
 from penny.domain.fees import Method
@@ -57,6 +58,9 @@ from penny.services.payments import (
     SettleDebtRequest,
     WriteOffDebtRequest,
 )
+
+if TYPE_CHECKING:
+    from penny.signing import Signer
 
 #: Parameters every request may carry (spec §2.1).
 COMMON_PARAMETERS: Final = frozenset(
@@ -91,7 +95,6 @@ NOT_SUPPORTED: Final = frozenset(
         "GetSubscriptionDetails",
         "GetTransactionsForSubscription",
         "GetRecipientVerificationStatus",
-        "VerifySignature",
     }
 )
 
@@ -117,6 +120,8 @@ class Call:
     caller_id: str
     version: str
     params: Mapping[str, str]
+    #: Penny's outbound signing keys (VerifySignature); None where nothing was signed.
+    signer: Signer | None = None
     _names: dict[str, str] = field(default_factory=dict)
 
     # -- reading parameters ---------------------------------------------------------------
@@ -653,6 +658,20 @@ def _get_account_activity(call: Call) -> Xml | None:
     return Xml(leaf("BatchSize", str(len(page))) + body + (after or ""))
 
 
+# -- signatures ----------------------------------------------------------------------------
+
+
+def _verify_signature(call: Call) -> Xml | None:
+    """Success exactly when ``HttpParameters`` is a message Penny signed for ``UrlEndPoint``
+    (docs/cobranded-ui.md, docs/ipn.md; spec §3.2)."""
+    endpoint = call.required("UrlEndPoint")
+    pairs = parse_qsl(call.required("HttpParameters"), keep_blank_values=True)
+    if not any(name == "certificateUrl" for name, _ in pairs):
+        raise _invalid("certificateUrl is missing in 'HttpParameters'.")
+    verified = call.signer is not None and call.signer.verify(endpoint, pairs)
+    return leaf("VerificationStatus", "Success" if verified else "Failure")
+
+
 # -- the table -----------------------------------------------------------------------------
 
 
@@ -715,6 +734,7 @@ ACTIONS: Final[Mapping[str, ActionSpec]] = {
         _get_tokens, "TokenStatus", "TokenType", "CallerReference", "TokenFriendlyName"
     ),
     "GetTokenUsage": _spec(_get_token_usage, "TokenId"),
+    "VerifySignature": _spec(_verify_signature, "UrlEndPoint", "HttpParameters"),
     "GetAccountActivity": ActionSpec(
         _get_account_activity,
         frozenset(
@@ -760,6 +780,7 @@ def run_action(
     action: str,
     version: str,
     params: Mapping[str, str],
+    signer: Signer | None = None,
 ) -> Xml | WireFault | None:
     """Serve one authenticated request of a known ``action``: its Result content or a fault.
 
@@ -776,7 +797,7 @@ def run_action(
     unknown = _unknown_parameter(spec, params, version)
     if unknown is not None:
         return unknown.fault
-    call = Call(payments, directory, caller_id, version, params)
+    call = Call(payments, directory, caller_id, version, params, signer)
     try:
         return spec.handler(call)
     except ParameterError as fault:

@@ -56,6 +56,7 @@ from penny.fps.wire import (
 from penny.parties import Directory
 from penny.security import ServerKey, load_server_key
 from penny.services.payments import Payments
+from penny.signing import Signer, load_signer
 from penny.storage.database import (
     DATABASE_URL_ENV,
     Database,
@@ -111,9 +112,17 @@ class _Seen:
 class FpsEndpoint:
     """The FPS Query API over a directory (keys, parties) and the payments service."""
 
-    def __init__(self, directory: Directory, payments: Payments, request_clock: Clock) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        payments: Payments,
+        request_clock: Clock,
+        signer: Signer | None = None,
+    ) -> None:
         self.directory = directory
         self.payments = payments
+        #: Penny's outbound signing keys, for VerifySignature.
+        self.signer = signer
         #: The clock request Timestamps are checked against (see :func:`create_app`).
         self.request_clock = request_clock
 
@@ -174,7 +183,9 @@ class FpsEndpoint:
             return action
         key = self.directory.api_key(verified.access_key_id)
         assert key is not None  # the signature was checked against its secret
-        result = run_action(self.payments, self.directory, key.party_id, action, version, params)
+        result = run_action(
+            self.payments, self.directory, key.party_id, action, version, params, self.signer
+        )
         if isinstance(result, WireFault):
             return result
         return action, version, result
@@ -186,7 +197,7 @@ class FpsEndpoint:
         action = action_of(params, version)
         if isinstance(action, WireFault):
             return action
-        result = run_action(self.payments, self.directory, "", action, version, params)
+        result = run_action(self.payments, self.directory, "", action, version, params, self.signer)
         if isinstance(result, WireFault):
             return result
         return action, version, result
@@ -252,7 +263,10 @@ def create_app(
     ledger = MeteredLedger(database, clock)
     metrics = AppMetrics(ledger)
     directory = Directory(database, ledger, clock, server_key)
-    endpoint = FpsEndpoint(directory, Payments(ledger, clock=clock), request_clock or SystemClock())
+    signer = load_signer(database, server_key)
+    endpoint = FpsEndpoint(
+        directory, Payments(ledger, clock=clock), request_clock or SystemClock(), signer
+    )
 
     async def healthz(_request: Request) -> JSONResponse:
         try:
@@ -303,6 +317,12 @@ def create_app(
         )
         return await run_in_threadpool(endpoint.answer, fps_request, request_id)
 
+    async def certificate(request: Request) -> Response:
+        pem = signer.certificate_pem(request.path_params["key_id"])
+        if pem is None:
+            return Response("No such certificate.\n", status_code=404, media_type="text/plain")
+        return Response(pem, media_type="application/x-pem-file")
+
     async def metrics_page(_request: Request) -> Response:
         return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
@@ -327,6 +347,7 @@ def create_app(
         routes=[
             Route("/healthz", healthz),
             Route("/metrics", metrics_page),
+            Route("/certs/{key_id}/PKICert.pem", certificate),
             Route("/", fps, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
         ],
     )
