@@ -30,6 +30,7 @@ from penny.domain.parties import (
     parse_expiry,
 )
 from penny.engine.ledger import Ledger
+from penny.ipn.outbox import IpnOutbox
 from penny.money import Money, MoneyError, parse_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
@@ -269,7 +270,7 @@ def withdraw(
         raise fail(f"--amount: {exc}") from None
     with open_directory(database) as directory:
         party_id = _account_id(directory, account, email)
-        payments = Payments(directory.ledger, clock=directory.clock)
+        payments = Payments(directory.ledger, clock=directory.clock, listener=IpnOutbox())
         try:
             txn = payments.execute(WithdrawRequest(party_id, reference, money))
         except PaymentsError as exc:

@@ -275,11 +275,18 @@ def serve(
 
     import uvicorn
 
+    from penny.ipn.settings import PUBLIC_URL_ENV, IpnConfigError, IpnSettings
     from penny.security import ServerKeyError, load_server_key
     from penny.storage.database import DATABASE_URL_ENV
     from penny.web.app import create_app
     from penny.web.logs import configure_logging
 
+    # IPNs name the certificate at Penny's public address: this one unless told (docs/ipn.md).
+    os.environ.setdefault(PUBLIC_URL_ENV, f"http://{host}:{port}")
+    try:
+        ipn = IpnSettings.from_env()
+    except IpnConfigError as exc:
+        raise fail(str(exc)) from None
     with _database(database) as db:
         console.print(
             f"Penny {__version__} on {db.dialect} ({_redacted(db.url)}), "
@@ -288,7 +295,7 @@ def serve(
         )
         configure_logging()
         if workers == 1:
-            uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+            uvicorn.run(create_app(db, ipn=ipn), host=host, port=port, log_level="warning")
             return
         if db.is_sqlite and (db.url in ("sqlite://", "sqlite:///") or "memory" in db.url):
             raise fail("--workers > 1 needs a database file or a PostgreSQL server")
@@ -330,3 +337,7 @@ def main() -> None:
 from penny.cli.sandbox import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
+
+from penny.cli.ipn import ipn_app  # noqa: E402
+
+app.add_typer(ipn_app, name="ipn")

@@ -24,6 +24,7 @@ from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.domain.model import Transaction
 from penny.domain.parties import DuplicateEmailError, PaymentMethodKind
 from penny.engine.ledger import Ledger
+from penny.ipn.outbox import IpnOutbox
 from penny.money import Money, MoneyError, parse_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
@@ -55,7 +56,8 @@ def _sandbox(url: str | None) -> Iterator[_Sandbox]:
     with open_directory(url) as directory:
         clock = directory.clock
         assert isinstance(clock, SandboxClock)
-        yield _Sandbox(clock, directory.ledger, directory, Payments(directory.ledger))
+        payments = Payments(directory.ledger, listener=IpnOutbox())  # completions notify
+        yield _Sandbox(clock, directory.ledger, directory, payments)
 
 
 def _amount(text: str | None, what: str) -> Money | None:

@@ -53,6 +53,9 @@ from penny.fps.wire import (
     render_success,
     version_of,
 )
+from penny.ipn.delivery import Deliverer, DeliveryRunner
+from penny.ipn.outbox import IpnOutbox
+from penny.ipn.settings import IpnSettings
 from penny.parties import Directory
 from penny.security import ServerKey, load_server_key
 from penny.services.payments import Payments
@@ -244,6 +247,7 @@ def create_app(
     server_key: ServerKey | None = None,
     request_clock: Clock | None = None,
     dispose_on_shutdown: bool = False,
+    ipn: IpnSettings | None = None,
 ) -> Starlette:
     """Build the application over an open ``database``.
 
@@ -253,6 +257,10 @@ def create_app(
     ``Timestamp`` of signed requests is checked, defaults to the system clock: clients sign with
     their real time even after ``penny sandbox advance`` moved the sandbox clock. With
     ``dispose_on_shutdown`` the application closes ``database`` when it shuts down.
+
+    Payments always write their IPNs to the outbox (:class:`penny.ipn.outbox.IpnOutbox`); with
+    ``ipn`` settings the application also delivers them, in ``ipn.lanes`` loops started and
+    stopped by its lifespan (``penny serve`` passes :meth:`IpnSettings.from_env`).
     """
     if clock is None:
         from penny.sandbox.clock import SandboxClock
@@ -264,9 +272,9 @@ def create_app(
     metrics = AppMetrics(ledger)
     directory = Directory(database, ledger, clock, server_key)
     signer = load_signer(database, server_key)
-    endpoint = FpsEndpoint(
-        directory, Payments(ledger, clock=clock), request_clock or SystemClock(), signer
-    )
+    payments = Payments(ledger, clock=clock, listener=IpnOutbox())
+    endpoint = FpsEndpoint(directory, payments, request_clock or SystemClock(), signer)
+    ipn_runner = None if ipn is None else DeliveryRunner(Deliverer(database, signer, clock, ipn))
 
     async def healthz(_request: Request) -> JSONResponse:
         try:
@@ -328,9 +336,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if ipn_runner is not None:
+            await ipn_runner.start()
         try:
             yield
         finally:
+            if ipn_runner is not None:
+                await ipn_runner.stop()
             if dispose_on_shutdown:
                 database.dispose()
 
@@ -360,4 +372,8 @@ def app_from_env() -> Starlette:
     ``penny`` loggers to stderr as JSON lines (:func:`penny.web.logs.configure_logging`).
     """
     configure_logging()
-    return create_app(open_database(os.environ.get(DATABASE_URL_ENV)), dispose_on_shutdown=True)
+    return create_app(
+        open_database(os.environ.get(DATABASE_URL_ENV)),
+        dispose_on_shutdown=True,
+        ipn=IpnSettings.from_env(),
+    )

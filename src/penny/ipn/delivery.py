@@ -1,0 +1,306 @@
+"""Delivering IPNs: claim due notifications, POST them signed, record every attempt.
+
+A round (:meth:`Deliverer.round`) claims up to ``batch`` due notifications
+(:func:`penny.storage.ipn_sql.claim_due`: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write
+lock on SQLite), POSTs them concurrently with httpx, and records the results in one
+transaction. Each POST is ``application/x-www-form-urlencoded``, signed at send time
+(:meth:`penny.signing.Signer.signed_post`: ``signatureVersion=2``, ``RSA-SHA1``,
+``certificateUrl``, ``signature``), never follows a redirect, and is bounded by the timeout.
+
+* 2xx: delivered.
+* Any other status, a redirect, a timeout, a refused connection, a name that does not
+  resolve: retried after an exponential, jittered delay (:func:`retry_delay`), until the next
+  attempt would fall past the horizon (3 days after the notification, or after
+  ``penny ipn retry``); then ``failed``.
+* A URL that cannot be signed or, with the SSRF guard, a non-public address: ``failed`` at
+  once (retrying cannot help; an operator can ``penny ipn retry`` after fixing it).
+
+:class:`DeliveryRunner` keeps ``lanes`` rounds going in the server's event loop (started by
+the application's lifespan); :func:`drain` runs rounds until nothing is due (the CLI, tests).
+Times for scheduling come from the clock handed in (the sandbox clock in ``penny serve``, so
+``penny sandbox advance`` also brings retries forward); durations are measured in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy.exc import SQLAlchemyError
+
+from penny import __version__
+from penny.clock import Clock
+from penny.fps.outbound import OutboundError
+from penny.ipn.guard import BlockedAddressError, Target, pinned_target
+from penny.ipn.settings import IpnSettings
+from penny.signing import Signer
+from penny.storage import ipn_sql
+from penny.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE: Final = "application/x-www-form-urlencoded; charset=utf-8"
+USER_AGENT: Final = f"Penny-IPN/{__version__}"
+NOTIFICATION_HEADER: Final = "X-Penny-Notification-Id"
+
+# Attempt outcomes (ipn_attempts.outcome).
+DELIVERED: Final = "delivered"
+HTTP_ERROR: Final = "http_error"
+REDIRECT: Final = "redirect"
+TIMEOUT: Final = "timeout"
+NETWORK: Final = "network"
+REFUSED: Final = "refused"
+
+
+def retry_delay(settings: IpnSettings, attempt: int, rng: random.Random) -> int:
+    """How long (µs) to wait after failed attempt number ``attempt`` (1, 2, …): a uniform
+    random time in [d/2, d] with d = min(max_delay, base_delay × 2^(attempt−1))."""
+    exponent = min(attempt - 1, 62)
+    full: int = min(settings.max_delay_us, settings.base_delay_us * (1 << exponent))
+    return full // 2 + rng.randrange(full // 2 + 1)
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """What one POST did, before it is turned into a result."""
+
+    outcome: str
+    http_status: int | None = None
+    error: str | None = None
+    permanent: bool = False
+
+
+@dataclass
+class DrainReport:
+    rounds: int = 0
+    attempts: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class Deliverer:
+    """Claims, sends and records notifications for one process."""
+
+    def __init__(
+        self,
+        database: Database,
+        signer: Signer,
+        clock: Clock,
+        settings: IpnSettings,
+        *,
+        worker: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.database = database
+        self.signer = signer
+        self.clock = clock
+        self.settings = settings
+        self.worker = worker or default_worker_name()
+        self.rng = rng or random.Random()
+        self.report = DrainReport()
+
+    def client(self) -> httpx.AsyncClient:
+        """An HTTP client as deliveries need it: no redirects, no proxies from the env."""
+        return httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(self.settings.timeout_s),
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=max(1, self.settings.batch * 4)),
+        )
+
+    # -- one round ------------------------------------------------------------------------
+
+    async def round(self, client: httpx.AsyncClient) -> int:
+        """Claim, send and record one batch; returns how many were attempted."""
+        claimed = await asyncio.to_thread(self.claim)
+        if not claimed:
+            return 0
+        results = await asyncio.gather(*(self._attempt(client, c) for c in claimed))
+        await asyncio.to_thread(self.record, results)
+        return len(claimed)
+
+    def claim(self) -> list[ipn_sql.Claimed]:
+        """Claim what is due now (blocking)."""
+        now = self.clock.now_us()
+        try:
+            with self.database.read() as conn:
+                due = ipn_sql.next_due(conn)
+            if due is None or due > now:
+                return []
+            with self.database.write() as conn:
+                return ipn_sql.claim_due(
+                    conn,
+                    now=now,
+                    limit=self.settings.batch,
+                    lease_until=now + self.settings.lease_us,
+                    worker=self.worker,
+                    claim=secrets.token_hex(8),
+                    skip_locked=self.database.is_postgresql,
+                )
+        except SQLAlchemyError as error:
+            logger.warning("IPN: could not claim notifications: %s", error)
+            return []
+
+    def record(self, results: Sequence[ipn_sql.AttemptResult]) -> None:
+        """Record the results of a round (blocking). A failure here leaves the claims to
+        expire: the notifications are then sent again (at-least-once)."""
+        try:
+            with self.database.write() as conn:
+                ipn_sql.record_results(conn, results)
+        except SQLAlchemyError as error:
+            logger.warning("IPN: could not record %d attempts: %s", len(results), error)
+            return
+        report = self.report
+        for result in results:
+            report.attempts += 1
+            report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
+            if result.state == ipn_sql.DELIVERED:
+                report.delivered += 1
+            elif result.state == ipn_sql.FAILED:
+                report.failed += 1
+            else:
+                report.retrying += 1
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, claimed: ipn_sql.Claimed
+    ) -> ipn_sql.AttemptResult:
+        started = time.perf_counter_ns()
+        sent = await self._send(client, claimed)
+        duration_us = (time.perf_counter_ns() - started) // 1000
+        finished_at = self.clock.now_us()
+        if sent.outcome == DELIVERED:
+            state, next_at = ipn_sql.DELIVERED, None
+        elif sent.permanent:
+            state, next_at = ipn_sql.FAILED, None
+        else:
+            next_at = finished_at + retry_delay(self.settings, claimed.number, self.rng)
+            past_horizon = next_at > claimed.window_start + self.settings.horizon_us
+            state = ipn_sql.FAILED if past_horizon else ipn_sql.PENDING
+        return ipn_sql.AttemptResult(
+            claimed,
+            finished_at=finished_at,
+            duration_us=duration_us,
+            http_status=sent.http_status,
+            outcome=sent.outcome,
+            error=sent.error,
+            state=state,
+            next_attempt_at=next_at if state == ipn_sql.PENDING else None,
+        )
+
+    async def _send(self, client: httpx.AsyncClient, claimed: ipn_sql.Claimed) -> _Sent:
+        try:
+            fields = self.signer.signed_post(
+                self.settings.public_url, claimed.url, dict(claimed.params)
+            )
+        except OutboundError as error:
+            return _Sent(REFUSED, error=f"not deliverable: {error}", permanent=True)
+        headers = {"Content-Type": CONTENT_TYPE, NOTIFICATION_HEADER: claimed.id}
+        body = urlencode(fields).encode("ascii")
+        try:
+            async with asyncio.timeout(self.settings.timeout_s):
+                target = (
+                    await pinned_target(claimed.url)
+                    if self.settings.ssrf_guard
+                    else Target(claimed.url)
+                )
+                extensions = {}
+                if target.host_header is not None:
+                    headers["Host"] = target.host_header
+                if target.sni_hostname is not None:
+                    extensions["sni_hostname"] = target.sni_hostname
+                request = client.build_request(
+                    "POST", target.url, content=body, headers=headers, extensions=extensions
+                )
+                response = await client.send(request, stream=True)
+                await response.aclose()
+        except BlockedAddressError as error:
+            return _Sent(REFUSED, error=f"SSRF guard: {error}", permanent=True)
+        except (TimeoutError, httpx.TimeoutException):
+            return _Sent(TIMEOUT, error=f"no answer within {self.settings.timeout_s:g} s")
+        except (httpx.HTTPError, OSError) as error:
+            return _Sent(NETWORK, error=f"{type(error).__name__}: {error}"[:300])
+        status = response.status_code
+        if 200 <= status < 300:
+            return _Sent(DELIVERED, status)
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            return _Sent(REDIRECT, status, f"redirect to {location[:200]!r} not followed")
+        return _Sent(HTTP_ERROR, status, f"HTTP {status}")
+
+
+async def drain_async(deliverer: Deliverer, *, max_rounds: int | None = None) -> DrainReport:
+    """Run rounds until nothing is due now (or ``max_rounds``)."""
+    async with deliverer.client() as client:
+        while max_rounds is None or deliverer.report.rounds < max_rounds:
+            attempted = await deliverer.round(client)
+            if attempted == 0:
+                break
+            deliverer.report.rounds += 1
+    return deliverer.report
+
+
+def drain(deliverer: Deliverer, *, max_rounds: int | None = None) -> DrainReport:
+    """:func:`drain_async` from synchronous code (the CLI, tests)."""
+    return asyncio.run(drain_async(deliverer, max_rounds=max_rounds))
+
+
+class DeliveryRunner:
+    """``lanes`` delivery loops in the running event loop (the server's lifespan)."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self.deliverer = deliverer
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        lanes = self.deliverer.settings.lanes
+        if lanes == 0:
+            return
+        self._client = self.deliverer.client()
+        self._tasks = [
+            asyncio.create_task(self._lane(self._client), name=f"ipn-lane-{i}")
+            for i in range(lanes)
+        ]
+
+    async def _lane(self, client: httpx.AsyncClient) -> None:
+        poll = self.deliverer.settings.poll_s
+        while not self._stop.is_set():
+            try:
+                attempted = await self.deliverer.round(client)
+            except Exception:
+                logger.exception("IPN delivery round failed")
+                attempted = 0
+            if attempted == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), poll)
+
+    async def stop(self, grace_s: float = 2.0) -> None:
+        """Stop the lanes: a round under way gets ``grace_s`` to finish, then is cancelled
+        (its notifications are sent again once their lease runs out)."""
+        self._stop.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()

@@ -1,0 +1,402 @@
+"""SQL for the IPN outbox (tables ``ipn_notifications`` and ``ipn_attempts``, migration 0006).
+
+* :func:`insert_notifications` runs inside the payments transaction (the outbox write).
+* :func:`claim_due` takes up to ``limit`` due notifications for one worker: on PostgreSQL with
+  ``SELECT … FOR UPDATE SKIP LOCKED`` (so several processes never take the same row), on
+  SQLite under the write lock ``BEGIN IMMEDIATE`` already holds. A claim moves the row's
+  ``next_attempt_at`` to the end of the worker's lease and opens an attempt row; if the worker
+  dies, the lease runs out and the row is due again (at-least-once).
+* :func:`record_results` closes the attempts and moves each notification on: delivered,
+  due again later, or failed.
+
+Times are microseconds since the epoch on the delivering process's clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    select,
+    update,
+)
+
+metadata = MetaData()
+
+notifications = Table(
+    "ipn_notifications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("next_attempt_at", BigInteger),
+    Column("attempts", Integer, nullable=False),
+    Column("claim", String(32)),
+    Column("delivered_at", BigInteger),
+    Column("last_error", String(512)),
+)
+
+attempts = Table(
+    "ipn_attempts",
+    metadata,
+    Column("notification_id", String(32), ForeignKey("ipn_notifications.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("worker", String(64), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger),
+    Column("duration_us", BigInteger),
+    Column("http_status", Integer),
+    Column("outcome", String(16), nullable=False),
+    Column("error", String(512)),
+)
+
+PENDING: Final = "pending"
+DELIVERED: Final = "delivered"
+FAILED: Final = "failed"
+#: Outcome of an attempt still under way (or whose worker stopped: see ``interrupted``).
+IN_FLIGHT: Final = "in_flight"
+#: An attempt whose worker stopped before it finished (its lease ran out and it was re-claimed).
+INTERRUPTED: Final = "interrupted"
+MAX_ERROR: Final = 512
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    id: str
+    kind: str
+    subject_id: str
+    account_id: str
+    url: str
+    #: The unsigned parameters, in the order they are sent.
+    params: tuple[tuple[str, str], ...]
+    created_at: int
+    #: Set for a notification that can never be sent (a URL that is not http(s)): it is
+    #: stored as failed with this reason, visible and retryable after the cause is fixed.
+    refused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: str
+    kind: str
+    subject_id: str
+    account_id: str
+    url: str
+    params: tuple[tuple[str, str], ...]
+    state: str
+    created_at: int
+    window_start: int
+    next_attempt_at: int | None
+    attempts: int
+    delivered_at: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A notification a worker has claimed for one attempt."""
+
+    id: str
+    url: str
+    params: tuple[tuple[str, str], ...]
+    number: int
+    claim: str
+    window_start: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """How one attempt ended, and what the notification becomes."""
+
+    claimed: Claimed
+    finished_at: int
+    duration_us: int
+    http_status: int | None
+    outcome: str
+    error: str | None
+    #: ``delivered``, ``pending`` (due again at ``next_attempt_at``) or ``failed``.
+    state: str
+    next_attempt_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    number: int
+    worker: str
+    started_at: int
+    finished_at: int | None
+    duration_us: int | None
+    http_status: int | None
+    outcome: str
+    error: str | None
+
+
+def _clip(text: str | None) -> str | None:
+    return None if text is None else text[:MAX_ERROR]
+
+
+def _params(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(name), str(value)) for name, value in json.loads(text))
+
+
+def _notification(row: Any) -> Notification:
+    return Notification(
+        id=row.id,
+        kind=row.kind,
+        subject_id=row.subject_id,
+        account_id=row.account_id,
+        url=row.url,
+        params=_params(row.params),
+        state=row.state,
+        created_at=row.created_at,
+        window_start=row.window_start,
+        next_attempt_at=row.next_attempt_at,
+        attempts=row.attempts,
+        delivered_at=row.delivered_at,
+        last_error=row.last_error,
+    )
+
+
+# -- the outbox write --------------------------------------------------------------------
+
+
+def insert_notifications(conn: Connection, new: Sequence[NewNotification]) -> None:
+    """Store ``new`` notifications (due at once, or failed when refused)."""
+    if not new:
+        return
+    rows = [
+        {
+            "id": n.id,
+            "kind": n.kind,
+            "subject_id": n.subject_id,
+            "account_id": n.account_id,
+            "url": n.url,
+            "params": json.dumps([list(pair) for pair in n.params], separators=(",", ":")),
+            "state": PENDING if n.refused is None else FAILED,
+            "created_at": n.created_at,
+            "window_start": n.created_at,
+            "next_attempt_at": n.created_at if n.refused is None else None,
+            "attempts": 0,
+            "claim": None,
+            "delivered_at": None,
+            "last_error": _clip(n.refused),
+        }
+        for n in new
+    ]
+    conn.execute(insert(notifications), rows)
+
+
+# -- delivery ----------------------------------------------------------------------------
+
+
+def next_due(conn: Connection) -> int | None:
+    """When the earliest pending notification is due (a cheap read before claiming)."""
+    value = conn.execute(select(func.min(notifications.c.next_attempt_at))).scalar()
+    return None if value is None else int(value)
+
+
+def claim_due(
+    conn: Connection,
+    *,
+    now: int,
+    limit: int,
+    lease_until: int,
+    worker: str,
+    claim: str,
+    skip_locked: bool,
+) -> list[Claimed]:
+    """Claim up to ``limit`` notifications due at ``now`` (oldest due first)."""
+    query = (
+        select(notifications.c.id)
+        .where(notifications.c.next_attempt_at <= now)
+        .where(notifications.c.state == PENDING)
+        .order_by(notifications.c.next_attempt_at)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    ids = [row.id for row in conn.execute(query)]
+    if not ids:
+        return []
+    conn.execute(
+        update(attempts)
+        .where(attempts.c.notification_id.in_(ids))
+        .where(attempts.c.outcome == IN_FLIGHT)
+        .values(outcome=INTERRUPTED, error="the worker stopped before the attempt finished")
+    )
+    conn.execute(
+        update(notifications)
+        .where(notifications.c.id.in_(ids))
+        .values(
+            next_attempt_at=lease_until,
+            attempts=notifications.c.attempts + 1,
+            claim=claim,
+        )
+    )
+    rows = conn.execute(
+        select(
+            notifications.c.id,
+            notifications.c.url,
+            notifications.c.params,
+            notifications.c.attempts,
+            notifications.c.window_start,
+        )
+        .where(notifications.c.id.in_(ids))
+        .order_by(notifications.c.next_attempt_at, notifications.c.id)
+    ).all()
+    claimed = [
+        Claimed(row.id, row.url, _params(row.params), row.attempts, claim, row.window_start)
+        for row in rows
+    ]
+    conn.execute(
+        insert(attempts),
+        [
+            {
+                "notification_id": c.id,
+                "number": c.number,
+                "worker": worker[:64],
+                "started_at": now,
+                "finished_at": None,
+                "duration_us": None,
+                "http_status": None,
+                "outcome": IN_FLIGHT,
+                "error": None,
+            }
+            for c in claimed
+        ],
+    )
+    return claimed
+
+
+def record_results(conn: Connection, results: Iterable[AttemptResult]) -> None:
+    """Close each attempt and move its notification on.
+
+    A delivery counts whenever it happened; a failed attempt only moves the notification if
+    the claim is still the worker's (a worker whose lease ran out must not undo a newer one).
+    """
+    for result in results:
+        claimed = result.claimed
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.notification_id == claimed.id)
+            .where(attempts.c.number == claimed.number)
+            .values(
+                finished_at=result.finished_at,
+                duration_us=result.duration_us,
+                http_status=result.http_status,
+                outcome=result.outcome,
+                error=_clip(result.error),
+            )
+        )
+        pending = and_(notifications.c.id == claimed.id, notifications.c.state == PENDING)
+        if result.state == DELIVERED:
+            conn.execute(
+                update(notifications)
+                .where(pending)
+                .values(
+                    state=DELIVERED,
+                    next_attempt_at=None,
+                    claim=None,
+                    delivered_at=result.finished_at,
+                    last_error=None,
+                )
+            )
+            continue
+        conn.execute(
+            update(notifications)
+            .where(pending)
+            .where(notifications.c.claim == claimed.claim)
+            .values(
+                state=result.state,
+                next_attempt_at=result.next_attempt_at if result.state == PENDING else None,
+                claim=None,
+                last_error=_clip(result.error),
+            )
+        )
+
+
+# -- operators ---------------------------------------------------------------------------
+
+
+def load(conn: Connection, notification_id: str) -> Notification | None:
+    row = conn.execute(select(notifications).where(notifications.c.id == notification_id)).first()
+    return None if row is None else _notification(row)
+
+
+def load_attempts(conn: Connection, notification_id: str) -> list[Attempt]:
+    rows = conn.execute(
+        select(attempts)
+        .where(attempts.c.notification_id == notification_id)
+        .order_by(attempts.c.number)
+    )
+    return [
+        Attempt(
+            row.number,
+            row.worker,
+            row.started_at,
+            row.finished_at,
+            row.duration_us,
+            row.http_status,
+            row.outcome,
+            row.error,
+        )
+        for row in rows
+    ]
+
+
+def listing(
+    conn: Connection,
+    *,
+    state: str | None = None,
+    account_id: str | None = None,
+    subject_id: str | None = None,
+    limit: int = 50,
+) -> list[Notification]:
+    """The newest notifications first, optionally only one state, account or subject."""
+    query = select(notifications)
+    if state is not None:
+        query = query.where(notifications.c.state == state)
+    if account_id is not None:
+        query = query.where(notifications.c.account_id == account_id)
+    if subject_id is not None:
+        query = query.where(notifications.c.subject_id == subject_id)
+    query = query.order_by(notifications.c.created_at.desc(), notifications.c.id).limit(limit)
+    return [_notification(row) for row in conn.execute(query)]
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """How many notifications are in each state."""
+    query = select(notifications.c.state, func.count()).group_by(notifications.c.state)
+    found = {str(state): int(count) for state, count in conn.execute(query)}
+    return {state: found.get(state, 0) for state in (PENDING, DELIVERED, FAILED)}
+
+
+def schedule_again(conn: Connection, notification_id: str, now: int) -> bool:
+    """Make a notification due now with a fresh retry window (a replay when delivered)."""
+    query = (
+        update(notifications)
+        .where(notifications.c.id == notification_id)
+        .values(state=PENDING, next_attempt_at=now, window_start=now, claim=None)
+    )
+    return conn.execute(query).rowcount == 1
