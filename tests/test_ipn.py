@@ -1,0 +1,846 @@
+"""Instant Payment Notification (issue #6, docs/ipn.md), on SQLite and PostgreSQL.
+
+A real merchant endpoint (:mod:`ipn_receiver`, HTTP on 127.0.0.1) receives the notifications.
+Each event kind arrives with exactly the documented parameters, signed so that Penny's
+``VerifySignature`` (over the FPS API) and the certificate alone (offline) accept it and any
+altered parameter is refused. Retries are driven by a manual clock: no real sleeping.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy.exc import OperationalError
+from typer.testing import CliRunner
+
+from ipn_receiver import Received, Receiver, Reply
+from penny.cli.main import app as cli_app
+from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
+from penny.domain.model import (
+    PENDING_MESSAGE,
+    SUCCESS_MESSAGE,
+    Status,
+    Token,
+    Transaction,
+)
+from penny.domain.parties import Party, PaymentMethod
+from penny.engine.ledger import Ledger, LedgerSession
+from penny.fps.signature import sign_v2
+from penny.ipn.delivery import Deliverer, DrainReport, drain, retry_delay
+from penny.ipn.guard import BlockedAddressError, allowed, pinned_target
+from penny.ipn.outbox import IpnOutbox
+from penny.ipn.settings import IpnConfigError, IpnSettings
+from penny.money import parse_amount
+from penny.parties import Directory
+from penny.security import ServerKey
+from penny.services.payments import (
+    FundPrepaidRequest,
+    InstrumentSetup,
+    Payments,
+    PayRequest,
+    RefundRequest,
+    SetupPrepaid,
+    TransactionChange,
+)
+from penny.signing import Signer, load_signer
+from penny.storage import ipn_sql
+from penny.storage.database import Database, open_database
+from penny.web.app import create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+PUBLIC = "https://penny.example:8443"
+NAMESPACE = {"f": "http://fps.amazonaws.com/doc/2010-08-28/"}
+SIGNATURE_NAMES = ("signatureVersion", "signatureMethod", "certificateUrl", "signature")
+
+
+def usd(text: str) -> Any:
+    return parse_amount(text, "USD")
+
+
+@dataclass
+class World:
+    db: Database
+    url: str
+    clock: ManualClock
+    key_hex: str
+    key: ServerKey
+    ledger: Ledger
+    directory: Directory
+    payments: Payments
+    signer: Signer
+    merchant: Party
+    access_key: str
+    secret: str
+    buyer: Party
+    card: PaymentMethod
+    receiver: Receiver
+
+    def settings(self, **changes: Any) -> IpnSettings:
+        base = IpnSettings(public_url=PUBLIC, timeout_s=2.0, lease_us=10 * MICROS_PER_SECOND)
+        return replace(base, **changes)
+
+    def drain(self, **changes: Any) -> DrainReport:
+        deliverer = Deliverer(self.db, self.signer, self.clock, self.settings(**changes))
+        return drain(deliverer)
+
+    def notifications(self, subject: str | None = None) -> list[ipn_sql.Notification]:
+        with self.db.read() as conn:
+            return ipn_sql.listing(conn, subject_id=subject, limit=10_000)
+
+    def notification(self, notification_id: str) -> ipn_sql.Notification:
+        with self.db.read() as conn:
+            found = ipn_sql.load(conn, notification_id)
+        assert found is not None
+        return found
+
+    def attempts(self, notification_id: str) -> list[ipn_sql.Attempt]:
+        with self.db.read() as conn:
+            return ipn_sql.load_attempts(conn, notification_id)
+
+    def prepaid(
+        self, method: PaymentMethod, ref: str, reason: str = "", limit: str = "100"
+    ) -> InstrumentSetup:
+        return self.payments.setup_prepaid(
+            SetupPrepaid(
+                caller_id=self.merchant.id,
+                recipient_id=self.merchant.id,
+                sender_id=self.buyer.id,
+                payment_method_id=method.id,
+                caller_reference_sender=f"{ref}-sender",
+                caller_reference_funding=f"{ref}-funding",
+                funding_limit=usd(limit),
+                valid_until=self.clock.now_us() + 30 * MICROS_PER_DAY,
+                payment_reason=reason,
+            )
+        )
+
+    def funded(self, ref: str = "music", reason: str = "") -> InstrumentSetup:
+        """A prepaid instrument with $50 on it, funded without a notification."""
+        setup = self.prepaid(self.card, ref, reason=reason)
+        quiet = Payments(self.ledger, clock=self.clock)  # no listener: nothing to notify
+        quiet.execute(
+            FundPrepaidRequest(
+                self.merchant.id,
+                f"{ref}-fund",
+                setup.second_token.id,
+                setup.instrument.id,
+                usd("50"),
+            )
+        )
+        return setup
+
+    def fund(self, setup: InstrumentSetup, amount: str, ref: str) -> Transaction:
+        return self.payments.execute(
+            FundPrepaidRequest(
+                self.merchant.id, ref, setup.second_token.id, setup.instrument.id, usd(amount)
+            )
+        )
+
+    def cli(self, *args: str) -> Any:
+        result = CliRunner().invoke(
+            cli_app,
+            [*args, "--database", self.url, "--json"],
+            env={"PENNY_SECRET_KEY": self.key_hex, "PENNY_PUBLIC_URL": PUBLIC},
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    db = open_database(database_url)
+    # The manual clock starts at the real time, so that `penny ipn retry` (sandbox clock) and
+    # the tests' clock agree on what "now" is.
+    clock = ManualClock(datetime.now(UTC).timestamp().__int__() * MICROS_PER_SECOND)
+    key_hex = secrets.token_hex(32)
+    key = ServerKey.from_hex(key_hex, source="test")
+    ledger = Ledger(db, clock)
+    directory = Directory(db, ledger, clock, key)
+    payments = Payments(ledger, clock=clock, listener=IpnOutbox())
+    merchant, api_key = directory.create_business("DigitalDownload", "shop@example.com")
+    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
+    card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
+    with Receiver() as receiver:
+        merchant = directory.set_ipn_url(merchant.id, receiver.url("/ipn?shop=1"))
+        yield World(
+            db=db,
+            url=database_url,
+            clock=clock,
+            key_hex=key_hex,
+            key=key,
+            ledger=ledger,
+            directory=directory,
+            payments=payments,
+            signer=load_signer(db, key, clock),
+            merchant=merchant,
+            access_key=api_key.access_key_id,
+            secret=api_key.secret,
+            buyer=buyer,
+            card=card,
+            receiver=receiver,
+        )
+    assert ledger.audit().ok
+    db.dispose()
+
+
+# -- what a merchant does with a notification (the snippet of docs/ipn.md) --------------------
+
+
+def string_to_sign(endpoint: str, params: Sequence[tuple[str, str]]) -> bytes:
+    """docs/ipn.md: POST, host[:port], path, then every parameter but ``signature`` (the
+    URL's own query parameters included), sorted, RFC 3986-encoded."""
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    if parts.port and parts.port != {"http": 80, "https": 443}[parts.scheme]:
+        host += f":{parts.port}"
+    signed = sorted(
+        (quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in params if k != "signature"
+    )
+    query = "&".join(f"{k}={v}" for k, v in signed)
+    return f"POST\n{host}\n{quote(parts.path or '/', safe='/-_.~')}\n{query}".encode()
+
+
+def verify_offline(certificate_pem: bytes, url: str, params: Sequence[tuple[str, str]]) -> bool:
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    public_key = certificate.public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    signature = base64.b64decode("".join(dict(params)["signature"].split()))
+    try:
+        public_key.verify(signature, string_to_sign(url, params), padding.PKCS1v15(), hashes.SHA1())
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _with_url_query(received: Received) -> list[tuple[str, str]]:
+    """Every parameter the merchant received: the URL's own query and the form body."""
+    query = urlsplit(received.path).query
+    own = [tuple(p.split("=", 1)) for p in query.split("&")] if query else []
+    return [*((k, v) for k, v in own), *received.pairs]
+
+
+# -- the event kinds ------------------------------------------------------------------------
+
+
+def _expected_txn(
+    world: World,
+    received: Received,
+    txn: Transaction,
+    *,
+    status: str,
+    code: str,
+    message: str,
+    operation: str,
+    method: str,
+    amount: str,
+    reason: str | None = None,
+    refund_of: str | None = None,
+) -> dict[str, str]:
+    expected = {
+        "notificationId": received.headers["x-penny-notification-id"],
+        "notificationType": "TransactionStatus",
+        "transactionId": txn.id,
+        "transactionDate": str(txn.received_at // MICROS_PER_SECOND),
+        "transactionStatus": status,
+        "statusCode": code,
+        "statusMessage": message,
+        "operation": operation,
+        "paymentMethod": method,
+        "transactionAmount": amount,
+        "callerReference": txn.caller_reference,
+        **({} if reason is None else {"paymentReason": reason}),
+        "buyerName": "Bea Buyer",
+        "buyerEmail": "bea@example.com",
+        "recipientName": "DigitalDownload",
+        "recipientEmail": "shop@example.com",
+        "signatureVersion": "2",
+        "signatureMethod": "RSA-SHA1",
+        "certificateUrl": f"{PUBLIC}/certs/{world.signer.current.key_id}/PKICert.pem",
+        "signature": received.params["signature"],
+    }
+    if refund_of is not None:
+        signature = {name: expected.pop(name) for name in SIGNATURE_NAMES}
+        expected.update(parentTransactionId=refund_of, status="SUCCESS", **signature)
+    return expected
+
+
+def test_each_event_kind_arrives_with_exactly_the_documented_parameters(world: World) -> None:
+    d = world.directory
+    music = world.prepaid(world.card, "music", reason="Music card")
+    by_card = world.fund(music, "25", "fund-card")  # SUCCESS at once (CC)
+    pay = world.payments.execute(  # SUCCESS at once, to the OverrideIPNURL
+        PayRequest(
+            world.merchant.id,
+            "pay-1",
+            music.sender_token.id,
+            usd("2.22"),
+            ipn_url=world.receiver.url("/override"),
+        )
+    )
+    refund = world.payments.execute(  # a new transaction: REFUND with parentTransactionId
+        RefundRequest(world.merchant.id, "refund-1", pay.id, usd("1.00"))
+    )
+    bank = world.prepaid(d.add_bank(world.buyer.id, "110000000", "000123456789"), "bank")
+    by_bank = world.fund(bank, "10", "fund-bank")  # PENDING, SUCCESS after 4 days
+    late = world.prepaid(d.add_card(world.buyer.id, "4000000000000341", 12, 2030), "late")
+    by_late_card = world.fund(late, "5", "fund-late")  # PENDING, FAILURE after a day
+    declined = world.prepaid(d.add_card(world.buyer.id, "4000000000000002", 12, 2030), "no")
+    by_declined = world.fund(declined, "7.5", "fund-declined")  # FAILURE at once
+    assert [t.status for t in (by_card, pay, refund, by_bank, by_late_card, by_declined)] == [
+        Status.success,
+        Status.success,
+        Status.success,
+        Status.pending,
+        Status.pending,
+        Status.failure,
+    ]
+    world.clock.advance(4 * MICROS_PER_DAY)
+    completed = {t.id: t for t in world.payments.complete_due()}
+    assert [completed[by_bank.id].status, completed[by_late_card.id].status] == [
+        Status.success,
+        Status.failure,
+    ]
+    cancelled = world.payments.cancel_token(world.merchant.id, music.sender_token.id)
+    # Reserve is not an operation Penny offers yet: the listener is told directly.
+    reserved = replace(pay, status=Status.reserved, status_code="Success", completed_at=None)
+    world.ledger.run(
+        lambda session: IpnOutbox().transactions_changed(
+            session, [TransactionChange(reserved, replace(pay, status=Status.pending))]
+        )
+    )
+
+    report = world.drain()
+    assert (report.attempts, report.delivered) == (10, 10)
+    received = world.receiver.received
+    assert len(received) == 10
+    by_key: dict[tuple[str, str], Received] = {}
+    for r in received:
+        key = (
+            r.params.get("transactionId") or r.params["tokenId"],
+            r.params.get("transactionStatus", "CANCELLED-TOKEN"),
+        )
+        assert key not in by_key
+        by_key[key] = r
+        assert r.headers["content-type"] == "application/x-www-form-urlencoded; charset=utf-8"
+        assert r.headers["x-penny-notification-id"] == r.params["notificationId"]
+        assert r.path == ("/override" if r.params.get("transactionId") == pay.id else "/ipn?shop=1")
+
+    def check(key: tuple[str, str], txn: Transaction, **fields: Any) -> None:
+        r = by_key[key]
+        assert r.params == _expected_txn(world, r, txn, **fields)
+        assert [name for name, _ in r.pairs][: len(r.pairs) - 4] == [
+            name for name in _expected_txn(world, r, txn, **fields) if name not in SIGNATURE_NAMES
+        ]  # the documented order, signature parameters last
+
+    check(
+        (by_card.id, "SUCCESS"),
+        by_card,
+        status="SUCCESS",
+        code="Success",
+        message=SUCCESS_MESSAGE,
+        operation="FUND_PREPAID",
+        method="CC",
+        amount="USD 25.00",
+        reason="Music card",
+    )
+    check(
+        (pay.id, "SUCCESS"),
+        pay,
+        status="SUCCESS",
+        code="Success",
+        message=SUCCESS_MESSAGE,
+        operation="PAY",
+        method="Prepaid",
+        amount="USD 2.22",
+        reason="Music card",
+    )
+    check(
+        (refund.id, "SUCCESS"),
+        refund,
+        status="SUCCESS",
+        code="Success",
+        message=SUCCESS_MESSAGE,
+        operation="REFUND",
+        method="Prepaid",
+        amount="USD 1.00",
+        reason="Music card",
+        refund_of=pay.id,
+    )
+    pending = {"code": "PendingNetworkResponse", "message": PENDING_MESSAGE}
+    ach = {"operation": "FUND_PREPAID", "method": "ACH", "amount": "USD 10.00"}
+    check((by_bank.id, "PENDING"), by_bank, status="PENDING", **pending, **ach)
+    check((by_bank.id, "SUCCESS"), by_bank, status="SUCCESS", code="Success",
+          message=SUCCESS_MESSAGE, **ach)  # fmt: skip
+    cc5 = {"operation": "FUND_PREPAID", "method": "CC", "amount": "USD 5.00"}
+    check((by_late_card.id, "PENDING"), by_late_card, status="PENDING", **pending, **cc5)
+    check(
+        (by_late_card.id, "FAILURE"),
+        by_late_card,
+        status="FAILURE",
+        code="TransactionDenied",
+        message="The payment method was declined after processing.",
+        **cc5,
+    )
+    check(
+        (by_declined.id, "FAILURE"),
+        by_declined,
+        status="FAILURE",
+        code="TransactionDenied",
+        message="The card was declined by the issuing bank.",
+        operation="FUND_PREPAID",
+        method="CC",
+        amount="USD 7.50",
+    )
+    check(
+        (pay.id, "RESERVED"),
+        reserved,
+        status="RESERVED",
+        code="Success",
+        message=SUCCESS_MESSAGE,
+        operation="PAY",
+        method="Prepaid",
+        amount="USD 2.22",
+        reason="Music card",
+    )
+    token = by_key[(cancelled.id, "CANCELLED-TOKEN")]
+    assert token.params == {
+        "notificationId": token.headers["x-penny-notification-id"],
+        "notificationType": "TokenCancellation",
+        "tokenId": cancelled.id,
+        "tokenType": "MultiUse",
+        "callerReference": "music-sender",
+        "dateInstalled": _human(cancelled),
+        "customerName": "Bea Buyer",
+        "customerEmail": "bea@example.com",
+        "paymentReason": "Music card",
+        "signatureVersion": "2",
+        "signatureMethod": "RSA-SHA1",
+        "certificateUrl": f"{PUBLIC}/certs/{world.signer.current.key_id}/PKICert.pem",
+        "signature": token.params["signature"],
+    }
+    # The refunded original changed (its refunded amount) but not its status: no notification.
+    assert len(world.notifications(subject=pay.id)) == 2  # SUCCESS and the synthetic RESERVED
+
+    # Every notification verifies, offline with the certificate and with Penny's signer.
+    pem = world.signer.current.certificate_pem.encode()
+    for r in received:
+        everything = _with_url_query(r)
+        url = world.receiver.url(urlsplit(r.path).path)
+        assert verify_offline(pem, url, everything), r.params
+        assert world.signer.verify(world.receiver.url(r.path), r.pairs)
+
+
+def _human(token: Token) -> str:
+    moment = datetime.fromtimestamp(token.created_at // MICROS_PER_SECOND, tz=UTC)
+    return f"{moment:%b} {moment.day}, {moment.year}"  # "Nov 24, 2026"
+
+
+def test_verify_signature_over_the_fps_api_accepts_them_and_refuses_any_change(
+    world: World,
+) -> None:
+    music = world.funded(reason="Music card")
+    pay = world.payments.execute(
+        PayRequest(world.merchant.id, "pay-1", music.sender_token.id, usd("3"))
+    )
+    world.payments.execute(RefundRequest(world.merchant.id, "refund-1", pay.id, usd("1.25")))
+    world.payments.cancel_token(world.merchant.id, music.sender_token.id)
+    world.drain()
+    received = world.receiver.wait_for(3)
+    app = create_app(world.db, clock=world.clock, server_key=world.key)
+    with TestClient(app) as client:
+
+        def verify(endpoint: str, http_parameters: str) -> str:
+            response = client.get(
+                "/",
+                params={
+                    "Action": "VerifySignature",
+                    "Version": "2010-08-28",
+                    "UrlEndPoint": endpoint,
+                    "HttpParameters": http_parameters,
+                },
+            )
+            assert response.status_code == 200, response.text
+            status = ET.fromstring(response.text).find(".//f:VerificationStatus", NAMESPACE)
+            assert status is not None
+            return status.text or ""
+
+        # What Penny serves at certificateUrl verifies them offline too.
+        certificate_path = urlsplit(received[0].params["certificateUrl"]).path
+        pem = client.get(certificate_path)
+        assert pem.status_code == 200
+        for r in received:
+            endpoint = world.receiver.url(r.path)  # the IPN URL, its own query included
+            assert verify(endpoint, r.body.decode()) == "Success"
+            assert verify_offline(pem.content, endpoint.split("?")[0], _with_url_query(r))
+            for index, (name, value) in enumerate(r.pairs):
+                altered = list(r.pairs)
+                altered[index] = (name, value + "x" if name != "signature" else "A" + value[1:])
+                assert verify(endpoint, urlencode(altered)) == "Failure", name
+                assert not verify_offline(pem.content, endpoint.split("?")[0], altered)
+            dropped = [p for p in r.pairs if p[0] != "buyerEmail" and p[0] != "customerEmail"]
+            assert verify(endpoint, urlencode(dropped)) == "Failure"
+            assert verify(endpoint, urlencode([*r.pairs, ("extra", "1")])) == "Failure"
+            assert verify(endpoint.replace("shop=1", "shop=2"), r.body.decode()) == "Failure"
+
+
+# -- which changes notify, and where --------------------------------------------------------
+
+
+def test_the_outbox_commits_with_the_change_and_only_the_last_run(world: World) -> None:
+    music = world.funded()
+
+    class Flaky(IpnOutbox):
+        """Writes its rows, then makes the batch conflict once (the engine re-runs it)."""
+
+        runs = 0
+
+        def transactions_changed(
+            self, session: LedgerSession, changes: Sequence[TransactionChange]
+        ) -> None:
+            super().transactions_changed(session, changes)
+            Flaky.runs += 1
+            if Flaky.runs == 1:
+                raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    world.payments.listener = Flaky()
+    pay = world.payments.execute(
+        PayRequest(world.merchant.id, "pay-1", music.sender_token.id, usd("1"))
+    )
+    assert Flaky.runs == 2
+    (only,) = world.notifications(subject=pay.id)  # the first run's row rolled back
+    assert only.state == ipn_sql.PENDING
+
+    class Broken(IpnOutbox):
+        def transactions_changed(
+            self, session: LedgerSession, changes: Sequence[TransactionChange]
+        ) -> None:
+            super().transactions_changed(session, changes)
+            raise RuntimeError("the batch fails after the outbox write")
+
+    world.payments.listener = Broken()
+    with pytest.raises(RuntimeError):
+        world.payments.execute(
+            PayRequest(world.merchant.id, "pay-2", music.sender_token.id, usd("1"))
+        )
+    assert len(world.notifications()) == 1  # no change, no notification
+    # A retried request (same CallerReference, same content) changes nothing: no notification.
+    world.payments.listener = IpnOutbox()
+    again = world.payments.execute(
+        PayRequest(world.merchant.id, "pay-1", music.sender_token.id, usd("1"))
+    )
+    assert again.id == pay.id
+    assert len(world.notifications()) == 1
+
+
+def test_no_url_no_notification_and_a_url_that_is_not_http_fails_visibly(world: World) -> None:
+    music = world.funded()
+    world.directory.set_ipn_url(world.merchant.id, None)
+    quiet = world.payments.execute(
+        PayRequest(world.merchant.id, "pay-1", music.sender_token.id, usd("1"))
+    )
+    assert world.notifications(subject=quiet.id) == []
+    odd = world.payments.execute(
+        PayRequest(
+            world.merchant.id,
+            "pay-2",
+            music.sender_token.id,
+            usd("1"),
+            ipn_url="ftp://shop.example/ipn",
+        )
+    )
+    (failed,) = world.notifications(subject=odd.id)
+    assert failed.state == ipn_sql.FAILED
+    assert failed.last_error is not None
+    assert "http" in failed.last_error
+    assert world.drain().attempts == 0
+    listed = world.cli("ipn", "list", "--failed")
+    assert [n["id"] for n in listed["notifications"]] == [failed.id]
+
+
+# -- retries -------------------------------------------------------------------------------
+
+
+def test_500_three_times_then_200_is_one_accepted_delivery(world: World) -> None:
+    world.receiver.script(Reply(500), Reply(500), Reply(500), Reply(200))
+    music = world.funded()
+    pay = world.payments.execute(
+        PayRequest(world.merchant.id, "pay-1", music.sender_token.id, usd("1"))
+    )
+    (notification,) = world.notifications(subject=pay.id)
+    base = 30 * MICROS_PER_SECOND  # the default first delay: 30 s, then doubling, jittered
+    for attempt in (1, 2, 3):
+        report = world.drain()
+        assert (report.attempts, report.retrying) == (1, 1)
+        now = world.clock.now_us()
+        due = world.notification(notification.id).next_attempt_at
+        assert due is not None
+        full = base * 2 ** (attempt - 1)
+        assert now + full // 2 <= due <= now + full, (attempt, due - now)
+        world.clock.set(due - 1)
+        assert world.drain().attempts == 0  # not due yet: nothing is sent
+        world.clock.set(due)
+    report = world.drain()
+    assert (report.attempts, report.delivered) == (1, 1)
+    assert world.drain().attempts == 0
+    received = world.receiver.received
+    assert [r.status for r in received] == [500, 500, 500, 200]
+    assert len({r.body for r in received}) == 1  # the same notification, same signature
+    done = world.notification(notification.id)
+    assert (done.state, done.attempts, done.next_attempt_at) == (ipn_sql.DELIVERED, 4, None)
+    shown = world.cli("ipn", "show", notification.id)
+    assert [(a["number"], a["http_status"], a["outcome"]) for a in shown["attempt_log"]] == [
+        (1, 500, "http_error"),
+        (2, 500, "http_error"),
+        (3, 500, "http_error"),
+        (4, 200, "delivered"),
+    ]
+    assert all(a["duration_ms"] is not None and a["duration_ms"] >= 0 for a in shown["attempt_log"])
+    assert shown["params"]["transactionId"] == pay.id
+
+
+def test_retry_delays_grow_to_the_cap_with_jitter() -> None:
+    import random
+
+    settings = IpnSettings()
+    rng = random.Random(7)
+    for attempt, full_s in ((1, 30), (2, 60), (5, 480), (10, 15_360), (11, 21_600), (99, 21_600)):
+        delays = {retry_delay(settings, attempt, rng) for _ in range(50)}
+        full = full_s * MICROS_PER_SECOND
+        assert all(full // 2 <= d <= full for d in delays), attempt
+        assert len(delays) > 40  # jittered, not one fixed time
+
+
+def test_past_the_horizon_it_fails_then_an_operator_replays_it(world: World) -> None:
+    world.receiver.state.default_status = 503
+    music = world.funded()
+    pay = world.payments.execute(
+        PayRequest(world.merchant.id, "pay-1", music.sender_token.id, usd("1"))
+    )
+    (notification,) = world.notifications(subject=pay.id)
+    horizon = {"horizon_us": 600 * MICROS_PER_SECOND, "base_delay_us": 60 * MICROS_PER_SECOND}
+    start = world.clock.now_us()
+    for _ in range(20):
+        world.drain(**horizon)
+        state = world.notification(notification.id)
+        if state.state != ipn_sql.PENDING:
+            break
+        assert state.next_attempt_at is not None
+        assert state.next_attempt_at <= start + 600 * MICROS_PER_SECOND
+        world.clock.set(state.next_attempt_at)
+    failed = world.notification(notification.id)
+    assert failed.state == ipn_sql.FAILED
+    assert failed.last_error == "HTTP 503"
+    assert 3 <= failed.attempts <= 5  # 60 s, 120 s, 240 s … each jittered, within 10 minutes
+    assert world.clock.now_us() <= start + 600 * MICROS_PER_SECOND
+    listed = world.cli("ipn", "list", "--failed")
+    assert [n["id"] for n in listed["notifications"]] == [notification.id]
+    assert listed["counts"] == {"pending": 0, "delivered": 0, "failed": 1}
+
+    world.receiver.state.default_status = 200
+    retried = world.cli("ipn", "retry", notification.id)
+    assert retried["state"] == "pending"
+    delivered = world.cli("ipn", "deliver")  # the CLI drains with the sandbox clock
+    assert (delivered["attempts"], delivered["delivered"]) == (1, 1)
+    assert world.notification(notification.id).state == ipn_sql.DELIVERED
+    # A delivered notification can be replayed too: the same notification id again.
+    world.cli("ipn", "retry", notification.id)
+    assert world.cli("ipn", "deliver")["delivered"] == 1
+    ids = {r.params["notificationId"] for r in world.receiver.received}
+    assert ids == {notification.id}
+
+
+def test_redirects_timeouts_and_refused_connections_are_retried(world: World) -> None:
+    music = world.funded()
+    closed = Receiver()
+    closed_url = closed.url("/gone")
+    closed.server.server_close()  # nothing listens there any more
+    world.receiver.state.routes.update(
+        {
+            "/moved": Reply(302, headers=(("Location", world.receiver.url("/elsewhere")),)),
+            "/slow": Reply(200, delay_s=1.5),
+        }
+    )
+    targets = {
+        "redirect": world.receiver.url("/moved"),
+        "timeout": world.receiver.url("/slow"),
+        "network": closed_url,
+    }
+    for index, url in enumerate(targets.values()):
+        world.payments.execute(
+            PayRequest(
+                world.merchant.id, f"pay-{index}", music.sender_token.id, usd("1"), ipn_url=url
+            )
+        )
+    report = Deliverer(world.db, world.signer, world.clock, world.settings(timeout_s=0.5))
+    result = drain(report)
+    assert result.outcomes == {"redirect": 1, "timeout": 1, "network": 1}
+    assert result.retrying == 3
+    by_url = {n.url: n for n in world.notifications()}
+    for outcome, url in targets.items():
+        (attempt,) = world.attempts(by_url[url].id)
+        assert attempt.outcome == outcome
+        assert by_url[url].state == ipn_sql.PENDING
+    (redirect,) = world.attempts(by_url[targets["redirect"]].id)
+    assert redirect.http_status == 302
+    assert not any(r.path == "/elsewhere" for r in world.receiver.received)
+
+
+def test_ssrf_guard_refuses_private_targets_in_production(world: World) -> None:
+    music = world.funded()
+    pay = world.payments.execute(
+        PayRequest(world.merchant.id, "pay-1", music.sender_token.id, usd("1"))
+    )
+    report = world.drain(ssrf_guard=True)
+    assert (report.attempts, report.failed) == (1, 1)
+    (notification,) = world.notifications(subject=pay.id)
+    assert notification.state == ipn_sql.FAILED
+    assert notification.last_error is not None
+    assert "SSRF guard" in notification.last_error
+    assert world.receiver.received == []
+    # Sandbox mode (the guard off) delivers to the same loopback URL once replayed.
+    world.cli("ipn", "retry", notification.id)
+    world.clock.set(max(world.clock.now_us(), time.time_ns() // 1000 + MICROS_PER_SECOND))
+    assert world.drain().delivered == 1
+
+
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+    ],
+)
+def test_the_guard_allows_only_global_unicast(address: str, ok: bool) -> None:
+    import ipaddress
+
+    assert allowed(ipaddress.ip_address(address)) is ok
+
+
+def test_the_guard_resolves_names_and_pins_the_address() -> None:
+    import asyncio
+
+    with pytest.raises(BlockedAddressError):
+        asyncio.run(pinned_target("http://localhost:9/ipn"))
+    with pytest.raises(BlockedAddressError):
+        asyncio.run(pinned_target("http://[::1]/ipn"))
+    public = asyncio.run(pinned_target("https://8.8.8.8/ipn?a=1"))
+    assert (public.url, public.host_header) == ("https://8.8.8.8/ipn?a=1", None)
+
+
+def test_settings_from_the_environment() -> None:
+    default = IpnSettings.from_env({})
+    assert (default.ssrf_guard, default.horizon_us, default.public_url) == (
+        False,
+        3 * MICROS_PER_DAY,
+        "http://127.0.0.1:8080",
+    )
+    production = IpnSettings.from_env(
+        {"PENNY_MODE": "production", "PENNY_PUBLIC_URL": "https://pay.example/"}
+    )
+    assert (production.ssrf_guard, production.public_url) == (True, "https://pay.example")
+    assert not IpnSettings.from_env(
+        {"PENNY_MODE": "production", "PENNY_IPN_SSRF_GUARD": "off"}
+    ).ssrf_guard
+    tuned = IpnSettings.from_env(
+        {
+            "PENNY_IPN_HORIZON_SECONDS": "3600",
+            "PENNY_IPN_WORKERS": "0",
+            "PENNY_IPN_TIMEOUT_SECONDS": "1",
+        }
+    )
+    assert (tuned.horizon_us, tuned.lanes, tuned.timeout_s) == (3600 * MICROS_PER_SECOND, 0, 1.0)
+    for bad in (
+        {"PENNY_MODE": "live"},
+        {"PENNY_IPN_SSRF_GUARD": "maybe"},
+        {"PENNY_IPN_TIMEOUT_SECONDS": "soon"},
+        {"PENNY_IPN_TIMEOUT_SECONDS": "90"},  # longer than the lease
+        {"PENNY_PUBLIC_URL": "ftp://x"},
+    ):
+        with pytest.raises(IpnConfigError):
+            IpnSettings.from_env(bad)
+
+
+# -- through the server ----------------------------------------------------------------------
+
+
+def test_the_server_delivers_a_pay_made_over_the_fps_api(world: World) -> None:
+    music = world.funded()
+    world.fund(music, "10", "fund-1")
+    world.drain()
+    settings = world.settings(poll_s=0.05, lanes=2)
+    app = create_app(
+        world.db, clock=world.clock, server_key=world.key, request_clock=world.clock, ipn=settings
+    )
+    moment = datetime.fromtimestamp(world.clock.now_us() // MICROS_PER_SECOND, UTC)
+    request = {
+        "Action": "Pay",
+        "AWSAccessKeyId": world.access_key,
+        "SignatureVersion": "2",
+        "SignatureMethod": "HmacSHA256",
+        "Timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Version": "2010-08-28",
+        "SenderTokenId": music.sender_token.id,
+        "TransactionAmount.Value": "2.50",
+        "TransactionAmount.CurrencyCode": "USD",
+        "CallerReference": "over-http",
+        "OverrideIPNURL": world.receiver.url("/from-the-api"),
+    }
+    request["Signature"] = sign_v2(world.secret, "GET", "testserver", "/", request)
+    with TestClient(app) as client:
+        response = client.get("/?" + urlencode(request))
+        assert response.status_code == 200, response.text
+        received = world.receiver.wait_for(2, timeout_s=20)
+    arrived = received[-1]
+    assert arrived.path == "/from-the-api"
+    assert (arrived.params["callerReference"], arrived.params["transactionAmount"]) == (
+        "over-http",
+        "USD 2.50",
+    )
+    assert world.signer.verify(world.receiver.url("/from-the-api"), arrived.pairs)
+
+
+def test_set_ipn_url_command(world: World) -> None:
+    result = world.cli(
+        "accounts", "set-ipn-url", "https://shop.example/ipn", "-a", world.merchant.id
+    )
+    assert result == {"id": world.merchant.id, "ipn_url": "https://shop.example/ipn"}
+    assert (
+        world.cli("accounts", "set-ipn-url", "--clear", "-a", world.merchant.id)["ipn_url"] is None
+    )
+    bad = CliRunner().invoke(
+        cli_app,
+        ["accounts", "set-ipn-url", "ftp://x", "-a", world.merchant.id, "--database", world.url],
+        env={"PENNY_SECRET_KEY": world.key_hex},
+    )
+    assert bad.exit_code == 2
+    assert "http" in bad.output
