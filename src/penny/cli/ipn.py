@@ -193,7 +193,7 @@ def deliver(
             signer = load_signer(db, load_server_key(db.url))
         except ServerKeyError as exc:
             raise fail(str(exc)) from None
-        report = drain(Deliverer(db, signer, SandboxClock(db), settings))
+        report = drain(Deliverer(db, signer, SandboxClock(db), settings), lanes=settings.lanes)
     data = {
         "attempts": report.attempts,
         "delivered": report.delivered,

@@ -1,11 +1,12 @@
 """Delivering IPNs: claim due notifications, POST them signed, record every attempt.
 
-A round (:meth:`Deliverer.round`) claims up to ``batch`` due notifications
+A lane (:meth:`Deliverer.lane`) goes round after round. Each round is one write transaction
+that records the previous round's results and claims up to ``batch`` due notifications
 (:func:`penny.storage.ipn_sql.claim_due`: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write
-lock on SQLite), POSTs them concurrently with httpx, and records the results in one
-transaction. Each POST is ``application/x-www-form-urlencoded``, signed at send time
+lock on SQLite); the claimed ones are signed in a worker thread
 (:meth:`penny.signing.Signer.signed_post`: ``signatureVersion=2``, ``RSA-SHA1``,
-``certificateUrl``, ``signature``), never follows a redirect, and is bounded by the timeout.
+``certificateUrl``, ``signature``) and POSTed concurrently with httpx, form-encoded, never
+following a redirect, each bounded by the timeout.
 
 * 2xx: delivered.
 * Any other status, a redirect, a timeout, a refused connection, a name that does not
@@ -15,8 +16,8 @@ transaction. Each POST is ``application/x-www-form-urlencoded``, signed at send 
 * A URL that cannot be signed or, with the SSRF guard, a non-public address: ``failed`` at
   once (retrying cannot help; an operator can ``penny ipn retry`` after fixing it).
 
-:class:`DeliveryRunner` keeps ``lanes`` rounds going in the server's event loop (started by
-the application's lifespan); :func:`drain` runs rounds until nothing is due (the CLI, tests).
+:class:`DeliveryRunner` keeps ``lanes`` lanes going in the server's event loop (started by
+the application's lifespan); :func:`drain` runs lanes until nothing is due (the CLI, tests).
 Times for scheduling come from the clock handed in (the sandbox clock in ``penny serve``, so
 ``penny sandbox advance`` also brings retries forward); durations are measured in real time.
 """
@@ -85,6 +86,15 @@ class _Sent:
     permanent: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A claimed notification and its signed body (``None``: ``refusal`` says why not)."""
+
+    claimed: ipn_sql.Claimed
+    body: bytes | None
+    refusal: str | None
+
+
 @dataclass
 class DrainReport:
     rounds: int = 0
@@ -126,48 +136,63 @@ class Deliverer:
             limits=httpx.Limits(max_connections=max(1, self.settings.batch * 4)),
         )
 
-    # -- one round ------------------------------------------------------------------------
+    # -- a lane ---------------------------------------------------------------------------
 
-    async def round(self, client: httpx.AsyncClient) -> int:
-        """Claim, send and record one batch; returns how many were attempted."""
-        claimed = await asyncio.to_thread(self.claim)
-        if not claimed:
-            return 0
-        results = await asyncio.gather(*(self._attempt(client, c) for c in claimed))
-        await asyncio.to_thread(self.record, results)
-        return len(claimed)
+    async def lane(self, client: httpx.AsyncClient, stop: asyncio.Event | None = None) -> None:
+        """Deliver round after round: each round records the previous round's results and
+        claims the next batch in one transaction, signs off the event loop, then POSTs the
+        batch concurrently. Without ``stop`` it returns once nothing is due (a drain); with
+        it, it waits ``poll_s`` when idle and returns when ``stop`` is set."""
+        results: list[ipn_sql.AttemptResult] = []
+        while True:
+            stopping = stop is not None and stop.is_set()
+            prepared = await asyncio.to_thread(self.exchange, results, claim=not stopping)
+            results = []
+            if stopping:
+                return
+            if not prepared:
+                if stop is None:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.poll_s)
+                continue
+            self.report.rounds += 1
+            results = list(await asyncio.gather(*(self._attempt(client, p) for p in prepared)))
 
-    def claim(self) -> list[ipn_sql.Claimed]:
-        """Claim what is due now (blocking)."""
+    def exchange(
+        self, results: Sequence[ipn_sql.AttemptResult], *, claim: bool = True
+    ) -> list[_Prepared]:
+        """Record ``results`` and claim what is due now, in one transaction, then sign what
+        was claimed (blocking). If the transaction fails, the claims behind ``results`` run
+        out and those notifications are sent again (at-least-once)."""
         now = self.clock.now_us()
+        claimed: list[ipn_sql.Claimed] = []
         try:
-            with self.database.read() as conn:
-                due = ipn_sql.next_due(conn)
-            if due is None or due > now:
+            if claim and not results:
+                with self.database.read() as conn:
+                    due = ipn_sql.next_due(conn)
+                claim = due is not None and due <= now
+            if not claim and not results:
                 return []
             with self.database.write() as conn:
-                return ipn_sql.claim_due(
-                    conn,
-                    now=now,
-                    limit=self.settings.batch,
-                    lease_until=now + self.settings.lease_us,
-                    worker=self.worker,
-                    claim=secrets.token_hex(8),
-                    skip_locked=self.database.is_postgresql,
-                )
-        except SQLAlchemyError as error:
-            logger.warning("IPN: could not claim notifications: %s", error)
-            return []
-
-    def record(self, results: Sequence[ipn_sql.AttemptResult]) -> None:
-        """Record the results of a round (blocking). A failure here leaves the claims to
-        expire: the notifications are then sent again (at-least-once)."""
-        try:
-            with self.database.write() as conn:
                 ipn_sql.record_results(conn, results)
+                if claim:
+                    claimed = ipn_sql.claim_due(
+                        conn,
+                        now=now,
+                        limit=self.settings.batch,
+                        lease_until=now + self.settings.lease_us,
+                        worker=self.worker,
+                        claim=secrets.token_hex(8),
+                        skip_locked=self.database.is_postgresql,
+                    )
         except SQLAlchemyError as error:
-            logger.warning("IPN: could not record %d attempts: %s", len(results), error)
-            return
+            logger.warning("IPN: could not record or claim notifications: %s", error)
+            return []
+        self._count(results)
+        return [self._prepare(c) for c in claimed]
+
+    def _count(self, results: Sequence[ipn_sql.AttemptResult]) -> None:
         report = self.report
         for result in results:
             report.attempts += 1
@@ -179,11 +204,22 @@ class Deliverer:
             else:
                 report.retrying += 1
 
+    def _prepare(self, claimed: ipn_sql.Claimed) -> _Prepared:
+        """The signed form body of ``claimed``, or why it can never be sent."""
+        try:
+            fields = self.signer.signed_post(
+                self.settings.public_url, claimed.url, dict(claimed.params)
+            )
+        except OutboundError as error:
+            return _Prepared(claimed, None, f"not deliverable: {error}")
+        return _Prepared(claimed, urlencode(fields).encode("ascii"), None)
+
     async def _attempt(
-        self, client: httpx.AsyncClient, claimed: ipn_sql.Claimed
+        self, client: httpx.AsyncClient, prepared: _Prepared
     ) -> ipn_sql.AttemptResult:
+        claimed = prepared.claimed
         started = time.perf_counter_ns()
-        sent = await self._send(client, claimed)
+        sent = await self._send(client, prepared)
         duration_us = (time.perf_counter_ns() - started) // 1000
         finished_at = self.clock.now_us()
         if sent.outcome == DELIVERED:
@@ -205,15 +241,11 @@ class Deliverer:
             next_attempt_at=next_at if state == ipn_sql.PENDING else None,
         )
 
-    async def _send(self, client: httpx.AsyncClient, claimed: ipn_sql.Claimed) -> _Sent:
-        try:
-            fields = self.signer.signed_post(
-                self.settings.public_url, claimed.url, dict(claimed.params)
-            )
-        except OutboundError as error:
-            return _Sent(REFUSED, error=f"not deliverable: {error}", permanent=True)
+    async def _send(self, client: httpx.AsyncClient, prepared: _Prepared) -> _Sent:
+        claimed, body = prepared.claimed, prepared.body
+        if body is None:
+            return _Sent(REFUSED, error=prepared.refusal, permanent=True)
         headers = {"Content-Type": CONTENT_TYPE, NOTIFICATION_HEADER: claimed.id}
-        body = urlencode(fields).encode("ascii")
         try:
             async with asyncio.timeout(self.settings.timeout_s):
                 target = (
@@ -246,20 +278,16 @@ class Deliverer:
         return _Sent(HTTP_ERROR, status, f"HTTP {status}")
 
 
-async def drain_async(deliverer: Deliverer, *, max_rounds: int | None = None) -> DrainReport:
-    """Run rounds until nothing is due now (or ``max_rounds``)."""
+async def drain_async(deliverer: Deliverer, *, lanes: int = 1) -> DrainReport:
+    """Deliver until nothing is due now, in ``lanes`` concurrent lanes."""
     async with deliverer.client() as client:
-        while max_rounds is None or deliverer.report.rounds < max_rounds:
-            attempted = await deliverer.round(client)
-            if attempted == 0:
-                break
-            deliverer.report.rounds += 1
+        await asyncio.gather(*(deliverer.lane(client) for _ in range(max(1, lanes))))
     return deliverer.report
 
 
-def drain(deliverer: Deliverer, *, max_rounds: int | None = None) -> DrainReport:
+def drain(deliverer: Deliverer, *, lanes: int = 1) -> DrainReport:
     """:func:`drain_async` from synchronous code (the CLI, tests)."""
-    return asyncio.run(drain_async(deliverer, max_rounds=max_rounds))
+    return asyncio.run(drain_async(deliverer, lanes=lanes))
 
 
 class DeliveryRunner:
@@ -282,20 +310,16 @@ class DeliveryRunner:
         ]
 
     async def _lane(self, client: httpx.AsyncClient) -> None:
-        poll = self.deliverer.settings.poll_s
         while not self._stop.is_set():
             try:
-                attempted = await self.deliverer.round(client)
+                await self.deliverer.lane(client, self._stop)
             except Exception:
-                logger.exception("IPN delivery round failed")
-                attempted = 0
-            if attempted == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), poll)
+                logger.exception("IPN delivery lane failed; restarting it")
+                await asyncio.sleep(self.deliverer.settings.poll_s)
 
     async def stop(self, grace_s: float = 2.0) -> None:
-        """Stop the lanes: a round under way gets ``grace_s`` to finish, then is cancelled
-        (its notifications are sent again once their lease runs out)."""
+        """Stop the lanes: a round under way gets ``grace_s`` to finish and be recorded,
+        then is cancelled (its notifications are sent again once their lease runs out)."""
         self._stop.set()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
