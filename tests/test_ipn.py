@@ -844,3 +844,41 @@ def test_set_ipn_url_command(world: World) -> None:
     )
     assert bad.exit_code == 2
     assert "http" in bad.output
+
+
+POSTGRESQL_ONLY = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+
+
+@POSTGRESQL_ONLY
+def test_concurrent_claims_on_postgresql_take_disjoint_rows(world: World) -> None:
+    music = world.funded()
+    world.payments.submit(
+        [
+            PayRequest(world.merchant.id, f"pay-{n}", music.sender_token.id, usd("0.01"))
+            for n in range(10)
+        ]
+    )
+    now = world.clock.now_us()
+
+    def claim(conn: Any, worker: str) -> set[str]:
+        claimed = ipn_sql.claim_due(
+            conn,
+            now=now,
+            limit=6,
+            lease_until=now + 60 * MICROS_PER_SECOND,
+            worker=worker,
+            claim=worker,
+            skip_locked=True,
+        )
+        return {c.id for c in claimed}
+
+    with world.db.write() as first:
+        mine = claim(first, "a")
+        with world.db.write() as second:  # another process, while the first holds its rows
+            theirs = claim(second, "b")
+    assert (len(mine), len(theirs)) == (6, 4)
+    assert not mine & theirs
+    with world.db.write() as third:  # both claims committed: nothing is due any more
+        assert claim(third, "c") == set()
