@@ -882,3 +882,26 @@ def test_concurrent_claims_on_postgresql_take_disjoint_rows(world: World) -> Non
     assert not mine & theirs
     with world.db.write() as third:  # both claims committed: nothing is due any more
         assert claim(third, "c") == set()
+
+
+def test_the_sandbox_and_withdraw_commands_notify(world: World) -> None:
+    """`penny sandbox advance` completes pending transactions and `penny accounts withdraw`
+    books one: both go through the outbox like the server."""
+    bank = world.prepaid(world.directory.add_bank(world.buyer.id, "110000000", "000123456789"), "b")
+    pending = world.fund(bank, "10", "fund-bank")
+    world.funded("cash")  # $50 by card, so the merchant has something to withdraw
+    withdrawn = world.cli(
+        "accounts", "withdraw", "--amount", "5", "--reference", "w-1", "-a", world.merchant.id
+    )
+    assert withdrawn["status"] == "Pending"
+    world.cli("sandbox", "advance", "--days", "4", "--hours", "1")
+    statuses = {
+        (n.subject_id, dict(n.params)["transactionStatus"], dict(n.params)["operation"])
+        for n in world.notifications()
+    }
+    assert statuses == {
+        (pending.id, "PENDING", "FUND_PREPAID"),
+        (pending.id, "SUCCESS", "FUND_PREPAID"),
+        (withdrawn["transaction_id"], "PENDING", "WITHDRAW_FUNDS"),
+        (withdrawn["transaction_id"], "SUCCESS", "WITHDRAW_FUNDS"),
+    }
