@@ -15,7 +15,7 @@ Times are microseconds since the epoch on the delivering process's clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     func,
     insert,
     select,
@@ -289,50 +290,75 @@ def claim_due(
     return claimed
 
 
-def record_results(conn: Connection, results: Iterable[AttemptResult]) -> None:
-    """Close each attempt and move its notification on.
+def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:
+    """Close each attempt and move its notification on (three bulk statements).
 
     A delivery counts whenever it happened; a failed attempt only moves the notification if
     the claim is still the worker's (a worker whose lease ran out must not undo a newer one).
     """
-    for result in results:
-        claimed = result.claimed
-        conn.execute(
-            update(attempts)
-            .where(attempts.c.notification_id == claimed.id)
-            .where(attempts.c.number == claimed.number)
-            .values(
-                finished_at=result.finished_at,
-                duration_us=result.duration_us,
-                http_status=result.http_status,
-                outcome=result.outcome,
-                error=_clip(result.error),
-            )
-        )
-        pending = and_(notifications.c.id == claimed.id, notifications.c.state == PENDING)
-        if result.state == DELIVERED:
-            conn.execute(
-                update(notifications)
-                .where(pending)
-                .values(
-                    state=DELIVERED,
-                    next_attempt_at=None,
-                    claim=None,
-                    delivered_at=result.finished_at,
-                    last_error=None,
-                )
-            )
-            continue
+    if not results:
+        return
+    conn.execute(
+        update(attempts)
+        .where(attempts.c.notification_id == bindparam("b_id"))
+        .where(attempts.c.number == bindparam("b_number"))
+        .values(
+            finished_at=bindparam("b_finished_at"),
+            duration_us=bindparam("b_duration_us"),
+            http_status=bindparam("b_http_status"),
+            outcome=bindparam("b_outcome"),
+            error=bindparam("b_error"),
+        ),
+        [
+            {
+                "b_id": r.claimed.id,
+                "b_number": r.claimed.number,
+                "b_finished_at": r.finished_at,
+                "b_duration_us": r.duration_us,
+                "b_http_status": r.http_status,
+                "b_outcome": r.outcome,
+                "b_error": _clip(r.error),
+            }
+            for r in results
+        ],
+    )
+    pending = and_(notifications.c.id == bindparam("b_id"), notifications.c.state == PENDING)
+    delivered = [r for r in results if r.state == DELIVERED]
+    if delivered:
         conn.execute(
             update(notifications)
             .where(pending)
-            .where(notifications.c.claim == claimed.claim)
             .values(
-                state=result.state,
-                next_attempt_at=result.next_attempt_at if result.state == PENDING else None,
+                state=DELIVERED,
+                next_attempt_at=None,
                 claim=None,
-                last_error=_clip(result.error),
-            )
+                delivered_at=bindparam("b_at"),
+                last_error=None,
+            ),
+            [{"b_id": r.claimed.id, "b_at": r.finished_at} for r in delivered],
+        )
+    others = [r for r in results if r.state != DELIVERED]
+    if others:
+        conn.execute(
+            update(notifications)
+            .where(pending)
+            .where(notifications.c.claim == bindparam("b_claim"))
+            .values(
+                state=bindparam("b_state"),
+                next_attempt_at=bindparam("b_next"),
+                claim=None,
+                last_error=bindparam("b_error"),
+            ),
+            [
+                {
+                    "b_id": r.claimed.id,
+                    "b_claim": r.claimed.claim,
+                    "b_state": r.state,
+                    "b_next": r.next_attempt_at if r.state == PENDING else None,
+                    "b_error": _clip(r.error),
+                }
+                for r in others
+            ],
         )
 
 
