@@ -68,27 +68,36 @@ class Serve:
     """A ``penny serve`` subprocess."""
 
     def __init__(self, url: str, tmp_path: Path, name: str, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.url = url
+        self.env = {**os.environ, **env}
         self.log = tmp_path / f"serve-{name}.log"
+        self._launch()
+
+    def _launch(self) -> None:
+        self.port = _free_port()
         command = [
             sys.executable,
             "-c",
             "from penny.cli.main import main; main()",
             "serve",
             "--database",
-            url,
+            self.url,
             "--port",
             str(self.port),
         ]
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, env={**os.environ, **env}, stdout=log, stderr=log
-            )
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
+        relaunches = 0
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
+            if self.process.poll() is not None:
+                # Another test process may have taken the free port first: try another one.
+                assert relaunches < 3, self.log.read_text()
+                relaunches += 1
+                self._launch()
+                continue
             try:
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
                     return
@@ -294,6 +303,8 @@ def test_a_backlog_is_delivered_once_each_by_every_process(shop: Shop, tmp_path:
         env = shop.env()
         servers = [Serve(shop.url, tmp_path, f"w{i}", env) for i in range(processes)]
         try:
+            for server in servers:
+                server.wait_ready()
             _wait_delivered(shop, BACKLOG, timeout_s=300 if LONG else 120)
             drained = _attempt_rows(shop.db)
             # Latency: commit notifications while the servers run, a few at a time.
