@@ -94,7 +94,9 @@ class World:
     receiver: Receiver
 
     def settings(self, **changes: Any) -> IpnSettings:
-        base = IpnSettings(public_url=PUBLIC, timeout_s=2.0, lease_us=10 * MICROS_PER_SECOND)
+        base = IpnSettings(
+            public_url=PUBLIC, timeout_us=2 * MICROS_PER_SECOND, lease_us=10 * MICROS_PER_SECOND
+        )
         return replace(base, **changes)
 
     def drain(self, **changes: Any) -> DrainReport:
@@ -689,7 +691,7 @@ def test_redirects_timeouts_and_refused_connections_are_retried(world: World) ->
                 world.merchant.id, f"pay-{index}", music.sender_token.id, usd("1"), ipn_url=url
             )
         )
-    report = Deliverer(world.db, world.signer, world.clock, world.settings(timeout_s=0.5))
+    report = Deliverer(world.db, world.signer, world.clock, world.settings(timeout_us=500_000))
     result = drain(report)
     assert result.outcomes == {"redirect": 1, "timeout": 1, "network": 1}
     assert result.retrying == 3
@@ -778,7 +780,11 @@ def test_settings_from_the_environment() -> None:
             "PENNY_IPN_TIMEOUT_SECONDS": "1",
         }
     )
-    assert (tuned.horizon_us, tuned.lanes, tuned.timeout_s) == (3600 * MICROS_PER_SECOND, 0, 1.0)
+    assert (tuned.horizon_us, tuned.lanes, tuned.timeout_us) == (
+        3600 * MICROS_PER_SECOND,
+        0,
+        1_000_000,
+    )
     for bad in (
         {"PENNY_MODE": "live"},
         {"PENNY_IPN_SSRF_GUARD": "maybe"},
@@ -797,7 +803,7 @@ def test_the_server_delivers_a_pay_made_over_the_fps_api(world: World) -> None:
     music = world.funded()
     world.fund(music, "10", "fund-1")
     world.drain()
-    settings = world.settings(poll_s=0.05, lanes=2)
+    settings = world.settings(poll_us=50_000, lanes=2)
     app = create_app(
         world.db, clock=world.clock, server_key=world.key, request_clock=world.clock, ipn=settings
     )

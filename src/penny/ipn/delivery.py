@@ -34,7 +34,8 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from datetime import timedelta
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import httpx
@@ -62,6 +63,11 @@ REDIRECT: Final = "redirect"
 TIMEOUT: Final = "timeout"
 NETWORK: Final = "network"
 REFUSED: Final = "refused"
+
+
+def seconds(micros: int) -> Any:
+    """Microseconds as the seconds asyncio and httpx take (kept out of Penny's integer time)."""
+    return timedelta(microseconds=micros).total_seconds()
 
 
 def retry_delay(settings: IpnSettings, attempt: int, rng: random.Random) -> int:
@@ -131,7 +137,7 @@ class Deliverer:
         return httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,
-            timeout=httpx.Timeout(self.settings.timeout_s),
+            timeout=httpx.Timeout(seconds(self.settings.timeout_us)),
             headers={"User-Agent": USER_AGENT},
             limits=httpx.Limits(max_connections=max(1, self.settings.batch * 4)),
         )
@@ -142,7 +148,7 @@ class Deliverer:
         """Deliver round after round: each round records the previous round's results and
         claims the next batch in one transaction, signs off the event loop, then POSTs the
         batch concurrently. Without ``stop`` it returns once nothing is due (a drain); with
-        it, it waits ``poll_s`` when idle and returns when ``stop`` is set."""
+        it, it waits ``poll_us`` when idle and returns when ``stop`` is set."""
         results: list[ipn_sql.AttemptResult] = []
         while True:
             stopping = stop is not None and stop.is_set()
@@ -154,7 +160,7 @@ class Deliverer:
                 if stop is None:
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.poll_s)
+                    await asyncio.wait_for(stop.wait(), seconds(self.settings.poll_us))
                 continue
             self.report.rounds += 1
             results = list(await asyncio.gather(*(self._attempt(client, p) for p in prepared)))
@@ -247,7 +253,7 @@ class Deliverer:
             return _Sent(REFUSED, error=prepared.refusal, permanent=True)
         headers = {"Content-Type": CONTENT_TYPE, NOTIFICATION_HEADER: claimed.id}
         try:
-            async with asyncio.timeout(self.settings.timeout_s):
+            async with asyncio.timeout(seconds(self.settings.timeout_us)):
                 target = (
                     await pinned_target(claimed.url)
                     if self.settings.ssrf_guard
@@ -266,7 +272,8 @@ class Deliverer:
         except BlockedAddressError as error:
             return _Sent(REFUSED, error=f"SSRF guard: {error}", permanent=True)
         except (TimeoutError, httpx.TimeoutException):
-            return _Sent(TIMEOUT, error=f"no answer within {self.settings.timeout_s:g} s")
+            waited = self.settings.timeout_us // 1000
+            return _Sent(TIMEOUT, error=f"no answer within {waited} ms")
         except (httpx.HTTPError, OSError) as error:
             return _Sent(NETWORK, error=f"{type(error).__name__}: {error}"[:300])
         status = response.status_code
@@ -315,14 +322,14 @@ class DeliveryRunner:
                 await self.deliverer.lane(client, self._stop)
             except Exception:
                 logger.exception("IPN delivery lane failed; restarting it")
-                await asyncio.sleep(self.deliverer.settings.poll_s)
+                await asyncio.sleep(seconds(self.deliverer.settings.poll_us))
 
-    async def stop(self, grace_s: float = 2.0) -> None:
-        """Stop the lanes: a round under way gets ``grace_s`` to finish and be recorded,
+    async def stop(self, grace_us: int = 2_000_000) -> None:
+        """Stop the lanes: a round under way gets ``grace_us`` to finish and be recorded,
         then is cancelled (its notifications are sent again once their lease runs out)."""
         self._stop.set()
         if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            _done, pending = await asyncio.wait(self._tasks, timeout=seconds(grace_us))
             for task in pending:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

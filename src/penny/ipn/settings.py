@@ -18,10 +18,10 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
@@ -45,18 +45,20 @@ class IpnSettings:
     #: Backoff: the n-th retry waits a random time in [d/2, d], d = min(max, base × 2^(n−1)).
     base_delay_us: int = 30 * MICROS_PER_SECOND
     max_delay_us: int = 6 * 3600 * MICROS_PER_SECOND
-    timeout_s: float = 10.0
+    #: One attempt, from connecting to the status line.
+    timeout_us: int = 10 * MICROS_PER_SECOND
     lease_us: int = 60 * MICROS_PER_SECOND
     lanes: int = 4
     batch: int = 16
-    poll_s: float = 0.2
+    #: How long an idle lane waits before it looks for due notifications again.
+    poll_us: int = 200_000
 
     def __post_init__(self) -> None:
-        if self.lease_us <= self.timeout_s * MICROS_PER_SECOND:
+        if self.lease_us <= self.timeout_us:
             raise IpnConfigError("the IPN lease must be longer than the IPN timeout")
         if self.horizon_us <= 0 or self.base_delay_us <= 0 or self.max_delay_us <= 0:
             raise IpnConfigError("IPN horizon and delays must be positive")
-        if self.timeout_s <= 0 or self.poll_s <= 0 or self.batch < 1 or self.lanes < 0:
+        if self.timeout_us <= 0 or self.poll_us <= 0 or self.batch < 1 or self.lanes < 0:
             raise IpnConfigError("IPN timeout, poll interval, batch and workers must be positive")
 
     @classmethod
@@ -78,20 +80,26 @@ class IpnSettings:
         else:
             raise IpnConfigError("$PENNY_IPN_SSRF_GUARD must be 'on' or 'off'")
 
-        def number(name: str, default: float) -> float:
+        def micros(name: str, default_us: int) -> int:
+            """A number of seconds (decimals allowed) as microseconds."""
+            text = env.get(name, "").strip()
+            if not text:
+                return default_us
+            try:
+                seconds = Decimal(text)
+            except InvalidOperation:
+                raise IpnConfigError(f"${name} must be a number of seconds, not {text!r}") from None
+            if not seconds.is_finite() or seconds < 0:
+                raise IpnConfigError(f"${name} must be a positive number of seconds")
+            return int(seconds * MICROS_PER_SECOND)
+
+        def whole(name: str, default: int) -> int:
             text = env.get(name, "").strip()
             if not text:
                 return default
-            try:
-                value = float(text)
-            except ValueError:
-                raise IpnConfigError(f"${name} must be a number, not {text!r}") from None
-            if not math.isfinite(value) or value < 0:
-                raise IpnConfigError(f"${name} must be a positive number")
-            return value
-
-        def micros(name: str, default_us: int) -> int:
-            return int(number(name, default_us / MICROS_PER_SECOND) * MICROS_PER_SECOND)
+            if not text.isdigit():
+                raise IpnConfigError(f"${name} must be a whole number, not {text!r}")
+            return int(text)
 
         url = (env.get(PUBLIC_URL_ENV) or public_url or DEFAULT_PUBLIC_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -101,9 +109,9 @@ class IpnSettings:
             public_url=url,
             ssrf_guard=guard,
             horizon_us=micros("PENNY_IPN_HORIZON_SECONDS", base.horizon_us),
-            timeout_s=number("PENNY_IPN_TIMEOUT_SECONDS", base.timeout_s),
+            timeout_us=micros("PENNY_IPN_TIMEOUT_SECONDS", base.timeout_us),
             lease_us=micros("PENNY_IPN_LEASE_SECONDS", base.lease_us),
-            lanes=int(number("PENNY_IPN_WORKERS", base.lanes)),
-            batch=int(number("PENNY_IPN_BATCH", base.batch)),
-            poll_s=number("PENNY_IPN_POLL_SECONDS", base.poll_s),
+            lanes=whole("PENNY_IPN_WORKERS", base.lanes),
+            batch=whole("PENNY_IPN_BATCH", base.batch),
+            poll_us=micros("PENNY_IPN_POLL_SECONDS", base.poll_us),
         )
