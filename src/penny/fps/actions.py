@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from penny.domain.errors import PaymentsError
+from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.model import Operation, Status, Token, TokenStatus, Transaction
 from penny.fps.signature import parse_timestamp
@@ -49,6 +49,7 @@ from penny.fps.wire import (
 )
 from penny.money import Money, MoneyError, parse_amount
 from penny.parties import Directory
+from penny.services import gatekeeper as gk
 from penny.services.payments import (
     FundPrepaidRequest,
     Payments,
@@ -85,8 +86,6 @@ NOT_SUPPORTED: Final = frozenset(
         "Reserve",
         "Settle",
         "Cancel",
-        "InstallPaymentInstruction",
-        "GetPaymentInstruction",
         "CancelSubscriptionAndRefund",
         "GetSubscriptionDetails",
         "GetTransactionsForSubscription",
@@ -240,11 +239,9 @@ def _pay(call: Call) -> Xml | None:
     amount = call.amount("TransactionAmount")
     assert amount is not None
     reference = call.reference()
-    if call.optional("RecipientTokenId") is not None:
-        raise _invalid(
-            "RecipientTokenId is not supported: Penny serves Aggregated Payments, where the "
-            "caller is the recipient."
-        )
+    # RecipientTokenId: only a payment instruction the caller installed (the Payments service
+    # refuses any other id with InvalidParams; docs/decisions.md #7).
+    recipient_token = call.optional("RecipientTokenId")
     if call.choice("ChargeFeeTo", ("Caller", "Recipient")) == "Caller":
         raise _invalid("ChargeFeeTo=Caller is not supported: the recipient pays the fees.")
     if call.optional("MarketplaceFixedFee.Value") or call.optional("MarketplaceVariableFee"):
@@ -258,6 +255,7 @@ def _pay(call: Call) -> Xml | None:
         sender_description=call.text("SenderDescription", MAX_DESCRIPTION),
         caller_description=call.text("CallerDescription", MAX_DESCRIPTION),
         ipn_url=call.ipn_url(),
+        recipient_token_id=recipient_token,
     )
     return _execute(call, request)
 
@@ -338,23 +336,32 @@ def _refund(call: Call) -> Xml | None:
 # -- tokens --------------------------------------------------------------------------------
 
 
-def _token(token: Token) -> Xml:
+def _token_element(view: gk.TokenView) -> Xml:
     return element(
         "Token",
-        leaf("TokenId", token.id),
-        leaf("FriendlyName", token.friendly_name),
-        leaf("TokenStatus", token.status.value),
-        leaf("DateInstalled", fps_datetime(token.created_at)),
-        leaf("CallerReference", token.caller_reference),
-        leaf("TokenType", token.kind.fps_type),
-        leaf("PaymentReason", token.payment_reason) if token.payment_reason else None,
+        leaf("TokenId", view.id),
+        leaf("FriendlyName", view.friendly_name),
+        leaf("TokenStatus", view.status.value),
+        leaf("DateInstalled", fps_datetime(view.created_at)),
+        leaf("CallerReference", view.caller_reference),
+        leaf("TokenType", view.token_type),
+        leaf("PaymentReason", view.payment_reason) if view.payment_reason else None,
     )
+
+
+def _token(token: Token) -> Xml:
+    return _token_element(gk.view_of_token(token, token.script or ""))
 
 
 def _cancel_token(call: Call) -> Xml | None:
     token_id = call.required("TokenId")
     call.optional("ReasonText")
-    call.payments.cancel_token(call.caller_id, token_id)
+    try:
+        call.payments.cancel_token(call.caller_id, token_id)
+    except PaymentsError as error:
+        if error.refusal is not Refusal.unknown_token:
+            raise
+        gk.cancel_instruction(call.payments, call.caller_id, token_id)  # or unknown_token
     return None
 
 
@@ -363,23 +370,78 @@ def _get_token_by_caller(call: Call) -> Xml | None:
     reference = call.optional("CallerReference")
     if (token_id is None) == (reference is None):
         raise _invalid("Give exactly one of TokenId and CallerReference.")
-    token = call.payments.token_by_caller(
-        call.caller_id, token_id=token_id, caller_reference=reference
-    )
+    try:
+        token = call.payments.token_by_caller(
+            call.caller_id, token_id=token_id, caller_reference=reference
+        )
+    except PaymentsError as error:
+        installed = gk.instruction_by_caller(
+            call.payments, call.caller_id, token_id=token_id, caller_reference=reference
+        )
+        if installed is None:
+            raise error from None
+        return _token_element(gk.view_of_instruction(installed))
     return _token(token)
 
 
 def _get_tokens(call: Call) -> Xml | None:
     status = call.choice("TokenStatus", ("Active", "Inactive"))
-    kind = call.choice("TokenType", ("SingleUse", "MultiUse", "Recurring", "Unrestricted"))
+    kind = call.choice("TokenType", gk.TOKEN_TYPES)
+    token_status = None if status is None else TokenStatus(status)
+    reference = call.optional("CallerReference")
+    friendly = call.optional("TokenFriendlyName")
     tokens = call.payments.tokens(
-        call.caller_id,
-        status=None if status is None else TokenStatus(status),
-        caller_reference=call.optional("CallerReference"),
-        friendly_name=call.optional("TokenFriendlyName"),
+        call.caller_id, status=token_status, caller_reference=reference, friendly_name=friendly
     )
-    chosen = [token for token in tokens if kind is None or token.kind.fps_type == kind]
-    return Xml("".join(_token(token) for token in chosen))
+    installed = gk.instructions(
+        call.payments,
+        call.caller_id,
+        status=token_status,
+        caller_reference=reference,
+        friendly_name=friendly,
+    )
+    views = [gk.view_of_token(t, "") for t in tokens]
+    views += [gk.view_of_instruction(i) for i in installed]
+    views.sort(key=lambda view: (view.created_at, view.id))
+    chosen = [view for view in views if kind is None or view.token_type == kind]
+    return Xml("".join(_token_element(view) for view in chosen))
+
+
+# -- GateKeeper payment instructions -------------------------------------------------------
+
+#: Longest PaymentReason of an installed token (2007 InstallPaymentInstruction page).
+MAX_PAYMENT_REASON: Final = 64
+MAX_FRIENDLY_NAME: Final = 128
+
+
+def _install_payment_instruction(call: Call) -> Xml | None:
+    script = call.required("PaymentInstruction")
+    reference = call.reference()
+    token_type = call.choice("TokenType", gk.TOKEN_TYPES)
+    if token_type is None:
+        raise ParameterError(missing_parameter("TokenType"))
+    installed = gk.install(
+        call.payments,
+        gk.InstallRequest(
+            caller_id=call.caller_id,
+            caller_reference=reference,
+            script=script,
+            token_type=token_type,
+            friendly_name=call.text("TokenFriendlyName", MAX_FRIENDLY_NAME),
+            payment_reason=call.text("PaymentReason", MAX_PAYMENT_REASON),
+        ),
+    )
+    return leaf("TokenId", installed.id)
+
+
+def _get_payment_instruction(call: Call) -> Xml | None:
+    view = gk.instruction_view(call.payments, call.caller_id, call.required("TokenId"))
+    return Xml(
+        _token_element(view)
+        + leaf("PaymentInstruction", view.script)
+        + leaf("CallerReference", view.caller_reference)
+        + (_optional_leaf("TokenFriendlyName", view.friendly_name) or "")
+    )
 
 
 def _get_token_usage(call: Call) -> Xml | None:
@@ -715,6 +777,15 @@ ACTIONS: Final[Mapping[str, ActionSpec]] = {
         _get_tokens, "TokenStatus", "TokenType", "CallerReference", "TokenFriendlyName"
     ),
     "GetTokenUsage": _spec(_get_token_usage, "TokenId"),
+    "InstallPaymentInstruction": _spec(
+        _install_payment_instruction,
+        "PaymentInstruction",
+        "TokenFriendlyName",
+        "CallerReference",
+        "TokenType",
+        "PaymentReason",
+    ),
+    "GetPaymentInstruction": _spec(_get_payment_instruction, "TokenId"),
     "GetAccountActivity": ActionSpec(
         _get_account_activity,
         frozenset(
