@@ -28,7 +28,6 @@ from sqlalchemy import Connection
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import (
     Instrument,
-    InstrumentKind,
     PaymentInstruction,
     Token,
     TokenKind,
