@@ -309,3 +309,18 @@ def test_another_merchants_instruction_is_not_a_recipient_token(world: World) ->
         **{"TransactionAmount.Value": "1"},
     )
     assert reply.code == "InvalidTokenId_Sender"
+
+
+def test_gatekeeper_bench_short_run(database_url: str) -> None:
+    from penny.bench.gatekeeper import MODES, run_gatekeeper_bench
+    from penny.storage.database import open_database
+
+    database = open_database(database_url)
+    try:
+        data = run_gatekeeper_bench(database, seconds=0.6, batch=10, rounds=2).as_dict()
+    finally:
+        database.dispose()
+    assert data["store"] == database.dialect
+    assert 0 < data["evaluation_us"] < 10_000
+    assert all(data["pays_per_s"][mode] > 0 for mode in MODES)
+    assert data["vs_no_scripts"][MODES[0]] == 1.0

@@ -330,3 +330,5 @@ def main() -> None:
 from penny.cli.sandbox import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
+
+bench_app.command("gatekeeper")(__import__("penny.cli.gatekeeper").cli.gatekeeper.bench_gatekeeper)
