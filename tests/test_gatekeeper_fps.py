@@ -324,3 +324,39 @@ def test_gatekeeper_bench_short_run(database_url: str) -> None:
     assert 0 < data["evaluation_us"] < 10_000
     assert all(data["pays_per_s"][mode] > 0 for mode in MODES)
     assert data["vs_no_scripts"][MODES[0]] == 1.0
+
+
+def test_bench_gatekeeper_command() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from penny.cli.main import app
+
+    result = CliRunner().invoke(app, ["bench", "gatekeeper", "--seconds", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["store"] == "sqlite"
+    assert set(data["pays_per_s"]) == {"no scripts", "sender script", "sender + recipient scripts"}
+
+
+def test_the_recipient_scripts_of_the_reference_install_and_work(world: World) -> None:
+    """Section 8's scripts to copy, installed through the API and paid with."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "gatekeeper.md").read_text("utf-8")
+    part = doc.split("### Recipient-token scripts to copy")[1].split("### What a refusal")[0]
+    examples = part.split("```")[1::2]
+    assert len(examples) == 4
+    setup = funded(world)
+    outcomes = []
+    for index, example in enumerate(examples):
+        kind = "MultiUse" if "MyTokenUsageLimit" in example else "Unrestricted"
+        token_id = install(world, example.strip(), f"doc-{index}", token_type=kind)
+        outcomes.append(pay(world, setup, "12.50", f"doc-pay-{index}", token_id))
+    assert outcomes == [
+        "Success",
+        "Success",  # the clock of the tests is in November 2023
+        "Success",
+        "TransactionDenied: Our applications only",  # the example's account ids are not ours
+    ]

@@ -331,4 +331,6 @@ from penny.cli.sandbox import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
 
-bench_app.command("gatekeeper")(__import__("penny.cli.gatekeeper").cli.gatekeeper.bench_gatekeeper)
+from penny.cli.gatekeeper import bench_gatekeeper  # noqa: E402
+
+bench_app.command("gatekeeper")(bench_gatekeeper)
