@@ -281,6 +281,23 @@ def test_count_per_period_and_lifetime_amount(world: World) -> None:
         (1, installed + MICROS_PER_DAY, 200, 1, 300, 2),
         (2, installed, 500, 3, 0, 0),
     ]
+    usage = world.get("GetTokenUsage", TokenId=token_id)
+    success(usage, "GetTokenUsage")
+    blocks = usage.root.findall("GetTokenUsageResult/TokenUsageLimits")
+    assert [[child.tag for child in block] for block in blocks] == [
+        ["Count", "LastResetCount", "LastResetTimestamp"],
+        ["Amount", "LastResetAmount", "LastResetTimestamp"],
+    ]
+    assert [blocks[0].findtext("Count"), blocks[0].findtext("LastResetCount")] == ["1", "2"]
+    assert blocks[1].findtext("Amount/Value") == "5.000000"
+    world.clock.advance(MICROS_PER_DAY)  # the day's window has passed: nothing used in the new one
+    later = world.get("GetTokenUsage", TokenId=token_id)
+    block = later.root.findall("GetTokenUsageResult/TokenUsageLimits")[0]
+    assert [block.findtext("Count"), block.findtext("LastResetCount")] == ["0", "1"]
+    single = install(world, "MyRole == 'Recipient';", "single", token_type="SingleUse")
+    assert world.get("GetTokenUsage", TokenId=single).code == "InvalidTokenType"
+    unrestricted = install(world, "MyRole == 'Recipient';", "free")
+    assert world.get("GetTokenUsage", TokenId=unrestricted).children("GetTokenUsageResult") == []
 
 
 def test_single_use_token(world: World) -> None:

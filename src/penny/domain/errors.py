@@ -60,6 +60,7 @@ class Refusal(enum.Enum):
     unknown_recipient_token = "unknown_recipient_token"
     recipient_token_not_active = "recipient_token_not_active"
     token_used_already = "token_used_already"
+    invalid_token_type = "invalid_token_type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,9 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
     ),
     Refusal.recipient_token_not_active: FpsError(
         "TokenNotActive_Recipient", False, "The recipient token has been cancelled."
+    ),
+    Refusal.invalid_token_type: FpsError(
+        "InvalidTokenType", False, "A single-use token has no usage to report."
     ),
     Refusal.token_used_already: FpsError(
         "SameTokenIdUsedMultipleTimes", False, "This single-use token has been used already."

@@ -47,6 +47,7 @@ from penny.fps.wire import (
     namespace_for,
     refusal_error,
 )
+from penny.gatekeeper import UsageKind
 from penny.money import Money, MoneyError, parse_amount
 from penny.parties import Directory
 from penny.services import gatekeeper as gk
@@ -444,8 +445,28 @@ def _get_payment_instruction(call: Call) -> Xml | None:
     )
 
 
+def _installed_token_usage(limits: list[gk.LimitUsage]) -> Xml:
+    """One TokenUsageLimits per usage limit of an installed token (Count or Amount first)."""
+    blocks = []
+    for limit in limits:
+        since = leaf("LastResetTimestamp", fps_datetime(limit.window_start))
+        if limit.kind is UsageKind.COUNT:
+            body = (leaf("Count", str(limit.count)), leaf("LastResetCount", str(limit.last_count)))
+        else:
+            body = (
+                amount_element("Amount", limit.amount),
+                amount_element("LastResetAmount", limit.last_amount),
+            )
+        blocks.append(element("TokenUsageLimits", *body, since))
+    return Xml("".join(blocks))
+
+
 def _get_token_usage(call: Call) -> Xml | None:
-    usage = call.payments.token_usage(call.caller_id, call.required("TokenId"))
+    token_id = call.required("TokenId")
+    installed = gk.token_usage(call.payments, call.caller_id, token_id)
+    if installed is not None:
+        return _installed_token_usage(installed)
+    usage = call.payments.token_usage(call.caller_id, token_id)
     zero = Money.zero(usage.amount.currency)
     since = leaf("LastResetTimestamp", fps_datetime(usage.since))
     by_amount = element(

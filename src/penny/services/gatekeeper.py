@@ -40,6 +40,7 @@ from penny.gatekeeper import (
     Refused,
     Role,
     Usage,
+    UsageKind,
     compile_script,
     evaluate,
     generate,
@@ -412,3 +413,50 @@ def cancel_instruction(payments: Payments, caller_id: str, token_id: str) -> Pay
         return cancelled
 
     return payments.ledger.run(work)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUsage:
+    """GetTokenUsage of one usage limit: the current window and the one before it."""
+
+    kind: UsageKind
+    amount: Money
+    count: int
+    last_amount: Money
+    last_count: int
+    window_start: int
+
+
+def token_usage(payments: Payments, caller_id: str, token_id: str) -> list[LimitUsage] | None:
+    """GetTokenUsage of an installed token (None: ``token_id`` is not one of the caller's)."""
+    now = payments.clock.now_us()
+    with payments.database.read() as conn:
+        found = gk_sql.load_instructions(conn, [token_id]).get(token_id)
+        if found is None or found.caller_id != caller_id:
+            return None
+        stored = gk_sql.load_usage(conn, [token_id])
+    if found.token_type == SINGLE_USE:
+        raise PaymentsError(Refusal.invalid_token_type)
+    slot = Slot(Role.RECIPIENT, found.id, found.script, found.created_at)
+    script = compiled(found.script)
+    windows = Guard()._windows(slot, script, now)
+    limits = []
+    for limit in script.usage_limits:
+        currency = limit.limit.currency if isinstance(limit.limit, Money) else "USD"
+        record = stored.get((token_id, limit.index))
+        start = windows[limit.index]
+        if record is None:
+            record = UsageRecord(start, 0, 0, currency=currency)
+        elif record.window_start != start:  # a window has passed since the last use
+            record = UsageRecord(start, 0, 0, record.amount, record.count, record.currency)
+        limits.append(
+            LimitUsage(
+                limit.kind,
+                Money(record.amount, currency),
+                record.count,
+                Money(record.last_amount, currency),
+                record.last_count,
+                record.window_start,
+            )
+        )
+    return limits
