@@ -157,7 +157,9 @@ SINGLE_USE_INDEX: Final = 0
 
 
 def _needs_usage(slot: Slot) -> bool:
-    return slot.single_use or bool(compiled(slot.script).usage_limits)
+    result = compile_script(slot.script)  # a script that no longer compiles is refused later,
+    limits = () if isinstance(result, BadRule) else result.usage_limits  # by its own request
+    return slot.single_use or bool(limits)
 
 
 @dataclass
