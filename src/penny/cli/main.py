@@ -330,3 +330,7 @@ def main() -> None:
 from penny.cli.sandbox import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
+
+from penny.cli.gatekeeper import bench_gatekeeper  # noqa: E402
+
+bench_app.command("gatekeeper")(bench_gatekeeper)
