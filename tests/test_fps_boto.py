@@ -24,6 +24,7 @@ from penny.money import parse_amount
 from penny.parties import Directory
 from penny.security import ServerKey
 from penny.services.payments import Payments, SetupPostpaid, SetupPrepaid
+from penny.signing import load_signer
 from penny.storage.database import open_database
 from penny.web.app import create_app
 
@@ -111,6 +112,11 @@ r = conn.cancel_token(TokenId=job["prepaid_sender"])
 out["cancel"] = r.ResponseMetadata.RequestId
 r = conn.get_token_by_caller(TokenId=job["prepaid_sender"])
 out["cancelled_status"] = r.GetTokenByCallerResult.TokenStatus
+verified = []
+for endpoint, http_parameters in job["signed"]:
+    r = conn.verify_signature(UrlEndPoint=endpoint, HttpParameters=http_parameters)
+    verified.append(r.VerifySignatureResult.VerificationStatus)
+out["verified"] = verified
 
 errors = {}
 for name, call in [
@@ -177,6 +183,17 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
         )
     )
 
+    # A return URL as Penny signs it, verified by boto's verify_signature (then altered).
+    signer = load_signer(db, key)
+    returned = signer.signed_redirect(
+        "http://127.0.0.1", "https://shop.example/return?order=7", {"status": "SC"}
+    )
+    query = returned.partition("?")[2]
+    signed = [
+        ["https://shop.example/return", query],
+        ["https://shop.example/return", query.replace("status=SC", "status=SA")],
+    ]
+
     port = free_port()
     app = create_app(db, clock=clock, server_key=key)
     server = uvicorn.Server(
@@ -200,6 +217,7 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
             "credit": credit.instrument.id,
             "settlement": credit.second_token.id,
             "credit_sender": credit.sender_token.id,
+            "signed": signed,
         }
         out = run_boto(BOTO_DRIVER, job, tmp_path)
     finally:
@@ -253,6 +271,7 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     assert out["account"] == [balance.total.fps(), balance.disburse.fps()]
     assert str(out["cancel"]).endswith(":0")
     assert out["cancelled_status"] == "Inactive"
+    assert out["verified"] == ["Success", "Failure"]
     assert out["usage"] == ["1", "0", "USD"]  # one Pay with the prepaid sender token
     assert out["activity"] == [
         "6",

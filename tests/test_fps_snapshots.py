@@ -120,6 +120,13 @@ class Session:
         moment = datetime.fromtimestamp(seconds, UTC)
         return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z" if millis else "%Y-%m-%dT%H:%M:%SZ")
 
+    def token_id(self, step: str) -> str:
+        """The TokenId answered by an earlier step."""
+        root = ET.fromstring(self.outcomes[step].body)
+        found = next(node.text for node in root.iter() if _local(node.tag) == "TokenId")
+        assert found
+        return found
+
     def txn_id(self, step: str) -> str:
         """The TransactionId answered by an earlier step."""
         root = ET.fromstring(self.outcomes[step].body)
@@ -162,6 +169,14 @@ class Session:
 
 
 Params = Callable[[Session], dict[str, str]]
+
+
+#: The installed token of the GateKeeper steps (a recipient token with an amount cap).
+HOUSE_RULES: Final = (
+    "MyRole == 'Recipient' orSay 'Role does not match';\n"
+    "TransactionAmount <= 'USD 100' && PaymentMethod in ('Prepaid', 'Debt')"
+    " orSay 'At most USD 100, prepaid or on account';\n"
+)
 
 
 def _none(_session: Session) -> dict[str, str]:
@@ -542,6 +557,87 @@ STEPS: Final[tuple[Step, ...]] = (
         400,
         version=V2008,
     ),
+    # -- GateKeeper (issue #7): appended, so the earlier steps keep their ids and dates
+    Step(
+        "InstallPaymentInstruction.success",
+        "InstallPaymentInstruction",
+        _const(
+            PaymentInstruction=HOUSE_RULES,
+            CallerReference="gk-1",
+            TokenType="Unrestricted",
+            TokenFriendlyName="House rules",
+            PaymentReason="Our terms",
+        ),
+    ),
+    Step(
+        "InstallPaymentInstruction.error.BadRule",
+        "InstallPaymentInstruction",
+        _const(
+            PaymentInstruction="Invalid Instruction;",
+            CallerReference="gk-2",
+            TokenType="Unrestricted",
+        ),
+        400,
+    ),
+    Step(
+        "InstallPaymentInstruction.error.UsageNotDefined",
+        "InstallPaymentInstruction",
+        _const(
+            PaymentInstruction="MyRole == 'Recipient';",
+            CallerReference="gk-3",
+            TokenType="MultiUse",
+        ),
+        400,
+    ),
+    Step(
+        "GetPaymentInstruction.success",
+        "GetPaymentInstruction",
+        lambda s: {"TokenId": s.token_id("InstallPaymentInstruction.success")},
+    ),
+    Step(
+        "GetPaymentInstruction.success.pipeline",
+        "GetPaymentInstruction",
+        lambda s: {"TokenId": s.postpaid.sender_token.id},
+    ),
+    Step(
+        "GetPaymentInstruction.error.InvalidTokenId_Sender",
+        "GetPaymentInstruction",
+        _const(TokenId="NOSUCHTOKEN"),
+        400,
+    ),
+    Step(
+        "Pay.success.recipient-token",
+        "Pay",
+        lambda s: {
+            **_pay("1", "pay-gk-1")(s),
+            "RecipientTokenId": s.token_id("InstallPaymentInstruction.success"),
+        },
+    ),
+    Step(
+        "Pay.error.TransactionDenied.recipient-token",
+        "Pay",
+        lambda s: {
+            **_pay("101", "pay-gk-2")(s),
+            "RecipientTokenId": s.token_id("InstallPaymentInstruction.success"),
+        },
+        400,
+    ),
+    Step(
+        "v2008.InstallPaymentInstruction.success",
+        "InstallPaymentInstruction",
+        _const(
+            PaymentInstruction="MyRole == 'Caller';",
+            CallerReference="gk-2008",
+            TokenType="Unrestricted",
+        ),
+        version=V2008,
+    ),
+    Step(
+        "v2008.GetPaymentInstruction.success",
+        "GetPaymentInstruction",
+        lambda s: {"TokenId": s.token_id("v2008.InstallPaymentInstruction.success")},
+        version=V2008,
+    ),
 )
 
 STEP_NAMES: Final = tuple(step.name for step in STEPS)
@@ -840,6 +936,13 @@ RESULTS: Final[dict[str, tuple[Member, ...] | None]] = {
     "GetTokens": (m("Token", "Token", opt=True, many=True),),
     "GetTokenUsage": (m("TokenUsageLimits", "TokenUsageLimit", opt=True, many=True),),
     "VerifySignature": (m("VerificationStatus", opt=True),),
+    "InstallPaymentInstruction": (m("TokenId"),),
+    "GetPaymentInstruction": (
+        m("Token", "Token"),
+        m("PaymentInstruction"),
+        m("CallerReference"),
+        m("TokenFriendlyName", opt=True),
+    ),
     "GetAccountActivity": (
         m("BatchSize", "int", opt=True),
         m("Transaction", "Transaction", opt=True, many=True),

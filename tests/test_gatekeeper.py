@@ -708,3 +708,41 @@ def test_the_examples_in_the_language_reference_compile() -> None:
         3,
         1,  # the block opens on a newline
     )
+
+
+# -- usage windows ---------------------------------------------------------------------------
+
+
+def test_usage_windows() -> None:
+    from penny.gatekeeper.usage import UsageRecord, add_months, window_start
+
+    jan31 = parse_datetime("2026-01-31T12:00Z").micros
+    feb28 = parse_datetime("2026-02-28T12:00Z").micros
+    mar31 = parse_datetime("2026-03-31T12:00Z").micros
+    assert add_months(jan31, 1) == feb28
+    assert add_months(jan31, 2) == mar31  # counted from the anchor: no drift to the 28th
+    month = Duration(1, 0)
+    assert window_start(jan31, month, jan31) == jan31
+    assert window_start(jan31, month, feb28 - 1) == jan31
+    assert window_start(jan31, month, feb28) == feb28
+    assert window_start(jan31, month, mar31 + 1) == mar31
+    assert window_start(jan31, month, jan31 - 5) == jan31  # before the start: the first window
+    day = Duration(0, 86_400_000_000)
+    assert window_start(0, day, 3 * 86_400_000_000 + 7) == 3 * 86_400_000_000
+    assert window_start(5, None, 10**15) == 5  # no period: the token's life
+    record = UsageRecord(0, 300, 2)
+    assert record.current(0) == (300, 2)
+    assert record.current(86_400_000_000) == (0, 0)
+    assert record.after_use(0, 100, "USD") == UsageRecord(0, 400, 3)
+    assert record.after_use(9, 100, "USD") == UsageRecord(9, 100, 1, 300, 2)
+
+
+def test_evaluation_time_is_bounded_for_the_largest_scripts() -> None:
+    """The worst scripts the limits allow evaluate in well under a millisecond each."""
+    widest = "MyRole in (" + ", ".join(f"'r{i}'" for i in range(256)) + ") or 1 == 1;\n"
+    deepest = "(" * 30 + "1 == 1" + ")" * 30 + " and " + " and ".join(["2 < 3"] * 30) + ";\n"
+    script = compiled((widest + deepest) * 10)  # near the token limit (8192)
+    started = time.perf_counter()
+    for _ in range(10):
+        assert evaluate(script, env()) == ALLOWED
+    assert (time.perf_counter() - started) / 10 < 0.5

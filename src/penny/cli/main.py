@@ -338,6 +338,10 @@ from penny.cli.sandbox import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
 
+from penny.cli.gatekeeper import bench_gatekeeper  # noqa: E402
+
+bench_app.command("gatekeeper")(bench_gatekeeper)
+
 from penny.cli.ipn import ipn_app  # noqa: E402
 
 app.add_typer(ipn_app, name="ipn")

@@ -50,6 +50,17 @@ class Refusal(enum.Enum):
     invalid_date_range = "invalid_date_range"
     account_closed = "account_closed"
     busy = "busy"
+    # GateKeeper (issue #7)
+    gatekeeper_denied = "gatekeeper_denied"
+    token_usage_exceeded = "token_usage_exceeded"
+    incompatible_instructions = "incompatible_instructions"
+    bad_rule = "bad_rule"
+    usage_on_single_use_token = "usage_on_single_use_token"
+    usage_not_defined = "usage_not_defined"
+    unknown_recipient_token = "unknown_recipient_token"
+    recipient_token_not_active = "recipient_token_not_active"
+    token_used_already = "token_used_already"
+    invalid_token_type = "invalid_token_type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +172,44 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
     Refusal.account_closed: FpsError("AccountClosed", True, "The account is not active."),
     Refusal.busy: FpsError(
         "InternalError", True, "The service is busy; retry with the same caller reference."
+    ),
+    # GateKeeper (docs/decisions.md, issue #7): a failed assertion is TransactionDenied with the
+    # script's orSay text; the language's own failures have FPS's codes for them.
+    Refusal.gatekeeper_denied: FpsError(
+        "TransactionDenied", False, "The payment instructions of a token do not allow this."
+    ),
+    Refusal.token_usage_exceeded: FpsError(
+        "TokenUsageError", False, "The token's usage limit would be exceeded."
+    ),
+    Refusal.incompatible_instructions: FpsError(
+        "IncompatibleTokens", False, "The tokens have incompatible payment instructions."
+    ),
+    Refusal.bad_rule: FpsError(
+        "BadRule", False, "One of the GateKeeper constructs is not well defined."
+    ),
+    Refusal.usage_on_single_use_token: FpsError(
+        "CannotSpecifyUsageForSingleUseToken",
+        False,
+        "A single-use token cannot have usage limits.",
+    ),
+    Refusal.usage_not_defined: FpsError(
+        "UsageNotDefined", False, "A multi-use or recurring token needs a usage limit."
+    ),
+    Refusal.unknown_recipient_token: FpsError(
+        "InvalidParams",
+        False,
+        "RecipientTokenId must be a payment instruction you installed with "
+        "InstallPaymentInstruction: Penny serves Aggregated Payments, where the caller is the "
+        "recipient.",
+    ),
+    Refusal.recipient_token_not_active: FpsError(
+        "TokenNotActive_Recipient", False, "The recipient token has been cancelled."
+    ),
+    Refusal.invalid_token_type: FpsError(
+        "InvalidTokenType", False, "A single-use token has no usage to report."
+    ),
+    Refusal.token_used_already: FpsError(
+        "SameTokenIdUsedMultipleTimes", False, "This single-use token has been used already."
     ),
 }
 

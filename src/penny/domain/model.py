@@ -126,6 +126,31 @@ class Token:
     friendly_name: str = ""
     payment_reason: str = ""
     cancelled_at: int | None = None
+    #: Its GateKeeper script (docs/gatekeeper.md), written when the token is issued; None for
+    #: tokens issued before scripts were stored (the script is then derived from the
+    #: instrument, see penny.services.gatekeeper).
+    script: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status is TokenStatus.active
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentInstruction:
+    """A token a caller installed on its own account with ``InstallPaymentInstruction``: a
+    GateKeeper script and FPS's token metadata, bound to no instrument (docs/decisions.md #7)."""
+
+    id: str
+    caller_id: str
+    caller_reference: str
+    token_type: str  # SingleUse | MultiUse | Recurring | Unrestricted
+    status: TokenStatus
+    created_at: int
+    script: str
+    friendly_name: str = ""
+    payment_reason: str = ""
+    cancelled_at: int | None = None
 
     @property
     def active(self) -> bool:

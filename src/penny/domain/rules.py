@@ -88,6 +88,12 @@ def check_charge_limits(instrument: Instrument, amount: Money) -> Refusal | None
         return Refusal.amount_below_minimum
     if instrument.max_charge is not None and amount.minor > instrument.max_charge:
         return Refusal.amount_above_maximum
+    return check_global_amount_limit(instrument, amount)
+
+
+def check_global_amount_limit(instrument: Instrument, amount: Money) -> Refusal | None:
+    """Postpaid: the lifetime total charged may not pass the global amount limit (a counter
+    of the instrument: refunds lower it, so it is not a GateKeeper usage limit)."""
     limit = instrument.global_amount_limit
     if limit is not None and instrument.charged_total + amount.minor > limit:
         return Refusal.exceeds_instrument_limits

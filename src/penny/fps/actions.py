@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl
 
-from penny.domain.errors import PaymentsError
+from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.model import Operation, Status, Token, TokenStatus, Transaction
 from penny.fps.signature import parse_timestamp
@@ -48,8 +48,10 @@ from penny.fps.wire import (
     namespace_for,
     refusal_error,
 )
+from penny.gatekeeper import UsageKind
 from penny.money import Money, MoneyError, parse_amount
 from penny.parties import Directory
+from penny.services import gatekeeper as gk
 from penny.services.payments import (
     FundPrepaidRequest,
     Payments,
@@ -89,8 +91,6 @@ NOT_SUPPORTED: Final = frozenset(
         "Reserve",
         "Settle",
         "Cancel",
-        "InstallPaymentInstruction",
-        "GetPaymentInstruction",
         "CancelSubscriptionAndRefund",
         "GetSubscriptionDetails",
         "GetTransactionsForSubscription",
@@ -245,11 +245,9 @@ def _pay(call: Call) -> Xml | None:
     amount = call.amount("TransactionAmount")
     assert amount is not None
     reference = call.reference()
-    if call.optional("RecipientTokenId") is not None:
-        raise _invalid(
-            "RecipientTokenId is not supported: Penny serves Aggregated Payments, where the "
-            "caller is the recipient."
-        )
+    # RecipientTokenId: only a payment instruction the caller installed (the Payments service
+    # refuses any other id with InvalidParams; docs/decisions.md #7).
+    recipient_token = call.optional("RecipientTokenId")
     if call.choice("ChargeFeeTo", ("Caller", "Recipient")) == "Caller":
         raise _invalid("ChargeFeeTo=Caller is not supported: the recipient pays the fees.")
     if call.optional("MarketplaceFixedFee.Value") or call.optional("MarketplaceVariableFee"):
@@ -263,6 +261,7 @@ def _pay(call: Call) -> Xml | None:
         sender_description=call.text("SenderDescription", MAX_DESCRIPTION),
         caller_description=call.text("CallerDescription", MAX_DESCRIPTION),
         ipn_url=call.ipn_url(),
+        recipient_token_id=recipient_token,
     )
     return _execute(call, request)
 
@@ -343,23 +342,32 @@ def _refund(call: Call) -> Xml | None:
 # -- tokens --------------------------------------------------------------------------------
 
 
-def _token(token: Token) -> Xml:
+def _token_element(view: gk.TokenView) -> Xml:
     return element(
         "Token",
-        leaf("TokenId", token.id),
-        leaf("FriendlyName", token.friendly_name),
-        leaf("TokenStatus", token.status.value),
-        leaf("DateInstalled", fps_datetime(token.created_at)),
-        leaf("CallerReference", token.caller_reference),
-        leaf("TokenType", token.kind.fps_type),
-        leaf("PaymentReason", token.payment_reason) if token.payment_reason else None,
+        leaf("TokenId", view.id),
+        leaf("FriendlyName", view.friendly_name),
+        leaf("TokenStatus", view.status.value),
+        leaf("DateInstalled", fps_datetime(view.created_at)),
+        leaf("CallerReference", view.caller_reference),
+        leaf("TokenType", view.token_type),
+        leaf("PaymentReason", view.payment_reason) if view.payment_reason else None,
     )
+
+
+def _token(token: Token) -> Xml:
+    return _token_element(gk.view_of_token(token, token.script or ""))
 
 
 def _cancel_token(call: Call) -> Xml | None:
     token_id = call.required("TokenId")
     call.optional("ReasonText")
-    call.payments.cancel_token(call.caller_id, token_id)
+    try:
+        call.payments.cancel_token(call.caller_id, token_id)
+    except PaymentsError as error:
+        if error.refusal is not Refusal.unknown_token:
+            raise
+        gk.cancel_instruction(call.payments, call.caller_id, token_id)  # or unknown_token
     return None
 
 
@@ -368,27 +376,102 @@ def _get_token_by_caller(call: Call) -> Xml | None:
     reference = call.optional("CallerReference")
     if (token_id is None) == (reference is None):
         raise _invalid("Give exactly one of TokenId and CallerReference.")
-    token = call.payments.token_by_caller(
-        call.caller_id, token_id=token_id, caller_reference=reference
-    )
+    try:
+        token = call.payments.token_by_caller(
+            call.caller_id, token_id=token_id, caller_reference=reference
+        )
+    except PaymentsError as error:
+        installed = gk.instruction_by_caller(
+            call.payments, call.caller_id, token_id=token_id, caller_reference=reference
+        )
+        if installed is None:
+            raise error from None
+        return _token_element(gk.view_of_instruction(installed))
     return _token(token)
 
 
 def _get_tokens(call: Call) -> Xml | None:
     status = call.choice("TokenStatus", ("Active", "Inactive"))
-    kind = call.choice("TokenType", ("SingleUse", "MultiUse", "Recurring", "Unrestricted"))
+    kind = call.choice("TokenType", gk.TOKEN_TYPES)
+    token_status = None if status is None else TokenStatus(status)
+    reference = call.optional("CallerReference")
+    friendly = call.optional("TokenFriendlyName")
     tokens = call.payments.tokens(
-        call.caller_id,
-        status=None if status is None else TokenStatus(status),
-        caller_reference=call.optional("CallerReference"),
-        friendly_name=call.optional("TokenFriendlyName"),
+        call.caller_id, status=token_status, caller_reference=reference, friendly_name=friendly
     )
-    chosen = [token for token in tokens if kind is None or token.kind.fps_type == kind]
-    return Xml("".join(_token(token) for token in chosen))
+    installed = gk.instructions(
+        call.payments,
+        call.caller_id,
+        status=token_status,
+        caller_reference=reference,
+        friendly_name=friendly,
+    )
+    views = [gk.view_of_token(t, "") for t in tokens]
+    views += [gk.view_of_instruction(i) for i in installed]
+    views.sort(key=lambda view: (view.created_at, view.id))
+    chosen = [view for view in views if kind is None or view.token_type == kind]
+    return Xml("".join(_token_element(view) for view in chosen))
+
+
+# -- GateKeeper payment instructions -------------------------------------------------------
+
+#: Longest PaymentReason of an installed token (2007 InstallPaymentInstruction page).
+MAX_PAYMENT_REASON: Final = 64
+MAX_FRIENDLY_NAME: Final = 128
+
+
+def _install_payment_instruction(call: Call) -> Xml | None:
+    script = call.required("PaymentInstruction")
+    reference = call.reference()
+    token_type = call.choice("TokenType", gk.TOKEN_TYPES)
+    if token_type is None:
+        raise ParameterError(missing_parameter("TokenType"))
+    installed = gk.install(
+        call.payments,
+        gk.InstallRequest(
+            caller_id=call.caller_id,
+            caller_reference=reference,
+            script=script,
+            token_type=token_type,
+            friendly_name=call.text("TokenFriendlyName", MAX_FRIENDLY_NAME),
+            payment_reason=call.text("PaymentReason", MAX_PAYMENT_REASON),
+        ),
+    )
+    return leaf("TokenId", installed.id)
+
+
+def _get_payment_instruction(call: Call) -> Xml | None:
+    view = gk.instruction_view(call.payments, call.caller_id, call.required("TokenId"))
+    return Xml(
+        _token_element(view)
+        + leaf("PaymentInstruction", view.script)
+        + leaf("CallerReference", view.caller_reference)
+        + (_optional_leaf("TokenFriendlyName", view.friendly_name) or "")
+    )
+
+
+def _installed_token_usage(limits: list[gk.LimitUsage]) -> Xml:
+    """One TokenUsageLimits per usage limit of an installed token (Count or Amount first)."""
+    blocks = []
+    for limit in limits:
+        since = leaf("LastResetTimestamp", fps_datetime(limit.window_start))
+        if limit.kind is UsageKind.COUNT:
+            body = (leaf("Count", str(limit.count)), leaf("LastResetCount", str(limit.last_count)))
+        else:
+            body = (
+                amount_element("Amount", limit.amount),
+                amount_element("LastResetAmount", limit.last_amount),
+            )
+        blocks.append(element("TokenUsageLimits", *body, since))
+    return Xml("".join(blocks))
 
 
 def _get_token_usage(call: Call) -> Xml | None:
-    usage = call.payments.token_usage(call.caller_id, call.required("TokenId"))
+    token_id = call.required("TokenId")
+    installed = gk.token_usage(call.payments, call.caller_id, token_id)
+    if installed is not None:
+        return _installed_token_usage(installed)
+    usage = call.payments.token_usage(call.caller_id, token_id)
     zero = Money.zero(usage.amount.currency)
     since = leaf("LastResetTimestamp", fps_datetime(usage.since))
     by_amount = element(
@@ -735,6 +818,15 @@ ACTIONS: Final[Mapping[str, ActionSpec]] = {
     ),
     "GetTokenUsage": _spec(_get_token_usage, "TokenId"),
     "VerifySignature": _spec(_verify_signature, "UrlEndPoint", "HttpParameters"),
+    "InstallPaymentInstruction": _spec(
+        _install_payment_instruction,
+        "PaymentInstruction",
+        "TokenFriendlyName",
+        "CallerReference",
+        "TokenType",
+        "PaymentReason",
+    ),
+    "GetPaymentInstruction": _spec(_get_payment_instruction, "TokenId"),
     "GetAccountActivity": ActionSpec(
         _get_account_activity,
         frozenset(

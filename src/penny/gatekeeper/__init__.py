@@ -29,7 +29,14 @@ from penny.gatekeeper.evaluator import (
 )
 from penny.gatekeeper.parser import parse
 from penny.gatekeeper.printer import print_expr, print_script
-from penny.gatekeeper.types import Duration, GkType, Instant, parse_datetime, parse_duration
+from penny.gatekeeper.types import (
+    Duration,
+    GkType,
+    Instant,
+    format_datetime,
+    parse_datetime,
+    parse_duration,
+)
 
 __all__ = [
     "ALLOWED",
@@ -54,6 +61,7 @@ __all__ = [
     "check",
     "compile_script",
     "evaluate",
+    "format_datetime",
     "parse",
     "parse_datetime",
     "parse_duration",

@@ -101,7 +101,7 @@ class LiteralError(ValueError):
 
 _DATETIME_RE: Final = re.compile(
     r"\A(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2,3})"
-    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?"
+    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<F>\d{1,6}))?)?"
     r"(?P<tz>Z|[+-]\d{2}:?\d{2})?)?\Z",
     re.ASCII,
 )
@@ -115,8 +115,17 @@ _DURATION_UNITS: Final = {
 }
 
 
+def format_datetime(moment: Instant) -> str:
+    """The literal Penny writes for ``moment``: ISO 8601 in UTC, ``2008-10-15T17:41:00Z``, with
+    the fraction of a second only when there is one (``…:00.000001Z``); reads back exactly."""
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=moment.micros)
+    fraction = f".{at.microsecond:06d}" if at.microsecond else ""
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
 def parse_datetime(text: str) -> Instant:
-    """``2008-10-15T10:41-0700`` (ISO 8601, offset ``Z``/``±HHMM``/``±HH:MM``, default UTC),
+    """``2008-10-15T10:41-0700`` (ISO 8601, offset ``Z``/``±HHMM``/``±HH:MM``, default UTC;
+    seconds and up to six digits of fraction optional),
     ``2008-10-15`` (midnight UTC), and Amazon's generator bug ``2008-10-289T10:41-0700`` where a
     3-digit day is the day of the year; the month must then agree with it."""
     match = _DATETIME_RE.match(text.strip())
@@ -146,6 +155,7 @@ def parse_datetime(text: str) -> Instant:
             int(match["H"] or 0),
             int(match["M"] or 0),
             int(match["S"] or 0),
+            int((match["F"] or "0").ljust(6, "0")),
             tzinfo=tz,
         )
     except (ValueError, OverflowError) as exc:

@@ -40,6 +40,7 @@ from penny.domain.model import (
     Instrument,
     InstrumentKind,
     Operation,
+    PaymentInstruction,
     Status,
     Token,
     TokenKind,
@@ -48,12 +49,15 @@ from penny.domain.model import (
 )
 from penny.domain.parties import Party, PartyKind, PaymentMethod, PaymentMethodKind
 from penny.engine.ledger import Ledger, LedgerSession
+from penny.gatekeeper import Role
 from penny.ledger.model import AccountFlags, AccountSpec, NewJournal, PostPending, VoidPending
 from penny.money import Money
+from penny.services import gatekeeper as gk
 from penny.services.payment_queries import (
     PaymentQueries,
     books_of,
 )
+from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
 
@@ -83,6 +87,9 @@ class PayRequest:
     sender_description: str = ""
     caller_description: str = ""
     ipn_url: str | None = None
+    #: A payment instruction the caller installed (InstallPaymentInstruction), evaluated in the
+    #: recipient's slot (docs/decisions.md #7).
+    recipient_token_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +163,8 @@ def fingerprint(request: PaymentRequest) -> str:
         value = getattr(request, name)
         if name == "caller_reference":
             continue
+        if name == "recipient_token_id" and value is None:
+            continue  # added later: requests without it keep their earlier fingerprints
         fields[name] = str(value) if isinstance(value, Money) else value
     encoded = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
@@ -241,6 +250,8 @@ class _Batch:
     parties: dict[str, Party]
     methods: dict[str, PaymentMethod]
     originals: dict[str, Transaction]
+    instructions: dict[str, PaymentInstruction] = field(default_factory=dict)
+    guard: gk.Guard = field(default_factory=gk.Guard)
     new_transactions: list[Transaction] = field(default_factory=list)
     changed_instruments: dict[str, Instrument] = field(default_factory=dict)
     changed_transactions: dict[str, Transaction] = field(default_factory=dict)
@@ -276,6 +287,9 @@ class Payments(PaymentQueries):
         self.new_id = new_id
         #: Told of each change in its own transaction (the IPN outbox); None: nobody listens.
         self.listener = listener
+        #: Evaluate the tokens' GateKeeper scripts (off only to measure their cost: the
+        #: scripts carry the validity and min/max-charge rules of pipeline tokens).
+        self.check_scripts = True
         self._charts: dict[str, rules.Chart] = {}
 
     # -- system accounts ----------------------------------------------------------------
@@ -365,6 +379,8 @@ class Payments(PaymentQueries):
             raise PaymentsError(Refusal.invalid_params, "unknown payment method of the sender")
         session.lock_keys("token", [(request.caller_id, ref) for ref in references])
         existing = sql.tokens_by_reference(conn, request.caller_id, references)
+        if any(gk_sql.instruction_by_reference(conn, request.caller_id, r) for r in references):
+            raise PaymentsError(Refusal.duplicate_request)
         if existing:
             return self._replayed_setup(conn, kind, request, references, existing)
         valid_from = now if request.valid_from is None else request.valid_from
@@ -406,6 +422,7 @@ class Payments(PaymentQueries):
                 created_at=now,
                 payment_method_id=None if index == 0 else request.payment_method_id,
                 payment_reason=request.payment_reason,
+                script=gk.pipeline_script(token_kind, instrument, request.caller_id),
             )
             for index, (token_kind, reference) in enumerate(zip(kinds, references, strict=True))
         ]
@@ -466,6 +483,7 @@ class Payments(PaymentQueries):
         sql.insert_transactions(conn, batch.new_transactions)
         sql.update_instruments(conn, batch.changed_instruments.values())
         sql.update_transactions(conn, batch.changed_transactions.values())
+        batch.guard.save(conn)
         if self.listener is not None:
             changes = [TransactionChange(txn, None) for txn in batch.new_transactions]
             changes.extend(
@@ -509,7 +527,16 @@ class Payments(PaymentQueries):
         for party in parties.values():
             accounts.update(a for a in party.ledger_accounts.values())
         session.load(account_ids=accounts)
-        return _Batch(session, chart, known, tokens, instruments, parties, methods, originals)
+        batch = _Batch(session, chart, known, tokens, instruments, parties, methods, originals)
+        recipient_ids = [
+            r.recipient_token_id
+            for r in requests
+            if isinstance(r, PayRequest) and r.recipient_token_id is not None
+        ]
+        if recipient_ids:
+            batch.instructions = gk_sql.load_instructions(conn, recipient_ids)
+            batch.guard.prepare(session, [_installed_slot(i) for i in batch.instructions.values()])
+        return batch
 
     def _decide(self, batch: _Batch, request: PaymentRequest) -> Transaction:
         print_ = fingerprint(request)
@@ -540,6 +567,9 @@ class Payments(PaymentQueries):
     # -- each operation -------------------------------------------------------------------
 
     def _pay(self, batch: _Batch, request: PayRequest, print_: str) -> Transaction:
+        # The recipient's own token first: any id but one of its installed tokens is a
+        # parameter error, as RecipientTokenId was before installed tokens existed.
+        recipient = None if request.recipient_token_id is None else _recipient_slot(batch, request)
         token = batch.tokens.get(request.sender_token_id)
         if token is not None and token.kind is TokenKind.credit_sender:
             kind, instrument_kind = TokenKind.credit_sender, InstrumentKind.credit
@@ -550,20 +580,36 @@ class Payments(PaymentQueries):
         instrument = batch.instruments.get(token.instrument_id)
         _refuse(rules.check_instrument(instrument, instrument_kind, request.caller_id, batch.now))
         assert instrument is not None
+        slots = [_pipeline_slot(token, instrument)]
+        if recipient is not None:
+            slots.append(recipient)
         _refuse(rules.check_amount(request.amount, instrument.currency))
+        method = Method.prepaid if instrument_kind is InstrumentKind.prepaid else Method.debt
+        context = gk.Context(
+            operation=Operation.pay.value,
+            amount=request.amount,
+            now=batch.now,
+            payment_method=method.value,
+            sender_id=instrument.sender_id,
+            recipient_id=instrument.recipient_id,
+            caller_id=request.caller_id,
+            sender_token=token.id,
+            recipient_token=request.recipient_token_id,
+        )
+        if self.check_scripts:  # validity, min/max charge and the caller's own rules
+            batch.guard.check(slots, context)
         books = books_of(batch.parties[instrument.recipient_id])
         if instrument_kind is InstrumentKind.prepaid:
             legs = rules.prepaid_pay_legs(instrument, books, request.amount)
-            method = Method.prepaid
         else:
-            _refuse(rules.check_charge_limits(instrument, request.amount))
+            _refuse(rules.check_global_amount_limit(instrument, request.amount))
             legs = rules.postpaid_pay_legs(instrument, books, request.amount)
-            method = Method.debt
         txn = self._new_transaction(
             batch, request, print_, Operation.pay, instrument, method, request.amount
         )
         txn = replace(txn, sender_token_id=token.id, ipn_url=request.ipn_url)
         journal_id = self._book(batch, txn.id, legs)
+        batch.guard.record(slots, context)
         if instrument_kind is InstrumentKind.credit:
             txn = replace(txn, settlements_before=instrument.settlement_count)
             charged = instrument.charged_total + request.amount.minor
@@ -588,6 +634,7 @@ class Payments(PaymentQueries):
         def legs(source: int, fee: Money) -> tuple[Any, ...]:
             return rules.funding_legs(instrument, books, batch.chart, source, request.amount, fee)
 
+        self._check_pipeline_token(batch, request, Operation.fund_prepaid, instrument, token)
         txn = self._charge(batch, request, print_, Operation.fund_prepaid, instrument, token, legs)
         if txn.status is not Status.failure:
             funded = instrument.funded_total + request.amount.minor
@@ -614,6 +661,7 @@ class Payments(PaymentQueries):
                 instrument, books, batch.chart, source, request.amount, fee
             )
 
+        self._check_pipeline_token(batch, request, Operation.settle_debt, instrument, token)
         txn = self._charge(batch, request, print_, Operation.settle_debt, instrument, token, legs)
         if txn.status is not Status.failure:
             settled = instrument.settlement_count + 1
@@ -715,6 +763,29 @@ class Payments(PaymentQueries):
         return _succeeded(txn, journal_id, batch.now)
 
     # -- shared steps ---------------------------------------------------------------------
+
+    def _check_pipeline_token(
+        self,
+        batch: _Batch,
+        request: FundPrepaidRequest | SettleDebtRequest,
+        operation: Operation,
+        instrument: Instrument,
+        token: Token,
+    ) -> None:
+        """The funding or settlement token's script (no usage limits: nothing to record)."""
+        if not self.check_scripts:
+            return
+        context = gk.Context(
+            operation=operation.value,
+            amount=request.amount,
+            now=batch.now,
+            payment_method=None,
+            sender_id=instrument.sender_id,
+            recipient_id=instrument.recipient_id,
+            caller_id=request.caller_id,
+            sender_token=token.id,
+        )
+        batch.guard.check([_pipeline_slot(token, instrument)], context)
 
     def _charge(
         self,
@@ -938,3 +1009,33 @@ def _limits_of(instrument: Instrument) -> dict[str, int | None]:
         "min_charge": instrument.min_charge,
         "max_charge": instrument.max_charge,
     }
+
+
+# -- GateKeeper slots ------------------------------------------------------------------------
+
+
+def _pipeline_slot(token: Token, instrument: Instrument) -> gk.Slot:
+    """A pipeline token in the sender slot (FundPrepaid and SettleDebt use theirs there too)."""
+    script = gk.script_of(token, instrument)
+    return gk.Slot(Role.SENDER, token.id, script, token.created_at, pipeline=True)
+
+
+def _installed_slot(instruction: PaymentInstruction) -> gk.Slot:
+    return gk.Slot(
+        Role.RECIPIENT,
+        instruction.id,
+        instruction.script,
+        instruction.created_at,
+        single_use=instruction.token_type == gk.SINGLE_USE,
+    )
+
+
+def _recipient_slot(batch: _Batch, request: PayRequest) -> gk.Slot:
+    """The caller's installed token named by RecipientTokenId (docs/decisions.md #7)."""
+    assert request.recipient_token_id is not None
+    instruction = batch.instructions.get(request.recipient_token_id)
+    if instruction is None or instruction.caller_id != request.caller_id:
+        raise PaymentsError(Refusal.unknown_recipient_token)
+    if not instruction.active:
+        raise PaymentsError(Refusal.recipient_token_not_active)
+    return _installed_slot(instruction)

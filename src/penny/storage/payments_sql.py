@@ -96,6 +96,7 @@ tokens = Table(
     Column("friendly_name", String(128)),
     Column("payment_reason", String(256)),
     Column("cancelled_at", BigInteger),
+    Column("script", Text),
 )
 
 transactions = Table(

@@ -1,0 +1,188 @@
+"""SQL for GateKeeper: installed payment instructions and per-token usage counters.
+
+Tables (created by migration 0007): ``payment_instructions`` (tokens installed with
+``InstallPaymentInstruction``) and ``gatekeeper_usage`` (one row per token and usage limit:
+the current window's amount and count and the previous window's). Usage rows are read under
+the payments batch's key lock on the token (``LedgerSession.lock_keys``), so two processes
+never add to the same counter from the same old value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    select,
+    update,
+)
+
+from penny.domain.model import PaymentInstruction, TokenStatus
+from penny.gatekeeper.usage import UsageRecord
+
+metadata = MetaData()
+
+payment_instructions = Table(
+    "payment_instructions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("caller_id", String(32)),
+    Column("caller_reference", String(128)),
+    Column("token_type", String(16)),
+    Column("status", String(16)),
+    Column("created_at", BigInteger),
+    Column("script", Text),
+    Column("friendly_name", String(128)),
+    Column("payment_reason", String(256)),
+    Column("cancelled_at", BigInteger),
+)
+
+gatekeeper_usage = Table(
+    "gatekeeper_usage",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("limit_index", Integer, primary_key=True),
+    Column("window_start", BigInteger),
+    Column("amount", BigInteger),
+    Column("count", Integer),
+    Column("last_amount", BigInteger),
+    Column("last_count", Integer),
+    Column("currency", String(3)),
+)
+
+
+def _instruction(row: Mapping[Any, Any]) -> PaymentInstruction:
+    values = dict(row)
+    values["status"] = TokenStatus(values["status"])
+    return PaymentInstruction(**values)
+
+
+def _instruction_row(instruction: PaymentInstruction) -> dict[str, Any]:
+    row = asdict(instruction)
+    row["status"] = instruction.status.value
+    return row
+
+
+# -- payment instructions ------------------------------------------------------------------
+
+
+def insert_instruction(conn: Connection, instruction: PaymentInstruction) -> None:
+    conn.execute(insert(payment_instructions).values(**_instruction_row(instruction)))
+
+
+def load_instructions(conn: Connection, ids: Iterable[str]) -> dict[str, PaymentInstruction]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(payment_instructions).where(payment_instructions.c.id.in_(wanted)))
+    return {row.id: _instruction(row._mapping) for row in rows}
+
+
+def instruction_by_reference(
+    conn: Connection, caller_id: str, reference: str
+) -> PaymentInstruction | None:
+    row = conn.execute(
+        select(payment_instructions).where(
+            and_(
+                payment_instructions.c.caller_id == caller_id,
+                payment_instructions.c.caller_reference == reference,
+            )
+        )
+    ).first()
+    return None if row is None else _instruction(row._mapping)
+
+
+def find_instructions(
+    conn: Connection,
+    caller_id: str,
+    *,
+    status: TokenStatus | None = None,
+    caller_reference: str | None = None,
+    friendly_name: str | None = None,
+) -> list[PaymentInstruction]:
+    table = payment_instructions
+    query = select(table).where(table.c.caller_id == caller_id)
+    if status is not None:
+        query = query.where(table.c.status == status.value)
+    if caller_reference is not None:
+        query = query.where(table.c.caller_reference == caller_reference)
+    if friendly_name is not None:
+        query = query.where(table.c.friendly_name == friendly_name)
+    rows = conn.execute(query.order_by(table.c.created_at, table.c.id))
+    return [_instruction(row._mapping) for row in rows]
+
+
+def set_instruction_status(conn: Connection, instruction: PaymentInstruction) -> None:
+    conn.execute(
+        update(payment_instructions)
+        .where(payment_instructions.c.id == instruction.id)
+        .values(status=instruction.status.value, cancelled_at=instruction.cancelled_at)
+    )
+
+
+# -- usage ---------------------------------------------------------------------------------
+
+UsageKey = tuple[str, int]
+
+
+def load_usage(conn: Connection, token_ids: Iterable[str]) -> dict[UsageKey, UsageRecord]:
+    wanted = sorted(set(token_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(gatekeeper_usage).where(gatekeeper_usage.c.token_id.in_(wanted)))
+    return {
+        (row.token_id, int(row.limit_index)): UsageRecord(
+            int(row.window_start),
+            int(row.amount),
+            int(row._mapping["count"]),
+            int(row.last_amount),
+            int(row.last_count),
+            str(row.currency),
+        )
+        for row in rows
+    }
+
+
+def save_usage(
+    conn: Connection, changed: Mapping[UsageKey, UsageRecord], existing: Iterable[UsageKey]
+) -> None:
+    """Write the changed records: update the rows that existed when loaded, insert the rest."""
+    if not changed:
+        return
+    had = set(existing)
+    fresh = []
+    for (token_id, index), record in sorted(changed.items()):
+        values = {
+            "window_start": record.window_start,
+            "amount": record.amount,
+            "count": record.count,
+            "last_amount": record.last_amount,
+            "last_count": record.last_count,
+            "currency": record.currency,
+        }
+        if (token_id, index) in had:
+            conn.execute(
+                update(gatekeeper_usage)
+                .where(
+                    and_(
+                        gatekeeper_usage.c.token_id == token_id,
+                        gatekeeper_usage.c.limit_index == index,
+                    )
+                )
+                .values(**values)
+            )
+        else:
+            fresh.append({"token_id": token_id, "limit_index": index, **values})
+    if fresh:
+        conn.execute(insert(gatekeeper_usage), fresh)
