@@ -287,6 +287,7 @@ def serve(
             "/healthz, metrics: /metrics"
         )
         configure_logging()
+        _install_test_faults()
         if workers == 1:
             uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
             return
@@ -307,6 +308,16 @@ def serve(
             port=port,
             log_level="warning",
         )
+
+
+def _install_test_faults() -> None:
+    """``$PENNY_FAULTS`` (test builds only) breaks the server on purpose; unset, nothing."""
+    from penny.check.faults import UnknownFaultError, install_from_env
+
+    try:
+        install_from_env()
+    except UnknownFaultError as exc:
+        raise fail(str(exc)) from None
 
 
 def _redacted(url: str) -> str:
@@ -330,3 +341,6 @@ def main() -> None:
 from penny.cli.sandbox import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
+from penny.cli.check import check_app  # noqa: E402
+
+app.add_typer(check_app, name="check")
