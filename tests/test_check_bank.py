@@ -163,7 +163,9 @@ def fund(op_id: int, invoked: float, completed: float | None, outcome: str = "ok
 
 
 def row(op_id: int, journal: int, amount: int = 1000) -> Row:
-    return Row(f"T{op_id}", "FundPrepaid", "M0", f"bank-1-{op_id}", amount, "Success", journal, "P0")
+    return Row(
+        f"T{op_id}", "FundPrepaid", "M0", f"bank-1-{op_id}", amount, "Success", journal, "P0"
+    )
 
 
 def read(op_id: int, kind: str, invoked: float, completed: float, value: int) -> Op:

@@ -268,6 +268,21 @@ def serve(
             "penny.web.app:app_from_env. Each worker keeps its own /metrics.",
         ),
     ] = 1,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds a client has to send a complete request (headers and body) before "
+            "it is answered 408 and disconnected: slow clients cannot hold connections.",
+        ),
+    ] = 10.0,
+    limit_concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Most connections and requests at once per worker; beyond it, HTTP 503.",
+        ),
+    ] = 1000,
 ) -> None:
     """Run the Penny server: the FPS Query API at /, the health check at /healthz and
     Prometheus metrics at /metrics. Every FPS request is logged as one JSON line on stderr."""
@@ -279,6 +294,7 @@ def serve(
     from penny.storage.database import DATABASE_URL_ENV
     from penny.web.app import create_app
     from penny.web.logs import configure_logging
+    from penny.web.slowclients import REQUEST_TIMEOUT_ENV, GuardedHttpToolsProtocol
 
     with _database(database) as db:
         console.print(
@@ -288,8 +304,14 @@ def serve(
         )
         configure_logging()
         _install_test_faults()
+        os.environ[REQUEST_TIMEOUT_ENV] = str(request_timeout)
+        limits: dict[str, Any] = {
+            "http": GuardedHttpToolsProtocol,
+            "limit_concurrency": limit_concurrency,
+            "timeout_keep_alive": 5,
+        }
         if workers == 1:
-            uvicorn.run(create_app(db), host=host, port=port, log_level="warning")
+            uvicorn.run(create_app(db), host=host, port=port, log_level="warning", **limits)
             return
         if db.is_sqlite and (db.url in ("sqlite://", "sqlite:///") or "memory" in db.url):
             raise fail("--workers > 1 needs a database file or a PostgreSQL server")
@@ -307,6 +329,7 @@ def serve(
             host=host,
             port=port,
             log_level="warning",
+            **limits,
         )
 
 
