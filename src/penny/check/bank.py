@@ -163,7 +163,8 @@ class RunRecord:
 
 
 class History:
-    """The history file: one JSON line per invocation (before sending) and per completion."""
+    """The history file: one JSON line per invocation (before sending), per completion and per
+    nemesis event."""
 
     def __init__(self, path: Path, t0: float) -> None:
         self._file: IO[str] = path.open("w", encoding="utf-8")
@@ -184,6 +185,10 @@ class History:
         op.completed = self.now() if op.outcome != "unknown" else None
         with self._lock:
             self._write({"type": "complete", **_op_fields(op)})
+
+    def fault(self, event: Event) -> None:
+        with self._lock:
+            self._write({"type": "nemesis", **asdict(event)})
 
     def _write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record) + "\n")
@@ -477,7 +482,9 @@ class Nemesis:
         self.error: BaseException | None = None
 
     def event(self, kind: str, detail: str) -> None:
-        self.events.append(Event(self.run.history.now(), kind, detail))
+        event = Event(self.run.history.now(), kind, detail)
+        self.events.append(event)
+        self.run.history.fault(event)
 
     def __call__(self) -> None:
         try:
