@@ -250,3 +250,17 @@ def test_bounds_worked_example() -> None:
     assert bounds.range(4.5, 4.6) == (300, 800)
     assert bounds.range(6.0, 6.1) == (300, 600)
     assert bounds.total == 600
+
+
+def test_bank_refuses_options_it_cannot_honour(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from penny.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["check", "bank", "--store", "oracle", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--store must be 'sqlite' or 'postgresql'" in result.output
+    result = runner.invoke(app, ["check", "bank", "--processes", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--processes > 1 needs PostgreSQL" in result.output

@@ -214,7 +214,10 @@ def prepared_store(config: BankConfig) -> Iterator[tuple[str, dict[str, str], An
         yield config.database_url, env, None
         return
     if config.store == "sqlite":
-        yield f"sqlite:///{(config.out_dir / 'bank.db').resolve()}", env, None
+        path = (config.out_dir / "bank.db").resolve()
+        for stale in path.parent.glob("bank.db*"):  # a previous run's store: start afresh
+            stale.unlink()
+        yield f"sqlite:///{path}", env, None
         return
     from penny.devtools.pgcluster import PgCluster
 
