@@ -157,6 +157,28 @@ def test_a_client_dribbling_its_body_is_cut_off(server: Server) -> None:
     assert took < TIMEOUT_S + 2
 
 
+def test_a_kept_alive_connection_has_the_same_deadline_for_its_next_request(
+    server: Server,
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.settimeout(5)
+        first = sock.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        sock.settimeout(0.1)
+        answer = b""
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100:
+            sock.sendall(bytes([byte]))
+            try:
+                answer = sock.recv(4096)
+            except TimeoutError:
+                continue
+            break
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert time.monotonic() - started < TIMEOUT_S + 2
+
+
 def test_slow_clients_do_not_keep_others_from_being_served(server: Server) -> None:
     slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
     try:
