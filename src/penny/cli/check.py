@@ -21,7 +21,7 @@ check_app: typer.Typer = typer.Typer(
     help="Correctness checks against a running Penny.", no_args_is_help=True
 )
 
-from penny.cli.main import DatabaseOption, JsonOption, console, fail  # noqa: E402
+from penny.cli.main import JsonOption, console, fail  # noqa: E402
 
 
 @check_app.command("bank")
@@ -33,7 +33,16 @@ def bank(
             "cluster, crash-restarted once during the run)."
         ),
     ] = "sqlite",
-    database: DatabaseOption = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            help="Run against this store instead (sqlite:///path or postgresql://…): a "
+            "dedicated one, the test adds merchants, buyers and payments to it.",
+            show_default=False,
+        ),
+    ] = None,
     processes: Annotated[int, typer.Option(min=1, max=8, help="Penny processes.")] = 1,
     buyers: Annotated[int, typer.Option(min=1, help="Buyers (a prepaid + a credit each).")] = 8,
     merchants: Annotated[int, typer.Option(min=1, help="Merchants.")] = 3,
