@@ -26,7 +26,7 @@ from penny.check.servers import free_port, healthy
 from penny.fps.signature import sign_v2
 
 PENNY = (sys.executable, "-c", "from penny.cli.main import main; main()")
-TIMEOUT_S = 1.0
+TIMEOUT_S = 1
 CARD = "4111111111111111"
 FORM = "application/x-www-form-urlencoded"
 LIMITS = ("--request-timeout", str(TIMEOUT_S))

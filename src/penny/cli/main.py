@@ -269,13 +269,13 @@ def serve(
         ),
     ] = 1,
     request_timeout: Annotated[
-        float,
+        int,
         typer.Option(
-            min=0.1,
+            min=1,
             help="Seconds a client has to send a complete request (headers and body) before "
             "it is answered 408 and disconnected: slow clients cannot hold connections.",
         ),
-    ] = 10.0,
+    ] = 10,
     limit_concurrency: Annotated[
         int,
         typer.Option(

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-DEFAULT_REQUEST_TIMEOUT_S: Final = 10.0
+DEFAULT_REQUEST_TIMEOUT_S: Final = 10
 REQUEST_TIMEOUT_ENV: Final = "PENNY_REQUEST_TIMEOUT"
 
 REQUEST_TIMEOUT_RESPONSE: Final = (
@@ -83,11 +83,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._arm()
 
 
-def request_timeout_from_env() -> float:
-    """``$PENNY_REQUEST_TIMEOUT`` (seconds, > 0), else :data:`DEFAULT_REQUEST_TIMEOUT_S`."""
+def request_timeout_from_env() -> int:
+    """``$PENNY_REQUEST_TIMEOUT`` (whole seconds, > 0), else :data:`DEFAULT_REQUEST_TIMEOUT_S`."""
     text = os.environ.get(REQUEST_TIMEOUT_ENV, "")
-    try:
-        value = float(text)
-    except ValueError:
+    if not text.isdigit() or int(text) == 0:
         return DEFAULT_REQUEST_TIMEOUT_S
-    return value if value > 0 else DEFAULT_REQUEST_TIMEOUT_S
+    return int(text)
