@@ -268,6 +268,21 @@ def serve(
             "penny.web.app:app_from_env. Each worker keeps its own /metrics.",
         ),
     ] = 1,
+    request_timeout: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Seconds a client has to send a complete request (headers and body) before "
+            "it is answered 408 and disconnected: slow clients cannot hold connections.",
+        ),
+    ] = 10,
+    limit_concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Most connections and requests at once per worker; beyond it, HTTP 503.",
+        ),
+    ] = 1000,
 ) -> None:
     """Run the Penny server: the FPS Query API at /, the health check at /healthz and
     Prometheus metrics at /metrics. Every FPS request is logged as one JSON line on stderr."""
@@ -280,6 +295,7 @@ def serve(
     from penny.storage.database import DATABASE_URL_ENV
     from penny.web.app import create_app
     from penny.web.logs import configure_logging
+    from penny.web.slowclients import REQUEST_TIMEOUT_ENV, GuardedHttpToolsProtocol
 
     # IPNs name the certificate at Penny's public address: this one unless told (docs/ipn.md).
     os.environ.setdefault(PUBLIC_URL_ENV, f"http://{host}:{port}")
@@ -294,8 +310,17 @@ def serve(
             "/healthz, metrics: /metrics"
         )
         configure_logging()
+        _install_test_faults()
+        os.environ[REQUEST_TIMEOUT_ENV] = str(request_timeout)
+        limits: dict[str, Any] = {
+            "http": GuardedHttpToolsProtocol,
+            "limit_concurrency": limit_concurrency,
+            "timeout_keep_alive": 5,
+        }
         if workers == 1:
-            uvicorn.run(create_app(db, ipn=ipn), host=host, port=port, log_level="warning")
+            uvicorn.run(
+                create_app(db, ipn=ipn), host=host, port=port, log_level="warning", **limits
+            )
             return
         if db.is_sqlite and (db.url in ("sqlite://", "sqlite:///") or "memory" in db.url):
             raise fail("--workers > 1 needs a database file or a PostgreSQL server")
@@ -313,7 +338,18 @@ def serve(
             host=host,
             port=port,
             log_level="warning",
+            **limits,
         )
+
+
+def _install_test_faults() -> None:
+    """``$PENNY_FAULTS`` (test builds only) breaks the server on purpose; unset, nothing."""
+    from penny.check.faults import UnknownFaultError, install_from_env
+
+    try:
+        install_from_env()
+    except UnknownFaultError as exc:
+        raise fail(str(exc)) from None
 
 
 def _redacted(url: str) -> str:
@@ -345,3 +381,6 @@ bench_app.command("gatekeeper")(bench_gatekeeper)
 from penny.cli.ipn import ipn_app  # noqa: E402
 
 app.add_typer(ipn_app, name="ipn")
+from penny.cli.check import check_app  # noqa: E402
+
+app.add_typer(check_app, name="check")

@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -232,11 +232,15 @@ async def _read_body(request: Request) -> bytes | WireFault:
         return too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            return too_large
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_REQUEST_BYTES:
+                return too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Gone before its body arrived (or cut off by penny.web.slowclients): nobody to answer.
+        return WireFault(INVALID_REQUEST, "The client disconnected.", HTTP_BAD_REQUEST)
     return b"".join(chunks)
 
 

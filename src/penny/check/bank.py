@@ -1,0 +1,609 @@
+"""The bank test: set up buyers and merchants, run signed FPS clients against ``penny serve``
+processes while a nemesis kills them, record the history, then hand it to the checker.
+
+The run, in order:
+
+1. a fresh store (a temporary SQLite file, a database in a throwaway PostgreSQL cluster, or the
+   ``--database`` given) gets M merchants (each with an API key) and N buyers, each buyer with a
+   prepaid and a postpaid (credit) instrument at one merchant — issued through the payments
+   service, as the hosted pipelines would;
+2. P ``penny serve`` processes start on 127.0.0.1;
+3. C client threads issue Pay (prepaid and credit), FundPrepaid, SettleDebt, WriteOffDebt,
+   Refund and the four balance reads. Every mutating operation gets a fresh ``CallerReference``,
+   written to the history *before* the first send, and is retried on a timeout, a connection
+   error or a 5xx with the same reference (on the next process) until it has an answer;
+4. the nemesis SIGKILLs a random Penny process at random moments and restarts it; with the
+   throwaway PostgreSQL it also crash-restarts the database once, half-way;
+5. after the clients stop, every instrument's and merchant's balances are read once more with
+   all processes up, the processes are stopped and the checker (:mod:`penny.check.verify`)
+   compares the history with the store.
+
+Everything random comes from ``--seed`` (the nemesis, each client's choices), so a failing
+schedule can be replayed — up to the operating system's timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+from penny.check.client import Attempts, Credentials, Reply, call
+from penny.check.servers import PENNY, PennyServer
+from penny.check.verify import CREDIT_LIMIT, Facts, load_facts
+from penny.clock import MICROS_PER_DAY
+from penny.engine.ledger import Ledger
+from penny.money import Money, parse_amount
+from penny.parties import Directory
+from penny.sandbox.clock import SandboxClock
+from penny.security import SERVER_KEY_ENV, ServerKey, load_server_key
+from penny.services.payments import Payments, SetupPostpaid, SetupPrepaid
+from penny.storage.database import Database, open_database
+
+CARD: Final = "4111111111111111"
+#: Seconds a client keeps retrying an operation after the run's end before calling it unknown.
+GRACE_S: Final = 30.0
+
+#: Operation kinds and their weights in the mix.
+MIX: Final = {
+    "pay_prepaid": 24,
+    "pay_credit": 18,
+    "fund": 14,
+    "settle": 8,
+    "write_off": 4,
+    "refund": 8,
+    "read_prepaid": 8,
+    "read_debt": 6,
+    "read_liability": 5,
+    "read_outstanding": 5,
+}
+MUTATING: Final = frozenset({"pay_prepaid", "pay_credit", "fund", "settle", "write_off", "refund"})
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    store: str = "sqlite"
+    database_url: str | None = None
+    processes: int = 1
+    buyers: int = 8
+    merchants: int = 3
+    clients: int = 8
+    duration_s: float = 20.0
+    kills: int = 5
+    seed: int = 1
+    out_dir: Path = Path("bank-check")
+    faults: str | None = None
+    restart_database: bool = True
+
+
+@dataclass(frozen=True)
+class Merchant:
+    index: int
+    party_id: str
+    creds: Credentials
+
+
+@dataclass(frozen=True)
+class Buyer:
+    index: int
+    merchant: int
+    prepaid_id: str
+    prepaid_token: str
+    funding_token: str
+    credit_id: str
+    credit_token: str
+    settlement_token: str
+
+
+@dataclass(frozen=True)
+class World:
+    merchants: tuple[Merchant, ...]
+    buyers: tuple[Buyer, ...]
+
+
+@dataclass
+class Op:
+    """One operation of the history. Times are seconds since the run started."""
+
+    id: int
+    client: int
+    kind: str
+    merchant: int
+    buyer: int | None = None
+    reference: str | None = None
+    amount: int = 0
+    #: Refund: the refunded transaction, and whether it was a credit (postpaid) payment.
+    target: str | None = None
+    target_credit: bool = False
+    invoked: float = 0.0
+    completed: float | None = None
+    #: ``ok`` (HTTP 200), ``refused`` (an FPS error, 4xx), ``unknown`` (no answer).
+    outcome: str = "pending"
+    transaction_id: str | None = None
+    status: str | None = None
+    error: str | None = None
+    #: Reads: the main balance and the pending part, in cents.
+    value: int | None = None
+    pending: int | None = None
+    sent: int = 0
+    faults: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Event:
+    t: float
+    kind: str  # kill, up, db-down, db-up
+    detail: str
+
+
+@dataclass
+class RunRecord:
+    config: BankConfig
+    world: World
+    ops: list[Op]
+    events: list[Event]
+    started_at: float
+    duration_s: float
+    database_url: str
+    restart_s: list[float]
+    audit_clean: bool
+    audit_output: str
+    #: What the store holds after the run (read before a throwaway cluster goes away).
+    facts: Facts
+
+
+class History:
+    """The history file: one JSON line per invocation (before sending), per completion and per
+    nemesis event."""
+
+    def __init__(self, path: Path, t0: float) -> None:
+        self._file: IO[str] = path.open("w", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._t0 = t0
+        self.ops: list[Op] = []
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def invoke(self, op: Op) -> None:
+        op.invoked = self.now()
+        with self._lock:
+            self.ops.append(op)
+            self._write({"type": "invoke", **_op_fields(op)})
+
+    def complete(self, op: Op) -> None:
+        op.completed = self.now() if op.outcome != "unknown" else None
+        with self._lock:
+            self._write({"type": "complete", **_op_fields(op)})
+
+    def fault(self, event: Event) -> None:
+        with self._lock:
+            self._write({"type": "nemesis", **asdict(event)})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _op_fields(op: Op) -> dict[str, Any]:
+    return {k: v for k, v in asdict(op).items() if v is not None and v != [] and k != "faults"}
+
+
+# -- the store and the world ---------------------------------------------------------------
+
+
+@contextmanager
+def prepared_store(config: BankConfig) -> Iterator[tuple[str, dict[str, str], Any]]:
+    """The database URL, the environment the servers need, and the PostgreSQL cluster we own
+    (``None`` for SQLite or a ``--database`` given)."""
+    env: dict[str, str] = {}
+    if config.database_url is not None:
+        yield config.database_url, env, None
+        return
+    if config.store == "sqlite":
+        path = (config.out_dir / "bank.db").resolve()
+        for stale in path.parent.glob("bank.db*"):  # a previous run's store: start afresh
+            stale.unlink()
+        yield f"sqlite:///{path}", env, None
+        return
+    from penny.devtools.pgcluster import PgCluster
+
+    env[SERVER_KEY_ENV] = secrets.token_hex(32)
+    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+    with PgCluster.start(base) as cluster:
+        yield cluster.create_database("bank"), env, cluster
+
+
+def _server_key(url: str, env: dict[str, str]) -> ServerKey:
+    if SERVER_KEY_ENV in env:
+        return ServerKey.from_hex(env[SERVER_KEY_ENV], source=f"${SERVER_KEY_ENV}")
+    return load_server_key(url)
+
+
+def build_world(db: Database, key: ServerKey, config: BankConfig) -> World:
+    """Merchants with API keys; buyers with a card, a prepaid and a credit instrument."""
+    clock = SandboxClock(db)
+    ledger = Ledger(db, clock)
+    directory = Directory(db, ledger, clock, key)
+    payments = Payments(ledger, clock=clock)
+    tag = f"{config.seed}-{secrets.token_hex(3)}"
+    merchants: list[Merchant] = []
+    for m in range(config.merchants):
+        party, api_key = directory.create_business(f"Bank Shop {m}", f"shop{m}-{tag}@bank.example")
+        creds = Credentials(api_key.key.access_key_id, api_key.secret)
+        merchants.append(Merchant(m, party.id, creds))
+    buyers: list[Buyer] = []
+    valid_until = clock.now_us() + 365 * MICROS_PER_DAY
+    for b in range(config.buyers):
+        merchant = merchants[b % config.merchants]
+        person = directory.create_personal(
+            f"Bank Buyer {b}", f"buyer{b}-{tag}@bank.example", "bank-check-password"
+        )
+        card = directory.add_card(person.id, CARD, 12, 2035)
+        prepaid = payments.setup_prepaid(
+            SetupPrepaid(
+                caller_id=merchant.party_id,
+                recipient_id=merchant.party_id,
+                sender_id=person.id,
+                payment_method_id=card.id,
+                caller_reference_sender=f"bank-{tag}-{b}-prepaid",
+                caller_reference_funding=f"bank-{tag}-{b}-funding",
+                funding_limit=None,
+                valid_until=valid_until,
+            )
+        )
+        credit = payments.setup_postpaid(
+            SetupPostpaid(
+                caller_id=merchant.party_id,
+                recipient_id=merchant.party_id,
+                sender_id=person.id,
+                payment_method_id=card.id,
+                caller_reference_sender=f"bank-{tag}-{b}-credit",
+                caller_reference_settlement=f"bank-{tag}-{b}-settlement",
+                credit_limit=Money(CREDIT_LIMIT, "USD"),
+                global_amount_limit=None,
+                valid_until=valid_until,
+            )
+        )
+        buyers.append(
+            Buyer(
+                index=b,
+                merchant=merchant.index,
+                prepaid_id=prepaid.instrument.id,
+                prepaid_token=prepaid.sender_token.id,
+                funding_token=prepaid.second_token.id,
+                credit_id=credit.instrument.id,
+                credit_token=credit.sender_token.id,
+                settlement_token=credit.second_token.id,
+            )
+        )
+    payments.chart("USD")
+    return World(tuple(merchants), tuple(buyers))
+
+
+# -- clients -------------------------------------------------------------------------------
+
+
+def cents(text: str) -> int:
+    return parse_amount(text, "USD").minor
+
+
+def dollars(minor: int) -> str:
+    return f"{minor // 100}.{minor % 100:02d}"
+
+
+class Run:
+    """Shared state of one run: the world, the servers, the history, the clock."""
+
+    def __init__(self, config: BankConfig, world: World, ports: list[int], history: History):
+        self.config = config
+        self.world = world
+        self.ports = ports
+        self.history = history
+        self.stop_new = threading.Event()
+        self.retry_deadline = float("inf")
+        self._ids = iter(range(1, 1 << 62))
+        self._id_lock = threading.Lock()
+
+    def next_id(self) -> int:
+        with self._id_lock:
+            return next(self._ids)
+
+    def reference(self, op_id: int) -> str:
+        return f"bank-{self.config.seed}-{op_id}"
+
+    def perform(self, op: Op, action: str, params: dict[str, str], rng: random.Random) -> Reply:
+        """Record, send (retrying) and record the answer of ``op``."""
+        self.history.invoke(op)
+        attempts = Attempts()
+        reply = call(
+            self.world.merchants[op.merchant].creds,
+            self.ports,
+            action,
+            params,
+            deadline=self.retry_deadline,
+            rng=rng,
+            attempts=attempts,
+            first=rng.randrange(len(self.ports)),
+        )
+        op.sent, op.faults = attempts.sent, attempts.faults
+        if reply is None:
+            op.outcome = "unknown"
+            reply = Reply(0, error="no answer")
+        elif reply.status == 200:
+            op.outcome = "ok"
+        else:
+            op.outcome = "refused"
+            op.error = reply.error
+        self.history.complete(op)
+        return reply
+
+
+Paid = tuple[int, str, int, bool]  # merchant, transaction id, amount, credit
+
+
+def client_loop(run: Run, index: int) -> None:
+    rng = random.Random(f"{run.config.seed}/client/{index}")
+    kinds = list(MIX)
+    weights = [MIX[k] for k in kinds]
+    paid: list[Paid] = []
+    while not run.stop_new.is_set():
+        kind = rng.choices(kinds, weights)[0]
+        buyer = rng.choice(run.world.buyers)
+        op = Op(run.next_id(), index, kind, buyer.merchant, buyer.index)
+        request = _request(op, buyer, rng, paid)
+        if request is None:
+            continue
+        action, params = request
+        if kind in MUTATING:
+            op.reference = run.reference(op.id)
+            params["CallerReference"] = op.reference
+        reply = run.perform(op, action, params, rng)
+        if reply.status != 200:
+            continue
+        read_value(op, reply)
+        if op.transaction_id is not None and kind in {"pay_prepaid", "pay_credit"}:
+            paid.append((op.merchant, op.transaction_id, op.amount, kind == "pay_credit"))
+
+
+def _request(
+    op: Op, buyer: Buyer, rng: random.Random, paid: list[Paid]
+) -> tuple[str, dict[str, str]] | None:
+    """The FPS action and parameters of ``op`` (``None``: nothing to refund yet)."""
+    kind = op.kind
+    if kind in {"pay_prepaid", "pay_credit"}:
+        op.amount = rng.randint(1, 500)
+        token = buyer.prepaid_token if kind == "pay_prepaid" else buyer.credit_token
+        return "Pay", {"SenderTokenId": token, **_amount("TransactionAmount", op.amount)}
+    if kind == "fund":
+        op.amount = rng.randint(100, 2000)
+        return "FundPrepaid", {
+            "SenderTokenId": buyer.funding_token,
+            "PrepaidInstrumentId": buyer.prepaid_id,
+            **_amount("FundingAmount", op.amount),
+        }
+    if kind == "settle":
+        op.amount = rng.randint(50, 1500)
+        return "SettleDebt", {
+            "SenderTokenId": buyer.settlement_token,
+            "CreditInstrumentId": buyer.credit_id,
+            **_amount("SettlementAmount", op.amount),
+        }
+    if kind == "write_off":
+        op.amount = rng.randint(1, 300)
+        return "WriteOffDebt", {
+            "CreditInstrumentId": buyer.credit_id,
+            **_amount("AdjustmentAmount", op.amount),
+        }
+    if kind == "refund":
+        if not paid:
+            return None
+        merchant, target, amount, credit = rng.choice(paid)
+        op.merchant, op.buyer, op.target, op.target_credit = merchant, None, target, credit
+        op.amount = rng.randint(1, amount)
+        return "Refund", {"TransactionId": target, **_amount("RefundAmount", op.amount)}
+    if kind == "read_prepaid":
+        return "GetPrepaidBalance", {"PrepaidInstrumentId": buyer.prepaid_id}
+    if kind == "read_debt":
+        return "GetDebtBalance", {"CreditInstrumentId": buyer.credit_id}
+    if kind == "read_liability":
+        return "GetTotalPrepaidLiability", {}
+    return "GetOutstandingDebtBalance", {}
+
+
+def read_value(op: Op, reply: Reply) -> None:
+    """Copy what an answer says into ``op``."""
+    leaves = reply.leaves
+    if "TransactionId" in leaves:
+        op.transaction_id = leaves["TransactionId"]
+        op.status = leaves.get("TransactionStatus")
+    for prefix, main, pending in (
+        ("PrepaidBalance", "AvailableBalance", "PendingInBalance"),
+        ("DebtBalance", "AvailableBalance", "PendingOutBalance"),
+        ("OutstandingPrepaidLiability", "OutstandingBalance", "PendingInBalance"),
+        ("OutstandingDebt", "OutstandingBalance", "PendingOutBalance"),
+    ):
+        if f"{prefix}.{main}.Value" in leaves:
+            op.value = cents(leaves[f"{prefix}.{main}.Value"])
+            op.pending = cents(leaves[f"{prefix}.{pending}.Value"])
+
+
+def _amount(name: str, minor: int) -> dict[str, str]:
+    return {f"{name}.Value": dollars(minor), f"{name}.CurrencyCode": "USD"}
+
+
+def final_reads(run: Run) -> None:
+    """With every process up and no client running: each balance once more."""
+    rng = random.Random(f"{run.config.seed}/final")
+    run.retry_deadline = time.monotonic() + GRACE_S
+    for buyer in run.world.buyers:
+        for kind, action, name, value in (
+            ("final_prepaid", "GetPrepaidBalance", "PrepaidInstrumentId", buyer.prepaid_id),
+            ("final_debt", "GetDebtBalance", "CreditInstrumentId", buyer.credit_id),
+        ):
+            op = Op(run.next_id(), -1, kind, buyer.merchant, buyer.index)
+            read_value(op, run.perform(op, action, {name: value}, rng))
+    for merchant in run.world.merchants:
+        for kind, action in (
+            ("final_liability", "GetTotalPrepaidLiability"),
+            ("final_outstanding", "GetOutstandingDebtBalance"),
+        ):
+            op = Op(run.next_id(), -1, kind, merchant.index)
+            read_value(op, run.perform(op, action, {}, rng))
+
+
+# -- the nemesis ---------------------------------------------------------------------------
+
+
+class Nemesis:
+    """Kills a random Penny process with SIGKILL at random moments and restarts it; with a
+    PostgreSQL cluster it owns, crash-restarts the database once, half-way through."""
+
+    def __init__(
+        self, run: Run, servers: list[PennyServer], cluster: Any, events: list[Event]
+    ) -> None:
+        self.run = run
+        self.servers = servers
+        self.cluster = cluster
+        self.events = events
+        self.rng = random.Random(f"{run.config.seed}/nemesis")
+        self.done = threading.Event()
+        self.restart_s: list[float] = []
+        self.error: BaseException | None = None
+
+    def event(self, kind: str, detail: str) -> None:
+        event = Event(self.run.history.now(), kind, detail)
+        self.events.append(event)
+        self.run.history.fault(event)
+
+    def __call__(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # reported by the run, which then fails
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def _loop(self) -> None:
+        config = self.run.config
+        mean_gap = config.duration_s / (config.kills + 1)
+        db_restart_at = config.kills // 2 if self.cluster is not None else -1
+        for trial in range(config.kills):
+            time.sleep(self.rng.uniform(0.3, 1.7) * mean_gap)
+            if trial == db_restart_at and config.restart_database:
+                # The Penny processes stay up: they must find their way back on their own.
+                self.event("db-down", "PostgreSQL crash-restart (immediate)")
+                self.cluster.restart("immediate")
+                self.event("db-up", "PostgreSQL accepting connections")
+                time.sleep(self.rng.uniform(0.3, 1.7) * mean_gap)
+            server = self.rng.choice(self.servers)
+            server.kill()
+            self.event("kill", f"penny #{server.index} (SIGKILL, trial {trial + 1})")
+            if len(self.servers) > 1:
+                # The other process keeps serving while this one is down for a moment.
+                time.sleep(self.rng.uniform(0.0, 0.5))
+            self.restart_s.append(server.start())
+            self.event("up", f"penny #{server.index}")
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+ProgressFn = Callable[[str], None]
+
+
+def run_bank(config: BankConfig, progress: ProgressFn = lambda _line: None) -> RunRecord:
+    """Set up, run clients and nemesis, take the final reads; the record to check."""
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    with prepared_store(config) as (url, env, cluster), ExitStack() as stack:
+        db = open_database(url)
+        try:
+            world = build_world(db, _server_key(url, env), config)
+        finally:
+            db.dispose()
+        progress(
+            f"store ready: {len(world.merchants)} merchants, {len(world.buyers)} buyers "
+            f"({'PostgreSQL' if url.startswith('postgresql') else 'SQLite'})"
+        )
+        server_env = dict(env)
+        if config.faults:
+            server_env["PENNY_FAULTS"] = config.faults
+        servers = [
+            PennyServer(i, url, config.out_dir / f"penny-{i}.log", server_env)
+            for i in range(config.processes)
+        ]
+        started = time.monotonic()
+        for server in servers:
+            stack.callback(server.stop)
+            server.spawn()
+        for server in servers:
+            server.wait_healthy(started)
+        progress(f"{len(servers)} penny process(es) up on ports {[s.port for s in servers]}")
+        t0 = time.monotonic()
+        history = History(config.out_dir / "history.jsonl", t0)
+        stack.callback(history.close)
+        run = Run(config, world, [s.port for s in servers], history)
+        events: list[Event] = []
+        nemesis = Nemesis(run, servers, cluster, events)
+        threads = [
+            threading.Thread(target=client_loop, args=(run, i), daemon=True)
+            for i in range(config.clients)
+        ]
+        nemesis_thread = threading.Thread(target=nemesis, daemon=True)
+        for thread in threads:
+            thread.start()
+        nemesis_thread.start()
+        end = t0 + config.duration_s
+        while time.monotonic() < end or not nemesis.done.is_set():
+            time.sleep(0.2)
+        run.stop_new.set()
+        run.retry_deadline = time.monotonic() + GRACE_S
+        for thread in threads:
+            thread.join()
+        nemesis_thread.join()
+        if nemesis.error is not None:
+            raise nemesis.error
+        duration = history.now()
+        progress(f"clients done after {duration:.1f} s; {len(history.ops)} operations")
+        final_reads(run)
+        for server in servers:
+            server.stop()
+        audit = subprocess.run(
+            [*PENNY, "audit", "--database", url],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=600,
+            check=False,
+        )
+        db = open_database(url, migrate=False)
+        try:
+            facts = load_facts(db, world)
+        finally:
+            db.dispose()
+        return RunRecord(
+            config=config,
+            world=world,
+            ops=history.ops,
+            events=events,
+            started_at=t0,
+            duration_s=duration,
+            database_url=url,
+            restart_s=nemesis.restart_s,
+            audit_clean=audit.returncode == 0,
+            audit_output=audit.stdout + audit.stderr,
+            facts=facts,
+        )

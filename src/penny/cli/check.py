@@ -1,0 +1,123 @@
+"""``penny check bank``: the Jepsen-style bank test, shipped as a command.
+
+Starts Penny on 127.0.0.1, runs signed FPS clients against it while a nemesis SIGKILLs and
+restarts it (and, on a throwaway PostgreSQL, crash-restarts the database once), then checks the
+history against the store (:mod:`penny.check.verify`). Writes ``history.jsonl``,
+``summary.json`` and ``throughput.png`` to ``--out``; exits 1 on any violation, printing the
+first offending operations. See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+check_app: typer.Typer = typer.Typer(
+    help="Correctness checks against a running Penny.", no_args_is_help=True
+)
+
+from penny.cli.main import JsonOption, console, fail  # noqa: E402
+
+
+@check_app.command("bank")
+def bank(
+    store: Annotated[
+        str,
+        typer.Option(
+            help="Without --database: 'sqlite' (a file in --out) or 'postgresql' (a throwaway "
+            "cluster, crash-restarted once during the run)."
+        ),
+    ] = "sqlite",
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            help="Run against this store instead (sqlite:///path or postgresql://…): a "
+            "dedicated one, the test adds merchants, buyers and payments to it.",
+            show_default=False,
+        ),
+    ] = None,
+    processes: Annotated[int, typer.Option(min=1, max=8, help="Penny processes.")] = 1,
+    buyers: Annotated[int, typer.Option(min=1, help="Buyers (a prepaid + a credit each).")] = 8,
+    merchants: Annotated[int, typer.Option(min=1, help="Merchants.")] = 3,
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 8,
+    duration: Annotated[float, typer.Option(min=1.0, help="Seconds of client traffic.")] = 30.0,
+    kills: Annotated[int, typer.Option(min=0, help="SIGKILL trials during the run.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 1,
+    out: Annotated[Path, typer.Option(help="Directory for history, summary and plot.")] = Path(
+        "bank-check"
+    ),
+    restart_database: Annotated[
+        bool,
+        typer.Option(help="With the throwaway PostgreSQL, crash-restart it once."),
+    ] = True,
+    inject_fault: Annotated[
+        str | None,
+        typer.Option(
+            hidden=True,
+            help="TEST ONLY: run the servers with $PENNY_FAULTS set to this (a broken build).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the bank test: concurrent signed FPS clients, a nemesis, and the checker."""
+    from penny.check.bank import BankConfig, run_bank
+    from penny.check.plot import plot_run
+    from penny.check.servers import ServerError
+    from penny.check.verify import check, first_ops, summary
+
+    if store not in {"sqlite", "postgresql"}:
+        raise fail("--store must be 'sqlite' or 'postgresql'")
+    if processes > 1 and store == "sqlite" and database is None:
+        raise fail("--processes > 1 needs PostgreSQL: use --store postgresql")
+    config = BankConfig(
+        store=store,
+        database_url=database,
+        processes=processes,
+        buyers=buyers,
+        merchants=merchants,
+        clients=clients,
+        duration_s=duration,
+        kills=kills,
+        seed=seed,
+        out_dir=out,
+        faults=inject_fault,
+        restart_database=restart_database,
+    )
+    try:
+        record = run_bank(config, progress=lambda line: console.print(line, highlight=False))
+    except ServerError as exc:
+        raise fail(str(exc)) from None
+    verdict = check(record)
+    data = summary(record, verdict)
+    (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    plot_run(record, out / "throughput.png")
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        c = data["counts"]
+        typer.echo(
+            f"{'PASS' if verdict.ok else 'FAIL'}: {data['store']}, {data['processes']} "
+            f"process(es), {data['kills']} kills, {data['database_restarts']} database "
+            f"restart(s), {data['duration_s']} s, {data['answered_per_s']} answered ops/s\n"
+            f"  {c['operations']} operations: {c['acknowledged']} acknowledged, "
+            f"{c['refused']} refused, {c['unknown']} unanswered, {c['reads']} reads, "
+            f"{c['retried']} retried; mean restart {data['mean_restart_s']} s; audit "
+            f"{'clean' if record.audit_clean else 'NOT CLEAN'}\n"
+            f"  history {out / 'history.jsonl'}, plot {out / 'throughput.png'}"
+        )
+        for violation in verdict.violations[:10]:
+            typer.echo(f"  VIOLATION [{violation.code}] {violation.message}")
+        if len(verdict.violations) > 10:
+            typer.echo(f"  … {len(verdict.violations) - 10} more in {out / 'summary.json'}")
+        for op in first_ops(record, verdict):
+            fields = {k: v for k, v in asdict(op).items() if v not in (None, [], "")}
+            typer.echo(f"  first offending op: {json.dumps(fields)}")
+    if not verdict.ok:
+        raise typer.Exit(code=1)

@@ -1,0 +1,283 @@
+"""``penny check bank``: short runs of the real command, a broken build it must catch, and the
+checker's rules on hand-made histories.
+
+The short runs (CI) kill Penny a few times on SQLite, on a throwaway PostgreSQL (which is also
+crash-restarted once) and with two Penny processes on one PostgreSQL, and must pass. The long
+mode (≥ 100 kills each) is one documented command: see docs/reliability.md.
+
+A server built with ``PENNY_FAULTS=ack-before-commit`` acknowledges payments whose commit it
+then drops: the checker must fail the run, name the lost operations and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import unique_database_name
+from penny.check.bank import BankConfig, Buyer, Event, Merchant, Op, RunRecord, World
+from penny.check.client import Credentials
+from penny.check.faults import UnknownFaultError, faults_from_env
+from penny.check.verify import Facts, Row, _Bounds, check
+from penny.devtools.pgcluster import create_database_at, drop_database_at
+
+PENNY = (sys.executable, "-c", "from penny.cli.main import main; main()")
+#: A small bank for CI: 2 merchants, 4 buyers, 4 clients.
+SMALL = ("--merchants", "2", "--buyers", "4", "--clients", "4")
+
+
+def run_check(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    out = tmp_path / "bank"
+    completed = subprocess.run(
+        [*PENNY, "check", "bank", "--out", str(out), "--json", *SMALL, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "history.jsonl").stat().st_size > 0
+    assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return completed.returncode, summary, completed.stdout + completed.stderr
+
+
+def assert_passed(code: int, summary: dict[str, Any], output: str, kills: int) -> None:
+    assert code == 0, output
+    assert summary["ok"], summary["first_violations"]
+    assert summary["kills"] == kills
+    assert summary["audit_clean"]
+    counts = summary["counts"]
+    # Loose: CI machines are busy, the point is that traffic flowed through the kills.
+    assert counts["acknowledged"] > 5
+    assert counts["reads"] > 0
+    # Kills happened while clients were busy: some requests had to be sent again.
+    assert counts["retried"] > 0
+
+
+def test_bank_survives_kills_on_sqlite(tmp_path: Path) -> None:
+    code, summary, output = run_check(
+        tmp_path, "--store", "sqlite", "--duration", "3", "--kills", "2", "--seed", "11"
+    )
+    assert_passed(code, summary, output, kills=2)
+    assert summary["database_restarts"] == 0
+
+
+@pytest.mark.postgresql
+def test_bank_survives_kills_and_a_database_crash_on_postgresql(tmp_path: Path) -> None:
+    code, summary, output = run_check(
+        tmp_path, "--store", "postgresql", "--duration", "2", "--kills", "2", "--seed", "12"
+    )
+    assert_passed(code, summary, output, kills=2)
+    assert summary["database_restarts"] == 1
+
+
+@pytest.mark.postgresql
+def test_bank_survives_kills_with_two_processes_on_one_postgresql(
+    tmp_path: Path, pg_server_url: str
+) -> None:
+    # A database of the session's server (``--database``): no cluster to start, no restart.
+    name = unique_database_name("bank")
+    url = create_database_at(pg_server_url, name)
+    try:
+        code, summary, output = run_check(
+            tmp_path,
+            "--database",
+            url,
+            "--processes",
+            "2",
+            "--duration",
+            "2",
+            "--kills",
+            "2",
+            "--seed",
+            "13",
+            env={"PENNY_SECRET_KEY": secrets.token_hex(32)},
+        )
+    finally:
+        drop_database_at(pg_server_url, name)
+    assert_passed(code, summary, output, kills=2)
+    assert summary["processes"] == 2
+    assert summary["store"] == "postgresql"
+
+
+def test_the_checker_catches_a_server_that_acknowledges_before_committing(
+    tmp_path: Path,
+) -> None:
+    code, summary, output = run_check(
+        tmp_path,
+        "--duration",
+        "3",
+        "--kills",
+        "0",
+        "--inject-fault",
+        "ack-before-commit",
+    )
+    assert code == 1, output
+    assert not summary["ok"]
+    assert summary["first_violations"][0]["code"] == "lost"
+    assert "acknowledged" in summary["first_violations"][0]["message"]
+    log = (tmp_path / "bank" / "penny-0.log").read_text()
+    assert "fault 'ack-before-commit' INJECTED" in log
+
+
+def test_penny_faults_rejects_unknown_names_and_is_empty_when_unset() -> None:
+    assert faults_from_env({}) == frozenset()
+    assert faults_from_env({"PENNY_FAULTS": " ack-before-commit "}) == {"ack-before-commit"}
+    with pytest.raises(UnknownFaultError):
+        faults_from_env({"PENNY_FAULTS": "ack-before-commit,drop-tables"})
+
+
+# -- the checker's rules on hand-made histories --------------------------------------------
+
+
+WORLD = World(
+    merchants=(Merchant(0, "M0", Credentials("K", "S")),),
+    buyers=(Buyer(0, 0, "P0", "PT", "FT", "C0", "CT", "ST"),),
+)
+
+
+def record(ops: list[Op], rows: list[Row], journals: dict[int, tuple[int, int]]) -> RunRecord:
+    return RunRecord(
+        config=BankConfig(),
+        world=WORLD,
+        ops=ops,
+        events=[Event(1.0, "kill", "penny #0")],
+        started_at=0.0,
+        duration_s=10.0,
+        database_url="sqlite:///x",
+        restart_s=[1.0],
+        audit_clean=True,
+        audit_output="",
+        facts=Facts(rows=rows, journals=journals, duplicate_keys=[]),
+    )
+
+
+def fund(op_id: int, invoked: float, completed: float | None, outcome: str = "ok") -> Op:
+    return Op(
+        op_id,
+        0,
+        "fund",
+        0,
+        0,
+        reference=f"bank-1-{op_id}",
+        amount=1000,
+        invoked=invoked,
+        completed=completed,
+        outcome=outcome,
+        transaction_id=f"T{op_id}" if outcome == "ok" else None,
+        status="Success" if outcome == "ok" else None,
+    )
+
+
+def row(op_id: int, journal: int, amount: int = 1000) -> Row:
+    return Row(
+        f"T{op_id}", "FundPrepaid", "M0", f"bank-1-{op_id}", amount, "Success", journal, "P0"
+    )
+
+
+def read(op_id: int, kind: str, invoked: float, completed: float, value: int) -> Op:
+    return Op(
+        op_id,
+        1,
+        kind,
+        0,
+        0,
+        invoked=invoked,
+        completed=completed,
+        outcome="ok",
+        value=value,
+        pending=0,
+    )
+
+
+def codes(rec: RunRecord) -> list[str]:
+    return [v.code for v in check(rec).violations]
+
+
+def test_a_clean_history_passes() -> None:
+    ops = [
+        fund(1, 0.0, 1.0),
+        fund(2, 2.0, None, outcome="unknown"),  # applied, answer lost
+        read(3, "read_prepaid", 1.5, 1.6, 1000),
+        read(4, "read_prepaid", 2.1, 2.2, 2000),  # may already see op 2
+        read(5, "final_prepaid", 9.0, 9.1, 2000),
+        read(6, "final_liability", 9.0, 9.1, 2000),
+    ]
+    rows = [row(1, 10), row(2, 11)]
+    assert codes(record(ops, rows, {10: (0, 3), 11: (0, 3)})) == []
+
+
+def test_an_acknowledged_operation_missing_from_the_store_is_lost() -> None:
+    ops = [fund(1, 0.0, 1.0), read(2, "final_prepaid", 9.0, 9.1, 0)]
+    assert codes(record(ops, [], {})) == ["lost"]
+
+
+def test_a_reference_applied_twice_and_a_refusal_that_applied_are_caught() -> None:
+    ops = [fund(1, 0.0, 1.0), fund(2, 0.0, 1.0, outcome="refused")]
+    rows = [row(1, 10), row(1, 12), row(2, 11)]
+    found = codes(record(ops, rows, {10: (0, 3), 11: (0, 3), 12: (0, 3)}))
+    assert "duplicate" in found
+    assert "refused-applied" in found
+
+
+def test_a_transaction_without_its_journal_is_partial() -> None:
+    ops = [fund(1, 0.0, None, outcome="unknown")]
+    assert codes(record(ops, [row(1, 10)], {})) == ["partial"]
+
+
+def test_a_read_outside_what_concurrent_operations_allow_is_not_a_snapshot() -> None:
+    # Op 1 finished before the read began (+1000); op 2 was in flight (+1000 maybe): the read
+    # may say 1000 or 2000, never 0, 1500 or 3000.
+    ops = [fund(1, 0.0, 1.0), fund(2, 1.5, 3.0), read(3, "read_prepaid", 2.0, 2.5, 0)]
+    rows = [row(1, 10), row(2, 11)]
+    journals = {10: (0, 3), 11: (0, 3)}
+    assert codes(record(ops, rows, journals)) == ["snapshot"]
+    ops[2] = read(3, "read_prepaid", 2.0, 2.5, 3000)
+    assert codes(record(ops, rows, journals)) == ["snapshot"]
+
+
+def test_a_final_balance_that_does_not_add_up_is_caught() -> None:
+    ops = [fund(1, 0.0, 1.0), read(2, "final_prepaid", 9.0, 9.1, 900)]
+    assert codes(record(ops, [row(1, 10)], {10: (0, 3)})) == ["final"]
+
+
+def test_a_negative_prepaid_read_and_a_debt_over_its_limit_are_caught() -> None:
+    ops = [read(1, "read_prepaid", 0.0, 0.1, -5), read(2, "read_debt", 0.0, 0.1, 100_01)]
+    found = codes(record(ops, [], {}))
+    assert "negative-prepaid" in found
+    assert "debt-limit" in found
+
+
+def test_bounds_worked_example() -> None:
+    # Effects (invoked, completed, delta): +500 done at 1; -200 in flight 2..5; +300 from 4..∞.
+    bounds = _Bounds([(0.0, 1.0, 500), (2.0, 5.0, -200), (4.0, float("inf"), 300)])
+    assert bounds.range(0.5, 0.6) == (0, 500)  # the +500 may or may not be in
+    assert bounds.range(1.5, 1.6) == (500, 500)
+    assert bounds.range(3.0, 3.5) == (300, 500)
+    assert bounds.range(4.5, 4.6) == (300, 800)
+    assert bounds.range(6.0, 6.1) == (300, 600)
+    assert bounds.total == 600
+
+
+def test_bank_refuses_options_it_cannot_honour(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from penny.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["check", "bank", "--store", "oracle", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--store must be 'sqlite' or 'postgresql'" in result.output
+    result = runner.invoke(app, ["check", "bank", "--processes", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--processes > 1 needs PostgreSQL" in result.output
