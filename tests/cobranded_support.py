@@ -220,7 +220,8 @@ def receiver() -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            got.received.append(f"http://127.0.0.1:{got.port}{self.path}")
+            if self.path.startswith("/shop/"):  # not the browser's /favicon.ico
+                got.received.append(f"http://127.0.0.1:{got.port}{self.path}")
             body = b"<!doctype html><title>Shop</title><h1>Thanks, back at the shop</h1>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
