@@ -8,16 +8,19 @@ request it gets. :func:`signed_start` builds a start URL signed as a merchant wo
 
 from __future__ import annotations
 
+import re
 import secrets
 import socket
 import threading
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
@@ -242,3 +245,52 @@ def receiver() -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(SERVER_WAIT)
+
+
+# -- in-process client (Starlette's TestClient) -------------------------------------------------
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # this Starlette prefers the httpx2 fork and warns
+    from starlette.testclient import TestClient
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+PIPELINE_PATH = re.compile(r"/cobranded-ui/pipelines/([A-Za-z0-9_-]+)/")
+
+
+class UiClient:
+    """One browser, in process: its cookies persist across calls; redirects are not followed."""
+
+    def __init__(self, world: World, base_url: str = "http://testserver") -> None:
+        self.world = world
+        self.client: Any = TestClient(world.app, base_url=base_url, follow_redirects=False)
+
+    def start(self, params: Mapping[str, str]) -> httpx.Response:
+        answer: httpx.Response = self.client.get(signed_start(self.world, "testserver", params))
+        return answer
+
+    def open(self, params: Mapping[str, str]) -> tuple[str, str]:
+        """Start a pipeline; its id and the CSRF token of the page it lands on."""
+        started = self.start(params)
+        assert started.status_code == 303, started.text
+        location = started.headers["location"]
+        match = PIPELINE_PATH.search(location)
+        assert match is not None, location
+        page = self.client.get(location)
+        assert page.status_code == 200, page.text
+        return match.group(1), csrf_of(page.text)
+
+    def post(self, pid: str, step: str, data: Mapping[str, str]) -> httpx.Response:
+        answer: httpx.Response = self.client.post(
+            f"/cobranded-ui/pipelines/{pid}/{step}", data=dict(data)
+        )
+        return answer
+
+    def get(self, pid: str, step: str) -> httpx.Response:
+        answer: httpx.Response = self.client.get(f"/cobranded-ui/pipelines/{pid}/{step}")
+        return answer
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match is not None, html
+    return match.group(1)

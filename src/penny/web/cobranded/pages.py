@@ -910,6 +910,8 @@ _UNREADABLE: Final = "This form cannot be read"
 
 async def _read_form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type and request.headers.get("content-length", "0") == "0":
+        return {}  # an empty form (a button and nothing else, sent without a body)
     if content_type != "application/x-www-form-urlencoded":
         raise BadRequestError(
             415, "This form cannot be read", "The form was not sent as a web form."
