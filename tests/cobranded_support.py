@@ -260,9 +260,11 @@ PIPELINE_PATH = re.compile(r"/cobranded-ui/pipelines/([A-Za-z0-9_-]+)/")
 class UiClient:
     """One browser, in process: its cookies persist across calls; redirects are not followed."""
 
-    def __init__(self, world: World, base_url: str = "http://testserver") -> None:
+    def __init__(
+        self, world: World, base_url: str = "http://testserver", app: Starlette | None = None
+    ) -> None:
         self.world = world
-        self.client: Any = TestClient(world.app, base_url=base_url, follow_redirects=False)
+        self.client: Any = TestClient(app or world.app, base_url=base_url, follow_redirects=False)
 
     def start(self, params: Mapping[str, str]) -> httpx.Response:
         answer: httpx.Response = self.client.get(signed_start(self.world, "testserver", params))

@@ -5,10 +5,13 @@ requests when configuration allows them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+from sqlalchemy import text
+from starlette.applications import Starlette
 
 from cobranded_support import (
     BUYER_PASSWORD,
@@ -19,8 +22,10 @@ from cobranded_support import (
     postpaid_params,
     prepaid_params,
 )
+from penny.clock import ManualClock
 from penny.services.payments import SetupPrepaid
 from penny.signing import load_signer
+from penny.web.cobranded import CobrandedUi, security
 from penny.web.cobranded.pages import ALLOW_UNSIGNED_ENV
 
 RETURN = "https://shop.example/cbui/return"
@@ -131,3 +136,48 @@ def test_unsigned_requests_when_configuration_allows_them(
         assert forged.status_code == 403
     finally:
         world.db.dispose()
+
+
+def test_sessions_pipelines_and_sign_in_failures_expire(world: World) -> None:
+    clock = ManualClock(time.time_ns() // 1000)
+    signer = load_signer(world.db, world.server_key)
+    pages = CobrandedUi(world.directory, world.payments, signer, web_clock=clock)
+    ui = UiClient(world, app=Starlette(routes=pages.routes()))
+    pid, csrf = ui.open(prepaid_params(world, RETURN, ref="late"))
+    failures = [{"s": "email:bea@example.com", "at": clock.now_us()}] * 5  # as five misses make
+    with world.db.write() as conn:
+        conn.execute(
+            text("INSERT INTO cbui_signin_failures (subject, at) VALUES (:s, :at)"), failures
+        )
+    wrong = {"csrf": csrf, "email": "bea@example.com", "password": "not-it-at-all"}
+    right = {**wrong, "password": BUYER_PASSWORD}
+    assert ui.post(pid, "signin", right).status_code == 429
+    clock.advance(security.SIGNIN_WINDOW_US + 1)  # the window has passed
+    assert ui.post(pid, "signin", right).status_code == 303
+    assert ui.get(pid, "method").status_code == 200
+    clock.advance(security.PIPELINE_TTL_US)  # an hour later: session and pipeline are gone
+    late = ui.get(pid, "method")
+    assert late.status_code == 403
+    assert "This page has expired" in late.text
+
+
+def test_account_creation_is_rate_limited_per_client(world: World) -> None:
+    ui = UiClient(world)
+    pid, csrf = ui.open(prepaid_params(world, RETURN, ref="many"))
+    form = {"csrf": csrf, "name": "N", "email": "bea@example.com", "password": "x" * 9}
+    form["password2"] = form["password"]
+    answer = ui.post(pid, "register", form)  # a taken email: refused, but it counts
+    assert answer.status_code == 400
+    assert "already exists" in answer.text
+    others = [{"s": "register:testclient", "at": world.clock.now_us()}]
+    with world.db.write() as conn:  # as many more attempts would make
+        conn.execute(
+            text("INSERT INTO cbui_signin_failures (subject, at) VALUES (:s, :at)"),
+            others * (security.REGISTER_MAX_PER_CLIENT - 1),
+        )
+    fresh = {"csrf": csrf, "name": "New", "email": "new@example.com", "password": "y" * 9}
+    fresh["password2"] = fresh["password"]
+    refused = ui.post(pid, "register", fresh)
+    assert refused.status_code == 400
+    assert "Too many accounts were created from here" in refused.text
+    assert world.directory.party_by_email("new@example.com") is None

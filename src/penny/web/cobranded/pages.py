@@ -21,11 +21,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final, TypeGuard
-from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +33,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from penny.clock import Clock, SystemClock
-from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.errors import PaymentsError
 from penny.domain.parties import (
     CardBehaviour,
     DirectoryError,
@@ -52,6 +51,13 @@ from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, Se
 from penny.signing import Signer
 from penny.storage import cobranded_sql as sql
 from penny.web.cobranded import security
+from penny.web.cobranded.http import (
+    BadRequestError,
+    Incoming,
+    Page,
+    decode_query,
+    read_incoming,
+)
 from penny.web.cobranded.params import (
     METHOD_CODES,
     Pipeline,
@@ -60,8 +66,8 @@ from penny.web.cobranded.params import (
     Status,
     parse_start,
     return_url_problem,
-    success_status,
 )
+from penny.web.cobranded.returns import REFUSAL_STATUS, error_params, success_params
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +75,6 @@ PREFIX: Final = "/cobranded-ui"
 START_PATH: Final = f"{PREFIX}/actions/start"
 ALLOW_UNSIGNED_ENV: Final = "PENNY_CBUI_ALLOW_UNSIGNED"
 PUBLIC_URL_ENV: Final = "PENNY_PUBLIC_URL"
-MAX_FORM_BYTES: Final = 16 * 1024
-MAX_QUERY_BYTES: Final = 16 * 1024
 #: Seconds before an error page sends the buyer back to the merchant on its own.
 ERROR_REFRESH_S: Final = 10
 _METHOD_LABELS: Final = {
@@ -90,45 +94,6 @@ class Settings:
         env = os.environ if environ is None else environ
         allow = env.get(ALLOW_UNSIGNED_ENV, "").strip().lower() in {"1", "true", "yes"}
         return cls(allow, env.get(PUBLIC_URL_ENV) or None)
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """What a page needs of an HTTP request, read on the event loop."""
-
-    method: str
-    path: str
-    host: str
-    server_port: int | None
-    base_url: str
-    secure: bool
-    client: str
-    cookie: str | None
-    query: bytes
-    form: dict[str, str] | None
-    path_params: dict[str, str]
-
-
-@dataclass
-class Page:
-    """An answer: a rendered template or a redirect, with the cookie to set."""
-
-    status: int = 200
-    template: str | None = None
-    context: dict[str, Any] = field(default_factory=dict)
-    location: str | None = None
-    set_cookie: str | None = None
-    form_targets: tuple[str, ...] = ()
-    #: Whether the request came over TLS (the cookie is then ``Secure``).
-    secure: bool = False
-
-
-class BadRequestError(Exception):
-    """A request this UI refuses before looking at it further (shown as a plain error page)."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +163,7 @@ class CobrandedUi:
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
-                incoming = await _incoming(request)
+                incoming = await read_incoming(request)
                 page = await run_in_threadpool(handler, incoming)
             except BadRequestError as error:
                 page = self._problem(error.status, error.title, error.message)
@@ -246,13 +211,18 @@ class CobrandedUi:
     def _base_url(self, incoming: Incoming) -> str:
         return self.settings.public_url or incoming.base_url
 
+    def _secure(self, incoming: Incoming) -> bool:
+        """TLS as seen by Penny, or a public URL that says https (a TLS-terminating proxy)."""
+        public = self.settings.public_url or ""
+        return incoming.secure or public.startswith("https://")
+
     def _now(self) -> int:
         return self.web_clock.now_us()
 
     # -- start -------------------------------------------------------------------------------
 
     def start(self, incoming: Incoming) -> Page:
-        params = _decode_query(incoming.query)
+        params = decode_query(incoming.query)
         caller_key = params.get("callerKey", "")
         key = self.directory.api_key(caller_key) if 0 < len(caller_key) <= 64 else None
         secret = self.directory.secret_for(caller_key) if key is not None else None
@@ -297,7 +267,7 @@ class CobrandedUi:
         if isinstance(parsed, StartError):
             back = None
             if can_return:
-                back = self._signed_return(incoming, return_url, _error_params(parsed, params))
+                back = self._signed_return(incoming, return_url, error_params(parsed, params))
             return self._problem(
                 400,
                 "This payment request cannot be completed",
@@ -340,7 +310,7 @@ class CobrandedUi:
         return Page(
             location=f"{PREFIX}/pipelines/{pid}/{step}",
             set_cookie=cookie,
-            secure=incoming.secure,
+            secure=self._secure(incoming),
         )
 
     def _signature_ok(self, incoming: Incoming, params: Mapping[str, str], secret: str) -> bool:
@@ -449,7 +419,8 @@ class CobrandedUi:
         email, password = form.get("email", "").strip(), form.get("password", "")
         now = self._now()
         subjects = [f"email:{email.lower()[:254]}", f"client:{incoming.client[:64]}"]
-        if self._rate_limited(subjects, now):
+        limits = (security.SIGNIN_MAX_PER_EMAIL, security.SIGNIN_MAX_PER_CLIENT)
+        if self._rate_limited(subjects, limits, now):
             return self._view(
                 ctx,
                 "signin.html",
@@ -470,9 +441,8 @@ class CobrandedUi:
             )
         return self._signed_in(ctx, party.id)
 
-    def _rate_limited(self, subjects: list[str], now: int) -> bool:
+    def _rate_limited(self, subjects: list[str], limits: tuple[int, ...], now: int) -> bool:
         since = now - security.SIGNIN_WINDOW_US
-        limits = (security.SIGNIN_MAX_PER_EMAIL, security.SIGNIN_MAX_PER_CLIENT)
         with self.database.read() as conn:
             return any(
                 sql.failures_since(conn, subject, since) >= limit
@@ -493,7 +463,7 @@ class CobrandedUi:
         return Page(
             location=f"{PREFIX}/pipelines/{ctx.row.id}/{step}",
             set_cookie=cookie,
-            secure=ctx.incoming.secure,
+            secure=self._secure(ctx.incoming),
         )
 
     def register(self, incoming: Incoming) -> Page:
@@ -516,7 +486,13 @@ class CobrandedUi:
         if password != form.get("password2", ""):
             errors["password2"] = "The two passwords differ."
         party: Party | None = None
-        if not errors:
+        now = self._now()
+        attempts = [f"register:{incoming.client[:64]}"]
+        if not errors and self._rate_limited(attempts, (security.REGISTER_MAX_PER_CLIENT,), now):
+            errors["form"] = "Too many accounts were created from here. Wait 15 minutes."
+        elif not errors:
+            with self.database.write() as conn:  # every attempt counts: each costs a hash
+                sql.record_failure(conn, attempts, now)
             try:
                 party = self.directory.create_personal(name, email, password)
             except DirectoryError as error:
@@ -695,10 +671,10 @@ class CobrandedUi:
         try:
             made = self._setup(ctx.merchant.id, buyer.id, method.id, request)
         except PaymentsError as error:
-            status = _REFUSAL_STATUS.get(error.refusal, Status.system_error)
+            status = REFUSAL_STATUS.get(error.refusal, Status.system_error)
             message = error.detail or str(error)
             return self._finish(ctx, {"status": status.value, "errorMessage": message})
-        return self._finish(ctx, _success_params(request, method, made))
+        return self._finish(ctx, success_params(request, method, made))
 
     def _setup(
         self, caller_id: str, buyer_id: str, method_id: str, request: PipelineRequest
@@ -787,43 +763,6 @@ class _SignInFirstError(Exception):
 
 
 _SHORT_PASSWORD: Final = "Choose a password of at least 8 characters."  # noqa: S105
-_REFUSAL_STATUS: Final = {
-    Refusal.instrument_access_denied: Status.not_marketplace,
-    Refusal.duplicate_request: Status.not_permitted,
-    Refusal.invalid_params: Status.caller_exception,
-}
-
-
-def _success_params(
-    request: PipelineRequest, method: PaymentMethod, made: InstrumentSetup
-) -> dict[str, str]:
-    params = {"status": success_status(method.kind).value}
-    if request.pipeline is Pipeline.prepaid:
-        params |= {
-            "prepaidInstrumentID": made.instrument.id,
-            "fundingTokenID": made.second_token.id,
-            "senderTokenID": made.sender_token.id,
-        }
-    else:
-        params |= {
-            "creditInstrumentID": made.instrument.id,
-            "creditSenderTokenID": made.sender_token.id,
-            "settlementTokenID": made.second_token.id,
-        }
-    if request.valid_until is not None:
-        moment = datetime.fromtimestamp(request.valid_until // 1_000_000, UTC)
-        params["expiry"] = moment.strftime("%m/%Y")
-    return params
-
-
-def _error_params(error: StartError, params: Mapping[str, str]) -> dict[str, str]:
-    """The return parameters of a refused start (the references echoed when well formed)."""
-    out = {"status": error.status.value, "errorMessage": error.message}
-    for name in ("callerReferenceSender", "callerReferenceFunding", "callerReferenceSettlement"):
-        value = params.get(name)
-        if value and name not in error.fields and value.isprintable() and len(value) <= 128:
-            out[name] = value
-    return out
 
 
 def _decline_reason(method: PaymentMethod, now_us: int) -> str | None:
@@ -860,87 +799,6 @@ def _date(micros: int | None) -> str | None:
 def _sentence(text: str) -> str:
     text = text.strip()
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
-
-
-def _decode_query(raw: bytes) -> dict[str, str]:
-    if len(raw) > MAX_QUERY_BYTES:
-        raise BadRequestError(414, "This payment request is too long", "The request is too long.")
-    try:
-        text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequestError(
-            400, "This payment request cannot be read", "The request is not valid UTF-8."
-        ) from None
-    params: dict[str, str] = {}
-    for name, value in pairs:
-        if name in params or "\x00" in name or "\x00" in value:
-            raise BadRequestError(
-                400,
-                "This payment request cannot be read",
-                "The request repeats a parameter or holds a control character.",
-            )
-        params[name] = value
-    return params
-
-
-async def _incoming(request: Request) -> Incoming:
-    form: dict[str, str] | None = None
-    if request.method == "POST":
-        form = await _read_form(request)
-    server = request.scope.get("server")
-    client = request.client.host if request.client else ""
-    return Incoming(
-        method=request.method,
-        path=request.url.path,
-        host=request.headers.get("host", ""),
-        server_port=server[1] if server and len(server) > 1 else None,
-        base_url=str(request.base_url).rstrip("/"),
-        secure=request.url.scheme == "https",
-        client=client,
-        cookie=request.cookies.get(security.COOKIE_NAME),
-        query=request.scope.get("query_string", b""),
-        form=form,
-        path_params={k: str(v) for k, v in request.path_params.items()},
-    )
-
-
-_UNREADABLE: Final = "This form cannot be read"
-
-
-async def _read_form(request: Request) -> dict[str, str]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not content_type and request.headers.get("content-length", "0") == "0":
-        return {}  # an empty form (a button and nothing else, sent without a body)
-    if content_type != "application/x-www-form-urlencoded":
-        raise BadRequestError(
-            415, "This form cannot be read", "The form was not sent as a web form."
-        )
-    declared = request.headers.get("content-length", "")
-    too_large = BadRequestError(413, "This form is too large", "The form is too large.")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    try:
-        pairs = parse_qsl(b"".join(chunks).decode("utf-8"), keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequestError(
-            400, "This form cannot be read", "The form is not valid UTF-8."
-        ) from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if "\x00" in name or "\x00" in value:
-            raise BadRequestError(
-                400, "This form cannot be read", "The form holds a NUL character."
-            )
-        form.setdefault(name, value)
-    return form
 
 
 def cobranded_routes(directory: Directory, payments: Payments, signer: Signer) -> list[BaseRoute]:

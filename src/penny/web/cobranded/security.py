@@ -23,6 +23,8 @@ SIGNIN_WINDOW_US: Final = 15 * 60 * 1_000_000
 SIGNIN_MAX_PER_EMAIL: Final = 5
 #: ... and this many per client address.
 SIGNIN_MAX_PER_CLIENT: Final = 30
+#: Accounts one client address may try to create in the same window (each costs an argon2 hash).
+REGISTER_MAX_PER_CLIENT: Final = 10
 
 _ORIGIN_HOST: Final = re.compile(
     r"\A[a-z0-9.\-]+(:[0-9]{1,5})?\Z|\A\[[0-9a-f:.]+\](:[0-9]{1,5})?\Z"
