@@ -220,6 +220,18 @@ def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
     buyer = flow.world.directory.create_personal("Carl Credit", "carl@example.com", BUYER_PASSWORD)
     flow.world.directory.add_card(buyer.id, "5555 5555 5555 4444", 11, 2031)
     flow.start(postpaid_params(flow.world, flow.shop.url))
+    # Keyboard order: skip link, email, password, the sign-in button, then the way out.
+    page = flow.page
+    for target in (
+        page.get_by_role("link", name="Skip to content"),
+        page.get_by_label("Email address"),
+        page.get_by_label("Password"),
+        page.get_by_role("button", name="Sign in"),
+        page.get_by_role("link", name="Create a sandbox buyer account"),
+        page.get_by_role("button", name="Cancel and return to DigitalDownload"),
+    ):
+        page.keyboard.press("Tab")
+        expect(target).to_be_focused()
     flow.sign_in("carl@example.com", "wrong password")
     expect(flow.page.get_by_role("alert")).to_have_text(
         "The email address or the password is wrong."
