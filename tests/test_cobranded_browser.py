@@ -54,8 +54,10 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser for this module's tests. Not session-wide: Playwright's sync API keeps an
+    event loop on the main thread while it runs, and other modules call ``asyncio.run``."""
     assert Path(CHROMIUM).exists(), "scripts/test installs Debian's chromium"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
