@@ -7,7 +7,8 @@
 #   (b) create .venv if it is missing or unusable (installing Debian's python3-venv if needed);
 #   (c) pip install -e '.[dev]', but only when pyproject.toml changed since the last install.
 # It also defines penny_ensure_postgres, which scripts/test calls to make sure PostgreSQL server
-# binaries exist (tests start their own throwaway clusters with them).
+# binaries exist (tests start their own throwaway clusters with them), and
+# penny_ensure_chromium, which makes sure Debian's chromium is there for the browser tests.
 
 # pip: no "running as root" warning, no version nag.
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -120,6 +121,17 @@ penny_ensure_postgres() {
     penny_log "no PostgreSQL server binaries found"
     penny_apt_install postgresql
     penny_have_postgres || penny_die "PostgreSQL server binaries still missing after installing postgresql"
+}
+
+# (e) Debian's chromium, which the Co-Branded UI browser tests drive through Playwright
+# (Playwright's own browser download is not used).
+penny_ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return 0
+    fi
+    penny_log "no /usr/bin/chromium found"
+    penny_apt_install chromium
+    [ -x /usr/bin/chromium ] || penny_die "chromium still missing after installing it"
 }
 
 penny_ensure_venv

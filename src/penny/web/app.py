@@ -66,6 +66,7 @@ from penny.storage.database import (
     current_revision,
     open_database,
 )
+from penny.web.cobranded import cobranded_routes
 from penny.web.logs import RequestLog, configure_logging, log_request
 from penny.web.metrics import METRICS_CONTENT_TYPE, SUCCESS, AppMetrics, MeteredLedger
 
@@ -365,6 +366,7 @@ def create_app(
             Route("/metrics", metrics_page),
             Route("/certs/{key_id}/PKICert.pem", certificate),
             Route("/", fps, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+            *cobranded_routes(directory, endpoint.payments, signer),
         ],
     )
 

@@ -1,0 +1,141 @@
+"""Reading a Co-Branded UI request, and what a page answers (no database, no templates).
+
+:func:`read_incoming` takes what the pages need of an HTTP request on the event loop: the query
+string, a form body of at most :data:`MAX_FORM_BYTES` (``application/x-www-form-urlencoded``
+only), the session cookie. Anything unreadable raises :class:`BadRequestError`, which the pages
+show as a plain error page. :func:`decode_query` refuses invalid UTF-8, NUL characters and a
+parameter given twice (a signature cannot say which of two values it covered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from penny.web.cobranded import security
+
+MAX_FORM_BYTES: Final = 16 * 1024
+MAX_QUERY_BYTES: Final = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What a page needs of an HTTP request, read on the event loop."""
+
+    method: str
+    path: str
+    host: str
+    server_port: int | None
+    base_url: str
+    secure: bool
+    client: str
+    cookie: str | None
+    query: bytes
+    form: dict[str, str] | None
+    path_params: dict[str, str]
+
+
+@dataclass
+class Page:
+    """An answer: a rendered template or a redirect, with the cookie to set."""
+
+    status: int = 200
+    template: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    location: str | None = None
+    set_cookie: str | None = None
+    form_targets: tuple[str, ...] = ()
+    #: Whether the request came over TLS (the cookie is then ``Secure``).
+    secure: bool = False
+
+
+class BadRequestError(Exception):
+    """A request this UI refuses before looking at it further (shown as a plain error page)."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+def decode_query(raw: bytes) -> dict[str, str]:
+    if len(raw) > MAX_QUERY_BYTES:
+        raise BadRequestError(414, "This payment request is too long", "The request is too long.")
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequestError(
+            400, "This payment request cannot be read", "The request is not valid UTF-8."
+        ) from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params or "\x00" in name or "\x00" in value:
+            raise BadRequestError(
+                400,
+                "This payment request cannot be read",
+                "The request repeats a parameter or holds a control character.",
+            )
+        params[name] = value
+    return params
+
+
+async def read_incoming(request: Request) -> Incoming:
+    form: dict[str, str] | None = None
+    if request.method == "POST":
+        form = await _read_form(request)
+    server = request.scope.get("server")
+    client = request.client.host if request.client else ""
+    return Incoming(
+        method=request.method,
+        path=request.url.path,
+        host=request.headers.get("host", ""),
+        server_port=server[1] if server and len(server) > 1 else None,
+        base_url=str(request.base_url).rstrip("/"),
+        secure=request.url.scheme == "https",
+        client=client,
+        cookie=request.cookies.get(security.COOKIE_NAME),
+        query=request.scope.get("query_string", b""),
+        form=form,
+        path_params={k: str(v) for k, v in request.path_params.items()},
+    )
+
+
+_UNREADABLE: Final = "This form cannot be read"
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type and request.headers.get("content-length", "0") == "0":
+        return {}  # an empty form (a button and nothing else, sent without a body)
+    if content_type != "application/x-www-form-urlencoded":
+        raise BadRequestError(
+            415, "This form cannot be read", "The form was not sent as a web form."
+        )
+    declared = request.headers.get("content-length", "")
+    too_large = BadRequestError(413, "This form is too large", "The form is too large.")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    try:
+        pairs = parse_qsl(b"".join(chunks).decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequestError(
+            400, "This form cannot be read", "The form is not valid UTF-8."
+        ) from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            raise BadRequestError(
+                400, "This form cannot be read", "The form holds a NUL character."
+            )
+        form.setdefault(name, value)
+    return form

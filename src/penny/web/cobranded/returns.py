@@ -1,0 +1,61 @@
+"""What Penny appends to the merchant's return URL (spec §7.2, §7.3, §7.5; docs/cobranded-ui.md).
+
+:func:`success_params` for a confirmed pipeline (SA/SB/SC with the new ids and ``expiry``),
+:func:`error_params` for a refused start request, :data:`REFUSAL_STATUS` for the payments
+service's refusals at confirmation. The signature parameters are added by the signer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Final
+
+from penny.domain.errors import Refusal
+from penny.domain.parties import PaymentMethod
+from penny.services.payments import InstrumentSetup
+from penny.web.cobranded.params import (
+    Pipeline,
+    PipelineRequest,
+    StartError,
+    Status,
+    success_status,
+)
+
+REFUSAL_STATUS: Final = {
+    Refusal.instrument_access_denied: Status.not_marketplace,
+    Refusal.duplicate_request: Status.not_permitted,
+    Refusal.invalid_params: Status.caller_exception,
+}
+
+
+def success_params(
+    request: PipelineRequest, method: PaymentMethod, made: InstrumentSetup
+) -> dict[str, str]:
+    params = {"status": success_status(method.kind).value}
+    if request.pipeline is Pipeline.prepaid:
+        params |= {
+            "prepaidInstrumentID": made.instrument.id,
+            "fundingTokenID": made.second_token.id,
+            "senderTokenID": made.sender_token.id,
+        }
+    else:
+        params |= {
+            "creditInstrumentID": made.instrument.id,
+            "creditSenderTokenID": made.sender_token.id,
+            "settlementTokenID": made.second_token.id,
+        }
+    if request.valid_until is not None:
+        moment = datetime.fromtimestamp(request.valid_until // 1_000_000, UTC)
+        params["expiry"] = moment.strftime("%m/%Y")
+    return params
+
+
+def error_params(error: StartError, params: Mapping[str, str]) -> dict[str, str]:
+    """The return parameters of a refused start (the references echoed when well formed)."""
+    out = {"status": error.status.value, "errorMessage": error.message}
+    for name in ("callerReferenceSender", "callerReferenceFunding", "callerReferenceSettlement"):
+        value = params.get(name)
+        if value and name not in error.fields and value.isprintable() and len(value) <= 128:
+            out[name] = value
+    return out

@@ -1,0 +1,81 @@
+"""What keeps the Co-Branded UI pages safe: random ids and their hashes, CSRF checks, cookie
+attributes, response headers (a strict Content-Security-Policy with ``frame-ancestors
+'none'``), and the sign-in rate limit's numbers. No I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from typing import Final
+from urllib.parse import urlsplit
+
+COOKIE_NAME: Final = "penny_cbui"
+COOKIE_PATH: Final = "/cobranded-ui"
+#: A browser session lives this long after it was made or last signed in (µs).
+SESSION_TTL_US: Final = 60 * 60 * 1_000_000
+#: A pipeline must be finished within this long after its start (µs).
+PIPELINE_TTL_US: Final = 60 * 60 * 1_000_000
+#: Sign-in rate limit: failures counted over this window (µs) ...
+SIGNIN_WINDOW_US: Final = 15 * 60 * 1_000_000
+#: ... at most this many per email address ...
+SIGNIN_MAX_PER_EMAIL: Final = 5
+#: ... and this many per client address.
+SIGNIN_MAX_PER_CLIENT: Final = 30
+#: Accounts one client address may try to create in the same window (each costs an argon2 hash).
+REGISTER_MAX_PER_CLIENT: Final = 10
+
+_ORIGIN_HOST: Final = re.compile(
+    r"\A[a-z0-9.\-]+(:[0-9]{1,5})?\Z|\A\[[0-9a-f:.]+\](:[0-9]{1,5})?\Z"
+)
+
+
+def new_secret() -> str:
+    """A random, URL-safe value with 256 bits of entropy (session ids, CSRF tokens, pipelines)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_id(value: str) -> str:
+    """What is stored for a cookie value: its SHA-256 (a database leak gives no session)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def same_token(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of a CSRF token."""
+    if not given:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, or ``None`` when it is not safe to put in a
+    Content-Security-Policy (anything but a plain host name or IP literal)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in {"http", "https"} or "@" in parts.netloc:
+        return None
+    netloc = parts.netloc.lower()
+    if not _ORIGIN_HOST.match(netloc):
+        return None
+    return f"{parts.scheme}://{netloc}"
+
+
+def security_headers(form_targets: tuple[str, ...] = ()) -> dict[str, str]:
+    """Headers of every page. ``form_targets`` are the origins a form on the page may end up at
+    (the merchant's return URL: a confirm or cancel is answered with a redirect there, and
+    ``form-action`` applies to redirects)."""
+    form_action = " ".join(("'self'", *form_targets))
+    policy = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }

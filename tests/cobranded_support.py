@@ -1,0 +1,298 @@
+"""Shared set-up of the Co-Branded UI tests (tests/test_cobranded*.py).
+
+A :class:`World` is a fresh store with a merchant (and its API key) and the application over it;
+:class:`LiveServer` runs that application on uvicorn in a thread on 127.0.0.1 and
+:class:`Receiver` is the merchant's return-URL endpoint, a small HTTP server that records every
+request it gets. :func:`signed_start` builds a start URL signed as a merchant would (spec §2.4).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+import threading
+import time
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from penny.domain.parties import Party
+from penny.engine.ledger import Ledger
+from penny.fps.signature import sign_v2
+from penny.parties import Directory
+from penny.sandbox.clock import SandboxClock
+from penny.security import ServerKey
+from penny.services.payments import Payments
+from penny.storage.database import Database, open_database
+from penny.web.app import create_app
+
+START_PATH = "/cobranded-ui/actions/start"
+BUYER_PASSWORD = "correct horse battery"
+SERVER_WAIT = 20.0
+
+
+@dataclass
+class World:
+    db: Database
+    key_hex: str
+    server_key: ServerKey
+    clock: SandboxClock
+    directory: Directory
+    payments: Payments
+    merchant: Party
+    access_key: str
+    secret: str
+    app: Starlette
+
+
+def make_world(database_url: str, merchant_name: str = "DigitalDownload") -> World:
+    db = open_database(database_url)
+    key_hex = secrets.token_hex(32)
+    server_key = ServerKey.from_hex(key_hex, source="test")
+    clock = SandboxClock(db)
+    ledger = Ledger(db, clock)
+    directory = Directory(db, ledger, clock, server_key)
+    payments = Payments(ledger, clock=clock)
+    merchant, api_key = directory.create_business(merchant_name, "shop@example.com")
+    app = create_app(db, clock=clock, server_key=server_key)
+    return World(
+        db,
+        key_hex,
+        server_key,
+        clock,
+        directory,
+        payments,
+        merchant,
+        api_key.access_key_id,
+        api_key.secret,
+        app,
+    )
+
+
+def prepaid_params(
+    world: World, return_url: str, ref: str = "order-1", **more: str
+) -> dict[str, str]:
+    return {
+        "callerKey": world.access_key,
+        "pipelineName": "SetupPrepaid",
+        "version": "2009-01-09",
+        "returnURL": return_url,
+        "callerReferenceSender": f"{ref}-sender",
+        "callerReferenceFunding": f"{ref}-funding",
+        "fundingAmount": "25.00",
+        "paymentReason": "Game credits",
+        "validityExpiry": str(world.clock.now_us() // 1_000_000 + 30 * 86_400),
+        **more,
+    }
+
+
+def postpaid_params(
+    world: World, return_url: str, ref: str = "tab-1", **more: str
+) -> dict[str, str]:
+    return {
+        "callerKey": world.access_key,
+        "pipelineName": "SetupPostpaid",
+        "version": "2009-01-09",
+        "returnURL": return_url,
+        "callerReferenceSender": f"{ref}-sender",
+        "callerReferenceSettlement": f"{ref}-settlement",
+        "creditLimit": "50",
+        "globalAmountLimit": "500",
+        "paymentReason": "Monthly tab",
+        **more,
+    }
+
+
+def signed_start(world: World, host: str, params: Mapping[str, str], base: str = "") -> str:
+    """The start URL with ``params`` signed (HmacSHA256, over the bare host like boto)."""
+    signed = {**params, "signatureVersion": "2", "signatureMethod": "HmacSHA256"}
+    signed["signature"] = sign_v2(
+        world.secret, "GET", host, START_PATH, signed, signature_name="signature"
+    )
+    return f"{base}{START_PATH}?{urlencode(signed)}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    world: World
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_url(self, params: Mapping[str, str]) -> str:
+        return signed_start(self.world, "127.0.0.1", params, self.base)
+
+    def fps(self, action: str, **params: str) -> ET.Element:
+        """A signed FPS call (GET, like boto); the XML answer without namespaces."""
+        moment = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        request = {
+            "Action": action,
+            "AWSAccessKeyId": self.world.access_key,
+            "SignatureVersion": "2",
+            "SignatureMethod": "HmacSHA256",
+            "Timestamp": moment,
+            "Version": "2010-08-28",
+            **params,
+        }
+        request["Signature"] = sign_v2(self.world.secret, "GET", "127.0.0.1", "/", request)
+        answer = httpx.get(f"{self.base}/?{urlencode(request)}", timeout=10)
+        root = ET.fromstring(answer.content)
+        for node in root.iter():
+            node.tag = node.tag.rpartition("}")[2]
+        return root
+
+    def verify(self, received: str) -> str:
+        """VerifySignature (unsigned, as Amazon's Java library sends it) of a received URL."""
+        parts = urlsplit(received)
+        endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        query = urlencode(
+            {
+                "Action": "VerifySignature",
+                "UrlEndPoint": endpoint,
+                "HttpParameters": parts.query,
+                "Version": "2010-08-28",
+            }
+        )
+        answer = httpx.get(f"{self.base}/?{query}", timeout=10)
+        root = ET.fromstring(answer.content)
+        found = [n.text for n in root.iter() if n.tag.endswith("VerificationStatus")]
+        assert len(found) == 1, answer.text
+        return found[0] or ""
+
+
+@contextmanager
+def live_server(world: World) -> Iterator[LiveServer]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_WAIT
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        assert thread.is_alive(), "the server stopped"
+        time.sleep(0.02)
+    try:
+        yield LiveServer(world, port)
+    finally:
+        server.should_exit = True
+        thread.join(SERVER_WAIT)
+
+
+@dataclass
+class Receiver:
+    """The merchant's return-URL endpoint: records each GET (full URL) and says thanks."""
+
+    port: int
+    received: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/shop/return"
+
+    def last(self) -> tuple[str, dict[str, str]]:
+        assert self.received, "the return URL got no request"
+        url = self.received[-1]
+        return url, dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    got = Receiver(0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/shop/"):  # not the browser's /favicon.ico
+                got.received.append(f"http://127.0.0.1:{got.port}{self.path}")
+            body = b"<!doctype html><title>Shop</title><h1>Thanks, back at the shop</h1>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    got.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield got
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(SERVER_WAIT)
+
+
+# -- in-process client (Starlette's TestClient) -------------------------------------------------
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # this Starlette prefers the httpx2 fork and warns
+    from starlette.testclient import TestClient
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+PIPELINE_PATH = re.compile(r"/cobranded-ui/pipelines/([A-Za-z0-9_-]+)/")
+
+
+class UiClient:
+    """One browser, in process: its cookies persist across calls; redirects are not followed."""
+
+    def __init__(
+        self, world: World, base_url: str = "http://testserver", app: Starlette | None = None
+    ) -> None:
+        self.world = world
+        self.client: Any = TestClient(app or world.app, base_url=base_url, follow_redirects=False)
+
+    def start(self, params: Mapping[str, str]) -> httpx.Response:
+        answer: httpx.Response = self.client.get(signed_start(self.world, "testserver", params))
+        return answer
+
+    def open(self, params: Mapping[str, str]) -> tuple[str, str]:
+        """Start a pipeline; its id and the CSRF token of the page it lands on."""
+        started = self.start(params)
+        assert started.status_code == 303, started.text
+        location = started.headers["location"]
+        match = PIPELINE_PATH.search(location)
+        assert match is not None, location
+        page = self.client.get(location)
+        assert page.status_code == 200, page.text
+        return match.group(1), csrf_of(page.text)
+
+    def post(self, pid: str, step: str, data: Mapping[str, str]) -> httpx.Response:
+        answer: httpx.Response = self.client.post(
+            f"/cobranded-ui/pipelines/{pid}/{step}", data=dict(data)
+        )
+        return answer
+
+    def get(self, pid: str, step: str) -> httpx.Response:
+        answer: httpx.Response = self.client.get(f"/cobranded-ui/pipelines/{pid}/{step}")
+        return answer
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match is not None, html
+    return match.group(1)

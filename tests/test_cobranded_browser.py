@@ -1,0 +1,358 @@
+"""The Co-Branded UI end to end in headless Chromium (Debian's ``chromium``, driven by
+Playwright), against a real server on 127.0.0.1 and a merchant's return-URL receiver, on SQLite
+and PostgreSQL.
+
+Flows: prepaid (new buyer account, card, confirm, return verified with VerifySignature, then
+FundPrepaid and Pay), postpaid (existing buyer, Pay and SettleDebt), a declined card (then the
+buyer's balance: SA), a cancelled flow (A, nothing created), a tampered start URL (refused, no
+redirect), an expired validity (CE on the return URL) and a bank account (SB; its funding stays
+pending until ``penny sandbox advance --days 4``).
+
+Screenshots of every page at 360 px and at 1280 px are written to
+``test-artifacts/screenshots/`` (the SQLite run) for reviewers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from typer.testing import CliRunner
+
+from cobranded_support import (
+    BUYER_PASSWORD,
+    LiveServer,
+    Receiver,
+    World,
+    live_server,
+    make_world,
+    postpaid_params,
+    prepaid_params,
+    receiver,
+)
+from penny.cli.main import app as cli_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE: ViewportSize = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One browser for this module's tests. Not session-wide: Playwright's sync API keeps an
+    event loop on the main thread while it runs, and other modules call ``asyncio.run``."""
+    assert Path(CHROMIUM).exists(), "scripts/test installs Debian's chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+class Flow:
+    """One buyer in one browser context (phone width), with the live server and receiver."""
+
+    def __init__(self, browser: Browser, server: LiveServer, shop: Receiver, store: str) -> None:
+        self.server, self.shop, self.store = server, shop, store
+        self.context = browser.new_context(viewport=PHONE)
+        self.page: Page = self.context.new_page()
+        self.page.set_default_timeout(15_000)
+
+    @property
+    def world(self) -> World:
+        return self.server.world
+
+    def shot(self, name: str) -> None:
+        """Screenshot the page at phone and desktop width (SQLite run only)."""
+        if self.store != "sqlite":
+            return
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+            self.page.set_viewport_size(size)
+            self.page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+        self.page.set_viewport_size(PHONE)
+
+    def start(self, params: dict[str, str]) -> None:
+        self.page.goto(self.server.start_url(params))
+
+    def register(self, name: str, email: str) -> None:
+        self.page.get_by_role("link", name="Create a sandbox buyer account").click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text(
+            "Create a sandbox buyer account"
+        )
+        self.shot("register")
+        self.page.get_by_label("Your name").fill(name)
+        self.page.get_by_label("Email address").fill(email)
+        self.page.get_by_label("Password (at least 8 characters)").fill(BUYER_PASSWORD)
+        self.page.get_by_label("Password again").fill(BUYER_PASSWORD)
+        self.page.get_by_role("button", name="Create account").click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
+
+    def sign_in(self, email: str, password: str = BUYER_PASSWORD) -> None:
+        self.page.get_by_label("Email address").fill(email)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Sign in").click()
+
+    def add_card(self, number: str, expiry: str = "12/2030") -> None:
+        self.page.get_by_label("Card number").fill(number)
+        self.page.get_by_label("Expiry (MM/YYYY)").fill(expiry)
+        self.page.get_by_role("button", name="Add card").click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
+
+    def choose(self, label: str) -> None:
+        self.page.get_by_label(label).check()
+        self.page.get_by_role("button", name="Continue").click()
+
+    def confirm(self) -> dict[str, str]:
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("Review and confirm")
+        self.page.get_by_role("button", name="Confirm").click()
+        return self.returned()
+
+    def returned(self) -> dict[str, str]:
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("Thanks, back at the shop")
+        url, params = self.shop.last()
+        assert self.server.verify(url) == "Success"
+        return params
+
+
+@pytest.fixture
+def flow(browser: Browser, database_url: str) -> Iterator[Flow]:
+    world = make_world(database_url)
+    store = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    with live_server(world) as server, receiver() as shop:
+        flow = Flow(browser, server, shop, store)
+        try:
+            yield flow
+        finally:
+            flow.context.close()
+            world.db.dispose()
+
+
+def _text(root: object, tag: str) -> str:
+    found = [node.text for node in root.iter() if node.tag == tag]  # type: ignore[attr-defined]
+    assert len(found) == 1, (tag, found)
+    return found[0] or ""
+
+
+def _at(root: ET.Element, path: str) -> str:
+    found = root.find(path)
+    assert found is not None, ET.tostring(root)
+    return found.text or ""
+
+
+def _amount(prefix: str, value: str) -> dict[str, str]:
+    return {f"{prefix}.Value": value, f"{prefix}.CurrencyCode": "USD"}
+
+
+def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
+    params = prepaid_params(flow.world, flow.shop.url, websiteDescription="the Game Shop")
+    flow.start(params)
+    expect(flow.page.get_by_role("heading", level=1)).to_have_text(
+        "Sign in to authorize this payment"
+    )
+    expect(flow.page.locator(".summary")).to_contain_text("$25.00 USD")
+    flow.shot("signin")
+    flow.register("Bea Buyer", "bea@example.com")
+    flow.shot("method")
+    flow.add_card("4111 1111 1111 1111")
+    flow.choose("Visa •••• 1111, expires 12/2030")
+    main = flow.page.locator("main")
+    expect(main).to_contain_text("DigitalDownload")
+    expect(main).to_contain_text("$25.00 USD")
+    expect(main).to_contain_text("•••• 1111")
+    expect(main).not_to_contain_text("4111 1111 1111 1111")
+    expect(main).to_contain_text("Game credits")
+    flow.shot("review")
+    got = flow.confirm()
+    assert got["status"] == "SC"
+    assert got["callerReferenceSender"] == "order-1-sender"
+    assert got["callerReferenceFunding"] == "order-1-funding"
+    assert re.fullmatch(r"[0-9]{2}/[0-9]{4}", got["expiry"])
+    instrument, funding, sender = (
+        got["prepaidInstrumentID"],
+        got["fundingTokenID"],
+        got["senderTokenID"],
+    )
+    # A lost redirect is recovered with GetTokenByCaller.
+    token = flow.server.fps("GetTokenByCaller", CallerReference="order-1-sender")
+    assert _text(token, "TokenId") == sender
+    # Anything changed on the received URL fails verification.
+    url, _ = flow.shop.last()
+    assert flow.server.verify(url.replace("status=SC", "status=SA")) == "Failure"
+    fund = flow.server.fps(
+        "FundPrepaid",
+        SenderTokenId=funding,
+        PrepaidInstrumentId=instrument,
+        CallerReference="fund-1",
+        **_amount("FundingAmount", "10"),
+    )
+    assert _text(fund, "TransactionStatus") == "Success"
+    pay = flow.server.fps(
+        "Pay", SenderTokenId=sender, CallerReference="pay-1", **_amount("TransactionAmount", "2.50")
+    )
+    assert _text(pay, "TransactionStatus") == "Success"
+    balance = flow.server.fps("GetPrepaidBalance", PrepaidInstrumentId=instrument)
+    assert _at(balance, ".//AvailableBalance/Value") == "7.500000"
+    # Going back to the finished pipeline shows it is done; confirming again changes nothing.
+    flow.page.go_back()
+    flow.page.reload()
+    expect(flow.page.get_by_role("heading", level=1)).to_have_text("This authorization is finished")
+    flow.shot("finished")
+
+
+def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
+    buyer = flow.world.directory.create_personal("Carl Credit", "carl@example.com", BUYER_PASSWORD)
+    flow.world.directory.add_card(buyer.id, "5555 5555 5555 4444", 11, 2031)
+    flow.start(postpaid_params(flow.world, flow.shop.url))
+    # Keyboard order: skip link, email, password, the sign-in button, then the way out.
+    page = flow.page
+    for target in (
+        page.get_by_role("link", name="Skip to content"),
+        page.get_by_label("Email address"),
+        page.get_by_label("Password"),
+        page.get_by_role("button", name="Sign in"),
+        page.get_by_role("link", name="Create a sandbox buyer account"),
+        page.get_by_role("button", name="Cancel and return to DigitalDownload"),
+    ):
+        page.keyboard.press("Tab")
+        expect(target).to_be_focused()
+    flow.sign_in("carl@example.com", "wrong password")
+    expect(flow.page.get_by_role("alert")).to_have_text(
+        "The email address or the password is wrong."
+    )
+    flow.shot("signin-error")
+    flow.sign_in("carl@example.com")
+    flow.choose("Mastercard •••• 4444, expires 11/2031")
+    main = flow.page.locator("main")
+    expect(main).to_contain_text("Credit limit")
+    expect(main).to_contain_text("$50.00 USD")
+    expect(main).to_contain_text("$500.00 USD")
+    flow.shot("review-postpaid")
+    got = flow.confirm()
+    assert got["status"] == "SC"
+    assert got["callerReferenceSettlement"] == "tab-1-settlement"
+    assert "expiry" not in got  # no validityExpiry was asked for
+    pay = flow.server.fps(
+        "Pay",
+        SenderTokenId=got["creditSenderTokenID"],
+        CallerReference="tab-pay-1",
+        **_amount("TransactionAmount", "20"),
+    )
+    assert _text(pay, "TransactionStatus") == "Success"
+    debt = flow.server.fps("GetDebtBalance", CreditInstrumentId=got["creditInstrumentID"])
+    assert _at(debt, ".//AvailableBalance/Value") == "20.000000"
+    settle = flow.server.fps(
+        "SettleDebt",
+        SenderTokenId=got["settlementTokenID"],
+        CreditInstrumentId=got["creditInstrumentID"],
+        CallerReference="settle-1",
+        **_amount("SettlementAmount", "20"),
+    )
+    assert _text(settle, "TransactionStatus") == "Success"
+
+
+def test_declined_card_is_refused_then_the_balance_is_used(flow: Flow) -> None:
+    flow.world.directory.create_personal("Dee Decline", "dee@example.com", BUYER_PASSWORD)
+    flow.start(prepaid_params(flow.world, flow.shop.url, ref="dee"))
+    flow.sign_in("dee@example.com")
+    flow.add_card("4000 0000 0000 0002")
+    flow.choose("Visa •••• 0002, expires 12/2030")
+    expect(flow.page.locator("#method_id-error")).to_have_text(
+        "This card was declined by the issuing bank. Choose another payment method."
+    )
+    flow.shot("method-declined")
+    flow.choose("Penny balance")
+    got = flow.confirm()
+    assert got["status"] == "SA"
+
+
+def test_cancelled_flow_returns_a_and_creates_nothing(flow: Flow) -> None:
+    flow.world.directory.create_personal("Cy Cancel", "cy@example.com", BUYER_PASSWORD)
+    flow.start(prepaid_params(flow.world, flow.shop.url, ref="cy"))
+    flow.sign_in("cy@example.com")
+    flow.choose("Penny balance")
+    flow.page.get_by_role("button", name="Cancel and return to DigitalDownload").click()
+    got = flow.returned()
+    assert got["status"] == "A"
+    assert "senderTokenID" not in got
+    missing = flow.server.fps("GetTokenByCaller", CallerReference="cy-sender")
+    assert _text(missing, "Code") == "InvalidParams" or _text(missing, "Code").startswith("Invalid")
+
+
+def test_tampered_start_url_is_refused_without_redirect(flow: Flow) -> None:
+    url = flow.server.start_url(prepaid_params(flow.world, flow.shop.url, ref="t"))
+    tampered = url.replace("fundingAmount=25.00", "fundingAmount=2500.00")
+    assert tampered != url
+    response = flow.page.goto(tampered)
+    assert response is not None
+    assert response.status == 403
+    expect(flow.page.get_by_role("heading", level=1)).to_have_text(
+        "This payment request was altered"
+    )
+    expect(flow.page.get_by_role("link", name=re.compile("Return"))).to_have_count(0)
+    flow.shot("tampered")
+    assert flow.shop.received == []
+
+
+def test_expired_validity_redirects_with_ce(flow: Flow) -> None:
+    past = str(flow.world.clock.now_us() // 1_000_000 - 60)
+    flow.start(prepaid_params(flow.world, flow.shop.url, ref="old", validityExpiry=past))
+    expect(flow.page.get_by_role("alert")).to_have_text("validityExpiry has already passed.")
+    flow.shot("invalid-request")
+    flow.page.get_by_role("link", name="Return to DigitalDownload now").click()
+    got = flow.returned()
+    assert got["status"] == "CE"
+    assert got["errorMessage"] == "validityExpiry has already passed."
+    assert got["callerReferenceSender"] == "old-sender"
+
+
+def test_bank_account_funding_completes_after_four_sandbox_days(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow.world.directory.create_personal("Bo Bank", "bo@example.com", BUYER_PASSWORD)
+    flow.start(prepaid_params(flow.world, flow.shop.url, ref="bo", paymentMethod="ACH,ABT"))
+    flow.sign_in("bo@example.com")
+    expect(flow.page.get_by_role("button", name="Add card")).to_have_count(0)
+    flow.page.get_by_label("Routing number").fill("110000000")
+    flow.page.get_by_label("Account number").fill("000123456789")
+    flow.page.get_by_role("button", name="Add bank account").click()
+    flow.choose("bank account •••• 6789 (routing •••• 0000)")
+    got = flow.confirm()
+    assert got["status"] == "SB"
+    fund = flow.server.fps(
+        "FundPrepaid",
+        SenderTokenId=got["fundingTokenID"],
+        PrepaidInstrumentId=got["prepaidInstrumentID"],
+        CallerReference="bo-fund",
+        **_amount("FundingAmount", "25"),
+    )
+    assert _text(fund, "TransactionStatus") == "Pending"
+    txn = _text(fund, "TransactionId")
+    monkeypatch.setenv("PENNY_SECRET_KEY", flow.world.key_hex)
+    result = CliRunner().invoke(
+        cli_app,
+        ["sandbox", "advance", "--database", flow.world.db.url, "--days", "4", "--json"],
+        env={**os.environ},
+    )
+    assert result.exit_code == 0, result.output
+    assert txn in json.dumps(json.loads(result.output))
+    status = flow.server.fps("GetTransactionStatus", TransactionId=txn)
+    assert _text(status, "TransactionStatus") == "Success"
