@@ -330,3 +330,4 @@ def main() -> None:
 from penny.cli.sandbox import sandbox_app  # noqa: E402
 
 app.add_typer(sandbox_app, name="sandbox")
+from penny.cli import bench_http  # noqa: E402, F401  (registers `penny bench http`)
