@@ -151,6 +151,7 @@ class Worker:
         self.sent: list[tuple[Merchant, dict[str, str]]] = []
         self.debts: dict[str, int] = {}
         self.counter = 0
+        self.w5_count = 0
 
     def _pay(
         self, buyer: Buyer, hot: bool, credit: bool, amount: int
@@ -169,7 +170,7 @@ class Worker:
         }
         return merchant, "Pay", params
 
-    def next_request(self, conn_state: dict[str, int]) -> Request:
+    def next_request(self) -> Request:
         """The next request of this workload."""
         rng = self.rng
         buyer = self.buyers[rng.randrange(len(self.buyers))]
@@ -182,15 +183,15 @@ class Worker:
             params = {"PrepaidInstrumentId": buyer.prepaid_instrument}
             return Request("balance", merchant, "GetPrepaidBalance", params, new_move=False)
         if w == "W5":
-            conn_state["n"] = conn_state.get("n", 0) + 1
-            if conn_state["n"] % 100 == 0 and self.debts:
+            self.w5_count += 1
+            if self.w5_count % 100 == 0 and self.debts:
                 instrument = max(self.debts, key=lambda k: self.debts[k])
                 owed = self.debts.pop(instrument)
                 if owed >= 100:
                     owner = next(b for b in self.buyers if b.credit_instrument == instrument)
                     self.counter += 1
                     params = {
-                        "SettlementTokenId": owner.settlement_token,
+                        "SenderTokenId": owner.settlement_token,
                         "CreditInstrumentId": instrument,
                         "SettlementAmount.Value": _amount(owed),
                         "SettlementAmount.CurrencyCode": "USD",
@@ -209,7 +210,6 @@ class Worker:
         self, start: float, warm_end: float, end: float, rate: float | None
     ) -> None:
         conn = await Connection.open(self.config["host"], self.config["port"])
-        state: dict[str, int] = {}
         interval = (self.config["connections"] / rate) if rate else 0.0
         scheduled = start + self.rng.random() * interval
         try:
@@ -224,7 +224,7 @@ class Worker:
                     sent_at = time.time()
                 if sent_at >= end:
                     return
-                request = self.next_request(state)
+                request = self.next_request()
                 op = request.op
                 body = self.signer.body(request.merchant, request.action, request.params)
                 if not rate:
