@@ -109,7 +109,7 @@ def test_cli_writes_json_and_chart(tmp_path: Path) -> None:
             "--store",
             "sqlite",
             "--workloads",
-            "W1,W2",
+            "W1",
             "--buyers",
             "40",
             "--merchants",
