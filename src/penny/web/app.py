@@ -137,8 +137,13 @@ class FpsEndpoint:
         queries) run in the thread pool, since they read the database.
         """
         self.attach()
-        if _MONEY_ACTION.search(request.body or request.query_string) is None:
+        raw = request.body or request.query_string
+        if _MONEY_ACTION.search(raw) is None:
             return await run_in_threadpool(self.answer, request, request_id)
+        key = _ACCESS_KEY.search(raw)
+        if key is not None and not self.keys.fresh(key_id := key.group(1).decode("ascii")):
+            # Look the key up in a thread, so that the first pass does not wait on the loop.
+            await run_in_threadpool(self.keys.secret_for, key_id)
         try:
             with first_pass():
                 return self.answer(request, request_id)
@@ -231,6 +236,8 @@ class FpsEndpoint:
 _MONEY_ACTION = re.compile(
     rb"(?:^|&)Action=(?:Pay|FundPrepaid|SettleDebt|WriteOffDebt|Refund)(?:&|$)"
 )
+
+_ACCESS_KEY = re.compile(rb"(?:^|&)AWSAccessKeyId=([A-Za-z0-9]{1,64})(?:&|$)")
 
 #: The one action FPS serves unsigned.
 UNSIGNED_ACTION = "VerifySignature"

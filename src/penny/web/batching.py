@@ -163,6 +163,12 @@ class KeyCache:
             self._entries[access_key_id] = (now, secret, key.party_id)
         return secret, key.party_id
 
+    def fresh(self, access_key_id: str) -> bool:
+        """Whether the key is cached and within its TTL (no database read needed)."""
+        with self._lock:
+            cached = self._entries.get(access_key_id)
+        return cached is not None and time.monotonic() - cached[0] < self.ttl_s
+
     def secret_for(self, access_key_id: str) -> str | None:
         entry = self._entry(access_key_id)
         return None if entry is None else entry[0]
