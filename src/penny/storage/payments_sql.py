@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     insert,
     or_,
     select,
@@ -237,10 +238,23 @@ def insert_instrument(conn: Connection, instrument: Instrument) -> None:
     conn.execute(insert(instruments).values(**_instrument_row(instrument)))
 
 
+_UPDATE_INSTRUMENT = (
+    update(instruments)
+    .where(instruments.c.id == bindparam("_id"))
+    .values({c.name: bindparam(c.name) for c in instruments.c if c.name != "id"})
+)
+
+
 def update_instruments(conn: Connection, changed: Iterable[Instrument]) -> None:
+    """One statement for all (executemany). The id is not in the SET list: SQLite checks the
+    foreign keys of every child row (tokens, unindexed) when a parent key is set (#8)."""
+    rows = []
     for instrument in changed:
         row = _instrument_row(instrument)
-        conn.execute(update(instruments).where(instruments.c.id == instrument.id).values(**row))
+        row["_id"] = row.pop("id")
+        rows.append(row)
+    if rows:
+        conn.execute(_UPDATE_INSTRUMENT, rows)
 
 
 def load_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, Token]:
