@@ -52,6 +52,9 @@ from penny.storage.database import Database, open_database
 Progress = Callable[[str, float], None]
 
 WORKLOADS = ("W1", "W2", "W4", "W5", "W6")
+#: GetPrepaidBalance requests/s of the P5 probe: light, so that it measures the read, not a
+#: queue (500/s saturated the PostgreSQL server on a loaded machine).
+BALANCE_PROBE_RATE = 100.0
 TARGETS = {
     "P1": "W1 on SQLite ≥ 1.0× the raw one-transfer-per-commit SQLite loop",
     "P2": "W1 on PostgreSQL ≥ 1.0× pgbench TPC-B peak tps",
@@ -569,7 +572,9 @@ def _workloads(
 
     balance_start: dict[str, Any] | None = None
     if options.history:
-        probe = load("WB", f"{store}: balance probe", min(options.seconds, 5.0), rate=500.0)
+        probe = load(
+            "WB", f"{store}: balance probe", min(options.seconds, 5.0), rate=BALANCE_PROBE_RATE
+        )
         balance_start = {"journals": counts(database)["journals"], **probe.ops["balance"]}
     for workload in options.workloads:
         before = counts(database)
@@ -604,7 +609,9 @@ def _workloads(
                     "check_ok": check(database, before, loaded.moved)["ok"],
                 }
             )
-        probe = load("WB", f"{store}: balance probe", min(options.seconds, 5.0), rate=500.0)
+        probe = load(
+            "WB", f"{store}: balance probe", min(options.seconds, 5.0), rate=BALANCE_PROBE_RATE
+        )
         result.history = {
             "points": points,
             "balance_start": balance_start,
