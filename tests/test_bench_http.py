@@ -233,7 +233,7 @@ def test_revoked_key_is_refused_once_the_cache_lapses(tmp_path: Path) -> None:
         clock = SandboxClock(database)
         directory = Directory(database, Ledger(database, clock), clock, ServerKey.generate())
         party, key = directory.create_business("Cache Co", f"{secrets.token_hex(4)}@x.invalid")
-        cache = KeyCache(directory, ttl_s=0.2)
+        cache = KeyCache(directory, ttl_ms=200)
         assert cache.secret_for(key.access_key_id) == key.secret
         assert cache.party_of(key.access_key_id) == party.id
         directory.revoke_key(key.access_key_id)

@@ -120,7 +120,7 @@ class FpsEndpoint:
         self.request_clock = request_clock
         #: What the actions call: money-moving requests share group commits (#8).
         self.batched = BatchedPayments(payments)
-        #: Keys' secrets and owners, trusted for KEY_TTL_S (#8, docs/decisions.md).
+        #: Keys' secrets and owners, trusted for KEY_TTL_MS (#8, docs/decisions.md).
         self.keys = KeyCache(directory)
 
     def attach(self) -> None:

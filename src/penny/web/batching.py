@@ -10,9 +10,9 @@
   that fails as a whole (a bug, or the store gone) is re-run one request per transaction, so one
   bad request never fails its neighbours. Without a running loop (direct calls, tests) it is
   plain :class:`Payments`.
-* :class:`KeyCache` remembers, for :data:`KEY_TTL_S`, an access key's decrypted secret and owner:
+* :class:`KeyCache` remembers, for :data:`KEY_TTL_MS`, an access key's decrypted secret and owner:
   a signed request then costs no database read and no AES-GCM decryption for its key. A revoked
-  key is refused at most :data:`KEY_TTL_S` after the revocation, by every worker process
+  key is refused at most one TTL after the revocation, by every worker process
   (docs/decisions.md, #8).
 """
 
@@ -31,7 +31,7 @@ from penny.parties import Directory
 from penny.services.payments import PaymentRequest, Payments, Result
 
 #: How long a key's secret and owner are trusted without asking the database again.
-KEY_TTL_S = 1.0
+KEY_TTL_MS = 1000
 #: The largest batch one commit takes.
 MAX_BATCH = 1000
 
@@ -137,19 +137,19 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 class KeyCache:
-    """Access key id → (secret, owner) for :data:`KEY_TTL_S`; thread-safe."""
+    """Access key id → (secret, owner) for :data:`KEY_TTL_MS`; thread-safe."""
 
-    def __init__(self, directory: Directory, ttl_s: float = KEY_TTL_S) -> None:
+    def __init__(self, directory: Directory, ttl_ms: int = KEY_TTL_MS) -> None:
         self.directory = directory
-        self.ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, str, str]] = {}
+        self.ttl_ns = ttl_ms * 1_000_000
+        self._entries: dict[str, tuple[int, str, str]] = {}
         self._lock = threading.Lock()
 
     def _entry(self, access_key_id: str) -> tuple[str, str] | None:
-        now = time.monotonic()
+        now = time.monotonic_ns()
         with self._lock:
             cached = self._entries.get(access_key_id)
-        if cached is not None and now - cached[0] < self.ttl_s:
+        if cached is not None and now - cached[0] < self.ttl_ns:
             return cached[1], cached[2]
         secret = self.directory.secret_for(access_key_id)
         key = self.directory.api_key(access_key_id) if secret is not None else None
@@ -167,7 +167,7 @@ class KeyCache:
         """Whether the key is cached and within its TTL (no database read needed)."""
         with self._lock:
             cached = self._entries.get(access_key_id)
-        return cached is not None and time.monotonic() - cached[0] < self.ttl_s
+        return cached is not None and time.monotonic_ns() - cached[0] < self.ttl_ns
 
     def secret_for(self, access_key_id: str) -> str | None:
         entry = self._entry(access_key_id)
