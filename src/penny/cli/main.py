@@ -381,6 +381,9 @@ bench_app.command("gatekeeper")(bench_gatekeeper)
 from penny.cli.ipn import ipn_app  # noqa: E402
 
 app.add_typer(ipn_app, name="ipn")
+
 from penny.cli.check import check_app  # noqa: E402
 
 app.add_typer(check_app, name="check")
+
+from penny.cli import bench_http  # noqa: E402, F401  (registers `penny bench http`)

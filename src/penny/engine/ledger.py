@@ -238,6 +238,12 @@ class LedgerSession:
         call it before reading what the keys did, and before :meth:`load`."""
         self.sql.lock_keys(self.conn, namespace, keys)
 
+    def assume_new_keys(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Skip looking up (and locking) keys the caller has just drawn at random: no command
+        can have used them. The unique ``(key, owner)`` index still guards them: a collision
+        fails the insert and the batch is re-run."""
+        self._seen_keys.update(keys)
+
     def load_for(self, commands: Iterable[Command]) -> None:
         """Load everything ``commands`` refer to, in one round trip per table."""
         commands = list(commands)

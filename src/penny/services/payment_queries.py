@@ -27,6 +27,7 @@ from penny.domain.model import (
 )
 from penny.domain.parties import Party
 from penny.engine.ledger import Ledger
+from penny.ledger.model import Balance
 from penny.money import Money
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
@@ -137,24 +138,38 @@ class PaymentQueries:
             raise PaymentsError(Refusal.unknown_instrument)
         return instrument
 
+    def _instrument_balance(
+        self, caller_id: str, instrument_id: str, kind: InstrumentKind
+    ) -> tuple[str, Balance]:
+        """An instrument's currency and counters in ONE statement (a consistent snapshot by
+        itself), run outside any transaction on PostgreSQL: one round trip instead of the five
+        of a REPEATABLE READ transaction (#8, P5). Refused like :meth:`_instrument_for`."""
+        statement = text(
+            "SELECT i.kind, i.sender_id, i.recipient_id, i.currency, a.debits_posted,"
+            " a.credits_posted, a.debits_pending, a.credits_pending"
+            " FROM instruments AS i JOIN ledger_accounts AS a ON a.id = i.ledger_account_id"
+            " WHERE i.id = :id"
+        )
+        if self.database.is_postgresql:
+            with self.database.read_engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            ) as conn:
+                row = conn.execute(statement, {"id": instrument_id}).first()
+        else:
+            with self.database.read() as conn:
+                row = conn.execute(statement, {"id": instrument_id}).first()
+        if row is None or row[0] != kind.value or caller_id not in (row[1], row[2]):
+            raise PaymentsError(Refusal.unknown_instrument)
+        return str(row[3]), Balance(int(row[4]), int(row[5]), int(row[6]), int(row[7]))
+
     def prepaid_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
         """GetPrepaidBalance: available now, and funding still pending."""
-        with self.database.read() as conn:
-            instrument = self._instrument_for(
-                conn, caller_id, instrument_id, InstrumentKind.prepaid
-            )
-            balance = self.ledger.sql.balance(conn, instrument.ledger_account_id)
-        assert balance is not None
-        c = instrument.currency
+        c, balance = self._instrument_balance(caller_id, instrument_id, InstrumentKind.prepaid)
         return TwoBalances(Money(balance.available_credit, c), Money(balance.credits_pending, c))
 
     def debt_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
         """GetDebtBalance: the debt, and settlements still pending."""
-        with self.database.read() as conn:
-            instrument = self._instrument_for(conn, caller_id, instrument_id, InstrumentKind.credit)
-            balance = self.ledger.sql.balance(conn, instrument.ledger_account_id)
-        assert balance is not None
-        c = instrument.currency
+        c, balance = self._instrument_balance(caller_id, instrument_id, InstrumentKind.credit)
         return TwoBalances(Money(balance.net_debit_posted, c), Money(balance.credits_pending, c))
 
     def total_prepaid_liability(self, caller_id: str, currency: str = "USD") -> TwoBalances:

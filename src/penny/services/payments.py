@@ -71,8 +71,14 @@ TOKEN_ID_LENGTH = 64
 
 
 def random_id(length: int) -> str:
-    """An opaque FPS-style id: upper-case letters and digits."""
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+    """An opaque FPS-style id: upper-case letters and digits, uniformly random (one draw from
+    the OS generator, not one per character: this runs for every transaction)."""
+    number = secrets.randbelow(len(ID_ALPHABET) ** length)
+    digits = []
+    for _ in range(length):
+        number, digit = divmod(number, len(ID_ALPHABET))
+        digits.append(ID_ALPHABET[digit])
+    return "".join(digits)
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -875,6 +881,8 @@ class Payments(PaymentQueries):
     def _book(
         self, batch: _Batch, key: str, legs: tuple[Any, ...], *, pending: bool = False
     ) -> int:
+        # Every key booked here is a transaction id just drawn by ``new_id``: nothing to look up.
+        batch.session.assume_new_keys([(LEDGER_OWNER, key)])
         outcome = batch.session.apply(NewJournal(LEDGER_OWNER, key, legs, pending=pending))
         if outcome.ok:
             assert outcome.journal_id is not None

@@ -1,0 +1,128 @@
+"""``penny bench http``: the end-to-end server benchmark (see :mod:`penny.bench.http`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from penny.cli.main import JsonOption, _progress_bar, bench_app, fail, out
+
+
+def _list(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [item for item in items if item not in allowed]
+    if not items or unknown:
+        raise fail(f"{what} takes a comma-separated list of {', '.join(allowed)}")
+    return items
+
+
+@bench_app.command("http")
+def bench_http(
+    store: Annotated[
+        str, typer.Option(help="Stores to measure, comma-separated: sqlite, postgresql.")
+    ] = "sqlite,postgresql",
+    workloads: Annotated[str, typer.Option(help="Workloads, comma-separated.")] = (
+        "W1,W2,W4,W5,W6"
+    ),
+    workers: Annotated[int, typer.Option(min=1, help="`penny serve --workers`.")] = 1,
+    buyers: Annotated[int, typer.Option(min=2, help="Buyers seeded.")] = 10_000,
+    merchants: Annotated[int, typer.Option(min=1, help="Merchants seeded.")] = 100,
+    seconds: Annotated[float, typer.Option(min=0.5, help="Measured seconds per workload.")] = 10.0,
+    warmup: Annotated[float, typer.Option(min=0.0, help="Warm-up seconds per workload.")] = 2.0,
+    connections: Annotated[int, typer.Option(min=1, help="Keep-alive connections in all.")] = 64,
+    processes: Annotated[int, typer.Option(min=1, help="Load-generator processes.")] = 2,
+    history: Annotated[
+        str,
+        typer.Option(
+            help="Transaction counts to fill the ledger to for the memory and balance-latency "
+            "checks (P5, memory), comma-separated, ascending; 'none' skips them."
+        ),
+    ] = "100000,1000000",
+    peer: Annotated[
+        str, typer.Option(help="'hordak' (django-hordak in a throwaway virtualenv) or 'none'.")
+    ] = "hordak",
+    baseline_seconds: Annotated[
+        float, typer.Option(min=0.5, help="Seconds per baseline run.")
+    ] = 10.0,
+    output: Annotated[
+        Path, typer.Option(help="Directory for bench-http.json and bench-http.png.")
+    ] = Path("bench-results"),
+    as_json: JsonOption = False,
+) -> None:
+    """Penny over signed HTTP (penny serve + separate load generators) with baselines from the
+    same run: SQLite raw loop, pgbench TPC-B, django-hordak. Writes JSON and a PNG chart."""
+    from penny.bench.chart import write_chart
+    from penny.bench.http import WORKLOADS, Options, run_http_bench
+
+    if peer not in {"hordak", "none"}:
+        raise fail("--peer must be 'hordak' or 'none'")
+    try:
+        sizes = () if history == "none" else tuple(int(p) for p in history.split(",") if p)
+    except ValueError:
+        raise fail("--history takes whole numbers separated by commas, or 'none'") from None
+    options = Options(
+        stores=_list(store, ("sqlite", "postgresql"), "--store"),
+        workloads=_list(workloads, WORKLOADS, "--workloads"),
+        buyers=buyers,
+        merchants=merchants,
+        seconds=seconds,
+        warmup=warmup,
+        connections=connections,
+        processes=processes,
+        workers=workers,
+        history=tuple(sorted(sizes)),
+        peer=peer,
+        baseline_seconds=baseline_seconds,
+    )
+    with _progress_bar() as report:
+        summary = run_http_bench(options, report)
+    output.mkdir(parents=True, exist_ok=True)
+    json_path = output / "bench-http.json"
+    json_path.write_text(json.dumps(summary, indent=1))
+    write_chart(summary, output / "bench-http.png")
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        _print(summary)
+        out.print(f"written: {json_path} and {output / 'bench-http.png'}")
+    if not summary["correct"]:
+        raise typer.Exit(code=1)
+
+
+def _print(summary: dict[str, Any]) -> None:
+    table = Table(title="penny bench http")
+    for column in (
+        "store",
+        "workload",
+        "per second",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "audit + counts",
+    ):
+        table.add_column(column)
+    for store, data in summary["stores"].items():
+        for name, w in data["workloads"].items():
+            lat = w["ops"].get("all", {})
+            table.add_row(
+                store,
+                name,
+                f"{w['per_s']:,.0f}",
+                f"{lat.get('p50_ms', 0):.2f}",
+                f"{lat.get('p95_ms', 0):.2f}",
+                f"{lat.get('p99_ms', 0):.2f}",
+                str(w["errors"]),
+                "ok" if w["check"]["ok"] else "FAILED",
+            )
+    out.print(table)
+    for name, value in summary["ratios"].items():
+        out.print(f"  {name} = {value}")
+    for key, t in summary["targets"].items():
+        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "not measured"}[t["pass"]]
+        out.print(f"  {key}: {verdict} ({t['value']}) — {t['target']}")

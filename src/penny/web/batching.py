@@ -1,0 +1,198 @@
+"""What the FPS endpoint adds to the services for speed: group commit and a key cache.
+
+* :class:`BatchedPayments` is the :class:`~penny.services.payments.Payments` the FPS actions
+  call. Its :meth:`~BatchedPayments.execute`, called from a request's worker thread, hands the
+  request to a :class:`~penny.engine.group.Batcher` on the event loop and waits: whatever
+  requests arrive while a batch commits form the next batch, decided in order and committed in
+  one transaction by :meth:`Payments.submit`. A request's answer is sent only after its batch
+  has committed; idempotency is unchanged (``CallerReference`` lookups and the fingerprint are
+  per request, and two requests with one reference in the same batch see each other). A batch
+  that fails as a whole (a bug, or the store gone) is re-run one request per transaction, so one
+  bad request never fails its neighbours. Without a running loop (direct calls, tests) it is
+  plain :class:`Payments`.
+* :class:`KeyCache` remembers, for :data:`KEY_TTL_MS`, an access key's decrypted secret and owner:
+  a signed request then costs no database read and no AES-GCM decryption for its key. A revoked
+  key is refused at most one TTL after the revocation, by every worker process
+  (docs/decisions.md, #8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from penny.domain.model import Transaction
+from penny.engine.group import Batcher
+from penny.parties import Directory
+from penny.services.payments import PaymentRequest, Payments, Result
+
+#: How long a key's secret and owner are trusted without asking the database again.
+KEY_TTL_MS = 1000
+#: The largest batch one commit takes.
+MAX_BATCH = 1000
+
+Outcome = Result | BaseException
+
+#: Set while a request is answered on the event loop for the first time: a money-moving
+#: request stops at :meth:`BatchedPayments.execute` with :class:`Deferred`.
+_first_pass: ContextVar[bool] = ContextVar("penny_first_pass", default=False)
+#: Set for the second time: the request's outcome, decided and committed meanwhile.
+_decided: ContextVar[tuple[PaymentRequest, Outcome] | None] = ContextVar(
+    "penny_decided", default=None
+)
+
+
+class Deferred(BaseException):
+    """Raised through the action code in a first pass: ``request`` is to be committed.
+
+    A ``BaseException`` so that no ``except Exception`` on the way mistakes it for a failure.
+    """
+
+    def __init__(self, request: PaymentRequest) -> None:
+        super().__init__("deferred to the group commit")
+        self.request = request
+
+
+class BatchedPayments(Payments):
+    """:class:`Payments` whose :meth:`execute` joins a group commit (see the module doc)."""
+
+    def __init__(self, base: Payments, *, max_batch: int = MAX_BATCH) -> None:
+        super().__init__(
+            base.ledger,
+            clock=base.clock,
+            fees=base.fees,
+            funding=base.funding,
+            new_id=base.new_id,
+            listener=base.listener,
+        )
+        self.max_batch = max_batch
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batcher: Batcher[PaymentRequest, Outcome] | None = None
+
+    def attach(self) -> None:
+        """Start (or restart) the group commit on the running loop; call it on the loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._batcher is not None:
+            return
+        batcher: Batcher[PaymentRequest, Outcome] = Batcher(
+            self._run_batch_isolated, max_batch=self.max_batch
+        )
+        batcher.start()
+        self._batcher, self._loop = batcher, loop
+
+    @property
+    def batches(self) -> int:
+        return 0 if self._batcher is None else self._batcher.batches
+
+    def execute(self, request: PaymentRequest) -> Transaction:
+        if _first_pass.get():
+            raise Deferred(request)
+        decided = _decided.get()
+        if decided is not None:
+            pending, outcome = decided
+            assert pending == request, "the second pass built another request"
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        loop, batcher = self._loop, self._batcher
+        if loop is None or batcher is None or loop.is_closed() or _on_loop(loop):
+            return super().execute(request)
+        outcome = asyncio.run_coroutine_threadsafe(batcher.submit(request), loop).result()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def commit(self, request: PaymentRequest) -> Outcome:
+        """Decide and commit ``request`` in the next batch (on the loop, after :meth:`attach`)."""
+        assert self._batcher is not None
+        try:
+            return await self._batcher.submit(request)
+        except Exception as exc:  # the whole batch failed: the request is answered with it
+            return exc
+
+    def _run_batch_isolated(self, requests: Sequence[PaymentRequest]) -> list[Outcome]:
+        try:
+            return list(self.submit(requests))
+        except Exception:
+            if len(requests) == 1:
+                raise
+        outcomes: list[Outcome] = []
+        for request in requests:
+            try:
+                outcomes.extend(self.submit([request]))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+class KeyCache:
+    """Access key id → (secret, owner) for :data:`KEY_TTL_MS`; thread-safe."""
+
+    def __init__(self, directory: Directory, ttl_ms: int = KEY_TTL_MS) -> None:
+        self.directory = directory
+        self.ttl_ns = ttl_ms * 1_000_000
+        self._entries: dict[str, tuple[int, str, str]] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, access_key_id: str) -> tuple[str, str] | None:
+        now = time.monotonic_ns()
+        with self._lock:
+            cached = self._entries.get(access_key_id)
+        if cached is not None and now - cached[0] < self.ttl_ns:
+            return cached[1], cached[2]
+        secret = self.directory.secret_for(access_key_id)
+        key = self.directory.api_key(access_key_id) if secret is not None else None
+        if secret is None or key is None:
+            with self._lock:
+                self._entries.pop(access_key_id, None)
+            return None
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[access_key_id] = (now, secret, key.party_id)
+        return secret, key.party_id
+
+    def fresh(self, access_key_id: str) -> bool:
+        """Whether the key is cached and within its TTL (no database read needed)."""
+        with self._lock:
+            cached = self._entries.get(access_key_id)
+        return cached is not None and time.monotonic_ns() - cached[0] < self.ttl_ns
+
+    def secret_for(self, access_key_id: str) -> str | None:
+        entry = self._entry(access_key_id)
+        return None if entry is None else entry[0]
+
+    def party_of(self, access_key_id: str) -> str | None:
+        entry = self._entry(access_key_id)
+        return None if entry is None else entry[1]
+
+
+@contextmanager
+def first_pass() -> Iterator[None]:
+    """The first pass of an on-loop request (see :class:`Deferred`)."""
+    token = _first_pass.set(True)
+    try:
+        yield
+    finally:
+        _first_pass.reset(token)
+
+
+@contextmanager
+def second_pass(request: PaymentRequest, outcome: Outcome) -> Iterator[None]:
+    """The second pass: :meth:`BatchedPayments.execute` answers ``request`` with ``outcome``."""
+    token = _decided.set((request, outcome))
+    try:
+        yield
+    finally:
+        _decided.reset(token)
