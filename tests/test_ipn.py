@@ -577,6 +577,20 @@ def test_no_url_no_notification_and_a_url_that_is_not_http_fails_visibly(world: 
     assert [n["id"] for n in listed["notifications"]] == [failed.id]
 
 
+def test_cancel_token_notifies_its_override_url_else_the_accounts(world: World) -> None:
+    first, second = world.funded("one"), world.funded("two")
+    override = world.receiver.url("/override")
+    world.payments.cancel_token(world.merchant.id, first.sender_token.id, override)
+    world.payments.cancel_token(world.merchant.id, second.sender_token.id)
+    (to_override,) = world.notifications(subject=first.sender_token.id)
+    (to_account,) = world.notifications(subject=second.sender_token.id)
+    assert to_override.url == override
+    assert to_account.url.startswith(world.receiver.url() + "?")  # the account's (with a query)
+    assert world.drain().delivered == 2
+    paths = sorted(r.path.partition("?")[0] for r in world.receiver.received)
+    assert paths == ["/ipn", "/override"]
+
+
 # -- retries -------------------------------------------------------------------------------
 
 

@@ -363,7 +363,7 @@ def _cancel_token(call: Call) -> Xml | None:
     token_id = call.required("TokenId")
     call.optional("ReasonText")
     try:
-        call.payments.cancel_token(call.caller_id, token_id)
+        call.payments.cancel_token(call.caller_id, token_id, call.ipn_url())
     except PaymentsError as error:
         if error.refusal is not Refusal.unknown_token:
             raise

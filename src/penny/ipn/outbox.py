@@ -96,11 +96,13 @@ class IpnOutbox:
             )
         ipn_sql.insert_notifications(conn, rows)
 
-    def token_cancelled(self, session: LedgerSession, token: Token) -> None:
+    def token_cancelled(
+        self, session: LedgerSession, token: Token, ipn_url: str | None = None
+    ) -> None:
         conn = session.conn
         parties = parties_sql.load_parties(conn, {token.caller_id, token.sender_id})
         caller = parties.get(token.caller_id)
-        url = caller.ipn_url if caller is not None else None
+        url = ipn_url or (caller.ipn_url if caller is not None else None)
         if not url:
             return
         notification_id = self.new_id()

@@ -230,7 +230,9 @@ class ChangeListener(Protocol):
         self, session: LedgerSession, changes: Sequence[TransactionChange]
     ) -> None: ...
 
-    def token_cancelled(self, session: LedgerSession, token: Token) -> None: ...
+    def token_cancelled(
+        self, session: LedgerSession, token: Token, ipn_url: str | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -943,8 +945,9 @@ class Payments(PaymentQueries):
 
     # -- tokens ---------------------------------------------------------------------------
 
-    def cancel_token(self, caller_id: str, token_id: str) -> Token:
-        """CancelToken: the token can no longer be used (cancelling twice is harmless)."""
+    def cancel_token(self, caller_id: str, token_id: str, ipn_url: str | None = None) -> Token:
+        """CancelToken: the token can no longer be used (cancelling twice is harmless);
+        ``ipn_url`` (the request's OverrideIPNURL) is where its notification goes."""
 
         def work(session: LedgerSession) -> Token:
             token = sql.load_tokens(session.conn, [token_id]).get(token_id)
@@ -955,7 +958,7 @@ class Payments(PaymentQueries):
             cancelled = replace(token, status=TokenStatus.inactive, cancelled_at=session.now)
             sql.set_token_status(session.conn, cancelled)
             if self.listener is not None:
-                self.listener.token_cancelled(session, cancelled)
+                self.listener.token_cancelled(session, cancelled, ipn_url)
             return cancelled
 
         return self.ledger.run(work)
