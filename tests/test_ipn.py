@@ -48,6 +48,7 @@ from penny.ipn.settings import IpnConfigError, IpnSettings
 from penny.money import parse_amount
 from penny.parties import Directory
 from penny.security import ServerKey
+from penny.services import gatekeeper as gk
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -589,6 +590,41 @@ def test_cancel_token_notifies_its_override_url_else_the_accounts(world: World) 
     assert world.drain().delivered == 2
     paths = sorted(r.path.partition("?")[0] for r in world.receiver.received)
     assert paths == ["/ipn", "/override"]
+
+
+def test_cancelling_an_installed_payment_instruction_notifies_too(world: World) -> None:
+    installed = gk.install(
+        world.payments,
+        gk.InstallRequest(
+            world.merchant.id,
+            "house-rules",
+            "MyRole == 'Recipient' orSay 'Only as the recipient';",
+            "SingleUse",
+            payment_reason="House rules",
+        ),
+    )
+    override = world.receiver.url("/rules")
+    gk.cancel_instruction(world.payments, world.merchant.id, installed.id, override)
+    gk.cancel_instruction(world.payments, world.merchant.id, installed.id)  # twice: no effect
+    (notification,) = world.notifications(subject=installed.id)
+    assert notification.url == override
+    assert world.drain().delivered == 1
+    (received,) = world.receiver.received
+    params = received.params
+    assert [name for name, _ in received.pairs][:6] == [
+        "notificationId",
+        "notificationType",
+        "tokenId",
+        "tokenType",
+        "callerReference",
+        "dateInstalled",
+    ]
+    assert params["notificationType"] == "TokenCancellation"
+    assert (params["tokenId"], params["tokenType"]) == (installed.id, "SingleUse")
+    assert params["callerReference"] == "house-rules"
+    assert params["paymentReason"] == "House rules"
+    assert "customerName" not in params  # an installed token has no sender
+    assert world.signer.verify(world.receiver.url("/rules"), received.pairs)
 
 
 # -- retries -------------------------------------------------------------------------------

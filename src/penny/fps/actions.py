@@ -362,12 +362,13 @@ def _token(token: Token) -> Xml:
 def _cancel_token(call: Call) -> Xml | None:
     token_id = call.required("TokenId")
     call.optional("ReasonText")
+    ipn_url = call.ipn_url()
     try:
-        call.payments.cancel_token(call.caller_id, token_id, call.ipn_url())
+        call.payments.cancel_token(call.caller_id, token_id, ipn_url)
     except PaymentsError as error:
         if error.refusal is not Refusal.unknown_token:
             raise
-        gk.cancel_instruction(call.payments, call.caller_id, token_id)  # or unknown_token
+        gk.cancel_instruction(call.payments, call.caller_id, token_id, ipn_url)  # or unknown
     return None
 
 

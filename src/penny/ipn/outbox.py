@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from penny.domain.model import Token
+from penny.domain.model import PaymentInstruction, Token
 from penny.engine.ledger import LedgerSession
 from penny.fps.outbound import Endpoint, OutboundError
 from penny.ipn.params import (
@@ -97,18 +97,22 @@ class IpnOutbox:
         ipn_sql.insert_notifications(conn, rows)
 
     def token_cancelled(
-        self, session: LedgerSession, token: Token, ipn_url: str | None = None
+        self,
+        session: LedgerSession,
+        token: Token | PaymentInstruction,
+        ipn_url: str | None = None,
     ) -> None:
         conn = session.conn
-        parties = parties_sql.load_parties(conn, {token.caller_id, token.sender_id})
+        # An installed payment instruction belongs to the caller alone: it has no sender.
+        sender_id = token.sender_id if isinstance(token, Token) else None
+        parties = parties_sql.load_parties(conn, {token.caller_id, *filter(None, [sender_id])})
         caller = parties.get(token.caller_id)
         url = ipn_url or (caller.ipn_url if caller is not None else None)
         if not url:
             return
         notification_id = self.new_id()
-        params = token_cancellation_params(
-            notification_id, token, sender=parties.get(token.sender_id)
-        )
+        sender = None if sender_id is None else parties.get(sender_id)
+        params = token_cancellation_params(notification_id, token, sender=sender)
         ipn_sql.insert_notifications(
             conn,
             [

@@ -25,7 +25,14 @@ import datetime as dt
 from typing import Final
 
 from penny.clock import MICROS_PER_SECOND
-from penny.domain.model import Instrument, Operation, Status, Token, Transaction
+from penny.domain.model import (
+    Instrument,
+    Operation,
+    PaymentInstruction,
+    Status,
+    Token,
+    Transaction,
+)
 from penny.domain.parties import Party
 from penny.money import Money
 
@@ -94,14 +101,16 @@ def transaction_params(
 
 
 def token_cancellation_params(
-    notification_id: str, token: Token, *, sender: Party | None
+    notification_id: str, token: Token | PaymentInstruction, *, sender: Party | None
 ) -> Params:
-    """The ``TokenCancellation`` notification of ``token``."""
+    """The ``TokenCancellation`` notification of ``token`` (a pipeline token or an installed
+    payment instruction, which has no sender: no customer fields then)."""
+    token_type = token.kind.fps_type if isinstance(token, Token) else token.token_type
     pairs: list[tuple[str, str]] = [
         (NOTIFICATION_ID, notification_id),
         ("notificationType", TOKEN_CANCELLATION),
         ("tokenId", token.id),
-        ("tokenType", token.kind.fps_type),
+        ("tokenType", token_type),
         ("callerReference", token.caller_reference),
         ("dateInstalled", human_date(token.created_at)),
     ]

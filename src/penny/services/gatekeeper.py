@@ -401,8 +401,11 @@ def instructions(
         )
 
 
-def cancel_instruction(payments: Payments, caller_id: str, token_id: str) -> PaymentInstruction:
-    """CancelToken for an installed token (cancelling twice is harmless)."""
+def cancel_instruction(
+    payments: Payments, caller_id: str, token_id: str, ipn_url: str | None = None
+) -> PaymentInstruction:
+    """CancelToken for an installed token (cancelling twice is harmless); the listener (the
+    IPN outbox) is told, with the request's OverrideIPNURL, as for a pipeline token."""
 
     def work(session: LedgerSession) -> PaymentInstruction:
         found = gk_sql.load_instructions(session.conn, [token_id]).get(token_id)
@@ -412,6 +415,8 @@ def cancel_instruction(payments: Payments, caller_id: str, token_id: str) -> Pay
             return found
         cancelled = replace(found, status=TokenStatus.inactive, cancelled_at=session.now)
         gk_sql.set_instruction_status(session.conn, cancelled)
+        if payments.listener is not None:
+            payments.listener.token_cancelled(session, cancelled, ipn_url)
         return cancelled
 
     return payments.ledger.run(work)

@@ -231,7 +231,10 @@ class ChangeListener(Protocol):
     ) -> None: ...
 
     def token_cancelled(
-        self, session: LedgerSession, token: Token, ipn_url: str | None = None
+        self,
+        session: LedgerSession,
+        token: Token | PaymentInstruction,
+        ipn_url: str | None = None,
     ) -> None: ...
 
 
