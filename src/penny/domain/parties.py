@@ -253,8 +253,15 @@ def bank_behaviour(account_number: str) -> CardBehaviour:
 
 
 def random_id(length: int) -> str:
-    """An opaque id of upper-case letters and digits, from the system's secure randomness."""
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+    """An opaque FPS-style id: upper-case letters and digits, uniformly random from the
+    system's secure randomness (one draw, not one per character: this runs for every
+    transaction)."""
+    number = secrets.randbelow(len(ID_ALPHABET) ** length)
+    digits = []
+    for _ in range(length):
+        number, digit = divmod(number, len(ID_ALPHABET))
+        digits.append(ID_ALPHABET[digit])
+    return "".join(digits)
 
 
 def new_party_id() -> str:

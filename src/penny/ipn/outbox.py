@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from penny.domain.model import PaymentInstruction, Token
+from penny.domain.parties import random_id
 from penny.engine.ledger import LedgerSession
 from penny.fps.outbound import Endpoint, OutboundError
 from penny.ipn.params import (
@@ -33,7 +34,7 @@ from penny.ipn.params import (
     token_cancellation_params,
     transaction_params,
 )
-from penny.services.payments import TransactionChange, random_id
+from penny.services.payments import TransactionChange
 from penny.storage import ipn_sql, parties_sql
 from penny.storage import payments_sql as sql
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -47,7 +45,7 @@ from penny.domain.model import (
     TokenStatus,
     Transaction,
 )
-from penny.domain.parties import Party, PartyKind, PaymentMethod, PaymentMethodKind
+from penny.domain.parties import Party, PartyKind, PaymentMethod, PaymentMethodKind, random_id
 from penny.engine.ledger import Ledger, LedgerSession
 from penny.gatekeeper import Role
 from penny.ledger.model import AccountFlags, AccountSpec, NewJournal, PostPending, VoidPending
@@ -65,20 +63,8 @@ from penny.storage import payments_sql as sql
 WITHDRAWAL_DAYS = 4
 #: Owner of every ledger journal the payments service books (keys are transaction ids).
 LEDGER_OWNER = "penny"
-ID_ALPHABET = string.ascii_uppercase + string.digits
 TRANSACTION_ID_LENGTH = 35
 TOKEN_ID_LENGTH = 64
-
-
-def random_id(length: int) -> str:
-    """An opaque FPS-style id: upper-case letters and digits, uniformly random (one draw from
-    the OS generator, not one per character: this runs for every transaction)."""
-    number = secrets.randbelow(len(ID_ALPHABET) ** length)
-    digits = []
-    for _ in range(length):
-        number, digit = divmod(number, len(ID_ALPHABET))
-        digits.append(ID_ALPHABET[digit])
-    return "".join(digits)
 
 
 # -- requests ----------------------------------------------------------------------------

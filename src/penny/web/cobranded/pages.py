@@ -512,12 +512,25 @@ class CobrandedUi:
 
     # -- payment method ----------------------------------------------------------------------
 
-    def _buyer(self, ctx: _Context) -> Party:
+    def _buyer(self, ctx: _Context) -> Party | None:
+        """The signed-in buyer, or None (nobody, or not a personal account)."""
         party_id = ctx.session.party_id
         party = self.directory.party(party_id) if party_id else None
         if party is None or party.kind is not PartyKind.personal:
-            raise _SignInFirstError(ctx.row.id)
+            return None
         return party
+
+    def _open_with_buyer(
+        self, incoming: Incoming, *, check_csrf: bool
+    ) -> tuple[_Context, Party] | Page:
+        """The pipeline and its signed-in buyer; or the page to show instead (the pipeline's
+        end, when it is finished; sign-in, when nobody is signed in)."""
+        ctx = self._context(incoming, check_csrf=check_csrf)
+        finished = self._finished(ctx)
+        if finished is not None:
+            return finished
+        buyer = self._buyer(ctx)
+        return _sign_in_first(ctx) if buyer is None else (ctx, buyer)
 
     def _methods(self, ctx: _Context, buyer: Party) -> list[PaymentMethod]:
         allowed = set(ctx.request.methods)
@@ -540,14 +553,10 @@ class CobrandedUi:
         )
 
     def method(self, incoming: Incoming) -> Page:
-        ctx = self._context(incoming, check_csrf=incoming.method == "POST")
-        finished = self._finished(ctx)
-        if finished is not None:
-            return finished
-        try:
-            buyer = self._buyer(ctx)
-        except _SignInFirstError as redirect:
-            return redirect.page()
+        opened = self._open_with_buyer(incoming, check_csrf=incoming.method == "POST")
+        if isinstance(opened, Page):
+            return opened
+        ctx, buyer = opened
         if incoming.method == "GET":
             return self._method_page(ctx, buyer)
         chosen = (incoming.form or {}).get("method_id", "")
@@ -565,14 +574,10 @@ class CobrandedUi:
         return Page(location=f"{PREFIX}/pipelines/{ctx.row.id}/review")
 
     def add_card(self, incoming: Incoming) -> Page:
-        ctx = self._context(incoming, check_csrf=True)
-        finished = self._finished(ctx)
-        if finished is not None:
-            return finished
-        try:
-            buyer = self._buyer(ctx)
-        except _SignInFirstError as redirect:
-            return redirect.page()
+        opened = self._open_with_buyer(incoming, check_csrf=True)
+        if isinstance(opened, Page):
+            return opened
+        ctx, buyer = opened
         form = incoming.form or {}
         values = {"number": "", "expiry": form.get("expiry", "")[:16]}
         if PaymentMethodKind.card not in ctx.request.methods:
@@ -594,14 +599,10 @@ class CobrandedUi:
         return Page(location=f"{PREFIX}/pipelines/{ctx.row.id}/method")
 
     def add_bank(self, incoming: Incoming) -> Page:
-        ctx = self._context(incoming, check_csrf=True)
-        finished = self._finished(ctx)
-        if finished is not None:
-            return finished
-        try:
-            buyer = self._buyer(ctx)
-        except _SignInFirstError as redirect:
-            return redirect.page()
+        opened = self._open_with_buyer(incoming, check_csrf=True)
+        if isinstance(opened, Page):
+            return opened
+        ctx, buyer = opened
         form = incoming.form or {}
         if PaymentMethodKind.bank not in ctx.request.methods:
             return self._method_page(
@@ -624,14 +625,10 @@ class CobrandedUi:
     # -- review, confirm, cancel -----------------------------------------------------------
 
     def review(self, incoming: Incoming) -> Page:
-        ctx = self._context(incoming, check_csrf=False)
-        finished = self._finished(ctx)
-        if finished is not None:
-            return finished
-        try:
-            buyer = self._buyer(ctx)
-        except _SignInFirstError as redirect:
-            return redirect.page()
+        opened = self._open_with_buyer(incoming, check_csrf=False)
+        if isinstance(opened, Page):
+            return opened
+        ctx, buyer = opened
         method = self._chosen(ctx, buyer)
         if method is None:
             return Page(location=f"{PREFIX}/pipelines/{ctx.row.id}/method")
@@ -648,10 +645,9 @@ class CobrandedUi:
         if ctx.row.state == sql.FINISHED:
             assert ctx.row.result_url is not None
             return self._to_merchant(ctx, ctx.row.result_url)
-        try:
-            buyer = self._buyer(ctx)
-        except _SignInFirstError as redirect:
-            return redirect.page()
+        buyer = self._buyer(ctx)
+        if buyer is None:
+            return _sign_in_first(ctx)
         method = self._chosen(ctx, buyer)
         if method is None:
             return Page(location=f"{PREFIX}/pipelines/{ctx.row.id}/method")
@@ -753,13 +749,8 @@ class CobrandedUi:
         return Page(location=url, form_targets=(origin,) if origin else ())
 
 
-class _SignInFirstError(Exception):
-    def __init__(self, pid: str) -> None:
-        super().__init__(pid)
-        self.pid = pid
-
-    def page(self) -> Page:
-        return Page(location=f"{PREFIX}/pipelines/{self.pid}/signin")
+def _sign_in_first(ctx: _Context) -> Page:
+    return Page(location=f"{PREFIX}/pipelines/{ctx.row.id}/signin")
 
 
 _SHORT_PASSWORD: Final = "Choose a password of at least 8 characters."  # noqa: S105
