@@ -245,3 +245,54 @@ def test_revoked_key_is_refused_once_the_cache_lapses(tmp_path: Path) -> None:
         assert cache.secret_for("PNYNOSUCHKEY00000000") is None
     finally:
         database.dispose()
+
+
+def test_key_cache_checks_many_keys_in_one_read_and_drops_a_revoked_one(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 merchants' keys cost a read or two per TTL, not one each; a secret is decrypted
+    once; a revoked key is dropped at its next check while the others stay (both stores)."""
+    import time
+
+    from penny.parties import Directory
+    from penny.sandbox.clock import SandboxClock
+    from penny.web.batching import KeyCache
+
+    database = open_database(database_url)
+    try:
+        clock = SandboxClock(database)
+        directory = Directory(database, Ledger(database, clock), clock, ServerKey.generate())
+        keys = [
+            directory.create_business(f"Co {i}", f"{secrets.token_hex(4)}@x.invalid")
+            for i in range(100)
+        ]
+        decrypted: list[str] = []
+        real_decrypt = directory.decrypt_secret
+
+        def counting_decrypt(ciphertext: bytes, access_key_id: str) -> str:
+            decrypted.append(access_key_id)
+            return real_decrypt(ciphertext, access_key_id)
+
+        monkeypatch.setattr(directory, "decrypt_secret", counting_decrypt)
+        cache = KeyCache(directory, ttl_ms=300)
+        for party, key in keys:
+            assert cache.secret_for(key.access_key_id) == key.secret
+            assert cache.party_of(key.access_key_id) == party.id
+        assert cache.reads == 100  # each first sight is a read
+        assert len(decrypted) == 100
+        directory.revoke_key(keys[7][1].access_key_id)
+        time.sleep(0.35)
+        reads = cache.reads
+        for party, key in keys:
+            if key is keys[7][1]:
+                assert cache.secret_for(key.access_key_id) is None
+            else:
+                assert cache.secret_for(key.access_key_id) == key.secret
+                assert cache.party_of(key.access_key_id) == party.id
+        # Every stale key was checked with the first one to be asked for; the revoked key,
+        # gone from the cache, costs one more read when asked for again.
+        assert cache.reads - reads <= 2
+        assert len(decrypted) == 100  # unchanged ciphertexts are not decrypted again
+        assert cache.secret_for("PNYNOSUCHKEY00000000") is None
+    finally:
+        database.dispose()

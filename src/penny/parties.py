@@ -12,6 +12,8 @@ lookups that may simply find nothing return ``None``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import Connection
 
 from penny.clock import Clock
@@ -234,6 +236,16 @@ class Directory:
             ciphertext = sql.active_secret_ciphertext(conn, access_key_id)
         if ciphertext is None:
             return None
+        return self.server_key.decrypt_secret(ciphertext, access_key_id)
+
+    def active_keys(self, access_key_ids: Iterable[str]) -> dict[str, tuple[bytes, str]]:
+        """Access key id → (encrypted secret, owner) of those keys that are active, in one
+        read; :meth:`decrypt_secret` opens a secret."""
+        with self.database.read() as conn:
+            return sql.active_keys(conn, access_key_ids)
+
+    def decrypt_secret(self, ciphertext: bytes, access_key_id: str) -> str:
+        """The clear secret sealed in ``ciphertext`` (see :meth:`secret_for`)."""
         return self.server_key.decrypt_secret(ciphertext, access_key_id)
 
     def _insert_key(self, conn: Connection, party_id: str, now: int) -> ApiKeyWithSecret:

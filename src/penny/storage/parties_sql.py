@@ -196,6 +196,18 @@ def active_secret_ciphertext(conn: Connection, access_key_id: str) -> bytes | No
     return None if row is None else bytes(row[0])
 
 
+def active_keys(conn: Connection, access_key_ids: Iterable[str]) -> dict[str, tuple[bytes, str]]:
+    """Access key id → (encrypted secret, owner) for those of ``access_key_ids`` not revoked."""
+    wanted = sorted(set(access_key_ids))
+    if not wanted:
+        return {}
+    columns = (api_keys.c.access_key_id, api_keys.c.secret_ciphertext, api_keys.c.party_id)
+    query = select(*columns).where(
+        api_keys.c.access_key_id.in_(wanted), api_keys.c.revoked_at.is_(None)
+    )
+    return {str(row[0]): (bytes(row[1]), str(row[2])) for row in conn.execute(query)}
+
+
 def revoke_api_key(conn: Connection, access_key_id: str, now: int) -> None:
     """Mark a key revoked at ``now``; a key revoked before keeps its first revocation time."""
     query = (

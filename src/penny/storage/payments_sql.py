@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -318,17 +319,27 @@ def set_token_status(conn: Connection, token: Token) -> None:
 def transactions_by_reference(
     conn: Connection, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Transaction]:
-    wanted = set(keys)
+    """The transactions with these (caller, CallerReference) keys, found through their unique
+    index: the keys are joined as a ``VALUES`` list, since neither store uses the index for
+    ``(a, b) IN (...)`` or for ``caller_reference IN (...)`` alone (a scan of every
+    transaction per batch, growing with history: #8)."""
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    references = sorted({reference for _caller, reference in wanted})
-    rows = conn.execute(select(transactions).where(transactions.c.caller_reference.in_(references)))
-    found = {}
-    for row in rows:
-        key = (row.caller_id, row.caller_reference)
-        if key in wanted:
-            found[key] = _transaction(row._mapping)
-    return found
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    rows = conn.exec_driver_sql(
+        f"WITH wanted (caller_id, caller_reference) AS (VALUES {_pairs(len(wanted), mark)}) "
+        "SELECT transactions.* FROM wanted JOIN transactions"
+        " ON transactions.caller_id = wanted.caller_id"
+        " AND transactions.caller_reference = wanted.caller_reference",
+        tuple(value for key in wanted for value in key),
+    )
+    return {(row.caller_id, row.caller_reference): _transaction(row._mapping) for row in rows}
+
+
+@lru_cache(maxsize=256)
+def _pairs(count: int, mark: str) -> str:
+    return ", ".join([f"({mark}, {mark})"] * count)
 
 
 def load_transactions(
