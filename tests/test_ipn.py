@@ -52,6 +52,7 @@ from penny.services import gatekeeper as gk
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
+    Known,
     Payments,
     PayRequest,
     RefundRequest,
@@ -519,9 +520,12 @@ def test_the_outbox_commits_with_the_change_and_only_the_last_run(world: World) 
         runs = 0
 
         def transactions_changed(
-            self, session: LedgerSession, changes: Sequence[TransactionChange]
+            self,
+            session: LedgerSession,
+            changes: Sequence[TransactionChange],
+            known: Known | None = None,
         ) -> None:
-            super().transactions_changed(session, changes)
+            super().transactions_changed(session, changes, known)
             Flaky.runs += 1
             if Flaky.runs == 1:
                 raise OperationalError("INSERT", {}, Exception("database is locked"))
@@ -536,9 +540,12 @@ def test_the_outbox_commits_with_the_change_and_only_the_last_run(world: World) 
 
     class Broken(IpnOutbox):
         def transactions_changed(
-            self, session: LedgerSession, changes: Sequence[TransactionChange]
+            self,
+            session: LedgerSession,
+            changes: Sequence[TransactionChange],
+            known: Known | None = None,
         ) -> None:
-            super().transactions_changed(session, changes)
+            super().transactions_changed(session, changes, known)
             raise RuntimeError("the batch fails after the outbox write")
 
     world.payments.listener = Broken()

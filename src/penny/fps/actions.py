@@ -236,8 +236,20 @@ def _execute(
     | RefundRequest,
 ) -> Xml:
     """Run a money-moving request: ``TransactionId`` then ``TransactionStatus`` (§5)."""
-    txn = call.payments.execute(request)
+    return transaction_result(call.payments.execute(request))
+
+
+def transaction_result(txn: Transaction) -> Xml:
+    """The Result content of every money-moving action (§5), for ``txn`` decided."""
     return Xml(leaf("TransactionId", txn.id) + leaf("TransactionStatus", txn.status.value))
+
+
+def decided_result(outcome: Transaction | PaymentsError) -> Xml | WireFault:
+    """What :func:`run_action` answers a money-moving request whose ``execute`` returned or
+    raised ``outcome`` (the group commit's second half, penny.web.app)."""
+    if isinstance(outcome, PaymentsError):
+        return refusal_error(outcome.refusal, outcome.detail)
+    return transaction_result(outcome)
 
 
 def _pay(call: Call) -> Xml | None:

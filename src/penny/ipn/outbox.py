@@ -21,10 +21,10 @@ that is not absolute http(s) is stored as ``failed`` at once, with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from penny.domain.model import PaymentInstruction, Token
-from penny.domain.parties import random_id
+from penny.domain.model import PaymentInstruction, Token, Transaction
+from penny.domain.parties import Party, random_id
 from penny.engine.ledger import LedgerSession
 from penny.fps.outbound import Endpoint, OutboundError
 from penny.ipn.params import (
@@ -34,7 +34,7 @@ from penny.ipn.params import (
     token_cancellation_params,
     transaction_params,
 )
-from penny.services.payments import TransactionChange
+from penny.services.payments import Known, TransactionChange
 from penny.storage import ipn_sql, parties_sql
 from penny.storage import payments_sql as sql
 
@@ -57,18 +57,28 @@ class IpnOutbox:
         self.new_id = new_id or (lambda: random_id(NOTIFICATION_ID_LENGTH))
 
     def transactions_changed(
-        self, session: LedgerSession, changes: Sequence[TransactionChange]
+        self,
+        session: LedgerSession,
+        changes: Sequence[TransactionChange],
+        known: Known | None = None,
     ) -> None:
         notable = [c.transaction for c in changes if notifies(c.before, c.transaction)]
         if not notable:
             return
         conn = session.conn
-        party_ids = {t.caller_id for t in notable}
-        party_ids.update(t.sender_id for t in notable)
-        party_ids.update(t.recipient_id for t in notable)
-        parties = parties_sql.load_parties(conn, party_ids)
+        parties = dict(known.parties) if known is not None else {}
+        instruments = dict(known.instruments) if known is not None else {}
+        # The callers first: a change whose request named no URL notifies only when its
+        # caller has one (most merchants have none; then nothing more is read).
+        callers = {t.caller_id for t in notable if not t.ipn_url} - parties.keys()
+        parties.update(parties_sql.load_parties(conn, callers))
+        notable = [t for t in notable if t.ipn_url or _caller_url(parties, t)]
+        if not notable:
+            return
+        party_ids = {t.sender_id for t in notable} | {t.recipient_id for t in notable}
+        parties.update(parties_sql.load_parties(conn, party_ids - parties.keys()))
         instrument_ids = {t.instrument_id for t in notable if t.instrument_id}
-        instruments = sql.load_instruments(conn, instrument_ids)
+        instruments.update(sql.load_instruments(conn, instrument_ids - instruments.keys()))
         rows: list[ipn_sql.NewNotification] = []
         for txn in notable:
             caller = parties.get(txn.caller_id)
@@ -129,3 +139,8 @@ class IpnOutbox:
                 )
             ],
         )
+
+
+def _caller_url(parties: Mapping[str, Party], txn: Transaction) -> str | None:
+    caller = parties.get(txn.caller_id)
+    return caller.ipn_url if caller is not None else None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -213,7 +213,10 @@ class ChangeListener(Protocol):
     """
 
     def transactions_changed(
-        self, session: LedgerSession, changes: Sequence[TransactionChange]
+        self,
+        session: LedgerSession,
+        changes: Sequence[TransactionChange],
+        known: Known | None = None,
     ) -> None: ...
 
     def token_cancelled(
@@ -222,6 +225,15 @@ class ChangeListener(Protocol):
         token: Token | PaymentInstruction,
         ipn_url: str | None = None,
     ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """Rows the batch already loaded in this transaction (current), for a listener to reuse
+    rather than read again; what is missing from them it loads itself."""
+
+    parties: Mapping[str, Party]
+    instruments: Mapping[str, Instrument]
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,7 +499,8 @@ class Payments(PaymentQueries):
                 TransactionChange(txn, batch.originals.get(txn.id))
                 for txn in batch.changed_transactions.values()
             )
-            self.listener.transactions_changed(session, changes)
+            known = Known(batch.parties, batch.instruments)
+            self.listener.transactions_changed(session, changes, known)
         return results
 
     def _load(

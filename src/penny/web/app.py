@@ -39,7 +39,9 @@ from starlette.routing import Route
 
 from penny import __version__
 from penny.clock import Clock, SystemClock
-from penny.fps.actions import run_action
+from penny.domain.errors import PaymentsError
+from penny.domain.model import Transaction
+from penny.fps.actions import decided_result, run_action
 from penny.fps.signature import verify_request
 from penny.fps.wire import (
     HTTP_BAD_REQUEST,
@@ -67,7 +69,7 @@ from penny.storage.database import (
     current_revision,
     open_database,
 )
-from penny.web.batching import BatchedPayments, Deferred, KeyCache, first_pass, second_pass
+from penny.web.batching import BatchedPayments, Deferred, KeyCache, Outcome, first_pass
 from penny.web.cobranded import cobranded_routes
 from penny.web.logs import RequestLog, configure_logging, log_request
 from penny.web.metrics import METRICS_CONTENT_TYPE, SUCCESS, AppMetrics, MeteredLedger
@@ -146,8 +148,9 @@ class FpsEndpoint:
         A money-moving request is answered on the loop in two passes: the first parses,
         authenticates and validates it up to the :class:`PaymentRequest` (pure work, no
         database but a key-cache miss), which then joins the next group commit; once that has
-        committed, the second pass renders the answer with its outcome. Other actions (the
-        queries) run in the thread pool, since they read the database.
+        committed, only the rendering of its outcome is left (:func:`decided_result`, what the
+        action itself returns for it). Other actions (the queries) run in the thread pool,
+        since they read the database.
         """
         self.attach()
         raw = request.body or request.query_string
@@ -161,10 +164,22 @@ class FpsEndpoint:
             with first_pass():
                 return self.answer(request, request_id)
         except Deferred as deferred:
-            pending = deferred.request
-        outcome = await self.batched.commit(pending)
-        with second_pass(pending, outcome):
-            return self.answer(request, request_id)
+            pending = deferred
+        outcome = await self.batched.commit(pending.request)
+        return self._decided(pending, outcome, request_id)
+
+    def _decided(self, deferred: Deferred, outcome: Outcome, request_id: str) -> Answer:
+        """The answer to a money-moving request once its batch committed: only rendering is
+        left (parsing, the signature and validation were done in the first pass)."""
+        if isinstance(outcome, Transaction | PaymentsError):
+            result = decided_result(outcome)
+        else:
+            logger.error("FPS request %s failed", request_id, exc_info=outcome)
+            result = _INTERNAL_ERROR
+        if isinstance(result, WireFault):
+            return _fault_answer(result, request_id, deferred.action, deferred.access_key_id)
+        body = render_success(deferred.action, deferred.version, result, request_id)
+        return Answer(200, body, deferred.action, deferred.access_key_id, None)
 
     def serve(self, request: FpsRequest, request_id: str) -> tuple[int, bytes]:
         """The HTTP status and body for ``request`` (blocking: call it in a thread)."""
@@ -176,16 +191,14 @@ class FpsEndpoint:
         seen = _Seen()
         try:
             outcome = self._serve(request, seen)
+        except Deferred as deferred:
+            deferred.access_key_id = seen.access_key_id
+            raise
         except Exception:
             logger.exception("FPS request %s failed", request_id)
-            outcome = WireFault(
-                "InternalError",
-                "The server could not serve the request; retry it with the same CallerReference.",
-                HTTP_SERVICE_UNAVAILABLE,
-            )
+            outcome = _INTERNAL_ERROR
         if isinstance(outcome, WireFault):
-            body = render_error(outcome.code, outcome.message, request_id)
-            return Answer(outcome.http_status, body, seen.action, seen.access_key_id, outcome.code)
+            return _fault_answer(outcome, request_id, seen.action, seen.access_key_id)
         action, version, result = outcome
         body = render_success(action, version, result, request_id)
         return Answer(200, body, seen.action, seen.access_key_id, None)
@@ -226,9 +239,13 @@ class FpsEndpoint:
             key = self.directory.api_key(verified.access_key_id)
             assert key is not None  # the signature was checked against its secret
             party_id = key.party_id
-        result = run_action(
-            self.batched, self.directory, party_id, action, version, params, self.signer
-        )
+        try:
+            result = run_action(
+                self.batched, self.directory, party_id, action, version, params, self.signer
+            )
+        except Deferred as deferred:
+            deferred.action, deferred.version = action, version
+            raise
         if isinstance(result, WireFault):
             return result
         return action, version, result
@@ -256,6 +273,20 @@ _ACCESS_KEY = re.compile(rb"(?:^|&)AWSAccessKeyId=([A-Za-z0-9]{1,64})(?:&|$)")
 
 #: The one action FPS serves unsigned.
 UNSIGNED_ACTION = "VerifySignature"
+
+
+_INTERNAL_ERROR = WireFault(
+    "InternalError",
+    "The server could not serve the request; retry it with the same CallerReference.",
+    HTTP_SERVICE_UNAVAILABLE,
+)
+
+
+def _fault_answer(
+    fault: WireFault, request_id: str, action: str | None, access_key_id: str | None
+) -> Answer:
+    body = render_error(fault.code, fault.message, request_id)
+    return Answer(fault.http_status, body, action, access_key_id, fault.code)
 
 
 def _with_nul(params: Mapping[str, str]) -> WireFault | None:

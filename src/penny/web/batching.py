@@ -43,10 +43,6 @@ Outcome = Result | BaseException
 #: Set while a request is answered on the event loop for the first time: a money-moving
 #: request stops at :meth:`BatchedPayments.execute` with :class:`Deferred`.
 _first_pass: ContextVar[bool] = ContextVar("penny_first_pass", default=False)
-#: Set for the second time: the request's outcome, decided and committed meanwhile.
-_decided: ContextVar[tuple[PaymentRequest, Outcome] | None] = ContextVar(
-    "penny_decided", default=None
-)
 
 
 class Deferred(BaseException):
@@ -58,6 +54,11 @@ class Deferred(BaseException):
     def __init__(self, request: PaymentRequest) -> None:
         super().__init__("deferred to the group commit")
         self.request = request
+        #: Filled in on the way out by the FPS endpoint, which answers once the request's
+        #: batch has committed: the action and version to render, the key id to log.
+        self.action = ""
+        self.version = ""
+        self.access_key_id: str | None = None
 
 
 class BatchedPayments(Payments):
@@ -94,13 +95,6 @@ class BatchedPayments(Payments):
     def execute(self, request: PaymentRequest) -> Transaction:
         if _first_pass.get():
             raise Deferred(request)
-        decided = _decided.get()
-        if decided is not None:
-            pending, outcome = decided
-            assert pending == request, "the second pass built another request"
-            if isinstance(outcome, BaseException):
-                raise outcome
-            return outcome
         loop, batcher = self._loop, self._batcher
         if loop is None or batcher is None or loop.is_closed() or _on_loop(loop):
             return super().execute(request)
@@ -224,13 +218,3 @@ def first_pass() -> Iterator[None]:
         yield
     finally:
         _first_pass.reset(token)
-
-
-@contextmanager
-def second_pass(request: PaymentRequest, outcome: Outcome) -> Iterator[None]:
-    """The second pass: :meth:`BatchedPayments.execute` answers ``request`` with ``outcome``."""
-    token = _decided.set((request, outcome))
-    try:
-        yield
-    finally:
-        _decided.reset(token)
