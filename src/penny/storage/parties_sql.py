@@ -34,6 +34,7 @@ from penny.domain.parties import (
     PaymentMethod,
     PaymentMethodKind,
 )
+from penny.storage import driver
 
 metadata = MetaData()
 
@@ -82,6 +83,10 @@ payment_methods = Table(
 
 _PARTY_COLUMNS = [c for c in parties.c if c.name != "password_hash"]
 _KEY_COLUMNS = [c for c in api_keys.c if c.name != "secret_ciphertext"]
+_PARTY_NAMES = tuple(c.name for c in _PARTY_COLUMNS)
+_SELECT_PARTIES = f"SELECT {', '.join(_PARTY_NAMES)} FROM parties"
+_METHOD_NAMES = tuple(c.name for c in payment_methods.c)
+_SELECT_METHODS = f"SELECT {', '.join(_METHOD_NAMES)} FROM payment_methods"
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -130,8 +135,9 @@ def load_parties(conn: Connection, ids: Iterable[str]) -> dict[str, Party]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = conn.execute(select(*_PARTY_COLUMNS).where(parties.c.id.in_(wanted))).mappings()
-    return {row["id"]: _party(row) for row in rows}
+    sql = f"{_SELECT_PARTIES} WHERE {driver.in_list(conn, 'id')}"
+    rows = driver.fetch_all(conn, sql, (driver.many(conn, wanted),))
+    return {row[0]: _party(dict(zip(_PARTY_NAMES, row, strict=True))) for row in rows}
 
 
 def party_by_email(conn: Connection, email: str) -> Party | None:
@@ -241,8 +247,9 @@ def load_payment_methods(conn: Connection, ids: Iterable[str]) -> dict[str, Paym
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = select(payment_methods).where(payment_methods.c.id.in_(wanted))
-    return {row["id"]: _method(row) for row in conn.execute(query).mappings()}
+    sql = f"{_SELECT_METHODS} WHERE {driver.in_list(conn, 'id')}"
+    rows = driver.fetch_all(conn, sql, (driver.many(conn, wanted),))
+    return {row[0]: _method(dict(zip(_METHOD_NAMES, row, strict=True))) for row in rows}
 
 
 def payment_method_by_fingerprint(

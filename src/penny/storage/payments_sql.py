@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
@@ -23,7 +23,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    bindparam,
     insert,
     or_,
     select,
@@ -42,6 +41,7 @@ from penny.domain.model import (
     TokenStatus,
     Transaction,
 )
+from penny.storage import driver
 
 metadata = MetaData()
 
@@ -132,6 +132,18 @@ transactions = Table(
     Column("sender_description", String(160)),
     Column("caller_description", String(160)),
     Column("ipn_url", String(2048)),
+)
+
+
+_INSTRUMENT_NAMES: Final = tuple(c.name for c in instruments.c)
+_SELECT_INSTRUMENTS: Final = f"SELECT {', '.join(_INSTRUMENT_NAMES)} FROM instruments"
+_TOKEN_NAMES: Final = tuple(c.name for c in tokens.c)
+_SELECT_TOKENS: Final = f"SELECT {', '.join(_TOKEN_NAMES)} FROM tokens"
+_TRANSACTION_NAMES: Final = tuple(c.name for c in transactions.c)
+_TRANSACTION_COLUMNS: Final = ", ".join(f"t.{name}" for name in _TRANSACTION_NAMES)
+_INSERT_TRANSACTION: Final = (
+    f"INSERT INTO transactions ({', '.join(_TRANSACTION_NAMES)}) "
+    f"VALUES ({', '.join('?' for _ in _TRANSACTION_NAMES)})"
 )
 
 
@@ -230,20 +242,21 @@ def load_instruments(
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = select(instruments).where(instruments.c.id.in_(wanted)).order_by(instruments.c.id)
-    if lock:
-        query = _lock(query, conn)
-    return {row.id: _instrument(row._mapping) for row in conn.execute(query)}
+    sql = f"{_SELECT_INSTRUMENTS} WHERE {driver.in_list(conn, 'id')} ORDER BY id"
+    if lock and driver.is_postgresql(conn):
+        sql += " FOR UPDATE"
+    rows = driver.fetch_all(conn, sql, (driver.many(conn, wanted),))
+    return {row[0]: _instrument(dict(zip(_INSTRUMENT_NAMES, row, strict=True))) for row in rows}
 
 
 def insert_instrument(conn: Connection, instrument: Instrument) -> None:
     conn.execute(insert(instruments).values(**_instrument_row(instrument)))
 
 
-_UPDATE_INSTRUMENT = (
-    update(instruments)
-    .where(instruments.c.id == bindparam("_id"))
-    .values({c.name: bindparam(c.name) for c in instruments.c if c.name != "id"})
+_UPDATED_INSTRUMENT_NAMES: Final = tuple(name for name in _INSTRUMENT_NAMES if name != "id")
+_UPDATE_INSTRUMENT: Final = (
+    f"UPDATE instruments SET {', '.join(f'{name} = ?' for name in _UPDATED_INSTRUMENT_NAMES)}"
+    " WHERE id = ?"
 )
 
 
@@ -253,18 +266,17 @@ def update_instruments(conn: Connection, changed: Iterable[Instrument]) -> None:
     rows = []
     for instrument in changed:
         row = _instrument_row(instrument)
-        row["_id"] = row.pop("id")
-        rows.append(row)
-    if rows:
-        conn.execute(_UPDATE_INSTRUMENT, rows)
+        rows.append((*(row[name] for name in _UPDATED_INSTRUMENT_NAMES), instrument.id))
+    driver.execute_many(conn, _UPDATE_INSTRUMENT, rows)
 
 
 def load_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, Token]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = conn.execute(select(tokens).where(tokens.c.id.in_(wanted)))
-    return {row.id: _token(row._mapping) for row in rows}
+    sql = f"{_SELECT_TOKENS} WHERE {driver.in_list(conn, 'id')}"
+    rows = driver.fetch_all(conn, sql, (driver.many(conn, wanted),))
+    return {row[0]: _token(dict(zip(_TOKEN_NAMES, row, strict=True))) for row in rows}
 
 
 def tokens_by_reference(
@@ -326,20 +338,19 @@ def transactions_by_reference(
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    rows = conn.exec_driver_sql(
-        f"WITH wanted (caller_id, caller_reference) AS (VALUES {_pairs(len(wanted), mark)}) "
-        "SELECT transactions.* FROM wanted JOIN transactions"
-        " ON transactions.caller_id = wanted.caller_id"
-        " AND transactions.caller_reference = wanted.caller_reference",
-        tuple(value for key in wanted for value in key),
+    sql = (
+        f"WITH wanted (caller_id, caller_reference) AS (VALUES {_pairs(len(wanted))}) "
+        f"SELECT {_TRANSACTION_COLUMNS} FROM wanted JOIN transactions t"
+        " ON t.caller_id = wanted.caller_id AND t.caller_reference = wanted.caller_reference"
     )
-    return {(row.caller_id, row.caller_reference): _transaction(row._mapping) for row in rows}
+    rows = driver.fetch_all(conn, sql, tuple(value for key in wanted for value in key))
+    found = (_transaction(dict(zip(_TRANSACTION_NAMES, row, strict=True))) for row in rows)
+    return {(txn.caller_id, txn.caller_reference): txn for txn in found}
 
 
 @lru_cache(maxsize=256)
-def _pairs(count: int, mark: str) -> str:
-    return ", ".join([f"({mark}, {mark})"] * count)
+def _pairs(count: int) -> str:
+    return ", ".join(["(?, ?)"] * count)
 
 
 def load_transactions(
@@ -371,8 +382,11 @@ def due_transactions(conn: Connection, now: int, limit: int) -> list[str]:
 
 
 def insert_transactions(conn: Connection, new: Sequence[Transaction]) -> None:
-    if new:
-        conn.execute(insert(transactions), [_transaction_row(txn) for txn in new])
+    rows = []
+    for txn in new:
+        row = _transaction_row(txn)
+        rows.append(tuple(row[name] for name in _TRANSACTION_NAMES))
+    driver.execute_many(conn, _INSERT_TRANSACTION, rows)
 
 
 def update_transactions(conn: Connection, changed: Iterable[Transaction]) -> None:
