@@ -3,7 +3,10 @@ same database transaction as its journal, with durable usage counters.
 
 * :func:`pipeline_script` writes the script of a pipeline token (SetupPrepaid/SetupPostpaid)
   from its instrument; it is stored with the token when issued, and derived the same way for
-  tokens issued before scripts were stored.
+  tokens issued before scripts were stored. :func:`pipeline_slot` puts such a token in a
+  transaction; when its script is exactly what Penny generates from the instrument, the slot
+  carries the :class:`~penny.gatekeeper.generate.TokenRules` and is evaluated natively
+  (:func:`penny.gatekeeper.rules.evaluate_rules`, issue #8) instead of compiled.
 * :class:`Guard` is one batch's GateKeeper state: the usage counters of the tokens it touches
   (locked and loaded once), the checks (:meth:`Guard.check`) and the counters' updates after a
   success (:meth:`Guard.record`), written by :meth:`Guard.save` in the batch's transaction.
@@ -48,6 +51,7 @@ from penny.gatekeeper import (
 from penny.gatekeeper import (
     Refusal as GkRefusal,
 )
+from penny.gatekeeper import rules as gk_rules
 from penny.gatekeeper.usage import UsageRecord, anchor_of, window_start
 from penny.money import Money
 from penny.storage import gatekeeper_sql as gk_sql
@@ -81,28 +85,31 @@ _OPERATION_OF: Final = {
 }
 
 
-def pipeline_script(kind: TokenKind, instrument: Instrument, caller_id: str) -> str:
-    """The script of a pipeline token of ``kind`` on ``instrument``."""
+def pipeline_rules(kind: TokenKind, instrument: Instrument, caller_id: str) -> generate.TokenRules:
+    """What a pipeline token of ``kind`` on ``instrument`` allows."""
 
     def money(minor: int | None) -> Money | None:
         return None if minor is None else Money(minor, instrument.currency)
 
     method = {TokenKind.prepaid_sender: "Prepaid", TokenKind.credit_sender: "Debt"}.get(kind)
     charges = kind is TokenKind.credit_sender  # min/max charge limit Pays on credit only
-    return generate.sender_token_script(
-        generate.TokenRules(
-            operation=_OPERATION_OF[kind],
-            sender_id=instrument.sender_id,
-            recipient_id=instrument.recipient_id,
-            caller_id=caller_id,
-            valid_from=instrument.valid_from,
-            valid_until=instrument.valid_until,
-            payment_method=method,
-            min_charge=money(instrument.min_charge) if charges else None,
-            max_charge=money(instrument.max_charge) if charges else None,
-            check_validity=kind is not TokenKind.settlement,
-        )
+    return generate.TokenRules(
+        operation=_OPERATION_OF[kind],
+        sender_id=instrument.sender_id,
+        recipient_id=instrument.recipient_id,
+        caller_id=caller_id,
+        valid_from=instrument.valid_from,
+        valid_until=instrument.valid_until,
+        payment_method=method,
+        min_charge=money(instrument.min_charge) if charges else None,
+        max_charge=money(instrument.max_charge) if charges else None,
+        check_validity=kind is not TokenKind.settlement,
     )
+
+
+def pipeline_script(kind: TokenKind, instrument: Instrument, caller_id: str) -> str:
+    """The script of a pipeline token of ``kind`` on ``instrument``."""
+    return generate.sender_token_script(pipeline_rules(kind, instrument, caller_id))
 
 
 def script_of(token: Token, instrument: Instrument) -> str:
@@ -110,6 +117,29 @@ def script_of(token: Token, instrument: Instrument) -> str:
     if token.script is not None:
         return token.script
     return pipeline_script(token.kind, instrument, token.caller_id)
+
+
+def pipeline_slot(token: Token, instrument: Instrument) -> Slot:
+    """A pipeline token in the sender slot (FundPrepaid and SettleDebt use theirs there too).
+
+    Evaluated natively when its script is the one Penny generates from ``instrument`` now
+    (derived, or stored with exactly that text); compiled otherwise.
+    """
+    rules = pipeline_rules(token.kind, instrument, token.caller_id)
+    if token.script is None:
+        script = generate.sender_token_script(rules)
+        native = gk_rules.evaluable(rules)
+    else:  # comparing texts is cheap; evaluable first: only such rules can be written at all
+        script = token.script
+        native = gk_rules.evaluable(rules) and script == generate.sender_token_script(rules)
+    return Slot(
+        Role.SENDER,
+        token.id,
+        script,
+        token.created_at,
+        pipeline=True,
+        rules=rules if native else None,
+    )
 
 
 def compiled(text: str) -> CompiledScript:
@@ -134,6 +164,9 @@ class Slot:
     #: Written by Penny (a pipeline token): its generated messages keep their codes.
     pipeline: bool = False
     single_use: bool = False
+    #: The rules ``script`` was generated from, exactly (:func:`pipeline_slot`): evaluated
+    #: natively, without compiling the text (generated scripts have no usage limits).
+    rules: generate.TokenRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +190,8 @@ SINGLE_USE_INDEX: Final = 0
 
 
 def _needs_usage(slot: Slot) -> bool:
+    if slot.rules is not None:
+        return slot.single_use
     result = compile_script(slot.script)  # a script that no longer compiles is refused later,
     limits = () if isinstance(result, BadRule) else result.usage_limits  # by its own request
     return slot.single_use or bool(limits)
@@ -182,7 +217,9 @@ class Guard:
         self.usage.update(found)
         self.loaded.update(found)
 
-    def _windows(self, slot: Slot, script: CompiledScript, now: int) -> dict[int, int]:
+    def _windows(self, slot: Slot, script: CompiledScript | None, now: int) -> dict[int, int]:
+        if script is None:  # a generated script: no usage limits
+            return {}
         return {
             limit.index: window_start(anchor_of(limit, slot.installed_at), limit.period, now)
             for limit in script.usage_limits
@@ -191,7 +228,7 @@ class Guard:
     def check(self, slots: Sequence[Slot], context: Context) -> None:
         """Raise :class:`PaymentsError` unless every slot's script allows the transaction."""
         for slot in slots:
-            script = compiled(slot.script)
+            script = None if slot.rules is not None else compiled(slot.script)
             if slot.single_use:
                 used = self.usage.get((slot.token_id, SINGLE_USE_INDEX))
                 if used is not None and used.count >= 1:
@@ -216,14 +253,18 @@ class Guard:
                 caller_account_id=context.caller_id,
                 usage=usage,
             )
-            outcome = evaluate(script, env)
+            if script is None:
+                assert slot.rules is not None
+                outcome = gk_rules.evaluate_rules(slot.rules, env)
+            else:
+                outcome = evaluate(script, env)
             if isinstance(outcome, Refused):
                 raise _refusal(outcome, slot)
 
     def record(self, slots: Sequence[Slot], context: Context) -> None:
         """Count an accepted transaction against the slots' usage limits."""
         for slot in slots:
-            script = compiled(slot.script)
+            script = None if slot.rules is not None else compiled(slot.script)
             keys: list[tuple[int, int]] = list(self._windows(slot, script, context.now).items())
             if slot.single_use:
                 keys.append((SINGLE_USE_INDEX, slot.installed_at))

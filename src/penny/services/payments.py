@@ -1028,9 +1028,9 @@ def _limits_of(instrument: Instrument) -> dict[str, int | None]:
 
 
 def _pipeline_slot(token: Token, instrument: Instrument) -> gk.Slot:
-    """A pipeline token in the sender slot (FundPrepaid and SettleDebt use theirs there too)."""
-    script = gk.script_of(token, instrument)
-    return gk.Slot(Role.SENDER, token.id, script, token.created_at, pipeline=True)
+    """A pipeline token in the sender slot (FundPrepaid and SettleDebt use theirs there too);
+    evaluated natively when its script is the generated one (:func:`gk.pipeline_slot`)."""
+    return gk.pipeline_slot(token, instrument)
 
 
 def _installed_slot(instruction: PaymentInstruction) -> gk.Slot:
