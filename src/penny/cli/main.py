@@ -293,7 +293,7 @@ def serve(
     from penny.ipn.settings import PUBLIC_URL_ENV, IpnConfigError, IpnSettings
     from penny.security import ServerKeyError, load_server_key
     from penny.storage.database import DATABASE_URL_ENV
-    from penny.web.app import create_app
+    from penny.web.app import create_app, freeze_startup_objects
     from penny.web.logs import configure_logging
     from penny.web.slowclients import REQUEST_TIMEOUT_ENV, GuardedHttpToolsProtocol
 
@@ -318,9 +318,9 @@ def serve(
             "timeout_keep_alive": 5,
         }
         if workers == 1:
-            uvicorn.run(
-                create_app(db, ipn=ipn), host=host, port=port, log_level="warning", **limits
-            )
+            app = create_app(db, ipn=ipn)
+            freeze_startup_objects()
+            uvicorn.run(app, host=host, port=port, log_level="warning", **limits)
             return
         if db.is_sqlite and (db.url in ("sqlite://", "sqlite:///") or "memory" in db.url):
             raise fail("--workers > 1 needs a database file or a PostgreSQL server")

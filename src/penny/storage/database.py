@@ -113,9 +113,6 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA cache_size=-65536")
-        if os.environ.get("PENNY_EXP_NOCKPT"):
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-            _start_exp(url)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -186,27 +183,3 @@ def current_revision(database: Database) -> str | None:
     with database.read_engine.connect() as conn:
         revision: str | None = MigrationContext.configure(conn).get_current_revision()
         return revision
-
-
-_EXP: list[object] = []
-
-
-def _start_exp(url: str) -> None:
-    if _EXP:
-        return
-    import sqlite3
-    import threading
-    import time
-
-    path = url.split("///", 1)[1]
-
-    def loop() -> None:
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA synchronous=FULL")
-        while True:
-            time.sleep(0.5)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    _EXP.append(thread)
