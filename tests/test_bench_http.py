@@ -205,8 +205,9 @@ def test_concurrent_pays_share_commits_and_keep_idempotency(database_url: str) -
         database.dispose()
 
 
-def _batches(application: object) -> int:
-    """The FPS endpoint's group-commit batch count, found through the app's routes."""
+def _batches(application: object, counter: str = "batches") -> int:
+    """The FPS endpoint's group-commit batch count (or ``read_batches``), found through the
+    app's routes."""
     for route in application.routes:  # type: ignore[attr-defined]
         endpoint = getattr(route, "endpoint", None)
         cells = getattr(endpoint, "__closure__", None) or ()
@@ -214,13 +215,96 @@ def _batches(application: object) -> int:
             value = cell.cell_contents
             batched = getattr(value, "batched", None)
             if batched is not None:
-                return int(batched.batches)
+                return int(getattr(batched, counter))
             inner = getattr(value, "__closure__", None) or ()
             for inner_cell in inner:
                 found = getattr(inner_cell.cell_contents, "batched", None)
                 if found is not None:
-                    return int(found.batches)
+                    return int(getattr(found, counter))
     raise AssertionError("no FPS endpoint found")
+
+
+def _balance_request(the_seed: Seed, merchant: int, action: str, instrument: str) -> bytes:
+    m = the_seed.merchants[merchant]
+    params = {
+        "Action": action,
+        "AWSAccessKeyId": m.access_key_id,
+        "SignatureVersion": "2",
+        "SignatureMethod": "HmacSHA256",
+        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Version": "2008-09-17",
+        "PrepaidInstrumentId"
+        if action == "GetPrepaidBalance"
+        else "CreditInstrumentId": instrument,
+    }
+    params["Signature"] = sign_v2(m.secret, "POST", "testserver", "/", params)
+    return urlencode(params).encode()
+
+
+def test_concurrent_balance_reads_share_reads_and_each_gets_its_own_answer(
+    database_url: str,
+) -> None:
+    """GetPrepaidBalance and GetDebtBalance arriving together are read in batches (one
+    statement each), and a refused one (another merchant's instrument, the wrong kind) does not
+    disturb its neighbours (both stores)."""
+    database = open_database(database_url)
+    key = ServerKey.generate()
+    try:
+        the_seed = seed(database, key, buyers=8, merchants=2, progress=_noop)
+        application = create_app(database, server_key=key)
+        # Buyer 0 has paid $1.25 from the prepaid instrument it bought of merchant 0.
+        first = asyncio.run(_post_all(application, [_signed(the_seed, 0, "pay-once")]))
+        assert first[0].status_code == 200, first[0].text
+        buyers = the_seed.buyers
+        asks: list[tuple[bytes, str]] = []
+        for index, b in enumerate(buyers):
+            funded = "999998.750000" if index == 0 else "1000000.000000"
+            asks.append(
+                (
+                    _balance_request(
+                        the_seed, b.merchant, "GetPrepaidBalance", b.prepaid_instrument
+                    ),
+                    f"<AvailableBalance><CurrencyCode>USD</CurrencyCode><Value>{funded}</Value>",
+                )
+            )
+            asks.append(
+                (
+                    _balance_request(the_seed, b.merchant, "GetDebtBalance", b.credit_instrument),
+                    "<AvailableBalance><CurrencyCode>USD</CurrencyCode><Value>0.000000</Value>",
+                )
+            )
+            # Another merchant's instrument, and a credit instrument asked as prepaid.
+            other = 1 - b.merchant
+            asks.append(
+                (
+                    _balance_request(the_seed, other, "GetPrepaidBalance", b.prepaid_instrument),
+                    "<Code>InstrumentAccessDenied</Code>",
+                )
+            )
+            asks.append(
+                (
+                    _balance_request(
+                        the_seed, b.merchant, "GetPrepaidBalance", b.credit_instrument
+                    ),
+                    "<Code>InstrumentAccessDenied</Code>",
+                )
+            )
+        responses = asyncio.run(_post_all(application, [body for body, _ in asks * 3]))
+        for response, (_, expected) in zip(responses, asks * 3, strict=True):
+            assert expected in response.text, (expected, response.text)
+        reads = _batches(application, "read_batches")
+        assert 1 <= reads < len(responses)  # requests shared reads
+    finally:
+        database.dispose()
+
+
+async def _post_all(application: object, bodies: list[bytes]) -> list[httpx.Response]:
+    transport = httpx.ASGITransport(app=application)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        return list(
+            await asyncio.gather(*(client.post("/", content=b, headers=headers) for b in bodies))
+        )
 
 
 def test_revoked_key_is_refused_once_the_cache_lapses(tmp_path: Path) -> None:

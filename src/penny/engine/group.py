@@ -35,7 +35,11 @@ class Batcher(Generic[C, R]):
     async context manager."""
 
     def __init__(
-        self, run_batch: Callable[[list[C]], list[R]], *, max_batch: int = DEFAULT_MAX_BATCH
+        self,
+        run_batch: Callable[[list[C]], list[R]],
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        thread_name: str = "penny-writer",
     ) -> None:
         self.run_batch = run_batch
         self.max_batch = max_batch
@@ -43,7 +47,8 @@ class Batcher(Generic[C, R]):
         self.items = 0
         self._queue: deque[tuple[C, asyncio.Future[R]]] = deque()
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="penny-writer")
+        self.thread_name = thread_name
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -56,7 +61,7 @@ class Batcher(Generic[C, R]):
 
     def start(self) -> None:
         assert self._task is None, "already started"
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="penny-writer")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.thread_name)
 
     async def close(self) -> None:
         """Finish what is queued, then stop."""

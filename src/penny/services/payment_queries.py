@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -29,7 +30,7 @@ from penny.domain.parties import Party
 from penny.engine.ledger import Ledger
 from penny.ledger.model import Balance
 from penny.money import Money
-from penny.storage import parties_sql
+from penny.storage import driver, parties_sql
 from penny.storage import payments_sql as sql
 from penny.storage.database import Database
 
@@ -40,6 +41,34 @@ class TwoBalances:
 
     main: Money
     pending: Money
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceQuery:
+    """GetPrepaidBalance (a prepaid instrument) or GetDebtBalance (a credit instrument)."""
+
+    kind: InstrumentKind
+    caller_id: str
+    instrument_id: str
+
+
+def _two_balances(kind: InstrumentKind, currency: str, balance: Balance) -> TwoBalances:
+    if kind is InstrumentKind.prepaid:  # available now, and funding still pending
+        return TwoBalances(
+            Money(balance.available_credit, currency), Money(balance.credits_pending, currency)
+        )
+    # a credit instrument: the debt, and settlements still pending
+    return TwoBalances(
+        Money(balance.net_debit_posted, currency), Money(balance.credits_pending, currency)
+    )
+
+
+#: An instrument's kind, parties, currency and ledger counters, by instrument id.
+_BALANCES = (
+    "SELECT i.id, i.kind, i.sender_id, i.recipient_id, i.currency, a.debits_posted,"
+    " a.credits_posted, a.debits_pending, a.credits_pending"
+    " FROM instruments AS i JOIN ledger_accounts AS a ON a.id = i.ledger_account_id WHERE "
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,33 +173,58 @@ class PaymentQueries:
         """An instrument's currency and counters in ONE statement (a consistent snapshot by
         itself), run outside any transaction on PostgreSQL: one round trip instead of the five
         of a REPEATABLE READ transaction (#8, P5). Refused like :meth:`_instrument_for`."""
-        statement = text(
-            "SELECT i.kind, i.sender_id, i.recipient_id, i.currency, a.debits_posted,"
-            " a.credits_posted, a.debits_pending, a.credits_pending"
-            " FROM instruments AS i JOIN ledger_accounts AS a ON a.id = i.ledger_account_id"
-            " WHERE i.id = :id"
-        )
+        (found,) = self._instrument_balances([BalanceQuery(kind, caller_id, instrument_id)])
+        if isinstance(found, PaymentsError):
+            raise found
+        return found
+
+    def _instrument_balances(
+        self, queries: Sequence[BalanceQuery]
+    ) -> list[tuple[str, Balance] | PaymentsError]:
+        """:meth:`_instrument_balance` of several instruments in one statement."""
+        ids = sorted({q.instrument_id for q in queries})
+
+        def read(conn: Connection) -> list[Sequence[Any]]:
+            sql_text = _BALANCES + driver.in_list(conn, "i.id")
+            return driver.fetch_all(conn, sql_text, (driver.many(conn, ids),))
+
         if self.database.is_postgresql:
             with self.database.read_engine.connect().execution_options(
                 isolation_level="AUTOCOMMIT"
             ) as conn:
-                row = conn.execute(statement, {"id": instrument_id}).first()
+                rows = read(conn)
         else:
             with self.database.read() as conn:
-                row = conn.execute(statement, {"id": instrument_id}).first()
-        if row is None or row[0] != kind.value or caller_id not in (row[1], row[2]):
-            raise PaymentsError(Refusal.unknown_instrument)
-        return str(row[3]), Balance(int(row[4]), int(row[5]), int(row[6]), int(row[7]))
+                rows = read(conn)
+        by_id = {row[0]: row for row in rows}
+        found: list[tuple[str, Balance] | PaymentsError] = []
+        for query in queries:
+            row = by_id.get(query.instrument_id)
+            if row is None or row[1] != query.kind.value or query.caller_id not in row[2:4]:
+                found.append(PaymentsError(Refusal.unknown_instrument))
+                continue
+            balance = Balance(int(row[5]), int(row[6]), int(row[7]), int(row[8]))
+            found.append((str(row[4]), balance))
+        return found
+
+    def balances(self, queries: Sequence[BalanceQuery]) -> list[TwoBalances | PaymentsError]:
+        """GetPrepaidBalance and GetDebtBalance of many instruments in one statement (the FPS
+        endpoint batches them, #8): each as :meth:`prepaid_balance` or :meth:`debt_balance`
+        answers it, or refuses it."""
+        return [
+            found if isinstance(found, PaymentsError) else _two_balances(query.kind, *found)
+            for query, found in zip(queries, self._instrument_balances(queries), strict=True)
+        ]
 
     def prepaid_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
         """GetPrepaidBalance: available now, and funding still pending."""
-        c, balance = self._instrument_balance(caller_id, instrument_id, InstrumentKind.prepaid)
-        return TwoBalances(Money(balance.available_credit, c), Money(balance.credits_pending, c))
+        kind = InstrumentKind.prepaid
+        return _two_balances(kind, *self._instrument_balance(caller_id, instrument_id, kind))
 
     def debt_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
         """GetDebtBalance: the debt, and settlements still pending."""
-        c, balance = self._instrument_balance(caller_id, instrument_id, InstrumentKind.credit)
-        return TwoBalances(Money(balance.net_debit_posted, c), Money(balance.credits_pending, c))
+        kind = InstrumentKind.credit
+        return _two_balances(kind, *self._instrument_balance(caller_id, instrument_id, kind))
 
     def total_prepaid_liability(self, caller_id: str, currency: str = "USD") -> TwoBalances:
         """GetTotalPrepaidLiability: prepaid value the merchant has sold and not redeemed."""

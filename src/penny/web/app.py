@@ -70,7 +70,16 @@ from penny.storage.database import (
     current_revision,
     open_database,
 )
-from penny.web.batching import BatchedPayments, Deferred, KeyCache, Outcome, first_pass
+from penny.web.batching import (
+    BatchedPayments,
+    Deferred,
+    DeferredRead,
+    KeyCache,
+    Outcome,
+    ReadOutcome,
+    decided_read,
+    first_pass,
+)
 from penny.web.cobranded import cobranded_routes
 from penny.web.logs import RequestLog, configure_logging, log_request
 from penny.web.metrics import METRICS_CONTENT_TYPE, SUCCESS, AppMetrics, MeteredLedger
@@ -155,7 +164,7 @@ class FpsEndpoint:
         """
         self.attach()
         raw = request.body or request.query_string
-        if _MONEY_ACTION.search(raw) is None:
+        if _MONEY_ACTION.search(raw) is None and _BATCHED_READ.search(raw) is None:
             return await run_in_threadpool(self.answer, request, request_id)
         key = _ACCESS_KEY.search(raw)
         if key is not None and not self.keys.fresh(key_id := key.group(1).decode("ascii")):
@@ -166,8 +175,33 @@ class FpsEndpoint:
                 return self.answer(request, request_id)
         except Deferred as deferred:
             pending = deferred
+        except DeferredRead as deferred_read:
+            read = await self.batched.read(deferred_read.query)
+            return self._read_answer(deferred_read, read, request_id)
         outcome = await self.batched.commit(pending.request)
         return self._decided(pending, outcome, request_id)
+
+    def _read_answer(self, deferred: DeferredRead, read: ReadOutcome, request_id: str) -> Answer:
+        """A batched balance read's answer: its action run again with the balance read
+        meanwhile (the request was parsed and its signature checked in the first pass)."""
+        try:
+            with decided_read(deferred.query, read):
+                result = run_action(
+                    self.batched,
+                    self.directory,
+                    deferred.caller_id,
+                    deferred.action,
+                    deferred.version,
+                    deferred.params,
+                    self.signer,
+                )
+        except Exception:
+            logger.exception("FPS request %s failed", request_id)
+            result = _INTERNAL_ERROR
+        if isinstance(result, WireFault):
+            return _fault_answer(result, request_id, deferred.action, deferred.access_key_id)
+        body = render_success(deferred.action, deferred.version, result, request_id)
+        return Answer(200, body, deferred.action, deferred.access_key_id, None)
 
     def _decided(self, deferred: Deferred, outcome: Outcome, request_id: str) -> Answer:
         """The answer to a money-moving request once its batch committed: only rendering is
@@ -192,7 +226,7 @@ class FpsEndpoint:
         seen = _Seen()
         try:
             outcome = self._serve(request, seen)
-        except Deferred as deferred:
+        except (Deferred, DeferredRead) as deferred:
             deferred.access_key_id = seen.access_key_id
             raise
         except Exception:
@@ -247,6 +281,10 @@ class FpsEndpoint:
         except Deferred as deferred:
             deferred.action, deferred.version = action, version
             raise
+        except DeferredRead as deferred_read:
+            deferred_read.action, deferred_read.version = action, version
+            deferred_read.caller_id, deferred_read.params = party_id, params
+            raise
         if isinstance(result, WireFault):
             return result
         return action, version, result
@@ -269,6 +307,9 @@ class FpsEndpoint:
 _MONEY_ACTION = re.compile(
     rb"(?:^|&)Action=(?:Pay|FundPrepaid|SettleDebt|WriteOffDebt|Refund)(?:&|$)"
 )
+
+#: Balance reads answered on the event loop, read in batches (#8).
+_BATCHED_READ = re.compile(rb"(?:^|&)Action=(?:GetPrepaidBalance|GetDebtBalance)(?:&|$)")
 
 _ACCESS_KEY = re.compile(rb"(?:^|&)AWSAccessKeyId=([A-Za-z0-9]{1,64})(?:&|$)")
 

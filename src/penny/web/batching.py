@@ -21,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from penny.domain.model import Transaction
+from penny.domain.errors import PaymentsError
+from penny.domain.model import InstrumentKind, Transaction
 from penny.engine.group import Batcher
 from penny.parties import Directory
+from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.services.payments import PaymentRequest, Payments, Result
 
 #: How long a key's secret and owner are trusted without asking the database again.
@@ -61,6 +63,29 @@ class Deferred(BaseException):
         self.access_key_id: str | None = None
 
 
+class DeferredRead(BaseException):
+    """Raised through the action code in a first pass: ``query`` is to be read in a batch.
+
+    The endpoint runs the action again (:func:`decided_read`) once the batch has been read,
+    with what it recorded here: the caller, the action and version, the parameters.
+    """
+
+    def __init__(self, query: BalanceQuery) -> None:
+        super().__init__("deferred to the batched reads")
+        self.query = query
+        self.caller_id = ""
+        self.action = ""
+        self.version = ""
+        self.params: Mapping[str, str] = {}
+        self.access_key_id: str | None = None
+
+
+ReadOutcome = TwoBalances | PaymentsError | BaseException
+
+#: Set while a batched read's action is run again: the balance read for it meanwhile.
+_read: ContextVar[tuple[BalanceQuery, ReadOutcome] | None] = ContextVar("penny_read", default=None)
+
+
 class BatchedPayments(Payments):
     """:class:`Payments` whose :meth:`execute` joins a group commit (see the module doc)."""
 
@@ -76,6 +101,7 @@ class BatchedPayments(Payments):
         self.max_batch = max_batch
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batcher: Batcher[PaymentRequest, Outcome] | None = None
+        self._reader: Batcher[BalanceQuery, ReadOutcome] | None = None
 
     def attach(self) -> None:
         """Start (or restart) the group commit on the running loop; call it on the loop."""
@@ -86,11 +112,19 @@ class BatchedPayments(Payments):
             self._run_batch_isolated, max_batch=self.max_batch
         )
         batcher.start()
-        self._batcher, self._loop = batcher, loop
+        reader: Batcher[BalanceQuery, ReadOutcome] = Batcher(
+            self._read_batch, max_batch=self.max_batch, thread_name="penny-reader"
+        )
+        reader.start()
+        self._batcher, self._reader, self._loop = batcher, reader, loop
 
     @property
     def batches(self) -> int:
         return 0 if self._batcher is None else self._batcher.batches
+
+    @property
+    def read_batches(self) -> int:
+        return 0 if self._reader is None else self._reader.batches
 
     def execute(self, request: PaymentRequest) -> Transaction:
         if _first_pass.get():
@@ -102,6 +136,38 @@ class BatchedPayments(Payments):
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    def prepaid_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
+        return self._balance(BalanceQuery(InstrumentKind.prepaid, caller_id, instrument_id))
+
+    def debt_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
+        return self._balance(BalanceQuery(InstrumentKind.credit, caller_id, instrument_id))
+
+    def _balance(self, query: BalanceQuery) -> TwoBalances:
+        if _first_pass.get():
+            raise DeferredRead(query)
+        decided = _read.get()
+        if decided is not None:
+            asked, outcome = decided
+            assert asked == query, "the action read another balance the second time"
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        (found,) = self.balances([query])
+        if isinstance(found, PaymentsError):
+            raise found
+        return found
+
+    async def read(self, query: BalanceQuery) -> ReadOutcome:
+        """Read ``query`` in the next batch of balance reads (on the loop, after attach)."""
+        assert self._reader is not None
+        try:
+            return await self._reader.submit(query)
+        except Exception as exc:  # the whole batch failed: the request is answered with it
+            return exc
+
+    def _read_batch(self, queries: Sequence[BalanceQuery]) -> list[ReadOutcome]:
+        return list(self.balances(queries))
 
     async def commit(self, request: PaymentRequest) -> Outcome:
         """Decide and commit ``request`` in the next batch (on the loop, after :meth:`attach`)."""
@@ -208,6 +274,16 @@ class KeyCache:
     def party_of(self, access_key_id: str) -> str | None:
         entry = self._entry(access_key_id)
         return None if entry is None else entry.owner
+
+
+@contextmanager
+def decided_read(query: BalanceQuery, outcome: ReadOutcome) -> Iterator[None]:
+    """Run a deferred read's action again: its balance read is ``outcome``."""
+    token = _read.set((query, outcome))
+    try:
+        yield
+    finally:
+        _read.reset(token)
 
 
 @contextmanager
