@@ -65,6 +65,9 @@ def test_short_run_is_correct_and_reports_every_ratio(store: str, tmp_path: Path
         ops = workload["ops"]["all"]
         assert 0 < ops["p50_ms"] <= ops["p95_ms"] <= ops["p99_ms"]
         assert workload["per_s"] > 0
+        # CPU per request, from /proc (server) and the load generators' own process time.
+        assert workload["server_cpu_us_per_request"] > 0, name
+        assert workload["client_cpu_us_per_request"] > 0, name
     # W4 retried references: the retries succeeded and booked nothing new.
     assert data["workloads"]["W4"]["ops"]["retry"]["count"] > 0
     # W6 read balances.

@@ -93,6 +93,10 @@ class Server:
         """Resident memory of the server and its worker processes (KiB)."""
         return sum(_rss(pid) for pid in _tree(self.process.pid))
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server and its worker processes so far."""
+        return sum(_cpu_seconds(pid) for pid in _tree(self.process.pid))
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
@@ -122,6 +126,14 @@ def _rss(pid: int) -> int:
     except OSError:
         return 0
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -170,8 +182,13 @@ class LoadResult:
     error_samples: list[str]
     moved: dict[str, int]
     requests: int
+    #: CPU seconds the load generators spent, warm-up included (``requests`` is too).
+    client_cpu_s: float = 0.0
+    #: CPU seconds the server (all its threads and processes) spent meanwhile.
+    server_cpu_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        per_request = 1e6 / max(1, self.requests)
         return {
             "per_s": round(self.per_s, 1),
             "seconds": self.seconds,
@@ -180,6 +197,8 @@ class LoadResult:
             "error_samples": self.error_samples,
             "moved": self.moved,
             "requests": self.requests,
+            "client_cpu_us_per_request": round(self.client_cpu_s * per_request),
+            "server_cpu_us_per_request": round(self.server_cpu_s * per_request),
         }
 
 
@@ -239,6 +258,7 @@ def run_load(
         ok: dict[str, int] = {}
         moved: dict[str, int] = {}
         errors, requests = 0, 0
+        client_cpu = 0.0
         samples: list[str] = []
         for child, output in zip(children, outputs, strict=True):
             _out, err = child.communicate()
@@ -253,6 +273,7 @@ def run_load(
                 moved[op] = moved.get(op, 0) + count
             errors += data["errors"]
             requests += data["requests"]
+            client_cpu += data["cpu_s"]
             samples.extend(data["error_samples"])
     ops: dict[str, dict[str, float]] = {}
     for op, values in latencies.items():
@@ -281,6 +302,7 @@ def run_load(
         samples[:5],
         moved,
         requests,
+        client_cpu_s=client_cpu,
     )
 
 
@@ -557,7 +579,8 @@ def _workloads(
     store = result.store
 
     def load(workload: str, label: str, duration: float, rate: float | None = None) -> LoadResult:
-        return run_load(
+        cpu_before = server.cpu_seconds()
+        loaded = run_load(
             workload,
             seed_path,
             server.port,
@@ -569,6 +592,8 @@ def _workloads(
             label=label,
             rate=rate,
         )
+        loaded.server_cpu_s = server.cpu_seconds() - cpu_before
+        return loaded
 
     balance_start: dict[str, Any] | None = None
     if options.history:

@@ -269,6 +269,7 @@ def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     seed = Seed.load(Path(config["seed_path"]))
     worker = Worker(config, seed)
+    cpu_started = time.process_time()
     try:
         import uvloop
 
@@ -285,6 +286,7 @@ def main(argv: list[str]) -> int:
                 "error_samples": stats.error_samples,
                 "moved": stats.moved,
                 "requests": stats.requests,
+                "cpu_s": time.process_time() - cpu_started,
             }
         )
     )

@@ -104,6 +104,7 @@ def _print(summary: dict[str, Any]) -> None:
         "p95 ms",
         "p99 ms",
         "errors",
+        "CPU µs/req server + clients",
         "audit + counts",
     ):
         table.add_column(column)
@@ -118,6 +119,7 @@ def _print(summary: dict[str, Any]) -> None:
                 f"{lat.get('p95_ms', 0):.2f}",
                 f"{lat.get('p99_ms', 0):.2f}",
                 str(w["errors"]),
+                f"{w['server_cpu_us_per_request']:,} + {w['client_cpu_us_per_request']:,}",
                 "ok" if w["check"]["ok"] else "FAILED",
             )
     out.print(table)
