@@ -597,8 +597,9 @@ def _workloads(
 
     balance_start: dict[str, Any] | None = None
     if options.history:
+        settle(database)
         probe = load(
-            "WB", f"{store}: balance probe", min(options.seconds, 5.0), rate=BALANCE_PROBE_RATE
+            "WB", f"{store}: balance probe", min(options.seconds, 10.0), rate=BALANCE_PROBE_RATE
         )
         balance_start = {"journals": counts(database)["journals"], **probe.ops["balance"]}
     for workload in options.workloads:
@@ -634,14 +635,34 @@ def _workloads(
                     "check_ok": check(database, before, loaded.moved)["ok"],
                 }
             )
+        settle(database)
         probe = load(
-            "WB", f"{store}: balance probe", min(options.seconds, 5.0), rate=BALANCE_PROBE_RATE
+            "WB", f"{store}: balance probe", min(options.seconds, 10.0), rate=BALANCE_PROBE_RATE
         )
         result.history = {
             "points": points,
             "balance_start": balance_start,
             "balance_end": {"journals": counts(database)["journals"], **probe.ops["balance"]},
         }
+
+
+def settle(database: Database) -> None:
+    """Let the store settle before a balance probe, the same way at both ends (P5): flush and
+    truncate the WAL (SQLite), or checkpoint and vacuum-analyse (PostgreSQL). Without it the
+    probe after the bulk fill of 10⁶ journals raced PostgreSQL's own autovacuum of them."""
+    raw = database.write_engine.raw_connection()  # no SQLAlchemy transaction around it
+    try:
+        cursor = raw.cursor()
+        if database.is_sqlite:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+            cursor.execute("CHECKPOINT")
+            cursor.execute("VACUUM ANALYZE")
+            raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+        cursor.close()
+    finally:
+        raw.close()
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
