@@ -232,11 +232,8 @@ class Directory:
         :class:`~penny.security.ServerKeyError` when the stored secret does not decrypt (the
         server key changed): a configuration error, not a bad request.
         """
-        with self.database.read() as conn:
-            ciphertext = sql.active_secret_ciphertext(conn, access_key_id)
-        if ciphertext is None:
-            return None
-        return self.server_key.decrypt_secret(ciphertext, access_key_id)
+        found = self.active_keys([access_key_id]).get(access_key_id)
+        return None if found is None else self.decrypt_secret(found[0], access_key_id)
 
     def active_keys(self, access_key_ids: Iterable[str]) -> dict[str, tuple[bytes, str]]:
         """Access key id → (encrypted secret, owner) of those keys that are active, in one

@@ -72,19 +72,15 @@ class IpnOutbox:
         # caller has one (most merchants have none; then nothing more is read).
         callers = {t.caller_id for t in notable if not t.ipn_url} - parties.keys()
         parties.update(parties_sql.load_parties(conn, callers))
-        notable = [t for t in notable if t.ipn_url or _caller_url(parties, t)]
-        if not notable:
+        addressed = [(t, url) for t in notable if (url := t.ipn_url or _caller_url(parties, t))]
+        if not addressed:
             return
-        party_ids = {t.sender_id for t in notable} | {t.recipient_id for t in notable}
+        party_ids = {t.sender_id for t, _ in addressed} | {t.recipient_id for t, _ in addressed}
         parties.update(parties_sql.load_parties(conn, party_ids - parties.keys()))
-        instrument_ids = {t.instrument_id for t in notable if t.instrument_id}
+        instrument_ids = {t.instrument_id for t, _ in addressed if t.instrument_id}
         instruments.update(sql.load_instruments(conn, instrument_ids - instruments.keys()))
         rows: list[ipn_sql.NewNotification] = []
-        for txn in notable:
-            caller = parties.get(txn.caller_id)
-            url = txn.ipn_url or (caller.ipn_url if caller is not None else None)
-            if not url:
-                continue
+        for txn, url in addressed:
             notification_id = self.new_id()
             params = transaction_params(
                 notification_id,

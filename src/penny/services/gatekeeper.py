@@ -126,12 +126,9 @@ def pipeline_slot(token: Token, instrument: Instrument) -> Slot:
     (derived, or stored with exactly that text); compiled otherwise.
     """
     rules = pipeline_rules(token.kind, instrument, token.caller_id)
-    if token.script is None:
-        script = generate.sender_token_script(rules)
-        native = gk_rules.evaluable(rules)
-    else:  # comparing texts is cheap; evaluable first: only such rules can be written at all
-        script = token.script
-        native = gk_rules.evaluable(rules) and script == generate.sender_token_script(rules)
+    generated = generate.sender_token_script(rules)
+    script = generated if token.script is None else token.script
+    native = script == generated and gk_rules.evaluable(rules)
     return Slot(
         Role.SENDER,
         token.id,

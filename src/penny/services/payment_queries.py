@@ -167,26 +167,17 @@ class PaymentQueries:
             raise PaymentsError(Refusal.unknown_instrument)
         return instrument
 
-    def _instrument_balance(
-        self, caller_id: str, instrument_id: str, kind: InstrumentKind
-    ) -> tuple[str, Balance]:
-        """An instrument's currency and counters in ONE statement (a consistent snapshot by
-        itself), run outside any transaction on PostgreSQL: one round trip instead of the five
-        of a REPEATABLE READ transaction (#8, P5). Refused like :meth:`_instrument_for`."""
-        (found,) = self._instrument_balances([BalanceQuery(kind, caller_id, instrument_id)])
-        if isinstance(found, PaymentsError):
-            raise found
-        return found
-
-    def _instrument_balances(
-        self, queries: Sequence[BalanceQuery]
-    ) -> list[tuple[str, Balance] | PaymentsError]:
-        """:meth:`_instrument_balance` of several instruments in one statement."""
+    def balances(self, queries: Sequence[BalanceQuery]) -> list[TwoBalances | PaymentsError]:
+        """GetPrepaidBalance and GetDebtBalance of many instruments in ONE statement (a
+        consistent snapshot by itself), run outside any transaction on PostgreSQL: one round
+        trip instead of the five of a REPEATABLE READ transaction (#8, P5; the FPS endpoint
+        batches them). Each is answered, or refused like :meth:`_instrument_for`."""
         ids = sorted({q.instrument_id for q in queries})
 
         def read(conn: Connection) -> list[Sequence[Any]]:
-            sql_text = _BALANCES + driver.in_list(conn, "i.id")
-            return driver.fetch_all(conn, sql_text, (driver.many(conn, ids),))
+            postgresql = driver.is_postgresql(conn)
+            sql_text = _BALANCES + driver.in_clause(postgresql, "i.id")
+            return driver.fetch_all(conn, sql_text, (driver.bound_list(postgresql, ids),))
 
         if self.database.is_postgresql:
             with self.database.read_engine.connect().execution_options(
@@ -197,34 +188,30 @@ class PaymentQueries:
             with self.database.read() as conn:
                 rows = read(conn)
         by_id = {row[0]: row for row in rows}
-        found: list[tuple[str, Balance] | PaymentsError] = []
+        found: list[TwoBalances | PaymentsError] = []
         for query in queries:
             row = by_id.get(query.instrument_id)
             if row is None or row[1] != query.kind.value or query.caller_id not in row[2:4]:
                 found.append(PaymentsError(Refusal.unknown_instrument))
                 continue
             balance = Balance(int(row[5]), int(row[6]), int(row[7]), int(row[8]))
-            found.append((str(row[4]), balance))
+            found.append(_two_balances(query.kind, str(row[4]), balance))
         return found
 
-    def balances(self, queries: Sequence[BalanceQuery]) -> list[TwoBalances | PaymentsError]:
-        """GetPrepaidBalance and GetDebtBalance of many instruments in one statement (the FPS
-        endpoint batches them, #8): each as :meth:`prepaid_balance` or :meth:`debt_balance`
-        answers it, or refuses it."""
-        return [
-            found if isinstance(found, PaymentsError) else _two_balances(query.kind, *found)
-            for query, found in zip(queries, self._instrument_balances(queries), strict=True)
-        ]
+    def balance(self, query: BalanceQuery) -> TwoBalances:
+        """One of :meth:`balances`; raises its refusal."""
+        (found,) = self.balances([query])
+        if isinstance(found, PaymentsError):
+            raise found
+        return found
 
     def prepaid_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
         """GetPrepaidBalance: available now, and funding still pending."""
-        kind = InstrumentKind.prepaid
-        return _two_balances(kind, *self._instrument_balance(caller_id, instrument_id, kind))
+        return self.balance(BalanceQuery(InstrumentKind.prepaid, caller_id, instrument_id))
 
     def debt_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
         """GetDebtBalance: the debt, and settlements still pending."""
-        kind = InstrumentKind.credit
-        return _two_balances(kind, *self._instrument_balance(caller_id, instrument_id, kind))
+        return self.balance(BalanceQuery(InstrumentKind.credit, caller_id, instrument_id))
 
     def total_prepaid_liability(self, caller_id: str, currency: str = "USD") -> TwoBalances:
         """GetTotalPrepaidLiability: prepaid value the merchant has sold and not redeemed."""

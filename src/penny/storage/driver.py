@@ -8,8 +8,9 @@ transaction SQLAlchemy began (so ``BEGIN IMMEDIATE`` and the commit are unchange
 constant text per statement so that the driver's own statement cache keeps it prepared:
 
 * a list of values is one parameter: ``IN (SELECT value FROM json_each(?))`` on SQLite,
-  ``= ANY(%s)`` on PostgreSQL (:func:`in_list`, :func:`many`);
-* statements are written with ``?`` placeholders (:func:`placeholders` converts them for
+  ``= ANY(%s)`` on PostgreSQL (:func:`in_clause`, :func:`bound_list`; the ledger's own SQL
+  uses them too);
+* statements are written with ``?`` placeholders (:func:`for_driver` converts them for
   psycopg);
 * driver errors are raised as SQLAlchemy's (:class:`sqlalchemy.exc.DBAPIError` subclasses),
   so the ledger's retry of conflicts and busy stores treats them as before.
@@ -20,7 +21,8 @@ Everything else (migrations, queries, the CLI) keeps using SQLAlchemy Core.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -32,52 +34,76 @@ def is_postgresql(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def in_list(conn: Connection, column: str) -> str:
-    """``column`` is one of the values bound by :func:`many` (one parameter)."""
-    if is_postgresql(conn):
+def in_clause(postgresql: bool, column: str) -> str:
+    """``column`` is one of the values bound by :func:`bound_list` (one ``?`` parameter)."""
+    if postgresql:
         return f"{column} = ANY(?)"
     return f"{column} IN (SELECT value FROM json_each(?))"
 
 
-def many(conn: Connection, values: Iterable[Any]) -> Any:
-    """Several values as the one parameter of :func:`in_list`."""
-    return list(values) if is_postgresql(conn) else json.dumps(list(values))
+def bound_list(postgresql: bool, values: Iterable[Any]) -> Any:
+    """Several values as the one parameter of :func:`in_clause`."""
+    return list(values) if postgresql else json.dumps(list(values))
 
 
 @lru_cache(maxsize=1024)
 def _percent_style(sql: str) -> str:
-    return sql.replace("%", "%%").replace("?", "%s")
+    return sql.replace("?", "%s")
 
 
-def placeholders(conn: Connection, sql: str) -> str:
-    """``sql`` written with ``?`` placeholders, as this connection's driver wants it."""
-    return _percent_style(sql) if is_postgresql(conn) else sql
+def for_driver(postgresql: bool, sql: str) -> str:
+    """``sql`` written with ``?`` placeholders, as the store's driver wants it (psycopg:
+    ``%s``; the texts here hold no literal ``%``)."""
+    return _percent_style(sql) if postgresql else sql
 
 
 def fetch_all(conn: Connection, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
     """The rows of ``sql`` (``?`` placeholders) as tuples, in the current transaction."""
-    statement = placeholders(conn, sql)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with _cursor(conn, sql, params) as (cursor, statement):
         cursor.execute(statement, params)
         rows: list[Sequence[Any]] = cursor.fetchall()
         return rows
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, statement, params, exc) from exc
-    finally:
-        cursor.close()
+
+
+def rows_by_id(
+    conn: Connection,
+    table: str,
+    names: Sequence[str],
+    ids: Sequence[Any],
+    *,
+    lock: bool = False,
+) -> list[dict[str, Any]]:
+    """The rows of ``table`` whose ``id`` is one of ``ids``, as ``names`` → value, in id order;
+    ``lock`` takes their row locks on PostgreSQL (``FOR UPDATE``, in that order)."""
+    postgresql = is_postgresql(conn)
+    sql = _select_by_id(table, tuple(names), postgresql, postgresql and lock)
+    rows = fetch_all(conn, sql, (bound_list(postgresql, ids),))
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+@lru_cache(maxsize=64)
+def _select_by_id(table: str, names: tuple[str, ...], postgresql: bool, lock: bool) -> str:
+    sql = f"SELECT {', '.join(names)} FROM {table} WHERE {in_clause(postgresql, 'id')} ORDER BY id"
+    return sql + " FOR UPDATE" if lock else sql
 
 
 def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
     """Run ``sql`` (``?`` placeholders) once per row, in the current transaction."""
-    if not rows:
-        return
-    statement = placeholders(conn, sql)
+    if rows:
+        with _cursor(conn, sql, rows[0]) as (cursor, statement):
+            cursor.executemany(statement, rows)
+
+
+@contextmanager
+def _cursor(conn: Connection, sql: str, params: Any) -> Iterator[tuple[Any, str]]:
+    """The driver's cursor of ``conn`` and ``sql`` as the driver wants it; a driver error in
+    the block is raised as SQLAlchemy's."""
+    statement = for_driver(is_postgresql(conn), sql)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(statement, rows)
+        yield cursor, statement
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, statement, rows[0], exc) from exc
+        raise _wrapped(conn, statement, params, exc) from exc
     finally:
         cursor.close()
 

@@ -12,7 +12,6 @@ first, then accounts, each in ascending id order.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,6 +31,7 @@ from penny.ledger.model import (
     Pending,
     PendingState,
 )
+from penny.storage import driver
 from penny.storage.schema import accounts as accounts_table
 
 _ACCOUNT_COLUMNS: Final = (
@@ -72,16 +72,14 @@ class LedgerSql:
     # -- binding many values ------------------------------------------------------------
 
     def _in(self, column: str) -> str:
-        if self._pg:
-            return f"{column} = ANY(%s)"
-        return f"{column} IN (SELECT value FROM json_each(?))"
+        return self._p(driver.in_clause(self._pg, column))
 
     def _many(self, values: Iterable[Any]) -> Any:
-        return list(values) if self._pg else json.dumps(list(values))
+        return driver.bound_list(self._pg, values)
 
     def _p(self, sql: str) -> str:
         """Write statements with ``?`` placeholders; psycopg wants ``%s``."""
-        return sql.replace("?", "%s") if self._pg else sql
+        return driver.for_driver(self._pg, sql)
 
     # -- serialising keys across processes ----------------------------------------------
 

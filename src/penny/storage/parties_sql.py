@@ -84,9 +84,7 @@ payment_methods = Table(
 _PARTY_COLUMNS = [c for c in parties.c if c.name != "password_hash"]
 _KEY_COLUMNS = [c for c in api_keys.c if c.name != "secret_ciphertext"]
 _PARTY_NAMES = tuple(c.name for c in _PARTY_COLUMNS)
-_SELECT_PARTIES = f"SELECT {', '.join(_PARTY_NAMES)} FROM parties"
 _METHOD_NAMES = tuple(c.name for c in payment_methods.c)
-_SELECT_METHODS = f"SELECT {', '.join(_METHOD_NAMES)} FROM payment_methods"
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -135,9 +133,8 @@ def load_parties(conn: Connection, ids: Iterable[str]) -> dict[str, Party]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    sql = f"{_SELECT_PARTIES} WHERE {driver.in_list(conn, 'id')}"
-    rows = driver.fetch_all(conn, sql, (driver.many(conn, wanted),))
-    return {row[0]: _party(dict(zip(_PARTY_NAMES, row, strict=True))) for row in rows}
+    rows = driver.rows_by_id(conn, "parties", _PARTY_NAMES, wanted)
+    return {row["id"]: _party(row) for row in rows}
 
 
 def party_by_email(conn: Connection, email: str) -> Party | None:
@@ -193,15 +190,6 @@ def api_keys_of(conn: Connection, party_id: str) -> list[ApiKey]:
     return [ApiKey(**row) for row in conn.execute(query).mappings()]
 
 
-def active_secret_ciphertext(conn: Connection, access_key_id: str) -> bytes | None:
-    """The encrypted secret of an active (not revoked) key."""
-    query = select(api_keys.c.secret_ciphertext).where(
-        api_keys.c.access_key_id == access_key_id, api_keys.c.revoked_at.is_(None)
-    )
-    row = conn.execute(query).first()
-    return None if row is None else bytes(row[0])
-
-
 def active_keys(conn: Connection, access_key_ids: Iterable[str]) -> dict[str, tuple[bytes, str]]:
     """Access key id → (encrypted secret, owner) for those of ``access_key_ids`` not revoked."""
     wanted = sorted(set(access_key_ids))
@@ -247,9 +235,8 @@ def load_payment_methods(conn: Connection, ids: Iterable[str]) -> dict[str, Paym
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    sql = f"{_SELECT_METHODS} WHERE {driver.in_list(conn, 'id')}"
-    rows = driver.fetch_all(conn, sql, (driver.many(conn, wanted),))
-    return {row[0]: _method(dict(zip(_METHOD_NAMES, row, strict=True))) for row in rows}
+    rows = driver.rows_by_id(conn, "payment_methods", _METHOD_NAMES, wanted)
+    return {row["id"]: _method(row) for row in rows}
 
 
 def payment_method_by_fingerprint(

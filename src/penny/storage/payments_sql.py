@@ -136,9 +136,7 @@ transactions = Table(
 
 
 _INSTRUMENT_NAMES: Final = tuple(c.name for c in instruments.c)
-_SELECT_INSTRUMENTS: Final = f"SELECT {', '.join(_INSTRUMENT_NAMES)} FROM instruments"
 _TOKEN_NAMES: Final = tuple(c.name for c in tokens.c)
-_SELECT_TOKENS: Final = f"SELECT {', '.join(_TOKEN_NAMES)} FROM tokens"
 _TRANSACTION_NAMES: Final = tuple(c.name for c in transactions.c)
 _TRANSACTION_COLUMNS: Final = ", ".join(f"t.{name}" for name in _TRANSACTION_NAMES)
 _INSERT_TRANSACTION: Final = (
@@ -242,11 +240,8 @@ def load_instruments(
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    sql = f"{_SELECT_INSTRUMENTS} WHERE {driver.in_list(conn, 'id')} ORDER BY id"
-    if lock and driver.is_postgresql(conn):
-        sql += " FOR UPDATE"
-    rows = driver.fetch_all(conn, sql, (driver.many(conn, wanted),))
-    return {row[0]: _instrument(dict(zip(_INSTRUMENT_NAMES, row, strict=True))) for row in rows}
+    rows = driver.rows_by_id(conn, "instruments", _INSTRUMENT_NAMES, wanted, lock=lock)
+    return {row["id"]: _instrument(row) for row in rows}
 
 
 def insert_instrument(conn: Connection, instrument: Instrument) -> None:
@@ -274,9 +269,8 @@ def load_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, Token]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    sql = f"{_SELECT_TOKENS} WHERE {driver.in_list(conn, 'id')}"
-    rows = driver.fetch_all(conn, sql, (driver.many(conn, wanted),))
-    return {row[0]: _token(dict(zip(_TOKEN_NAMES, row, strict=True))) for row in rows}
+    rows = driver.rows_by_id(conn, "tokens", _TOKEN_NAMES, wanted)
+    return {row["id"]: _token(row) for row in rows}
 
 
 def tokens_by_reference(

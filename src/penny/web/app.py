@@ -50,6 +50,7 @@ from penny.fps.wire import (
     INVALID_REQUEST,
     MAX_REQUEST_BYTES,
     WireFault,
+    Xml,
     action_of,
     new_request_id,
     parse_request,
@@ -73,6 +74,7 @@ from penny.storage.database import (
 from penny.web.batching import (
     BatchedPayments,
     Deferred,
+    DeferredPayment,
     DeferredRead,
     KeyCache,
     Outcome,
@@ -159,8 +161,10 @@ class FpsEndpoint:
         authenticates and validates it up to the :class:`PaymentRequest` (pure work, no
         database but a key-cache miss), which then joins the next group commit; once that has
         committed, only the rendering of its outcome is left (:func:`decided_result`, what the
-        action itself returns for it). Other actions (the queries) run in the thread pool,
-        since they read the database.
+        action itself returns for it). GetPrepaidBalance and GetDebtBalance stop the same way
+        at the balance read, which joins the next batch of reads; their action then runs again
+        with the balance read. Other actions (the queries) run in the thread pool, since they
+        read the database.
         """
         self.attach()
         raw = request.body or request.query_string
@@ -173,16 +177,31 @@ class FpsEndpoint:
         try:
             with first_pass():
                 return self.answer(request, request_id)
-        except Deferred as deferred:
-            pending = deferred
-        except DeferredRead as deferred_read:
-            read = await self.batched.read(deferred_read.query)
-            return self._read_answer(deferred_read, read, request_id)
-        outcome = await self.batched.commit(pending.request)
-        return self._decided(pending, outcome, request_id)
+        except DeferredPayment as payment:
+            deferred: Deferred = payment
+            result: Xml | WireFault | None = self._decided(
+                await self.batched.commit(payment.request), request_id
+            )
+        except DeferredRead as read:
+            deferred = read
+            result = self._read(read, await self.batched.read(read.query), request_id)
+        if isinstance(result, WireFault):
+            return _fault_answer(result, request_id, deferred.action, deferred.access_key_id)
+        body = render_success(deferred.action, deferred.version, result, request_id)
+        return Answer(200, body, deferred.action, deferred.access_key_id, None)
 
-    def _read_answer(self, deferred: DeferredRead, read: ReadOutcome, request_id: str) -> Answer:
-        """A batched balance read's answer: its action run again with the balance read
+    def _decided(self, outcome: Outcome, request_id: str) -> Xml | WireFault:
+        """A committed money-moving request's result: only rendering is left (parsing, the
+        signature and validation were done in the first pass)."""
+        if isinstance(outcome, Transaction | PaymentsError):
+            return decided_result(outcome)
+        logger.error("FPS request %s failed", request_id, exc_info=outcome)
+        return _INTERNAL_ERROR
+
+    def _read(
+        self, deferred: DeferredRead, read: ReadOutcome, request_id: str
+    ) -> Xml | WireFault | None:
+        """A batched balance read's result: its action run again with the balance read
         meanwhile (the request was parsed and its signature checked in the first pass)."""
         try:
             with decided_read(deferred.query, read):
@@ -197,24 +216,8 @@ class FpsEndpoint:
                 )
         except Exception:
             logger.exception("FPS request %s failed", request_id)
-            result = _INTERNAL_ERROR
-        if isinstance(result, WireFault):
-            return _fault_answer(result, request_id, deferred.action, deferred.access_key_id)
-        body = render_success(deferred.action, deferred.version, result, request_id)
-        return Answer(200, body, deferred.action, deferred.access_key_id, None)
-
-    def _decided(self, deferred: Deferred, outcome: Outcome, request_id: str) -> Answer:
-        """The answer to a money-moving request once its batch committed: only rendering is
-        left (parsing, the signature and validation were done in the first pass)."""
-        if isinstance(outcome, Transaction | PaymentsError):
-            result = decided_result(outcome)
-        else:
-            logger.error("FPS request %s failed", request_id, exc_info=outcome)
-            result = _INTERNAL_ERROR
-        if isinstance(result, WireFault):
-            return _fault_answer(result, request_id, deferred.action, deferred.access_key_id)
-        body = render_success(deferred.action, deferred.version, result, request_id)
-        return Answer(200, body, deferred.action, deferred.access_key_id, None)
+            return _INTERNAL_ERROR
+        return result
 
     def serve(self, request: FpsRequest, request_id: str) -> tuple[int, bytes]:
         """The HTTP status and body for ``request`` (blocking: call it in a thread)."""
@@ -226,7 +229,7 @@ class FpsEndpoint:
         seen = _Seen()
         try:
             outcome = self._serve(request, seen)
-        except (Deferred, DeferredRead) as deferred:
+        except Deferred as deferred:
             deferred.access_key_id = seen.access_key_id
             raise
         except Exception:
@@ -280,10 +283,7 @@ class FpsEndpoint:
             )
         except Deferred as deferred:
             deferred.action, deferred.version = action, version
-            raise
-        except DeferredRead as deferred_read:
-            deferred_read.action, deferred_read.version = action, version
-            deferred_read.caller_id, deferred_read.params = party_id, params
+            deferred.caller_id, deferred.params = party_id, params
             raise
         if isinstance(result, WireFault):
             return result

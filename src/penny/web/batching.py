@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from penny.domain.errors import PaymentsError
-from penny.domain.model import InstrumentKind, Transaction
+from penny.domain.model import Transaction
 from penny.engine.group import Batcher
 from penny.parties import Directory
 from penny.services.payment_queries import BalanceQuery, TwoBalances
@@ -43,41 +43,43 @@ MAX_BATCH = 1000
 Outcome = Result | BaseException
 
 #: Set while a request is answered on the event loop for the first time: a money-moving
-#: request stops at :meth:`BatchedPayments.execute` with :class:`Deferred`.
+#: request stops at :meth:`BatchedPayments.execute` with :class:`DeferredPayment` (a balance read
+#: at :meth:`BatchedPayments.balance` with :class:`DeferredRead`).
 _first_pass: ContextVar[bool] = ContextVar("penny_first_pass", default=False)
 
 
 class Deferred(BaseException):
-    """Raised through the action code in a first pass: ``request`` is to be committed.
+    """Raised through the action code in a first pass: the request waits for a batch.
 
     A ``BaseException`` so that no ``except Exception`` on the way mistakes it for a failure.
+    The FPS endpoint fills in, on the way out, what it needs to answer once the batch is done:
+    the caller, the action and version, the parameters, the key id to log.
     """
 
-    def __init__(self, request: PaymentRequest) -> None:
-        super().__init__("deferred to the group commit")
-        self.request = request
-        #: Filled in on the way out by the FPS endpoint, which answers once the request's
-        #: batch has committed: the action and version to render, the key id to log.
-        self.action = ""
-        self.version = ""
-        self.access_key_id: str | None = None
-
-
-class DeferredRead(BaseException):
-    """Raised through the action code in a first pass: ``query`` is to be read in a batch.
-
-    The endpoint runs the action again (:func:`decided_read`) once the batch has been read,
-    with what it recorded here: the caller, the action and version, the parameters.
-    """
-
-    def __init__(self, query: BalanceQuery) -> None:
-        super().__init__("deferred to the batched reads")
-        self.query = query
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
         self.caller_id = ""
         self.action = ""
         self.version = ""
         self.params: Mapping[str, str] = {}
         self.access_key_id: str | None = None
+
+
+class DeferredPayment(Deferred):
+    """``request`` is to be committed; then only its outcome is rendered."""
+
+    def __init__(self, request: PaymentRequest) -> None:
+        super().__init__("deferred to the group commit")
+        self.request = request
+
+
+class DeferredRead(Deferred):
+    """``query`` is to be read in a batch; then the action runs again with the balance read
+    (:func:`decided_read`)."""
+
+    def __init__(self, query: BalanceQuery) -> None:
+        super().__init__("deferred to the batched reads")
+        self.query = query
 
 
 ReadOutcome = TwoBalances | PaymentsError | BaseException
@@ -128,7 +130,7 @@ class BatchedPayments(Payments):
 
     def execute(self, request: PaymentRequest) -> Transaction:
         if _first_pass.get():
-            raise Deferred(request)
+            raise DeferredPayment(request)
         loop, batcher = self._loop, self._batcher
         if loop is None or batcher is None or loop.is_closed() or _on_loop(loop):
             return super().execute(request)
@@ -137,13 +139,7 @@ class BatchedPayments(Payments):
             raise outcome
         return outcome
 
-    def prepaid_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
-        return self._balance(BalanceQuery(InstrumentKind.prepaid, caller_id, instrument_id))
-
-    def debt_balance(self, caller_id: str, instrument_id: str) -> TwoBalances:
-        return self._balance(BalanceQuery(InstrumentKind.credit, caller_id, instrument_id))
-
-    def _balance(self, query: BalanceQuery) -> TwoBalances:
+    def balance(self, query: BalanceQuery) -> TwoBalances:
         if _first_pass.get():
             raise DeferredRead(query)
         decided = _read.get()
@@ -153,10 +149,7 @@ class BatchedPayments(Payments):
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
-        (found,) = self.balances([query])
-        if isinstance(found, PaymentsError):
-            raise found
-        return found
+        return super().balance(query)
 
     async def read(self, query: BalanceQuery) -> ReadOutcome:
         """Read ``query`` in the next batch of balance reads (on the loop, after attach)."""
