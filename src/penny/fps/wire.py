@@ -365,6 +365,11 @@ def element(name: str, *children: Xml | None) -> Xml:
     return Xml(f"<{tag}>{inner}</{tag}>")
 
 
+def optional_leaf(name: str, value: str | None) -> Xml | None:
+    """:func:`leaf` when ``value`` is not empty, else nothing (an absent optional element)."""
+    return leaf(name, value) if value else None
+
+
 def fps_amount(money: Money) -> str:
     """An amount as FPS wrote it: six decimals, ``"1.000000"`` (spec §4.1)."""
     return money.fps()
