@@ -19,14 +19,8 @@ from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
-from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import (
-    book,
-    installed_slot,
-    new_transaction,
-    refuse,
-    succeeded,
-)
+from penny.services.payments.requests import TRANSACTION_ID_LENGTH, PaymentRequest
+from penny.services.payments.steps import book, booked, installed_slot, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +89,27 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     else:
         refuse(rules.check_global_amount_limit(instrument, request.amount))
         legs = rules.postpaid_pay_legs(instrument, books, request.amount)
-    txn = new_transaction(batch, request, print_, Operation.pay, instrument, method, request.amount)
-    txn = replace(txn, sender_token_id=token.id, ipn_url=request.ipn_url)
-    journal_id = book(batch, txn.id, legs)
+    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
+    journal_id = book(batch, txn_id, legs)
     batch.guard.record(slots, context)
-    if instrument_kind is InstrumentKind.credit:
-        txn = replace(txn, settlements_before=instrument.settlement_count)
+    credit = instrument_kind is InstrumentKind.credit
+    if credit:
         charged = instrument.charged_total + request.amount.minor
         batch.put_instrument(replace(instrument, charged_total=charged))
-    return succeeded(txn, journal_id, batch.now)
+    return booked(
+        batch,
+        request,
+        print_,
+        txn_id,
+        journal_id,
+        instrument,
+        method,
+        request.amount,
+        operation=Operation.pay,
+        sender_token_id=token.id,
+        settlements_before=instrument.settlement_count if credit else None,
+        ipn_url=request.ipn_url,
+    )
 
 
 SPEC = OperationSpec(PayRequest, needs, decide)

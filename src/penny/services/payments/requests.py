@@ -39,6 +39,18 @@ class PaymentRequest:
 Result = Transaction | PaymentsError
 
 
+_NAMES: dict[type[PaymentRequest], tuple[str, ...]] = {}
+
+
+def _names_of(request_type: type[PaymentRequest]) -> tuple[str, ...]:
+    """The fields a fingerprint covers: all but the caller reference (cached per type)."""
+    names = _NAMES.get(request_type)
+    if names is None:
+        names = tuple(f.name for f in fields(request_type) if f.name != "caller_reference")
+        _NAMES[request_type] = names
+    return names
+
+
 def fingerprint(request: PaymentRequest) -> str:
     """What a retry must repeat exactly: every field but the caller reference.
 
@@ -46,10 +58,7 @@ def fingerprint(request: PaymentRequest) -> str:
     was when the requests lived in one module: stored fingerprints stay valid.
     """
     content: dict[str, Any] = {"type": type(request).__name__}
-    for field in fields(request):
-        name = field.name
-        if name == "caller_reference":
-            continue
+    for name in _names_of(type(request)):
         value = getattr(request, name)
         if name == "recipient_token_id" and value is None:
             continue  # added later: requests without it keep their earlier fingerprints

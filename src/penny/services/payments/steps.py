@@ -78,6 +78,53 @@ def new_transaction(
     )
 
 
+def booked(
+    batch: Batch,
+    request: PaymentRequest,
+    print_: str,
+    txn_id: str,
+    journal_id: int,
+    instrument: Instrument,
+    method: Method,
+    amount: Money,
+    *,
+    operation: Operation,
+    sender_token_id: str | None = None,
+    parent_id: str | None = None,
+    settlements_before: int | None = None,
+    ipn_url: str | None = None,
+) -> Transaction:
+    """A transaction that succeeded when its journal ``journal_id`` was booked, built once
+    (a Pay makes one; ``dataclasses.replace`` on a 30-field record costs ~5 µs each)."""
+    now = batch.now
+    return Transaction(
+        id=txn_id,
+        operation=operation,
+        caller_id=request.caller_id,
+        caller_reference=request.caller_reference,
+        fingerprint=print_,
+        sender_id=instrument.sender_id,
+        recipient_id=instrument.recipient_id,
+        amount=amount.minor,
+        currency=amount.currency,
+        fees=0,
+        method=method,
+        status=Status.success,
+        status_code="Success",
+        status_message=SUCCESS_MESSAGE,
+        received_at=now,
+        completed_at=now,
+        instrument_id=instrument.id,
+        sender_token_id=sender_token_id,
+        parent_id=parent_id,
+        journal_id=journal_id,
+        settlements_before=settlements_before,
+        sender_description=getattr(request, "sender_description", ""),
+        caller_description=getattr(request, "caller_description", ""),
+        ipn_url=ipn_url,
+    )
+
+
 def succeeded(txn: Transaction, journal_id: int | None, now: int) -> Transaction:
     return replace(
         txn,

@@ -12,8 +12,8 @@ from penny.domain.model import InstrumentKind, Operation, Transaction
 from penny.money import Money
 from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
-from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import book, new_transaction, refuse, succeeded
+from penny.services.payments.requests import TRANSACTION_ID_LENGTH, PaymentRequest
+from penny.services.payments.steps import book, booked, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +36,19 @@ def decide(batch: Batch, request: WriteOffDebtRequest, print_: str) -> Transacti
     refuse(rules.check_amount(request.amount, instrument.currency))
     books = books_of(batch.parties[instrument.recipient_id])
     legs = rules.write_off_legs(instrument, books, request.amount)
-    operation = Operation.write_off_debt
-    txn = new_transaction(
-        batch, request, print_, operation, instrument, Method.debt, request.amount
+    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
+    journal_id = book(batch, txn_id, legs)
+    return booked(
+        batch,
+        request,
+        print_,
+        txn_id,
+        journal_id,
+        instrument,
+        Method.debt,
+        request.amount,
+        operation=Operation.write_off_debt,
     )
-    return succeeded(txn, book(batch, txn.id, legs), batch.now)
 
 
 SPEC = OperationSpec(WriteOffDebtRequest, needs, decide)
