@@ -58,9 +58,12 @@ class FpsFront:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter_ns()
         request_id = new_request_id()
-        with self.metrics.timed() as record:
+        try:
             answer = await self._answer(scope, receive, request_id)
-            record(answer.action, answer.error_code or SUCCESS)
+        except BaseException:
+            self.metrics.observe(None, "InternalError", started)
+            raise
+        self.metrics.observe(answer.action, answer.error_code or SUCCESS, started)
         log_request(
             RequestLog(
                 request_id=request_id,

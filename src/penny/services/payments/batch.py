@@ -91,3 +91,6 @@ class OperationSpec(Generic[R]):
     request_type: type[R]
     needs: Callable[[R], Needs]
     decide: Callable[[Batch, R, str], Transaction]
+    #: Whether the decision reads its instruments' senders (a charge from the buyer's
+    #: balance does); otherwise only their recipients are loaded (#14: half the rows).
+    loads_senders: bool = False

@@ -61,4 +61,4 @@ def decide(batch: Batch, request: FundPrepaidRequest, print_: str) -> Transactio
     return txn
 
 
-SPEC = OperationSpec(FundPrepaidRequest, needs, decide)
+SPEC = OperationSpec(FundPrepaidRequest, needs, decide, loads_senders=True)

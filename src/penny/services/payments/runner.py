@@ -86,7 +86,8 @@ def load(
     references = [(r.caller_id, r.caller_reference) for r in requests]
     session.lock_keys("fps", references)
     known = sql.transactions_by_reference(conn, references)
-    needs = [spec_of(r).needs(r) for r in requests]
+    specs = [spec_of(r) for r in requests]
+    needs = [spec.needs(r) for spec, r in zip(specs, requests, strict=True)]
     originals = sql.load_transactions(conn, _ids(needs, "transactions"), lock=True)
     tokens = sql.load_tokens(conn, _ids(needs, "tokens"))
     instrument_ids = {t.instrument_id for t in tokens.values()}
@@ -95,7 +96,8 @@ def load(
     instruments = sql.load_instruments(conn, instrument_ids, lock=True)
     party_ids = set(_ids(needs, "parties"))
     party_ids.update(i.recipient_id for i in instruments.values())
-    party_ids.update(i.sender_id for i in instruments.values())
+    if any(spec.loads_senders for spec in specs):
+        party_ids.update(i.sender_id for i in instruments.values())
     parties = parties_sql.load_parties(conn, party_ids)
     methods = parties_sql.load_payment_methods(
         conn, (t.payment_method_id for t in tokens.values() if t.payment_method_id)

@@ -62,4 +62,4 @@ def decide(batch: Batch, request: SettleDebtRequest, print_: str) -> Transaction
     return txn
 
 
-SPEC = OperationSpec(SettleDebtRequest, needs, decide)
+SPEC = OperationSpec(SettleDebtRequest, needs, decide, loads_senders=True)
