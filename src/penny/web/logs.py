@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 ACCESS_LOGGER: Final = "penny.web.access"
@@ -106,12 +106,12 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 #: Longest a log line waits in :class:`BufferedStderrHandler`'s buffer.
-FLUSH_INTERVAL_NS: Final = 100_000_000
+FLUSH_INTERVAL: Final = timedelta(milliseconds=100)
 
 
 class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Log lines to standard error through a 64 KiB buffer, written out at most
-    :data:`FLUSH_INTERVAL_NS` after a line arrives (a flusher thread), at once for warnings and
+    :data:`FLUSH_INTERVAL` after a line arrives (a flusher thread), at once for warnings and
     worse, and at exit: one ``write`` per batch of lines instead of one per line (the access
     log writes a line per request, #14)."""
 
@@ -142,5 +142,5 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _flush_loop(self) -> None:
         while True:
             self._dirty.wait()
-            time.sleep(FLUSH_INTERVAL_NS / 1_000_000_000)
+            time.sleep(FLUSH_INTERVAL.total_seconds())
             self.flush()

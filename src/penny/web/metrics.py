@@ -17,7 +17,8 @@ request was refused before it was read) or ``other`` (any other value): a client
 the number of series by sending made-up names.
 
 Durations are measured in integer nanoseconds and handed to the library in the seconds it
-keeps (:meth:`AppMetrics.observe`, the one float here: a duration, never money).
+keeps through :class:`datetime.timedelta` (:meth:`AppMetrics.observe`): no float in Penny's
+own code.
 
 With ``penny serve --workers N`` (N > 1) every worker process keeps its own registry, so one
 scrape sees one worker; Prometheus multiprocess mode is not set up.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Final, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -168,8 +170,9 @@ class AppMetrics:
         if timed is None:
             timed = self._timed[label] = self.latency.labels(label)
         counted.inc()
-        # The library keeps seconds; this is the one conversion (a duration, never money).
-        timed.observe((time.perf_counter_ns() - started_ns) / 1_000_000_000)
+        # The library keeps seconds: timedelta does the conversion (a duration, never money).
+        elapsed = timedelta(microseconds=(time.perf_counter_ns() - started_ns) // 1000)
+        timed.observe(elapsed.total_seconds())
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""
