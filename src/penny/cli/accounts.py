@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
+# The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
+from penny.cli.base import penny_typer
 from penny.domain.errors import PaymentsError
 from penny.domain.parties import (
     ApiKey,
@@ -38,13 +40,19 @@ from penny.security import ServerKeyError, load_server_key
 from penny.services.payments import Payments, WithdrawRequest
 
 # The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
-accounts_app: typer.Typer = typer.Typer(
-    help="Business (merchant) and personal (buyer) accounts and their payment methods.",
-    no_args_is_help=True,
+accounts_app: typer.Typer = penny_typer(
+    "Business (merchant) and personal (buyer) accounts and their payment methods."
 )
-keys_app: typer.Typer = typer.Typer(help="API keys of business accounts.", no_args_is_help=True)
+keys_app: typer.Typer = penny_typer("API keys of business accounts.")
 
-from penny.cli.main import DatabaseOption, JsonOption, _database, emit, fail  # noqa: E402
+from penny.cli.main import (  # noqa: E402
+    DatabaseOption,
+    JsonOption,
+    _database,
+    emit,
+    ensure_server_key,
+    fail,
+)
 
 PASSWORD_ENV = "PENNY_PASSWORD"  # noqa: S105 (the name of a variable, not a password)
 
@@ -72,11 +80,14 @@ _CREDIT_NORMAL = {
 
 
 @contextmanager
-def open_directory(url: str | None) -> Iterator[Directory]:
-    """An open :class:`Directory`; its user errors become one-line errors."""
-    with _database(url) as database:
+def open_directory(url: str | None, *, create: bool = False) -> Iterator[Directory]:
+    """An open :class:`Directory`; its user errors become one-line errors. A missing store
+    (and its server key) is made only with ``create``."""
+    with _database(url, create=create) as database:
+        if create:
+            ensure_server_key(database)
         try:
-            server_key = load_server_key(database.url)
+            server_key = load_server_key(database.url, create=False)
         except ServerKeyError as exc:
             raise fail(str(exc)) from None
         clock = SandboxClock(database)  # sandbox time, shared with every Penny process

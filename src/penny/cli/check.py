@@ -17,9 +17,9 @@ from typing import Annotated
 
 import typer
 
-check_app: typer.Typer = typer.Typer(
-    help="Correctness checks against a running Penny.", no_args_is_help=True
-)
+from penny.cli.base import penny_typer
+
+check_app: typer.Typer = penny_typer("Correctness checks against a running Penny.")
 
 from penny.cli.main import JsonOption, console, fail  # noqa: E402
 

@@ -18,11 +18,11 @@ from typing import Annotated, Any
 
 import typer
 
+from penny.cli.base import penny_typer
 from penny.storage import ipn_sql
 
-ipn_app: typer.Typer = typer.Typer(
-    help="Instant payment notifications: list, show attempts, retry, deliver.",
-    no_args_is_help=True,
+ipn_app: typer.Typer = penny_typer(
+    "Instant payment notifications: list, show attempts, retry, deliver."
 )
 
 from penny.cli.accounts import _account_id, accounts_app, open_directory  # noqa: E402

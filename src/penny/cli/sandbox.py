@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
+from penny.cli.base import penny_typer
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.domain.model import Transaction
 from penny.domain.parties import DuplicateEmailError, PaymentMethodKind
@@ -30,8 +31,8 @@ from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
 
-sandbox_app: typer.Typer = typer.Typer(
-    help="The sandbox: move time forward, seed a demo, issue instruments.", no_args_is_help=True
+sandbox_app: typer.Typer = penny_typer(
+    "The sandbox: move time forward, seed a demo, issue instruments."
 )
 
 from penny.cli.accounts import open_directory  # noqa: E402
@@ -52,8 +53,8 @@ class _Sandbox:
 
 
 @contextmanager
-def _sandbox(url: str | None) -> Iterator[_Sandbox]:
-    with open_directory(url) as directory:
+def _sandbox(url: str | None, *, create: bool = False) -> Iterator[_Sandbox]:
+    with open_directory(url, create=create) as directory:
         clock = directory.clock
         assert isinstance(clock, SandboxClock)
         payments = Payments(directory.ledger, listener=IpnOutbox())  # completions notify
@@ -102,8 +103,9 @@ def advance(
 @sandbox_app.command()
 def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Create the demo merchant "DigitalDownload" (with an API key) and a buyer with a test
-    card and a bank account. Run once; a second run reports what is there."""
-    with _sandbox(database) as sandbox:
+    card and a bank account. Run once; a second run reports what is there. Creates the
+    database (and its server key) if it does not exist yet."""
+    with _sandbox(database, create=True) as sandbox:
         directory = sandbox.directory
         try:
             merchant, key = directory.create_business("DigitalDownload", SEED_MERCHANT_EMAIL)
