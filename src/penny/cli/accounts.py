@@ -58,12 +58,18 @@ PASSWORD_ENV = "PENNY_PASSWORD"  # noqa: S105 (the name of a variable, not a pas
 
 AccountOption = Annotated[
     str | None,
-    typer.Option("--account", "-a", help="Account id (or email).", show_default=False),
+    typer.Option(
+        "--account", "-a", metavar="ID|EMAIL", help="Account id (or email).", show_default=False
+    ),
 ]
 EmailLookupOption = Annotated[
     str | None,
     typer.Option(
-        "--email", "-e", help="The account's email, instead of --account.", show_default=False
+        "--email",
+        "-e",
+        metavar="EMAIL",
+        help="The account's email, instead of --account.",
+        show_default=False,
     ),
 ]
 
@@ -170,8 +176,8 @@ def _key_lines(key: ApiKeyWithSecret) -> list[str]:
 
 @accounts_app.command("create-business")
 def create_business(
-    name: Annotated[str, typer.Option(help="The business's name.")],
-    email: Annotated[str, typer.Option(help="Contact email (unique).")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="The business's name.")],
+    email: Annotated[str, typer.Option(metavar="EMAIL", help="Contact email (unique).")],
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -185,11 +191,12 @@ def create_business(
 
 @accounts_app.command("create-personal")
 def create_personal(
-    name: Annotated[str, typer.Option(help="The buyer's name.")],
-    email: Annotated[str, typer.Option(help="Sign-in email (unique).")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="The buyer's name.")],
+    email: Annotated[str, typer.Option(metavar="EMAIL", help="Sign-in email (unique).")],
     password: Annotated[
         str | None,
         typer.Option(
+            metavar="PASSWORD",
             envvar=PASSWORD_ENV,
             help="Sign-in password (at least 8 characters). Prefer --password-stdin or "
             f"${PASSWORD_ENV}: a command line is visible to other users and kept in history.",
@@ -227,13 +234,21 @@ def _password(given: str | None, from_stdin: bool) -> str:
 @accounts_app.command("add-card")
 def add_card(
     number: Annotated[
-        str, typer.Option("--number", help="Card number (sandbox test numbers: docs/sandbox.md).")
+        str,
+        typer.Option(
+            "--number",
+            metavar="NUMBER",
+            help="Card number (sandbox test numbers: docs/sandbox.md).",
+        ),
     ],
-    exp: Annotated[str, typer.Option("--exp", help="Expiry month and year, MM/YYYY.")],
+    exp: Annotated[
+        str, typer.Option("--exp", metavar="MM/YYYY", help="Expiry month and year, MM/YYYY.")
+    ],
     account: AccountOption = None,
     email: EmailLookupOption = None,
     holder: Annotated[
-        str | None, typer.Option("--name", help="Name on the card.", show_default=False)
+        str | None,
+        typer.Option("--name", metavar="NAME", help="Name on the card.", show_default=False),
     ] = None,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
@@ -248,8 +263,13 @@ def add_card(
 
 @accounts_app.command("add-bank")
 def add_bank(
-    routing: Annotated[str, typer.Option("--routing", help="9-digit ABA routing number.")],
-    number: Annotated[str, typer.Option("--number", help="Bank account number (4 to 17 digits).")],
+    routing: Annotated[
+        str, typer.Option("--routing", metavar="NUMBER", help="9-digit ABA routing number.")
+    ],
+    number: Annotated[
+        str,
+        typer.Option("--number", metavar="NUMBER", help="Bank account number (4 to 17 digits)."),
+    ],
     account: AccountOption = None,
     email: EmailLookupOption = None,
     database: DatabaseOption = None,
@@ -264,9 +284,14 @@ def add_bank(
 
 @accounts_app.command("withdraw")
 def withdraw(
-    amount: Annotated[str, typer.Option("--amount", help="How much, e.g. 25.00 (USD).")],
+    amount: Annotated[
+        str, typer.Option("--amount", metavar="AMOUNT", help="How much, e.g. 25.00 (USD).")
+    ],
     reference: Annotated[
-        str, typer.Option("--reference", help="Your unique reference for this withdrawal.")
+        str,
+        typer.Option(
+            "--reference", metavar="REFERENCE", help="Your unique reference for this withdrawal."
+        ),
     ],
     account: AccountOption = None,
     email: EmailLookupOption = None,

@@ -27,10 +27,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer._click import exceptions as click_errors  # Typer's own Click (typer >= 0.29)
-from typer.core import TyperGroup
 
 from penny import __version__
-from penny.cli.base import penny_typer
+from penny.cli.base import PennySubGroup, PennyTyper, penny_typer
 from penny.engine.ledger import Ledger
 from penny.ledger.audit import AuditReport
 from penny.storage.database import (
@@ -84,7 +83,7 @@ def _usage_message(error: click_errors.ClickException) -> str:
     return text
 
 
-class PennyGroup(TyperGroup):
+class PennyGroup(PennySubGroup):
     """The root command: usage mistakes are reported in the same one-line style as the rest."""
 
     def main(  # type: ignore[override]
@@ -111,7 +110,7 @@ class PennyGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-app = typer.Typer(
+app = PennyTyper(
     name="penny",
     cls=PennyGroup,
     no_args_is_help=True,
@@ -324,12 +323,17 @@ def bench_ledger(
     store: Annotated[
         str,
         typer.Option(
+            metavar="STORE",
             help="Without --database: 'sqlite' (a temporary file) or 'postgresql' "
-            "(a throwaway cluster started for the run)."
+            "(a throwaway cluster started for the run).",
         ),
     ] = "sqlite",
-    seconds: Annotated[float, typer.Option(min=0.5, help="Measured seconds per phase.")] = 10.0,
-    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent submitters.")] = 512,
+    seconds: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.5, help="Measured seconds per phase.")
+    ] = 10.0,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Concurrent submitters.")
+    ] = 512,
     as_json: JsonOption = False,
 ) -> None:
     """In-process engine benchmark: W1 (100 merchants), W2 (one hot merchant), and the
@@ -372,13 +376,18 @@ def bench_ledger(
 @bench_app.command("balance")
 def bench_balance(
     database: DatabaseOption = None,
-    store: Annotated[str, typer.Option(help="Without --database: 'sqlite' or 'postgresql'.")] = (
-        "sqlite"
-    ),
+    store: Annotated[
+        str, typer.Option(metavar="STORE", help="Without --database: 'sqlite' or 'postgresql'.")
+    ] = ("sqlite"),
     journals: Annotated[
-        str, typer.Option(help="Comma-separated journal counts to measure at, ascending.")
+        str,
+        typer.Option(
+            metavar="COUNTS", help="Comma-separated journal counts to measure at, ascending."
+        ),
     ] = "1000,1000000",
-    reads: Annotated[int, typer.Option(min=100, help="Balance reads per point.")] = 5000,
+    reads: Annotated[
+        int, typer.Option(metavar="N", min=100, help="Balance reads per point.")
+    ] = 5000,
 ) -> None:
     """Balance-read latency as the journal grows (a read must not slow with history)."""
     from penny.bench.ledger import bench_database, run_balance_bench

@@ -73,8 +73,8 @@ def _amount(text: str | None, what: str) -> Money | None:
 @sandbox_app.command()
 def advance(
     database: DatabaseOption = None,
-    days: Annotated[int, typer.Option(min=0, help="Days to move forward.")] = 0,
-    hours: Annotated[int, typer.Option(min=0, help="Hours to move forward.")] = 0,
+    days: Annotated[int, typer.Option(metavar="N", min=0, help="Days to move forward.")] = 0,
+    hours: Annotated[int, typer.Option(metavar="N", min=0, help="Hours to move forward.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Move sandbox time forward and finish whatever has come due."""
@@ -151,15 +151,23 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     )
 
 
-MerchantOption = Annotated[str, typer.Option("--merchant", help="Merchant account id or email.")]
-BuyerOption = Annotated[str, typer.Option("--buyer", help="Buyer account id or email.")]
+MerchantOption = Annotated[
+    str, typer.Option("--merchant", metavar="ID|EMAIL", help="Merchant account id or email.")
+]
+BuyerOption = Annotated[
+    str, typer.Option("--buyer", metavar="ID|EMAIL", help="Buyer account id or email.")
+]
 MethodOption = Annotated[
     str | None,
     typer.Option(
-        "--method", help="The buyer's payment method id (default: the buyer's first card)."
+        "--method",
+        metavar="ID",
+        help="The buyer's payment method id (default: the buyer's first card).",
     ),
 ]
-DaysOption = Annotated[int, typer.Option(min=1, help="Days the instrument stays valid.")]
+DaysOption = Annotated[
+    int, typer.Option(metavar="N", min=1, help="Days the instrument stays valid.")
+]
 
 
 def _parties(sandbox: _Sandbox, merchant: str, buyer: str, method: str | None) -> tuple[str, ...]:
@@ -195,9 +203,11 @@ def _setup_data(setup: InstrumentSetup) -> dict[str, Any]:
 def setup_prepaid(
     merchant: MerchantOption,
     buyer: BuyerOption,
-    reference: Annotated[str, typer.Option(help="Caller reference prefix (must be new).")],
+    reference: Annotated[
+        str, typer.Option(metavar="REFERENCE", help="Caller reference prefix (must be new).")
+    ],
     funding_limit: Annotated[
-        str | None, typer.Option(help="Most that may ever be funded, e.g. 100.")
+        str | None, typer.Option(metavar="AMOUNT", help="Most that may ever be funded, e.g. 100.")
     ] = None,
     method: MethodOption = None,
     days: DaysOption = 365,
@@ -237,10 +247,15 @@ def setup_prepaid(
 def setup_postpaid(
     merchant: MerchantOption,
     buyer: BuyerOption,
-    reference: Annotated[str, typer.Option(help="Caller reference prefix (must be new).")],
-    credit_limit: Annotated[str, typer.Option(help="The most the debt may reach, e.g. 100.")],
+    reference: Annotated[
+        str, typer.Option(metavar="REFERENCE", help="Caller reference prefix (must be new).")
+    ],
+    credit_limit: Annotated[
+        str, typer.Option(metavar="AMOUNT", help="The most the debt may reach, e.g. 100.")
+    ],
     global_amount_limit: Annotated[
-        str | None, typer.Option(help="The most that may ever be charged in total.")
+        str | None,
+        typer.Option(metavar="AMOUNT", help="The most that may ever be charged in total."),
     ] = None,
     method: MethodOption = None,
     days: DaysOption = 365,
