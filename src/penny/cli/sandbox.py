@@ -36,7 +36,7 @@ sandbox_app: typer.Typer = penny_typer(
 )
 
 from penny.cli.accounts import open_directory  # noqa: E402
-from penny.cli.main import DatabaseOption, JsonOption, emit, fail  # noqa: E402
+from penny.cli.main import DatabaseOption, JsonOption, command_name, emit, fail  # noqa: E402
 
 MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
 SEED_MERCHANT_EMAIL = "merchant@digitaldownload.example"
@@ -119,7 +119,7 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
                 [
                     f"already seeded: merchant {existing.id}"
                     + (f", buyer {buyer.id}" if buyer else ""),
-                    f"a new API key: penny keys create --account {existing.id}",
+                    f"a new API key: {command_name()} keys create --account {existing.id}",
                 ],
             )
             return
@@ -144,6 +144,7 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
             f"merchant  DigitalDownload  {merchant.id}",
             f"  access key id      {key.key.access_key_id}",
             f"  secret access key  {key.secret}   (shown once; keep it)",
+            f"  (lost it? {command_name()} keys create --account {merchant.id} makes another)",
             f"buyer     Sandbox Buyer    {buyer.id}  {SEED_BUYER_EMAIL} / {SEED_BUYER_PASSWORD}",
             f"  card  {card.describe()}  {card.id}",
             f"  bank  {bank.describe()}  {bank.id}",
