@@ -99,12 +99,10 @@ def test_every_option_that_takes_a_value_names_it() -> None:
             yield from params(sub)
 
     unnamed = [
-        f"{name} {param.name}"  # type: ignore[attr-defined]
+        f"{name} {param.name}"
         for name, command in params(typer.main.get_command(app))
         for param in getattr(command, "params", [])
-        if not getattr(param, "is_flag", False)
-        and param.metavar is None  # type: ignore[attr-defined]
-        and param.name != "help"  # type: ignore[attr-defined]
+        if not getattr(param, "is_flag", False) and param.metavar is None and param.name != "help"
     ]
     assert unnamed == []
 
