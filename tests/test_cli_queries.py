@@ -20,7 +20,7 @@ from penny.cli.main import app
 from penny.clock import MICROS_PER_DAY
 from penny.domain.model import Status
 from penny.engine.ledger import Ledger
-from penny.money import parse_amount
+from penny.money import Money, parse_amount
 from penny.sandbox.clock import SandboxClock
 from penny.security import SERVER_KEY_ENV
 from penny.services.payments import FundPrepaidRequest, Payments, PayRequest, RefundRequest
@@ -39,6 +39,10 @@ class World:
     fund: str
     pays: list[str]
     refund: str
+
+
+def usd(text: str) -> Money:
+    return parse_amount(text, "USD")
 
 
 def invoke(url: str, *args: str) -> Result:
@@ -81,7 +85,6 @@ def world(database_url: str, monkeypatch: pytest.MonkeyPatch) -> World:
     database = open_database(url)
     clock = SandboxClock(database)
     payments = Payments(Ledger(database, clock), clock=clock)
-    usd = lambda text: parse_amount(text, "USD")  # noqa: E731
     fund = payments.execute(
         FundPrepaidRequest(
             merchant, "f1", prepaid["second_token_id"], prepaid["instrument_id"], usd("10")
