@@ -306,3 +306,14 @@ def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(app, ["keys", "--help"])
     for command in ("create", "list", "revoke"):
         assert command in result.stdout
+
+
+def test_a_negative_or_zero_amount_says_it_must_be_positive(url: str) -> None:
+    merchant = business(url)["id"]
+    withdraw = ("accounts", "withdraw", "--account", merchant, "--reference", "w")
+    assert fails(url, *withdraw, "--amount", "-1.00") == (
+        "error: --amount: amount '-1.00' is negative: it must be positive"
+    )
+    assert fails(url, *withdraw, "--amount", "0") == (
+        "error: --amount: amount '0' is zero: it must be positive"
+    )

@@ -33,7 +33,7 @@ from penny.domain.parties import (
 )
 from penny.engine.ledger import Ledger
 from penny.ipn.outbox import IpnOutbox
-from penny.money import Money, MoneyError, parse_amount
+from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.security import ServerKeyError, load_server_key
@@ -301,7 +301,7 @@ def withdraw(
     """Withdraw from a merchant's payments balance to its bank (sandbox: arrives in 4 days;
     the money is held as pending out until then)."""
     try:
-        money = parse_amount(amount, "USD")
+        money = parse_positive_amount(amount, "USD")
     except MoneyError as exc:
         raise fail(f"--amount: {exc}") from None
     with open_directory(database) as directory:

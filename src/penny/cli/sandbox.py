@@ -26,7 +26,7 @@ from penny.domain.model import Transaction
 from penny.domain.parties import DuplicateEmailError, PaymentMethodKind
 from penny.engine.ledger import Ledger
 from penny.ipn.outbox import IpnOutbox
-from penny.money import Money, MoneyError, parse_amount
+from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
@@ -65,7 +65,7 @@ def _amount(text: str | None, what: str) -> Money | None:
     if text is None:
         return None
     try:
-        return parse_amount(text, "USD")
+        return parse_positive_amount(text, "USD")
     except MoneyError as exc:
         raise fail(f"{what}: {exc}") from None
 
