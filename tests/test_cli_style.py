@@ -137,3 +137,57 @@ def test_commands_are_printed_as_they_can_be_run(tmp_path: Path) -> None:
         check=True,
     )
     assert f"a new API key: penny keys create --account {merchant.group(1)}" in on_path.stdout
+
+
+def test_chart_commands_say_up_front_that_matplotlib_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """./scripts/run installs no charting library; the commands that draw say so first."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    for words in (["bench", "http", "--peer", "none"], ["check", "bank"]):
+        result = invoke(*words)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == (
+            f"error: penny {' '.join(words[:2])} draws its chart with matplotlib, which "
+            "./scripts/run does not install: `.venv/bin/pip install -e '.[charts]'` adds it "
+            "(./scripts/test installs it too)"
+        )
+
+
+#: Installed by ./scripts/test only: serving must not import any of them.
+NOT_FOR_SERVING = ("matplotlib", "numpy", "pytest", "hypothesis", "playwright", "mypy", "boto")
+
+SERVE_WITHOUT_THEM = f"""
+import sys
+from importlib.abc import MetaPathFinder
+
+class Absent(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {NOT_FOR_SERVING!r}:
+            raise ModuleNotFoundError(name)
+        return None
+
+sys.meta_path.insert(0, Absent())
+from starlette.testclient import TestClient
+from penny.cli.main import app  # the whole command line
+from penny.storage.database import open_database
+from penny.web.app import create_app
+
+database = open_database(sys.argv[1])
+with TestClient(create_app(database)) as client:
+    assert client.get("/healthz").json()["status"] == "ok"
+    assert client.get("/metrics").status_code == 200
+print("served")
+"""
+
+
+def test_serving_needs_only_the_runtime_dependencies(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_WITHOUT_THEM, f"sqlite:///{tmp_path / 'penny.db'}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PENNY_")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "served\n"

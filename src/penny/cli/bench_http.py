@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from penny.cli.main import JsonOption, _progress_bar, bench_app, fail, out
+from penny.cli.main import JsonOption, _progress_bar, bench_app, fail, out, require_charts
 
 
 def _list(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -73,6 +73,8 @@ def bench_http(
     same run: SQLite raw loop, pgbench TPC-B, django-hordak. Writes JSON and a PNG chart."""
     from penny.bench.chart import write_chart
     from penny.bench.http import WORKLOADS, Options, run_http_bench
+
+    require_charts("penny bench http")
 
     if peer not in {"hordak", "none"}:
         raise fail("--peer must be 'hordak' or 'none'")

@@ -21,7 +21,7 @@ from penny.cli.base import penny_typer
 
 check_app: typer.Typer = penny_typer("Correctness checks against a running Penny.")
 
-from penny.cli.main import JsonOption, console, fail  # noqa: E402
+from penny.cli.main import JsonOption, console, fail, require_charts  # noqa: E402
 
 
 @check_app.command("bank")
@@ -82,6 +82,8 @@ def bank(
     from penny.check.plot import plot_run
     from penny.check.servers import ServerError
     from penny.check.verify import check, first_ops, summary
+
+    require_charts("penny check bank")
 
     if store not in {"sqlite", "postgresql"}:
         raise fail("--store must be 'sqlite' or 'postgresql'")

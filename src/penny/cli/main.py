@@ -167,6 +167,17 @@ def emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
         typer.echo("\n".join(lines))
 
 
+def require_charts(command: str) -> None:
+    """Refuse up front, not after the run, when matplotlib (the ``charts`` extra) is absent."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise fail(
+            f"{command} draws its chart with matplotlib, which ./scripts/run does not install: "
+            "`.venv/bin/pip install -e '.[charts]'` adds it (./scripts/test installs it too)"
+        )
+
+
 def missing_database(error: MissingDatabaseError) -> str:
     """The one-line refusal of a store that does not exist yet, with the command to make it."""
     return (
