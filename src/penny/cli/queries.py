@@ -346,6 +346,14 @@ _INSTRUMENT_COLUMNS = (
 )  # fmt: skip
 
 
+#: What ``instruments show`` prints, in this order (empty ones are left out).
+_INSTRUMENT_SHOWN = (
+    "buyer_id", "merchant_id", "currency", "created_at", "valid_from", "valid_until",
+    "funding_limit", "funded_total", "credit_limit", "global_amount_limit", "charged_total",
+    "payment_reason",
+)  # fmt: skip
+
+
 def _instrument_line(row: dict[str, Any]) -> str:
     limit = row["funding_limit"] if row["kind"] == "prepaid" else row["credit_limit"]
     return (
@@ -433,7 +441,7 @@ def instruments_show(
 
 def _instrument_lines(data: dict[str, Any], label: str) -> list[str]:
     lines = [f"{data['kind']} instrument {data['id']}"]
-    for name in (*_INSTRUMENT_COLUMNS[2:], "valid_from", "payment_reason"):
+    for name in _INSTRUMENT_SHOWN:
         value = data[name]
         if value not in (None, ""):
             lines.append(f"  {name:<19} {_when(value) if name in _TIMES else value}")
