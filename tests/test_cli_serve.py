@@ -128,3 +128,24 @@ def test_create_database_is_the_flag_that_lets_serve_make_a_store(tmp_path: Path
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
     assert database.exists()
     assert (tmp_path / KEY_FILE_NAME).exists()
+
+
+def test_scripts_run_takes_the_database_from_the_environment_only() -> None:
+    """``./scripts/run`` seeds and serves one database; a --database for serve alone would
+    serve another than the one it seeded, so it is refused before anything is installed."""
+    root = Path(__file__).resolve().parent.parent
+    for given in (["--database", "other.db"], ["-d", "other.db"], ["--database=other.db"]):
+        done = subprocess.run(
+            [str(root / "scripts" / "run"), "--port", "9000", *given],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=30,
+            cwd=root,
+        )
+        assert done.returncode == 2
+        assert done.stderr == (
+            "error: ./scripts/run seeds and serves $PENNY_DATABASE_URL (else ./penny.db): set "
+            f"it instead of passing {given[0]}\n"
+        )
+        assert not (root / "other.db").exists()

@@ -69,50 +69,56 @@ def _announce(db: Database, sock: socket.socket, workers: int) -> Callable[[], N
     return announce
 
 
+HostOption = Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")]
+PortOption = Annotated[
+    int, typer.Option(min=0, max=65535, metavar="PORT", help="Port to listen on.")
+]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        metavar="N",
+        help="Worker processes. 1 serves from this process; more start that many "
+        "processes sharing the port, each with its own database connections and its own "
+        "/metrics.",
+    ),
+]
+RequestTimeoutOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        metavar="SECONDS",
+        help="Seconds a client has to send a complete request (headers and body) before "
+        "it is answered 408 and disconnected: slow clients cannot hold connections.",
+    ),
+]
+LimitConcurrencyOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        metavar="N",
+        help="Most connections and requests at once per worker; beyond it, HTTP 503.",
+    ),
+]
+CreateDatabaseOption = Annotated[
+    bool,
+    typer.Option(
+        "--create-database",
+        help="Create the database (and, next to a new SQLite file, its server key) if it "
+        "does not exist yet; without it a missing database is refused.",
+    ),
+]
+
+
 @app.command()
 def serve(
     database: DatabaseOption = None,
-    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, metavar="PORT", help="Port to listen on.")
-    ] = 8080,
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            metavar="N",
-            help="Worker processes. 1 serves from this process; more start that many "
-            "processes sharing the port, each with its own database connections and its own "
-            "/metrics.",
-        ),
-    ] = 1,
-    request_timeout: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            metavar="SECONDS",
-            help="Seconds a client has to send a complete request (headers and body) before "
-            "it is answered 408 and disconnected: slow clients cannot hold connections.",
-        ),
-    ] = 10,
-    limit_concurrency: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            metavar="N",
-            help="Most connections and requests at once per worker; beyond it, HTTP 503.",
-        ),
-    ] = 1000,
-    create_database: Annotated[
-        bool,
-        typer.Option(
-            "--create-database",
-            help="Create the database (and, next to a new SQLite file, its server key) if it "
-            "does not exist yet; without it a missing database is refused.",
-        ),
-    ] = False,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8080,
+    workers: WorkersOption = 1,
+    request_timeout: RequestTimeoutOption = 10,
+    limit_concurrency: LimitConcurrencyOption = 1000,
+    create_database: CreateDatabaseOption = False,
 ) -> None:
     """Run the Penny server.
 
