@@ -445,5 +445,6 @@ from penny.cli.check import check_app  # noqa: E402
 
 app.add_typer(check_app, name="check")
 
-# These register commands on the apps above: bench http, serve, and the read-only views.
-from penny.cli import bench_http, queries, serve  # noqa: E402, F401
+# These register commands on the apps above: bench http, bench path, serve, and the
+# read-only views.
+from penny.cli import bench_http, bench_path, queries, serve  # noqa: E402, F401

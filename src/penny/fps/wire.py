@@ -116,6 +116,11 @@ def _shown(raw: bytes) -> str:
 
 def _decode(raw: bytes, what: str) -> str | WireFault:
     """Percent-decode one name or value (``+`` is a space) and decode it as strict UTF-8."""
+    if b"%" not in raw and b"+" not in raw:
+        try:
+            return raw.decode("utf-8")  # nothing escaped: most names and values
+        except UnicodeDecodeError:
+            return WireFault(INVALID_REQUEST, f"The {what} ({_shown(raw)}) is not valid UTF-8.")
     if _BAD_PERCENT.search(raw):
         return WireFault(INVALID_REQUEST, f"The {what} ({_shown(raw)}) has a malformed %-escape.")
     octets = unquote_to_bytes(raw.replace(b"+", b" "))
@@ -363,6 +368,11 @@ def element(name: str, *children: Xml | None) -> Xml:
     tag = _checked_name(name)
     inner = "".join(child for child in children if child is not None)
     return Xml(f"<{tag}>{inner}</{tag}>")
+
+
+def optional_leaf(name: str, value: str | None) -> Xml | None:
+    """:func:`leaf` when ``value`` is not empty, else nothing (an absent optional element)."""
+    return leaf(name, value) if value else None
 
 
 def fps_amount(money: Money) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection
@@ -126,9 +127,7 @@ def pipeline_slot(token: Token, instrument: Instrument) -> Slot:
     (derived, or stored with exactly that text); compiled otherwise.
     """
     rules = pipeline_rules(token.kind, instrument, token.caller_id)
-    generated = generate.sender_token_script(rules)
-    script = generated if token.script is None else token.script
-    native = script == generated and gk_rules.evaluable(rules)
+    script, native = _script_of_rules(rules, token.script)
     return Slot(
         Role.SENDER,
         token.id,
@@ -137,6 +136,16 @@ def pipeline_slot(token: Token, instrument: Instrument) -> Slot:
         pipeline=True,
         rules=rules if native else None,
     )
+
+
+@lru_cache(maxsize=16_384)
+def _script_of_rules(rules: generate.TokenRules, stored: str | None) -> tuple[str, bool]:
+    """A pipeline token's script (``stored``, or generated from ``rules``) and whether it is
+    exactly the generated text, so that ``rules`` may be evaluated natively. Cached: writing
+    the text costs ~40 µs, and the same tokens pay again and again (#14)."""
+    generated = generate.sender_token_script(rules)
+    script = generated if stored is None else stored
+    return script, script == generated and gk_rules.evaluable(rules)
 
 
 def compiled(text: str) -> CompiledScript:
