@@ -37,10 +37,12 @@ from typing import Any
 from penny.bench.loadgen import Signer, amount_text
 from penny.bench.seed import Progress, Seed, seed
 from penny.domain.errors import PaymentsError
+from penny.domain.model import Status, Transaction
 from penny.engine.group import Batcher
 from penny.engine.ledger import LedgerSession
+from penny.fps.decode import parse_request
 from penny.fps.signature import VerifiedCaller, verify_request
-from penny.fps.wire import new_request_id, parse_request, render_success
+from penny.fps.wire import new_request_id, render_success
 from penny.security import ServerKey
 from penny.services.payments import PaymentRequest, Result
 from penny.services.payments import runner as payments_runner
@@ -73,6 +75,9 @@ class PathResult:
     requests: int
     batch: int
     ns: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
+    #: Pays that succeeded, and whether the ledger audits clean after the run.
+    succeeded: int = 0
+    audit_clean: bool = False
 
     def us_per_request(self) -> dict[str, float]:
         return {stage: round(self.ns[stage] / self.requests / 1000, 1) for stage in STAGES}
@@ -83,6 +88,8 @@ class PathResult:
             "store": self.store,
             "requests": self.requests,
             "batch": self.batch,
+            "succeeded": self.succeeded,
+            "audit_clean": self.audit_clean,
             "us_per_request": per,
             "total_us_per_request": round(sum(self.ns.values()) / self.requests / 1000, 1),
         }
@@ -123,9 +130,10 @@ def run_path_bench(
     requests: int,
     batch: int,
     progress: Progress,
+    buyers: int = 1000,
 ) -> PathResult:
     """Seed ``database``, then measure ``requests`` W1 Pays stage by stage."""
-    the_seed = seed(database, server_key, buyers=1000, merchants=100, progress=progress)
+    the_seed = seed(database, server_key, buyers=buyers, merchants=100, progress=progress)
     app = create_app(database, server_key=server_key)
     front: FpsFront = app.front  # type: ignore[attr-defined]
     endpoint = front.endpoint
@@ -141,6 +149,10 @@ def run_path_bench(
     outcomes = _commit_stages(result, endpoint, [p.work.request for p in prepared], progress)  # type: ignore[union-attr]
     _group_commit(result, outcomes)
     _finish(result, front, prepared, outcomes)
+    result.succeeded = sum(
+        isinstance(o, Transaction) and o.status is Status.success for o in outcomes
+    )
+    result.audit_clean = endpoint.payments.ledger.audit().ok
     progress("measure", 1.0)
     return result
 
@@ -277,9 +289,10 @@ def _finish(
     finally:
         logging.getLogger(ACCESS_LOGGER).removeHandler(handler)
         handler.close()
+        handler.stream.close()  # a StreamHandler leaves its stream open
 
 
-def _devnull_log_handler() -> logging.Handler:
+def _devnull_log_handler() -> logging.StreamHandler:  # type: ignore[type-arg]
     handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed by the caller)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger(ACCESS_LOGGER)

@@ -22,6 +22,9 @@ def bench_path(
     ] = "sqlite",
     requests: Annotated[int, typer.Option(min=100, metavar="N", help="W1 Pays to drive.")] = 5000,
     batch: Annotated[int, typer.Option(min=1, metavar="N", help="Requests per group commit.")] = 50,
+    buyers: Annotated[
+        int, typer.Option(min=2, metavar="N", help="Buyers seeded (one prepaid each).")
+    ] = 1000,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -36,7 +39,7 @@ def bench_path(
         raise fail("--store takes sqlite or postgresql")
     with bench_database(database, store) as db, _progress_bar() as report:
         result = run_path_bench(
-            db, ServerKey.generate(), requests=requests, batch=batch, progress=report
+            db, ServerKey.generate(), requests=requests, batch=batch, progress=report, buyers=buyers
         )
     data = result.to_json()
     if as_json:

@@ -337,7 +337,7 @@ def verify_request(
     """Authenticate a parsed FPS request (spec §2.1, §2.2).
 
     ``host`` is the Host header as received; ``path`` the decoded request path; ``params``
-    every parameter of the request (as :func:`penny.fps.wire.parse_request` gives them),
+    every parameter of the request (as :func:`penny.fps.decode.parse_request` gives them),
     ``Signature`` included. ``secret_for`` maps an access key id to its secret, ``None`` for an
     unknown or revoked key (``Directory.secret_for``); it is asked only once the request is
     otherwise well-formed and in time. Checks, in order: the authentication parameters are

@@ -1,6 +1,6 @@
 """The FPS request path, stage by stage (ARCHITECTURE.md, "The request path").
 
-decode (:func:`penny.fps.wire.parse_request`) → authenticate (Signature V2,
+decode (:func:`penny.fps.decode.parse_request`) → authenticate (Signature V2,
 :func:`penny.fps.signature.verify_request`, keys from :class:`penny.fps.keys.KeyCache`) →
 validate (:func:`penny.fps.actions.validate`: the parameters become typed work) → decide and
 commit (the payments service, batched by :class:`penny.web.commit.GroupCommit` when served) →
@@ -34,6 +34,7 @@ from penny.fps.actions import (
 )
 from penny.fps.actions.call import Call
 from penny.fps.actions.spec import CommitWork, ReadWork, Work
+from penny.fps.decode import parse_request
 from penny.fps.keys import KeyCache
 from penny.fps.signature import verify_request
 from penny.fps.wire import (
@@ -42,7 +43,6 @@ from penny.fps.wire import (
     WireFault,
     Xml,
     action_of,
-    parse_request,
     render_error,
     render_success,
     version_of,

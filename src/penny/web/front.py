@@ -19,10 +19,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ExceptionHandler, Lifespan, Receive, Scope, Send
 
+from penny.fps.decode import MAX_REQUEST_BYTES
 from penny.fps.wire import (
     HTTP_BAD_REQUEST,
     INVALID_REQUEST,
-    MAX_REQUEST_BYTES,
     WireFault,
     new_request_id,
     render_error,

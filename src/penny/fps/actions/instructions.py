@@ -9,6 +9,7 @@ from penny.fps.actions.spec import QueryAction, names
 from penny.fps.actions.tokens import token_element
 from penny.fps.wire import Xml, leaf, missing_parameter, optional_leaf
 from penny.services import gatekeeper as gk
+from penny.services import instructions
 
 #: Longest PaymentReason of an installed token (2007 InstallPaymentInstruction page).
 MAX_PAYMENT_REASON: Final = 64
@@ -21,9 +22,9 @@ def _install_payment_instruction(call: Call) -> Xml | None:
     token_type = call.choice("TokenType", gk.TOKEN_TYPES)
     if token_type is None:
         raise ParameterError(missing_parameter("TokenType"))
-    installed = gk.install(
+    installed = instructions.install(
         call.payments,
-        gk.InstallRequest(
+        instructions.InstallRequest(
             caller_id=call.caller_id,
             caller_reference=reference,
             script=script,
@@ -36,7 +37,7 @@ def _install_payment_instruction(call: Call) -> Xml | None:
 
 
 def _get_payment_instruction(call: Call) -> Xml | None:
-    view = gk.instruction_view(call.payments, call.caller_id, call.required("TokenId"))
+    view = instructions.instruction_view(call.payments, call.caller_id, call.required("TokenId"))
     return Xml(
         token_element(view)
         + leaf("PaymentInstruction", view.script)

@@ -17,9 +17,10 @@ from penny.fps.wire import Xml, amount_element, element, fps_datetime, leaf
 from penny.gatekeeper import UsageKind
 from penny.money import Money
 from penny.services import gatekeeper as gk
+from penny.services import instructions
 
 
-def token_element(view: gk.TokenView) -> Xml:
+def token_element(view: instructions.TokenView) -> Xml:
     return element(
         "Token",
         leaf("TokenId", view.id),
@@ -33,7 +34,7 @@ def token_element(view: gk.TokenView) -> Xml:
 
 
 def _token(token: Token) -> Xml:
-    return token_element(gk.view_of_token(token, token.script or ""))
+    return token_element(instructions.view_of_token(token, token.script or ""))
 
 
 def _cancel_token(call: Call) -> Xml | None:
@@ -45,7 +46,9 @@ def _cancel_token(call: Call) -> Xml | None:
     except PaymentsError as error:
         if error.refusal is not Refusal.unknown_token:
             raise
-        gk.cancel_instruction(call.payments, call.caller_id, token_id, ipn_url)  # or unknown
+        instructions.cancel_instruction(
+            call.payments, call.caller_id, token_id, ipn_url
+        )  # or unknown
     return None
 
 
@@ -59,12 +62,12 @@ def _get_token_by_caller(call: Call) -> Xml | None:
             call.caller_id, token_id=token_id, caller_reference=reference
         )
     except PaymentsError as error:
-        installed = gk.instruction_by_caller(
+        installed = instructions.instruction_by_caller(
             call.payments, call.caller_id, token_id=token_id, caller_reference=reference
         )
         if installed is None:
             raise error from None
-        return token_element(gk.view_of_instruction(installed))
+        return token_element(instructions.view_of_instruction(installed))
     return _token(token)
 
 
@@ -77,21 +80,21 @@ def _get_tokens(call: Call) -> Xml | None:
     tokens = call.payments.tokens(
         call.caller_id, status=token_status, caller_reference=reference, friendly_name=friendly
     )
-    installed = gk.instructions(
+    installed = instructions.instructions(
         call.payments,
         call.caller_id,
         status=token_status,
         caller_reference=reference,
         friendly_name=friendly,
     )
-    views = [gk.view_of_token(t, "") for t in tokens]
-    views += [gk.view_of_instruction(i) for i in installed]
+    views = [instructions.view_of_token(t, "") for t in tokens]
+    views += [instructions.view_of_instruction(i) for i in installed]
     views.sort(key=lambda view: (view.created_at, view.id))
     chosen = [view for view in views if kind is None or view.token_type == kind]
     return Xml("".join(token_element(view) for view in chosen))
 
 
-def _installed_token_usage(limits: list[gk.LimitUsage]) -> Xml:
+def _installed_token_usage(limits: list[instructions.LimitUsage]) -> Xml:
     """One TokenUsageLimits per usage limit of an installed token (Count or Amount first)."""
     blocks = []
     for limit in limits:
@@ -109,7 +112,7 @@ def _installed_token_usage(limits: list[gk.LimitUsage]) -> Xml:
 
 def _get_token_usage(call: Call) -> Xml | None:
     token_id = call.required("TokenId")
-    installed = gk.token_usage(call.payments, call.caller_id, token_id)
+    installed = instructions.token_usage(call.payments, call.caller_id, token_id)
     if installed is not None:
         return _installed_token_usage(installed)
     usage = call.payments.token_usage(call.caller_id, token_id)

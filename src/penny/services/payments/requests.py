@@ -40,6 +40,9 @@ Result = Transaction | PaymentsError
 
 
 _NAMES: dict[type[PaymentRequest], tuple[str, ...]] = {}
+#: ``json.dumps(..., sort_keys=True, separators=(",", ":"))``, with its encoder made once
+#: (``json.dumps`` with options builds a new one per call).
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def _names_of(request_type: type[PaymentRequest]) -> tuple[str, ...]:
@@ -63,7 +66,7 @@ def fingerprint(request: PaymentRequest) -> str:
         if name == "recipient_token_id" and value is None:
             continue  # added later: requests without it keep their earlier fingerprints
         content[name] = str(value) if isinstance(value, Money) else value
-    encoded = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    encoded = _CANONICAL_JSON.encode(content).encode()
     return hashlib.sha256(encoded).hexdigest()
 
 
