@@ -2,10 +2,12 @@
 # Shared setup for scripts/test and scripts/run; source it, don't execute it.
 #
 # After sourcing, the working directory is the repository root and .venv/ holds an up-to-date
-# editable install of penny with its dev extras:
+# editable install of penny with the extras named by PENNY_EXTRAS (comma-separated; unset means
+# "dev,charts", everything the tests need; scripts/run sets it empty: only what serving needs):
 #   (a) pick a Python >= 3.11 (PENNY_PYTHON overrides the choice);
 #   (b) create .venv if it is missing or unusable (installing Debian's python3-venv if needed);
-#   (c) pip install -e '.[dev]', but only when pyproject.toml changed since the last install.
+#   (c) pip install -e '.[EXTRAS]', but only when pyproject.toml changed since the last install
+#       or those extras were not installed yet (an install with more extras serves for fewer).
 # It also defines penny_ensure_postgres, which scripts/test calls to make sure PostgreSQL server
 # binaries exist (tests start their own throwaway clusters with them), and
 # penny_ensure_chromium, which makes sure Debian's chromium is there for the browser tests.
@@ -84,17 +86,29 @@ penny_ensure_venv() {
     fi
 }
 
-# (c) install the project when pyproject.toml changed since the last install
+# (c) install the project when pyproject.toml changed since the last install, or when extras
+# it has not installed yet are wanted. The stamp holds the pyproject.toml hash, then one line per
+# installed extra.
+PENNY_EXTRAS="${PENNY_EXTRAS-dev,charts}"
+
 penny_ensure_install() {
-    local stamp=.venv/.penny-pyproject.sha256 wanted
+    local stamp=.venv/.penny-pyproject.sha256 wanted extra missing=""
     wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
-        return 0
+    if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "$wanted" ]; then
+        for extra in ${PENNY_EXTRAS//,/ }; do
+            grep -qx "$extra" <(tail -n +2 "$stamp") || missing="$missing $extra"
+        done
+        [ -z "$missing" ] && return 0
     fi
-    penny_log "installing penny and its dev tools into .venv"
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e '.[dev]'
-    printf '%s\n' "$wanted" >"$stamp"
+    if [ -n "$PENNY_EXTRAS" ]; then
+        penny_log "installing penny with its extras ($PENNY_EXTRAS) into .venv"
+        .venv/bin/pip install -q --upgrade pip
+        .venv/bin/pip install -q -e ".[$PENNY_EXTRAS]"
+    else
+        penny_log "installing penny (what serving needs) into .venv"
+        .venv/bin/pip install -q -e .
+    fi
+    { printf '%s\n' "$wanted"; printf '%s\n' ${PENNY_EXTRAS//,/ }; } >"$stamp"
 }
 
 # (d) PostgreSQL server binaries, found the way penny.devtools.pgcluster.find_pg_bindir does

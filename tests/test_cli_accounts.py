@@ -35,7 +35,11 @@ def _no_configured_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'penny.db'}"
+    """A new store, made as an operator makes one: ``penny db upgrade``."""
+    made = f"sqlite:///{tmp_path / 'penny.db'}"
+    created = CliRunner().invoke(app, ["db", "upgrade", "--database", made])
+    assert created.exit_code == 0, created.output
+    return made
 
 
 def run(url: str, *args: str, stdin: str | None = None, **env: str) -> Result:
@@ -286,7 +290,9 @@ def test_a_bad_server_key_is_one_line(url: str) -> None:
     assert "$PENNY_SECRET_KEY must hold exactly 64 hexadecimal characters" in line
 
 
-def test_a_configured_key_is_used_instead_of_a_file(url: str, tmp_path: Path) -> None:
+def test_a_configured_key_is_used_instead_of_a_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'penny.db'}"
+    ok(url, "db", "upgrade", PENNY_SECRET_KEY="ab" * 32)
     ok(url, "accounts", "create-business", "--name", "A", "--email", "a@acme.test",
        PENNY_SECRET_KEY="ab" * 32)  # fmt: skip
     assert not (tmp_path / KEY_FILE_NAME).exists()
@@ -300,3 +306,14 @@ def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(app, ["keys", "--help"])
     for command in ("create", "list", "revoke"):
         assert command in result.stdout
+
+
+def test_a_negative_or_zero_amount_says_it_must_be_positive(url: str) -> None:
+    merchant = business(url)["id"]
+    withdraw = ("accounts", "withdraw", "--account", merchant, "--reference", "w")
+    assert fails(url, *withdraw, "--amount", "-1.00") == (
+        "error: --amount: amount '-1.00' is negative: it must be positive"
+    )
+    assert fails(url, *withdraw, "--amount", "0") == (
+        "error: --amount: amount '0' is zero: it must be positive"
+    )

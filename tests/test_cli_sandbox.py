@@ -22,8 +22,9 @@ runner = CliRunner()
 
 
 def run(*args: str) -> tuple[int, str]:
+    """The exit status, and stdout (on success) or everything printed (on failure)."""
     result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def test_seed_setup_fund_by_bank_and_advance(tmp_path: Path) -> None:
@@ -83,6 +84,7 @@ def test_seed_setup_fund_by_bank_and_advance(tmp_path: Path) -> None:
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/penny.db"
+    assert run("db", "upgrade", "--database", url)[0] == 0
     code, out = run("sandbox", "advance", "--database", url)
     assert code == 2
     assert "say how far to move" in out

@@ -356,3 +356,40 @@ def test_bank_account_funding_completes_after_four_sandbox_days(
     assert txn in json.dumps(json.loads(result.output))
     status = flow.server.fps("GetTransactionStatus", TransactionId=txn)
     assert _text(status, "TransactionStatus") == "Success"
+
+
+def test_the_register_form_shows_every_mistake_at_once(flow: Flow) -> None:
+    """Every field's mistake on the first submit (not the e-mail's only after the next one);
+    a taken e-mail is told once the rest is right, and points to signing in."""
+    flow.world.directory.create_personal("Carl Credit", "carl@example.com", BUYER_PASSWORD)
+    flow.start(prepaid_params(flow.world, flow.shop.url))
+    page = flow.page
+    page.get_by_role("link", name="Create a sandbox buyer account").click()
+    page.get_by_label("Email address").fill("not-an-email")
+    page.get_by_label("Password (at least 8 characters)").fill("short")
+    page.get_by_label("Password again").fill("shorter")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#name-error")).to_have_text("Enter your name.")
+    expect(page.locator("#email-error")).to_have_text(
+        "'not-an-email' is not an email address like name@example.com."
+    )
+    expect(page.locator("#password-error")).to_have_text(
+        "Choose a password of at least 8 characters."
+    )
+    expect(page.locator("#password2-error")).to_have_text("The two passwords differ.")
+    expect(page.get_by_label("Email address")).to_have_attribute("aria-invalid", "true")
+    flow.shot("register-errors")
+
+    page.get_by_label("Your name").fill("Carl Again")
+    page.get_by_label("Email address").fill("Carl@Example.com")
+    page.get_by_label("Password (at least 8 characters)").fill(BUYER_PASSWORD)
+    page.get_by_label("Password again").fill(BUYER_PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#email-error")).to_have_text(
+        "An account with this email address already exists: sign in with it instead."
+    )
+    expect(page.locator(".error")).to_have_count(1)
+    expect(page.get_by_label("Your name")).to_have_value("Carl Again")
+    page.get_by_role("link", name="Sign in").click()
+    flow.sign_in("carl@example.com")
+    expect(page.get_by_role("heading", level=1)).to_have_text("How will you pay?")

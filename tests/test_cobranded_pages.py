@@ -181,3 +181,7 @@ def test_account_creation_is_rate_limited_per_client(world: World) -> None:
     assert refused.status_code == 400
     assert "Too many accounts were created from here" in refused.text
     assert world.directory.party_by_email("new@example.com") is None
+    probe = ui.post(pid, "register", form)  # past the limit a taken email tells nothing either
+    assert probe.status_code == 400
+    assert "Too many accounts were created from here" in probe.text
+    assert "already exists" not in probe.text

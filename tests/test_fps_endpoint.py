@@ -417,6 +417,20 @@ def test_pay_parameter_errors(world: World, params: dict[str, str], code: str, w
     assert words in reply.message
 
 
+def test_a_negative_amount_is_said_to_be_negative(world: World) -> None:
+    """``-1.00`` is a plain decimal number: the answer says it must be positive instead."""
+    setup = world.prepaid()
+    for reply, name in (
+        (world.pay(setup, "-1.00", "neg-pay"), "TransactionAmount"),
+        (world.fund(setup, "-0.01", "neg-fund"), "FundingAmount"),
+    ):
+        assert (reply.status, reply.code) == (400, "InvalidParams")
+        value = "-1.00" if name == "TransactionAmount" else "-0.01"
+        assert reply.message == (
+            f"{name}.Value is invalid: amount '{value}' is negative: it must be positive."
+        )
+
+
 def test_authentication_and_envelope_errors(world: World) -> None:
     params = world.signed("GET", "GetAccountBalance", {})
     bad = {**params, "Signature": "AAAA" + params["Signature"][4:]}

@@ -19,6 +19,7 @@ from penny.money import (
     currency_scale,
     parse_amount,
     parse_money,
+    parse_positive_amount,
     percent_of,
 )
 
@@ -55,7 +56,10 @@ def test_parse_amount_accepts(text: str, currency: str, minor: int) -> None:
         ("0.001", "USD", "'0.001' has more than 2 decimal places for USD"),
         ("1.0001", "BHD", "'1.0001' has more than 3 decimal places for BHD"),
         ("25.5", "JPY", "'25.5' has more than 0 decimal places for JPY"),
-        ("-1", "USD", "'-1' is not a plain decimal number"),
+        ("-1", "USD", "'-1' is negative: it must be positive"),
+        ("-1.00", "USD", "'-1.00' is negative: it must be positive"),
+        ("-1e3", "USD", "'-1e3' is not a plain decimal number"),
+        ("--1", "USD", "'--1' is not a plain decimal number"),
         ("+1", "USD", "'+1' is not a plain decimal number"),
         ("1e3", "USD", "'1e3' is not a plain decimal number"),
         ("1E3", "USD", "'1E3' is not a plain decimal number"),
@@ -84,6 +88,17 @@ def test_parse_amount_accepts(text: str, currency: str, minor: int) -> None:
 def test_parse_amount_rejects_with_a_clear_message(text: str, currency: str, message: str) -> None:
     with pytest.raises(MoneyError, match=re.escape(message)):
         parse_amount(text, currency)
+
+
+def test_parse_positive_amount_refuses_zero_and_says_why() -> None:
+    assert parse_positive_amount("0.01", "USD") == Money(1, "USD")
+    for zero in ("0", "0.00", "000.000000"):
+        with pytest.raises(
+            MoneyError, match=re.escape(f"amount {zero!r} is zero: it must be positive")
+        ):
+            parse_positive_amount(zero, "USD")
+    with pytest.raises(MoneyError, match="is negative: it must be positive"):
+        parse_positive_amount("-1.00", "USD")
 
 
 def test_money_error_is_a_value_error() -> None:
@@ -120,7 +135,7 @@ def test_parse_money(text: str, expected: Money) -> None:
         ("XXX 1", "unsupported currency 'XXX'"),
         ("USD  1", "not a plain decimal number"),
         ("USD ", "amount is empty"),
-        ("USD -1", "not a plain decimal number"),
+        ("USD -1", "is negative: it must be positive"),
         ("USD 0.001", "more than 2 decimal places for USD"),
     ],
 )

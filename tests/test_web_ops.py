@@ -266,7 +266,7 @@ def test_serve_documents_workers() -> None:
     result = CliRunner().invoke(cli_app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "--workers" in result.output
-    assert "app_from_env" in result.output
+    assert "app_from_env" not in result.output  # no internal module paths in help
 
 
 def test_serve_rejects_zero_workers() -> None:

@@ -147,6 +147,8 @@ def parse_amount(text: str, currency: str) -> Money:
         raise MoneyError("amount is too long")
     match = _AMOUNT_RE.match(text)
     if match is None:
+        if text.startswith("-") and _AMOUNT_RE.match(text[1:]):
+            raise MoneyError(f"amount {text!r} is negative: it must be positive")
         raise MoneyError(f"amount {text!r} is not a plain decimal number such as 10.25")
     integer, frac = match.group("int"), match.group("frac") or ""
     if len(integer.lstrip("0")) > MAX_INTEGER_DIGITS:
@@ -156,6 +158,15 @@ def parse_amount(text: str, currency: str) -> Money:
         raise MoneyError(f"amount {text!r} has more than {scale} decimal places for {currency}")
     minor = int(integer) * 10**scale + (int(significant.ljust(scale, "0")) if scale else 0)
     return Money(minor, currency)
+
+
+def parse_positive_amount(text: str, currency: str) -> Money:
+    """:func:`parse_amount`, refusing zero too: what a payment, a funding, a settlement, a
+    write-off or a refund must be. Every refusal says what is wrong with the amount."""
+    money = parse_amount(text, currency)
+    if not money.is_positive:
+        raise MoneyError(f"amount {text!r} is zero: it must be positive")
+    return money
 
 
 def parse_money(text: str) -> Money:

@@ -145,13 +145,20 @@ def _derive(key: bytes, label: bytes) -> bytes:
 # -- loading the server key --------------------------------------------------------------
 
 
-def load_server_key(database_url: str, environ: Mapping[str, str] | None = None) -> ServerKey:
+def load_server_key(
+    database_url: str, environ: Mapping[str, str] | None = None, *, create: bool = True
+) -> ServerKey:
     """The server key, from the first of:
 
     1. ``$PENNY_SECRET_KEY``: 64 hexadecimal characters;
     2. ``$PENNY_SECRET_KEY_FILE``: a file holding them;
-    3. for an SQLite database file, ``penny-secret.key`` in the same directory, created
-       (mode 0600) on first use; for an in-memory SQLite database, a key for this process only.
+    3. for an SQLite database file, ``penny-secret.key`` in the same directory; for an
+       in-memory SQLite database, a key for this process only.
+
+    A missing ``penny-secret.key`` is made (mode 0600) only with ``create`` and only while the
+    database holds nothing sealed with a key (:func:`~penny.storage.database.holds_sealed_rows`):
+    a new key for a store that has secrets would make every one of them unreadable, so that is
+    :class:`ServerKeyError`, naming the file to restore.
 
     With PostgreSQL and no key configured, raises :class:`ServerKeyError`: servers sharing a
     database must share the key, so Penny will not invent one per machine.
@@ -170,8 +177,35 @@ def load_server_key(database_url: str, environ: Mapping[str, str] | None = None)
         )
     if not url.database or url.database == ":memory:" or "mode=memory" in str(url):
         return ServerKey.generate()
-    path = Path(url.database).resolve().with_name(KEY_FILE_NAME)
-    return _read_key_file(path) if path.exists() else _create_key_file(path)
+    database = Path(url.database)
+    path = key_file_path(database)
+    if path.exists():
+        return _read_key_file(path)
+    _refuse_new_key(database, path, create=create)
+    return _create_key_file(path)
+
+
+def key_file_path(database: Path) -> Path:
+    """Where the server key of the SQLite database file ``database`` is kept."""
+    return database.resolve().with_name(KEY_FILE_NAME)
+
+
+def _refuse_new_key(database: Path, path: Path, *, create: bool) -> None:
+    from penny.storage.database import holds_sealed_rows
+
+    if holds_sealed_rows(database):
+        raise ServerKeyError(
+            f"the server key file {path} is missing, but the database {database} holds secrets "
+            "sealed with it: restore the file from your backup (or set "
+            f"${SERVER_KEY_ENV} or ${SERVER_KEY_FILE_ENV}); a new key would make every stored "
+            "secret unreadable, so Penny does not make one"
+        )
+    if not create:
+        raise ServerKeyError(
+            f"no server key file {path} next to the database {database}: restore it from your "
+            f"backup, or set ${SERVER_KEY_ENV} or ${SERVER_KEY_FILE_ENV}; while the database "
+            "holds no secrets yet, `penny db upgrade` makes a new one"
+        )
 
 
 def _read_key_file(path: Path) -> ServerKey:

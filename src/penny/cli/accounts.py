@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
+# The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
+from penny.cli.base import penny_typer
 from penny.domain.errors import PaymentsError
 from penny.domain.parties import (
     ApiKey,
@@ -31,31 +33,43 @@ from penny.domain.parties import (
 )
 from penny.engine.ledger import Ledger
 from penny.ipn.outbox import IpnOutbox
-from penny.money import Money, MoneyError, parse_amount
+from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.security import ServerKeyError, load_server_key
 from penny.services.payments import Payments, WithdrawRequest
 
 # The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
-accounts_app: typer.Typer = typer.Typer(
-    help="Business (merchant) and personal (buyer) accounts and their payment methods.",
-    no_args_is_help=True,
+accounts_app: typer.Typer = penny_typer(
+    "Business (merchant) and personal (buyer) accounts and their payment methods."
 )
-keys_app: typer.Typer = typer.Typer(help="API keys of business accounts.", no_args_is_help=True)
+keys_app: typer.Typer = penny_typer("API keys of business accounts.")
 
-from penny.cli.main import DatabaseOption, JsonOption, _database, emit, fail  # noqa: E402
+from penny.cli.main import (  # noqa: E402
+    DatabaseOption,
+    JsonOption,
+    _database,
+    emit,
+    ensure_server_key,
+    fail,
+)
 
 PASSWORD_ENV = "PENNY_PASSWORD"  # noqa: S105 (the name of a variable, not a password)
 
 AccountOption = Annotated[
     str | None,
-    typer.Option("--account", "-a", help="Account id (or email).", show_default=False),
+    typer.Option(
+        "--account", "-a", metavar="ID|EMAIL", help="Account id (or email).", show_default=False
+    ),
 ]
 EmailLookupOption = Annotated[
     str | None,
     typer.Option(
-        "--email", "-e", help="The account's email, instead of --account.", show_default=False
+        "--email",
+        "-e",
+        metavar="EMAIL",
+        help="The account's email, instead of --account.",
+        show_default=False,
     ),
 ]
 
@@ -72,11 +86,14 @@ _CREDIT_NORMAL = {
 
 
 @contextmanager
-def open_directory(url: str | None) -> Iterator[Directory]:
-    """An open :class:`Directory`; its user errors become one-line errors."""
-    with _database(url) as database:
+def open_directory(url: str | None, *, create: bool = False) -> Iterator[Directory]:
+    """An open :class:`Directory`; its user errors become one-line errors. A missing store
+    (and its server key) is made only with ``create``."""
+    with _database(url, create=create) as database:
+        if create:
+            ensure_server_key(database)
         try:
-            server_key = load_server_key(database.url)
+            server_key = load_server_key(database.url, create=False)
         except ServerKeyError as exc:
             raise fail(str(exc)) from None
         clock = SandboxClock(database)  # sandbox time, shared with every Penny process
@@ -159,8 +176,8 @@ def _key_lines(key: ApiKeyWithSecret) -> list[str]:
 
 @accounts_app.command("create-business")
 def create_business(
-    name: Annotated[str, typer.Option(help="The business's name.")],
-    email: Annotated[str, typer.Option(help="Contact email (unique).")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="The business's name.")],
+    email: Annotated[str, typer.Option(metavar="EMAIL", help="Contact email (unique).")],
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -174,11 +191,12 @@ def create_business(
 
 @accounts_app.command("create-personal")
 def create_personal(
-    name: Annotated[str, typer.Option(help="The buyer's name.")],
-    email: Annotated[str, typer.Option(help="Sign-in email (unique).")],
+    name: Annotated[str, typer.Option(metavar="NAME", help="The buyer's name.")],
+    email: Annotated[str, typer.Option(metavar="EMAIL", help="Sign-in email (unique).")],
     password: Annotated[
         str | None,
         typer.Option(
+            metavar="PASSWORD",
             envvar=PASSWORD_ENV,
             help="Sign-in password (at least 8 characters). Prefer --password-stdin or "
             f"${PASSWORD_ENV}: a command line is visible to other users and kept in history.",
@@ -216,13 +234,21 @@ def _password(given: str | None, from_stdin: bool) -> str:
 @accounts_app.command("add-card")
 def add_card(
     number: Annotated[
-        str, typer.Option("--number", help="Card number (sandbox test numbers: docs/sandbox.md).")
+        str,
+        typer.Option(
+            "--number",
+            metavar="NUMBER",
+            help="Card number (sandbox test numbers: docs/sandbox.md).",
+        ),
     ],
-    exp: Annotated[str, typer.Option("--exp", help="Expiry month and year, MM/YYYY.")],
+    exp: Annotated[
+        str, typer.Option("--exp", metavar="MM/YYYY", help="Expiry month and year, MM/YYYY.")
+    ],
     account: AccountOption = None,
     email: EmailLookupOption = None,
     holder: Annotated[
-        str | None, typer.Option("--name", help="Name on the card.", show_default=False)
+        str | None,
+        typer.Option("--name", metavar="NAME", help="Name on the card.", show_default=False),
     ] = None,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
@@ -237,8 +263,13 @@ def add_card(
 
 @accounts_app.command("add-bank")
 def add_bank(
-    routing: Annotated[str, typer.Option("--routing", help="9-digit ABA routing number.")],
-    number: Annotated[str, typer.Option("--number", help="Bank account number (4 to 17 digits).")],
+    routing: Annotated[
+        str, typer.Option("--routing", metavar="NUMBER", help="9-digit ABA routing number.")
+    ],
+    number: Annotated[
+        str,
+        typer.Option("--number", metavar="NUMBER", help="Bank account number (4 to 17 digits)."),
+    ],
     account: AccountOption = None,
     email: EmailLookupOption = None,
     database: DatabaseOption = None,
@@ -253,9 +284,14 @@ def add_bank(
 
 @accounts_app.command("withdraw")
 def withdraw(
-    amount: Annotated[str, typer.Option("--amount", help="How much, e.g. 25.00 (USD).")],
+    amount: Annotated[
+        str, typer.Option("--amount", metavar="AMOUNT", help="How much, e.g. 25.00 (USD).")
+    ],
     reference: Annotated[
-        str, typer.Option("--reference", help="Your unique reference for this withdrawal.")
+        str,
+        typer.Option(
+            "--reference", metavar="REFERENCE", help="Your unique reference for this withdrawal."
+        ),
     ],
     account: AccountOption = None,
     email: EmailLookupOption = None,
@@ -265,7 +301,7 @@ def withdraw(
     """Withdraw from a merchant's payments balance to its bank (sandbox: arrives in 4 days;
     the money is held as pending out until then)."""
     try:
-        money = parse_amount(amount, "USD")
+        money = parse_positive_amount(amount, "USD")
     except MoneyError as exc:
         raise fail(f"--amount: {exc}") from None
     with open_directory(database) as directory:

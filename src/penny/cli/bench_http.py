@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from penny.cli.main import JsonOption, _progress_bar, bench_app, fail, out
+from penny.cli.main import JsonOption, _progress_bar, bench_app, fail, out, require_charts
 
 
 def _list(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -24,33 +24,48 @@ def _list(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
 @bench_app.command("http")
 def bench_http(
     store: Annotated[
-        str, typer.Option(help="Stores to measure, comma-separated: sqlite, postgresql.")
+        str,
+        typer.Option(
+            metavar="STORE", help="Stores to measure, comma-separated: sqlite, postgresql."
+        ),
     ] = "sqlite,postgresql",
-    workloads: Annotated[str, typer.Option(help="Workloads, comma-separated.")] = (
+    workloads: Annotated[str, typer.Option(metavar="NAMES", help="Workloads, comma-separated.")] = (
         "W1,W2,W4,W5,W6"
     ),
-    workers: Annotated[int, typer.Option(min=1, help="`penny serve --workers`.")] = 1,
-    buyers: Annotated[int, typer.Option(min=2, help="Buyers seeded.")] = 10_000,
-    merchants: Annotated[int, typer.Option(min=1, help="Merchants seeded.")] = 100,
-    seconds: Annotated[float, typer.Option(min=0.5, help="Measured seconds per workload.")] = 10.0,
-    warmup: Annotated[float, typer.Option(min=0.0, help="Warm-up seconds per workload.")] = 2.0,
-    connections: Annotated[int, typer.Option(min=1, help="Keep-alive connections in all.")] = 64,
-    processes: Annotated[int, typer.Option(min=1, help="Load-generator processes.")] = 2,
+    workers: Annotated[int, typer.Option(metavar="N", min=1, help="`penny serve --workers`.")] = 1,
+    buyers: Annotated[int, typer.Option(metavar="N", min=2, help="Buyers seeded.")] = 10_000,
+    merchants: Annotated[int, typer.Option(metavar="N", min=1, help="Merchants seeded.")] = 100,
+    seconds: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.5, help="Measured seconds per workload.")
+    ] = 10.0,
+    warmup: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.0, help="Warm-up seconds per workload.")
+    ] = 2.0,
+    connections: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Keep-alive connections in all.")
+    ] = 64,
+    processes: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Load-generator processes.")
+    ] = 2,
     history: Annotated[
         str,
         typer.Option(
+            metavar="COUNTS",
             help="Transaction counts to fill the ledger to for the memory and balance-latency "
-            "checks (P5, memory), comma-separated, ascending; 'none' skips them."
+            "checks (P5, memory), comma-separated, ascending; 'none' skips them.",
         ),
     ] = "100000,1000000",
     peer: Annotated[
-        str, typer.Option(help="'hordak' (django-hordak in a throwaway virtualenv) or 'none'.")
+        str,
+        typer.Option(
+            metavar="PEER", help="'hordak' (django-hordak in a throwaway virtualenv) or 'none'."
+        ),
     ] = "hordak",
     baseline_seconds: Annotated[
-        float, typer.Option(min=0.5, help="Seconds per baseline run.")
+        float, typer.Option(metavar="SECONDS", min=0.5, help="Seconds per baseline run.")
     ] = 10.0,
     output: Annotated[
-        Path, typer.Option(help="Directory for bench-http.json and bench-http.png.")
+        Path, typer.Option(metavar="DIR", help="Directory for bench-http.json and bench-http.png.")
     ] = Path("bench-results"),
     as_json: JsonOption = False,
 ) -> None:
@@ -58,6 +73,8 @@ def bench_http(
     same run: SQLite raw loop, pgbench TPC-B, django-hordak. Writes JSON and a PNG chart."""
     from penny.bench.chart import write_chart
     from penny.bench.http import WORKLOADS, Options, run_http_bench
+
+    require_charts("penny bench http")
 
     if peer not in {"hordak", "none"}:
         raise fail("--peer must be 'hordak' or 'none'")

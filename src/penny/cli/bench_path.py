@@ -15,11 +15,16 @@ from penny.cli.main import DatabaseOption, JsonOption, _progress_bar, bench_app,
 @bench_app.command("path")
 def bench_path(
     store: Annotated[
-        str, typer.Option(help="Store to measure on a throwaway database: sqlite or postgresql.")
+        str,
+        typer.Option(
+            metavar="STORE", help="Store to measure on a throwaway database: sqlite or postgresql."
+        ),
     ] = "sqlite",
-    requests: Annotated[int, typer.Option(min=100, help="W1 Pays to drive.")] = 5000,
-    batch: Annotated[int, typer.Option(min=1, help="Requests per group commit.")] = 50,
-    buyers: Annotated[int, typer.Option(min=2, help="Buyers seeded (one prepaid each).")] = 1000,
+    requests: Annotated[int, typer.Option(min=100, metavar="N", help="W1 Pays to drive.")] = 5000,
+    batch: Annotated[int, typer.Option(min=1, metavar="N", help="Requests per group commit.")] = 50,
+    buyers: Annotated[
+        int, typer.Option(min=2, metavar="N", help="Buyers seeded (one prepaid each).")
+    ] = 1000,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -17,11 +17,11 @@ from typing import Annotated
 
 import typer
 
-check_app: typer.Typer = typer.Typer(
-    help="Correctness checks against a running Penny.", no_args_is_help=True
-)
+from penny.cli.base import penny_typer
 
-from penny.cli.main import JsonOption, console, fail  # noqa: E402
+check_app: typer.Typer = penny_typer("Correctness checks against a running Penny.")
+
+from penny.cli.main import JsonOption, console, fail, require_charts  # noqa: E402
 
 
 @check_app.command("bank")
@@ -29,8 +29,9 @@ def bank(
     store: Annotated[
         str,
         typer.Option(
+            metavar="STORE",
             help="Without --database: 'sqlite' (a file in --out) or 'postgresql' (a throwaway "
-            "cluster, crash-restarted once during the run)."
+            "cluster, crash-restarted once during the run).",
         ),
     ] = "sqlite",
     database: Annotated[
@@ -38,21 +39,30 @@ def bank(
         typer.Option(
             "--database",
             "-d",
+            metavar="URL",
             help="Run against this store instead (sqlite:///path or postgresql://…): a "
             "dedicated one, the test adds merchants, buyers and payments to it.",
             show_default=False,
         ),
     ] = None,
-    processes: Annotated[int, typer.Option(min=1, max=8, help="Penny processes.")] = 1,
-    buyers: Annotated[int, typer.Option(min=1, help="Buyers (a prepaid + a credit each).")] = 8,
-    merchants: Annotated[int, typer.Option(min=1, help="Merchants.")] = 3,
-    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 8,
-    duration: Annotated[float, typer.Option(min=1.0, help="Seconds of client traffic.")] = 30.0,
-    kills: Annotated[int, typer.Option(min=0, help="SIGKILL trials during the run.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 1,
-    out: Annotated[Path, typer.Option(help="Directory for history, summary and plot.")] = Path(
-        "bank-check"
-    ),
+    processes: Annotated[int, typer.Option(metavar="N", min=1, max=8, help="Penny processes.")] = 1,
+    buyers: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Buyers (a prepaid + a credit each).")
+    ] = 8,
+    merchants: Annotated[int, typer.Option(metavar="N", min=1, help="Merchants.")] = 3,
+    clients: Annotated[
+        int, typer.Option(metavar="N", min=1, max=256, help="Concurrent clients.")
+    ] = 8,
+    duration: Annotated[
+        float, typer.Option(metavar="SECONDS", min=1.0, help="Seconds of client traffic.")
+    ] = 30.0,
+    kills: Annotated[
+        int, typer.Option(metavar="N", min=0, help="SIGKILL trials during the run.")
+    ] = 5,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of every random choice.")] = 1,
+    out: Annotated[
+        Path, typer.Option(metavar="DIR", help="Directory for history, summary and plot.")
+    ] = Path("bank-check"),
     restart_database: Annotated[
         bool,
         typer.Option(help="With the throwaway PostgreSQL, crash-restart it once."),
@@ -60,6 +70,7 @@ def bank(
     inject_fault: Annotated[
         str | None,
         typer.Option(
+            metavar="FAULT",
             hidden=True,
             help="TEST ONLY: run the servers with $PENNY_FAULTS set to this (a broken build).",
         ),
@@ -71,6 +82,8 @@ def bank(
     from penny.check.plot import plot_run
     from penny.check.servers import ServerError
     from penny.check.verify import check, first_ops, summary
+
+    require_charts("penny check bank")
 
     if store not in {"sqlite", "postgresql"}:
         raise fail("--store must be 'sqlite' or 'postgresql'")

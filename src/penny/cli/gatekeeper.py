@@ -19,9 +19,14 @@ out = Console()
 def bench_gatekeeper(
     database: DatabaseOption = None,
     store: Annotated[
-        str, typer.Option(help="Without --database: 'sqlite' (a temporary file) or 'postgresql'.")
+        str,
+        typer.Option(
+            metavar="STORE", help="Without --database: 'sqlite' (a temporary file) or 'postgresql'."
+        ),
     ] = "sqlite",
-    seconds: Annotated[float, typer.Option(min=0.5, help="Pay seconds per mode.")] = 6.0,
+    seconds: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.5, help="Pay seconds per mode.")
+    ] = 6.0,
     as_json: JsonOption = False,
 ) -> None:
     """Microseconds per script evaluation, and Pay throughput with and without scripts."""

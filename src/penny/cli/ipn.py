@@ -18,11 +18,11 @@ from typing import Annotated, Any
 
 import typer
 
+from penny.cli.base import penny_typer
 from penny.storage import ipn_sql
 
-ipn_app: typer.Typer = typer.Typer(
-    help="Instant payment notifications: list, show attempts, retry, deliver.",
-    no_args_is_help=True,
+ipn_app: typer.Typer = penny_typer(
+    "Instant payment notifications: list, show attempts, retry, deliver."
 )
 
 from penny.cli.accounts import _account_id, accounts_app, open_directory  # noqa: E402
@@ -72,15 +72,19 @@ def list_notifications(
     database: DatabaseOption = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only the failed ones.")] = False,
     state: Annotated[
-        str | None, typer.Option(help="Only this state: pending, delivered or failed.")
+        str | None,
+        typer.Option(metavar="STATE", help="Only this state: pending, delivered or failed."),
     ] = None,
     account: Annotated[
-        str | None, typer.Option("--account", "-a", help="Only this merchant's (id).")
+        str | None,
+        typer.Option("--account", "-a", metavar="ID|EMAIL", help="Only this merchant's (id)."),
     ] = None,
     subject: Annotated[
-        str | None, typer.Option(help="Only those of this transaction or token id.")
+        str | None, typer.Option(metavar="ID", help="Only those of this transaction or token id.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    limit: Annotated[
+        int, typer.Option(metavar="N", min=1, max=10_000, help="At most this many.")
+    ] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Notifications, newest first, with their state and last error."""
@@ -114,7 +118,7 @@ def list_notifications(
 
 @ipn_app.command("show")
 def show(
-    notification_id: Annotated[str, typer.Argument(help="The notification id.")],
+    notification_id: Annotated[str, typer.Argument(metavar="ID", help="The notification id.")],
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -151,7 +155,7 @@ def show(
 
 @ipn_app.command("retry")
 def retry(
-    notification_id: Annotated[str, typer.Argument(help="The notification id.")],
+    notification_id: Annotated[str, typer.Argument(metavar="ID", help="The notification id.")],
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -214,12 +218,16 @@ def deliver(
 @accounts_app.command("set-ipn-url")
 def set_ipn_url(
     url: Annotated[
-        str | None, typer.Argument(help="http(s) URL that receives the notifications.")
+        str | None,
+        typer.Argument(metavar="URL", help="http(s) URL that receives the notifications."),
     ] = None,
     account: Annotated[
-        str | None, typer.Option("--account", "-a", help="Account id (or email).")
+        str | None,
+        typer.Option("--account", "-a", metavar="ID|EMAIL", help="Account id (or email)."),
     ] = None,
-    email: Annotated[str | None, typer.Option("--email", "-e", help="The account's email.")] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", "-e", metavar="EMAIL", help="The account's email.")
+    ] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the IPN URL.")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,

@@ -1,16 +1,24 @@
 """The ``penny`` command: ``db upgrade``, ``audit``, ``bench ledger`` and friends.
 
 Every command takes ``--database URL`` (default: ``$PENNY_DATABASE_URL``, else
-``sqlite:///penny.db``). Errors a user can fix are printed as one clear line and exit with
-status 2; an audit that finds a problem exits with status 1.
+``sqlite:///penny.db``; a plain file path is an SQLite database). Only the commands that are
+meant to make a store (``db upgrade``, ``sandbox seed``, ``serve --create-database``) create a
+missing one; the others refuse it, naming the path and the command that creates it.
+
+Every error, a usage mistake as much as a refused request, is one line, ``error: …``, on
+stderr, with exit status 2; an audit that finds a problem exits with status 1. Help is Click's
+plain text, with option values labelled by what they mean (``URL``, ``N``, ``AMOUNT``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,44 +26,137 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer._click import exceptions as click_errors  # Typer's own Click (typer >= 0.29)
 
 from penny import __version__
+from penny.cli.base import PennySubGroup, PennyTyper, penny_typer
 from penny.engine.ledger import Ledger
 from penny.ledger.audit import AuditReport
-from penny.storage.database import Database, DatabaseError, current_revision, open_database
-
-app = typer.Typer(
-    name="penny",
-    help="Penny: a self-hosted aggregated-payments server, wire-compatible with Amazon FPS.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+from penny.storage.database import (
+    Database,
+    DatabaseError,
+    MissingDatabaseError,
+    current_revision,
+    open_database,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks, each with its baseline measured in the same run.")
-app.add_typer(db_app, name="db")
-app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
 out = Console()
+
+
+def command_name() -> str:
+    """How this ``penny`` can be run from here: ``penny`` when that is the one on ``PATH``,
+    else the path it was started by (``.venv/bin/penny`` after ``./scripts/run``)."""
+    started = sys.argv[0] if sys.argv else ""
+    if Path(started).name != "penny":
+        return "penny"  # not the console script (python -c, a test runner)
+    on_path = shutil.which("penny")
+    if on_path is not None and Path(on_path).resolve() == Path(started).resolve():
+        return "penny"
+    relative = os.path.relpath(started)
+    return relative if not relative.startswith("..") else str(Path(started).resolve())
+
+
+def as_run(text: str) -> str:
+    """``text`` with each quoted ``penny …`` command spelt as it can be run from here."""
+    name = command_name()
+    return text if name == "penny" else text.replace("`penny ", f"`{name} ")
+
+
+def print_error(message: str) -> None:
+    """Print ``error: message`` as one line on stderr."""
+    console.print(f"[bold red]error:[/] {escape(as_run(message))}", soft_wrap=True, highlight=False)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` as one line on stderr; the caller raises the exit (status 2)."""
+    print_error(message)
+    return typer.Exit(code=2)
+
+
+def _usage_message(error: click_errors.ClickException) -> str:
+    """A Click usage error as one sentence, pointing at the command's ``--help``."""
+    text = " ".join(error.format_message().split()).rstrip(".")
+    text = text[:1].lower() + text[1:]
+    if isinstance(error, click_errors.UsageError) and error.ctx is not None:
+        text += f" (see `{error.ctx.command_path} --help`)"
+    return text
+
+
+class PennyGroup(PennySubGroup):
+    """The root command: usage mistakes are reported in the same one-line style as the rest."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as error:  # a bare group: its help, as Click does
+            error.show()
+            sys.exit(error.exit_code)
+        except click_errors.ClickException as error:
+            print_error(_usage_message(error))
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            print_error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = PennyTyper(
+    name="penny",
+    cls=PennyGroup,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+db_app = penny_typer("Database schema.")
+bench_app = penny_typer("Benchmarks, each with its baseline measured in the same run.")
+app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
+
+
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"penny {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print Penny's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Penny: a self-hosted aggregated-payments server, wire-compatible with Amazon FPS."""
+
 
 DatabaseOption = Annotated[
     str | None,
     typer.Option(
         "--database",
         "-d",
-        help="Database URL (sqlite:///path or postgresql://…); default $PENNY_DATABASE_URL "
-        "or sqlite:///penny.db.",
+        metavar="URL",
+        help="The database: sqlite:///path, a plain file path, or postgresql://…; default "
+        "$PENNY_DATABASE_URL, else sqlite:///penny.db.",
         show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` as one line on stderr; the caller raises the exit (status 2)."""
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
-    return typer.Exit(code=2)
 
 
 def emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
@@ -66,10 +167,32 @@ def emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
         typer.echo("\n".join(lines))
 
 
+def require_charts(command: str) -> None:
+    """Refuse up front, not after the run, when matplotlib (the ``charts`` extra) is absent."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise fail(
+            f"{command} draws its chart with matplotlib, which ./scripts/run does not install: "
+            "`.venv/bin/pip install -e '.[charts]'` adds it (./scripts/test installs it too)"
+        )
+
+
+def missing_database(error: MissingDatabaseError) -> str:
+    """The one-line refusal of a store that does not exist yet, with the command to make it."""
+    return (
+        f"{error}: `penny db upgrade --database {error.location}` creates it (or check the "
+        "path and $PENNY_DATABASE_URL for a typo)"
+    )
+
+
 @contextmanager
-def _database(url: str | None) -> Iterator[Database]:
+def _database(url: str | None, *, create: bool = False) -> Iterator[Database]:
+    """The open store at ``url``; a missing one is created only with ``create``."""
     try:
-        database = open_database(url)
+        database = open_database(url, create=create)
+    except MissingDatabaseError as exc:
+        raise fail(missing_database(exc)) from None
     except DatabaseError as exc:
         raise fail(str(exc)) from None
     try:
@@ -78,10 +201,41 @@ def _database(url: str | None) -> Iterator[Database]:
         database.dispose()
 
 
+def ensure_server_key(database: Database) -> None:
+    """For a store being created: make its server key file if it needs one, and say so."""
+    from penny.security import (
+        SERVER_KEY_ENV,
+        SERVER_KEY_FILE_ENV,
+        ServerKeyError,
+        key_file_path,
+        load_server_key,
+    )
+    from penny.storage.database import sqlite_file
+
+    path = sqlite_file(database.url)
+    if path is None or os.environ.get(SERVER_KEY_ENV) or os.environ.get(SERVER_KEY_FILE_ENV):
+        return
+    key_file = key_file_path(path)
+    existed = key_file.exists()
+    try:
+        load_server_key(database.url, create=True)
+    except ServerKeyError as exc:
+        raise fail(str(exc)) from None
+    if not existed:
+        console.print(
+            f"made the server key file {escape(str(key_file))}: keep it with the database "
+            "backups (without it the stored API secrets cannot be used)",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade(database: DatabaseOption = None) -> None:
-    """Create the schema or bring it up to date (Penny also does this when it starts)."""
-    with _database(database) as db:
+    """Create the database, or bring its schema up to date (Penny also does this when it
+    starts). Next to a new SQLite file it makes the server key file, penny-secret.key."""
+    with _database(database, create=True) as db:
+        ensure_server_key(db)
         out.print(f"schema at revision {current_revision(db)} ({db.dialect})")
 
 
@@ -180,12 +334,17 @@ def bench_ledger(
     store: Annotated[
         str,
         typer.Option(
+            metavar="STORE",
             help="Without --database: 'sqlite' (a temporary file) or 'postgresql' "
-            "(a throwaway cluster started for the run)."
+            "(a throwaway cluster started for the run).",
         ),
     ] = "sqlite",
-    seconds: Annotated[float, typer.Option(min=0.5, help="Measured seconds per phase.")] = 10.0,
-    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent submitters.")] = 512,
+    seconds: Annotated[
+        float, typer.Option(metavar="SECONDS", min=0.5, help="Measured seconds per phase.")
+    ] = 10.0,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Concurrent submitters.")
+    ] = 512,
     as_json: JsonOption = False,
 ) -> None:
     """In-process engine benchmark: W1 (100 merchants), W2 (one hot merchant), and the
@@ -228,13 +387,18 @@ def bench_ledger(
 @bench_app.command("balance")
 def bench_balance(
     database: DatabaseOption = None,
-    store: Annotated[str, typer.Option(help="Without --database: 'sqlite' or 'postgresql'.")] = (
-        "sqlite"
-    ),
+    store: Annotated[
+        str, typer.Option(metavar="STORE", help="Without --database: 'sqlite' or 'postgresql'.")
+    ] = ("sqlite"),
     journals: Annotated[
-        str, typer.Option(help="Comma-separated journal counts to measure at, ascending.")
+        str,
+        typer.Option(
+            metavar="COUNTS", help="Comma-separated journal counts to measure at, ascending."
+        ),
     ] = "1000,1000000",
-    reads: Annotated[int, typer.Option(min=100, help="Balance reads per point.")] = 5000,
+    reads: Annotated[
+        int, typer.Option(metavar="N", min=100, help="Balance reads per point.")
+    ] = 5000,
 ) -> None:
     """Balance-read latency as the journal grows (a read must not slow with history)."""
     from penny.bench.ledger import bench_database, run_balance_bench
@@ -252,111 +416,6 @@ def bench_balance(
     sys.stdout.write(json.dumps(result) + "\n")
     if not result["audit_ok"]:
         raise typer.Exit(code=1)
-
-
-@app.command()
-def serve(
-    database: DatabaseOption = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Worker processes. 1 serves from this process; N > 1 starts N uvicorn workers, "
-            "each building the app from $PENNY_DATABASE_URL (set from --database) through "
-            "penny.web.app:app_from_env. Each worker keeps its own /metrics.",
-        ),
-    ] = 1,
-    request_timeout: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Seconds a client has to send a complete request (headers and body) before "
-            "it is answered 408 and disconnected: slow clients cannot hold connections.",
-        ),
-    ] = 10,
-    limit_concurrency: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Most connections and requests at once per worker; beyond it, HTTP 503.",
-        ),
-    ] = 1000,
-) -> None:
-    """Run the Penny server: the FPS Query API at /, the health check at /healthz and
-    Prometheus metrics at /metrics. Every FPS request is logged as one JSON line on stderr."""
-    import os
-
-    import uvicorn
-
-    from penny.ipn.settings import PUBLIC_URL_ENV, IpnConfigError, IpnSettings
-    from penny.security import ServerKeyError, load_server_key
-    from penny.storage.database import DATABASE_URL_ENV
-    from penny.web.app import create_app, freeze_startup_objects
-    from penny.web.logs import configure_logging
-    from penny.web.slowclients import REQUEST_TIMEOUT_ENV, GuardedHttpToolsProtocol
-
-    # IPNs name the certificate at Penny's public address: this one unless told (docs/ipn.md).
-    os.environ.setdefault(PUBLIC_URL_ENV, f"http://{host}:{port}")
-    try:
-        ipn = IpnSettings.from_env()
-    except IpnConfigError as exc:
-        raise fail(str(exc)) from None
-    with _database(database) as db:
-        console.print(
-            f"Penny {__version__} on {db.dialect} ({_redacted(db.url)}), "
-            f"listening on http://{host}:{port}/ with {workers} worker(s)  — health check: "
-            "/healthz, metrics: /metrics"
-        )
-        configure_logging()
-        _install_test_faults()
-        os.environ[REQUEST_TIMEOUT_ENV] = str(request_timeout)
-        limits: dict[str, Any] = {
-            "http": GuardedHttpToolsProtocol,
-            "limit_concurrency": limit_concurrency,
-            "timeout_keep_alive": 5,
-        }
-        if workers == 1:
-            app = create_app(db, ipn=ipn)
-            freeze_startup_objects()
-            uvicorn.run(app, host=host, port=port, log_level="warning", **limits)
-            return
-        if db.is_sqlite and (db.url in ("sqlite://", "sqlite:///") or "memory" in db.url):
-            raise fail("--workers > 1 needs a database file or a PostgreSQL server")
-        try:
-            # Found (or, next to an SQLite file, created) once here, not raced by the workers.
-            load_server_key(db.url)
-        except ServerKeyError as exc:
-            raise fail(str(exc)) from None
-        # The workers open the database themselves (migrated above, once).
-        os.environ[DATABASE_URL_ENV] = db.url
-        uvicorn.run(
-            "penny.web.app:app_from_env",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="warning",
-            **limits,
-        )
-
-
-def _install_test_faults() -> None:
-    """``$PENNY_FAULTS`` (test builds only) breaks the server on purpose; unset, nothing."""
-    from penny.check.faults import UnknownFaultError, install_from_env
-
-    try:
-        install_from_env()
-    except UnknownFaultError as exc:
-        raise fail(str(exc)) from None
-
-
-def _redacted(url: str) -> str:
-    """A database URL without its password, fit for a log line."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 # Sub-apps that reuse the helpers above are imported last.
@@ -386,5 +445,6 @@ from penny.cli.check import check_app  # noqa: E402
 
 app.add_typer(check_app, name="check")
 
-# Registers `penny bench http` and `penny bench path`.
-from penny.cli import bench_http, bench_path  # noqa: E402, F401
+# These register commands on the apps above: bench http, bench path, serve, and the
+# read-only views.
+from penny.cli import bench_http, bench_path, queries, serve  # noqa: E402, F401

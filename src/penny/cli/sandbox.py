@@ -20,22 +20,23 @@ from typing import Annotated, Any
 
 import typer
 
+from penny.cli.base import penny_typer
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.domain.model import Transaction
 from penny.domain.parties import DuplicateEmailError, PaymentMethodKind
 from penny.engine.ledger import Ledger
 from penny.ipn.outbox import IpnOutbox
-from penny.money import Money, MoneyError, parse_amount
+from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
 
-sandbox_app: typer.Typer = typer.Typer(
-    help="The sandbox: move time forward, seed a demo, issue instruments.", no_args_is_help=True
+sandbox_app: typer.Typer = penny_typer(
+    "The sandbox: move time forward, seed a demo, issue instruments."
 )
 
 from penny.cli.accounts import open_directory  # noqa: E402
-from penny.cli.main import DatabaseOption, JsonOption, emit, fail  # noqa: E402
+from penny.cli.main import DatabaseOption, JsonOption, command_name, emit, fail  # noqa: E402
 
 MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
 SEED_MERCHANT_EMAIL = "merchant@digitaldownload.example"
@@ -52,8 +53,8 @@ class _Sandbox:
 
 
 @contextmanager
-def _sandbox(url: str | None) -> Iterator[_Sandbox]:
-    with open_directory(url) as directory:
+def _sandbox(url: str | None, *, create: bool = False) -> Iterator[_Sandbox]:
+    with open_directory(url, create=create) as directory:
         clock = directory.clock
         assert isinstance(clock, SandboxClock)
         payments = Payments(directory.ledger, listener=IpnOutbox())  # completions notify
@@ -64,7 +65,7 @@ def _amount(text: str | None, what: str) -> Money | None:
     if text is None:
         return None
     try:
-        return parse_amount(text, "USD")
+        return parse_positive_amount(text, "USD")
     except MoneyError as exc:
         raise fail(f"{what}: {exc}") from None
 
@@ -72,8 +73,8 @@ def _amount(text: str | None, what: str) -> Money | None:
 @sandbox_app.command()
 def advance(
     database: DatabaseOption = None,
-    days: Annotated[int, typer.Option(min=0, help="Days to move forward.")] = 0,
-    hours: Annotated[int, typer.Option(min=0, help="Hours to move forward.")] = 0,
+    days: Annotated[int, typer.Option(metavar="N", min=0, help="Days to move forward.")] = 0,
+    hours: Annotated[int, typer.Option(metavar="N", min=0, help="Hours to move forward.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Move sandbox time forward and finish whatever has come due."""
@@ -102,8 +103,9 @@ def advance(
 @sandbox_app.command()
 def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Create the demo merchant "DigitalDownload" (with an API key) and a buyer with a test
-    card and a bank account. Run once; a second run reports what is there."""
-    with _sandbox(database) as sandbox:
+    card and a bank account. Run once; a second run reports what is there. Creates the
+    database (and its server key) if it does not exist yet."""
+    with _sandbox(database, create=True) as sandbox:
         directory = sandbox.directory
         try:
             merchant, key = directory.create_business("DigitalDownload", SEED_MERCHANT_EMAIL)
@@ -117,7 +119,7 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
                 [
                     f"already seeded: merchant {existing.id}"
                     + (f", buyer {buyer.id}" if buyer else ""),
-                    f"a new API key: penny keys create --account {existing.id}",
+                    f"a new API key: {command_name()} keys create --account {existing.id}",
                 ],
             )
             return
@@ -142,6 +144,7 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
             f"merchant  DigitalDownload  {merchant.id}",
             f"  access key id      {key.key.access_key_id}",
             f"  secret access key  {key.secret}   (shown once; keep it)",
+            f"  (lost it? {command_name()} keys create --account {merchant.id} makes another)",
             f"buyer     Sandbox Buyer    {buyer.id}  {SEED_BUYER_EMAIL} / {SEED_BUYER_PASSWORD}",
             f"  card  {card.describe()}  {card.id}",
             f"  bank  {bank.describe()}  {bank.id}",
@@ -149,15 +152,23 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     )
 
 
-MerchantOption = Annotated[str, typer.Option("--merchant", help="Merchant account id or email.")]
-BuyerOption = Annotated[str, typer.Option("--buyer", help="Buyer account id or email.")]
+MerchantOption = Annotated[
+    str, typer.Option("--merchant", metavar="ID|EMAIL", help="Merchant account id or email.")
+]
+BuyerOption = Annotated[
+    str, typer.Option("--buyer", metavar="ID|EMAIL", help="Buyer account id or email.")
+]
 MethodOption = Annotated[
     str | None,
     typer.Option(
-        "--method", help="The buyer's payment method id (default: the buyer's first card)."
+        "--method",
+        metavar="ID",
+        help="The buyer's payment method id (default: the buyer's first card).",
     ),
 ]
-DaysOption = Annotated[int, typer.Option(min=1, help="Days the instrument stays valid.")]
+DaysOption = Annotated[
+    int, typer.Option(metavar="N", min=1, help="Days the instrument stays valid.")
+]
 
 
 def _parties(sandbox: _Sandbox, merchant: str, buyer: str, method: str | None) -> tuple[str, ...]:
@@ -193,9 +204,11 @@ def _setup_data(setup: InstrumentSetup) -> dict[str, Any]:
 def setup_prepaid(
     merchant: MerchantOption,
     buyer: BuyerOption,
-    reference: Annotated[str, typer.Option(help="Caller reference prefix (must be new).")],
+    reference: Annotated[
+        str, typer.Option(metavar="REFERENCE", help="Caller reference prefix (must be new).")
+    ],
     funding_limit: Annotated[
-        str | None, typer.Option(help="Most that may ever be funded, e.g. 100.")
+        str | None, typer.Option(metavar="AMOUNT", help="Most that may ever be funded, e.g. 100.")
     ] = None,
     method: MethodOption = None,
     days: DaysOption = 365,
@@ -235,10 +248,15 @@ def setup_prepaid(
 def setup_postpaid(
     merchant: MerchantOption,
     buyer: BuyerOption,
-    reference: Annotated[str, typer.Option(help="Caller reference prefix (must be new).")],
-    credit_limit: Annotated[str, typer.Option(help="The most the debt may reach, e.g. 100.")],
+    reference: Annotated[
+        str, typer.Option(metavar="REFERENCE", help="Caller reference prefix (must be new).")
+    ],
+    credit_limit: Annotated[
+        str, typer.Option(metavar="AMOUNT", help="The most the debt may reach, e.g. 100.")
+    ],
     global_amount_limit: Annotated[
-        str | None, typer.Option(help="The most that may ever be charged in total.")
+        str | None,
+        typer.Option(metavar="AMOUNT", help="The most that may ever be charged in total."),
     ] = None,
     method: MethodOption = None,
     days: DaysOption = 365,

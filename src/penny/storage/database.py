@@ -15,8 +15,10 @@ Two stores are supported:
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -26,7 +28,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///penny.db"
@@ -45,17 +47,56 @@ class DatabaseError(RuntimeError):
     """The store cannot be opened or used (a bad URL, an unreachable server)."""
 
 
+class MissingDatabaseError(DatabaseError):
+    """There is no Penny store at the URL, and the caller may not create one.
+
+    ``location`` names it for a person: the SQLite file's path, or the URL without password.
+    """
+
+    def __init__(self, message: str, location: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
 def database_url_from_env(explicit: str | None = None) -> str:
     """The URL to use: ``explicit``, else ``$PENNY_DATABASE_URL``, else ``./penny.db``."""
     return explicit or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
 
 
-def _normalise_url(url: str) -> str:
-    """Accept ``postgresql://`` and ``postgres://`` as shorthand for the psycopg 3 driver."""
+#: ``scheme:`` at the start of a string: a URL (or a mistyped one), not a file path.
+_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def normalise_url(url: str) -> str:
+    """The SQLAlchemy URL for what a person typed.
+
+    * A plain file path (``./penny.db``, ``/var/lib/penny/penny.db``, ``penny.db``) is an
+      SQLite database: ``sqlite:///`` + the path.
+    * ``postgresql://`` and ``postgres://`` are shorthand for the psycopg 3 driver.
+    * Anything else that starts like a URL but lacks ``://`` is refused with the URL to use.
+    """
+    if "://" not in url:
+        if _SCHEME_RE.match(url):
+            raise DatabaseError(
+                f"not a database URL: {url!r} (use sqlite:///path/to/penny.db, a plain file "
+                "path such as ./penny.db, or postgresql://user@host:5432/penny)"
+            )
+        return "sqlite:///" + url
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite database URL; ``None`` for in-memory SQLite or another store."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    name = parsed.database or ""
+    if name in ("", ":memory:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(name)
 
 
 @dataclass
@@ -132,13 +173,19 @@ def _postgresql_engine(url: str) -> Engine:
     )
 
 
-def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
-    """Open the store at ``url`` (see :func:`database_url_from_env`) and migrate it."""
-    resolved = _normalise_url(database_url_from_env(url))
+def open_database(url: str | None = None, *, migrate: bool = True, create: bool = True) -> Database:
+    """Open the store at ``url`` (see :func:`database_url_from_env`) and migrate it.
+
+    With ``create=False`` a store that does not exist yet (no SQLite file, or a database
+    without Penny's schema) is not made: :class:`MissingDatabaseError` instead.
+    """
+    resolved = normalise_url(database_url_from_env(url))
     try:
         parsed = make_url(resolved)
     except ArgumentError as exc:
         raise DatabaseError(f"not a database URL: {resolved!r}") from exc
+    if not create:
+        _refuse_missing_file(resolved)
     dialect = parsed.get_backend_name()
     if dialect == "sqlite":
         write = _sqlite_engine(resolved, "BEGIN IMMEDIATE")
@@ -148,9 +195,39 @@ def open_database(url: str | None = None, *, migrate: bool = True) -> Database:
     else:
         raise DatabaseError(f"unsupported database {dialect!r}: use sqlite:/// or postgresql://")
     database = Database(resolved, dialect, write, read)
+    if not create:
+        _refuse_missing_schema(database)
     if migrate:
         upgrade(database)
     return database
+
+
+def _refuse_missing_file(url: str) -> None:
+    """Refuse an SQLite URL whose file does not exist, before connecting would create it."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise MissingDatabaseError(f"no database at {path}", str(path))
+    if path is None and make_url(url).get_backend_name() == "sqlite":
+        raise MissingDatabaseError("an in-memory SQLite database starts empty", url)
+
+
+def _refuse_missing_schema(database: Database) -> None:
+    """Refuse a store without Penny's schema (an empty file, a new PostgreSQL database)."""
+    try:
+        revision = current_revision(database)
+    except DBAPIError as exc:
+        database.dispose()
+        raise DatabaseError(f"cannot read the database: {exc.orig}") from exc
+    if revision is None:
+        database.dispose()
+        path = sqlite_file(database.url)
+        location = str(path) if path is not None else redacted(database.url)
+        raise MissingDatabaseError(f"the database {location} holds no Penny store", location)
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password, fit for a log line or a message."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _alembic_config(conn: Connection) -> Config:
@@ -183,3 +260,31 @@ def current_revision(database: Database) -> str | None:
     with database.read_engine.connect() as conn:
         revision: str | None = MigrationContext.configure(conn).get_current_revision()
         return revision
+
+
+#: Tables whose rows are sealed with the server key (docs/decisions.md, "Server secret key"):
+#: API secrets and IPN signing keys are encrypted with it, and a payment method's fingerprint
+#: is an HMAC under it.
+_SEALED: Final = (
+    ("api_keys", ""),
+    ("signing_keys", ""),
+    ("payment_methods", " WHERE fingerprint IS NOT NULL"),
+)
+
+
+def holds_sealed_rows(path: Path) -> bool:
+    """Whether the SQLite file at ``path`` holds anything sealed with a server key.
+
+    Read only, through the standard library: it is asked before a key file is made, and a
+    store that holds such rows must never be given a new key.
+    """
+    if not path.exists():
+        return False
+    with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        tables = {row[0] for row in rows}
+        return any(
+            conn.execute(f"SELECT 1 FROM {table}{where} LIMIT 1").fetchone() is not None
+            for table, where in _SEALED
+            if table in tables
+        )

@@ -140,6 +140,15 @@ def load_parties(conn: Connection, ids: Iterable[str]) -> dict[str, Party]:
     return {row["id"]: _party(row) for row in rows}
 
 
+def list_parties(conn: Connection, kind: PartyKind | None, limit: int) -> list[Party]:
+    """Accounts, oldest first (for the operator's ``penny accounts list``)."""
+    query = select(*_PARTY_COLUMNS)
+    if kind is not None:
+        query = query.where(parties.c.kind == kind.value)
+    rows = conn.execute(query.order_by(parties.c.created_at, parties.c.id).limit(limit))
+    return [_party(row) for row in rows.mappings()]
+
+
 def party_by_email(conn: Connection, email: str) -> Party | None:
     """The party with this (already normalised) email."""
     query = select(*_PARTY_COLUMNS).where(parties.c.email == email)

@@ -454,3 +454,71 @@ def activity(
     order = transactions.c.received_at.asc() if ascending else transactions.c.received_at.desc()
     rows = conn.execute(query.order_by(order, transactions.c.id).limit(limit))
     return [_transaction(row._mapping) for row in rows]
+
+
+# -- the operator's views (penny transactions …, penny instruments …) -------------------------
+
+
+def list_transactions(
+    conn: Connection,
+    *,
+    party_id: str | None = None,
+    instrument_id: str | None = None,
+    operation: Operation | None = None,
+    status: Status | None = None,
+    since: int | None = None,
+    until: int | None = None,
+    limit: int = 50,
+) -> list[Transaction]:
+    """Every merchant's transactions, newest first, filtered (``party_id`` in any role)."""
+    query = select(transactions)
+    if party_id is not None:
+        query = query.where(
+            or_(
+                transactions.c.caller_id == party_id,
+                transactions.c.sender_id == party_id,
+                transactions.c.recipient_id == party_id,
+            )
+        )
+    if instrument_id is not None:
+        query = query.where(transactions.c.instrument_id == instrument_id)
+    if operation is not None:
+        query = query.where(transactions.c.operation == operation.value)
+    if status is not None:
+        query = query.where(transactions.c.status == status.value)
+    if since is not None:
+        query = query.where(transactions.c.received_at >= since)
+    if until is not None:
+        query = query.where(transactions.c.received_at < until)
+    order = (transactions.c.received_at.desc(), transactions.c.id.desc())
+    rows = conn.execute(query.order_by(*order).limit(limit))
+    return [_transaction(row._mapping) for row in rows]
+
+
+def list_instruments(
+    conn: Connection,
+    *,
+    party_id: str | None = None,
+    kind: InstrumentKind | None = None,
+    limit: int = 50,
+) -> list[Instrument]:
+    """Instruments, newest first; ``party_id`` as their buyer or their merchant."""
+    query = select(instruments)
+    if party_id is not None:
+        query = query.where(
+            or_(instruments.c.sender_id == party_id, instruments.c.recipient_id == party_id)
+        )
+    if kind is not None:
+        query = query.where(instruments.c.kind == kind.value)
+    order = (instruments.c.created_at.desc(), instruments.c.id.desc())
+    rows = conn.execute(query.order_by(*order).limit(limit))
+    return [_instrument(row._mapping) for row in rows]
+
+
+def tokens_of_instrument(conn: Connection, instrument_id: str) -> list[Token]:
+    rows = conn.execute(
+        select(tokens)
+        .where(tokens.c.instrument_id == instrument_id)
+        .order_by(tokens.c.created_at, tokens.c.id)
+    )
+    return [_token(row._mapping) for row in rows]

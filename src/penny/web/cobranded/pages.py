@@ -35,13 +35,19 @@ from starlette.routing import BaseRoute, Route
 from penny.clock import Clock, SystemClock
 from penny.domain.errors import PaymentsError
 from penny.domain.parties import (
+    MIN_PASSWORD_LENGTH,
     CardBehaviour,
     DirectoryError,
+    DuplicateEmailError,
+    InvalidDetailsError,
     Party,
     PartyKind,
     PaymentMethod,
     PaymentMethodKind,
     card_expired,
+    check_password,
+    normalise_email,
+    normalise_name,
     parse_expiry,
 )
 from penny.fps.signature import SignatureMethod, candidate_hosts, sign_v2
@@ -496,30 +502,23 @@ class CobrandedUi:
         form = incoming.form or {}
         name, email = form.get("name", "").strip(), form.get("email", "").strip()
         password = form.get("password", "")
-        errors: dict[str, str] = {}
-        if not name:
-            errors["name"] = "Enter your name."
-        if not email:
-            errors["email"] = "Enter your email address."
-        if len(password) < 8:
-            errors["password"] = _SHORT_PASSWORD
-        if password != form.get("password2", ""):
-            errors["password2"] = "The two passwords differ."
+        errors = _registration_errors(name, email, password, form.get("password2", ""))
         party: Party | None = None
         now = self._now()
         attempts = [f"register:{incoming.client[:64]}"]
         if not errors and self._rate_limited(attempts, (security.REGISTER_MAX_PER_CLIENT,), now):
             errors["form"] = "Too many accounts were created from here. Wait 15 minutes."
         elif not errors:
-            with self.database.write() as conn:  # every attempt counts: each costs a hash
+            # Every well-formed attempt counts (each costs a hash), a taken email too: that is
+            # what limits probing which emails have accounts (docs/security.md).
+            with self.database.write() as conn:
                 sql.record_failure(conn, attempts, now)
             try:
                 party = self.directory.create_personal(name, email, password)
+            except DuplicateEmailError:
+                errors["email"] = _TAKEN_EMAIL
             except DirectoryError as error:
-                field_name = "email" if "email" in str(error) else "name"
-                if "password" in str(error):
-                    field_name = "password"
-                errors[field_name] = _sentence(str(error))
+                errors["form"] = _sentence(str(error))
         if party is None:
             return self._view(
                 ctx, "register.html", 400, errors=errors, values={"name": name, "email": email}
@@ -774,6 +773,7 @@ def _sign_in_first(ctx: _Context) -> Page:
 
 
 _SHORT_PASSWORD: Final = "Choose a password of at least 8 characters."  # noqa: S105
+_TAKEN_EMAIL: Final = "An account with this email address already exists: sign in with it instead."
 
 
 def _decline_reason(method: PaymentMethod, now_us: int) -> str | None:
@@ -805,6 +805,30 @@ def _date(micros: int | None) -> str | None:
     if micros is None:
         return None
     return datetime.fromtimestamp(micros // 1_000_000, UTC).strftime("%d %B %Y, %H:%M UTC")
+
+
+def _registration_errors(name: str, email: str, password: str, again: str) -> dict[str, str]:
+    """Every mistake in the register form at once, by field (the form shows them together)."""
+    errors: dict[str, str] = {}
+    checks: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("name", lambda: normalise_name(name)),
+        ("email", lambda: normalise_email(email)),
+        ("password", lambda: check_password(password)),
+    )
+    for field_name, check in checks:
+        try:
+            check()
+        except InvalidDetailsError as error:
+            errors[field_name] = _sentence(str(error))
+    if not name:
+        errors["name"] = "Enter your name."
+    if not email:
+        errors["email"] = "Enter your email address."
+    if len(password) < MIN_PASSWORD_LENGTH:
+        errors["password"] = _SHORT_PASSWORD
+    if password != again:
+        errors["password2"] = "The two passwords differ."
+    return errors
 
 
 def _sentence(text: str) -> str:
