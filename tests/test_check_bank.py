@@ -277,7 +277,7 @@ def test_bank_refuses_options_it_cannot_honour(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["check", "bank", "--store", "oracle", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "--store must be 'sqlite' or 'postgresql'" in result.output
+    assert "--store must be 'sqlite', 'postgresql' or 'patroni'" in result.output
     result = runner.invoke(app, ["check", "bank", "--processes", "2", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--processes > 1 needs PostgreSQL" in result.output

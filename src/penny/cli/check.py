@@ -29,8 +29,10 @@ def bank(
     store: Annotated[
         str,
         typer.Option(
-            help="Without --database: 'sqlite' (a file in --out) or 'postgresql' (a throwaway "
-            "cluster, crash-restarted once during the run)."
+            help="Without --database: 'sqlite' (a file in --out), 'postgresql' (a throwaway "
+            "cluster, crash-restarted once during the run) or 'patroni' (a throwaway etcd + "
+            "three-node Patroni cluster with synchronous replication: leader kills and "
+            "switchovers, see --failovers and --switchovers)."
         ),
     ] = "sqlite",
     database: Annotated[
@@ -49,6 +51,12 @@ def bank(
     clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 8,
     duration: Annotated[float, typer.Option(min=1.0, help="Seconds of client traffic.")] = 30.0,
     kills: Annotated[int, typer.Option(min=0, help="SIGKILL trials during the run.")] = 5,
+    failovers: Annotated[
+        int, typer.Option(min=0, help="--store patroni: SIGKILLs of the leader's postmaster.")
+    ] = 2,
+    switchovers: Annotated[
+        int, typer.Option(min=0, help="--store patroni: planned switchovers.")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 1,
     out: Annotated[Path, typer.Option(help="Directory for history, summary and plot.")] = Path(
         "bank-check"
@@ -72,8 +80,8 @@ def bank(
     from penny.check.servers import ServerError
     from penny.check.verify import check, first_ops, summary
 
-    if store not in {"sqlite", "postgresql"}:
-        raise fail("--store must be 'sqlite' or 'postgresql'")
+    if store not in {"sqlite", "postgresql", "patroni"}:
+        raise fail("--store must be 'sqlite', 'postgresql' or 'patroni'")
     if processes > 1 and store == "sqlite" and database is None:
         raise fail("--processes > 1 needs PostgreSQL: use --store postgresql")
     config = BankConfig(
@@ -89,6 +97,8 @@ def bank(
         out_dir=out,
         faults=inject_fault,
         restart_database=restart_database,
+        failovers=failovers,
+        switchovers=switchovers,
     )
     try:
         record = run_bank(config, progress=lambda line: console.print(line, highlight=False))
@@ -112,6 +122,7 @@ def bank(
             f"{'clean' if record.audit_clean else 'NOT CLEAN'}\n"
             f"  history {out / 'history.jsonl'}, plot {out / 'throughput.png'}"
         )
+        _echo_cluster(data)
         for violation in verdict.violations[:10]:
             typer.echo(f"  VIOLATION [{violation.code}] {violation.message}")
         if len(verdict.violations) > 10:
@@ -121,3 +132,24 @@ def bank(
             typer.echo(f"  first offending op: {json.dumps(fields)}")
     if not verdict.ok:
         raise typer.Exit(code=1)
+
+
+def _echo_cluster(data: dict[str, object]) -> None:
+    """On a Patroni cluster: the database faults' figures and every node's check."""
+    figures = data.get("failover_figures")
+    if isinstance(figures, dict):
+        for kind, f in figures.items():
+            typer.echo(
+                f"  {f['count']} {kind}(s): no acknowledged write for p50 {f['no_write_s_p50']} s, "
+                f"max {f['no_write_s_max']} s; writes/s before {f['writes_per_s_before_mean']}, "
+                f"after {f['writes_per_s_after_mean']}"
+            )
+    nodes = data.get("nodes")
+    if isinstance(nodes, list):
+        for node in nodes:
+            same = "same as the primary" if node["same_as_primary"] else "DIFFERS from primary"
+            typer.echo(
+                f"  {node['role']} {node['node']}: audit "
+                f"{'clean' if node['audit_clean'] else 'NOT CLEAN'}, "
+                f"{same}"
+            )

@@ -8,6 +8,12 @@ busy SQLite file) is rolled back and run again from fresh state; the core is pur
 exactly as correct as the first run. When the store stays unavailable every command of the batch
 gets the transient ``storage_unavailable``, and a retry with the same key is safe.
 
+A batch whose connection to PostgreSQL is lost (the primary died or is failing over; the node
+reached is a standby; the server is shutting down) is not re-run and not guessed at: whether its
+commit happened cannot be known from here, so its commands get ``storage_unavailable`` at once
+and their retry with the same keys finds out (the first outcome if it committed, a fresh run
+if it did not). The next batch takes a new connection, which finds the new primary.
+
 Several threads may call :meth:`Ledger.execute`; they take turns (one writer per process).
 Several processes may share one PostgreSQL database; row locks keep them exact.
 """
@@ -53,6 +59,13 @@ MAX_ATTEMPTS = 8
 #: PostgreSQL SQLSTATEs after which re-running the transaction is the fix.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "23505"})
 
+#: SQLSTATE classes that mean the server went away or will not serve now: connection exception
+#: (08), operator intervention (57: admin or crash shutdown, cannot connect now, cancelled),
+#: insufficient resources (53: too many connections, disk full).
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+#: A write reached a server in recovery: the node is a standby now (a switchover happened).
+_READ_ONLY_TRANSACTION = "25006"
+
 
 @dataclass(frozen=True)
 class BatchStats:
@@ -74,6 +87,7 @@ class Ledger:
         self._batches = 0
         self._commands = 0
         self._retries = 0
+        self._unavailable = 0
 
     # -- writing ----------------------------------------------------------------------
 
@@ -104,6 +118,12 @@ class Ledger:
                     self._commands += session.applied
                     return result
                 except (IntegrityError, OperationalError, DBAPIError) as exc:
+                    if self.database.is_postgresql and lost_connection(exc):
+                        self._unavailable += 1
+                        log.warning("a batch lost its database connection: %s", exc.orig)
+                        raise StorageUnavailableError(
+                            "the database connection was lost; retry with the same keys"
+                        ) from exc
                     if not _retryable(exc):
                         raise
                     self._retries += 1
@@ -155,11 +175,28 @@ class Ledger:
     def stats(self) -> BatchStats:
         return BatchStats(self._batches, self._commands, self._retries)
 
+    @property
+    def unavailable(self) -> int:
+        """Batches that ended as ``storage_unavailable`` because the connection was lost."""
+        return self._unavailable
+
 
 def _back_off(attempt: int) -> None:
     """Sleep a random while, up to 2 ms × 2^attempt, so colliding processes spread out."""
     micros = random.randrange(2_000 * 2**attempt)
     time.sleep(timedelta(microseconds=micros).total_seconds())
+
+
+def lost_connection(exc: DBAPIError) -> bool:
+    """Whether ``exc`` (raised by PostgreSQL's driver) means the server is gone or will not take
+    writes now, rather than a conflict or a bug: SQLAlchemy saw a disconnect, libpq failed
+    without a server answer (no SQLSTATE), or the SQLSTATE says so."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is None:
+        return isinstance(exc, OperationalError)
+    return sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate == _READ_ONLY_TRANSACTION
 
 
 def _retryable(exc: DBAPIError) -> bool:

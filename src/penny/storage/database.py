@@ -8,6 +8,11 @@ Two stores are supported:
   be retried half-way; reads use plain deferred transactions and do not block the writer.
 * **PostgreSQL** (``postgresql+psycopg://…``, psycopg 3): ``synchronous_commit=on``, READ
   COMMITTED, with the rows a batch changes locked by ``SELECT … FOR UPDATE`` in a fixed order.
+  A high-availability cluster (Patroni) is named by a libpq multi-host URL,
+  ``postgresql://user@host1:5432,host2:5432,host3:5432/penny?target_session_attrs=read-write``:
+  libpq tries the hosts in turn and keeps the one that takes writes, the primary. A pooled
+  connection is checked before use, and once one is found broken every other connection of the
+  pool is dropped too, so after a failover new connections find the new primary.
 
 :func:`open_database` also brings the schema up to date through the Alembic migrations.
 """
@@ -15,17 +20,19 @@ Two stores are supported:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import parse_qsl, unquote
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -40,6 +47,23 @@ _MIGRATION_LOCK_KEY: Final = 0x70656E6E79
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 
+#: libpq connection settings Penny adds unless the URL sets them: give up on a host that does
+#: not answer within 5 s (libpq then tries the next one), and notice a peer that vanished
+#: without closing the connection (a lost machine) within about 10 s.
+PG_CONNECT_DEFAULTS: Final = {
+    "connect_timeout": "5",
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+}
+
+#: ``scheme://[userinfo@]host1[:port],host2[:port][/dbname][?query]``: libpq's multi-host URI.
+_MULTI_HOST = re.compile(
+    r"^(?P<scheme>postgres(?:ql)?(?:\+psycopg)?)://(?:(?P<userinfo>[^@/?]*)@)?"
+    r"(?P<hosts>[^/?@]*,[^/?@]*)(?:/(?P<dbname>[^?]*))?(?:\?(?P<query>.*))?$"
+)
+
 
 class DatabaseError(RuntimeError):
     """The store cannot be opened or used (a bad URL, an unreachable server)."""
@@ -51,11 +75,35 @@ def database_url_from_env(explicit: str | None = None) -> str:
 
 
 def _normalise_url(url: str) -> str:
-    """Accept ``postgresql://`` and ``postgres://`` as shorthand for the psycopg 3 driver."""
+    """Accept ``postgresql://`` and ``postgres://`` as shorthand for the psycopg 3 driver, and
+    libpq's multi-host form (:func:`multi_host_url`)."""
+    if _MULTI_HOST.match(url):
+        return multi_host_url(url)
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def multi_host_url(url: str) -> str:
+    """libpq's ``postgresql://u@h1:p1,h2:p2/db?…`` as the SQLAlchemy URL psycopg is given
+    (``postgresql+psycopg://u@/db?host=h1:p1&host=h2:p2&…``); other URLs are returned as is."""
+    match = _MULTI_HOST.match(url)
+    if match is None:
+        return url
+    user, password = None, None
+    if match["userinfo"]:
+        user, _, secret = match["userinfo"].partition(":")
+        user, password = unquote(user), unquote(secret) if secret else None
+    query: dict[str, str | tuple[str, ...]] = dict(parse_qsl(match["query"] or ""))
+    query["host"] = tuple(h for h in match["hosts"].split(",") if h)
+    return URL.create(
+        "postgresql+psycopg",
+        username=user,
+        password=password,
+        database=unquote(match["dbname"]) if match["dbname"] else None,
+        query=query,
+    ).render_as_string(hide_password=False)
 
 
 @dataclass
@@ -123,12 +171,17 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
 
 
 def _postgresql_engine(url: str) -> Engine:
+    given = make_url(url).query
+    connect_args: dict[str, str] = {"options": "-c synchronous_commit=on"}
+    connect_args.update({k: v for k, v in PG_CONNECT_DEFAULTS.items() if k not in given})
     return create_engine(
         url,
         pool_size=8,
         max_overflow=8,
+        # A connection is tested when taken from the pool; when one is found dead (or a
+        # statement fails on a lost connection), SQLAlchemy drops the whole pool's connections.
         pool_pre_ping=True,
-        connect_args={"options": "-c synchronous_commit=on"},
+        connect_args=connect_args,
     )
 
 

@@ -7,7 +7,8 @@
   exception is logged with its traceback and answered ``InternalError`` (HTTP 503, which every
   FPS client retries).
 * ``/healthz`` answers 200 with the store's dialect and schema revision when the database
-  answers, 503 otherwise.
+  answers (and, on PostgreSQL, the server reached takes writes), 503 otherwise
+  (:mod:`penny.web.health`).
 * ``/metrics``: Prometheus metrics of this application (:mod:`penny.web.metrics`), not
   authenticated: expose it to the monitoring network only.
 
@@ -30,7 +31,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -38,7 +38,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from penny import __version__
 from penny.clock import Clock, SystemClock
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Transaction
@@ -68,9 +67,9 @@ from penny.signing import Signer, load_signer
 from penny.storage.database import (
     DATABASE_URL_ENV,
     Database,
-    current_revision,
     open_database,
 )
+from penny.web import health
 from penny.web.batching import (
     BatchedPayments,
     Deferred,
@@ -402,18 +401,7 @@ def create_app(
     ipn_runner = None if ipn is None else DeliveryRunner(Deliverer(database, signer, clock, ipn))
 
     async def healthz(_request: Request) -> JSONResponse:
-        try:
-            revision = current_revision(database)
-        except SQLAlchemyError:
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse(
-            {
-                "status": "ok",
-                "version": __version__,
-                "store": database.dialect,
-                "schema": revision,
-            }
-        )
+        return await health.healthz(database)
 
     async def fps(request: Request) -> Response:
         started = time.perf_counter_ns()
