@@ -24,7 +24,11 @@ def _list(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
 @bench_app.command("http")
 def bench_http(
     store: Annotated[
-        str, typer.Option(help="Stores to measure, comma-separated: sqlite, postgresql.")
+        str,
+        typer.Option(
+            help="Stores to measure, comma-separated: sqlite, postgresql, patroni (a throwaway "
+            "etcd + three-node Patroni cluster with synchronous replication)."
+        ),
     ] = "sqlite,postgresql",
     workloads: Annotated[str, typer.Option(help="Workloads, comma-separated.")] = (
         "W1,W2,W4,W5,W6"
@@ -66,7 +70,7 @@ def bench_http(
     except ValueError:
         raise fail("--history takes whole numbers separated by commas, or 'none'") from None
     options = Options(
-        stores=_list(store, ("sqlite", "postgresql"), "--store"),
+        stores=_list(store, ("sqlite", "postgresql", "patroni"), "--store"),
         workloads=_list(workloads, WORKLOADS, "--workloads"),
         buyers=buyers,
         merchants=merchants,

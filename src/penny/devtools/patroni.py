@@ -462,6 +462,14 @@ class PatroniCluster:
             "postgresql+psycopg", username=SUPERUSER, host=HOST, port=node.pg_port, database=dbname
         ).render_as_string(hide_password=False)
 
+    def leader_url(self, dbname: str = "postgres") -> str:
+        """SQLAlchemy URL of the current primary by its own address (for tools that take one
+        host, such as pgbench)."""
+        leader = self.leader()
+        if leader is None:
+            raise PatroniError("no leader")
+        return self.node_url(leader, dbname)
+
     def create_database(self, name: str) -> str:
         """``CREATE DATABASE name`` on the primary; return its multi-host URL (:meth:`url`)."""
         with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=10) as conn:
