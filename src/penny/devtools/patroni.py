@@ -206,8 +206,11 @@ class PatroniNode:
         return pid
 
 
-def _node_config(node: PatroniNode, etcd_port: int, namespace: str, bindir: Path) -> dict[str, Any]:
-    """The Patroni configuration of ``node`` (written as JSON, which is YAML)."""
+def _node_config(
+    node: PatroniNode, etcd_port: int, namespace: str, bindir: Path, archive_command: str | None
+) -> dict[str, Any]:
+    """The Patroni configuration of ``node`` (written as JSON, which is YAML); with
+    ``archive_command``, WAL archiving is on (every node runs it when it is the primary)."""
     trust = [
         "local all all trust",
         f"host all all {HOST}/32 trust",
@@ -226,6 +229,10 @@ def _node_config(node: PatroniNode, etcd_port: int, namespace: str, bindir: Path
         "shared_buffers": "64MB",
         "log_min_messages": "warning",
     }
+    local: dict[str, Any] = {"unix_socket_directories": str(node.directory)}
+    if archive_command is not None:
+        parameters["archive_mode"] = "on"
+        local["archive_command"] = archive_command
     return {
         "scope": SCOPE,
         "namespace": namespace,
@@ -264,7 +271,7 @@ def _node_config(node: PatroniNode, etcd_port: int, namespace: str, bindir: Path
                 "replication": {"username": REPLICATOR, "password": "penny"},
                 "rewind": {"username": SUPERUSER, "password": "penny"},
             },
-            "parameters": {"unix_socket_directories": str(node.directory)},
+            "parameters": local,
             "pg_hba": trust,
             "remove_data_directory_on_rewind_failure": True,
             "remove_data_directory_on_diverged_timelines": True,
@@ -302,9 +309,17 @@ class PatroniCluster:
     Authentication is ``trust`` for the ``postgres`` superuser over TCP on 127.0.0.1.
     """
 
-    def __init__(self, directory: Path, bindir: Path, run_as: pwd.struct_passwd | None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        bindir: Path,
+        run_as: pwd.struct_passwd | None,
+        *,
+        archive: bool = False,
+    ) -> None:
         """Wrap a fresh directory; use :meth:`start` rather than calling this directly."""
         self.directory = directory
+        self.archive = archive
         self.bindir = bindir
         self.run_as = run_as
         self.namespace = f"/penny-{secrets.token_hex(4)}/"
@@ -315,6 +330,7 @@ class PatroniCluster:
             for i in range(NODES)
         ]
         self.etcd: subprocess.Popen[bytes] | None = None
+        self._restored: list[RestoredServer] = []
         self._etcd_log: IO[bytes] | None = None
         self._pids: list[int] = []
         self._finalizer = weakref.finalize(
@@ -328,9 +344,11 @@ class PatroniCluster:
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, base_dir: Path | None = None) -> Self:
+    def start(cls, base_dir: Path | None = None, *, archive: bool = False) -> Self:
         """Start etcd and the three nodes; return once the cluster is healthy (see
-        :meth:`wait_healthy`). Retries on a lost port race; leaves nothing behind on failure."""
+        :meth:`wait_healthy`). With ``archive``, the primary archives its WAL to a pgBackRest
+        repository in the directory (:meth:`backrest`), whose stanza is created once the
+        cluster is up. Retries on a lost port race; leaves nothing behind on failure."""
         bindir = find_pg_bindir()
         if bindir is None or missing_tools():
             raise PatroniError(
@@ -341,7 +359,7 @@ class PatroniCluster:
         base = base_dir or (Path("/tmp") if run_as is not None else Path(tempfile.gettempdir()))
         for attempt in range(1, _START_ATTEMPTS + 1):
             directory = Path(tempfile.mkdtemp(prefix="penny-ha-", dir=base))
-            cluster = cls(directory, bindir, run_as)
+            cluster = cls(directory, bindir, run_as, archive=archive)
             try:
                 cluster._boot()
             except PatroniError:
@@ -362,10 +380,14 @@ class PatroniCluster:
         (self.directory / "etcd").mkdir(mode=0o700)
         self._chown_tree()
         self._start_etcd()
+        if self.archive:
+            self._write_backrest_config()
         for node in self.nodes:
             self._write_config(node)
             self.start_node(node, wait=False)
         self.wait_healthy()
+        if self.archive:
+            self.backrest("stanza-create")
 
     def _chown_tree(self) -> None:
         if self.run_as is None:
@@ -428,10 +450,99 @@ class PatroniCluster:
 
     def _write_config(self, node: PatroniNode) -> None:
         path = node.directory / "patroni.yml"
-        config = _node_config(node, self.etcd_port, self.namespace, self.bindir)
+        archive = None
+        if self.archive:
+            archive = (
+                f"pgbackrest --config={self.backrest_dir / 'pgbackrest.conf'} --stanza={SCOPE} "
+                f"--pg1-path={node.data_dir} archive-push %p"
+            )
+        config = _node_config(node, self.etcd_port, self.namespace, self.bindir, archive)
         path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         if self.run_as is not None:
             os.chown(path, self.run_as.pw_uid, self.run_as.pw_gid)
+
+    # -- pgBackRest ----------------------------------------------------------------------------
+
+    @property
+    def backrest_dir(self) -> Path:
+        """The pgBackRest repository, logs and configuration (with ``archive``)."""
+        return self.directory / "pgbackrest"
+
+    def _write_backrest_config(self) -> None:
+        base = self.backrest_dir
+        for sub in ("repo", "log", "lock", "spool"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        (base / "pgbackrest.conf").write_text(
+            "[global]\n"
+            f"repo1-path={base / 'repo'}\nlog-path={base / 'log'}\n"
+            f"lock-path={base / 'lock'}\nspool-path={base / 'spool'}\n"
+            "log-level-console=warn\nlog-level-file=info\nstart-fast=y\n"
+            "repo1-retention-full=2\n"
+            f"\n[{SCOPE}]\npg1-path={self.nodes[0].data_dir}\n",
+            encoding="utf-8",
+        )
+        self._chown_tree()
+
+    def _backrest_prefix(self, node: PatroniNode, data_dir: Path | None = None) -> str:
+        """The command line naming the stanza and ``node`` (only its data directory
+        ``data_dir`` for a restore, which connects to no server)."""
+        prefix = f"pgbackrest --config={self.backrest_dir / 'pgbackrest.conf'} --stanza={SCOPE}"
+        if data_dir is not None:
+            return f"{prefix} --pg1-path={data_dir}"
+        return (
+            f"{prefix} --pg1-path={node.data_dir} --pg1-port={node.pg_port} "
+            f"--pg1-socket-path={node.directory} --pg1-user={SUPERUSER}"
+        )
+
+    def backrest(
+        self, *args: str, node: PatroniNode | None = None, data_dir: Path | None = None
+    ) -> str:
+        """Run ``pgbackrest COMMAND …`` against ``node`` (default: the leader; ``data_dir``
+        instead of its data directory, for a restore) as the server's OS user; its output.
+        Raises :class:`PatroniError` when it fails."""
+        target = node or self.leader()
+        if target is None:
+            raise PatroniError("no leader to run pgbackrest against")
+        command = [*self._backrest_prefix(target, data_dir).split(), *args]
+        user = None if self.run_as is None else self.run_as.pw_uid
+        group = None if self.run_as is None else self.run_as.pw_gid
+        completed = subprocess.run(
+            command,
+            cwd=self.directory,
+            env=_child_env(),
+            capture_output=True,
+            text=True,
+            user=user,
+            group=group,
+            extra_groups=[] if user is not None else None,
+            timeout=600,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise PatroniError(
+                f"`{' '.join(command)}` exited {completed.returncode}: "
+                f"{completed.stdout.strip()} {completed.stderr.strip()}"
+            )
+        return completed.stdout
+
+    def restore(self, target_time: str) -> RestoredServer:
+        """Restore the latest backup and the archived WAL up to ``target_time`` (a PostgreSQL
+        timestamp) into a fresh data directory, start a plain PostgreSQL on it (not part of
+        the cluster, on its own port) and return once it has promoted itself."""
+        data = self.directory / f"restored-{secrets.token_hex(3)}"
+        data.mkdir(mode=0o700)
+        self._chown_tree()
+        self.backrest(
+            "--type=time",
+            f"--target={target_time}",
+            "--target-action=promote",
+            "restore",
+            data_dir=data,
+        )
+        server = RestoredServer(data, _free_port(), self)
+        server.start()
+        self._restored.append(server)
+        return server
 
     # -- URLs -----------------------------------------------------------------------------------
 
@@ -613,6 +724,8 @@ class PatroniCluster:
     def destroy(self) -> None:
         """Stop every process (SIGKILL: nothing here needs to survive) and delete the
         directory. Idempotent."""
+        for restored in self._restored:
+            restored.stop()
         for node in self.nodes:
             self.kill_node(node)
         if self.etcd is not None:
@@ -641,6 +754,69 @@ class PatroniCluster:
         """Show where the cluster lives."""
         ports = ",".join(str(n.pg_port) for n in self.nodes)
         return f"<PatroniCluster {HOST}:{ports} at {self.directory}>"
+
+
+@dataclass
+class RestoredServer:
+    """A plain PostgreSQL on a data directory restored by :meth:`PatroniCluster.restore`."""
+
+    data_dir: Path
+    port: int
+    cluster: PatroniCluster
+
+    def url(self, dbname: str = "postgres") -> str:
+        """SQLAlchemy URL of database ``dbname`` on the restored server."""
+        return URL.create(
+            "postgresql+psycopg", username=SUPERUSER, host=HOST, port=self.port, database=dbname
+        ).render_as_string(hide_password=False)
+
+    def _pg_ctl(self, *args: str) -> None:
+        run_as = self.cluster.run_as
+        completed = subprocess.run(
+            [str(self.cluster.bindir / "pg_ctl"), "-D", str(self.data_dir), *args],
+            cwd=self.cluster.directory,
+            env=_child_env(),
+            capture_output=True,
+            text=True,
+            user=None if run_as is None else run_as.pw_uid,
+            group=None if run_as is None else run_as.pw_gid,
+            extra_groups=[] if run_as is not None else None,
+            timeout=300,
+            check=False,
+        )
+        if completed.returncode != 0:
+            log = PatroniCluster._tail(self.data_dir.parent / f"{self.data_dir.name}.log")
+            raise PatroniError(f"pg_ctl {' '.join(args)}: {completed.stderr.strip()}\n{log}")
+
+    def start(self) -> None:
+        """Start it (what the cluster's configuration says, but its own port and socket, no
+        archiving, no synchronous standby) and wait until recovery has ended."""
+        options = (
+            f"-c port={self.port} -c listen_addresses={HOST} "
+            f"-c unix_socket_directories={self.data_dir} -c archive_mode=off "
+            f"-c synchronous_standby_names= -c hba_file={self.data_dir / 'pg_hba.conf'} "
+            f"-c ident_file={self.data_dir / 'pg_ident.conf'}"
+        )
+        log = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self._pg_ctl("-l", str(log), "-o", options, "-w", "-t", "300", "start")
+        dsn = f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(psycopg.Error):
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                if row is not None and not row[0]:
+                    return
+            time.sleep(0.2)
+        raise PatroniError(
+            f"the restored server did not finish recovery: {PatroniCluster._tail(log)}"
+        )
+
+    def stop(self) -> None:
+        """Stop it (immediately) if it runs."""
+        if (self.data_dir / "postmaster.pid").exists():
+            with contextlib.suppress(PatroniError):
+                self._pg_ctl("-m", "immediate", "-w", "stop")
 
 
 def _port_open(port: int) -> bool:
