@@ -170,10 +170,17 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
     return engine
 
 
-def _postgresql_engine(url: str) -> Engine:
+def pg_connect_args(url: str) -> dict[str, str]:
+    """What Penny adds to a PostgreSQL URL's connection settings: ``synchronous_commit=on``
+    and :data:`PG_CONNECT_DEFAULTS`, except those the URL sets itself."""
     given = make_url(url).query
     connect_args: dict[str, str] = {"options": "-c synchronous_commit=on"}
     connect_args.update({k: v for k, v in PG_CONNECT_DEFAULTS.items() if k not in given})
+    return connect_args
+
+
+def _postgresql_engine(url: str) -> Engine:
+    connect_args = pg_connect_args(url)
     return create_engine(
         url,
         pool_size=8,
