@@ -1,12 +1,15 @@
-"""How Penny reads database URLs: libpq's multi-host form for a high-availability cluster, and
-the connection settings it adds for PostgreSQL (issue #18)."""
+"""How Penny reads database URLs (libpq's multi-host form for a high-availability cluster, the
+connection settings it adds for PostgreSQL) and which driver errors mean that the connection to
+PostgreSQL is lost (a failover: the batch is answered ``storage_unavailable``). Issue #18."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from penny.storage.database import multi_host_url, pg_connect_args
+from penny.storage.database import Database, multi_host_url, pg_connect_args
 
 
 def _connect_args(url: str) -> dict[str, object]:
@@ -48,3 +51,39 @@ def test_postgresql_connections_get_a_connect_timeout_and_keepalives_unless_the_
     assert added["keepalives_idle"] == "5"
     assert added["options"] == "-c synchronous_commit=on"
     assert pg_connect_args("postgresql+psycopg://penny@db-a/penny")["connect_timeout"] == "5"
+
+
+def _database(url: str) -> Database:
+    engine = create_engine(url)  # never connects here
+    return Database(url, engine.dialect.name, engine, engine)
+
+
+@pytest.mark.parametrize(
+    ("orig", "lost"),
+    [
+        (psycopg.OperationalError("connection failed: Connection refused"), True),
+        (psycopg.errors.AdminShutdown("terminating connection"), True),  # 57P01
+        (psycopg.errors.CannotConnectNow("the database system is starting up"), True),
+        (psycopg.errors.ReadOnlySqlTransaction("read-only transaction"), True),  # a standby
+        (psycopg.errors.TooManyConnections("too many clients"), True),
+        (psycopg.errors.SerializationFailure("could not serialize"), False),  # re-run instead
+        (psycopg.errors.UniqueViolation("duplicate key"), False),
+        (Exception("database is locked"), False),  # not the driver's: not a lost connection
+    ],
+)
+def test_which_postgresql_errors_mean_the_connection_is_lost(orig: Exception, lost: bool) -> None:
+    database = _database("postgresql+psycopg://penny@db-a/penny")
+    try:
+        assert database.lost_connection(OperationalError("COMMIT", {}, orig)) is lost
+    finally:
+        database.dispose()
+
+
+def test_a_disconnect_is_lost_and_sqlite_never_is() -> None:
+    database = _database("postgresql+psycopg://penny@db-a/penny")
+    invalidated = DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True)
+    assert database.lost_connection(invalidated)
+    database.dispose()
+    sqlite = _database("sqlite://")
+    assert not sqlite.lost_connection(invalidated)
+    sqlite.dispose()

@@ -116,7 +116,7 @@ def test_the_tool_runs_a_synchronous_three_node_cluster_and_removes_it_all() -> 
 def _health(url: str) -> tuple[int, dict[str, Any]]:
     db = open_database(url, migrate=False)
     try:
-        response = asyncio.run(healthz(db, timeout_s=8))
+        response = asyncio.run(healthz(db, timeout_ms=8_000))
     finally:
         db.dispose()
     return response.status_code, json.loads(bytes(response.body))

@@ -16,9 +16,10 @@ SIGKILL of a node's postmaster (:meth:`PatroniCluster.kill_postmaster`), of the 
 (:meth:`PatroniCluster.kill_node`, a lost machine), a planned switchover
 (:meth:`PatroniCluster.switchover`).
 
-When the Debian packages (``patroni``, ``etcd-server``) are missing, :func:`ensure_installed`
-installs them with apt (running ``apt-get update`` once first); ``./scripts/test`` does the same
-in shell. Like :mod:`penny.devtools.pgcluster`, everything runs as the ``postgres`` OS user when
+When the Debian packages (``patroni``, ``etcd-server``, ``pgbackrest``) are missing,
+:meth:`PatroniCluster.start` installs them with apt (:func:`ensure_installed`: ``apt-get
+update`` once, then one ``apt-get install``); ``./scripts/test`` does the same in shell.
+Like :mod:`penny.devtools.pgcluster`, everything runs as the ``postgres`` OS user when
 this process is root. Ports are the kernel's picks on 127.0.0.1 (never a fixed range), so
 parallel test workers never collide; a start that loses a port race is retried.
 
@@ -346,14 +347,16 @@ class PatroniCluster:
     @classmethod
     def start(cls, base_dir: Path | None = None, *, archive: bool = False) -> Self:
         """Start etcd and the three nodes; return once the cluster is healthy (see
-        :meth:`wait_healthy`). With ``archive``, the primary archives its WAL to a pgBackRest
+        :meth:`wait_healthy`); installs the Debian packages first when they are missing
+        (:func:`ensure_installed`). With ``archive``, the primary archives its WAL to a pgBackRest
         repository in the directory (:meth:`backrest`), whose stanza is created once the
         cluster is up. Retries on a lost port race; leaves nothing behind on failure."""
+        ensure_installed()  # patroni, etcd-server, pgbackrest: apt-get when missing
         bindir = find_pg_bindir()
-        if bindir is None or missing_tools():
+        if bindir is None:
             raise PatroniError(
-                "patroni, etcd-server and PostgreSQL server binaries are needed: run "
-                "`python -m penny.devtools.patroni --install` or ./scripts/test"
+                "PostgreSQL server binaries are needed: `apt-get install postgresql` (or run "
+                "./scripts/test, which installs everything)"
             )
         run_as = _ensure_os_user() if os.geteuid() == 0 else None
         base = base_dir or (Path("/tmp") if run_as is not None else Path(tempfile.gettempdir()))
@@ -836,9 +839,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m penny.devtools.patroni",
         description="Run a throwaway etcd + three-node Patroni cluster until Ctrl-C or SIGTERM.",
     )
-    parser.add_argument(
-        "--install", action="store_true", help="install patroni, etcd-server, pgbackrest if missing"
-    )
     parser.add_argument("--base-dir", type=Path, default=None, help="where the directory goes")
     args = parser.parse_args(argv)
     stop_requested = threading.Event()
@@ -848,8 +848,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if args.install:
-            ensure_installed()
         cluster = PatroniCluster.start(args.base_dir)
     except (PatroniError, PgClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)

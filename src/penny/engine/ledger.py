@@ -59,13 +59,6 @@ MAX_ATTEMPTS = 8
 #: PostgreSQL SQLSTATEs after which re-running the transaction is the fix.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03", "23505"})
 
-#: SQLSTATE classes that mean the server went away or will not serve now: connection exception
-#: (08), operator intervention (57: admin or crash shutdown, cannot connect now, cancelled),
-#: insufficient resources (53: too many connections, disk full).
-_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
-#: A write reached a server in recovery: the node is a standby now (a switchover happened).
-_READ_ONLY_TRANSACTION = "25006"
-
 
 @dataclass(frozen=True)
 class BatchStats:
@@ -118,7 +111,7 @@ class Ledger:
                     self._commands += session.applied
                     return result
                 except (IntegrityError, OperationalError, DBAPIError) as exc:
-                    if self.database.is_postgresql and lost_connection(exc):
+                    if self.database.lost_connection(exc):
                         self._unavailable += 1
                         log.warning("a batch lost its database connection: %s", exc.orig)
                         raise StorageUnavailableError(
@@ -185,18 +178,6 @@ def _back_off(attempt: int) -> None:
     """Sleep a random while, up to 2 ms × 2^attempt, so colliding processes spread out."""
     micros = random.randrange(2_000 * 2**attempt)
     time.sleep(timedelta(microseconds=micros).total_seconds())
-
-
-def lost_connection(exc: DBAPIError) -> bool:
-    """Whether ``exc`` (raised by PostgreSQL's driver) means the server is gone or will not take
-    writes now, rather than a conflict or a bug: SQLAlchemy saw a disconnect, libpq failed
-    without a server answer (no SQLSTATE), or the SQLSTATE says so."""
-    if exc.connection_invalidated:
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate is None:
-        return isinstance(exc, OperationalError)
-    return sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate == _READ_ONLY_TRANSACTION
 
 
 def _retryable(exc: DBAPIError) -> bool:

@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///penny.db"
@@ -57,6 +58,13 @@ PG_CONNECT_DEFAULTS: Final = {
     "keepalives_interval": "2",
     "keepalives_count": "3",
 }
+
+#: SQLSTATE classes that mean the server went away or will not serve now: connection exception
+#: (08), operator intervention (57: admin or crash shutdown, cannot connect now, cancelled),
+#: insufficient resources (53: too many connections, disk full).
+_UNAVAILABLE_SQLSTATE_CLASSES: Final = frozenset({"08", "53", "57"})
+#: A write reached a server in recovery: the node is a standby now (a switchover happened).
+_READ_ONLY_TRANSACTION: Final = "25006"
 
 #: ``scheme://[userinfo@]host1[:port],host2[:port][/dbname][?query]``: libpq's multi-host URI.
 _MULTI_HOST = re.compile(
@@ -137,6 +145,23 @@ class Database:
                 conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield conn
             conn.rollback()
+
+    def lost_connection(self, exc: DBAPIError) -> bool:
+        """Whether ``exc`` means the PostgreSQL server is gone or will not take writes now (a
+        failover, a switchover, a shutdown), rather than a conflict or a bug: SQLAlchemy saw a
+        disconnect, libpq failed without a server answer (no SQLSTATE), or the SQLSTATE says
+        so. Always False on SQLite."""
+        if not self.is_postgresql:
+            return False
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        if not isinstance(orig, psycopg.Error):
+            return False
+        sqlstate = orig.sqlstate
+        if sqlstate is None:
+            return isinstance(orig, psycopg.OperationalError)
+        return sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate == _READ_ONLY_TRANSACTION
 
     def dispose(self) -> None:
         self.write_engine.dispose()

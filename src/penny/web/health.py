@@ -4,7 +4,7 @@
 on PostgreSQL, the server reached takes writes; then ``server`` (the address and port of the
 PostgreSQL server the pool reached: with a multi-host URL, the primary of the moment) and
 ``role`` (``primary``) say which. 503 with ``{"status": "unavailable", "store", "reason"}``
-otherwise: the store did not answer within :data:`HEALTH_TIMEOUT_S` (a failover under way, a
+otherwise: the store did not answer within :data:`HEALTH_TIMEOUT_MS` (a failover under way, a
 server down), or the server reached is a standby (``role`` ``standby``: it cannot take
 payments). A load balancer that routes on it stops sending requests to a process that could not
 serve them, and sends them again once the process has reconnected on its own.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 from sqlalchemy import text
@@ -27,8 +28,8 @@ from starlette.responses import JSONResponse
 from penny import __version__
 from penny.storage.database import Database, current_revision
 
-#: Seconds the answer waits for the store before calling it unavailable.
-HEALTH_TIMEOUT_S: Final = 4.0
+#: How long the answer waits for the store before calling it unavailable (milliseconds).
+HEALTH_TIMEOUT_MS: Final = 4_000
 HTTP_OK: Final = 200
 HTTP_UNAVAILABLE: Final = 503
 
@@ -71,14 +72,15 @@ def health_body(database: Database, state: StoreState | None, reason: str) -> di
     return {"status": "ok", **body}
 
 
-async def healthz(database: Database, timeout_s: float = HEALTH_TIMEOUT_S) -> JSONResponse:
+async def healthz(database: Database, timeout_ms: int = HEALTH_TIMEOUT_MS) -> JSONResponse:
     """The ``/healthz`` answer for ``database`` (see the module docstring)."""
     state: StoreState | None = None
     reason = "the server reached is a standby: it does not take writes"
+    limit = timedelta(milliseconds=timeout_ms).total_seconds()
     try:
-        state = await asyncio.wait_for(run_in_threadpool(probe, database), timeout_s)
+        state = await asyncio.wait_for(run_in_threadpool(probe, database), limit)
     except TimeoutError:
-        reason = f"the store did not answer within {timeout_s:g} s"
+        reason = f"the store did not answer within {timeout_ms} ms"
     except SQLAlchemyError as exc:
         reason = f"the store does not answer: {type(getattr(exc, 'orig', None) or exc).__name__}"
     body = health_body(database, state, reason)
