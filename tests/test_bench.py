@@ -71,3 +71,40 @@ def test_bench_cli_json_on_sqlite() -> None:
     data = json.loads(result.output.strip().splitlines()[-1])
     assert set(data) >= REQUIRED
     assert data["audit_ok"] is True
+
+
+def test_path_bench_drives_every_stage_and_pays_for_real(database_url: str) -> None:
+    """``penny bench path``: every stage costs something, every Pay succeeded and the ledger
+    audits clean afterwards (both stores)."""
+    from penny.bench.path import STAGES, run_path_bench
+    from penny.security import ServerKey
+
+    database = open_database(database_url)
+    try:
+        result = run_path_bench(
+            database,
+            ServerKey.generate(),
+            requests=120,
+            batch=25,
+            progress=lambda *_: None,
+            buyers=40,
+        )
+    finally:
+        database.dispose()
+    data = result.to_json()
+    assert data["succeeded"] == 120
+    assert data["audit_clean"] is True
+    assert set(data["us_per_request"]) == set(STAGES)
+    assert all(value > 0 for value in data["us_per_request"].values()), data
+    total = sum(data["us_per_request"].values())
+    assert abs(data["total_us_per_request"] - total) < 1
+
+
+def test_path_bench_cli_json() -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "path", "--requests", "100", "--buyers", "20", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["store"] == "sqlite"
+    assert data["succeeded"] == 100

@@ -22,8 +22,9 @@ from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
 from penny.domain.parties import Party, PaymentMethod
 from penny.engine.ledger import Ledger
 from penny.fps.actions import ACTIONS, NOT_SUPPORTED
+from penny.fps.decode import MAX_REQUEST_BYTES
 from penny.fps.signature import sign_v2
-from penny.fps.wire import ACTIONS_2010_08_28, MAX_REQUEST_BYTES, fps_amount
+from penny.fps.wire import ACTIONS_2010_08_28, fps_amount
 from penny.money import Money, parse_amount
 from penny.parties import Directory
 from penny.security import ServerKey

@@ -45,8 +45,9 @@ from sqlalchemy import func, select
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
 from penny.engine.ledger import Ledger
 from penny.fps.actions import ACTIONS, COMMON_PARAMETERS
+from penny.fps.decode import MAX_REQUEST_BYTES
 from penny.fps.signature import sign_v2
-from penny.fps.wire import ACTIONS_2010_08_28, MAX_REQUEST_BYTES
+from penny.fps.wire import ACTIONS_2010_08_28
 from penny.ledger.results import ResultCode
 from penny.money import parse_amount
 from penny.parties import Directory

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boto_client import needs_boto, run_boto
+from penny.fps.decode import parse_request, parse_urlencoded
 from penny.fps.signature import (
     DEFAULT_WINDOW_US,
     SignatureFailure,
@@ -31,7 +32,7 @@ from penny.fps.signature import (
     string_to_sign_v2,
     verify_request,
 )
-from penny.fps.wire import parse_request, parse_urlencoded, render_error, render_success
+from penny.fps.wire import render_error, render_success
 
 SECRET = "secretEXAMPLE"
 KEY = "AKIDEXAMPLE"

@@ -11,13 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from penny.domain.errors import FPS_ERRORS, Refusal
-from penny.fps.wire import (
-    ACTIONS_2008_09_17,
-    ACTIONS_2010_08_28,
+from penny.fps.decode import (
     MAX_NAME_BYTES,
     MAX_PARAMETERS,
     MAX_REQUEST_BYTES,
     MAX_VALUE_BYTES,
+    parse_request,
+    parse_urlencoded,
+)
+from penny.fps.wire import (
+    ACTIONS_2008_09_17,
+    ACTIONS_2010_08_28,
     SUPPORTED_VERSIONS,
     WireFault,
     Xml,
@@ -31,8 +35,6 @@ from penny.fps.wire import (
     leaf,
     namespace_for,
     new_request_id,
-    parse_request,
-    parse_urlencoded,
     refusal_error,
     render_error,
     render_success,

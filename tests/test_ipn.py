@@ -48,7 +48,7 @@ from penny.ipn.settings import IpnConfigError, IpnSettings
 from penny.money import parse_amount
 from penny.parties import Directory
 from penny.security import ServerKey
-from penny.services import gatekeeper as gk
+from penny.services import instructions
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -603,9 +603,9 @@ def test_cancel_token_notifies_its_override_url_else_the_accounts(world: World) 
 
 
 def test_cancelling_an_installed_payment_instruction_notifies_too(world: World) -> None:
-    installed = gk.install(
+    installed = instructions.install(
         world.payments,
-        gk.InstallRequest(
+        instructions.InstallRequest(
             world.merchant.id,
             "house-rules",
             "MyRole == 'Recipient' orSay 'Only as the recipient';",
@@ -614,8 +614,10 @@ def test_cancelling_an_installed_payment_instruction_notifies_too(world: World) 
         ),
     )
     override = world.receiver.url("/rules")
-    gk.cancel_instruction(world.payments, world.merchant.id, installed.id, override)
-    gk.cancel_instruction(world.payments, world.merchant.id, installed.id)  # twice: no effect
+    instructions.cancel_instruction(world.payments, world.merchant.id, installed.id, override)
+    instructions.cancel_instruction(
+        world.payments, world.merchant.id, installed.id
+    )  # twice: no effect
     (notification,) = world.notifications(subject=installed.id)
     assert notification.url == override
     assert world.drain().delivered == 1

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import pytest
 from hypothesis import HealthCheck, event, settings
@@ -953,10 +953,13 @@ class PaymentsMachine(RuleBasedStateMachine):
         how = data.draw(st.integers(0, 2), label="retry content")
         if how == 0:
             return original
+        # Every request type has these two fields (PaymentRequest, their base, has neither).
         if how == 1:
-            return replace(original, caller_description=original.caller_description + "!")
+            description = getattr(original, "caller_description", "")
+            return replace(original, **{"caller_description": description + "!"})
         amount = getattr(original, "amount", None)
-        return replace(original, amount=usd(1 if amount is None else amount.minor + 1))
+        changed: dict[str, Any] = {"amount": usd(1 if amount is None else amount.minor + 1)}
+        return replace(original, **changed)
 
     # -- rules ---------------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
 from penny.devtools.pgcluster import create_database_at, drop_database_at
 from penny.engine.ledger import Ledger
 from penny.fps.actions import ACTIONS, COMMON_PARAMETERS
+from penny.fps.decode import MAX_PARAMETERS, MAX_REQUEST_BYTES
 from penny.fps.signature import sign_v2
-from penny.fps.wire import MAX_PARAMETERS, MAX_REQUEST_BYTES
 from penny.money import Money
 from penny.parties import Directory
 from penny.security import ServerKey

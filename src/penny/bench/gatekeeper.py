@@ -25,7 +25,7 @@ from penny.gatekeeper.checker import CompiledScript
 from penny.money import Money, parse_amount
 from penny.parties import Directory
 from penny.security import ServerKey
-from penny.services import gatekeeper as gk
+from penny.services import instructions
 from penny.services.payments import (
     FundPrepaidRequest,
     Payments,
@@ -158,9 +158,9 @@ def run_gatekeeper_bench(
             parse_amount("900000", "USD"),
         )
     )
-    installed = gk.install(
+    installed = instructions.install(
         payments,
-        gk.InstallRequest(merchant.id, f"bench-rules-{suffix}", HOUSE_RULES, "MultiUse"),
+        instructions.InstallRequest(merchant.id, f"bench-rules-{suffix}", HOUSE_RULES, "MultiUse"),
     )
     counter = itertools.count()
     pays = dict.fromkeys(MODES, 0)

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from penny.bench.ledger import Fixture, baseline
 from penny.bench.seed import Seed, seed
@@ -254,56 +254,74 @@ def run_load(
             progress(label, min(1.0, max(0.0, elapsed / total)))
             time.sleep(0.2)
         progress(label, 1.0)
-        latencies: dict[str, list[int]] = {}
-        ok: dict[str, int] = {}
-        moved: dict[str, int] = {}
-        errors, requests = 0, 0
-        client_cpu = 0.0
-        samples: list[str] = []
-        for child, output in zip(children, outputs, strict=True):
-            _out, err = child.communicate()
-            if child.returncode != 0:
-                raise RuntimeError(f"a load generator failed: {err.decode()[-3000:]}")
-            data = json.loads(output.read_text())
-            for op, values in data["latencies"].items():
-                latencies.setdefault(op, []).extend(values)
-            for op, count in data["ok"].items():
-                ok[op] = ok.get(op, 0) + count
-            for op, count in data["moved"].items():
-                moved[op] = moved.get(op, 0) + count
-            errors += data["errors"]
-            requests += data["requests"]
-            client_cpu += data["cpu_s"]
-            samples.extend(data["error_samples"])
-    ops: dict[str, dict[str, float]] = {}
-    for op, values in latencies.items():
-        values.sort()
-        ops[op] = {
-            "count": len(values),
-            "per_s": round(len(values) / duration, 1),
-            "p50_ms": quantile_ms(values, 50),
-            "p95_ms": quantile_ms(values, 95),
-            "p99_ms": quantile_ms(values, 99),
-        }
-    all_values = sorted(v for values in latencies.values() for v in values)
-    ops["all"] = {
-        "count": len(all_values),
-        "per_s": round(len(all_values) / duration, 1),
-        "p50_ms": quantile_ms(all_values, 50),
-        "p95_ms": quantile_ms(all_values, 95),
-        "p99_ms": quantile_ms(all_values, 99),
-    }
+        merged = _merge_loadgens(children, outputs)
     return LoadResult(
         workload,
         duration,
-        sum(ok.values()) / duration,
-        ops,
-        errors,
-        samples[:5],
-        moved,
-        requests,
-        client_cpu_s=client_cpu,
+        sum(merged.ok.values()) / duration,
+        _op_stats(merged.latencies, duration),
+        merged.errors,
+        merged.samples[:5],
+        merged.moved,
+        merged.requests,
+        client_cpu_s=merged.client_cpu,
     )
+
+
+@dataclass
+class _Merged:
+    """What all the load generators of one workload saw, added up."""
+
+    latencies: dict[str, list[int]] = field(default_factory=dict)
+    ok: dict[str, int] = field(default_factory=dict)
+    moved: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    requests: int = 0
+    client_cpu: float = 0.0
+    samples: list[str] = field(default_factory=list)
+
+
+def _merge_loadgens(children: list[subprocess.Popen[bytes]], outputs: list[Path]) -> _Merged:
+    """Wait for each load generator and add up the results it wrote (one failing is an error)."""
+    merged = _Merged()
+    for child, output in zip(children, outputs, strict=True):
+        _out, err = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"a load generator failed: {err.decode()[-3000:]}")
+        data = json.loads(output.read_text())
+        for op, values in data["latencies"].items():
+            merged.latencies.setdefault(op, []).extend(values)
+        for op, count in data["ok"].items():
+            merged.ok[op] = merged.ok.get(op, 0) + count
+        for op, count in data["moved"].items():
+            merged.moved[op] = merged.moved.get(op, 0) + count
+        merged.errors += data["errors"]
+        merged.requests += data["requests"]
+        merged.client_cpu += data["cpu_s"]
+        merged.samples.extend(data["error_samples"])
+    return merged
+
+
+def _op_stats(latencies: dict[str, list[int]], duration: float) -> dict[str, dict[str, float]]:
+    """Count, rate and latency quantiles per operation and for all of them (sorts the lists)."""
+    ops: dict[str, dict[str, float]] = {}
+    for op, values in latencies.items():
+        values.sort()
+        ops[op] = _latency_stats(values, duration)
+    all_values = sorted(v for values in latencies.values() for v in values)
+    ops["all"] = _latency_stats(all_values, duration)
+    return ops
+
+
+def _latency_stats(values: list[int], duration: float) -> dict[str, float]:
+    """Count, rate over ``duration`` and quantiles of sorted latencies."""
+    return {
+        "count": len(values),
+        "per_s": round(len(values) / duration, 1),
+        "p50_ms": quantile_ms(values, 50),
+        "p95_ms": quantile_ms(values, 95),
+        "p99_ms": quantile_ms(values, 99),
+    }
 
 
 # -- correctness ---------------------------------------------------------------------------
@@ -374,53 +392,9 @@ def fill(database: Database, fixture: Fixture, target: int, progress: Progress) 
         size = min(FILL_CHUNK, target - have)
         with database.write() as conn:
             if database.is_postgresql:
-                conn.execute(
-                    text(
-                        "WITH s AS (SELECT nextval('ledger_journal_ids') AS id, g"
-                        " FROM generate_series(1, :n) AS g),"
-                        " j AS (INSERT INTO ledger_journals (id, owner, key, fingerprint, result,"
-                        " kind, pending_state, created_at, code, memo)"
-                        " SELECT id, :owner, :run || '-' || g, decode(repeat('00', 16), 'hex'),"
-                        " 0, 0, 0, :now, 0, '' FROM s RETURNING id)"
-                        " INSERT INTO ledger_legs (journal_id, idx, account_id, amount)"
-                        " SELECT id, 0, :a, 1 FROM j UNION ALL SELECT id, 1, :b, -1 FROM j"
-                    ),
-                    {
-                        "n": size,
-                        "owner": FILL_OWNER,
-                        "run": f"{run}-{have}",
-                        "now": now,
-                        "a": source,
-                        "b": sink,
-                    },
-                )
+                _fill_chunk_postgresql(conn, size, f"{run}-{have}", now, source, sink)
             else:
-                base = int(conn.execute(text("SELECT max(id) FROM ledger_journals")).scalar() or 0)
-                conn.execute(
-                    text(
-                        "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g"
-                        " WHERE x < :n)"
-                        " INSERT INTO ledger_journals (id, owner, key, fingerprint, result, kind,"
-                        " pending_state, created_at, code, memo)"
-                        " SELECT :base + x, :owner, :run || '-' || x, zeroblob(16), 0, 0, 0,"
-                        " :now, 0, '' FROM g"
-                    ),
-                    {
-                        "n": size,
-                        "base": base,
-                        "owner": FILL_OWNER,
-                        "run": f"{run}-{have}",
-                        "now": now,
-                    },
-                )
-                conn.execute(
-                    text(
-                        "INSERT INTO ledger_legs (journal_id, idx, account_id, amount)"
-                        " SELECT id, 0, :a, 1 FROM ledger_journals WHERE id > :base"
-                        " UNION ALL SELECT id, 1, :b, -1 FROM ledger_journals WHERE id > :base"
-                    ),
-                    {"base": base, "a": source, "b": sink},
-                )
+                _fill_chunk_sqlite(conn, size, f"{run}-{have}", now, source, sink)
             conn.execute(
                 text("UPDATE ledger_accounts SET debits_posted = debits_posted + :n WHERE id = :a"),
                 {"n": size, "a": source},
@@ -434,6 +408,64 @@ def fill(database: Database, fixture: Fixture, target: int, progress: Progress) 
         have += size
         progress(f"fill to {target:,}", (have - start) / max(1, target - start))
     return have
+
+
+def _fill_chunk_postgresql(
+    conn: Connection, size: int, run: str, now: int, source: int, sink: int
+) -> None:
+    """Insert ``size`` posted journals keyed ``run-1…`` and their legs, in one statement."""
+    conn.execute(
+        text(
+            "WITH s AS (SELECT nextval('ledger_journal_ids') AS id, g"
+            " FROM generate_series(1, :n) AS g),"
+            " j AS (INSERT INTO ledger_journals (id, owner, key, fingerprint, result,"
+            " kind, pending_state, created_at, code, memo)"
+            " SELECT id, :owner, :run || '-' || g, decode(repeat('00', 16), 'hex'),"
+            " 0, 0, 0, :now, 0, '' FROM s RETURNING id)"
+            " INSERT INTO ledger_legs (journal_id, idx, account_id, amount)"
+            " SELECT id, 0, :a, 1 FROM j UNION ALL SELECT id, 1, :b, -1 FROM j"
+        ),
+        {
+            "n": size,
+            "owner": FILL_OWNER,
+            "run": run,
+            "now": now,
+            "a": source,
+            "b": sink,
+        },
+    )
+
+
+def _fill_chunk_sqlite(
+    conn: Connection, size: int, run: str, now: int, source: int, sink: int
+) -> None:
+    """Insert ``size`` posted journals keyed ``run-1…`` after the highest id, then their legs."""
+    base = int(conn.execute(text("SELECT max(id) FROM ledger_journals")).scalar() or 0)
+    conn.execute(
+        text(
+            "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g"
+            " WHERE x < :n)"
+            " INSERT INTO ledger_journals (id, owner, key, fingerprint, result, kind,"
+            " pending_state, created_at, code, memo)"
+            " SELECT :base + x, :owner, :run || '-' || x, zeroblob(16), 0, 0, 0,"
+            " :now, 0, '' FROM g"
+        ),
+        {
+            "n": size,
+            "base": base,
+            "owner": FILL_OWNER,
+            "run": run,
+            "now": now,
+        },
+    )
+    conn.execute(
+        text(
+            "INSERT INTO ledger_legs (journal_id, idx, account_id, amount)"
+            " SELECT id, 0, :a, 1 FROM ledger_journals WHERE id > :base"
+            " UNION ALL SELECT id, 1, :b, -1 FROM ledger_journals WHERE id > :base"
+        ),
+        {"base": base, "a": source, "b": sink},
+    )
 
 
 # -- the whole run -------------------------------------------------------------------------
@@ -579,6 +611,35 @@ def bench_store(store: str, options: Options, progress: Progress) -> StoreRun:
     return result
 
 
+@dataclass
+class _Loader:
+    """Runs one workload against the server, with the server's CPU time meanwhile."""
+
+    server: Server
+    seed_path: Path
+    options: Options
+    progress: Progress
+
+    def __call__(
+        self, workload: str, label: str, duration: float, rate: float | None = None
+    ) -> LoadResult:
+        cpu_before = self.server.cpu_seconds()
+        loaded = run_load(
+            workload,
+            self.seed_path,
+            self.server.port,
+            processes=self.options.processes,
+            connections=self.options.connections,
+            warmup=self.options.warmup,
+            duration=duration,
+            progress=self.progress,
+            label=label,
+            rate=rate,
+        )
+        loaded.server_cpu_s = self.server.cpu_seconds() - cpu_before
+        return loaded
+
+
 def _workloads(
     database: Database,
     fixture: Fixture,
@@ -589,24 +650,7 @@ def _workloads(
     progress: Progress,
 ) -> None:
     store = result.store
-
-    def load(workload: str, label: str, duration: float, rate: float | None = None) -> LoadResult:
-        cpu_before = server.cpu_seconds()
-        loaded = run_load(
-            workload,
-            seed_path,
-            server.port,
-            processes=options.processes,
-            connections=options.connections,
-            warmup=options.warmup,
-            duration=duration,
-            progress=progress,
-            label=label,
-            rate=rate,
-        )
-        loaded.server_cpu_s = server.cpu_seconds() - cpu_before
-        return loaded
-
+    load = _Loader(server, seed_path, options, progress)
     balance_start: dict[str, Any] | None = None
     if options.history:
         settle(database)
@@ -623,39 +667,63 @@ def _workloads(
         result.workloads[workload] = entry
     w1 = result.workloads.get("W1")
     if w1 is not None and w1["per_s"] > 0:
-        rate = w1["per_s"] / 2
-        before = counts(database)
-        loaded = load("W1", f"{store}: P6 at 50 %", options.seconds, rate=rate)
-        result.p6 = {
-            "rate": round(rate, 1),
-            "achieved_per_s": round(loaded.per_s, 1),
-            **loaded.ops.get("pay", {}),
-            "errors": loaded.errors,
-            "check": check(database, before, loaded.moved),
-        }
+        result.p6 = _p6(database, load, store, options, w1["per_s"])
     if options.history and balance_start is not None:
-        points = []
-        for target in options.history:
-            fill(database, fixture, target, lambda label, f: progress(f"{store}: {label}", f))
-            before = counts(database)
-            loaded = load("W1", f"{store}: W1 at {target:,}", min(options.seconds, 5.0))
-            points.append(
-                {
-                    "journals": counts(database)["journals"],
-                    "w1_per_s": round(loaded.per_s, 1),
-                    "server_rss_kib": server.rss_kib(),
-                    "check_ok": check(database, before, loaded.moved)["ok"],
-                }
-            )
-        settle(database)
-        probe = load(
-            "WB", f"{store}: balance probe", min(options.seconds, 10.0), rate=BALANCE_PROBE_RATE
+        result.history = _history(
+            database, fixture, server, load, store, options, balance_start, progress
         )
-        result.history = {
-            "points": points,
-            "balance_start": balance_start,
-            "balance_end": {"journals": counts(database)["journals"], **probe.ops["balance"]},
-        }
+
+
+def _p6(
+    database: Database, load: _Loader, store: str, options: Options, w1_per_s: float
+) -> dict[str, Any]:
+    """P6: W1 again, open-loop at half the W1 throughput, for its Pay latencies."""
+    rate = w1_per_s / 2
+    before = counts(database)
+    loaded = load("W1", f"{store}: P6 at 50 %", options.seconds, rate=rate)
+    return {
+        "rate": round(rate, 1),
+        "achieved_per_s": round(loaded.per_s, 1),
+        **loaded.ops.get("pay", {}),
+        "errors": loaded.errors,
+        "check": check(database, before, loaded.moved),
+    }
+
+
+def _history(
+    database: Database,
+    fixture: Fixture,
+    server: Server,
+    load: _Loader,
+    store: str,
+    options: Options,
+    balance_start: dict[str, Any],
+    progress: Progress,
+) -> dict[str, Any]:
+    """Fill the ledger to each history target and run a short W1 there, then the balance probe
+    again (P5 and memory)."""
+    points = []
+    for target in options.history:
+        fill(database, fixture, target, lambda label, f: progress(f"{store}: {label}", f))
+        before = counts(database)
+        loaded = load("W1", f"{store}: W1 at {target:,}", min(options.seconds, 5.0))
+        points.append(
+            {
+                "journals": counts(database)["journals"],
+                "w1_per_s": round(loaded.per_s, 1),
+                "server_rss_kib": server.rss_kib(),
+                "check_ok": check(database, before, loaded.moved)["ok"],
+            }
+        )
+    settle(database)
+    probe = load(
+        "WB", f"{store}: balance probe", min(options.seconds, 10.0), rate=BALANCE_PROBE_RATE
+    )
+    return {
+        "points": points,
+        "balance_start": balance_start,
+        "balance_end": {"journals": counts(database)["journals"], **probe.ops["balance"]},
+    }
 
 
 def settle(database: Database) -> None:
@@ -685,17 +753,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def summarise(runs: dict[str, StoreRun], options: Options) -> dict[str, Any]:
     """The JSON of the run: per store figures, every ratio, and each target's verdict."""
-    stores: dict[str, Any] = {}
-    ratios: dict[str, float | None] = {}
-    targets: dict[str, dict[str, Any]] = {}
-
-    def per_s(store: str, workload: str) -> float | None:
-        run = runs.get(store)
-        entry = run.workloads.get(workload) if run else None
-        return entry["per_s"] if entry else None
-
-    for name, run in runs.items():
-        stores[name] = {
+    stores: dict[str, Any] = {
+        name: {
             "seed_seconds": run.seed_seconds,
             "journals_after_seed": run.journals_after_seed,
             "workloads": run.workloads,
@@ -703,49 +762,10 @@ def summarise(runs: dict[str, StoreRun], options: Options) -> dict[str, Any]:
             "p6": run.p6,
             "history": run.history,
         }
-        w1 = per_s(name, "W1")
-        ratios[f"{name}.W2/W1"] = _ratio(per_s(name, "W2"), w1)
-        for workload in options.workloads:
-            if workload != "W1":
-                ratios[f"{name}.{workload}/W1"] = _ratio(per_s(name, workload), w1)
-        if run.history.get("points"):
-            first, last = run.history["points"][0], run.history["points"][-1]
-            ratios[f"{name}.rss_last/rss_first"] = _ratio(
-                last["server_rss_kib"], first["server_rss_kib"]
-            )
-            ratios[f"{name}.balance_p99_end/start"] = _ratio(
-                run.history["balance_end"]["p99_ms"], run.history["balance_start"]["p99_ms"]
-            )
-    sqlite = runs.get("sqlite")
-    if sqlite is not None and "sqlite_raw" in sqlite.baselines:
-        ratios["sqlite.W1/raw_loop"] = _ratio(per_s("sqlite", "W1"), sqlite.baselines["sqlite_raw"])
-    pg = runs.get("postgresql")
-    if pg is not None and "pgbench" in pg.baselines:
-        ratios["postgresql.W1/pgbench_peak"] = _ratio(
-            per_s("postgresql", "W1"), pg.baselines["pgbench"]["peak_tps"]
-        )
-    if pg is not None and "hordak" in pg.baselines:
-        ratios["postgresql.W1/hordak"] = _ratio(
-            per_s("postgresql", "W1"), pg.baselines["hordak"]["transfers_per_s"]
-        )
-
-    def verdict(key: str, value: float | None, passed: bool | None) -> None:
-        targets[key] = {"target": TARGETS[key], "value": value, "pass": passed}
-
-    value = ratios.get("sqlite.W1/raw_loop")
-    verdict("P1", value, None if value is None else value >= 1.0)
-    value = ratios.get("postgresql.W1/pgbench_peak")
-    verdict("P2", value, None if value is None else value >= 1.0)
-    w2 = [v for k, v in ratios.items() if k.endswith(".W2/W1") and v is not None]
-    verdict("P3", min(w2) if w2 else None, all(v >= 0.9 for v in w2) if w2 else None)
-    value = ratios.get("postgresql.W1/hordak")
-    verdict("P4", value, None if value is None else value >= 10.0)
-    p5 = [v for k, v in ratios.items() if k.endswith("balance_p99_end/start") and v is not None]
-    verdict("P5", max(p5) if p5 else None, all(v <= 1.2 for v in p5) if p5 else None)
-    p6 = [run.p6["p99_ms"] for run in runs.values() if run.p6.get("p99_ms") is not None]
-    verdict("P6", max(p6) if p6 else None, all(v <= 25.0 for v in p6) if p6 else None)
-    mem = [v for k, v in ratios.items() if k.endswith("rss_last/rss_first") and v is not None]
-    verdict("memory", max(mem) if mem else None, all(v <= 1.10 for v in mem) if mem else None)
+        for name, run in runs.items()
+    }
+    ratios = _ratios(runs, options)
+    targets = _targets(runs, ratios)
     correct = all(entry["check"]["ok"] for run in runs.values() for entry in run.workloads.values())
     return {
         "benchmark": "penny bench http",
@@ -769,6 +789,73 @@ def summarise(runs: dict[str, StoreRun], options: Options) -> dict[str, Any]:
         "targets": targets,
         "correct": correct,
     }
+
+
+def _per_s(runs: dict[str, StoreRun], store: str, workload: str) -> float | None:
+    """The throughput of ``workload`` on ``store``, if it ran."""
+    run = runs.get(store)
+    entry = run.workloads.get(workload) if run else None
+    return entry["per_s"] if entry else None
+
+
+def _ratios(runs: dict[str, StoreRun], options: Options) -> dict[str, float | None]:
+    """Every ratio of the run: between workloads, across the history, against the baselines."""
+    ratios: dict[str, float | None] = {}
+    for name, run in runs.items():
+        w1 = _per_s(runs, name, "W1")
+        ratios[f"{name}.W2/W1"] = _ratio(_per_s(runs, name, "W2"), w1)
+        for workload in options.workloads:
+            if workload != "W1":
+                ratios[f"{name}.{workload}/W1"] = _ratio(_per_s(runs, name, workload), w1)
+        if run.history.get("points"):
+            first, last = run.history["points"][0], run.history["points"][-1]
+            ratios[f"{name}.rss_last/rss_first"] = _ratio(
+                last["server_rss_kib"], first["server_rss_kib"]
+            )
+            ratios[f"{name}.balance_p99_end/start"] = _ratio(
+                run.history["balance_end"]["p99_ms"], run.history["balance_start"]["p99_ms"]
+            )
+    sqlite = runs.get("sqlite")
+    if sqlite is not None and "sqlite_raw" in sqlite.baselines:
+        ratios["sqlite.W1/raw_loop"] = _ratio(
+            _per_s(runs, "sqlite", "W1"), sqlite.baselines["sqlite_raw"]
+        )
+    pg = runs.get("postgresql")
+    if pg is not None and "pgbench" in pg.baselines:
+        ratios["postgresql.W1/pgbench_peak"] = _ratio(
+            _per_s(runs, "postgresql", "W1"), pg.baselines["pgbench"]["peak_tps"]
+        )
+    if pg is not None and "hordak" in pg.baselines:
+        ratios["postgresql.W1/hordak"] = _ratio(
+            _per_s(runs, "postgresql", "W1"), pg.baselines["hordak"]["transfers_per_s"]
+        )
+    return ratios
+
+
+def _targets(
+    runs: dict[str, StoreRun], ratios: dict[str, float | None]
+) -> dict[str, dict[str, Any]]:
+    """Each target's value and verdict (``None`` when the run did not measure it)."""
+    targets: dict[str, dict[str, Any]] = {}
+
+    def verdict(key: str, value: float | None, passed: bool | None) -> None:
+        targets[key] = {"target": TARGETS[key], "value": value, "pass": passed}
+
+    value = ratios.get("sqlite.W1/raw_loop")
+    verdict("P1", value, None if value is None else value >= 1.0)
+    value = ratios.get("postgresql.W1/pgbench_peak")
+    verdict("P2", value, None if value is None else value >= 1.0)
+    w2 = [v for k, v in ratios.items() if k.endswith(".W2/W1") and v is not None]
+    verdict("P3", min(w2) if w2 else None, all(v >= 0.9 for v in w2) if w2 else None)
+    value = ratios.get("postgresql.W1/hordak")
+    verdict("P4", value, None if value is None else value >= 10.0)
+    p5 = [v for k, v in ratios.items() if k.endswith("balance_p99_end/start") and v is not None]
+    verdict("P5", max(p5) if p5 else None, all(v <= 1.2 for v in p5) if p5 else None)
+    p6 = [run.p6["p99_ms"] for run in runs.values() if run.p6.get("p99_ms") is not None]
+    verdict("P6", max(p6) if p6 else None, all(v <= 25.0 for v in p6) if p6 else None)
+    mem = [v for k, v in ratios.items() if k.endswith("rss_last/rss_first") and v is not None]
+    verdict("memory", max(mem) if mem else None, all(v <= 1.10 for v in mem) if mem else None)
+    return targets
 
 
 def run_http_bench(options: Options, progress: Progress) -> dict[str, Any]:

@@ -130,7 +130,7 @@ class Signer:
         return "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in request.items()).encode()
 
 
-def _amount(cents: int) -> str:
+def amount_text(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
@@ -163,7 +163,7 @@ class Worker:
             token = buyer.credit_token
         params = {
             "SenderTokenId": token,
-            "TransactionAmount.Value": _amount(amount),
+            "TransactionAmount.Value": amount_text(amount),
             "TransactionAmount.CurrencyCode": "USD",
             "CallerReference": f"{self.workload}-{self.run_id}-{self.config['index']}-"
             f"{self.counter}",
@@ -193,7 +193,7 @@ class Worker:
                     params = {
                         "SenderTokenId": owner.settlement_token,
                         "CreditInstrumentId": instrument,
-                        "SettlementAmount.Value": _amount(owed),
+                        "SettlementAmount.Value": amount_text(owed),
                         "SettlementAmount.CurrencyCode": "USD",
                         "CallerReference": f"S-{self.run_id}-{self.config['index']}-{self.counter}",
                     }

@@ -166,29 +166,7 @@ def hordak_rate(
     }
     with tempfile.TemporaryDirectory(prefix="penny-hordak-") as tmp:
         home = Path(tmp)
-        progress("hordak install", 0.0)
-        started = time.perf_counter()
-        venv.create(home / "venv", with_pip=True)
-        python = _venv_python(home / "venv")
-        subprocess.run(
-            [
-                str(python),
-                *("-m", "pip", "install", "-q", "--disable-pip-version-check"),
-                *HORDAK_REQUIREMENTS,
-            ],
-            check=True,
-            capture_output=True,
-            timeout=900,
-        )
-        installed = subprocess.run(
-            [str(python), "-m", "pip", "show", "django-hordak"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        version = re.search(r"^Version: (.+)$", installed.stdout, re.MULTILINE)
-        install_s = time.perf_counter() - started
-        progress("hordak install", 1.0)
+        python, version, install_s = _install_hordak(home, progress)
         script = home / "peer.py"
         script.write_text(_HORDAK_SCRIPT)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -200,31 +178,15 @@ def hordak_rate(
             env=env,
             timeout=600,
         )
-        progress("hordak", 0.0)
-        children = [
-            subprocess.Popen(
-                [str(python), str(script), "run", str(seconds), str(warmup), str(index)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
-            for index in range(processes)
-        ]
-        deadline = time.perf_counter() + warmup + seconds
-        while any(child.poll() is None for child in children):
-            left = deadline - time.perf_counter()
-            progress("hordak", min(1.0, max(0.0, 1 - left / (warmup + seconds))))
-            time.sleep(0.25)
-        total = 0
-        latencies: list[int] = []
-        for child in children:
-            out, err = child.communicate()
-            if child.returncode != 0:
-                raise RuntimeError(f"the django-hordak peer failed: {err.decode()[-2000:]}")
-            data = json.loads(out.decode().strip().splitlines()[-1])
-            total += data["transfers"]
-            latencies.extend(data["latencies"])
-        progress("hordak", 1.0)
+        total, latencies = _run_hordak(
+            python,
+            script,
+            env,
+            seconds=seconds,
+            warmup=warmup,
+            processes=processes,
+            progress=progress,
+        )
     latencies.sort()
     from penny.bench.stats import quantile_ms
 
@@ -233,10 +195,79 @@ def hordak_rate(
         "processes": processes,
         "p50_ms": quantile_ms(latencies, 50),
         "p99_ms": quantile_ms(latencies, 99),
-        "version": version.group(1).strip() if version else "unknown",
+        "version": version,
         "install_seconds": round(install_s, 1),
         "python": sys.version.split()[0],
     }
+
+
+def _install_hordak(home: Path, progress: Progress) -> tuple[Path, str, float]:
+    """A virtualenv under ``home`` with django-hordak installed from PyPI: its python, the
+    installed django-hordak version (``"unknown"`` if pip does not say) and the seconds taken."""
+    progress("hordak install", 0.0)
+    started = time.perf_counter()
+    venv.create(home / "venv", with_pip=True)
+    python = _venv_python(home / "venv")
+    subprocess.run(
+        [
+            str(python),
+            *("-m", "pip", "install", "-q", "--disable-pip-version-check"),
+            *HORDAK_REQUIREMENTS,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "show", "django-hordak"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    version = re.search(r"^Version: (.+)$", installed.stdout, re.MULTILINE)
+    install_s = time.perf_counter() - started
+    progress("hordak install", 1.0)
+    return python, version.group(1).strip() if version else "unknown", install_s
+
+
+def _run_hordak(
+    python: Path,
+    script: Path,
+    env: dict[str, str],
+    *,
+    seconds: float,
+    warmup: float,
+    processes: int,
+    progress: Progress,
+) -> tuple[int, list[int]]:
+    """Run ``processes`` peer processes for ``warmup + seconds``: the transfers they made while
+    measuring and those transfers' latencies (µs, unsorted)."""
+    progress("hordak", 0.0)
+    children = [
+        subprocess.Popen(
+            [str(python), str(script), "run", str(seconds), str(warmup), str(index)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for index in range(processes)
+    ]
+    deadline = time.perf_counter() + warmup + seconds
+    while any(child.poll() is None for child in children):
+        left = deadline - time.perf_counter()
+        progress("hordak", min(1.0, max(0.0, 1 - left / (warmup + seconds))))
+        time.sleep(0.25)
+    total = 0
+    latencies: list[int] = []
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"the django-hordak peer failed: {err.decode()[-2000:]}")
+        data = json.loads(out.decode().strip().splitlines()[-1])
+        total += data["transfers"]
+        latencies.extend(data["latencies"])
+    progress("hordak", 1.0)
+    return total, latencies
 
 
 def remove_tree(path: Path) -> None:

@@ -45,6 +45,7 @@ from penny.services.payments import (
     SetupPostpaid,
     SetupPrepaid,
 )
+from penny.services.payments.setup import setup_instrument
 from penny.storage import parties_sql
 from penny.storage.database import Database
 
@@ -215,16 +216,18 @@ def _instruments(
         hot = merchants[0].party_id
         prepaid_spec = AccountSpec("USD", AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 
-        w1 = payments._setup(
+        w1 = setup_instrument(
             session,
+            new_id=payments.new_id,
             kind=InstrumentKind.prepaid,
             request=_prepaid(merchant, buyer_id, card_id, "w", index),
             currency="USD",
             references=(f"seed-w-s-{index}", f"seed-w-f-{index}"),
             spec=prepaid_spec,
         )
-        hot_setup = payments._setup(
+        hot_setup = setup_instrument(
             session,
+            new_id=payments.new_id,
             kind=InstrumentKind.prepaid,
             request=_prepaid(hot, buyer_id, card_id, "h", index),
             currency="USD",
@@ -240,8 +243,9 @@ def _instruments(
             caller_reference_settlement=f"seed-c-t-{index}",
             credit_limit=Money(CREDIT_MINOR, "USD"),
         )
-        credit_setup = payments._setup(
+        credit_setup = setup_instrument(
             session,
+            new_id=payments.new_id,
             kind=InstrumentKind.credit,
             request=credit,
             currency="USD",

@@ -127,70 +127,20 @@ def check(record: RunRecord) -> Verdict:
     world, facts = record.world, record.facts
     ops = record.ops
     mutating = [op for op in ops if op.reference is not None]
-    verdict.counts = {
-        "operations": len(ops),
-        "mutating": len(mutating),
-        "acknowledged": sum(op.outcome == "ok" for op in mutating),
-        "refused": sum(op.outcome == "refused" for op in mutating),
-        "unknown": sum(op.outcome == "unknown" for op in mutating),
-        "reads": sum(op.reference is None for op in ops),
-        "retried": sum(op.sent > 1 for op in ops),
-    }
+    verdict.counts = _counts(ops, mutating)
     party = {m.index: m.party_id for m in world.merchants}
     by_reference: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for fact in facts.rows:
         by_reference[(fact.caller_id, fact.caller_reference)].append(fact)
-    for key in facts.duplicate_keys:
-        verdict.add("duplicate", f"journal key {key!r} is in the ledger more than once")
-    for (_caller, reference), found in by_reference.items():
-        if len(found) > 1:
-            verdict.add("duplicate", f"CallerReference {reference!r} applied {len(found)} times")
     sent = {(party[op.merchant], op.reference) for op in mutating}
-    for (caller, reference), found in by_reference.items():
-        known = (caller, reference) in sent or _setup_reference(reference)
-        if not known and reference.startswith("bank-"):
-            verdict.add("phantom", f"{reference!r} ({found[0].operation}) was never sent")
+    _check_references(facts, by_reference, sent, verdict)
     applied: dict[int, Row] = {}
     for op in mutating:
         assert op.reference is not None
         stored = by_reference.get((party[op.merchant], op.reference), [])
         row = stored[0] if stored else None
-        if op.outcome == "ok":
-            if row is None:
-                verdict.add(
-                    "lost",
-                    f"op {op.id} {op.kind} {op.reference} was acknowledged "
-                    f"({op.transaction_id}, {op.status}) but is not in the store",
-                    op.id,
-                )
-                continue
-            if (row.id, row.status, row.amount) != (op.transaction_id, op.status, op.amount):
-                verdict.add(
-                    "lost",
-                    f"op {op.id} {op.kind} was answered ({op.transaction_id}, {op.status}, "
-                    f"{op.amount}) but the store says ({row.id}, {row.status}, {row.amount})",
-                    op.id,
-                )
-        elif op.outcome == "refused":
-            if row is not None:
-                verdict.add(
-                    "refused-applied",
-                    f"op {op.id} {op.kind} was refused ({op.error}) but {row.id} is stored",
-                    op.id,
-                )
-            continue
-        if row is None:
-            continue
-        if row.status == "Success":
-            journal = facts.journals.get(row.journal_id) if row.journal_id else None
-            if journal is None or journal[0] != 0 or journal[1] == 0:
-                verdict.add(
-                    "partial",
-                    f"op {op.id} {op.kind}: transaction {row.id} is stored without the "
-                    f"journal that moves its value ({row.journal_id}: {journal})",
-                    op.id,
-                )
-                continue
+        if _check_op(op, row, facts, verdict):
+            assert row is not None
             applied[op.id] = row
     _check_values(record, applied, verdict)
     if not record.audit_clean:
@@ -201,6 +151,80 @@ def check(record: RunRecord) -> Verdict:
         if not node.same_as_primary:
             verdict.add("replica", f"{node.role} {node.node} does not hold what the primary holds")
     return verdict
+
+
+def _counts(ops: list[Op], mutating: list[Op]) -> dict[str, int]:
+    """How many operations of each kind and outcome the run made (the verdict's counts)."""
+    return {
+        "operations": len(ops),
+        "mutating": len(mutating),
+        "acknowledged": sum(op.outcome == "ok" for op in mutating),
+        "refused": sum(op.outcome == "refused" for op in mutating),
+        "unknown": sum(op.outcome == "unknown" for op in mutating),
+        "reads": sum(op.reference is None for op in ops),
+        "retried": sum(op.sent > 1 for op in ops),
+    }
+
+
+def _check_references(
+    facts: Facts,
+    by_reference: dict[tuple[str, str], list[Row]],
+    sent: set[tuple[str, str | None]],
+    verdict: Verdict,
+) -> None:
+    """``duplicate`` journal keys and CallerReferences, and ``phantom`` stored operations."""
+    for key in facts.duplicate_keys:
+        verdict.add("duplicate", f"journal key {key!r} is in the ledger more than once")
+    for (_caller, reference), found in by_reference.items():
+        if len(found) > 1:
+            verdict.add("duplicate", f"CallerReference {reference!r} applied {len(found)} times")
+    for (caller, reference), found in by_reference.items():
+        known = (caller, reference) in sent or _setup_reference(reference)
+        if not known and reference.startswith("bank-"):
+            verdict.add("phantom", f"{reference!r} ({found[0].operation}) was never sent")
+
+
+def _check_op(op: Op, row: Row | None, facts: Facts, verdict: Verdict) -> bool:
+    """Check one mutating operation against its stored ``row`` (``lost``, ``refused-applied``,
+    ``partial``); true when it was applied in full (a successful row with its journal)."""
+    if op.outcome == "ok":
+        if row is None:
+            verdict.add(
+                "lost",
+                f"op {op.id} {op.kind} {op.reference} was acknowledged "
+                f"({op.transaction_id}, {op.status}) but is not in the store",
+                op.id,
+            )
+            return False
+        if (row.id, row.status, row.amount) != (op.transaction_id, op.status, op.amount):
+            verdict.add(
+                "lost",
+                f"op {op.id} {op.kind} was answered ({op.transaction_id}, {op.status}, "
+                f"{op.amount}) but the store says ({row.id}, {row.status}, {row.amount})",
+                op.id,
+            )
+    elif op.outcome == "refused":
+        if row is not None:
+            verdict.add(
+                "refused-applied",
+                f"op {op.id} {op.kind} was refused ({op.error}) but {row.id} is stored",
+                op.id,
+            )
+        return False
+    if row is None:
+        return False
+    if row.status == "Success":
+        journal = facts.journals.get(row.journal_id) if row.journal_id else None
+        if journal is None or journal[0] != 0 or journal[1] == 0:
+            verdict.add(
+                "partial",
+                f"op {op.id} {op.kind}: transaction {row.id} is stored without the "
+                f"journal that moves its value ({row.journal_id}: {journal})",
+                op.id,
+            )
+            return False
+        return True
+    return False
 
 
 def _setup_reference(reference: str) -> bool:

@@ -386,4 +386,5 @@ from penny.cli.check import check_app  # noqa: E402
 
 app.add_typer(check_app, name="check")
 
-from penny.cli import bench_http  # noqa: E402, F401  (registers `penny bench http`)
+# Registers `penny bench http` and `penny bench path`.
+from penny.cli import bench_http, bench_path  # noqa: E402, F401

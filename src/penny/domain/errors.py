@@ -71,7 +71,7 @@ class FpsError:
 
 
 #: The one table from refusals to FPS errors (codes and retriable flags per the FPS error table,
-#: ../shared/spec/fps-api.md §4.3). Messages are ours; where FPS's own is known it is used.
+#: FPS API reference §4.3). Messages are ours; where FPS's own is known it is used.
 FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
     Refusal.invalid_amount: FpsError(
         "InvalidParams", False, "The amount must be a positive number with at most two decimals."

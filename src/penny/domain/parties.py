@@ -252,16 +252,19 @@ def bank_behaviour(account_number: str) -> CardBehaviour:
 # -- ids ---------------------------------------------------------------------------------
 
 
+_ID_BYTES: Final = bytes(ord(ID_ALPHABET[b % len(ID_ALPHABET)]) for b in range(256))
+_ID_REJECTED: Final = bytes(range(256 - 256 % len(ID_ALPHABET), 256))
+
+
 def random_id(length: int) -> str:
     """An opaque FPS-style id: upper-case letters and digits, uniformly random from the
     system's secure randomness (one draw, not one per character: this runs for every
     transaction)."""
-    number = secrets.randbelow(len(ID_ALPHABET) ** length)
-    digits = []
-    for _ in range(length):
-        number, digit = divmod(number, len(ID_ALPHABET))
-        digits.append(ID_ALPHABET[digit])
-    return "".join(digits)
+    # Bytes below 252 (= 7 × 36) map onto the alphabet uniformly; the rest are dropped.
+    chosen = b""
+    while len(chosen) < length:
+        chosen += secrets.token_bytes(length + 8).translate(_ID_BYTES, _ID_REJECTED)
+    return chosen[:length].decode("ascii")
 
 
 def new_party_id() -> str:

@@ -9,5 +9,5 @@ Pure code with no HTTP framework in it, so every rule is testable without a serv
   request's signature, key and timestamp.
 
 The decisions behind codes, limits and formats are in ``docs/fps-wire.md``; the protocol
-itself is ``../shared/spec/fps-api.md`` §1, §2 and §4.
+itself is the FPS API reference, §1, §2 and §4.
 """

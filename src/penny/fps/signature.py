@@ -79,17 +79,19 @@ class SignatureFailure(WireFault):
 
 def rfc3986(text: str) -> str:
     """Percent-encode the UTF-8 bytes of ``text`` except ``A-Z a-z 0-9 - _ . ~`` (uppercase hex)."""
+    if _ALL_UNRESERVED.match(text):
+        return text  # most names and values (ids, amounts, references): nothing to encode
     return quote(text.encode("utf-8"), safe=_UNRESERVED)
+
+
+_ALL_UNRESERVED: Final = re.compile(r"[A-Za-z0-9_.~-]*\Z")
 
 
 def canonical_query(params: Mapping[str, str], signature_name: str = "Signature") -> str:
     """Encoded ``name=value`` pairs sorted by the bytes of the name, without ``signature_name``."""
-    names = sorted((name for name in params if name != signature_name), key=_utf8)
+    # Code-point order is the order of the UTF-8 bytes (decoded names hold no surrogates).
+    names = sorted(name for name in params if name != signature_name)
     return "&".join(f"{rfc3986(name)}={rfc3986(params[name])}" for name in names)
-
-
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8")
 
 
 def string_to_sign_v2(
@@ -107,9 +109,18 @@ def string_to_sign_v2(
     ``signature_name`` is the parameter left out: ``Signature`` for the API, ``signature`` for
     Co-Branded UI requests (spec §2.4).
     """
-    encoded_path = quote((path or "/").encode("utf-8"), safe="/" + _UNRESERVED)
     query = canonical_query(params, signature_name)
+    return _string_to_sign(method, host, path, query)
+
+
+def _string_to_sign(method: str, host: str, path: str, query: str) -> str:
+    encoded_path = quote((path or "/").encode("utf-8"), safe="/" + _UNRESERVED)
     return f"{method.upper()}\n{host.lower()}\n{encoded_path}\n{query}"
+
+
+def _signature(secret: str, text: str, algorithm: SignatureMethod) -> str:
+    digest = hmac.new(secret.encode("utf-8"), text.encode("utf-8"), _DIGESTS[algorithm])
+    return base64.b64encode(digest.digest()).decode("ascii")
 
 
 def sign_v2(
@@ -124,8 +135,7 @@ def sign_v2(
 ) -> str:
     """The base64 ``Signature`` of a request, computed with ``secret`` by ``algorithm``."""
     text = string_to_sign_v2(method, host, path, params, signature_name=signature_name)
-    digest = hmac.new(secret.encode("utf-8"), text.encode("utf-8"), _DIGESTS[algorithm])
-    return base64.b64encode(digest.digest()).decode("ascii")
+    return _signature(secret, text, algorithm)
 
 
 # -- hosts -------------------------------------------------------------------------------------
@@ -302,8 +312,9 @@ def _check_signature(
 ) -> VerifiedCaller | SignatureFailure:
     # A "+" sent unencoded in a query string arrives as a space; base64 never has spaces.
     provided = claim.signature.replace(" ", "+").encode("utf-8")
+    query = canonical_query(params)  # the same for every host tried
     for host in hosts:
-        expected = sign_v2(secret, method, host, path, params, claim.method)
+        expected = _signature(secret, _string_to_sign(method, host, path, query), claim.method)
         if hmac.compare_digest(expected.encode("ascii"), provided):
             return VerifiedCaller(claim.access_key_id, claim.method, host)
     shown = string_to_sign_v2(method, hosts[0], path, params)
@@ -326,7 +337,7 @@ def verify_request(
     """Authenticate a parsed FPS request (spec §2.1, §2.2).
 
     ``host`` is the Host header as received; ``path`` the decoded request path; ``params``
-    every parameter of the request (as :func:`penny.fps.wire.parse_request` gives them),
+    every parameter of the request (as :func:`penny.fps.decode.parse_request` gives them),
     ``Signature`` included. ``secret_for`` maps an access key id to its secret, ``None`` for an
     unknown or revoked key (``Directory.secret_for``); it is asked only once the request is
     otherwise well-formed and in time. Checks, in order: the authentication parameters are

@@ -103,7 +103,7 @@ def _fail(message: str, pos: Pos | None) -> BadRule:
     return BadRule((GkError("Parse", message, pos),))
 
 
-def tokenize(text: str) -> list[Token]:  # noqa: PLR0915 - one flat scanning loop
+def tokenize(text: str) -> list[Token]:
     """Split ``text`` into tokens ending with one EOF token, or raise :class:`BadRule`."""
     if not isinstance(text, str):
         raise _fail("script must be text", None)
@@ -126,62 +126,81 @@ def tokenize(text: str) -> list[Token]:  # noqa: PLR0915 - one flat scanning loo
             raise _fail(f"script has more than {MAX_TOKENS} tokens", Pos(line, col))
         pos = Pos(line, col)
         if ch == "'":
-            end = text.find("'", i + 1)
-            if end < 0:
-                raise _fail("expecting ''', found '<EOF>'", pos)
-            body = text[i + 1 : end]
-            if len(body) > MAX_STRING_CHARS:
-                raise _fail(f"string longer than {MAX_STRING_CHARS} characters", pos)
-            tokens.append(Token(TokenKind.STRING, body, pos))
-            newlines = body.count("\n")
-            if newlines:
-                line += newlines
-                col = len(body) - body.rfind("\n") + 1
-            else:
-                col += len(body) + 2
-            i = end + 1
+            token, i, line, col = _scan_string(text, i, pos)
+            tokens.append(token)
             continue
         if _is_digit(ch):
-            j = i
-            while j < n and _is_digit(text[j]):
-                j += 1
-            kind = TokenKind.INTEGER
-            if j + 1 < n and text[j] == "." and _is_digit(text[j + 1]):
-                j += 1
-                while j < n and _is_digit(text[j]):
-                    j += 1
-                kind = TokenKind.DECIMAL
-            if j - i > MAX_NUMBER_CHARS:
-                raise _fail(f"number longer than {MAX_NUMBER_CHARS} characters", pos)
-            if j < n and _is_ident_part(text[j]):
-                raise _fail(f"unexpected char: '{text[j]}'", Pos(line, col + j - i))
-            tokens.append(Token(kind, text[i:j], pos))
-            col += j - i
-            i = j
-            continue
-        if _is_ident_start(ch):
-            j = i
-            while j < n and _is_ident_part(text[j]):
-                j += 1
-            word = text[i:j]
-            if len(word) > MAX_IDENTIFIER_CHARS:
-                raise _fail(f"identifier longer than {MAX_IDENTIFIER_CHARS} characters", pos)
-            lower = word.lower()
-            if lower in KEYWORDS:
-                tokens.append(Token(TokenKind.KEYWORD, lower, pos))
-            else:
-                tokens.append(Token(TokenKind.IDENT, word, pos))
-            col += j - i
-            i = j
-            continue
-        for symbol in _SYMBOLS:
-            if text.startswith(symbol, i):
-                tokens.append(Token(TokenKind.SYMBOL, symbol, pos))
-                col += len(symbol)
-                i += len(symbol)
-                break
+            token, j = _scan_number(text, i, pos)
+        elif _is_ident_start(ch):
+            token, j = _scan_word(text, i, pos)
         else:
-            shown = ch if ch.isprintable() else f"0x{ord(ch):X}"
-            raise _fail(f"unexpected char: '{shown}'", pos)
+            token = _scan_symbol(text, i, pos)
+            j = i + len(token.text)
+        tokens.append(token)
+        col += j - i
+        i = j
     tokens.append(Token(TokenKind.EOF, "", Pos(line, col)))
     return tokens
+
+
+def _scan_string(text: str, i: int, pos: Pos) -> tuple[Token, int, int, int]:
+    """The string literal opening at ``text[i]``, at ``pos``: its token, the index after it,
+    and the line and column after it (a string may span lines)."""
+    end = text.find("'", i + 1)
+    if end < 0:
+        raise _fail("expecting ''', found '<EOF>'", pos)
+    body = text[i + 1 : end]
+    if len(body) > MAX_STRING_CHARS:
+        raise _fail(f"string longer than {MAX_STRING_CHARS} characters", pos)
+    line, col = pos.line, pos.column
+    newlines = body.count("\n")
+    if newlines:
+        line += newlines
+        col = len(body) - body.rfind("\n") + 1
+    else:
+        col += len(body) + 2
+    return Token(TokenKind.STRING, body, pos), end + 1, line, col
+
+
+def _scan_number(text: str, i: int, pos: Pos) -> tuple[Token, int]:
+    """The integer or decimal starting at ``text[i]``, at ``pos``, and the index after it."""
+    n = len(text)
+    j = i
+    while j < n and _is_digit(text[j]):
+        j += 1
+    kind = TokenKind.INTEGER
+    if j + 1 < n and text[j] == "." and _is_digit(text[j + 1]):
+        j += 1
+        while j < n and _is_digit(text[j]):
+            j += 1
+        kind = TokenKind.DECIMAL
+    if j - i > MAX_NUMBER_CHARS:
+        raise _fail(f"number longer than {MAX_NUMBER_CHARS} characters", pos)
+    if j < n and _is_ident_part(text[j]):
+        raise _fail(f"unexpected char: '{text[j]}'", Pos(pos.line, pos.column + j - i))
+    return Token(kind, text[i:j], pos), j
+
+
+def _scan_word(text: str, i: int, pos: Pos) -> tuple[Token, int]:
+    """The keyword (lower-cased) or identifier starting at ``text[i]`` and the index after it."""
+    n = len(text)
+    j = i
+    while j < n and _is_ident_part(text[j]):
+        j += 1
+    word = text[i:j]
+    if len(word) > MAX_IDENTIFIER_CHARS:
+        raise _fail(f"identifier longer than {MAX_IDENTIFIER_CHARS} characters", pos)
+    lower = word.lower()
+    if lower in KEYWORDS:
+        return Token(TokenKind.KEYWORD, lower, pos), j
+    return Token(TokenKind.IDENT, word, pos), j
+
+
+def _scan_symbol(text: str, i: int, pos: Pos) -> Token:
+    """The symbol at ``text[i]`` (the first of ``_SYMBOLS`` that matches), or :class:`BadRule`."""
+    for symbol in _SYMBOLS:
+        if text.startswith(symbol, i):
+            return Token(TokenKind.SYMBOL, symbol, pos)
+    ch = text[i]
+    shown = ch if ch.isprintable() else f"0x{ord(ch):X}"
+    raise _fail(f"unexpected char: '{shown}'", pos)

@@ -10,8 +10,8 @@ same database transaction as its journal, with durable usage counters.
 * :class:`Guard` is one batch's GateKeeper state: the usage counters of the tokens it touches
   (locked and loaded once), the checks (:meth:`Guard.check`) and the counters' updates after a
   success (:meth:`Guard.record`), written by :meth:`Guard.save` in the batch's transaction.
-* :func:`install`, :func:`instruction_view`, :func:`cancel_instruction`: FPS's
-  InstallPaymentInstruction / GetPaymentInstruction and CancelToken for installed tokens.
+* Installing, reading and cancelling payment instructions (InstallPaymentInstruction,
+  GetPaymentInstruction, CancelToken for installed tokens) is :mod:`penny.services.instructions`.
 
 Refusals (docs/decisions.md, issue #7): a failed assertion of a pipeline token whose ``orSay``
 is one Penny generates keeps that rule's historical FPS code (:data:`GENERATED_REFUSALS`, e.g.
@@ -23,7 +23,8 @@ is one Penny generates keeps that rule's historical FPS code (:data:`GENERATED_R
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection
@@ -31,10 +32,8 @@ from sqlalchemy import Connection
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import (
     Instrument,
-    PaymentInstruction,
     Token,
     TokenKind,
-    TokenStatus,
 )
 from penny.gatekeeper import (
     BadRule,
@@ -43,7 +42,6 @@ from penny.gatekeeper import (
     Refused,
     Role,
     Usage,
-    UsageKind,
     compile_script,
     evaluate,
     generate,
@@ -55,11 +53,9 @@ from penny.gatekeeper import rules as gk_rules
 from penny.gatekeeper.usage import UsageRecord, anchor_of, window_start
 from penny.money import Money
 from penny.storage import gatekeeper_sql as gk_sql
-from penny.storage import payments_sql as sql
 
 if TYPE_CHECKING:
     from penny.engine.ledger import LedgerSession
-    from penny.services.payments import Payments
 
 TOKEN_TYPES: Final = ("SingleUse", "MultiUse", "Recurring", "Unrestricted")
 SINGLE_USE: Final = TOKEN_TYPES[0]
@@ -126,9 +122,7 @@ def pipeline_slot(token: Token, instrument: Instrument) -> Slot:
     (derived, or stored with exactly that text); compiled otherwise.
     """
     rules = pipeline_rules(token.kind, instrument, token.caller_id)
-    generated = generate.sender_token_script(rules)
-    script = generated if token.script is None else token.script
-    native = script == generated and gk_rules.evaluable(rules)
+    script, native = _script_of_rules(rules, token.script)
     return Slot(
         Role.SENDER,
         token.id,
@@ -137,6 +131,16 @@ def pipeline_slot(token: Token, instrument: Instrument) -> Slot:
         pipeline=True,
         rules=rules if native else None,
     )
+
+
+@lru_cache(maxsize=16_384)
+def _script_of_rules(rules: generate.TokenRules, stored: str | None) -> tuple[str, bool]:
+    """A pipeline token's script (``stored``, or generated from ``rules``) and whether it is
+    exactly the generated text, so that ``rules`` may be evaluated natively. Cached: writing
+    the text costs ~40 µs, and the same tokens pay again and again (#14)."""
+    generated = generate.sender_token_script(rules)
+    script = generated if stored is None else stored
+    return script, script == generated and gk_rules.evaluable(rules)
 
 
 def compiled(text: str) -> CompiledScript:
@@ -285,223 +289,3 @@ def _refusal(outcome: Refused, slot: Slot) -> PaymentsError:
     if slot.pipeline and outcome.message in GENERATED_REFUSALS:
         return PaymentsError(GENERATED_REFUSALS[outcome.message])
     return PaymentsError(Refusal.gatekeeper_denied, outcome.message)
-
-
-# -- installed payment instructions --------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InstallRequest:
-    caller_id: str
-    caller_reference: str
-    script: str
-    token_type: str
-    friendly_name: str = ""
-    payment_reason: str = ""
-
-
-def validate(text: str, token_type: str) -> CompiledScript:
-    """The install-time checks of spec §7.1: the script compiles, usage fits the token type."""
-    result = compile_script(text)
-    if isinstance(result, BadRule):
-        raise PaymentsError(Refusal.bad_rule, "; ".join(result.reason_texts))
-    if token_type == SINGLE_USE and result.usage_limits:
-        raise PaymentsError(Refusal.usage_on_single_use_token)
-    if token_type in ("MultiUse", "Recurring") and not result.usage_limits:
-        raise PaymentsError(Refusal.usage_not_defined)
-    return result
-
-
-def install(payments: Payments, request: InstallRequest) -> PaymentInstruction:
-    """InstallPaymentInstruction: store a script as a token of the caller's own account.
-
-    Idempotent by CallerReference: the same content returns the same token; other content
-    under a used reference (also a pipeline token's) is DuplicateRequest.
-    """
-    if request.token_type not in TOKEN_TYPES:
-        raise PaymentsError(Refusal.invalid_params, f"TokenType must be one of {TOKEN_TYPES}")
-    validate(request.script, request.token_type)
-    from penny.services.payments import TOKEN_ID_LENGTH
-
-    def work(session: LedgerSession) -> PaymentInstruction:
-        conn = session.conn
-        session.lock_keys("token", [(request.caller_id, request.caller_reference)])
-        if sql.tokens_by_reference(conn, request.caller_id, [request.caller_reference]):
-            raise PaymentsError(Refusal.duplicate_request)
-        found = gk_sql.instruction_by_reference(conn, request.caller_id, request.caller_reference)
-        if found is not None:
-            same = (found.script, found.token_type, found.friendly_name, found.payment_reason) == (
-                request.script,
-                request.token_type,
-                request.friendly_name,
-                request.payment_reason,
-            )
-            if not same:
-                raise PaymentsError(Refusal.duplicate_request)
-            return found
-        made = PaymentInstruction(
-            id=payments.new_id(TOKEN_ID_LENGTH),
-            caller_id=request.caller_id,
-            caller_reference=request.caller_reference,
-            token_type=request.token_type,
-            status=TokenStatus.active,
-            created_at=session.now,
-            script=request.script,
-            friendly_name=request.friendly_name,
-            payment_reason=request.payment_reason,
-        )
-        gk_sql.insert_instruction(conn, made)
-        return made
-
-    return payments.ledger.run(work)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenView:
-    """FPS's ``Token`` record of either kind of token, and its script."""
-
-    id: str
-    friendly_name: str
-    status: TokenStatus
-    created_at: int
-    caller_reference: str
-    token_type: str
-    payment_reason: str
-    script: str
-
-
-def view_of_instruction(instruction: PaymentInstruction) -> TokenView:
-    return TokenView(
-        instruction.id,
-        instruction.friendly_name,
-        instruction.status,
-        instruction.created_at,
-        instruction.caller_reference,
-        instruction.token_type,
-        instruction.payment_reason,
-        instruction.script,
-    )
-
-
-def view_of_token(token: Token, script: str) -> TokenView:
-    return TokenView(
-        token.id,
-        token.friendly_name,
-        token.status,
-        token.created_at,
-        token.caller_reference,
-        token.kind.fps_type,
-        token.payment_reason,
-        script,
-    )
-
-
-def instruction_view(payments: Payments, caller_id: str, token_id: str) -> TokenView:
-    """GetPaymentInstruction: a token of the caller with its script (pipeline or installed)."""
-    with payments.database.read() as conn:
-        instruction = gk_sql.load_instructions(conn, [token_id]).get(token_id)
-        if instruction is not None and instruction.caller_id == caller_id:
-            return view_of_instruction(instruction)
-        token = sql.load_tokens(conn, [token_id]).get(token_id)
-        if token is None or token.caller_id != caller_id:
-            raise PaymentsError(Refusal.unknown_token)
-        instrument = sql.load_instruments(conn, [token.instrument_id])[token.instrument_id]
-    return view_of_token(token, script_of(token, instrument))
-
-
-def instruction_by_caller(
-    payments: Payments, caller_id: str, *, token_id: str | None, caller_reference: str | None
-) -> PaymentInstruction | None:
-    with payments.database.read() as conn:
-        if token_id is not None:
-            found = gk_sql.load_instructions(conn, [token_id]).get(token_id)
-        else:
-            assert caller_reference is not None
-            found = gk_sql.instruction_by_reference(conn, caller_id, caller_reference)
-    return found if found is not None and found.caller_id == caller_id else None
-
-
-def instructions(
-    payments: Payments,
-    caller_id: str,
-    *,
-    status: TokenStatus | None = None,
-    caller_reference: str | None = None,
-    friendly_name: str | None = None,
-) -> list[PaymentInstruction]:
-    with payments.database.read() as conn:
-        return gk_sql.find_instructions(
-            conn,
-            caller_id,
-            status=status,
-            caller_reference=caller_reference,
-            friendly_name=friendly_name,
-        )
-
-
-def cancel_instruction(
-    payments: Payments, caller_id: str, token_id: str, ipn_url: str | None = None
-) -> PaymentInstruction:
-    """CancelToken for an installed token (cancelling twice is harmless); the listener (the
-    IPN outbox) is told, with the request's OverrideIPNURL, as for a pipeline token."""
-
-    def work(session: LedgerSession) -> PaymentInstruction:
-        found = gk_sql.load_instructions(session.conn, [token_id]).get(token_id)
-        if found is None or found.caller_id != caller_id:
-            raise PaymentsError(Refusal.unknown_token)
-        if not found.active:
-            return found
-        cancelled = replace(found, status=TokenStatus.inactive, cancelled_at=session.now)
-        gk_sql.set_instruction_status(session.conn, cancelled)
-        if payments.listener is not None:
-            payments.listener.token_cancelled(session, cancelled, ipn_url)
-        return cancelled
-
-    return payments.ledger.run(work)
-
-
-@dataclass(frozen=True, slots=True)
-class LimitUsage:
-    """GetTokenUsage of one usage limit: the current window and the one before it."""
-
-    kind: UsageKind
-    amount: Money
-    count: int
-    last_amount: Money
-    last_count: int
-    window_start: int
-
-
-def token_usage(payments: Payments, caller_id: str, token_id: str) -> list[LimitUsage] | None:
-    """GetTokenUsage of an installed token (None: ``token_id`` is not one of the caller's)."""
-    now = payments.clock.now_us()
-    with payments.database.read() as conn:
-        found = gk_sql.load_instructions(conn, [token_id]).get(token_id)
-        if found is None or found.caller_id != caller_id:
-            return None
-        stored = gk_sql.load_usage(conn, [token_id])
-    if found.token_type == SINGLE_USE:
-        raise PaymentsError(Refusal.invalid_token_type)
-    slot = Slot(Role.RECIPIENT, found.id, found.script, found.created_at)
-    script = compiled(found.script)
-    windows = Guard()._windows(slot, script, now)
-    limits = []
-    for limit in script.usage_limits:
-        currency = limit.limit.currency if isinstance(limit.limit, Money) else "USD"
-        record = stored.get((token_id, limit.index))
-        start = windows[limit.index]
-        if record is None:
-            record = UsageRecord(start, 0, 0, currency=currency)
-        elif record.window_start != start:  # a window has passed since the last use
-            record = UsageRecord(start, 0, 0, record.amount, record.count, record.currency)
-        limits.append(
-            LimitUsage(
-                limit.kind,
-                Money(record.amount, currency),
-                record.count,
-                Money(record.last_amount, currency),
-                record.last_count,
-                record.window_start,
-            )
-        )
-    return limits

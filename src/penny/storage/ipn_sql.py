@@ -270,6 +270,12 @@ def claim_due(
         Claimed(row.id, row.url, _params(row.params), row.attempts, claim, row.window_start)
         for row in rows
     ]
+    _open_attempts(conn, claimed, worker=worker, now=now)
+    return claimed
+
+
+def _open_attempts(conn: Connection, claimed: list[Claimed], *, worker: str, now: int) -> None:
+    """Record an in-flight attempt, started at ``now`` by ``worker``, for each claimed one."""
     conn.execute(
         insert(attempts),
         [
@@ -287,7 +293,6 @@ def claim_due(
             for c in claimed
         ],
     )
-    return claimed
 
 
 def record_results(conn: Connection, results: Sequence[AttemptResult]) -> None:

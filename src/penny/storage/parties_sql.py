@@ -8,7 +8,7 @@ already encrypted and card numbers never arrive at all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
@@ -90,9 +90,12 @@ _METHOD_NAMES = tuple(c.name for c in payment_methods.c)
 # -- conversions -------------------------------------------------------------------------
 
 
+_PARTY_KINDS: Final = {kind.value: kind for kind in PartyKind}
+
+
 def _party(row: Mapping[Any, Any]) -> Party:
     values = dict(row)
-    values["kind"] = PartyKind(values["kind"])
+    values["kind"] = _PARTY_KINDS[values["kind"]]
     return Party(**values)
 
 

@@ -152,9 +152,18 @@ def _lock(query: Select[Any], conn: Connection) -> Select[Any]:
 # -- conversions -------------------------------------------------------------------------
 
 
+# Enum members by stored value: a dict lookup, not an Enum call (~1 µs each, per loaded row).
+_INSTRUMENT_KINDS: Final = {kind.value: kind for kind in InstrumentKind}
+_TOKEN_KINDS: Final = {kind.value: kind for kind in TokenKind}
+_TOKEN_STATUSES: Final = {status.value: status for status in TokenStatus}
+_OPERATIONS: Final = {operation.value: operation for operation in Operation}
+_METHODS: Final = {method.value: method for method in Method}
+_STATUSES: Final = {status.value: status for status in Status}
+
+
 def _instrument(row: Mapping[Any, Any]) -> Instrument:
     values = dict(row)
-    values["kind"] = InstrumentKind(values["kind"])
+    values["kind"] = _INSTRUMENT_KINDS[values["kind"]]
     return Instrument(**values)
 
 
@@ -166,8 +175,8 @@ def _instrument_row(instrument: Instrument) -> dict[str, Any]:
 
 def _token(row: Mapping[Any, Any]) -> Token:
     values = dict(row)
-    values["kind"] = TokenKind(values["kind"])
-    values["status"] = TokenStatus(values["status"])
+    values["kind"] = _TOKEN_KINDS[values["kind"]]
+    values["status"] = _TOKEN_STATUSES[values["status"]]
     return Token(**values)
 
 
@@ -180,9 +189,9 @@ def _token_row(token: Token) -> dict[str, Any]:
 
 def _transaction(row: Mapping[Any, Any]) -> Transaction:
     values = dict(row)
-    values["operation"] = Operation(values["operation"])
-    values["method"] = Method(values["method"])
-    values["status"] = Status(values["status"])
+    values["operation"] = _OPERATIONS[values["operation"]]
+    values["method"] = _METHODS[values["method"]]
+    values["status"] = _STATUSES[values["status"]]
     values["completes_ok"] = bool(values["completes_ok"])
     return Transaction(**values)
 

@@ -16,8 +16,8 @@ process-global one), so several apps in one process (tests) never collide.
 request was refused before it was read) or ``other`` (any other value): a client cannot grow
 the number of series by sending made-up names.
 
-No float is handled here (spec: money and time are integers): durations are measured by the
-library's own timer (:meth:`Histogram.time`), which works in seconds internally.
+Durations are measured in integer nanoseconds and handed to the library in the seconds it
+keeps (:meth:`AppMetrics.observe`, the one float here: a duration, never money).
 
 With ``penny serve --workers N`` (N > 1) every worker process keeps its own registry, so one
 scrape sees one worker; Prometheus multiprocess mode is not set up.
@@ -25,6 +25,7 @@ scrape sees one worker; Prometheus multiprocess mode is not set up.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Final, TypeVar
@@ -129,6 +130,8 @@ class AppMetrics:
             registry=self.registry,
         )
         self.registry.register(_LedgerStatsCollector(ledger))
+        self._counted: dict[tuple[str, str], Counter] = {}
+        self._timed: dict[str, Histogram] = {}
         if isinstance(ledger, MeteredLedger):
             ledger.on_batch = self.batch_commands.observe
 
@@ -152,6 +155,21 @@ class AppMetrics:
                 label, outcome = seen[-1] if seen else (NO_ACTION, "InternalError")
                 timer.labels(label)  # type: ignore[no-untyped-call]
                 self.requests.labels(label, outcome).inc()
+
+    def observe(self, action: str | None, outcome: str, started_ns: int) -> None:
+        """Count one answered request and its time since ``started_ns``
+        (:func:`time.perf_counter_ns`): the cheap form of :meth:`timed` for the FPS front,
+        with the labelled series looked up once each (#14)."""
+        label = action_label(action)
+        counted = self._counted.get((label, outcome))
+        if counted is None:
+            counted = self._counted[(label, outcome)] = self.requests.labels(label, outcome)
+        timed = self._timed.get(label)
+        if timed is None:
+            timed = self._timed[label] = self.latency.labels(label)
+        counted.inc()
+        # The library keeps seconds; this is the one conversion (a duration, never money).
+        timed.observe((time.perf_counter_ns() - started_ns) / 1_000_000_000)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

@@ -223,36 +223,8 @@ class CobrandedUi:
 
     def start(self, incoming: Incoming) -> Page:
         params = decode_query(incoming.query)
-        caller_key = params.get("callerKey", "")
-        key = self.directory.api_key(caller_key) if 0 < len(caller_key) <= 64 else None
-        secret = self.directory.secret_for(caller_key) if key is not None else None
-        if key is None or secret is None:
-            raise BadRequestError(
-                400,
-                "This payment request cannot be used",
-                "The merchant's request does not name a valid Penny merchant key (callerKey). "
-                "Go back to the merchant's site and try again.",
-            )
-        merchant = self.directory.party(key.party_id)
-        assert merchant is not None
-        trusted = False
-        if "signature" in params:
-            trusted = self._signature_ok(incoming, params, secret)
-            if not trusted:
-                raise BadRequestError(
-                    403,
-                    "This payment request was altered",
-                    "The request's signature does not match its contents, so Penny cannot "
-                    "tell whether the merchant sent it. Nothing was changed. Go back to the "
-                    "merchant's site and start again.",
-                )
-        elif not self.settings.allow_unsigned:
-            raise BadRequestError(
-                403,
-                "This payment request is not signed",
-                "Penny accepts only payment requests signed by the merchant. Go back to the "
-                "merchant's site and start again.",
-            )
+        merchant, secret = self._start_merchant(params)
+        trusted = self._start_trusted(incoming, params, secret)
         return_url = params.get("returnURL", "")
         can_return = trusted and return_url_problem(return_url) is None
         parsed = parse_start(params, self.payments.clock.now_us())
@@ -276,6 +248,59 @@ class CobrandedUi:
                 merchant=merchant.name,
                 fields=parsed.fields,
             )
+        pid, cookie, session = self._open_pipeline(incoming, merchant, parsed)
+        step = "method" if session.party_id else "signin"
+        return Page(
+            location=f"{PREFIX}/pipelines/{pid}/{step}",
+            set_cookie=cookie,
+            secure=self._secure(incoming),
+        )
+
+    def _start_merchant(self, params: Mapping[str, str]) -> tuple[Party, str]:
+        """The merchant a start request's ``callerKey`` names, and that key's secret."""
+        caller_key = params.get("callerKey", "")
+        key = self.directory.api_key(caller_key) if 0 < len(caller_key) <= 64 else None
+        secret = self.directory.secret_for(caller_key) if key is not None else None
+        if key is None or secret is None:
+            raise BadRequestError(
+                400,
+                "This payment request cannot be used",
+                "The merchant's request does not name a valid Penny merchant key (callerKey). "
+                "Go back to the merchant's site and try again.",
+            )
+        merchant = self.directory.party(key.party_id)
+        assert merchant is not None
+        return merchant, secret
+
+    def _start_trusted(self, incoming: Incoming, params: Mapping[str, str], secret: str) -> bool:
+        """Whether the start request is signed (a bad signature, or none when unsigned requests
+        are not allowed, is refused)."""
+        trusted = False
+        if "signature" in params:
+            trusted = self._signature_ok(incoming, params, secret)
+            if not trusted:
+                raise BadRequestError(
+                    403,
+                    "This payment request was altered",
+                    "The request's signature does not match its contents, so Penny cannot "
+                    "tell whether the merchant sent it. Nothing was changed. Go back to the "
+                    "merchant's site and start again.",
+                )
+        elif not self.settings.allow_unsigned:
+            raise BadRequestError(
+                403,
+                "This payment request is not signed",
+                "Penny accepts only payment requests signed by the merchant. Go back to the "
+                "merchant's site and start again.",
+            )
+        return trusted
+
+    def _open_pipeline(
+        self, incoming: Incoming, merchant: Party, parsed: PipelineRequest
+    ) -> tuple[str, str | None, sql.SessionRow]:
+        """Store a new pipeline for ``parsed`` in the browser's session (a new session when it
+        has none): the pipeline id, the new session's cookie (``None`` if it had one), the
+        session."""
         now = self._now()
         with self.database.write() as conn:
             sql.delete_expired(conn, now)
@@ -306,12 +331,7 @@ class CobrandedUi:
                 ),
                 now,
             )
-        step = "method" if session.party_id else "signin"
-        return Page(
-            location=f"{PREFIX}/pipelines/{pid}/{step}",
-            set_cookie=cookie,
-            secure=self._secure(incoming),
-        )
+        return pid, cookie, session
 
     def _signature_ok(self, incoming: Incoming, params: Mapping[str, str], secret: str) -> bool:
         method = params.get("signatureMethod", "")

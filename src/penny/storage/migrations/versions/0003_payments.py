@@ -17,6 +17,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_system_accounts()
+    _create_settings()
+    _create_instruments()
+    _create_tokens()
+    _create_transactions()
+
+
+def _create_system_accounts() -> None:
+    """The ledger account behind each named system account, per currency."""
     op.create_table(
         "system_accounts",
         sa.Column("name", sa.String(64), primary_key=True),
@@ -28,11 +37,19 @@ def upgrade() -> None:
             nullable=False,
         ),
     )
+
+
+def _create_settings() -> None:
+    """Name/value settings (the sandbox settings among them)."""
     op.create_table(
         "settings",
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
     )
+
+
+def _create_instruments() -> None:
+    """Payment instruments and their indexes by recipient and sender."""
     op.create_table(
         "instruments",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -61,6 +78,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_instruments_recipient", "instruments", ["recipient_id"])
     op.create_index("ix_instruments_sender", "instruments", ["sender_id"])
+
+
+def _create_tokens() -> None:
+    """Tokens and their index by instrument."""
     op.create_table(
         "tokens",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -78,6 +99,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("caller_id", "caller_reference", name="uq_tokens_caller_reference"),
     )
     op.create_index("ix_tokens_instrument", "tokens", ["instrument_id"])
+
+
+def _create_transactions() -> None:
+    """Transactions and their indexes (by party and time, parent, due Pending ones)."""
     op.create_table(
         "transactions",
         sa.Column("id", sa.String(35), primary_key=True),

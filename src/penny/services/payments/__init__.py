@@ -1,0 +1,56 @@
+"""The payments service: FPS Aggregated Payments operations, durable and idempotent.
+
+The layout (ARCHITECTURE.md, "The request path"):
+
+* :mod:`.requests` — the typed requests and their fingerprint (what a retry must repeat);
+* one module per money-moving operation, each with its request type and its pure decision:
+  :mod:`.pay`, :mod:`.fund`, :mod:`.settle`, :mod:`.write_off`, :mod:`.refund`,
+  :mod:`.withdraw`; :mod:`.registry` lists them;
+* :mod:`.batch` — a batch's working set and the shape of an operation; :mod:`.steps` — the
+  steps operations share; :mod:`.runner` — load, decide in order, write once;
+* :mod:`.setup` (issuing instruments), :mod:`.completion` (pending transactions finishing),
+  :mod:`.listener` (the IPN outbox's hook), :mod:`.service` (:class:`Payments`).
+"""
+
+from penny.services.payments.fund import FundPrepaidRequest
+from penny.services.payments.listener import ChangeListener, Known, TransactionChange
+from penny.services.payments.pay import PayRequest
+from penny.services.payments.refund import RefundRequest
+from penny.services.payments.requests import (
+    LEDGER_OWNER,
+    TOKEN_ID_LENGTH,
+    TRANSACTION_ID_LENGTH,
+    InstrumentSetup,
+    PaymentRequest,
+    Result,
+    SetupPostpaid,
+    SetupPrepaid,
+    fingerprint,
+)
+from penny.services.payments.service import Payments
+from penny.services.payments.settle import SettleDebtRequest
+from penny.services.payments.withdraw import WITHDRAWAL_DAYS, WithdrawRequest
+from penny.services.payments.write_off import WriteOffDebtRequest
+
+__all__ = [
+    "LEDGER_OWNER",
+    "TOKEN_ID_LENGTH",
+    "TRANSACTION_ID_LENGTH",
+    "WITHDRAWAL_DAYS",
+    "ChangeListener",
+    "FundPrepaidRequest",
+    "InstrumentSetup",
+    "Known",
+    "PayRequest",
+    "PaymentRequest",
+    "Payments",
+    "RefundRequest",
+    "Result",
+    "SettleDebtRequest",
+    "SetupPostpaid",
+    "SetupPrepaid",
+    "TransactionChange",
+    "WithdrawRequest",
+    "WriteOffDebtRequest",
+    "fingerprint",
+]

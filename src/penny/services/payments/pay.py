@@ -1,0 +1,115 @@
+"""Pay: spend a prepaid balance down, or add to a postpaid instrument's debt.
+
+The sender token decides which: a prepaid sender token spends its prepaid instrument's
+balance, a credit sender token adds debt to its credit instrument up to the credit limit (the
+ledger's debit limit on the instrument's account). The token's GateKeeper script (validity,
+min/max charge, the caller's own rules) and, when ``RecipientTokenId`` names one, a payment
+instruction the caller installed are evaluated before anything is booked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from penny.domain import rules
+from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.fees import Method
+from penny.domain.model import InstrumentKind, Operation, TokenKind, Transaction
+from penny.money import Money
+from penny.services import gatekeeper as gk
+from penny.services.payment_queries import books_of
+from penny.services.payments.batch import Batch, Needs, OperationSpec
+from penny.services.payments.requests import TRANSACTION_ID_LENGTH, PaymentRequest
+from penny.services.payments.steps import book, booked, installed_slot, refuse
+
+
+@dataclass(frozen=True, slots=True)
+class PayRequest(PaymentRequest):
+    sender_token_id: str
+    amount: Money
+    sender_description: str = ""
+    caller_description: str = ""
+    ipn_url: str | None = None
+    #: A payment instruction the caller installed (InstallPaymentInstruction), evaluated in the
+    #: recipient's slot (docs/decisions.md #7).
+    recipient_token_id: str | None = None
+
+
+def needs(request: PayRequest) -> Needs:
+    instructions = () if request.recipient_token_id is None else (request.recipient_token_id,)
+    return Needs(tokens=(request.sender_token_id,), instructions=instructions)
+
+
+def _recipient_slot(batch: Batch, request: PayRequest) -> gk.Slot:
+    """The caller's installed token named by RecipientTokenId (docs/decisions.md #7)."""
+    assert request.recipient_token_id is not None
+    instruction = batch.instructions.get(request.recipient_token_id)
+    if instruction is None or instruction.caller_id != request.caller_id:
+        raise PaymentsError(Refusal.unknown_recipient_token)
+    if not instruction.active:
+        raise PaymentsError(Refusal.recipient_token_not_active)
+    return installed_slot(instruction)
+
+
+def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
+    # The recipient's own token first: any id but one of its installed tokens is a
+    # parameter error, as RecipientTokenId was before installed tokens existed.
+    recipient = None if request.recipient_token_id is None else _recipient_slot(batch, request)
+    token = batch.tokens.get(request.sender_token_id)
+    if token is not None and token.kind is TokenKind.credit_sender:
+        kind, instrument_kind = TokenKind.credit_sender, InstrumentKind.credit
+    else:
+        kind, instrument_kind = TokenKind.prepaid_sender, InstrumentKind.prepaid
+    refuse(rules.check_token(token, kind, request.caller_id))
+    assert token is not None
+    instrument = batch.instruments.get(token.instrument_id)
+    refuse(rules.check_instrument(instrument, instrument_kind, request.caller_id, batch.now))
+    assert instrument is not None
+    slots = [gk.pipeline_slot(token, instrument)]
+    if recipient is not None:
+        slots.append(recipient)
+    refuse(rules.check_amount(request.amount, instrument.currency))
+    method = Method.prepaid if instrument_kind is InstrumentKind.prepaid else Method.debt
+    context = gk.Context(
+        operation=Operation.pay.value,
+        amount=request.amount,
+        now=batch.now,
+        payment_method=method.value,
+        sender_id=instrument.sender_id,
+        recipient_id=instrument.recipient_id,
+        caller_id=request.caller_id,
+        sender_token=token.id,
+        recipient_token=request.recipient_token_id,
+    )
+    if batch.settings.check_scripts:  # validity, min/max charge and the caller's own rules
+        batch.guard.check(slots, context)
+    books = books_of(batch.parties[instrument.recipient_id])
+    if instrument_kind is InstrumentKind.prepaid:
+        legs = rules.prepaid_pay_legs(instrument, books, request.amount)
+    else:
+        refuse(rules.check_global_amount_limit(instrument, request.amount))
+        legs = rules.postpaid_pay_legs(instrument, books, request.amount)
+    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
+    journal_id = book(batch, txn_id, legs)
+    batch.guard.record(slots, context)
+    credit = instrument_kind is InstrumentKind.credit
+    if credit:
+        charged = instrument.charged_total + request.amount.minor
+        batch.put_instrument(replace(instrument, charged_total=charged))
+    return booked(
+        batch,
+        request,
+        print_,
+        txn_id,
+        journal_id,
+        instrument,
+        method,
+        request.amount,
+        operation=Operation.pay,
+        sender_token_id=token.id,
+        settlements_before=instrument.settlement_count if credit else None,
+        ipn_url=request.ipn_url,
+    )
+
+
+SPEC = OperationSpec(PayRequest, needs, decide)

@@ -1,0 +1,84 @@
+"""Refund: give back (part of) a successful Pay.
+
+A prepaid Pay's refund returns the amount to the prepaid balance; a postpaid Pay's refund
+takes it off the debt, but only while the debt it added has not been settled since (a
+SettleDebt is never refunded). Several partial refunds may add up to the Pay's amount.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from penny.domain import rules
+from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.model import InstrumentKind, Operation, Status, Transaction
+from penny.money import Money
+from penny.services.payment_queries import books_of
+from penny.services.payments.batch import Batch, Needs, OperationSpec
+from penny.services.payments.requests import PaymentRequest
+from penny.services.payments.steps import book, new_transaction, refuse, succeeded
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest(PaymentRequest):
+    transaction_id: str
+    amount: Money | None = None
+    caller_description: str = ""
+    ipn_url: str | None = None
+
+
+def needs(request: RefundRequest) -> Needs:
+    return Needs(transactions=(request.transaction_id,))
+
+
+def _refundable(batch: Batch, request: RefundRequest) -> Transaction:
+    """The Pay to refund, as this batch left it; refused unless it can still be refunded."""
+    original = batch.originals.get(request.transaction_id)
+    if original is None or original.caller_id != request.caller_id:
+        raise PaymentsError(Refusal.unknown_transaction)
+    original = batch.changed_transactions.get(original.id, original)
+    if original.operation is not Operation.pay:
+        raise PaymentsError(Refusal.not_refundable)
+    if original.status is Status.pending:
+        raise PaymentsError(Refusal.original_not_complete)
+    if original.status is not Status.success:
+        raise PaymentsError(Refusal.original_failed)
+    if original.amount - original.refunded <= 0:
+        raise PaymentsError(Refusal.fully_refunded)
+    return original
+
+
+def decide(batch: Batch, request: RefundRequest, print_: str) -> Transaction:
+    original = _refundable(batch, request)
+    left = original.amount - original.refunded
+    amount = request.amount or Money(left, original.currency)
+    refuse(rules.check_amount(amount, original.currency))
+    if amount.minor > left:
+        raise PaymentsError(Refusal.refund_exceeds_original)
+    assert original.instrument_id is not None
+    instrument = batch.instruments[original.instrument_id]
+    if instrument.kind is InstrumentKind.credit and instrument.settlement_count > (
+        original.settlements_before or 0
+    ):
+        raise PaymentsError(Refusal.debt_already_settled)
+    books = books_of(batch.parties[instrument.recipient_id])
+    legs = rules.refund_legs(instrument, books, amount)
+    operation = Operation.refund
+    txn = new_transaction(batch, request, print_, operation, instrument, original.method, amount)
+    txn = replace(txn, parent_id=original.id, ipn_url=request.ipn_url)
+    try:
+        journal_id = book(batch, txn.id, legs)
+    except PaymentsError as refused:
+        if refused.refusal is Refusal.settle_exceeds_debt:
+            raise PaymentsError(Refusal.debt_already_settled) from None
+        raise
+    batch.changed_transactions[original.id] = replace(
+        original, refunded=original.refunded + amount.minor
+    )
+    if instrument.kind is InstrumentKind.credit:
+        charged = max(0, instrument.charged_total - amount.minor)
+        batch.put_instrument(replace(instrument, charged_total=charged))
+    return succeeded(txn, journal_id, batch.now)
+
+
+SPEC = OperationSpec(RefundRequest, needs, decide)

@@ -1,0 +1,173 @@
+"""The payments service: the Aggregated Payments operations over one store.
+
+:class:`Payments` is what the doors (the FPS API, the hosted pages, the CLI) call. Money-moving
+requests go through :meth:`Payments.submit` — a batch in one transaction, decided by
+:mod:`.runner` with the operations of :mod:`.registry` — and the read-only queries are those of
+:class:`~penny.services.payment_queries.PaymentQueries`. Money sources are decided by a
+:class:`~penny.domain.funding.FundingSource`; a pending one (a bank transfer) is a pending
+journal, posted or voided by :meth:`Payments.complete_due` when its time comes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from penny.clock import Clock
+from penny.domain import rules
+from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.fees import FeeSchedule
+from penny.domain.funding import FundingSource, SandboxFunding
+from penny.domain.model import InstrumentKind, Token, TokenStatus, Transaction
+from penny.domain.parties import random_id
+from penny.engine.ledger import Ledger, LedgerSession
+from penny.ledger.model import AccountFlags, AccountSpec
+from penny.services.payment_queries import PaymentQueries
+from penny.services.payments import completion, runner
+from penny.services.payments.batch import Settings
+from penny.services.payments.listener import ChangeListener
+from penny.services.payments.requests import (
+    InstrumentSetup,
+    PaymentRequest,
+    Result,
+    SetupPostpaid,
+    SetupPrepaid,
+)
+from penny.services.payments.setup import setup_instrument
+from penny.storage import payments_sql as sql
+
+
+class Payments(PaymentQueries):
+    """The Aggregated Payments operations over one store (the read-only queries are in
+    :class:`~penny.services.payment_queries.PaymentQueries`)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        clock: Clock | None = None,
+        fees: FeeSchedule | None = None,
+        funding: FundingSource | None = None,
+        new_id: Callable[[int], str] = random_id,
+        listener: ChangeListener | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.database = ledger.database
+        self.clock = clock or ledger.clock
+        self.fees = fees or FeeSchedule()
+        self.funding: FundingSource = funding or SandboxFunding()
+        self.new_id = new_id
+        #: Told of each change in its own transaction (the IPN outbox); None: nobody listens.
+        self.listener = listener
+        #: Evaluate the tokens' GateKeeper scripts (off only to measure their cost: the
+        #: scripts carry the validity and min/max-charge rules of pipeline tokens).
+        self.check_scripts = True
+        self._charts: dict[str, rules.Chart] = {}
+
+    # -- system accounts ----------------------------------------------------------------
+
+    def chart(self, currency: str = "USD") -> rules.Chart:
+        """The system accounts of ``currency``, opened on first use."""
+        chart = self._charts.get(currency)
+        if chart is None:
+            chart = self.ledger.run(lambda session: self._ensure_chart(session, currency))
+            self._charts[currency] = chart
+        return chart
+
+    def _ensure_chart(self, session: LedgerSession, currency: str) -> rules.Chart:
+        ids = sql.system_account_ids(session.conn, currency)
+        if not ids:
+            opened = session.sql.create_accounts(
+                session.conn, [AccountSpec(currency), AccountSpec(currency)], session.now
+            )
+            ids = {"external_funding": opened[0], "fees": opened[1]}
+            sql.add_system_accounts(session.conn, currency, ids)
+        return rules.Chart(currency, ids["external_funding"], ids["fees"])
+
+    # -- issuing instruments ------------------------------------------------------------
+
+    def setup_prepaid(self, request: SetupPrepaid) -> InstrumentSetup:
+        """Issue a prepaid instrument with its prepaid sender token and funding token."""
+        currency = "USD" if request.funding_limit is None else request.funding_limit.currency
+        spec = AccountSpec(currency, AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+        references = (request.caller_reference_sender, request.caller_reference_funding)
+        return self.ledger.run(
+            lambda session: setup_instrument(
+                session,
+                kind=InstrumentKind.prepaid,
+                request=request,
+                currency=currency,
+                references=references,
+                spec=spec,
+                new_id=self.new_id,
+            )
+        )
+
+    def setup_postpaid(self, request: SetupPostpaid) -> InstrumentSetup:
+        """Open a credit instrument with its credit sender token and settlement token."""
+        currency = request.credit_limit.currency
+        spec = AccountSpec(
+            currency,
+            AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+            debit_limit=request.credit_limit.minor,
+        )
+        references = (request.caller_reference_sender, request.caller_reference_settlement)
+        return self.ledger.run(
+            lambda session: setup_instrument(
+                session,
+                kind=InstrumentKind.credit,
+                request=request,
+                currency=currency,
+                references=references,
+                spec=spec,
+                new_id=self.new_id,
+            )
+        )
+
+    # -- mutating operations --------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        """How this service decides now (``check_scripts`` may be switched off to measure)."""
+        return Settings(self.fees, self.funding, self.new_id, self.check_scripts)
+
+    def submit(self, requests: Sequence[PaymentRequest]) -> list[Result]:
+        """Decide and record a batch of requests in one transaction; one result each."""
+        if not requests:
+            return []
+        chart, settings, listener = self.chart(), self.settings(), self.listener
+        return self.ledger.run(
+            lambda session: runner.run_batch(session, chart, settings, listener, requests)
+        )
+
+    def execute(self, request: PaymentRequest) -> Transaction:
+        """One request; raises :class:`PaymentsError` when refused."""
+        (result,) = self.submit([request])
+        if isinstance(result, PaymentsError):
+            raise result
+        return result
+
+    def complete_due(self, limit: int = 1000) -> list[Transaction]:
+        """Finish pending transactions whose money source has answered by now."""
+        return self.ledger.run(
+            lambda session: completion.complete_due(session, limit, self.listener)
+        )
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def cancel_token(self, caller_id: str, token_id: str, ipn_url: str | None = None) -> Token:
+        """CancelToken: the token can no longer be used (cancelling twice is harmless);
+        ``ipn_url`` (the request's OverrideIPNURL) is where its notification goes."""
+
+        def work(session: LedgerSession) -> Token:
+            token = sql.load_tokens(session.conn, [token_id]).get(token_id)
+            if token is None or token.caller_id != caller_id:
+                raise PaymentsError(Refusal.unknown_token)
+            if not token.active:
+                return token
+            cancelled = replace(token, status=TokenStatus.inactive, cancelled_at=session.now)
+            sql.set_token_status(session.conn, cancelled)
+            if self.listener is not None:
+                self.listener.token_cancelled(session, cancelled, ipn_url)
+            return cancelled
+
+        return self.ledger.run(work)

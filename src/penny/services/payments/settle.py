@@ -1,0 +1,65 @@
+"""SettleDebt: charge the buyer's payment method for (part of) a credit instrument's debt.
+
+The settlement token (from SetupPostpaid) names the payment method; the merchant is paid the
+amount less the fee and the debt shrinks by the amount. Settling stays possible after the
+instrument expired: the debt is still owed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from penny.domain import rules
+from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Transaction
+from penny.money import Money
+from penny.services.payment_queries import books_of
+from penny.services.payments.batch import Batch, Needs, OperationSpec
+from penny.services.payments.requests import PaymentRequest
+from penny.services.payments.steps import charge, check_pipeline_token, refuse
+
+
+@dataclass(frozen=True, slots=True)
+class SettleDebtRequest(PaymentRequest):
+    settlement_token_id: str
+    instrument_id: str
+    amount: Money
+    sender_description: str = ""
+    caller_description: str = ""
+    ipn_url: str | None = None
+
+
+def needs(request: SettleDebtRequest) -> Needs:
+    return Needs(tokens=(request.settlement_token_id,), instruments=(request.instrument_id,))
+
+
+def decide(batch: Batch, request: SettleDebtRequest, print_: str) -> Transaction:
+    token = batch.tokens.get(request.settlement_token_id)
+    refuse(rules.check_token(token, TokenKind.settlement, request.caller_id))
+    assert token is not None
+    instrument = batch.instruments.get(request.instrument_id)
+    if instrument is None or instrument.kind is not InstrumentKind.credit:
+        raise PaymentsError(Refusal.unknown_instrument)
+    if instrument.recipient_id != request.caller_id:
+        raise PaymentsError(Refusal.unknown_instrument)
+    if token.instrument_id != instrument.id:
+        raise PaymentsError(Refusal.token_instrument_mismatch)
+    refuse(rules.check_amount(request.amount, instrument.currency))
+    books = books_of(batch.parties[instrument.recipient_id])
+
+    def legs(source: int, fee: Money) -> tuple[Any, ...]:
+        return rules.settlement_legs(instrument, books, batch.chart, source, request.amount, fee)
+
+    operation = Operation.settle_debt
+    check_pipeline_token(batch, request, request.amount, operation, instrument, token)
+    txn = charge(
+        batch, request, print_, operation, instrument, token, request.amount, request.ipn_url, legs
+    )
+    if txn.status is not Status.failure:
+        settled = instrument.settlement_count + 1
+        batch.put_instrument(replace(instrument, settlement_count=settled))
+    return txn
+
+
+SPEC = OperationSpec(SettleDebtRequest, needs, decide, loads_senders=True)

@@ -1,0 +1,243 @@
+"""Steps the operations share: a new transaction, booking its journal, charging a payment
+method, and the GateKeeper slots of pipeline and installed tokens. Pure, over a :class:`Batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from penny.domain.errors import LEDGER_REFUSALS, PaymentsError, Refusal
+from penny.domain.fees import Method
+from penny.domain.funding import ChargeOutcome
+from penny.domain.model import (
+    PENDING_MESSAGE,
+    SUCCESS_MESSAGE,
+    Instrument,
+    Operation,
+    PaymentInstruction,
+    Status,
+    Token,
+    Transaction,
+)
+from penny.domain.parties import PaymentMethodKind
+from penny.gatekeeper import Role
+from penny.ledger.model import NewJournal
+from penny.money import Money
+from penny.services import gatekeeper as gk
+from penny.services.payments.batch import Batch
+from penny.services.payments.requests import LEDGER_OWNER, TRANSACTION_ID_LENGTH, PaymentRequest
+
+METHOD_KINDS = {
+    PaymentMethodKind.card: Method.card,
+    PaymentMethodKind.bank: Method.bank,
+    PaymentMethodKind.balance: Method.balance,
+}
+
+#: The legs of a charge's journal, given the source account and the fee.
+LegsFor = Callable[[int, Money], tuple[Any, ...]]
+
+
+def refuse(refusal: Refusal | None) -> None:
+    """Raise ``refusal`` when a check returned one."""
+    if refusal is not None:
+        raise PaymentsError(refusal)
+
+
+def new_transaction(
+    batch: Batch,
+    request: PaymentRequest,
+    print_: str,
+    operation: Operation,
+    instrument: Instrument,
+    method: Method,
+    amount: Money,
+) -> Transaction:
+    """A transaction of ``request`` on ``instrument``, not yet decided (pending, no code)."""
+    return Transaction(
+        id=batch.settings.new_id(TRANSACTION_ID_LENGTH),
+        operation=operation,
+        caller_id=request.caller_id,
+        caller_reference=request.caller_reference,
+        fingerprint=print_,
+        sender_id=instrument.sender_id,
+        recipient_id=instrument.recipient_id,
+        amount=amount.minor,
+        currency=amount.currency,
+        fees=0,
+        method=method,
+        status=Status.pending,
+        status_code="",
+        status_message="",
+        received_at=batch.now,
+        completed_at=None,
+        instrument_id=instrument.id,
+        sender_description=getattr(request, "sender_description", ""),
+        caller_description=getattr(request, "caller_description", ""),
+    )
+
+
+def booked(
+    batch: Batch,
+    request: PaymentRequest,
+    print_: str,
+    txn_id: str,
+    journal_id: int,
+    instrument: Instrument,
+    method: Method,
+    amount: Money,
+    *,
+    operation: Operation,
+    sender_token_id: str | None = None,
+    parent_id: str | None = None,
+    settlements_before: int | None = None,
+    ipn_url: str | None = None,
+) -> Transaction:
+    """A transaction that succeeded when its journal ``journal_id`` was booked, built once
+    (a Pay makes one; ``dataclasses.replace`` on a 30-field record costs ~5 µs each)."""
+    now = batch.now
+    return Transaction(
+        id=txn_id,
+        operation=operation,
+        caller_id=request.caller_id,
+        caller_reference=request.caller_reference,
+        fingerprint=print_,
+        sender_id=instrument.sender_id,
+        recipient_id=instrument.recipient_id,
+        amount=amount.minor,
+        currency=amount.currency,
+        fees=0,
+        method=method,
+        status=Status.success,
+        status_code="Success",
+        status_message=SUCCESS_MESSAGE,
+        received_at=now,
+        completed_at=now,
+        instrument_id=instrument.id,
+        sender_token_id=sender_token_id,
+        parent_id=parent_id,
+        journal_id=journal_id,
+        settlements_before=settlements_before,
+        sender_description=getattr(request, "sender_description", ""),
+        caller_description=getattr(request, "caller_description", ""),
+        ipn_url=ipn_url,
+    )
+
+
+def succeeded(txn: Transaction, journal_id: int | None, now: int) -> Transaction:
+    return replace(
+        txn,
+        status=Status.success,
+        status_code="Success",
+        status_message=SUCCESS_MESSAGE,
+        completed_at=now,
+        journal_id=journal_id,
+    )
+
+
+def pending(txn: Transaction, journal_id: int, completes_at: int | None) -> Transaction:
+    return replace(
+        txn,
+        status=Status.pending,
+        status_code="PendingNetworkResponse",
+        status_message=PENDING_MESSAGE,
+        pending_journal_id=journal_id,
+        completes_at=completes_at,
+    )
+
+
+def book(batch: Batch, key: str, legs: tuple[Any, ...], *, pending: bool = False) -> int:
+    """Apply a journal to the batch's ledger working set; a ledger refusal becomes the
+    domain's (any other is a bug: the domain built a journal the ledger cannot take)."""
+    # Every key booked here is a transaction id just drawn by ``new_id``: nothing to look up.
+    batch.session.assume_new_keys([(LEDGER_OWNER, key)])
+    outcome = batch.session.apply(NewJournal(LEDGER_OWNER, key, legs, pending=pending))
+    if outcome.ok:
+        assert outcome.journal_id is not None
+        return outcome.journal_id
+    refusal = LEDGER_REFUSALS.get(outcome.code)
+    if refusal is None:
+        raise AssertionError(f"the ledger refused a journal the domain built: {outcome}")
+    raise PaymentsError(refusal)
+
+
+def charge(
+    batch: Batch,
+    request: PaymentRequest,
+    print_: str,
+    operation: Operation,
+    instrument: Instrument,
+    token: Token,
+    amount: Money,
+    ipn_url: str | None,
+    legs_for: LegsFor,
+) -> Transaction:
+    """Take ``amount`` from the token's payment method and book it (now, or as pending)."""
+    method_id = token.payment_method_id
+    assert method_id is not None
+    payment_method = batch.methods.get(method_id)
+    if payment_method is None or payment_method.party_id != instrument.sender_id:
+        raise PaymentsError(Refusal.invalid_params, "the token's payment method is gone")
+    method = METHOD_KINDS[payment_method.kind]
+    fee = batch.settings.fees.fee(method, amount)
+    txn = new_transaction(batch, request, print_, operation, instrument, method, amount)
+    txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=ipn_url)
+    decision = batch.settings.funding.charge(payment_method, amount, txn.id, batch.now)
+    if decision.outcome is ChargeOutcome.declined:
+        return replace(
+            txn,
+            fees=0,  # nothing was charged, so nothing is owed
+            status=Status.failure,
+            status_code="TransactionDenied",
+            status_message=decision.reason or "The payment method was declined.",
+            completed_at=batch.now,
+        )
+    if method is Method.balance:
+        sender = batch.parties[instrument.sender_id]
+        assert sender.balance_account_id is not None
+        source = sender.balance_account_id
+    else:
+        source = batch.chart.external_funding
+    legs = legs_for(source, fee)
+    if decision.outcome is ChargeOutcome.succeeded:
+        return succeeded(txn, book(batch, txn.id, legs), batch.now)
+    journal_id = book(batch, txn.id, legs, pending=True)
+    return replace(
+        pending(txn, journal_id, decision.completes_at), completes_ok=decision.completes_ok
+    )
+
+
+def check_pipeline_token(
+    batch: Batch,
+    request: PaymentRequest,
+    amount: Money,
+    operation: Operation,
+    instrument: Instrument,
+    token: Token,
+) -> None:
+    """The funding or settlement token's script (no usage limits: nothing to record)."""
+    if not batch.settings.check_scripts:
+        return
+    context = gk.Context(
+        operation=operation.value,
+        amount=amount,
+        now=batch.now,
+        payment_method=None,
+        sender_id=instrument.sender_id,
+        recipient_id=instrument.recipient_id,
+        caller_id=request.caller_id,
+        sender_token=token.id,
+    )
+    batch.guard.check([gk.pipeline_slot(token, instrument)], context)
+
+
+def installed_slot(instruction: PaymentInstruction) -> gk.Slot:
+    """A payment instruction the caller installed, in the recipient slot."""
+    return gk.Slot(
+        Role.RECIPIENT,
+        instruction.id,
+        instruction.script,
+        instruction.created_at,
+        single_use=instruction.token_type == gk.SINGLE_USE,
+    )

@@ -1,0 +1,54 @@
+"""WriteOffDebt: reduce a credit instrument's debt with no money moving (never beyond the
+debt: the ledger refuses to over-repay a debt account; it cannot be reversed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from penny.domain import rules
+from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.fees import Method
+from penny.domain.model import InstrumentKind, Operation, Transaction
+from penny.money import Money
+from penny.services.payment_queries import books_of
+from penny.services.payments.batch import Batch, Needs, OperationSpec
+from penny.services.payments.requests import TRANSACTION_ID_LENGTH, PaymentRequest
+from penny.services.payments.steps import book, booked, refuse
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOffDebtRequest(PaymentRequest):
+    instrument_id: str
+    amount: Money
+    caller_description: str = ""
+
+
+def needs(request: WriteOffDebtRequest) -> Needs:
+    return Needs(instruments=(request.instrument_id,))
+
+
+def decide(batch: Batch, request: WriteOffDebtRequest, print_: str) -> Transaction:
+    instrument = batch.instruments.get(request.instrument_id)
+    if instrument is None or instrument.kind is not InstrumentKind.credit:
+        raise PaymentsError(Refusal.unknown_instrument)
+    if instrument.recipient_id != request.caller_id:
+        raise PaymentsError(Refusal.unknown_instrument)
+    refuse(rules.check_amount(request.amount, instrument.currency))
+    books = books_of(batch.parties[instrument.recipient_id])
+    legs = rules.write_off_legs(instrument, books, request.amount)
+    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
+    journal_id = book(batch, txn_id, legs)
+    return booked(
+        batch,
+        request,
+        print_,
+        txn_id,
+        journal_id,
+        instrument,
+        Method.debt,
+        request.amount,
+        operation=Operation.write_off_debt,
+    )
+
+
+SPEC = OperationSpec(WriteOffDebtRequest, needs, decide)

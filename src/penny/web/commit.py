@@ -1,0 +1,98 @@
+"""The commit stage of the server: group commit of money-moving requests, batched balance reads.
+
+:class:`GroupCommit` runs two :class:`~penny.engine.group.Batcher` loops on the server's event
+loop. :meth:`GroupCommit.commit` hands a validated
+:class:`~penny.services.payments.PaymentRequest` to the writer: whatever requests arrive while
+a batch commits form the next batch, decided in order and committed in one transaction by
+:meth:`Payments.submit`. A request's answer is given only after its batch has committed;
+idempotency is unchanged (``CallerReference`` lookups and the fingerprint are per request, and
+two requests with one reference in the same batch see each other). A batch that fails as a
+whole (a bug, or the store gone) is re-run one request per transaction, so one bad request
+never fails its neighbours. :meth:`GroupCommit.read` does the same for GetPrepaidBalance and
+GetDebtBalance: one statement per batch of reads, in a reader thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from penny.domain.errors import PaymentsError
+from penny.engine.group import Batcher
+from penny.services.payment_queries import BalanceQuery, TwoBalances
+from penny.services.payments import PaymentRequest, Payments, Result
+
+#: The largest batch one commit takes.
+MAX_BATCH = 1000
+
+Outcome = Result | BaseException
+ReadOutcome = TwoBalances | PaymentsError | BaseException
+
+
+class GroupCommit:
+    """Group commit and batched reads over ``payments`` (start them with :meth:`attach`)."""
+
+    def __init__(self, payments: Payments, *, max_batch: int = MAX_BATCH) -> None:
+        self.payments = payments
+        self.max_batch = max_batch
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: Batcher[PaymentRequest, Outcome] | None = None
+        self._reader: Batcher[BalanceQuery, ReadOutcome] | None = None
+
+    def attach(self) -> None:
+        """Start (or restart) the batches on the running loop; call it on the loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._writer is not None:
+            return
+        writer: Batcher[PaymentRequest, Outcome] = Batcher(
+            self._commit_batch, max_batch=self.max_batch
+        )
+        writer.start()
+        reader: Batcher[BalanceQuery, ReadOutcome] = Batcher(
+            self._read_batch, max_batch=self.max_batch, thread_name="penny-reader"
+        )
+        reader.start()
+        self._writer, self._reader, self._loop = writer, reader, loop
+
+    @property
+    def batches(self) -> int:
+        """Group commits so far."""
+        return 0 if self._writer is None else self._writer.batches
+
+    @property
+    def read_batches(self) -> int:
+        """Batched balance reads so far."""
+        return 0 if self._reader is None else self._reader.batches
+
+    async def commit(self, request: PaymentRequest) -> Outcome:
+        """Decide and commit ``request`` in the next batch (on the loop, after :meth:`attach`)."""
+        assert self._writer is not None
+        try:
+            return await self._writer.submit(request)
+        except Exception as exc:  # the whole batch failed: the request is answered with it
+            return exc
+
+    async def read(self, query: BalanceQuery) -> ReadOutcome:
+        """Read ``query`` in the next batch of balance reads (on the loop, after attach)."""
+        assert self._reader is not None
+        try:
+            return await self._reader.submit(query)
+        except Exception as exc:  # the whole batch failed: the request is answered with it
+            return exc
+
+    def _read_batch(self, queries: Sequence[BalanceQuery]) -> list[ReadOutcome]:
+        return list(self.payments.balances(queries))
+
+    def _commit_batch(self, requests: Sequence[PaymentRequest]) -> list[Outcome]:
+        try:
+            return list(self.payments.submit(requests))
+        except Exception:
+            if len(requests) == 1:
+                raise
+        outcomes: list[Outcome] = []
+        for request in requests:
+            try:
+                outcomes.extend(self.payments.submit([request]))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
