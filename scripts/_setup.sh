@@ -10,7 +10,8 @@
 #       or those extras were not installed yet (an install with more extras serves for fewer).
 # It also defines penny_ensure_postgres, which scripts/test calls to make sure PostgreSQL server
 # binaries exist (tests start their own throwaway clusters with them), and
-# penny_ensure_chromium, which makes sure Debian's chromium is there for the browser tests.
+# penny_ensure_chromium, which makes sure Debian's chromium is there for the browser tests, and
+# penny_ensure_patroni, which installs Patroni, etcd and pgBackRest for the high-availability tests.
 
 # pip: no "running as root" warning, no version nag.
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -146,6 +147,24 @@ penny_ensure_chromium() {
     penny_log "no /usr/bin/chromium found"
     penny_apt_install chromium
     [ -x /usr/bin/chromium ] || penny_die "chromium still missing after installing it"
+}
+
+# (f) Debian's patroni, etcd-server and pgbackrest: the high-availability tests start a
+# three-node Patroni cluster on etcd and back it up with pgBackRest
+# (penny.devtools.patroni.ensure_installed does the same from Python).
+penny_ensure_patroni() {
+    local missing=()
+    command -v patroni >/dev/null 2>&1 || missing+=(patroni)
+    command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+    command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    penny_log "missing: ${missing[*]}"
+    penny_apt_install "${missing[@]}"
+    command -v patroni >/dev/null 2>&1 && command -v etcd >/dev/null 2>&1 \
+        && command -v pgbackrest >/dev/null 2>&1 \
+        || penny_die "patroni, etcd or pgbackrest still missing after installing them"
 }
 
 penny_ensure_venv

@@ -64,6 +64,30 @@ def assert_passed(code: int, summary: dict[str, Any], output: str, kills: int) -
     assert counts["retried"] > 0
 
 
+@pytest.mark.postgresql
+def test_bank_survives_leader_kills_a_switchover_and_penny_kills_on_patroni(
+    tmp_path: Path,
+) -> None:
+    code, summary, output = run_check(
+        tmp_path,
+        *("--store", "patroni", "--processes", "2", "--duration", "10", "--seed", "13"),
+        *("--kills", "1", "--failovers", "1", "--switchovers", "1"),
+    )
+    assert_passed(code, summary, output, kills=1)
+    assert (summary["failovers"], summary["switchovers"]) == (1, 1)
+    # Every node after catch-up: the ledger audits clean and holds what the primary holds.
+    nodes = summary["nodes"]
+    assert sorted(n["role"] for n in nodes) == ["primary", "standby", "standby"]
+    assert all(n["audit_clean"] and n["same_as_primary"] for n in nodes), nodes
+    figures = summary["failover_figures"]
+    for kind in ("failover", "switchover"):
+        assert figures[kind]["count"] == 1
+        # A database fault stops writes for a moment (Patroni needs more than half a second to
+        # promote a standby), and they resume before the run ends.
+        assert 0.5 <= figures[kind]["no_write_s_max"] < 60
+        assert figures[kind]["writes_per_s_after_mean"] > 0
+
+
 def test_bank_survives_kills_on_sqlite(tmp_path: Path) -> None:
     code, summary, output = run_check(
         tmp_path, "--store", "sqlite", "--duration", "3", "--kills", "2", "--seed", "11"
@@ -277,7 +301,7 @@ def test_bank_refuses_options_it_cannot_honour(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["check", "bank", "--store", "oracle", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "--store must be 'sqlite' or 'postgresql'" in result.output
+    assert "--store must be 'sqlite', 'postgresql' or 'patroni'" in result.output
     result = runner.invoke(app, ["check", "bank", "--processes", "2", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--processes > 1 needs PostgreSQL" in result.output

@@ -154,8 +154,8 @@ class Shop:
             return ipn_sql.counts(conn)
 
 
-@pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
+def open_shop(database_url: str) -> Shop:
+    """A merchant with an API key and a funded prepaid instrument, in a fresh database."""
     db = open_database(database_url)
     key_hex = secrets.token_hex(32)
     key = ServerKey.from_hex(key_hex, source="test")
@@ -188,7 +188,7 @@ def shop(database_url: str) -> Iterator[Shop]:
             parse_amount("500", "USD"),
         )
     )
-    yield Shop(
+    return Shop(
         db,
         database_url,
         key_hex,
@@ -198,10 +198,18 @@ def shop(database_url: str) -> Iterator[Shop]:
         api_key.secret,
         setup,
     )
-    db.dispose()
 
 
-def _pay_over_http(shop: Shop, server: Serve, reference: str, ipn_url: str) -> httpx.Response:
+@pytest.fixture
+def shop(database_url: str) -> Iterator[Shop]:
+    opened = open_shop(database_url)
+    yield opened
+    opened.db.dispose()
+
+
+def pay_url(shop: Shop, server: Serve, reference: str, ipn_url: str) -> str:
+    """The signed GET URL of a $1.00 Pay with ``reference`` that asks for an IPN to ``ipn_url``."""
+
     host = f"127.0.0.1:{server.port}"
     request = {
         "Action": "Pay",
@@ -217,7 +225,11 @@ def _pay_over_http(shop: Shop, server: Serve, reference: str, ipn_url: str) -> h
         "OverrideIPNURL": ipn_url,
     }
     request["Signature"] = sign_v2(shop.secret, "GET", host, "/", request)
-    return httpx.get(f"{server.base}/?{urlencode(request)}", timeout=10)
+    return f"{server.base}/?{urlencode(request)}"
+
+
+def _pay_over_http(shop: Shop, server: Serve, reference: str, ipn_url: str) -> httpx.Response:
+    return httpx.get(pay_url(shop, server, reference, ipn_url), timeout=10)
 
 
 def test_a_server_killed_mid_delivery_delivers_after_restart(shop: Shop, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ def write_chart(summary: dict[str, Any], path: Path) -> None:
     workloads = summary["options"]["workloads"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8))
     width = 0.8 / max(1, len(stores))
-    colours = {"sqlite": "tab:blue", "postgresql": "tab:orange"}
+    colours = {"sqlite": "tab:blue", "postgresql": "tab:orange", "patroni": "tab:purple"}
     for position, (store, data) in enumerate(stores.items()):
         xs = [i + position * width for i in range(len(workloads))]
         per_s = [data["workloads"].get(w, {}).get("per_s", 0) for w in workloads]

@@ -491,6 +491,16 @@ def _store(store: str, tmp: Path) -> Iterator[tuple[Database, Any]]:
         finally:
             database.dispose()
         return
+    if store == "patroni":  # etcd + three Patroni nodes, synchronous replication (#18)
+        from penny.devtools.patroni import PatroniCluster
+
+        with PatroniCluster.start() as patroni:
+            database = open_database(patroni.create_database("penny_bench"))
+            try:
+                yield database, patroni
+            finally:
+                database.dispose()
+        return
     from penny.devtools.pgcluster import PgCluster
 
     with PgCluster.start() as cluster:
@@ -563,15 +573,17 @@ def bench_store(store: str, options: Options, progress: Progress) -> StoreRun:
                 assert cluster is not None
                 from penny.bench.peers import hordak_rate, pgbench_peak
 
+                # On Patroni the baselines run against the primary, by its own address.
+                admin = cluster.url() if store != "patroni" else cluster.leader_url()
                 result.baselines["pgbench"] = pgbench_peak(
                     cluster.bindir,
-                    cluster.url(),
+                    admin,
                     options.baseline_seconds,
                     lambda label, f: progress(f"postgresql: {label}", f),
                 )
                 if options.peer == "hordak":
                     result.baselines["hordak"] = hordak_rate(
-                        cluster.url(),
+                        admin,
                         seconds=options.baseline_seconds,
                         warmup=min(2.0, options.warmup),
                         processes=options.peer_processes,

@@ -51,6 +51,7 @@ from penny.services.payments import Payments, SetupPostpaid, SetupPrepaid
 from penny.storage.database import Database, open_database
 
 CARD: Final = "4111111111111111"
+BANK_DATABASE: Final = "bank"
 #: Seconds a client keeps retrying an operation after the run's end before calling it unknown.
 GRACE_S: Final = 30.0
 
@@ -84,6 +85,9 @@ class BankConfig:
     out_dir: Path = Path("bank-check")
     faults: str | None = None
     restart_database: bool = True
+    #: ``--store patroni``: leader kills and planned switchovers (penny.check.ha).
+    failovers: int = 2
+    switchovers: int = 1
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,9 @@ class RunRecord:
     audit_output: str
     #: What the store holds after the run (read before a throwaway cluster goes away).
     facts: Facts
+    #: ``--store patroni``: every node after catch-up, and the figures of each failover.
+    replicas: list[Any] = field(default_factory=list)
+    failovers: list[dict[str, Any]] = field(default_factory=list)
 
 
 class History:
@@ -219,12 +226,18 @@ def prepared_store(config: BankConfig) -> Iterator[tuple[str, dict[str, str], An
             stale.unlink()
         yield f"sqlite:///{path}", env, None
         return
-    from penny.devtools.pgcluster import PgCluster
-
     env[SERVER_KEY_ENV] = secrets.token_hex(32)
     base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+    if config.store == "patroni":
+        from penny.devtools.patroni import PatroniCluster
+
+        with PatroniCluster.start(base) as patroni:
+            yield patroni.create_database(BANK_DATABASE), env, patroni
+        return
+    from penny.devtools.pgcluster import PgCluster
+
     with PgCluster.start(base) as cluster:
-        yield cluster.create_database("bank"), env, cluster
+        yield cluster.create_database(BANK_DATABASE), env, cluster
 
 
 def _server_key(url: str, env: dict[str, str]) -> ServerKey:
@@ -509,14 +522,18 @@ class Nemesis:
                 self.cluster.restart("immediate")
                 self.event("db-up", "PostgreSQL accepting connections")
                 time.sleep(self.rng.uniform(0.3, 1.7) * mean_gap)
-            server = self.rng.choice(self.servers)
-            server.kill()
-            self.event("kill", f"penny #{server.index} (SIGKILL, trial {trial + 1})")
-            if len(self.servers) > 1:
-                # The other process keeps serving while this one is down for a moment.
-                time.sleep(self.rng.uniform(0.0, 0.5))
-            self.restart_s.append(server.start())
-            self.event("up", f"penny #{server.index}")
+            self.kill_penny(trial + 1)
+
+    def kill_penny(self, trial: int) -> None:
+        """SIGKILL a random Penny process and start it again."""
+        server = self.rng.choice(self.servers)
+        server.kill()
+        self.event("kill", f"penny #{server.index} (SIGKILL, trial {trial})")
+        if len(self.servers) > 1:
+            # The other process keeps serving while this one is down for a moment.
+            time.sleep(self.rng.uniform(0.0, 0.5))
+        self.restart_s.append(server.start())
+        self.event("up", f"penny #{server.index}")
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -536,74 +553,123 @@ def run_bank(config: BankConfig, progress: ProgressFn = lambda _line: None) -> R
             db.dispose()
         progress(
             f"store ready: {len(world.merchants)} merchants, {len(world.buyers)} buyers "
-            f"({'PostgreSQL' if url.startswith('postgresql') else 'SQLite'})"
+            f"({_store_name(config, url)})"
         )
-        server_env = dict(env)
-        if config.faults:
-            server_env["PENNY_FAULTS"] = config.faults
-        servers = [
-            PennyServer(i, url, config.out_dir / f"penny-{i}.log", server_env)
-            for i in range(config.processes)
-        ]
-        started = time.monotonic()
-        for server in servers:
-            stack.callback(server.stop)
-            server.spawn()
-        for server in servers:
-            server.wait_healthy(started)
+        servers = _start_servers(config, url, env, stack)
         progress(f"{len(servers)} penny process(es) up on ports {[s.port for s in servers]}")
         t0 = time.monotonic()
         history = History(config.out_dir / "history.jsonl", t0)
         stack.callback(history.close)
         run = Run(config, world, [s.port for s in servers], history)
         events: list[Event] = []
-        nemesis = Nemesis(run, servers, cluster, events)
-        threads = [
-            threading.Thread(target=client_loop, args=(run, i), daemon=True)
-            for i in range(config.clients)
-        ]
-        nemesis_thread = threading.Thread(target=nemesis, daemon=True)
-        for thread in threads:
-            thread.start()
-        nemesis_thread.start()
-        end = t0 + config.duration_s
-        while time.monotonic() < end or not nemesis.done.is_set():
-            time.sleep(0.2)
-        run.stop_new.set()
-        run.retry_deadline = time.monotonic() + GRACE_S
-        for thread in threads:
-            thread.join()
-        nemesis_thread.join()
-        if nemesis.error is not None:
-            raise nemesis.error
+        nemesis = _nemesis(config, run, servers, cluster, events)
+        _traffic(run, nemesis)
         duration = history.now()
         progress(f"clients done after {duration:.1f} s; {len(history.ops)} operations")
         final_reads(run)
         for server in servers:
             server.stop()
-        audit = subprocess.run(
-            [*PENNY, "audit", "--database", url],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **env},
-            timeout=600,
-            check=False,
-        )
-        db = open_database(url, migrate=False)
-        try:
-            facts = load_facts(db, world)
-        finally:
-            db.dispose()
-        return RunRecord(
-            config=config,
-            world=world,
-            ops=history.ops,
-            events=events,
-            started_at=t0,
-            duration_s=duration,
-            database_url=url,
-            restart_s=nemesis.restart_s,
-            audit_clean=audit.returncode == 0,
-            audit_output=audit.stdout + audit.stderr,
-            facts=facts,
-        )
+        record = _wrap_up(config, world, url, env, cluster)
+        record.ops, record.events, record.started_at = history.ops, events, t0
+        record.duration_s, record.restart_s = duration, nemesis.restart_s
+        if config.store == "patroni" and config.database_url is None:
+            from penny.check.ha import failover_figures
+
+            record.failovers = failover_figures(history.ops, events, duration)
+        return record
+
+
+def _store_name(config: BankConfig, url: str) -> str:
+    if config.store == "patroni" and config.database_url is None:
+        return "PostgreSQL on Patroni: 3 nodes, synchronous replication"
+    return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+def _start_servers(
+    config: BankConfig, url: str, env: dict[str, str], stack: ExitStack
+) -> list[PennyServer]:
+    server_env = dict(env)
+    if config.faults:
+        server_env["PENNY_FAULTS"] = config.faults
+    servers = [
+        PennyServer(i, url, config.out_dir / f"penny-{i}.log", server_env)
+        for i in range(config.processes)
+    ]
+    started = time.monotonic()
+    for server in servers:
+        stack.callback(server.stop)
+        server.spawn()
+    for server in servers:
+        server.wait_healthy(started)
+    return servers
+
+
+def _nemesis(
+    config: BankConfig, run: Run, servers: list[PennyServer], cluster: Any, events: list[Event]
+) -> Nemesis:
+    if config.store == "patroni" and cluster is not None:
+        from penny.check.ha import ClusterNemesis
+
+        return ClusterNemesis(run, servers, cluster, events)
+    return Nemesis(run, servers, cluster, events)
+
+
+def _traffic(run: Run, nemesis: Nemesis) -> None:
+    """Clients and nemesis until the duration is over and the nemesis is done; then the
+    clients' last operations get :data:`GRACE_S` to be answered."""
+    threads = [
+        threading.Thread(target=client_loop, args=(run, i), daemon=True)
+        for i in range(run.config.clients)
+    ]
+    nemesis_thread = threading.Thread(target=nemesis, daemon=True)
+    for thread in threads:
+        thread.start()
+    nemesis_thread.start()
+    end = run.history.now() + run.config.duration_s
+    while run.history.now() < end or not nemesis.done.is_set():
+        time.sleep(0.2)
+    run.stop_new.set()
+    run.retry_deadline = time.monotonic() + GRACE_S
+    for thread in threads:
+        thread.join()
+    nemesis_thread.join()
+    if nemesis.error is not None:
+        raise nemesis.error
+
+
+def _wrap_up(
+    config: BankConfig, world: World, url: str, env: dict[str, str], cluster: Any
+) -> RunRecord:
+    """``penny audit`` and what the store holds (on Patroni: on every node, after catch-up)."""
+    audit = subprocess.run(
+        [*PENNY, "audit", "--database", url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=600,
+        check=False,
+    )
+    db = open_database(url, migrate=False)
+    try:
+        facts = load_facts(db, world)
+    finally:
+        db.dispose()
+    replicas: list[Any] = []
+    if config.store == "patroni" and cluster is not None:
+        from penny.check.ha import check_replicas
+
+        replicas = check_replicas(cluster, BANK_DATABASE, world)
+    return RunRecord(
+        config=config,
+        world=world,
+        ops=[],
+        events=[],
+        started_at=0.0,
+        duration_s=0.0,
+        database_url=url,
+        restart_s=[],
+        audit_clean=audit.returncode == 0,
+        audit_output=audit.stdout + audit.stderr,
+        facts=facts,
+        replicas=replicas,
+    )

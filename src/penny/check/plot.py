@@ -38,6 +38,8 @@ def plot_run(record: RunRecord, path: Path) -> None:
         "up": ("tab:blue", ":", "restarted"),
         "db-down": ("black", "--", "PostgreSQL crash"),
         "db-up": ("grey", "--", "PostgreSQL back"),
+        "failover": ("purple", "--", "leader SIGKILL (failover)"),
+        "switchover": ("tab:cyan", "--", "switchover"),
     }
     for event in record.events:
         color, style, label = styles[event.kind]
@@ -51,6 +53,8 @@ def plot_run(record: RunRecord, path: Path) -> None:
         )
         labelled.add(label)
     store = "PostgreSQL" if record.database_url.startswith("postgresql") else "SQLite"
+    if record.config.store == "patroni" and record.config.database_url is None:
+        store = "Patroni (3 nodes)"
     axes.set_title(
         f"penny check bank — {store}, {record.config.processes} process(es), "
         f"seed {record.config.seed}"

@@ -18,7 +18,9 @@ the ledger journals behind them, duplicate journal keys). :func:`check` then ver
 * ``final``: once the run is over, each instrument's balance, each merchant's total prepaid
   liability and outstanding debt equal what the applied operations add up to, and the liability
   equals the sum of the prepaid balances;
-* ``audit``: ``penny audit`` (counters re-derived from the legs, value conserved) is clean.
+* ``audit``: ``penny audit`` (counters re-derived from the legs, value conserved) is clean —
+  on a Patroni cluster, on the primary and on every standby after catch-up;
+* ``replica``: on a Patroni cluster, every standby holds exactly what the primary holds.
 """
 
 from __future__ import annotations
@@ -143,6 +145,11 @@ def check(record: RunRecord) -> Verdict:
     _check_values(record, applied, verdict)
     if not record.audit_clean:
         verdict.add("audit", "penny audit is not clean:\n" + record.audit_output.strip())
+    for node in record.replicas:
+        if not node.audit_clean:
+            verdict.add("audit", f"the ledger on {node.role} {node.node} does not audit clean")
+        if not node.same_as_primary:
+            verdict.add("replica", f"{node.role} {node.node} does not hold what the primary holds")
     return verdict
 
 
@@ -366,7 +373,7 @@ def summary(record: RunRecord, verdict: Verdict) -> dict[str, Any]:
     return {
         "ok": verdict.ok,
         "seed": record.config.seed,
-        "store": "postgresql" if record.database_url.startswith("postgresql") else "sqlite",
+        "store": _store(record),
         "processes": record.config.processes,
         "duration_s": round(record.duration_s, 2),
         "kills": len(kills),
@@ -375,11 +382,33 @@ def summary(record: RunRecord, verdict: Verdict) -> dict[str, Any]:
         "answered_per_s": round(len(answered) / record.duration_s, 1) if record.duration_s else 0.0,
         "counts": verdict.counts,
         "audit_clean": record.audit_clean,
+        **_cluster_summary(record),
         "violations": len(verdict.violations),
         "first_violations": [
             {"code": v.code, "message": v.message, "ops": list(v.ops)}
             for v in verdict.violations[:10]
         ],
+    }
+
+
+def _store(record: RunRecord) -> str:
+    if record.config.store == "patroni" and record.config.database_url is None:
+        return "patroni"
+    return "postgresql" if record.database_url.startswith("postgresql") else "sqlite"
+
+
+def _cluster_summary(record: RunRecord) -> dict[str, Any]:
+    """On a Patroni cluster: the database faults, their figures and every node's check."""
+    if not record.replicas and not record.failovers:
+        return {}
+    from penny.check.ha import figures_summary
+
+    return {
+        "failovers": sum(e.kind == "failover" for e in record.events),
+        "switchovers": sum(e.kind == "switchover" for e in record.events),
+        "failover_figures": figures_summary(record.failovers),
+        "per_fault": record.failovers,
+        "nodes": [vars(node) for node in record.replicas],
     }
 
 

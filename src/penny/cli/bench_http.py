@@ -26,7 +26,9 @@ def bench_http(
     store: Annotated[
         str,
         typer.Option(
-            metavar="STORE", help="Stores to measure, comma-separated: sqlite, postgresql."
+            metavar="STORE",
+            help="Stores to measure, comma-separated: sqlite, postgresql, patroni (a throwaway "
+            "etcd + three-node Patroni cluster with synchronous replication).",
         ),
     ] = "sqlite,postgresql",
     workloads: Annotated[str, typer.Option(metavar="NAMES", help="Workloads, comma-separated.")] = (
@@ -83,7 +85,7 @@ def bench_http(
     except ValueError:
         raise fail("--history takes whole numbers separated by commas, or 'none'") from None
     options = Options(
-        stores=_list(store, ("sqlite", "postgresql"), "--store"),
+        stores=_list(store, ("sqlite", "postgresql", "patroni"), "--store"),
         workloads=_list(workloads, WORKLOADS, "--workloads"),
         buyers=buyers,
         merchants=merchants,

@@ -30,8 +30,10 @@ def bank(
         str,
         typer.Option(
             metavar="STORE",
-            help="Without --database: 'sqlite' (a file in --out) or 'postgresql' (a throwaway "
-            "cluster, crash-restarted once during the run).",
+            help="Without --database: 'sqlite' (a file in --out), 'postgresql' (a throwaway "
+            "cluster, crash-restarted once during the run) or 'patroni' (a throwaway etcd + "
+            "three-node Patroni cluster with synchronous replication: leader kills and "
+            "switchovers, see --failovers and --switchovers).",
         ),
     ] = "sqlite",
     database: Annotated[
@@ -59,6 +61,15 @@ def bank(
     kills: Annotated[
         int, typer.Option(metavar="N", min=0, help="SIGKILL trials during the run.")
     ] = 5,
+    failovers: Annotated[
+        int,
+        typer.Option(
+            metavar="N", min=0, help="--store patroni: SIGKILLs of the leader's postmaster."
+        ),
+    ] = 2,
+    switchovers: Annotated[
+        int, typer.Option(metavar="N", min=0, help="--store patroni: planned switchovers.")
+    ] = 1,
     seed: Annotated[int, typer.Option(metavar="N", help="Seed of every random choice.")] = 1,
     out: Annotated[
         Path, typer.Option(metavar="DIR", help="Directory for history, summary and plot.")
@@ -85,8 +96,8 @@ def bank(
 
     require_charts("penny check bank")
 
-    if store not in {"sqlite", "postgresql"}:
-        raise fail("--store must be 'sqlite' or 'postgresql'")
+    if store not in {"sqlite", "postgresql", "patroni"}:
+        raise fail("--store must be 'sqlite', 'postgresql' or 'patroni'")
     if processes > 1 and store == "sqlite" and database is None:
         raise fail("--processes > 1 needs PostgreSQL: use --store postgresql")
     config = BankConfig(
@@ -102,6 +113,8 @@ def bank(
         out_dir=out,
         faults=inject_fault,
         restart_database=restart_database,
+        failovers=failovers,
+        switchovers=switchovers,
     )
     try:
         record = run_bank(config, progress=lambda line: console.print(line, highlight=False))
@@ -125,6 +138,7 @@ def bank(
             f"{'clean' if record.audit_clean else 'NOT CLEAN'}\n"
             f"  history {out / 'history.jsonl'}, plot {out / 'throughput.png'}"
         )
+        _echo_cluster(data)
         for violation in verdict.violations[:10]:
             typer.echo(f"  VIOLATION [{violation.code}] {violation.message}")
         if len(verdict.violations) > 10:
@@ -134,3 +148,24 @@ def bank(
             typer.echo(f"  first offending op: {json.dumps(fields)}")
     if not verdict.ok:
         raise typer.Exit(code=1)
+
+
+def _echo_cluster(data: dict[str, object]) -> None:
+    """On a Patroni cluster: the database faults' figures and every node's check."""
+    figures = data.get("failover_figures")
+    if isinstance(figures, dict):
+        for kind, f in figures.items():
+            typer.echo(
+                f"  {f['count']} {kind}(s): no acknowledged write for p50 {f['no_write_s_p50']} s, "
+                f"max {f['no_write_s_max']} s; writes/s before {f['writes_per_s_before_mean']}, "
+                f"after {f['writes_per_s_after_mean']}"
+            )
+    nodes = data.get("nodes")
+    if isinstance(nodes, list):
+        for node in nodes:
+            same = "same as the primary" if node["same_as_primary"] else "DIFFERS from primary"
+            typer.echo(
+                f"  {node['role']} {node['node']}: audit "
+                f"{'clean' if node['audit_clean'] else 'NOT CLEAN'}, "
+                f"{same}"
+            )

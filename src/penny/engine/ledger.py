@@ -8,6 +8,12 @@ busy SQLite file) is rolled back and run again from fresh state; the core is pur
 exactly as correct as the first run. When the store stays unavailable every command of the batch
 gets the transient ``storage_unavailable``, and a retry with the same key is safe.
 
+A batch whose connection to PostgreSQL is lost (the primary died or is failing over; the node
+reached is a standby; the server is shutting down) is not re-run and not guessed at: whether its
+commit happened cannot be known from here, so its commands get ``storage_unavailable`` at once
+and their retry with the same keys finds out (the first outcome if it committed, a fresh run
+if it did not). The next batch takes a new connection, which finds the new primary.
+
 Several threads may call :meth:`Ledger.execute`; they take turns (one writer per process).
 Several processes may share one PostgreSQL database; row locks keep them exact.
 """
@@ -74,6 +80,7 @@ class Ledger:
         self._batches = 0
         self._commands = 0
         self._retries = 0
+        self._unavailable = 0
 
     # -- writing ----------------------------------------------------------------------
 
@@ -104,6 +111,12 @@ class Ledger:
                     self._commands += session.applied
                     return result
                 except (IntegrityError, OperationalError, DBAPIError) as exc:
+                    if self.database.lost_connection(exc):
+                        self._unavailable += 1
+                        log.warning("a batch lost its database connection: %s", exc.orig)
+                        raise StorageUnavailableError(
+                            "the database connection was lost; retry with the same keys"
+                        ) from exc
                     if not _retryable(exc):
                         raise
                     self._retries += 1
@@ -154,6 +167,11 @@ class Ledger:
     @property
     def stats(self) -> BatchStats:
         return BatchStats(self._batches, self._commands, self._retries)
+
+    @property
+    def unavailable(self) -> int:
+        """Batches that ended as ``storage_unavailable`` because the connection was lost."""
+        return self._unavailable
 
 
 def _back_off(attempt: int) -> None:

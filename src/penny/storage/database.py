@@ -8,6 +8,11 @@ Two stores are supported:
   be retried half-way; reads use plain deferred transactions and do not block the writer.
 * **PostgreSQL** (``postgresql+psycopg://…``, psycopg 3): ``synchronous_commit=on``, READ
   COMMITTED, with the rows a batch changes locked by ``SELECT … FOR UPDATE`` in a fixed order.
+  A high-availability cluster (Patroni) is named by a libpq multi-host URL,
+  ``postgresql://user@host1:5432,host2:5432,host3:5432/penny?target_session_attrs=read-write``:
+  libpq tries the hosts in turn and keeps the one that takes writes, the primary. A pooled
+  connection is checked before use, and once one is found broken every other connection of the
+  pool is dropped too, so after a failover new connections find the new primary.
 
 :func:`open_database` also brings the schema up to date through the Alembic migrations.
 """
@@ -22,12 +27,14 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import parse_qsl, unquote
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -41,6 +48,30 @@ MIGRATIONS_DIR: Final = Path(__file__).parent.joinpath("migrations")
 _MIGRATION_LOCK_KEY: Final = 0x70656E6E79
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+
+#: libpq connection settings Penny adds unless the URL sets them: give up on a host that does
+#: not answer within 5 s (libpq then tries the next one), and notice a peer that vanished
+#: without closing the connection (a lost machine) within about 10 s.
+PG_CONNECT_DEFAULTS: Final = {
+    "connect_timeout": "5",
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+}
+
+#: SQLSTATE classes that mean the server went away or will not serve now: connection exception
+#: (08), operator intervention (57: admin or crash shutdown, cannot connect now, cancelled),
+#: insufficient resources (53: too many connections, disk full).
+_UNAVAILABLE_SQLSTATE_CLASSES: Final = frozenset({"08", "53", "57"})
+#: A write reached a server in recovery: the node is a standby now (a switchover happened).
+_READ_ONLY_TRANSACTION: Final = "25006"
+
+#: ``scheme://[userinfo@]host1[:port],host2[:port][/dbname][?query]``: libpq's multi-host URI.
+_MULTI_HOST = re.compile(
+    r"^(?P<scheme>postgres(?:ql)?(?:\+psycopg)?)://(?:(?P<userinfo>[^@/?]*)@)?"
+    r"(?P<hosts>[^/?@]*,[^/?@]*)(?:/(?P<dbname>[^?]*))?(?:\?(?P<query>.*))?$"
+)
 
 
 class DatabaseError(RuntimeError):
@@ -72,9 +103,12 @@ def normalise_url(url: str) -> str:
 
     * A plain file path (``./penny.db``, ``/var/lib/penny/penny.db``, ``penny.db``) is an
       SQLite database: ``sqlite:///`` + the path.
-    * ``postgresql://`` and ``postgres://`` are shorthand for the psycopg 3 driver.
+    * ``postgresql://`` and ``postgres://`` are shorthand for the psycopg 3 driver, and
+      libpq's multi-host form is accepted (:func:`multi_host_url`).
     * Anything else that starts like a URL but lacks ``://`` is refused with the URL to use.
     """
+    if _MULTI_HOST.match(url):
+        return multi_host_url(url)
     if "://" not in url:
         if _SCHEME_RE.match(url):
             raise DatabaseError(
@@ -97,6 +131,27 @@ def sqlite_file(url: str) -> Path | None:
     if name in ("", ":memory:") or parsed.query.get("mode") == "memory":
         return None
     return Path(name)
+
+
+def multi_host_url(url: str) -> str:
+    """libpq's ``postgresql://u@h1:p1,h2:p2/db?…`` as the SQLAlchemy URL psycopg is given
+    (``postgresql+psycopg://u@/db?host=h1:p1&host=h2:p2&…``); other URLs are returned as is."""
+    match = _MULTI_HOST.match(url)
+    if match is None:
+        return url
+    user, password = None, None
+    if match["userinfo"]:
+        user, _, secret = match["userinfo"].partition(":")
+        user, password = unquote(user), unquote(secret) if secret else None
+    query: dict[str, str | tuple[str, ...]] = dict(parse_qsl(match["query"] or ""))
+    query["host"] = tuple(h for h in match["hosts"].split(",") if h)
+    return URL.create(
+        "postgresql+psycopg",
+        username=user,
+        password=password,
+        database=unquote(match["dbname"]) if match["dbname"] else None,
+        query=query,
+    ).render_as_string(hide_password=False)
 
 
 @dataclass
@@ -131,6 +186,23 @@ class Database:
             yield conn
             conn.rollback()
 
+    def lost_connection(self, exc: DBAPIError) -> bool:
+        """Whether ``exc`` means the PostgreSQL server is gone or will not take writes now (a
+        failover, a switchover, a shutdown), rather than a conflict or a bug: SQLAlchemy saw a
+        disconnect, libpq failed without a server answer (no SQLSTATE), or the SQLSTATE says
+        so. Always False on SQLite."""
+        if not self.is_postgresql:
+            return False
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        if not isinstance(orig, psycopg.Error):
+            return False
+        sqlstate = orig.sqlstate
+        if sqlstate is None:
+            return isinstance(orig, psycopg.OperationalError)
+        return sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate == _READ_ONLY_TRANSACTION
+
     def dispose(self) -> None:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
@@ -163,13 +235,25 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
     return engine
 
 
+def pg_connect_args(url: str) -> dict[str, str]:
+    """What Penny adds to a PostgreSQL URL's connection settings: ``synchronous_commit=on``
+    and :data:`PG_CONNECT_DEFAULTS`, except those the URL sets itself."""
+    given = make_url(url).query
+    connect_args: dict[str, str] = {"options": "-c synchronous_commit=on"}
+    connect_args.update({k: v for k, v in PG_CONNECT_DEFAULTS.items() if k not in given})
+    return connect_args
+
+
 def _postgresql_engine(url: str) -> Engine:
+    connect_args = pg_connect_args(url)
     return create_engine(
         url,
         pool_size=8,
         max_overflow=8,
+        # A connection is tested when taken from the pool; when one is found dead (or a
+        # statement fails on a lost connection), SQLAlchemy drops the whole pool's connections.
         pool_pre_ping=True,
-        connect_args={"options": "-c synchronous_commit=on"},
+        connect_args=connect_args,
     )
 
 

@@ -4,7 +4,8 @@
   :class:`penny.web.front.FpsFront` through the stages of :mod:`penny.web.endpoint`. Every
   refusal is an FPS error body, never an HTML page.
 * ``/healthz`` answers 200 with the store's dialect and schema revision when the database
-  answers, 503 otherwise.
+  answers (and, on PostgreSQL, the server reached takes writes), 503 otherwise
+  (:mod:`penny.web.health`).
 * ``/metrics``: Prometheus metrics of this application (:mod:`penny.web.metrics`), not
   authenticated: expose it to the monitoring network only.
 * ``/certs/<id>/PKICert.pem``: Penny's signing certificates; the hosted pages
@@ -22,14 +23,12 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from penny import __version__
 from penny.clock import Clock, SystemClock
 from penny.fps.wire import HTTP_BAD_REQUEST, INVALID_REQUEST, new_request_id, render_error
 from penny.ipn.delivery import Deliverer, DeliveryRunner
@@ -42,9 +41,9 @@ from penny.signing import Signer, load_signer
 from penny.storage.database import (
     DATABASE_URL_ENV,
     Database,
-    current_revision,
     open_database,
 )
+from penny.web import health
 from penny.web.cobranded import cobranded_routes
 from penny.web.endpoint import Answer, FpsEndpoint, FpsRequest
 from penny.web.front import FPS_METHODS, XML_CONTENT_TYPE, FpsFront, PennyApp
@@ -56,13 +55,7 @@ __all__ = ["Answer", "FpsEndpoint", "FpsRequest", "app_from_env", "create_app"]
 
 def _healthz(database: Database) -> Route:
     async def healthz(_request: Request) -> JSONResponse:
-        try:
-            revision = current_revision(database)
-        except SQLAlchemyError:
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse(
-            {"status": "ok", "version": __version__, "store": database.dialect, "schema": revision}
-        )
+        return await health.healthz(database)
 
     return Route("/healthz", healthz)
 
