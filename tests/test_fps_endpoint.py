@@ -819,3 +819,15 @@ def test_default_app_serves_xml_errors(tmp_path: Path, monkeypatch: pytest.Monke
         assert client.get("/healthz").status_code == 200
     assert (tmp_path / "penny-secret.key").exists()
     db.dispose()
+
+
+def test_a_zero_amount_names_its_parameter(world: World) -> None:
+    setup = world.prepaid()
+    for reply, name, value in (
+        (world.pay(setup, "0.00", "zero-pay"), "TransactionAmount", "0.00"),
+        (world.fund(setup, "0", "zero-fund"), "FundingAmount", "0"),
+    ):
+        assert (reply.status, reply.code) == (400, "InvalidParams")
+        assert reply.message == (
+            f"{name}.Value is invalid: amount '{value}' is zero: it must be positive."
+        )

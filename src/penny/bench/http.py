@@ -570,25 +570,7 @@ def bench_store(store: str, options: Options, progress: Progress) -> StoreRun:
                     )
                 ]
             else:
-                assert cluster is not None
-                from penny.bench.peers import hordak_rate, pgbench_peak
-
-                # On Patroni the baselines run against the primary, by its own address.
-                admin = cluster.url() if store != "patroni" else cluster.leader_url()
-                result.baselines["pgbench"] = pgbench_peak(
-                    cluster.bindir,
-                    admin,
-                    options.baseline_seconds,
-                    lambda label, f: progress(f"postgresql: {label}", f),
-                )
-                if options.peer == "hordak":
-                    result.baselines["hordak"] = hordak_rate(
-                        admin,
-                        seconds=options.baseline_seconds,
-                        warmup=min(2.0, options.warmup),
-                        processes=options.peer_processes,
-                        progress=lambda label, f: progress(f"postgresql: {label}", f),
-                    )
+                _postgresql_baselines(store, cluster, options, result, progress)
             server = start_server(database.url, options.workers, key_hex, tmp / "server.log")
             try:
                 _workloads(database, fixture, server, seed_path, options, result, progress)
@@ -609,6 +591,31 @@ def bench_store(store: str, options: Options, progress: Progress) -> StoreRun:
                 result.baselines["sqlite_raw"] = max(result.baselines["sqlite_raw_runs"])
             result.baselines["final_audit_clean"] = Ledger(database).audit().ok
     return result
+
+
+def _postgresql_baselines(
+    store: str, cluster: Any, options: Options, result: StoreRun, progress: Progress
+) -> None:
+    """pgbench's peak and (with ``--peer hordak``) django-hordak's rate on the same server."""
+    assert cluster is not None
+    from penny.bench.peers import hordak_rate, pgbench_peak
+
+    # On Patroni the baselines run against the primary, by its own address.
+    admin = cluster.url() if store != "patroni" else cluster.leader_url()
+    result.baselines["pgbench"] = pgbench_peak(
+        cluster.bindir,
+        admin,
+        options.baseline_seconds,
+        lambda label, f: progress(f"postgresql: {label}", f),
+    )
+    if options.peer == "hordak":
+        result.baselines["hordak"] = hordak_rate(
+            admin,
+            seconds=options.baseline_seconds,
+            warmup=min(2.0, options.warmup),
+            processes=options.peer_processes,
+            progress=lambda label, f: progress(f"postgresql: {label}", f),
+        )
 
 
 @dataclass

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from penny.cli.main import JsonOption, _progress_bar, bench_app, fail, out, require_charts
+
+if TYPE_CHECKING:
+    from penny.bench.http import Options
 
 
 def _list(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -21,16 +24,39 @@ def _list(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
     return items
 
 
+_Stores = Annotated[
+    str,
+    typer.Option(
+        metavar="STORE",
+        help="Stores to measure, comma-separated: sqlite, postgresql, patroni (a throwaway "
+        "etcd + three-node Patroni cluster with synchronous replication).",
+    ),
+]
+_History = Annotated[
+    str,
+    typer.Option(
+        metavar="COUNTS",
+        help="Transaction counts to fill the ledger to for the memory and balance-latency "
+        "checks (P5, memory), comma-separated, ascending; 'none' skips them.",
+    ),
+]
+_Peer = Annotated[
+    str,
+    typer.Option(
+        metavar="PEER", help="'hordak' (django-hordak in a throwaway virtualenv) or 'none'."
+    ),
+]
+_BaselineSeconds = Annotated[
+    float, typer.Option(metavar="SECONDS", min=0.5, help="Seconds per baseline run.")
+]
+_Output = Annotated[
+    Path, typer.Option(metavar="DIR", help="Directory for bench-http.json and bench-http.png.")
+]
+
+
 @bench_app.command("http")
 def bench_http(
-    store: Annotated[
-        str,
-        typer.Option(
-            metavar="STORE",
-            help="Stores to measure, comma-separated: sqlite, postgresql, patroni (a throwaway "
-            "etcd + three-node Patroni cluster with synchronous replication).",
-        ),
-    ] = "sqlite,postgresql",
+    store: _Stores = "sqlite,postgresql",
     workloads: Annotated[str, typer.Option(metavar="NAMES", help="Workloads, comma-separated.")] = (
         "W1,W2,W4,W5,W6"
     ),
@@ -49,54 +75,32 @@ def bench_http(
     processes: Annotated[
         int, typer.Option(metavar="N", min=1, help="Load-generator processes.")
     ] = 2,
-    history: Annotated[
-        str,
-        typer.Option(
-            metavar="COUNTS",
-            help="Transaction counts to fill the ledger to for the memory and balance-latency "
-            "checks (P5, memory), comma-separated, ascending; 'none' skips them.",
-        ),
-    ] = "100000,1000000",
-    peer: Annotated[
-        str,
-        typer.Option(
-            metavar="PEER", help="'hordak' (django-hordak in a throwaway virtualenv) or 'none'."
-        ),
-    ] = "hordak",
-    baseline_seconds: Annotated[
-        float, typer.Option(metavar="SECONDS", min=0.5, help="Seconds per baseline run.")
-    ] = 10.0,
-    output: Annotated[
-        Path, typer.Option(metavar="DIR", help="Directory for bench-http.json and bench-http.png.")
-    ] = Path("bench-results"),
+    history: _History = "100000,1000000",
+    peer: _Peer = "hordak",
+    baseline_seconds: _BaselineSeconds = 10.0,
+    output: _Output = Path("bench-results"),
     as_json: JsonOption = False,
 ) -> None:
     """Penny over signed HTTP (penny serve + separate load generators) with baselines from the
     same run: SQLite raw loop, pgbench TPC-B, django-hordak. Writes JSON and a PNG chart."""
     from penny.bench.chart import write_chart
-    from penny.bench.http import WORKLOADS, Options, run_http_bench
+    from penny.bench.http import run_http_bench
 
     require_charts("penny bench http")
 
-    if peer not in {"hordak", "none"}:
-        raise fail("--peer must be 'hordak' or 'none'")
-    try:
-        sizes = () if history == "none" else tuple(int(p) for p in history.split(",") if p)
-    except ValueError:
-        raise fail("--history takes whole numbers separated by commas, or 'none'") from None
-    options = Options(
-        stores=_list(store, ("sqlite", "postgresql", "patroni"), "--store"),
-        workloads=_list(workloads, WORKLOADS, "--workloads"),
-        buyers=buyers,
-        merchants=merchants,
-        seconds=seconds,
-        warmup=warmup,
-        connections=connections,
-        processes=processes,
-        workers=workers,
-        history=tuple(sorted(sizes)),
-        peer=peer,
-        baseline_seconds=baseline_seconds,
+    options = _options(
+        store,
+        workloads,
+        buyers,
+        merchants,
+        seconds,
+        warmup,
+        connections,
+        processes,
+        workers,
+        history,
+        peer,
+        baseline_seconds,
     )
     with _progress_bar() as report:
         summary = run_http_bench(options, report)
@@ -147,3 +151,42 @@ def _print(summary: dict[str, Any]) -> None:
     for key, t in summary["targets"].items():
         verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "not measured"}[t["pass"]]
         out.print(f"  {key}: {verdict} ({t['value']}) — {t['target']}")
+
+
+def _options(
+    store: str,
+    workloads: str,
+    buyers: int,
+    merchants: int,
+    seconds: float,
+    warmup: float,
+    connections: int,
+    processes: int,
+    workers: int,
+    history: str,
+    peer: str,
+    baseline_seconds: float,
+) -> Options:
+    """The benchmark's options from the command line's, checked."""
+    from penny.bench.http import WORKLOADS, Options
+
+    if peer not in {"hordak", "none"}:
+        raise fail("--peer must be 'hordak' or 'none'")
+    try:
+        sizes = () if history == "none" else tuple(int(p) for p in history.split(",") if p)
+    except ValueError:
+        raise fail("--history takes whole numbers separated by commas, or 'none'") from None
+    return Options(
+        stores=_list(store, ("sqlite", "postgresql", "patroni"), "--store"),
+        workloads=_list(workloads, WORKLOADS, "--workloads"),
+        buyers=buyers,
+        merchants=merchants,
+        seconds=seconds,
+        warmup=warmup,
+        connections=connections,
+        processes=processes,
+        workers=workers,
+        history=tuple(sorted(sizes)),
+        peer=peer,
+        baseline_seconds=baseline_seconds,
+    )

@@ -212,24 +212,7 @@ def _node_config(
 ) -> dict[str, Any]:
     """The Patroni configuration of ``node`` (written as JSON, which is YAML); with
     ``archive_command``, WAL archiving is on (every node runs it when it is the primary)."""
-    trust = [
-        "local all all trust",
-        f"host all all {HOST}/32 trust",
-        f"host replication {REPLICATOR} {HOST}/32 trust",
-    ]
-    parameters = {
-        "synchronous_commit": "on",
-        "fsync": "on",
-        "wal_level": "replica",
-        "wal_log_hints": "on",
-        "hot_standby": "on",
-        "max_connections": 200,
-        "max_wal_senders": 10,
-        "max_replication_slots": 10,
-        "wal_keep_size": "256MB",
-        "shared_buffers": "64MB",
-        "log_min_messages": "warning",
-    }
+    parameters = _server_parameters()
     local: dict[str, Any] = {"unix_socket_directories": str(node.directory)}
     if archive_command is not None:
         parameters["archive_mode"] = "on"
@@ -244,39 +227,71 @@ def _node_config(
             "connect_address": f"{HOST}:{node.api_port}",
         },
         "etcd3": {"hosts": [f"{HOST}:{etcd_port}"]},
-        "bootstrap": {
-            "dcs": {
-                "ttl": TTL_S,
-                "loop_wait": LOOP_WAIT_S,
-                "retry_timeout": RETRY_TIMEOUT_S,
-                "maximum_lag_on_failover": 1 << 20,
-                "synchronous_mode": True,
-                "synchronous_mode_strict": True,
-                "primary_start_timeout": 0,
-                "postgresql": {
-                    "use_pg_rewind": True,
-                    "use_slots": True,
-                    "parameters": parameters,
-                },
+        "bootstrap": _bootstrap(parameters),
+        "postgresql": _postgresql(node, bindir, local),
+    }
+
+
+def _server_parameters() -> dict[str, Any]:
+    """PostgreSQL settings every node bootstraps with (durable, synchronous, small)."""
+    return {
+        "synchronous_commit": "on",
+        "fsync": "on",
+        "wal_level": "replica",
+        "wal_log_hints": "on",
+        "hot_standby": "on",
+        "max_connections": 200,
+        "max_wal_senders": 10,
+        "max_replication_slots": 10,
+        "wal_keep_size": "256MB",
+        "shared_buffers": "64MB",
+        "log_min_messages": "warning",
+    }
+
+
+def _bootstrap(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The cluster-wide settings Patroni writes to etcd once: synchronous mode, strict."""
+    return {
+        "dcs": {
+            "ttl": TTL_S,
+            "loop_wait": LOOP_WAIT_S,
+            "retry_timeout": RETRY_TIMEOUT_S,
+            "maximum_lag_on_failover": 1 << 20,
+            "synchronous_mode": True,
+            "synchronous_mode_strict": True,
+            "primary_start_timeout": 0,
+            "postgresql": {
+                "use_pg_rewind": True,
+                "use_slots": True,
+                "parameters": parameters,
             },
-            "initdb": [{"encoding": "UTF8"}, {"locale": "C"}, "data-checksums"],
         },
-        "postgresql": {
-            "listen": f"{HOST}:{node.pg_port}",
-            "connect_address": f"{HOST}:{node.pg_port}",
-            "data_dir": str(node.data_dir),
-            "bin_dir": str(bindir),
-            "pgpass": str(node.directory / "pgpass"),
-            "authentication": {
-                "superuser": {"username": SUPERUSER, "password": "penny"},
-                "replication": {"username": REPLICATOR, "password": "penny"},
-                "rewind": {"username": SUPERUSER, "password": "penny"},
-            },
-            "parameters": local,
-            "pg_hba": trust,
-            "remove_data_directory_on_rewind_failure": True,
-            "remove_data_directory_on_diverged_timelines": True,
+        "initdb": [{"encoding": "UTF8"}, {"locale": "C"}, "data-checksums"],
+    }
+
+
+def _postgresql(node: PatroniNode, bindir: Path, local: dict[str, Any]) -> dict[str, Any]:
+    """One node's own PostgreSQL: its addresses, directories, users and access rules."""
+    trust = [
+        "local all all trust",
+        f"host all all {HOST}/32 trust",
+        f"host replication {REPLICATOR} {HOST}/32 trust",
+    ]
+    return {
+        "listen": f"{HOST}:{node.pg_port}",
+        "connect_address": f"{HOST}:{node.pg_port}",
+        "data_dir": str(node.data_dir),
+        "bin_dir": str(bindir),
+        "pgpass": str(node.directory / "pgpass"),
+        "authentication": {
+            "superuser": {"username": SUPERUSER, "password": "penny"},
+            "replication": {"username": REPLICATOR, "password": "penny"},
+            "rewind": {"username": SUPERUSER, "password": "penny"},
         },
+        "parameters": local,
+        "pg_hba": trust,
+        "remove_data_directory_on_rewind_failure": True,
+        "remove_data_directory_on_diverged_timelines": True,
     }
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from penny.domain.errors import PaymentsError
 from penny.engine.group import Batcher
+from penny.engine.ledger import StorageUnavailableError
 from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.services.payments import PaymentRequest, Payments, Result
 
@@ -86,6 +87,8 @@ class GroupCommit:
     def _commit_batch(self, requests: Sequence[PaymentRequest]) -> list[Outcome]:
         try:
             return list(self.payments.submit(requests))
+        except StorageUnavailableError:
+            raise  # the store is gone (a failover): one request at a time would fail alike
         except Exception:
             if len(requests) == 1:
                 raise

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from penny.clock import Clock
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Transaction
+from penny.engine.ledger import StorageUnavailableError
 from penny.fps.actions import (
     committed_result,
     execute,
@@ -138,10 +139,10 @@ class FpsEndpoint:
         if isinstance(params, WireFault):
             return fault_answer(params, request_id, None, None)
         action, key_id = params.get("Action") or None, params.get("AWSAccessKeyId") or None
-        if key_id is not None and not self.keys.fresh(key_id):
-            # Look the key up in a thread, so that authentication does not wait on the loop.
-            await run_in_threadpool(self.keys.secret_for, key_id)
         try:
+            if key_id is not None and not self.keys.fresh(key_id):
+                # Look the key up in a thread, so that authentication does not wait on the loop.
+                await run_in_threadpool(self.keys.secret_for, key_id)
             prepared = self.prepare(request, params)
             if isinstance(prepared, WireFault):
                 result: Result = prepared
@@ -250,7 +251,10 @@ def decode(request: FpsRequest) -> dict[str, str] | WireFault:
 
 
 def _failed(error: BaseException, request_id: str) -> WireFault:
-    logger.error("FPS request %s failed", request_id, exc_info=error)
+    if isinstance(error, StorageUnavailableError):  # expected while the database fails over
+        logger.warning("FPS request %s: the store is unavailable: %s", request_id, error)
+    else:
+        logger.error("FPS request %s failed", request_id, exc_info=error)
     return INTERNAL_ERROR
 
 

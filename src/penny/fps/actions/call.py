@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from penny.fps.signature import parse_timestamp
 from penny.fps.wire import WireFault, Xml, missing_parameter
-from penny.money import Money, MoneyError, parse_amount
+from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.services.payments import Payments
 
@@ -101,7 +101,7 @@ class Call:
         if currency != CURRENCY:
             raise invalid(f"{name}.CurrencyCode must be {CURRENCY}, not {currency!r}.")
         try:
-            return parse_amount(value, currency)
+            return parse_positive_amount(value, currency)
         except MoneyError as error:
             raise invalid(f"{name}.Value is invalid: {error}.") from None
 
