@@ -831,3 +831,13 @@ def test_a_zero_amount_names_its_parameter(world: World) -> None:
         assert reply.message == (
             f"{name}.Value is invalid: amount '{value}' is zero: it must be positive."
         )
+
+
+def test_an_access_key_id_with_a_nul_is_refused_before_any_lookup(world: World) -> None:
+    """Found by the fuzz test: the server's early key lookup once sent such an id to the
+    database (PostgreSQL refuses NUL in text, and the answer was a 503)."""
+    for key_id in ("PNY\x00KEY", "x" * 65, "bad key"):
+        query = urlencode({"Action": "GetAccountBalance", "AWSAccessKeyId": key_id})
+        reply = world.reply(world.client.get("/?" + query))
+        assert reply.status < 500, (key_id, reply)
+        assert reply.code in ("InvalidRequest", "MissingParameter", "InvalidClientTokenId")

@@ -17,8 +17,10 @@ which every FPS client retries).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from starlette.concurrency import run_in_threadpool
 
@@ -55,6 +57,10 @@ from penny.signing import Signer
 from penny.web.commit import GroupCommit, Outcome, ReadOutcome
 
 logger = logging.getLogger("penny.web.app")
+
+#: What an access key id can be (others are refused by authentication without a lookup, and
+#: are not looked up ahead: a NUL, say, would reach the database first).
+_KEY_ID: Final = re.compile(r"[A-Za-z0-9]{1,64}")
 
 #: The one action FPS serves unsigned.
 UNSIGNED_ACTION = "VerifySignature"
@@ -140,7 +146,7 @@ class FpsEndpoint:
             return fault_answer(params, request_id, None, None)
         action, key_id = params.get("Action") or None, params.get("AWSAccessKeyId") or None
         try:
-            if key_id is not None and not self.keys.fresh(key_id):
+            if key_id is not None and _KEY_ID.fullmatch(key_id) and not self.keys.fresh(key_id):
                 # Look the key up in a thread, so that authentication does not wait on the loop.
                 await run_in_threadpool(self.keys.secret_for, key_id)
             prepared = self.prepare(request, params)
