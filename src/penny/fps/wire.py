@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, NewType
 
+from penny.domain import errors
 from penny.domain.errors import FPS_ERRORS, Refusal
 from penny.money import Money
 
@@ -41,14 +42,12 @@ REQUEST_EXPIRED: Final = "RequestExpired"
 INVALID_CLIENT_TOKEN_ID: Final = "InvalidClientTokenId"  # noqa: S105 (an error code)
 SIGNATURE_DOES_NOT_MATCH: Final = "SignatureDoesNotMatch"
 
-#: HTTP status of a client error (spec §4.2: FPS answered validation errors with 400).
-HTTP_BAD_REQUEST: Final = 400
 #: HTTP status of an authentication failure (unknown key, wrong signature).
 HTTP_FORBIDDEN: Final = 403
 #: HTTP status for a verb other than GET and POST.
 HTTP_METHOD_NOT_ALLOWED: Final = 405
-#: HTTP status of a transient failure: every FPS client retries 500/503 with back-off (§4.2).
-HTTP_SERVICE_UNAVAILABLE: Final = 503
+#: HTTP status of a client error: the table's (spec §4.2: FPS answered them with 400).
+HTTP_BAD_REQUEST: Final = errors.HTTP_BAD_REQUEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +72,11 @@ def invalid_value(name: str, value: str, why: str) -> WireFault:
 
 
 def refusal_error(refusal: Refusal, detail: str | None = None) -> WireFault:
-    """The FPS error of a domain refusal, from the one table in :mod:`penny.domain.errors`.
-
-    Status 400 as FPS answered (spec §4.2), except ``InternalError`` (the service is busy):
-    503, which every FPS client retries by itself with back-off.
-    """
+    """The FPS error of a domain refusal: code, message and HTTP status all from the one
+    table in :mod:`penny.domain.errors` (400 as FPS answered, spec §4.2; 503 for a transient
+    failure, which every FPS client retries by itself with back-off)."""
     fps = FPS_ERRORS[refusal]
-    status = HTTP_SERVICE_UNAVAILABLE if fps.code == "InternalError" else HTTP_BAD_REQUEST
-    return WireFault(fps.code, detail or fps.message, status)
+    return WireFault(fps.code, detail or fps.message, fps.http_status)
 
 
 # -- versions and actions ----------------------------------------------------------------------
