@@ -17,11 +17,11 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Final, NewType
 
 from penny.domain import errors
 from penny.domain.errors import FPS_ERRORS, Refusal
+from penny.epoch import to_datetime
 from penny.money import Money
 
 # -- error codes of the Query API front end ----------------------------------------------------
@@ -230,9 +230,6 @@ def amount_element(name: str, money: Money) -> Xml:
     return element(name, leaf("CurrencyCode", money.currency), leaf("Value", fps_amount(money)))
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def fps_datetime(us: int) -> str:
     """An ``xs:dateTime`` as FPS wrote it, in UTC: ``2009-10-06T05:50:08.010+00:00``.
 
@@ -240,7 +237,7 @@ def fps_datetime(us: int) -> str:
     Penny keeps that exact shape with the offset ``+00:00``. Sub-millisecond digits are
     truncated.
     """
-    moment = _EPOCH + timedelta(microseconds=us)
+    moment = to_datetime(us)
     millis = moment.microsecond // 1000
     return (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
