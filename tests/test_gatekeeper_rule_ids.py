@@ -4,64 +4,16 @@ rule, read from the failed assertion's head, never from its ``orSay`` text."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pytest
 
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.model import Instrument, InstrumentKind, Token, TokenKind, TokenStatus
-from penny.gatekeeper import Role, parse_datetime
+from penny.gatekeeper import Role
 from penny.gatekeeper import generate as gen
 from penny.gatekeeper.generate import CHECKS, Rule, rule_at
 from penny.money import Money
 from penny.services import gatekeeper as gk
-
-START = parse_datetime("2026-01-01T00:00:00Z").micros
-END = parse_datetime("2026-07-01T00:00:00Z").micros
-
-
-def instrument() -> Instrument:
-    return Instrument(
-        id="INSTR1",
-        kind=InstrumentKind.credit,
-        sender_id="BUYER1",
-        recipient_id="SHOP1",
-        currency="USD",
-        ledger_account_id=7,
-        created_at=START,
-        valid_from=START,
-        valid_until=END,
-        credit_limit=100_000,
-        min_charge=100,
-        max_charge=5000,
-    )
-
-
-def token(script: str | None) -> Token:
-    return Token(
-        id="TOKEN1",
-        kind=TokenKind.credit_sender,
-        instrument_id="INSTR1",
-        caller_id="SHOP1",
-        sender_id="BUYER1",
-        caller_reference="ref-1",
-        status=TokenStatus.active,
-        created_at=START,
-        script=script,
-    )
-
-
-def context(**changes: Any) -> gk.Context:
-    base = gk.Context(
-        operation="Pay",
-        amount=Money(1000, "USD"),
-        now=START + 1,
-        payment_method="Debt",
-        sender_id="BUYER1",
-        recipient_id="SHOP1",
-        caller_id="SHOP1",
-    )
-    return dataclasses.replace(base, **changes)
+from test_gatekeeper_rules import END, START, context, instrument, token
 
 
 def refusal_of(slot: gk.Slot, ctx: gk.Context) -> PaymentsError:

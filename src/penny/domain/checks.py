@@ -139,9 +139,7 @@ CHECKS: Final[Mapping[Operation, tuple[Check, ...]]] = {
         ),
         _MISMATCH,
         _AMOUNT,
-        Check(
-            "funding_limit", (R.funding_limit_exceeded,), (_RULES,), "rules.check_funding_limit"
-        ),
+        Check("funding_limit", (R.funding_limit_exceeded,), (_RULES,), "rules.check_funding_limit"),
         Check("script", _SCRIPTS, (_SCRIPT,), "payments.steps.check_pipeline_token"),
         _METHOD,
         _funds("the payment method's source account"),

@@ -33,18 +33,8 @@ from penny.storage import payments_sql as sql
 if TYPE_CHECKING:
     from penny.clock import Clock
     from penny.engine.ledger import Ledger, LedgerSession
+    from penny.services.payments.listener import ChangeListener
     from penny.storage.database import Database
-
-
-class TokenListener(Protocol):
-    """Told of a cancelled token in its transaction (the IPN outbox is one)."""
-
-    def token_cancelled(
-        self,
-        session: LedgerSession,
-        token: Token | PaymentInstruction,
-        ipn_url: str | None = None,
-    ) -> None: ...
 
 
 class Services(Protocol):
@@ -55,7 +45,7 @@ class Services(Protocol):
     clock: Clock
 
     @property
-    def listener(self) -> TokenListener | None: ...
+    def listener(self) -> ChangeListener | None: ...
 
     def new_id(self, length: int, /) -> str: ...
 
