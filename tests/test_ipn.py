@@ -35,6 +35,7 @@ from penny.domain.model import (
     PENDING_MESSAGE,
     SUCCESS_MESSAGE,
     Status,
+    StatusCode,
     Token,
     Transaction,
 )
@@ -324,7 +325,9 @@ def test_each_event_kind_arrives_with_exactly_the_documented_parameters(world: W
     ]
     cancelled = world.payments.cancel_token(world.merchant.id, music.sender_token.id)
     # Reserve is not an operation Penny offers yet: the listener is told directly.
-    reserved = replace(pay, status=Status.reserved, status_code="Success", completed_at=None)
+    reserved = replace(
+        pay, status=Status.reserved, status_code=StatusCode.success, completed_at=None
+    )
     world.ledger.run(
         lambda session: IpnOutbox().transactions_changed(
             session, [TransactionChange(reserved, replace(pay, status=Status.pending))]

@@ -11,8 +11,10 @@ import threading
 import time
 from typing import Protocol
 
-MICROS_PER_SECOND = 1_000_000
-MICROS_PER_DAY = 86_400 * MICROS_PER_SECOND
+from penny.epoch import MICROS_PER_DAY, MICROS_PER_SECOND
+
+# The units are penny.epoch's (the conversions live there); re-exported for the clock's users.
+__all__ = ["MICROS_PER_DAY", "MICROS_PER_SECOND", "Clock", "ManualClock", "SystemClock"]
 
 
 class Clock(Protocol):

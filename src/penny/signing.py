@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy.exc import IntegrityError
 
-from penny.clock import MICROS_PER_SECOND, Clock, SystemClock
+from penny.clock import Clock, SystemClock
+from penny.epoch import second_of
 from penny.fps import outbound
 from penny.security import ServerKey
 from penny.storage import signing_sql
@@ -129,7 +130,7 @@ def new_signing_key(clock: Clock) -> SigningKey:
             x509.NameAttribute(NameOID.COMMON_NAME, f"Penny outbound signing key {key_id}"),
         ]
     )
-    start = dt.datetime.fromtimestamp(clock.now_us() // MICROS_PER_SECOND, tz=dt.UTC)
+    start = second_of(clock.now_us())
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -27,12 +27,12 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from penny.bench.seed import Buyer, Merchant, Seed
+from penny.epoch import from_seconds, to_datetime
 from penny.fps.signature import sign_v2
 
 VERSION = "2008-09-17"
@@ -113,7 +113,7 @@ class Signer:
         second = int(time.time())
         if second != self._second:
             self._second = second
-            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._stamp = to_datetime(from_seconds(second)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return self._stamp
 
     def body(self, merchant: Merchant, action: str, params: dict[str, str]) -> bytes:

@@ -13,12 +13,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
-# The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
 from penny.cli.base import penny_typer
 from penny.domain.errors import PaymentsError
 from penny.domain.parties import (
@@ -32,6 +30,9 @@ from penny.domain.parties import (
     parse_expiry,
 )
 from penny.engine.ledger import Ledger
+
+# The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
+from penny.epoch import to_datetime
 from penny.ipn.outbox import IpnOutbox
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
@@ -118,7 +119,7 @@ def _account_id(directory: Directory, account: str | None, email: str | None = N
 def _when(micros: int | None) -> str:
     if micros is None:
         return "-"
-    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_datetime(micros).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- JSON shapes -------------------------------------------------------------------------

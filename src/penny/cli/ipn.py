@@ -13,12 +13,12 @@ Every command takes ``--database`` and ``--json``. Registered by :mod:`penny.cli
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from penny.cli.base import penny_typer
+from penny.epoch import to_datetime
 from penny.storage import ipn_sql
 
 ipn_app: typer.Typer = penny_typer(
@@ -34,7 +34,7 @@ STATES = (ipn_sql.PENDING, ipn_sql.DELIVERED, ipn_sql.FAILED)
 def _when(micros: int | None) -> str:
     if micros is None:
         return "-"
-    moment = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    moment = to_datetime(micros)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 

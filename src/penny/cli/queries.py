@@ -24,6 +24,7 @@ from penny.cli.base import penny_typer
 from penny.cli.main import DatabaseOption, JsonOption, app, emit, fail
 from penny.domain.model import Instrument, InstrumentKind, Operation, Status, Token, Transaction
 from penny.domain.parties import Party, PartyKind
+from penny.epoch import to_datetime
 from penny.money import Money
 from penny.parties import Directory
 from penny.services.payment_queries import BalanceQuery
@@ -59,7 +60,7 @@ PartyFilter = Annotated[
 def _when(micros: int | None) -> str:
     if micros is None:
         return ""
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_datetime(micros).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _moment(text: str | None, option: str) -> int | None:

@@ -1,9 +1,15 @@
 """Why a payments request is refused, and the one table that maps that to FPS error codes.
 
-:class:`Refusal` is the closed set of expected refusals of the Aggregated Payments domain.
-:data:`FPS_ERRORS` gives, for each, the FPS error code, whether FPS called it retriable, and a
-message a developer understands; :data:`LEDGER_REFUSALS` translates the ledger's result codes
-into refusals. Adapters (the FPS XML API, the CLI) never invent codes of their own.
+:class:`Refusal` is the closed set of expected refusals of the Aggregated Payments domain (and
+``internal_error``, the answer to an unexpected failure). :data:`FPS_ERRORS` gives, for each,
+everything an adapter says about it: the FPS error code, whether FPS called it retriable, a
+message a developer understands, the HTTP status, whether it is *transient* (the request never
+ran; a retry with the same CallerReference may succeed), and the Co-Branded UI return status
+of a pipeline whose confirmation is refused that way. :data:`LEDGER_REFUSALS` translates the
+ledger's result codes into refusals. Adapters (the FPS XML API, the hosted pages, the CLI)
+never invent codes of their own: the FPS front end's request-level codes (``MissingParameter``
+…, before a request reaches the domain) are named once in :mod:`penny.fps.wire`, and a
+transaction's own status codes are :class:`penny.domain.model.StatusCode`.
 """
 
 from __future__ import annotations
@@ -61,139 +67,187 @@ class Refusal(enum.Enum):
     recipient_token_not_active = "recipient_token_not_active"
     token_used_already = "token_used_already"
     invalid_token_type = "invalid_token_type"
+    #: Not a refusal of the domain: the server failed unexpectedly (a bug, an outage).
+    internal_error = "internal_error"
+
+
+#: HTTP status of a refusal (spec §4.2: FPS answered them with 400).
+HTTP_BAD_REQUEST: Final = 400
+#: HTTP status of a transient failure: every FPS client retries 500/503 with back-off (§4.2).
+HTTP_SERVICE_UNAVAILABLE: Final = 503
+
+# Co-Branded UI return-URL statuses (spec §7.5) a refused confirmation sends; the hosted pages
+# hold the full set (penny.web.cobranded.params.Status) and check these against it.
+#: System error: nothing was created; the merchant may send the buyer again.
+SE: Final = "SE"
+#: Caller exception: the request was invalid.
+CE: Final = "CE"
+#: Not permitted: the caller references were already used for other tokens.
+NP: Final = "NP"
+#: Not a marketplace: only the recipient may issue these instruments.
+NM: Final = "NM"
 
 
 @dataclass(frozen=True, slots=True)
 class FpsError:
+    """Everything the adapters say about one :class:`Refusal`."""
+
     code: str
+    #: Whether FPS's error table called the code retriable (documentation for clients).
     retriable: bool
     message: str
+    #: The Co-Branded UI return ``status`` when a pipeline's confirmation is refused this way.
+    cbui_status: str
+    http_status: int = HTTP_BAD_REQUEST
+    #: The request never ran (nothing was remembered): the same request may succeed later.
+    transient: bool = False
 
 
 #: The one table from refusals to FPS errors (codes and retriable flags per the FPS error table,
 #: FPS API reference §4.3). Messages are ours; where FPS's own is known it is used.
 FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
     Refusal.invalid_amount: FpsError(
-        "InvalidParams", False, "The amount must be a positive number with at most two decimals."
+        "InvalidParams",
+        False,
+        "The amount must be a positive number with at most two decimals.",
+        SE,
     ),
     Refusal.amount_out_of_range: FpsError(
-        "AmountOutOfRange", False, "The amount is outside the range this operation allows."
+        "AmountOutOfRange", False, "The amount is outside the range this operation allows.", SE
     ),
     Refusal.invalid_currency: FpsError(
-        "InvalidParams", False, "The currency must be USD, the currency of the instrument."
+        "InvalidParams", False, "The currency must be USD, the currency of the instrument.", SE
     ),
-    Refusal.invalid_params: FpsError("InvalidParams", False, "One or more parameters are invalid."),
+    Refusal.invalid_params: FpsError(
+        "InvalidParams", False, "One or more parameters are invalid.", CE
+    ),
     Refusal.duplicate_request: FpsError(
         "DuplicateRequest",
         False,
         "A different request associated with this caller reference already exists.",
+        NP,
     ),
-    Refusal.unknown_token: FpsError("InvalidTokenId_Sender", False, "Sender token is not valid."),
+    Refusal.unknown_token: FpsError(
+        "InvalidTokenId_Sender", False, "Sender token is not valid.", SE
+    ),
     Refusal.token_not_active: FpsError(
-        "TokenNotActive_Sender", False, "The sender token has been cancelled."
+        "TokenNotActive_Sender", False, "The sender token has been cancelled.", SE
     ),
     Refusal.wrong_token_type: FpsError(
-        "InvalidSenderRoleForAccountType", False, "This token cannot be used for this operation."
+        "InvalidSenderRoleForAccountType",
+        False,
+        "This token cannot be used for this operation.",
+        SE,
     ),
     Refusal.unknown_instrument: FpsError(
-        "InstrumentAccessDenied", False, "The instrument does not exist or is not yours."
+        "InstrumentAccessDenied", False, "The instrument does not exist or is not yours.", SE
     ),
     Refusal.instrument_access_denied: FpsError(
         "InstrumentAccessDenied",
         False,
         "Only the recipient of the instrument may do this; a third-party caller may not.",
+        NM,
     ),
     Refusal.instrument_not_yet_valid: FpsError(
-        "InactiveInstrument", False, "The instrument is not valid yet (see its validity start)."
+        "InactiveInstrument", False, "The instrument is not valid yet (see its validity start).", SE
     ),
     Refusal.instrument_expired: FpsError(
-        "InstrumentExpired", False, "The prepaid or postpaid instrument has expired."
+        "InstrumentExpired", False, "The prepaid or postpaid instrument has expired.", SE
     ),
     Refusal.token_instrument_mismatch: FpsError(
-        "IncompatibleTokens", False, "The token does not belong to this instrument."
+        "IncompatibleTokens", False, "The token does not belong to this instrument.", SE
     ),
     Refusal.insufficient_balance: FpsError(
-        "InsufficientBalance", True, "The balance is insufficient for this transaction."
+        "InsufficientBalance", True, "The balance is insufficient for this transaction.", SE
     ),
     Refusal.exceeds_instrument_limits: FpsError(
-        "InsufficientBalance", True, "The transaction exceeds the account/instrument limits."
+        "InsufficientBalance", True, "The transaction exceeds the account/instrument limits.", SE
     ),
     Refusal.amount_below_minimum: FpsError(
-        "TransactionDenied", False, "The amount is below the instrument's minimum charge."
+        "TransactionDenied", False, "The amount is below the instrument's minimum charge.", SE
     ),
     Refusal.amount_above_maximum: FpsError(
-        "TransactionDenied", False, "The amount is above the instrument's maximum charge."
+        "TransactionDenied", False, "The amount is above the instrument's maximum charge.", SE
     ),
     Refusal.funding_limit_exceeded: FpsError(
         "PrepaidFundingLimitExceeded",
         True,
         "Funding would exceed the prepaid instrument's funding limit.",
+        SE,
     ),
     Refusal.settle_exceeds_debt: FpsError(
         "SettleAmountGreaterThanDebt",
         False,
         "The amount being settled or written off is greater than the current debt.",
+        SE,
     ),
     Refusal.unknown_transaction: FpsError(
-        "InvalidTransactionId", False, "The transaction does not exist or is not yours."
+        "InvalidTransactionId", False, "The transaction does not exist or is not yours.", SE
     ),
     Refusal.not_refundable: FpsError(
-        "TransactionTypeNotRefundable", False, "Only a Pay can be refunded."
+        "TransactionTypeNotRefundable", False, "Only a Pay can be refunded.", SE
     ),
     Refusal.refund_exceeds_original: FpsError(
-        "RefundAmountExceeded", False, "The refund exceeds what is left to refund."
+        "RefundAmountExceeded", False, "The refund exceeds what is left to refund.", SE
     ),
     Refusal.fully_refunded: FpsError(
-        "TransactionFullyRefundedAlready", False, "The transaction is already fully refunded."
+        "TransactionFullyRefundedAlready", False, "The transaction is already fully refunded.", SE
     ),
     Refusal.original_not_complete: FpsError(
-        "OriginalTransactionIncomplete", True, "The original transaction is still in progress."
+        "OriginalTransactionIncomplete", True, "The original transaction is still in progress.", SE
     ),
     Refusal.original_failed: FpsError(
-        "OriginalTransactionFailed", False, "The original transaction failed."
+        "OriginalTransactionFailed", False, "The original transaction failed.", SE
     ),
     Refusal.debt_already_settled: FpsError(
         "TransactionTypeNotRefundable",
         False,
         "The debt this Pay created has been settled since; a settled Pay cannot be refunded.",
+        SE,
     ),
     Refusal.same_sender_and_recipient: FpsError(
-        "SameSenderAndRecipient", False, "The sender and the recipient are the same account."
+        "SameSenderAndRecipient", False, "The sender and the recipient are the same account.", SE
     ),
     Refusal.payment_method_declined: FpsError(
-        "TransactionDenied", False, "The payment method was declined."
+        "TransactionDenied", False, "The payment method was declined.", SE
     ),
     Refusal.unknown_caller_reference: FpsError(
-        "InvalidCallerReference", False, "No token is associated with this caller reference."
+        "InvalidCallerReference", False, "No token is associated with this caller reference.", SE
     ),
     Refusal.invalid_date_range: FpsError(
-        "InvalidDateRange", False, "The end date is before the start date."
+        "InvalidDateRange", False, "The end date is before the start date.", SE
     ),
-    Refusal.account_closed: FpsError("AccountClosed", True, "The account is not active."),
+    Refusal.account_closed: FpsError("AccountClosed", True, "The account is not active.", SE),
     Refusal.busy: FpsError(
-        "InternalError", True, "The service is busy; retry with the same caller reference."
+        "InternalError",
+        True,
+        "The service is busy; retry with the same caller reference.",
+        SE,
+        http_status=HTTP_SERVICE_UNAVAILABLE,
+        transient=True,
     ),
     # GateKeeper (docs/decisions.md, issue #7): a failed assertion is TransactionDenied with the
     # script's orSay text; the language's own failures have FPS's codes for them.
     Refusal.gatekeeper_denied: FpsError(
-        "TransactionDenied", False, "The payment instructions of a token do not allow this."
+        "TransactionDenied", False, "The payment instructions of a token do not allow this.", SE
     ),
     Refusal.token_usage_exceeded: FpsError(
-        "TokenUsageError", False, "The token's usage limit would be exceeded."
+        "TokenUsageError", False, "The token's usage limit would be exceeded.", SE
     ),
     Refusal.incompatible_instructions: FpsError(
-        "IncompatibleTokens", False, "The tokens have incompatible payment instructions."
+        "IncompatibleTokens", False, "The tokens have incompatible payment instructions.", SE
     ),
     Refusal.bad_rule: FpsError(
-        "BadRule", False, "One of the GateKeeper constructs is not well defined."
+        "BadRule", False, "One of the GateKeeper constructs is not well defined.", SE
     ),
     Refusal.usage_on_single_use_token: FpsError(
         "CannotSpecifyUsageForSingleUseToken",
         False,
         "A single-use token cannot have usage limits.",
+        SE,
     ),
     Refusal.usage_not_defined: FpsError(
-        "UsageNotDefined", False, "A multi-use or recurring token needs a usage limit."
+        "UsageNotDefined", False, "A multi-use or recurring token needs a usage limit.", SE
     ),
     Refusal.unknown_recipient_token: FpsError(
         "InvalidParams",
@@ -201,15 +255,24 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         "RecipientTokenId must be a payment instruction you installed with "
         "InstallPaymentInstruction: Penny serves Aggregated Payments, where the caller is the "
         "recipient.",
+        SE,
     ),
     Refusal.recipient_token_not_active: FpsError(
-        "TokenNotActive_Recipient", False, "The recipient token has been cancelled."
+        "TokenNotActive_Recipient", False, "The recipient token has been cancelled.", SE
     ),
     Refusal.invalid_token_type: FpsError(
-        "InvalidTokenType", False, "A single-use token has no usage to report."
+        "InvalidTokenType", False, "A single-use token has no usage to report.", SE
     ),
     Refusal.token_used_already: FpsError(
-        "SameTokenIdUsedMultipleTimes", False, "This single-use token has been used already."
+        "SameTokenIdUsedMultipleTimes", False, "This single-use token has been used already.", SE
+    ),
+    Refusal.internal_error: FpsError(
+        "InternalError",
+        True,
+        "The server could not serve the request; retry it with the same CallerReference.",
+        SE,
+        http_status=HTTP_SERVICE_UNAVAILABLE,
+        transient=True,
     ),
 }
 

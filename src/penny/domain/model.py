@@ -77,7 +77,18 @@ class Status(enum.Enum):
     cancelled = "Cancelled"
 
 
-#: Status codes and messages Penny reports (FPS StatusCode/StatusMessage, §6.2 of the spec).
+class StatusCode(enum.StrEnum):
+    """FPS ``StatusCode`` of a transaction (spec §6.2): the codes Penny reports. Values are
+    stored and sent as they are."""
+
+    #: A transaction being decided, before it has a code (never stored or sent).
+    undecided = ""
+    success = "Success"
+    pending_network_response = "PendingNetworkResponse"
+    transaction_denied = "TransactionDenied"
+
+
+#: Status messages Penny reports with them (FPS StatusMessage, §6.2 of the spec).
 SUCCESS_MESSAGE = "The transaction was successful and the payment instrument was charged."
 PENDING_MESSAGE = "The transaction is awaiting a response from the backend payment processor."
 
@@ -171,7 +182,7 @@ class Transaction:
     fees: int
     method: Method
     status: Status
-    status_code: str
+    status_code: StatusCode
     status_message: str
     received_at: int
     completed_at: int | None

@@ -20,9 +20,10 @@ import re
 import secrets
 import string
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlsplit
+
+from penny.epoch import to_datetime
 
 ID_ALPHABET: Final = string.ascii_uppercase + string.digits
 PARTY_ID_LENGTH: Final = 13
@@ -392,7 +393,7 @@ def parse_expiry(text: str) -> tuple[int, int]:
 
 def year_month(now_us: int) -> tuple[int, int]:
     """The UTC ``(year, month)`` of a time in microseconds since the epoch."""
-    moment = datetime.fromtimestamp(now_us // 1_000_000, tz=UTC)
+    moment = to_datetime(now_us)
     return moment.year, moment.month
 
 

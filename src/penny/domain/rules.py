@@ -11,6 +11,9 @@ Pure functions over the domain's data. The chart of accounts they book against:
 * system: **external_funding** (money arriving from card and bank networks) and **fees**.
 
 Each function returns the legs of one journal; signs follow the ledger (+ debit, − credit).
+Which check each operation runs, in which order, and which are enforced elsewhere (the tokens'
+GateKeeper scripts: min/max charge; the ledger's bounds: balances, the credit limit) is
+:data:`penny.domain.checks.CHECKS`.
 """
 
 from __future__ import annotations
@@ -80,15 +83,6 @@ def check_instrument(
     if instrument.valid_until is not None and now >= instrument.valid_until:
         return Refusal.instrument_expired
     return None
-
-
-def check_charge_limits(instrument: Instrument, amount: Money) -> Refusal | None:
-    """Min/max single charge and, for postpaid, the lifetime global amount limit."""
-    if instrument.min_charge is not None and amount.minor < instrument.min_charge:
-        return Refusal.amount_below_minimum
-    if instrument.max_charge is not None and amount.minor > instrument.max_charge:
-        return Refusal.amount_above_maximum
-    return check_global_amount_limit(instrument, amount)
 
 
 def check_global_amount_limit(instrument: Instrument, amount: Money) -> Refusal | None:

@@ -17,10 +17,11 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Final, NewType
 
+from penny.domain import errors
 from penny.domain.errors import FPS_ERRORS, Refusal
+from penny.epoch import to_datetime
 from penny.money import Money
 
 # -- error codes of the Query API front end ----------------------------------------------------
@@ -41,14 +42,12 @@ REQUEST_EXPIRED: Final = "RequestExpired"
 INVALID_CLIENT_TOKEN_ID: Final = "InvalidClientTokenId"  # noqa: S105 (an error code)
 SIGNATURE_DOES_NOT_MATCH: Final = "SignatureDoesNotMatch"
 
-#: HTTP status of a client error (spec §4.2: FPS answered validation errors with 400).
-HTTP_BAD_REQUEST: Final = 400
 #: HTTP status of an authentication failure (unknown key, wrong signature).
 HTTP_FORBIDDEN: Final = 403
 #: HTTP status for a verb other than GET and POST.
 HTTP_METHOD_NOT_ALLOWED: Final = 405
-#: HTTP status of a transient failure: every FPS client retries 500/503 with back-off (§4.2).
-HTTP_SERVICE_UNAVAILABLE: Final = 503
+#: HTTP status of a client error: the table's (spec §4.2: FPS answered them with 400).
+HTTP_BAD_REQUEST: Final = errors.HTTP_BAD_REQUEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +72,11 @@ def invalid_value(name: str, value: str, why: str) -> WireFault:
 
 
 def refusal_error(refusal: Refusal, detail: str | None = None) -> WireFault:
-    """The FPS error of a domain refusal, from the one table in :mod:`penny.domain.errors`.
-
-    Status 400 as FPS answered (spec §4.2), except ``InternalError`` (the service is busy):
-    503, which every FPS client retries by itself with back-off.
-    """
+    """The FPS error of a domain refusal: code, message and HTTP status all from the one
+    table in :mod:`penny.domain.errors` (400 as FPS answered, spec §4.2; 503 for a transient
+    failure, which every FPS client retries by itself with back-off)."""
     fps = FPS_ERRORS[refusal]
-    status = HTTP_SERVICE_UNAVAILABLE if fps.code == "InternalError" else HTTP_BAD_REQUEST
-    return WireFault(fps.code, detail or fps.message, status)
+    return WireFault(fps.code, detail or fps.message, fps.http_status)
 
 
 # -- versions and actions ----------------------------------------------------------------------
@@ -234,9 +230,6 @@ def amount_element(name: str, money: Money) -> Xml:
     return element(name, leaf("CurrencyCode", money.currency), leaf("Value", fps_amount(money)))
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def fps_datetime(us: int) -> str:
     """An ``xs:dateTime`` as FPS wrote it, in UTC: ``2009-10-06T05:50:08.010+00:00``.
 
@@ -244,7 +237,7 @@ def fps_datetime(us: int) -> str:
     Penny keeps that exact shape with the offset ``+00:00``. Sub-millisecond digits are
     truncated.
     """
-    moment = _EPOCH + timedelta(microseconds=us)
+    moment = to_datetime(us)
     millis = moment.microsecond // 1000
     return (
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"

@@ -28,6 +28,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
+from penny.epoch import from_datetime
 from penny.gatekeeper.evaluator import ALLOWED, Environment, Outcome, Refusal, Refused, Role
 from penny.gatekeeper.generate import (
     MSG_ABOVE_MAXIMUM,
@@ -44,10 +45,9 @@ from penny.gatekeeper.generate import (
 from penny.gatekeeper.lexer import MAX_STRING_CHARS
 from penny.money import MAX_INTEGER_DIGITS, Money, currency_scale
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Datetime literals need a four-digit year: instants from 1000-01-01 to the end of 9999.
-_FIRST_INSTANT: Final = (datetime(1000, 1, 1, tzinfo=UTC) - _EPOCH) // _EPOCH.resolution
-_LAST_INSTANT: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _EPOCH.resolution
+_FIRST_INSTANT: Final = from_datetime(datetime(1000, 1, 1, tzinfo=UTC))
+_LAST_INSTANT: Final = from_datetime(datetime.max.replace(tzinfo=UTC))
 
 
 def _plain_string(text: str) -> bool:

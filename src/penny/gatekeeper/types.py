@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Final
 
+from penny.epoch import from_datetime, to_datetime
 from penny.gatekeeper.ast import CompareOp, LogicOp, Pos
 from penny.money import Money, MoneyError, parse_money
 
@@ -70,7 +71,7 @@ class Instant:
 
     def __str__(self) -> str:
         try:
-            moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=self.micros)
+            moment = to_datetime(self.micros)
         except OverflowError:
             return f"{self.micros} microseconds since the epoch"
         return moment.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -118,7 +119,7 @@ _DURATION_UNITS: Final = {
 def format_datetime(moment: Instant) -> str:
     """The literal Penny writes for ``moment``: ISO 8601 in UTC, ``2008-10-15T17:41:00Z``, with
     the fraction of a second only when there is one (``…:00.000001Z``); reads back exactly."""
-    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=moment.micros)
+    at = to_datetime(moment.micros)
     fraction = f".{at.microsecond:06d}" if at.microsecond else ""
     return at.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
@@ -162,8 +163,7 @@ def parse_datetime(text: str) -> Instant:
         if isinstance(exc, LiteralError):
             raise
         raise LiteralError(f"'{text}' is not a valid datetime") from None
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return Instant((moment - epoch) // timedelta(microseconds=1))
+    return Instant(from_datetime(moment))
 
 
 def parse_duration(text: str) -> Duration:

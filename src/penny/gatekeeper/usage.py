@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
+from penny.epoch import from_datetime, to_datetime
 from penny.gatekeeper.checker import UsageLimit
 from penny.gatekeeper.types import Duration
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _at(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+_at = to_datetime
+_micros = from_datetime
 
 
 def add_months(micros: int, months: int) -> int:

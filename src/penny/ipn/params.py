@@ -21,7 +21,6 @@ Two kinds:
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Final
 
 from penny.clock import MICROS_PER_SECOND
@@ -34,6 +33,7 @@ from penny.domain.model import (
     Transaction,
 )
 from penny.domain.parties import Party
+from penny.epoch import to_datetime
 from penny.money import Money
 
 TRANSACTION_STATUS: Final = "TransactionStatus"
@@ -59,7 +59,7 @@ def _seconds(us: int) -> str:
 
 def human_date(us: int) -> str:
     """``Sep 27, 2009``: how FPS wrote ``dateInstalled`` (UTC)."""
-    moment = dt.datetime.fromtimestamp(us // MICROS_PER_SECOND, tz=dt.UTC)
+    moment = to_datetime(us)
     return f"{moment:%b} {moment.day}, {moment.year}"
 
 

@@ -13,16 +13,17 @@ same database transaction as its journal, with durable usage counters.
 * Installing, reading and cancelling payment instructions (InstallPaymentInstruction,
   GetPaymentInstruction, CancelToken for installed tokens) is :mod:`penny.services.instructions`.
 
-Refusals (docs/decisions.md, issue #7): a failed assertion of a pipeline token whose ``orSay``
-is one Penny generates keeps that rule's historical FPS code (:data:`GENERATED_REFUSALS`, e.g.
-``InstrumentExpired``); any other failed assertion, or a name without a value, is
+Refusals (docs/decisions.md, issues #7 and #15): a failed assertion of a pipeline token that
+is one of the rules Penny generates keeps that rule's historical FPS code, by the rule's id
+(:func:`penny.gatekeeper.generate.rule_at`, :data:`RULE_REFUSALS`, e.g. ``InstrumentExpired``)
+whatever its ``orSay`` text says; any other failed assertion, or a name without a value, is
 ``TransactionDenied`` with the ``orSay`` text; conflicting declarations are
 ``IncompatibleTokens``; an exceeded usage limit is ``TokenUsageError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
@@ -50,6 +51,7 @@ from penny.gatekeeper import (
     Refusal as GkRefusal,
 )
 from penny.gatekeeper import rules as gk_rules
+from penny.gatekeeper.generate import Rule
 from penny.gatekeeper.usage import UsageRecord, anchor_of, window_start
 from penny.money import Money
 from penny.storage import gatekeeper_sql as gk_sql
@@ -60,17 +62,18 @@ if TYPE_CHECKING:
 TOKEN_TYPES: Final = ("SingleUse", "MultiUse", "Recurring", "Unrestricted")
 SINGLE_USE: Final = TOKEN_TYPES[0]
 
-#: ``orSay`` texts of generated scripts → the refusal that rule always had.
-GENERATED_REFUSALS: Final[dict[str, Refusal]] = {
-    generate.MSG_ROLE: Refusal.wrong_token_type,
-    generate.MSG_OPERATION: Refusal.wrong_token_type,
-    generate.MSG_SENDER: Refusal.unknown_instrument,
-    generate.MSG_RECIPIENT: Refusal.unknown_instrument,
-    generate.MSG_CALLER: Refusal.instrument_access_denied,
-    generate.MSG_NOT_YET_VALID: Refusal.instrument_not_yet_valid,
-    generate.MSG_EXPIRED: Refusal.instrument_expired,
-    generate.MSG_BELOW_MINIMUM: Refusal.amount_below_minimum,
-    generate.MSG_ABOVE_MAXIMUM: Refusal.amount_above_maximum,
+#: Generated rules (by id, :class:`penny.gatekeeper.generate.Rule`) → the refusal that rule
+#: always had. The id, not the ``orSay`` text, decides the code.
+RULE_REFUSALS: Final[Mapping[Rule, Refusal]] = {
+    Rule.role: Refusal.wrong_token_type,
+    Rule.operation: Refusal.wrong_token_type,
+    Rule.sender: Refusal.unknown_instrument,
+    Rule.recipient: Refusal.unknown_instrument,
+    Rule.caller: Refusal.instrument_access_denied,
+    Rule.not_yet_valid: Refusal.instrument_not_yet_valid,
+    Rule.expired: Refusal.instrument_expired,
+    Rule.below_minimum: Refusal.amount_below_minimum,
+    Rule.above_maximum: Refusal.amount_above_maximum,
 }
 
 _OPERATION_OF: Final = {
@@ -286,6 +289,8 @@ def _refusal(outcome: Refused, slot: Slot) -> PaymentsError:
         return PaymentsError(Refusal.token_usage_exceeded, outcome.message)
     if outcome.reason is GkRefusal.CONFLICTING_DECLARATION:
         return PaymentsError(Refusal.incompatible_instructions, outcome.message)
-    if slot.pipeline and outcome.message in GENERATED_REFUSALS:
-        return PaymentsError(GENERATED_REFUSALS[outcome.message])
+    if slot.pipeline and outcome.reason is GkRefusal.ASSERTION_FAILED:
+        rule = generate.rule_at(slot.script, outcome.line)
+        if rule is not None:
+            return PaymentsError(RULE_REFUSALS[rule])
     return PaymentsError(Refusal.gatekeeper_denied, outcome.message)

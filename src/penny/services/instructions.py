@@ -2,14 +2,19 @@
 views of tokens the FPS token actions answer with: installing a caller's GateKeeper script as
 a token, reading, listing and cancelling installed tokens, and their usage so far. The
 evaluation of scripts at payment time is :mod:`penny.services.gatekeeper`.
+
+The functions take the payments service as a :class:`Services` (what they use of it), so this
+module does not import :mod:`penny.services.payments`, which imports the GateKeeper glue: the
+ids they draw are :mod:`penny.domain.ids`, below both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.ids import TOKEN_ID_LENGTH
 from penny.domain.model import PaymentInstruction, Token, TokenStatus
 from penny.gatekeeper import BadRule, CompiledScript, Role, UsageKind, compile_script
 from penny.gatekeeper.usage import UsageRecord
@@ -26,8 +31,23 @@ from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import payments_sql as sql
 
 if TYPE_CHECKING:
-    from penny.engine.ledger import LedgerSession
-    from penny.services.payments import Payments
+    from penny.clock import Clock
+    from penny.engine.ledger import Ledger, LedgerSession
+    from penny.services.payments.listener import ChangeListener
+    from penny.storage.database import Database
+
+
+class Services(Protocol):
+    """What these functions use of :class:`penny.services.payments.Payments`."""
+
+    ledger: Ledger
+    database: Database
+    clock: Clock
+
+    @property
+    def listener(self) -> ChangeListener | None: ...
+
+    def new_id(self, length: int, /) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +72,7 @@ def validate(text: str, token_type: str) -> CompiledScript:
     return result
 
 
-def install(payments: Payments, request: InstallRequest) -> PaymentInstruction:
+def install(payments: Services, request: InstallRequest) -> PaymentInstruction:
     """InstallPaymentInstruction: store a script as a token of the caller's own account.
 
     Idempotent by CallerReference: the same content returns the same token; other content
@@ -61,7 +81,6 @@ def install(payments: Payments, request: InstallRequest) -> PaymentInstruction:
     if request.token_type not in TOKEN_TYPES:
         raise PaymentsError(Refusal.invalid_params, f"TokenType must be one of {TOKEN_TYPES}")
     validate(request.script, request.token_type)
-    from penny.services.payments import TOKEN_ID_LENGTH
 
     def work(session: LedgerSession) -> PaymentInstruction:
         conn = session.conn
@@ -136,7 +155,7 @@ def view_of_token(token: Token, script: str) -> TokenView:
     )
 
 
-def instruction_view(payments: Payments, caller_id: str, token_id: str) -> TokenView:
+def instruction_view(payments: Services, caller_id: str, token_id: str) -> TokenView:
     """GetPaymentInstruction: a token of the caller with its script (pipeline or installed)."""
     with payments.database.read() as conn:
         instruction = gk_sql.load_instructions(conn, [token_id]).get(token_id)
@@ -150,7 +169,7 @@ def instruction_view(payments: Payments, caller_id: str, token_id: str) -> Token
 
 
 def instruction_by_caller(
-    payments: Payments, caller_id: str, *, token_id: str | None, caller_reference: str | None
+    payments: Services, caller_id: str, *, token_id: str | None, caller_reference: str | None
 ) -> PaymentInstruction | None:
     with payments.database.read() as conn:
         if token_id is not None:
@@ -162,7 +181,7 @@ def instruction_by_caller(
 
 
 def instructions(
-    payments: Payments,
+    payments: Services,
     caller_id: str,
     *,
     status: TokenStatus | None = None,
@@ -180,7 +199,7 @@ def instructions(
 
 
 def cancel_instruction(
-    payments: Payments, caller_id: str, token_id: str, ipn_url: str | None = None
+    payments: Services, caller_id: str, token_id: str, ipn_url: str | None = None
 ) -> PaymentInstruction:
     """CancelToken for an installed token (cancelling twice is harmless); the listener (the
     IPN outbox) is told, with the request's OverrideIPNURL, as for a pipeline token."""
@@ -212,7 +231,7 @@ class LimitUsage:
     window_start: int
 
 
-def token_usage(payments: Payments, caller_id: str, token_id: str) -> list[LimitUsage] | None:
+def token_usage(payments: Services, caller_id: str, token_id: str) -> list[LimitUsage] | None:
     """GetTokenUsage of an installed token (None: ``token_id`` is not one of the caller's)."""
     now = payments.clock.now_us()
     with payments.database.read() as conn:

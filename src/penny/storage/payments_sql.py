@@ -36,6 +36,7 @@ from penny.domain.model import (
     InstrumentKind,
     Operation,
     Status,
+    StatusCode,
     Token,
     TokenKind,
     TokenStatus,
@@ -159,6 +160,7 @@ _TOKEN_STATUSES: Final = {status.value: status for status in TokenStatus}
 _OPERATIONS: Final = {operation.value: operation for operation in Operation}
 _METHODS: Final = {method.value: method for method in Method}
 _STATUSES: Final = {status.value: status for status in Status}
+_STATUS_CODES: Final = {code.value: code for code in StatusCode}
 
 
 def _instrument(row: Mapping[Any, Any]) -> Instrument:
@@ -192,6 +194,7 @@ def _transaction(row: Mapping[Any, Any]) -> Transaction:
     values["operation"] = _OPERATIONS[values["operation"]]
     values["method"] = _METHODS[values["method"]]
     values["status"] = _STATUSES[values["status"]]
+    values["status_code"] = _STATUS_CODES[values["status_code"]]
     values["completes_ok"] = bool(values["completes_ok"])
     return Transaction(**values)
 
@@ -205,6 +208,7 @@ def _transaction_row(txn: Transaction) -> dict[str, Any]:
     row["operation"] = txn.operation.value
     row["method"] = txn.method.value
     row["status"] = txn.status.value
+    row["status_code"] = txn.status_code.value
     return row
 
 
@@ -399,7 +403,7 @@ def update_transactions(conn: Connection, changed: Iterable[Transaction]) -> Non
             .where(transactions.c.id == txn.id)
             .values(
                 status=txn.status.value,
-                status_code=txn.status_code,
+                status_code=txn.status_code.value,
                 status_message=txn.status_message,
                 completed_at=txn.completed_at,
                 refunded=txn.refunded,

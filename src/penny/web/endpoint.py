@@ -25,7 +25,7 @@ from typing import Final
 from starlette.concurrency import run_in_threadpool
 
 from penny.clock import Clock
-from penny.domain.errors import PaymentsError
+from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import Transaction
 from penny.engine.ledger import StorageUnavailableError
 from penny.fps.actions import (
@@ -41,11 +41,11 @@ from penny.fps.decode import parse_request
 from penny.fps.keys import KeyCache
 from penny.fps.signature import verify_request
 from penny.fps.wire import (
-    HTTP_SERVICE_UNAVAILABLE,
     INVALID_REQUEST,
     WireFault,
     Xml,
     action_of,
+    refusal_error,
     render_error,
     render_success,
     version_of,
@@ -65,11 +65,8 @@ _KEY_ID: Final = re.compile(r"[A-Za-z0-9]{1,64}")
 #: The one action FPS serves unsigned.
 UNSIGNED_ACTION = "VerifySignature"
 
-INTERNAL_ERROR = WireFault(
-    "InternalError",
-    "The server could not serve the request; retry it with the same CallerReference.",
-    HTTP_SERVICE_UNAVAILABLE,
-)
+#: The answer to an unexpected failure: the table's ``InternalError`` (503, transient).
+INTERNAL_ERROR: Final = refusal_error(Refusal.internal_error)
 
 
 @dataclass(frozen=True, slots=True)

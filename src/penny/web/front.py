@@ -27,7 +27,7 @@ from penny.fps.wire import (
     new_request_id,
     render_error,
 )
-from penny.web.endpoint import Answer, FpsEndpoint, FpsRequest
+from penny.web.endpoint import INTERNAL_ERROR, Answer, FpsEndpoint, FpsRequest
 from penny.web.logs import RequestLog, log_request
 from penny.web.metrics import SUCCESS, AppMetrics
 
@@ -61,7 +61,7 @@ class FpsFront:
         try:
             answer = await self._answer(scope, receive, request_id)
         except BaseException:
-            self.metrics.observe(None, "InternalError", started)
+            self.metrics.observe(None, INTERNAL_ERROR.code, started)
             raise
         self.metrics.observe(answer.action, answer.error_code or SUCCESS, started)
         log_request(

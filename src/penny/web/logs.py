@@ -20,8 +20,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Final
+
+from penny.epoch import from_seconds, to_datetime
 
 ACCESS_LOGGER: Final = "penny.web.access"
 #: Longest action or access key id written to a log line (they come from the client).
@@ -74,7 +76,7 @@ class JsonFormatter(logging.Formatter):
         """``2026-12-02T18:05:40.123Z``; the part up to the second is made once a second."""
         second = int(record.created)
         if second != self._second:
-            moment = datetime.fromtimestamp(second, UTC)
+            moment = to_datetime(from_seconds(second))
             self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
             self._second = second
         return f"{self._prefix}.{int(record.msecs):03d}Z"

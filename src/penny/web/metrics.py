@@ -39,6 +39,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 
 from penny.clock import Clock
+from penny.domain.errors import FPS_ERRORS, Refusal
 from penny.engine.ledger import Ledger, LedgerSession
 from penny.fps.wire import ACTIONS_2010_08_28
 from penny.storage.database import Database
@@ -52,6 +53,8 @@ METRICS_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 NO_ACTION: Final = "none"
+#: The outcome of a request that never said: the table's code for an unexpected failure.
+_INTERNAL_ERROR: Final = FPS_ERRORS[Refusal.internal_error].code
 OTHER_ACTION: Final = "other"
 SUCCESS: Final = "success"
 
@@ -154,7 +157,7 @@ class AppMetrics:
             try:
                 yield record
             finally:
-                label, outcome = seen[-1] if seen else (NO_ACTION, "InternalError")
+                label, outcome = seen[-1] if seen else (NO_ACTION, _INTERNAL_ERROR)
                 timer.labels(label)  # type: ignore[no-untyped-call]
                 self.requests.labels(label, outcome).inc()
 

@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from penny.domain.errors import Refusal
+from penny.domain.ids import MAX_CALLER_REFERENCE
 from penny.fps.signature import parse_timestamp
-from penny.fps.wire import WireFault, Xml, missing_parameter
+from penny.fps.wire import WireFault, Xml, missing_parameter, refusal_error
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.services.payments import Payments
@@ -37,9 +39,7 @@ COMMON_PARAMETERS: Final = frozenset(
     }
 )
 
-INVALID_PARAMS: Final = "InvalidParams"
 CURRENCY: Final = "USD"
-MAX_CALLER_REFERENCE: Final = 128
 MAX_DESCRIPTION: Final = 160
 #: Longest ``OverrideIPNURL`` (the column that keeps it; PostgreSQL refused longer ones).
 MAX_IPN_URL: Final = 2048
@@ -54,7 +54,8 @@ class ParameterError(Exception):
 
 
 def invalid(message: str) -> ParameterError:
-    return ParameterError(WireFault(INVALID_PARAMS, message))
+    """``InvalidParams`` (the table's :attr:`Refusal.invalid_params`) with ``message``."""
+    return ParameterError(refusal_error(Refusal.invalid_params, message))
 
 
 @dataclass

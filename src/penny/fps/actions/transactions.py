@@ -6,7 +6,7 @@ import re
 from typing import Final
 
 from penny.domain.fees import Method
-from penny.domain.model import Operation, Status, Transaction
+from penny.domain.model import Operation, Status, StatusCode, Transaction
 from penny.fps.actions.call import Call
 from penny.fps.actions.spec import QueryAction, names
 from penny.fps.wire import Xml, amount_element, element, fps_datetime, leaf, optional_leaf
@@ -42,7 +42,7 @@ def _status_history(txn: Transaction) -> Xml:
                 "StatusHistory",
                 leaf("Date", fps_datetime(txn.received_at)),
                 leaf("TransactionStatus", Status.pending.value),
-                leaf("StatusCode", "PendingNetworkResponse"),
+                leaf("StatusCode", StatusCode.pending_network_response),
                 amount,
             )
         )

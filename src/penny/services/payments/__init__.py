@@ -12,14 +12,12 @@ The layout (ARCHITECTURE.md, "The request path"):
   :mod:`.listener` (the IPN outbox's hook), :mod:`.service` (:class:`Payments`).
 """
 
+from penny.domain.ids import LEDGER_OWNER, TOKEN_ID_LENGTH, TRANSACTION_ID_LENGTH
 from penny.services.payments.fund import FundPrepaidRequest
 from penny.services.payments.listener import ChangeListener, Known, TransactionChange
 from penny.services.payments.pay import PayRequest
 from penny.services.payments.refund import RefundRequest
 from penny.services.payments.requests import (
-    LEDGER_OWNER,
-    TOKEN_ID_LENGTH,
-    TRANSACTION_ID_LENGTH,
     InstrumentSetup,
     PaymentRequest,
     Result,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from penny.domain.model import Instrument, Operation, Status, Transaction
+from penny.domain.ids import LEDGER_OWNER
+from penny.domain.model import Instrument, Operation, Status, StatusCode, Transaction
 from penny.engine.ledger import LedgerSession
 from penny.ledger.model import PostPending, VoidPending
 from penny.services.payments.listener import ChangeListener, TransactionChange
-from penny.services.payments.requests import LEDGER_OWNER
 from penny.services.payments.steps import succeeded
 from penny.storage import payments_sql as sql
 
@@ -20,7 +20,7 @@ def _declined(txn: Transaction, journal_id: int | None, now: int) -> Transaction
         txn,
         fees=0,
         status=Status.failure,
-        status_code="TransactionDenied",
+        status_code=StatusCode.transaction_denied,
         status_message="The payment method was declined after processing.",
         completed_at=now,
         journal_id=journal_id,

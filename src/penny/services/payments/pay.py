@@ -14,12 +14,13 @@ from dataclasses import dataclass, replace
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
+from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import InstrumentKind, Operation, TokenKind, Transaction
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
-from penny.services.payments.requests import TRANSACTION_ID_LENGTH, PaymentRequest
+from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import book, booked, installed_slot, refuse
 
 

@@ -20,13 +20,6 @@ from penny.domain.errors import PaymentsError
 from penny.domain.model import Instrument, Token, Transaction
 from penny.money import Money
 
-#: Owner of every ledger journal the payments service books (keys are transaction ids).
-LEDGER_OWNER = "penny"
-TRANSACTION_ID_LENGTH = 35
-TOKEN_ID_LENGTH = 64
-#: Longest ``CallerReference`` (FPS's limit).
-MAX_CALLER_REFERENCE = 128
-
 
 @dataclass(frozen=True, slots=True)
 class PaymentRequest:

@@ -18,17 +18,13 @@ from collections.abc import Iterable, Sequence
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.ids import MAX_CALLER_REFERENCE
 from penny.domain.model import Transaction
 from penny.engine.ledger import LedgerSession
 from penny.services.payments.batch import Batch, Needs, Settings
 from penny.services.payments.listener import ChangeListener, Known, TransactionChange
 from penny.services.payments.registry import spec_of
-from penny.services.payments.requests import (
-    MAX_CALLER_REFERENCE,
-    PaymentRequest,
-    Result,
-    fingerprint,
-)
+from penny.services.payments.requests import PaymentRequest, Result, fingerprint
 from penny.services.payments.steps import installed_slot
 from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import parties_sql

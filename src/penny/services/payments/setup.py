@@ -11,18 +11,14 @@ from collections.abc import Callable
 from sqlalchemy import Connection
 
 from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.ids import TOKEN_ID_LENGTH
 from penny.domain.model import Instrument, InstrumentKind, Token, TokenKind, TokenStatus
 from penny.domain.parties import PartyKind
 from penny.engine.ledger import LedgerSession
 from penny.ledger.model import AccountSpec
 from penny.money import Money
 from penny.services import gatekeeper as gk
-from penny.services.payments.requests import (
-    TOKEN_ID_LENGTH,
-    InstrumentSetup,
-    SetupPostpaid,
-    SetupPrepaid,
-)
+from penny.services.payments.requests import InstrumentSetup, SetupPostpaid, SetupPrepaid
 from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql

@@ -11,6 +11,7 @@ from typing import Any
 from penny.domain.errors import LEDGER_REFUSALS, PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.funding import ChargeOutcome
+from penny.domain.ids import LEDGER_OWNER, TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     PENDING_MESSAGE,
     SUCCESS_MESSAGE,
@@ -18,6 +19,7 @@ from penny.domain.model import (
     Operation,
     PaymentInstruction,
     Status,
+    StatusCode,
     Token,
     Transaction,
 )
@@ -27,7 +29,7 @@ from penny.ledger.model import NewJournal
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payments.batch import Batch
-from penny.services.payments.requests import LEDGER_OWNER, TRANSACTION_ID_LENGTH, PaymentRequest
+from penny.services.payments.requests import PaymentRequest
 
 METHOD_KINDS = {
     PaymentMethodKind.card: Method.card,
@@ -68,7 +70,7 @@ def new_transaction(
         fees=0,
         method=method,
         status=Status.pending,
-        status_code="",
+        status_code=StatusCode.undecided,
         status_message="",
         received_at=batch.now,
         completed_at=None,
@@ -110,7 +112,7 @@ def booked(
         fees=0,
         method=method,
         status=Status.success,
-        status_code="Success",
+        status_code=StatusCode.success,
         status_message=SUCCESS_MESSAGE,
         received_at=now,
         completed_at=now,
@@ -129,7 +131,7 @@ def succeeded(txn: Transaction, journal_id: int | None, now: int) -> Transaction
     return replace(
         txn,
         status=Status.success,
-        status_code="Success",
+        status_code=StatusCode.success,
         status_message=SUCCESS_MESSAGE,
         completed_at=now,
         journal_id=journal_id,
@@ -140,7 +142,7 @@ def pending(txn: Transaction, journal_id: int, completes_at: int | None) -> Tran
     return replace(
         txn,
         status=Status.pending,
-        status_code="PendingNetworkResponse",
+        status_code=StatusCode.pending_network_response,
         status_message=PENDING_MESSAGE,
         pending_journal_id=journal_id,
         completes_at=completes_at,
@@ -189,7 +191,7 @@ def charge(
             txn,
             fees=0,  # nothing was charged, so nothing is owed
             status=Status.failure,
-            status_code="TransactionDenied",
+            status_code=StatusCode.transaction_denied,
             status_message=decision.reason or "The payment method was declined.",
             completed_at=batch.now,
         )

@@ -9,12 +9,13 @@ from penny.clock import MICROS_PER_DAY
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
-from penny.domain.model import PENDING_MESSAGE, Operation, Status, Transaction
+from penny.domain.ids import TRANSACTION_ID_LENGTH
+from penny.domain.model import PENDING_MESSAGE, Operation, Status, StatusCode, Transaction
 from penny.domain.parties import PartyKind
 from penny.money import Money
 from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
-from penny.services.payments.requests import TRANSACTION_ID_LENGTH, PaymentRequest
+from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import book, refuse
 
 #: How long a sandbox withdrawal to the merchant's bank takes.
@@ -54,7 +55,7 @@ def decide(batch: Batch, request: WithdrawRequest, print_: str) -> Transaction:
         fees=0,
         method=Method.bank,
         status=Status.pending,
-        status_code="PendingNetworkResponse",
+        status_code=StatusCode.pending_network_response,
         status_message=PENDING_MESSAGE,
         received_at=batch.now,
         completed_at=None,

@@ -2,17 +2,19 @@
 
 :func:`success_params` for a confirmed pipeline (SA/SB/SC with the new ids and ``expiry``),
 :func:`error_params` for a refused start request, :data:`REFUSAL_STATUS` for the payments
-service's refusals at confirmation. The signature parameters are added by the signer.
+service's refusals at confirmation: every refusal's status is a field of its entry in the one
+table (:data:`penny.domain.errors.FPS_ERRORS`), checked here against the statuses Penny sends.
+The signature parameters are added by the signer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Final
 
-from penny.domain.errors import Refusal
+from penny.domain.errors import FPS_ERRORS, Refusal
 from penny.domain.parties import PaymentMethod
+from penny.epoch import to_datetime
 from penny.services.payments import InstrumentSetup
 from penny.web.cobranded.params import (
     Pipeline,
@@ -22,10 +24,10 @@ from penny.web.cobranded.params import (
     success_status,
 )
 
-REFUSAL_STATUS: Final = {
-    Refusal.instrument_access_denied: Status.not_marketplace,
-    Refusal.duplicate_request: Status.not_permitted,
-    Refusal.invalid_params: Status.caller_exception,
+#: Every refusal's return status (complete: a status the table names that is not one of
+#: :class:`Status` fails here, at import).
+REFUSAL_STATUS: Final[Mapping[Refusal, Status]] = {
+    refusal: Status(error.cbui_status) for refusal, error in FPS_ERRORS.items()
 }
 
 
@@ -46,7 +48,7 @@ def success_params(
             "settlementTokenID": made.second_token.id,
         }
     if request.valid_until is not None:
-        moment = datetime.fromtimestamp(request.valid_until // 1_000_000, UTC)
+        moment = to_datetime(request.valid_until)
         params["expiry"] = moment.strftime("%m/%Y")
     return params
 
