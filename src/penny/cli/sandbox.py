@@ -25,17 +25,17 @@ from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.domain.model import Transaction
 from penny.domain.parties import DuplicateEmailError, PaymentMethodKind
 from penny.engine.ledger import Ledger
-from penny.ipn.outbox import IpnOutbox
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
-from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
+from penny.sandbox.instruments import issue_postpaid, issue_prepaid, valid_for_days
+from penny.services.payments import InstrumentSetup, Payments
 
 sandbox_app: typer.Typer = penny_typer(
     "The sandbox: move time forward, seed a demo, issue instruments."
 )
 
-from penny.cli.accounts import open_directory  # noqa: E402
+from penny.cli.accounts import open_store  # noqa: E402
 from penny.cli.main import DatabaseOption, JsonOption, command_name, emit, fail  # noqa: E402
 
 MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
@@ -49,16 +49,15 @@ class _Sandbox:
     clock: SandboxClock
     ledger: Ledger
     directory: Directory
-    payments: Payments
+    payments: Payments  # with the IPN outbox: completions notify
 
 
 @contextmanager
 def _sandbox(url: str | None, *, create: bool = False) -> Iterator[_Sandbox]:
-    with open_directory(url, create=create) as directory:
-        clock = directory.clock
+    with open_store(url, create=create) as services:
+        clock = services.clock
         assert isinstance(clock, SandboxClock)
-        payments = Payments(directory.ledger, listener=IpnOutbox())  # completions notify
-        yield _Sandbox(clock, directory.ledger, directory, payments)
+        yield _Sandbox(clock, services.ledger, services.directory, services.payments)
 
 
 def _amount(text: str | None, what: str) -> Money | None:
@@ -219,18 +218,14 @@ def setup_prepaid(
     limit = _amount(funding_limit, "--funding-limit")
     with _sandbox(database) as sandbox:
         merchant_id, buyer_id, method_id = _parties(sandbox, merchant, buyer, method)
-        now = sandbox.clock.now_us()
-        setup = sandbox.payments.setup_prepaid(
-            SetupPrepaid(
-                caller_id=merchant_id,
-                recipient_id=merchant_id,
-                sender_id=buyer_id,
-                payment_method_id=method_id,
-                caller_reference_sender=f"{reference}-sender",
-                caller_reference_funding=f"{reference}-funding",
-                funding_limit=limit,
-                valid_until=now + days * MICROS_PER_DAY,
-            )
+        setup = issue_prepaid(
+            sandbox.payments,
+            merchant_id,
+            buyer_id,
+            method_id,
+            reference,
+            funding_limit=limit,
+            valid_until=valid_for_days(sandbox.clock.now_us(), days),
         )
     data = _setup_data(setup)
     emit(
@@ -269,19 +264,15 @@ def setup_postpaid(
     global_limit = _amount(global_amount_limit, "--global-amount-limit")
     with _sandbox(database) as sandbox:
         merchant_id, buyer_id, method_id = _parties(sandbox, merchant, buyer, method)
-        now = sandbox.clock.now_us()
-        setup = sandbox.payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=merchant_id,
-                recipient_id=merchant_id,
-                sender_id=buyer_id,
-                payment_method_id=method_id,
-                caller_reference_sender=f"{reference}-sender",
-                caller_reference_settlement=f"{reference}-settlement",
-                credit_limit=limit,
-                global_amount_limit=global_limit,
-                valid_until=now + days * MICROS_PER_DAY,
-            )
+        setup = issue_postpaid(
+            sandbox.payments,
+            merchant_id,
+            buyer_id,
+            method_id,
+            reference,
+            credit_limit=limit,
+            global_amount_limit=global_limit,
+            valid_until=valid_for_days(sandbox.clock.now_us(), days),
         )
     emit(
         as_json,
