@@ -50,6 +50,7 @@ def prepaid_setup(
     *,
     funding_limit: Money | None = None,
     valid_until: int | None = None,
+    payment_reason: str = "",
 ) -> SetupPrepaid:
     """The SetupPrepaid of ``merchant_id`` issuing to ``buyer_id``, funded by ``method_id``."""
     sender, funding = _references(reference, "funding")
@@ -62,6 +63,7 @@ def prepaid_setup(
         caller_reference_funding=funding,
         funding_limit=funding_limit,
         valid_until=valid_until,
+        payment_reason=payment_reason,
     )
 
 
@@ -104,6 +106,7 @@ def issue_prepaid(
     *,
     funding_limit: Money | None = None,
     valid_until: int | None = None,
+    payment_reason: str = "",
 ) -> InstrumentSetup:
     """Issue the prepaid instrument of :func:`prepaid_setup`."""
     request = prepaid_setup(
@@ -113,6 +116,7 @@ def issue_prepaid(
         reference,
         funding_limit=funding_limit,
         valid_until=valid_until,
+        payment_reason=payment_reason,
     )
     return payments.setup_prepaid(request)
 
