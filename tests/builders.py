@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from penny.check.servers import free_port
 from penny.clock import Clock, ManualClock
 from penny.domain.fees import FeeSchedule
 from penny.domain.parties import Party, PaymentMethod, random_id
@@ -50,7 +50,7 @@ LATE_FAILING_CARD = "4000000000000341"
 ROUTING = "110000000"
 BANK_ACCOUNT = "000123456789"
 RETURNED_BANK_ACCOUNT = "000111110000"
-BUYER_PASSWORD = "correct horse battery"  # noqa: S105 (a test password)
+BUYER_PASSWORD = "correct horse battery"
 VALID_DAYS = 30
 SERVER_WAIT = 20.0
 
@@ -265,13 +265,6 @@ def application(
     )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serving(app: Starlette) -> Iterator[int]:
     """Run ``app`` on uvicorn on 127.0.0.1 in a thread (no lifespan); yields its port."""
@@ -291,3 +284,4 @@ def serving(app: Starlette) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(SERVER_WAIT)
+        assert not thread.is_alive(), "the server did not stop"

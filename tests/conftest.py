@@ -8,6 +8,10 @@ Fixtures
     :class:`~penny.devtools.pgcluster.PgCluster` is started for the whole session (only when a
     test first needs it) and destroyed at the end.
 
+``database_url_for_module`` (module, parametrized ``sqlite`` / ``postgresql``)
+    As ``database_url``, one per store for a whole module: for worlds that are costly to build
+    and that every test only reads or compares before and after.
+
 ``database_url`` (function, parametrized ``sqlite`` / ``postgresql``)
     A URL of a brand-new, empty database, private to one test: an SQLite file in ``tmp_path``, or
     a freshly created PostgreSQL database (dropped after the test). A test that takes it runs once
@@ -77,6 +81,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield sqlite_url(tmp_path)
         return
     # Looked up lazily so that a run selecting only sqlite variants never starts a server.
+    server_url: str = request.getfixturevalue("pg_server_url")
+    name = unique_database_name()
+    url = create_database_at(server_url, name)
+    try:
+        yield url
+    finally:
+        drop_database_at(server_url, name)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+    ],
+)
+def database_url_for_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """URL of a new, empty database per store, shared by one module's tests."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path_factory.mktemp("module"))
+        return
     server_url: str = request.getfixturevalue("pg_server_url")
     name = unique_database_name()
     url = create_database_at(server_url, name)

@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import pytest
 from sqlalchemy import select
 
 from ipn_receiver import Receiver, Reply
+from penny.check.servers import free_port
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, SystemClock
 from penny.engine.ledger import Ledger
 from penny.fps.signature import sign_v2
@@ -57,13 +57,6 @@ BACKLOG = 10_000 if LONG else 1_000
 LATENCY_SAMPLES = 1_000 if LONG else 150
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Serve:
     """A ``penny serve`` subprocess."""
 
@@ -74,7 +67,7 @@ class Serve:
         self._launch()
 
     def _launch(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         command = [
             sys.executable,
             "-c",
