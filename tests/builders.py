@@ -196,7 +196,7 @@ def postpaid(
         ref,
         credit_limit=usd(limit),
         valid_until=valid_for_days(payments.clock.now_us(), days),
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

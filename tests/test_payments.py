@@ -84,7 +84,13 @@ class World:
     ) -> InstrumentSetup:
         method_id = (method or self.card).id
         return postpaid(
-            self.payments, self.merchant.id, self.buyer.id, method_id, ref, limit=limit, **extra
+            self.payments,
+            self.merchant.id,
+            self.buyer.id,
+            method_id,
+            ref,
+            limit=limit,
+            **extra,  # type: ignore[arg-type]
         )
 
     def fund(self, setup: InstrumentSetup, amount: str, ref: str) -> PaymentRequest:
