@@ -185,6 +185,7 @@ def world(database_url: str) -> Iterator[World]:
     clock = services.clock
     assert isinstance(clock, ManualClock)
     shop = new_shop(services)
+    assert shop.bank is not None
     app = application(services, request_clock=True)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield World(

@@ -119,7 +119,7 @@ def fuzz_world(database_url: str) -> Iterator[FuzzWorld]:
     db, ledger, payments = services.database, services.ledger, services.payments
     clock = services.clock
     assert isinstance(clock, ManualClock)
-    shop = new_shop(services)
+    shop = new_shop(services, bank=False)
     merchant, buyer, card = shop.merchant, shop.buyer, shop.card
     setup = shop.prepaid("fuzz")
     # The system accounts are opened on first use, even by a request then refused: open them
