@@ -38,7 +38,7 @@ from penny.money import Money, parse_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.sandbox.instruments import issue_postpaid, issue_prepaid, valid_for_days
-from penny.security import ServerKey
+from penny.security import ServerKey, load_server_key
 from penny.services.factory import Services, build_services
 from penny.services.payments import InstrumentSetup, Payments
 from penny.storage.database import open_database
@@ -94,6 +94,13 @@ def store(url: str, **options: Any) -> Iterator[Services]:
         yield services
     finally:
         services.database.dispose()
+
+
+def open_command_store(url: str) -> Services:
+    """The services over a store the ``penny`` command made: the shared sandbox clock and the
+    server key :func:`penny.security.load_server_key` finds (``$PENNY_SECRET_KEY``, or the key
+    file beside an SQLite store). Dispose of ``services.database`` when done."""
+    return open_store(url, sandbox_clock=True, server_key=load_server_key(url, create=False))
 
 
 def quiet_payments(services: Services, *, fees: FeeSchedule | None = None) -> Payments:

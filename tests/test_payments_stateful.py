@@ -59,6 +59,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from builders import store
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
@@ -68,7 +69,7 @@ from penny.engine.ledger import Ledger
 from penny.ledger.model import Leg, NewJournal
 from penny.money import Money
 from penny.parties import Directory
-from penny.security import ServerKey
+from penny.sandbox.instruments import issue_postpaid, issue_prepaid
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -82,7 +83,7 @@ from penny.services.payments import (
     SetupPrepaid,
     WriteOffDebtRequest,
 )
-from penny.storage.database import Database, open_database
+from penny.storage.database import Database
 
 # -- the documented rules, written down here rather than imported --------------------------
 
@@ -156,15 +157,12 @@ class Stack:
 
 @contextmanager
 def open_stack(database_url: str) -> Iterator[Stack]:
-    db = open_database(database_url)
-    try:
-        clock = ManualClock()
-        ledger = Ledger(db, clock)
-        directory = Directory(db, ledger, clock, ServerKey.generate())
-        fees = FeeSchedule.flat(card=50, bank=20, balance=5)
-        yield Stack(db, clock, ledger, directory, Payments(ledger, clock=clock, fees=fees))
-    finally:
-        db.dispose()
+    clock = ManualClock()
+    fees = FeeSchedule.flat(card=50, bank=20, balance=5)
+    with store(database_url, clock=clock, fees=fees) as services:
+        yield Stack(
+            services.database, clock, services.ledger, services.directory, services.payments
+        )
 
 
 @dataclass
@@ -1218,17 +1216,15 @@ def test_charge_no_larger_than_its_fee_is_answered_not_crashed(
         card = buyer.methods["card"].id
         requests: list[PaymentRequest]
         if operation == "fund":
-            setup = payments.setup_prepaid(
-                SetupPrepaid(merchant, merchant, buyer.party.id, card, "s", "f", None)
-            )
+            setup = issue_prepaid(payments, merchant, buyer.party.id, card, ("s", "f"))
             token, inst = setup.second_token.id, setup.instrument.id
             requests = [
                 FundPrepaidRequest(merchant, "ok", token, inst, usd(1000)),
                 FundPrepaidRequest(merchant, "fee-only", token, inst, usd(50)),
             ]
         else:
-            setup = payments.setup_postpaid(
-                SetupPostpaid(merchant, merchant, buyer.party.id, card, "s", "t", usd(10_000))
+            setup = issue_postpaid(
+                payments, merchant, buyer.party.id, card, ("s", "t"), credit_limit=usd(10_000)
             )
             payments.execute(PayRequest(merchant, "pay", setup.sender_token.id, usd(2000)))
             token, inst = setup.second_token.id, setup.instrument.id
@@ -1255,10 +1251,9 @@ def test_refund_of_a_pay_accepted_after_a_settlement_in_the_same_batch(database_
     with open_stack(database_url) as stack:
         merchant, buyer = _world(stack)
         payments = stack.payments
-        setup = payments.setup_postpaid(
-            SetupPostpaid(
-                merchant, merchant, buyer.party.id, buyer.methods["card"].id, "s", "t", usd(10_000)
-            )
+        card = buyer.methods["card"].id
+        setup = issue_postpaid(
+            payments, merchant, buyer.party.id, card, ("s", "t"), credit_limit=usd(10_000)
         )
         token, settle_token, inst = (
             setup.sender_token.id,
