@@ -23,11 +23,12 @@ import typer
 from penny.cli.base import penny_typer
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.domain.model import Transaction
-from penny.domain.parties import DuplicateEmailError, PaymentMethodKind
+from penny.domain.parties import PaymentMethodKind
 from penny.engine.ledger import Ledger
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
+from penny.sandbox.demo import SEED_BUYER_EMAIL, SEED_BUYER_PASSWORD, seed_demo
 from penny.sandbox.instruments import issue_postpaid, issue_prepaid, valid_for_days
 from penny.services.payments import InstrumentSetup, Payments
 
@@ -39,9 +40,6 @@ from penny.cli.accounts import open_store  # noqa: E402
 from penny.cli.main import DatabaseOption, JsonOption, command_name, emit, fail  # noqa: E402
 
 MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
-SEED_MERCHANT_EMAIL = "merchant@digitaldownload.example"
-SEED_BUYER_EMAIL = "buyer@example.com"
-SEED_BUYER_PASSWORD = "sandbox-password"  # noqa: S105 (a documented sandbox demo password)
 
 
 @dataclass
@@ -105,26 +103,25 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     card and a bank account. Run once; a second run reports what is there. Creates the
     database (and its server key) if it does not exist yet."""
     with _sandbox(database, create=True) as sandbox:
-        directory = sandbox.directory
-        try:
-            merchant, key = directory.create_business("DigitalDownload", SEED_MERCHANT_EMAIL)
-        except DuplicateEmailError:
-            existing = directory.party_by_email(SEED_MERCHANT_EMAIL)
-            buyer = directory.party_by_email(SEED_BUYER_EMAIL)
-            assert existing is not None
-            emit(
-                as_json,
-                {"seeded": False, "merchant_id": existing.id, "buyer_id": buyer and buyer.id},
-                [
-                    f"already seeded: merchant {existing.id}"
-                    + (f", buyer {buyer.id}" if buyer else ""),
-                    f"a new API key: {command_name()} keys create --account {existing.id}",
-                ],
-            )
-            return
-        buyer = directory.create_personal("Sandbox Buyer", SEED_BUYER_EMAIL, SEED_BUYER_PASSWORD)
-        card = directory.add_card(buyer.id, "4111111111111111", 12, 2035)
-        bank = directory.add_bank(buyer.id, "110000000", "000123456789")
+        seeded = seed_demo(sandbox.directory)
+    merchant, buyer, key, card, bank = (
+        seeded.merchant,
+        seeded.buyer,
+        seeded.key,
+        seeded.card,
+        seeded.bank,
+    )
+    if key is None or buyer is None or card is None or bank is None:
+        emit(
+            as_json,
+            {"seeded": False, "merchant_id": merchant.id, "buyer_id": buyer and buyer.id},
+            [
+                f"already seeded: merchant {merchant.id}"
+                + (f", buyer {buyer.id}" if buyer else ""),
+                f"a new API key: {command_name()} keys create --account {merchant.id}",
+            ],
+        )
+        return
     data = {
         "seeded": True,
         "merchant_id": merchant.id,

@@ -9,19 +9,17 @@ metered ledger) and returns :class:`Services`, a frozen object holding the graph
 * :class:`~penny.services.payments.Payments`, **always with the IPN outbox**
   (:class:`~penny.ipn.outbox.IpnOutbox`) as its listener, so every change a Payments makes
   writes its notifications in the same transaction. No other module in ``src/`` constructs
-  ``Payments`` (``tests/test_code_shape.py`` checks it);
+  ``Payments`` (``tests/test_wiring.py`` checks it);
 * the signer (:meth:`Services.signer`), loaded on demand because loading it may store a
   first signing key.
 
-:func:`open_services` opens a store by URL, builds the graph and disposes of the store after.
 The web application (:func:`penny.web.app.create_app`), the CLI, ``penny check bank`` and
 the benchmarks all build through here; so do the tests (``tests/builders.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from penny.clock import Clock
@@ -33,9 +31,9 @@ from penny.parties import Directory
 from penny.security import ServerKey, load_server_key
 from penny.services.payments import Payments
 from penny.signing import Signer, load_signer
-from penny.storage.database import Database, open_database
+from penny.storage.database import Database
 
-__all__ = ["Services", "build_services", "open_services"]
+__all__ = ["Services", "build_services"]
 
 
 @dataclass(frozen=True)
@@ -82,19 +80,3 @@ def build_services(
     directory = Directory(database, ledger, clock, server_key)
     payments = Payments(ledger, clock=clock, fees=fees, new_id=new_id, listener=IpnOutbox())
     return Services(database, clock, server_key, ledger, directory, payments)
-
-
-@contextmanager
-def open_services(
-    url: str | None,
-    *,
-    server_key: ServerKey | None = None,
-    clock: Clock | None = None,
-    migrate: bool = True,
-) -> Iterator[Services]:
-    """Open the store at ``url``, build its services, and dispose of the store afterwards."""
-    database = open_database(url, migrate=migrate)
-    try:
-        yield build_services(database, clock=clock, server_key=server_key)
-    finally:
-        database.dispose()
