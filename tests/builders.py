@@ -37,7 +37,7 @@ from penny.ipn.settings import IpnSettings
 from penny.money import Money, parse_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
-from penny.sandbox.instruments import issue_postpaid, issue_prepaid, valid_for_days
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup, valid_for_days
 from penny.security import ServerKey, load_server_key
 from penny.services.factory import Services, build_services
 from penny.services.payments import InstrumentSetup, Payments
@@ -170,15 +170,16 @@ def prepaid(
     reason: str = "",
 ) -> InstrumentSetup:
     """A prepaid instrument (references ``{ref}-sender`` / ``{ref}-funding``)."""
-    return issue_prepaid(
-        payments,
-        merchant_id,
-        buyer_id,
-        method_id,
-        ref,
-        funding_limit=None if limit is None else usd(limit),
-        valid_until=valid_for_days(payments.clock.now_us(), days),
-        payment_reason=reason,
+    return payments.setup_prepaid(
+        prepaid_setup(
+            merchant_id,
+            buyer_id,
+            method_id,
+            ref,
+            funding_limit=None if limit is None else usd(limit),
+            valid_until=valid_for_days(payments.clock.now_us(), days),
+            payment_reason=reason,
+        )
     )
 
 
@@ -191,19 +192,23 @@ def postpaid(
     *,
     limit: str = "100",
     days: int = VALID_DAYS,
-    **extra: Money | None,
+    global_amount_limit: Money | None = None,
+    min_charge: Money | None = None,
+    max_charge: Money | None = None,
 ) -> InstrumentSetup:
-    """A credit instrument (references ``{ref}-sender`` / ``{ref}-settlement``); ``extra``:
-    ``global_amount_limit``, ``min_charge``, ``max_charge``."""
-    return issue_postpaid(
-        payments,
-        merchant_id,
-        buyer_id,
-        method_id,
-        ref,
-        credit_limit=usd(limit),
-        valid_until=valid_for_days(payments.clock.now_us(), days),
-        **extra,
+    """A credit instrument (references ``{ref}-sender`` / ``{ref}-settlement``)."""
+    return payments.setup_postpaid(
+        postpaid_setup(
+            merchant_id,
+            buyer_id,
+            method_id,
+            ref,
+            credit_limit=usd(limit),
+            global_amount_limit=global_amount_limit,
+            min_charge=min_charge,
+            max_charge=max_charge,
+            valid_until=valid_for_days(payments.clock.now_us(), days),
+        )
     )
 
 

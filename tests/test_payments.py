@@ -32,6 +32,7 @@ from penny.domain.parties import Party, PaymentMethod
 from penny.engine.ledger import Ledger
 from penny.money import Money, parse_amount
 from penny.parties import Directory
+from penny.sandbox.instruments import prepaid_setup
 from penny.services.factory import Services
 from penny.services.payments import (
     FundPrepaidRequest,
@@ -312,14 +313,11 @@ def test_expired_and_not_yet_valid_instruments(world: World) -> None:
     assert world.refused(world.pay(setup, "1", "pay-1")) is Refusal.instrument_expired
     assert world.refused(world.fund(setup, "1", "fund-2")) is Refusal.instrument_expired
     later = world.payments.setup_prepaid(
-        SetupPrepaid(
-            world.merchant.id,
+        prepaid_setup(
             world.merchant.id,
             world.buyer.id,
             world.card.id,
-            "later-s",
-            "later-f",
-            None,
+            ("later-s", "later-f"),
             valid_from=world.clock.now_us() + MICROS_PER_DAY,
         )
     )

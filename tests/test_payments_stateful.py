@@ -69,7 +69,7 @@ from penny.engine.ledger import Ledger
 from penny.ledger.model import Leg, NewJournal
 from penny.money import Money
 from penny.parties import Directory
-from penny.sandbox.instruments import issue_postpaid, issue_prepaid
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -79,8 +79,6 @@ from penny.services.payments import (
     RefundRequest,
     Result,
     SettleDebtRequest,
-    SetupPostpaid,
-    SetupPrepaid,
     WriteOffDebtRequest,
 )
 from penny.storage.database import Database
@@ -696,12 +694,11 @@ class PaymentsMachine(RuleBasedStateMachine):
                 label="funding limit",
             )
             setup = stack.payments.setup_prepaid(
-                SetupPrepaid(
-                    self.merchant_id,
+                prepaid_setup(
                     self.merchant_id,
                     buyer.party.id,
                     method_id,
-                    *refs,
+                    refs,
                     funding_limit=None if limit is None else usd(limit),
                     valid_from=valid_from,
                     valid_until=valid_until,
@@ -716,12 +713,11 @@ class PaymentsMachine(RuleBasedStateMachine):
             low = data.draw(sometimes(st.integers(1, 300)), label="min charge")
             high = data.draw(sometimes(st.integers(300, 10_000)), label="max charge")
             setup = stack.payments.setup_postpaid(
-                SetupPostpaid(
-                    self.merchant_id,
+                postpaid_setup(
                     self.merchant_id,
                     buyer.party.id,
                     method_id,
-                    *refs,
+                    refs,
                     credit_limit=usd(credit),
                     global_amount_limit=None if total is None else usd(total),
                     min_charge=None if low is None else usd(low),
@@ -1216,15 +1212,17 @@ def test_charge_no_larger_than_its_fee_is_answered_not_crashed(
         card = buyer.methods["card"].id
         requests: list[PaymentRequest]
         if operation == "fund":
-            setup = issue_prepaid(payments, merchant, buyer.party.id, card, ("s", "f"))
+            setup = payments.setup_prepaid(
+                prepaid_setup(merchant, buyer.party.id, card, ("s", "f"))
+            )
             token, inst = setup.second_token.id, setup.instrument.id
             requests = [
                 FundPrepaidRequest(merchant, "ok", token, inst, usd(1000)),
                 FundPrepaidRequest(merchant, "fee-only", token, inst, usd(50)),
             ]
         else:
-            setup = issue_postpaid(
-                payments, merchant, buyer.party.id, card, ("s", "t"), credit_limit=usd(10_000)
+            setup = payments.setup_postpaid(
+                postpaid_setup(merchant, buyer.party.id, card, ("s", "t"), credit_limit=usd(10_000))
             )
             payments.execute(PayRequest(merchant, "pay", setup.sender_token.id, usd(2000)))
             token, inst = setup.second_token.id, setup.instrument.id
@@ -1252,8 +1250,8 @@ def test_refund_of_a_pay_accepted_after_a_settlement_in_the_same_batch(database_
         merchant, buyer = _world(stack)
         payments = stack.payments
         card = buyer.methods["card"].id
-        setup = issue_postpaid(
-            payments, merchant, buyer.party.id, card, ("s", "t"), credit_limit=usd(10_000)
+        setup = payments.setup_postpaid(
+            postpaid_setup(merchant, buyer.party.id, card, ("s", "t"), credit_limit=usd(10_000))
         )
         token, settle_token, inst = (
             setup.sender_token.id,

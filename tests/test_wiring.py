@@ -7,8 +7,8 @@
   is located.
 * The factory's Payments notifies through the IPN outbox, on both stores.
 * In ``src/penny``, ``SetupPrepaid(...)`` / ``SetupPostpaid(...)`` are built only by
-  :mod:`penny.sandbox.instruments` (and the hosted pages, split on another branch); tests
-  whose subject is the set-up request itself (odd validity, another caller) build theirs.
+  :mod:`penny.sandbox.instruments` (and the hosted pages, split on another branch); in
+  ``tests/`` only where the request itself is the subject (another merchant as the caller).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def test_only_the_sandbox_builder_builds_instrument_setups() -> None:
     # The hosted pages build theirs from the buyer's answers (split on another branch).
     allowed |= set((PACKAGE / "web" / "cobranded").rglob("*.py"))
     assert _calls_outside(PACKAGE, SETUPS, allowed) == []
+    assert _calls_outside(TESTS, SETUPS, {TESTS / "test_payments.py"}) == []
 
 
 def test_the_factorys_payments_notify_through_the_outbox(database_url: str) -> None:

@@ -22,7 +22,7 @@ from penny.clock import SystemClock
 from penny.gatekeeper import Environment, Role, Usage, compile_script, evaluate
 from penny.gatekeeper.checker import CompiledScript
 from penny.money import Money, parse_amount
-from penny.sandbox.instruments import issue_prepaid
+from penny.sandbox.instruments import prepaid_setup
 from penny.security import ServerKey
 from penny.services import instructions
 from penny.services.factory import build_services
@@ -135,12 +135,10 @@ def run_gatekeeper_bench(
     merchant, _key = directory.create_business("Bench shop", f"shop-{suffix}@example.com")
     buyer = directory.create_personal("Bench buyer", f"buyer-{suffix}@example.com", "pw pw pw pw")
     card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
-    setup = issue_prepaid(
-        payments,
-        merchant.id,
-        buyer.id,
-        card.id,
-        (f"bench-sender-{suffix}", f"bench-funding-{suffix}"),
+    setup = payments.setup_prepaid(
+        prepaid_setup(
+            merchant.id, buyer.id, card.id, (f"bench-sender-{suffix}", f"bench-funding-{suffix}")
+        )
     )
     payments.execute(
         FundPrepaidRequest(

@@ -43,7 +43,7 @@ from penny.check.servers import PENNY, PennyServer
 from penny.check.verify import CREDIT_LIMIT, Facts, load_facts
 from penny.clock import MICROS_PER_DAY
 from penny.money import Money, parse_amount
-from penny.sandbox.instruments import issue_postpaid, issue_prepaid
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.security import SERVER_KEY_ENV, ServerKey, load_server_key
 from penny.services.factory import build_services
 from penny.storage.database import Database, open_database
@@ -262,22 +262,24 @@ def build_world(db: Database, key: ServerKey, config: BankConfig) -> World:
             f"Bank Buyer {b}", f"buyer{b}-{tag}@bank.example", "bank-check-password"
         )
         card = directory.add_card(person.id, CARD, 12, 2035)
-        prepaid = issue_prepaid(
-            payments,
-            merchant.party_id,
-            person.id,
-            card.id,
-            (f"bank-{tag}-{b}-prepaid", f"bank-{tag}-{b}-funding"),
-            valid_until=valid_until,
+        prepaid = payments.setup_prepaid(
+            prepaid_setup(
+                merchant.party_id,
+                person.id,
+                card.id,
+                (f"bank-{tag}-{b}-prepaid", f"bank-{tag}-{b}-funding"),
+                valid_until=valid_until,
+            )
         )
-        credit = issue_postpaid(
-            payments,
-            merchant.party_id,
-            person.id,
-            card.id,
-            (f"bank-{tag}-{b}-credit", f"bank-{tag}-{b}-settlement"),
-            credit_limit=Money(CREDIT_LIMIT, "USD"),
-            valid_until=valid_until,
+        credit = payments.setup_postpaid(
+            postpaid_setup(
+                merchant.party_id,
+                person.id,
+                card.id,
+                (f"bank-{tag}-{b}-credit", f"bank-{tag}-{b}-settlement"),
+                credit_limit=Money(CREDIT_LIMIT, "USD"),
+                valid_until=valid_until,
+            )
         )
         buyers.append(
             Buyer(

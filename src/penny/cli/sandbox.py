@@ -29,7 +29,7 @@ from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.sandbox.demo import SEED_BUYER_EMAIL, SEED_BUYER_PASSWORD, seed_demo
-from penny.sandbox.instruments import issue_postpaid, issue_prepaid, valid_for_days
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup, valid_for_days
 from penny.services.payments import InstrumentSetup, Payments
 
 sandbox_app: typer.Typer = penny_typer(
@@ -215,14 +215,15 @@ def setup_prepaid(
     limit = _amount(funding_limit, "--funding-limit")
     with _sandbox(database) as sandbox:
         merchant_id, buyer_id, method_id = _parties(sandbox, merchant, buyer, method)
-        setup = issue_prepaid(
-            sandbox.payments,
-            merchant_id,
-            buyer_id,
-            method_id,
-            reference,
-            funding_limit=limit,
-            valid_until=valid_for_days(sandbox.clock.now_us(), days),
+        setup = sandbox.payments.setup_prepaid(
+            prepaid_setup(
+                merchant_id,
+                buyer_id,
+                method_id,
+                reference,
+                funding_limit=limit,
+                valid_until=valid_for_days(sandbox.clock.now_us(), days),
+            )
         )
     data = _setup_data(setup)
     emit(
@@ -261,15 +262,16 @@ def setup_postpaid(
     global_limit = _amount(global_amount_limit, "--global-amount-limit")
     with _sandbox(database) as sandbox:
         merchant_id, buyer_id, method_id = _parties(sandbox, merchant, buyer, method)
-        setup = issue_postpaid(
-            sandbox.payments,
-            merchant_id,
-            buyer_id,
-            method_id,
-            reference,
-            credit_limit=limit,
-            global_amount_limit=global_limit,
-            valid_until=valid_for_days(sandbox.clock.now_us(), days),
+        setup = sandbox.payments.setup_postpaid(
+            postpaid_setup(
+                merchant_id,
+                buyer_id,
+                method_id,
+                reference,
+                credit_limit=limit,
+                global_amount_limit=global_limit,
+                valid_until=valid_for_days(sandbox.clock.now_us(), days),
+            )
         )
     emit(
         as_json,

@@ -3,8 +3,8 @@
 A merchant issuing an instrument to a buyer, as the hosted SetupPrepaid / SetupPostpaid
 pipelines do once the buyer agrees: :func:`prepaid_setup` and :func:`postpaid_setup` build the
 :class:`~penny.services.payments.SetupPrepaid` / :class:`~penny.services.payments.SetupPostpaid`
-request (the merchant is both caller and recipient), and :func:`issue_prepaid` /
-:func:`issue_postpaid` also run it on a :class:`~penny.services.payments.Payments`.
+request (the merchant is both caller and recipient), for
+:meth:`~penny.services.payments.Payments.setup_prepaid` / ``setup_postpaid`` to run.
 
 ``reference`` names the set-up's two caller references: a prefix ``R`` gives ``R-sender`` and
 ``R-funding`` (prepaid) or ``R-settlement`` (postpaid); a pair gives both as they are.
@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from penny.clock import MICROS_PER_DAY
 from penny.money import Money
-from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
+from penny.services.payments import SetupPostpaid, SetupPrepaid
 
 __all__ = [
     "Reference",
-    "issue_postpaid",
-    "issue_prepaid",
     "postpaid_setup",
     "prepaid_setup",
     "valid_for_days",
@@ -49,6 +47,7 @@ def prepaid_setup(
     reference: Reference,
     *,
     funding_limit: Money | None = None,
+    valid_from: int | None = None,
     valid_until: int | None = None,
     payment_reason: str = "",
 ) -> SetupPrepaid:
@@ -62,6 +61,7 @@ def prepaid_setup(
         caller_reference_sender=sender,
         caller_reference_funding=funding,
         funding_limit=funding_limit,
+        valid_from=valid_from,
         valid_until=valid_until,
         payment_reason=payment_reason,
     )
@@ -77,7 +77,9 @@ def postpaid_setup(
     global_amount_limit: Money | None = None,
     min_charge: Money | None = None,
     max_charge: Money | None = None,
+    valid_from: int | None = None,
     valid_until: int | None = None,
+    payment_reason: str = "",
 ) -> SetupPostpaid:
     """The SetupPostpaid of ``merchant_id`` opening credit for ``buyer_id``, settled by
     ``method_id``."""
@@ -93,57 +95,7 @@ def postpaid_setup(
         global_amount_limit=global_amount_limit,
         min_charge=min_charge,
         max_charge=max_charge,
-        valid_until=valid_until,
-    )
-
-
-def issue_prepaid(
-    payments: Payments,
-    merchant_id: str,
-    buyer_id: str,
-    method_id: str,
-    reference: Reference,
-    *,
-    funding_limit: Money | None = None,
-    valid_until: int | None = None,
-    payment_reason: str = "",
-) -> InstrumentSetup:
-    """Issue the prepaid instrument of :func:`prepaid_setup`."""
-    request = prepaid_setup(
-        merchant_id,
-        buyer_id,
-        method_id,
-        reference,
-        funding_limit=funding_limit,
+        valid_from=valid_from,
         valid_until=valid_until,
         payment_reason=payment_reason,
     )
-    return payments.setup_prepaid(request)
-
-
-def issue_postpaid(
-    payments: Payments,
-    merchant_id: str,
-    buyer_id: str,
-    method_id: str,
-    reference: Reference,
-    *,
-    credit_limit: Money,
-    global_amount_limit: Money | None = None,
-    min_charge: Money | None = None,
-    max_charge: Money | None = None,
-    valid_until: int | None = None,
-) -> InstrumentSetup:
-    """Open the credit instrument of :func:`postpaid_setup`."""
-    request = postpaid_setup(
-        merchant_id,
-        buyer_id,
-        method_id,
-        reference,
-        credit_limit=credit_limit,
-        global_amount_limit=global_amount_limit,
-        min_charge=min_charge,
-        max_charge=max_charge,
-        valid_until=valid_until,
-    )
-    return payments.setup_postpaid(request)
