@@ -226,29 +226,13 @@ class Shop:
     card: PaymentMethod
     bank: PaymentMethod | None
 
-    def prepaid(self, ref: str = "p", limit: str | None = "100", **more: Any) -> InstrumentSetup:
-        method = more.pop("method", self.card)
-        return prepaid(
-            self.services.payments,
-            self.merchant.id,
-            self.buyer.id,
-            method.id,
-            ref,
-            limit=limit,
-            **more,
-        )
+    def prepaid(self, ref: str = "p", limit: str | None = "100") -> InstrumentSetup:
+        payments, merchant_id = self.services.payments, self.merchant.id
+        return prepaid(payments, merchant_id, self.buyer.id, self.card.id, ref, limit=limit)
 
-    def postpaid(self, ref: str = "c", limit: str = "100", **more: Any) -> InstrumentSetup:
-        method = more.pop("method", self.card)
-        return postpaid(
-            self.services.payments,
-            self.merchant.id,
-            self.buyer.id,
-            method.id,
-            ref,
-            limit=limit,
-            **more,
-        )
+    def postpaid(self, ref: str = "c", limit: str = "100") -> InstrumentSetup:
+        payments, merchant_id = self.services.payments, self.merchant.id
+        return postpaid(payments, merchant_id, self.buyer.id, self.card.id, ref, limit=limit)
 
 
 def new_shop(services: Services, *, bank: bool = True) -> Shop:
