@@ -24,8 +24,9 @@ from penny.domain.checks import CHECKS, Check, Layer, refusals_of
 from penny.domain.errors import LEDGER_REFUSALS, PaymentsError, Refusal
 from penny.domain.model import Operation, Transaction
 from penny.money import Money
+from penny.sandbox.instruments import postpaid_setup
 from penny.services import instructions
-from penny.services.payments import InstrumentSetup, Payments, PayRequest, SetupPostpaid
+from penny.services.payments import InstrumentSetup, Payments, PayRequest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "penny"
 MODULES = {
@@ -138,13 +139,11 @@ def pay_world(tmp_path: Path) -> Iterator[PayWorld]:
     setups = {}
     for variant, cancelled in itertools.product(("ok", "not_yet_valid", "tiny_limit"), (0, 1)):
         setup = payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=merchant.id,
-                recipient_id=merchant.id,
-                sender_id=buyer.id,
-                payment_method_id=card.id,
-                caller_reference_sender=f"{variant}-{cancelled}-sender",
-                caller_reference_settlement=f"{variant}-{cancelled}-settlement",
+            postpaid_setup(
+                merchant.id,
+                buyer.id,
+                card.id,
+                f"{variant}-{cancelled}",
                 credit_limit=usd(1 if variant == "tiny_limit" else 100_000),
                 min_charge=usd(5),
                 valid_from=now + MICROS_PER_DAY if variant == "not_yet_valid" else None,
