@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -50,7 +50,7 @@ from penny.domain.parties import (
     normalise_name,
     parse_expiry,
 )
-from penny.fps.signature import SignatureMethod, candidate_hosts, sign_v2
+from penny.fps.signature import candidate_hosts, is_signature_method, matching_host
 from penny.money import Money
 from penny.parties import Directory
 from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
@@ -341,16 +341,13 @@ class CobrandedUi:
 
     def _signature_ok(self, incoming: Incoming, params: Mapping[str, str], secret: str) -> bool:
         method = params.get("signatureMethod", "")
-        if params.get("signatureVersion") != "2" or not _hmac_method(method):
+        if params.get("signatureVersion") != "2" or not is_signature_method(method):
             return False
-        given = params.get("signature", "")
-        for host in candidate_hosts(incoming.host, incoming.server_port):
-            expected = sign_v2(
-                secret, "GET", host, START_PATH, params, method, signature_name="signature"
-            )
-            if security.same_token(expected, given):
-                return True
-        return False
+        hosts = candidate_hosts(incoming.host, incoming.server_port)
+        host = matching_host(
+            secret, "GET", hosts, START_PATH, params, method, signature_name="signature"
+        )
+        return host is not None
 
     def _references_used(self, caller_id: str, request: PipelineRequest) -> str | None:
         for name, reference in request.references().items():
@@ -787,10 +784,6 @@ def _decline_reason(method: PaymentMethod, now_us: int) -> str | None:
     if method.behaviour is CardBehaviour.decline:
         return "This card was declined by the issuing bank. Choose another payment method."
     return None
-
-
-def _hmac_method(name: str) -> TypeGuard[SignatureMethod]:
-    return name in {"HmacSHA256", "HmacSHA1"}
 
 
 def _describe(method: PaymentMethod) -> str:
