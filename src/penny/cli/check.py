@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from penny.cli.base import penny_typer
+from penny.cli.common import JsonOption, console, fail, require_charts
 
 if TYPE_CHECKING:
     from penny.check.bank import RunRecord
     from penny.check.verify import Verdict
 
 check_app: typer.Typer = penny_typer("Correctness checks against a running Penny.")
-
-from penny.cli.main import JsonOption, console, fail, require_charts  # noqa: E402
 
 _StoreOption = Annotated[
     str,
