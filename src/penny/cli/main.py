@@ -47,6 +47,8 @@ from penny.engine.ledger import Ledger
 from penny.ledger.audit import AuditReport
 from penny.storage.database import DatabaseError, current_revision
 
+__all__ = ["app", "main"]
+
 
 @db_app.command("upgrade")
 def db_upgrade(database: DatabaseOption = None) -> None:
