@@ -23,7 +23,8 @@ from typing import Final
 
 SRC: Final = Path(__file__).resolve().parents[1] / "src"
 
-CORE: Final = ("penny.ledger", "penny.domain", "penny.gatekeeper", "penny.money")
+#: The pure core; ``penny.epoch`` (integer time conversions, no clock read) belongs to it.
+CORE: Final = ("penny.ledger", "penny.domain", "penny.gatekeeper", "penny.money", "penny.epoch")
 
 #: Top-level modules (and submodules) the core must not import: SQL, HTTP, networking, time,
 #: threads and event loops, templates, subprocesses.

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Final, Literal, TypeGuard
 from urllib.parse import quote
 
+from penny.epoch import from_datetime
 from penny.fps.wire import (
     HTTP_FORBIDDEN,
     INVALID_CLIENT_TOKEN_ID,
@@ -169,8 +170,6 @@ _ISO8601: Final = re.compile(
     r"\A([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?\Z"
 )
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def _zone(designator: str | None) -> timezone:
@@ -204,7 +203,7 @@ def parse_timestamp(text: str) -> int | None:
         )
     except ValueError:
         return None
-    return (moment - _EPOCH) // _ONE_MICROSECOND
+    return from_datetime(moment)
 
 
 # -- verification ------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class ConfirmStep:
         try:
             made = self._setup(ctx.merchant.id, buyer.id, method.id, request)
         except PaymentsError as error:
-            status = REFUSAL_STATUS.get(error.refusal, Status.system_error)
+            status = REFUSAL_STATUS[error.refusal]
             message = error.detail or str(error)
             return self._finish(ctx, {"status": status.value, "errorMessage": message})
         return self._finish(ctx, success_params(request, method, made))

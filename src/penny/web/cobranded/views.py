@@ -5,7 +5,6 @@ with the security headers and the session cookie).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final
 
@@ -13,6 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from penny.domain.parties import PaymentMethod
+from penny.epoch import MICROS_PER_SECOND, to_datetime, to_seconds
 from penny.money import Money
 from penny.storage import cobranded_sql as sql
 from penny.web.cobranded import security
@@ -124,4 +124,4 @@ def _money(value: Money | None) -> str | None:
 def _date(micros: int | None) -> str | None:
     if micros is None:
         return None
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).strftime("%d %B %Y, %H:%M UTC")
+    return to_datetime(to_seconds(micros) * MICROS_PER_SECOND).strftime("%d %B %Y, %H:%M UTC")
