@@ -97,6 +97,21 @@ class Server:
         """CPU time (user + system) of the server and its worker processes so far."""
         return sum(_cpu_seconds(pid) for pid in _tree(self.process.pid))
 
+    def batches(self) -> tuple[float, float] | None:
+        """(commands, batches) committed so far, from ``/metrics`` (one worker's with several)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return None
+        found: dict[str, float] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("penny_ledger_batch_commands_sum", "penny_ledger_batch_commands_count"):
+                found[name] = float(value)
+        if len(found) < 2:
+            return None
+        return found["penny_ledger_batch_commands_sum"], found["penny_ledger_batch_commands_count"]
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
@@ -105,6 +120,39 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+#: How long load generators may take to start (import, read the seed) before the run fails.
+READY_TIMEOUT = 120.0
+#: Seconds between the last load generator saying it is ready and the common start.
+START_LEAD = 0.2
+
+
+def _start_when_ready(
+    children: list[subprocess.Popen[bytes]], tmp: Path, start_file: Path
+) -> float:
+    """Wait until every load generator is ready (each writes ``ready-<index>``), then write
+    the common start time to ``start_file``: a slow start on a busy machine delays the run
+    instead of eating its measured window."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not all((tmp / f"ready-{index}").exists() for index in range(len(children))):
+        if any(child.poll() is not None for child in children) or time.monotonic() > deadline:
+            break  # a generator died or hangs: merging the results will say so
+        time.sleep(0.01)
+    start_at = time.time() + START_LEAD
+    written = start_file.with_suffix(".tmp")
+    written.write_text(repr(start_at))
+    written.replace(start_file)  # atomic: a generator never reads half a number
+    return start_at
+
+
+def _per_batch(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> float | None:
+    """Mean commands per batch between two :meth:`Server.batches` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 1)
 
 
 def _tree(pid: int) -> list[int]:
@@ -186,6 +234,8 @@ class LoadResult:
     client_cpu_s: float = 0.0
     #: CPU seconds the server (all its threads and processes) spent meanwhile.
     server_cpu_s: float = 0.0
+    #: Ledger commands per committed group commit meanwhile (one worker's, from /metrics).
+    commands_per_batch: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         per_request = 1e6 / max(1, self.requests)
@@ -199,6 +249,7 @@ class LoadResult:
             "requests": self.requests,
             "client_cpu_us_per_request": round(self.client_cpu_s * per_request),
             "server_cpu_us_per_request": round(self.server_cpu_s * per_request),
+            "commands_per_batch": self.commands_per_batch,
         }
 
 
@@ -218,7 +269,7 @@ def run_load(
     """Drive the server with ``processes`` load-generator processes; merge what they saw."""
     run_id = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="penny-load-") as tmp:
-        start_at = time.time() + 1.0 + 0.3 * processes
+        start_file = Path(tmp) / "start"
         children = []
         outputs = []
         for index in range(processes):
@@ -230,7 +281,8 @@ def run_load(
                 "index": index,
                 "processes": processes,
                 "connections": max(1, connections // processes),
-                "start_at": start_at,
+                "start_file": str(start_file),
+                "ready_file": str(Path(tmp) / f"ready-{index}"),
                 "warmup": warmup,
                 "duration": duration,
                 "run_id": run_id,
@@ -248,6 +300,7 @@ def run_load(
                     stderr=subprocess.PIPE,
                 )
             )
+        start_at = _start_when_ready(children, Path(tmp), start_file)
         total = warmup + duration
         while any(child.poll() is None for child in children):
             elapsed = time.time() - start_at
@@ -631,6 +684,7 @@ class _Loader:
         self, workload: str, label: str, duration: float, rate: float | None = None
     ) -> LoadResult:
         cpu_before = self.server.cpu_seconds()
+        batches_before = self.server.batches()
         loaded = run_load(
             workload,
             self.seed_path,
@@ -644,6 +698,7 @@ class _Loader:
             rate=rate,
         )
         loaded.server_cpu_s = self.server.cpu_seconds() - cpu_before
+        loaded.commands_per_batch = _per_batch(batches_before, self.server.batches())
         return loaded
 
 

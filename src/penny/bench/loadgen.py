@@ -7,11 +7,11 @@ loops sending **signed** (Signature V2, HmacSHA256) FPS requests, closed-loop, o
 a fixed rate when the config gives one (latency then counts from the scheduled send time, so a
 slow server is not hidden by the client waiting for it).
 
-The process starts sending at ``start_at`` (wall clock), counts the first ``warmup`` seconds
-apart and measures the next ``duration`` seconds. The result holds latencies (µs) of the
-measured window per operation, counts, errors with a few sample bodies, and the number of
-distinct money-moving requests that succeeded over the whole run (warm-up included), for the
-ledger-count check.
+The process says it is ready (its seed read), starts sending at the common start time the
+parent then gives it (wall clock), counts the first ``warmup`` seconds apart and measures the
+next ``duration`` seconds. The result holds latencies (µs) of the measured window per operation,
+counts, errors with a few sample bodies, and the number of distinct money-moving requests that
+succeeded over the whole run (warm-up included), for the ledger-count check.
 
 Workloads: ``W1`` prepaid Pay to the buyer's own merchant (100 merchants); ``W2`` prepaid Pay
 to the hot merchant; ``W4`` W1 with 10 % retries of an already-sent CallerReference (same
@@ -249,7 +249,7 @@ class Worker:
             conn.close()
 
     async def run(self) -> None:
-        start = float(self.config["start_at"])
+        start = await self._start_time()
         warm_end = start + float(self.config["warmup"])
         end = warm_end + float(self.config["duration"])
         rate = self.config.get("rate")
@@ -263,6 +263,15 @@ class Worker:
                 for _ in range(self.config["connections"])
             )
         )
+
+    async def _start_time(self) -> float:
+        """The common start: the time the parent writes to ``start_file`` once every
+        generator has written its ``ready_file`` (so a slow start never eats the window)."""
+        Path(self.config["ready_file"]).touch()
+        start_file = Path(self.config["start_file"])
+        while not start_file.exists():
+            await asyncio.sleep(0.005)
+        return float(start_file.read_text())
 
 
 def main(argv: list[str]) -> int:
