@@ -15,7 +15,7 @@ from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Tra
 from penny.money import Money
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import charge_token, refuse
+from penny.services.payments.steps import charge, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ def decide(batch: Batch, request: SettleDebtRequest, print_: str) -> Transaction
     if token.instrument_id != instrument.id:
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
-    txn = charge_token(
+    txn = charge(
         batch,
         request,
         print_,

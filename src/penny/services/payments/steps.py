@@ -39,8 +39,6 @@ METHOD_KINDS = {
     PaymentMethodKind.balance: Method.balance,
 }
 
-#: The legs of a charge's journal, given the source account and the fee.
-LegsFor = Callable[[int, Money], tuple[Any, ...]]
 #: The legs of a charge onto an instrument (``rules.funding_legs``, ``rules.settlement_legs``).
 InstrumentLegs = Callable[
     [Instrument, rules.MerchantBooks, rules.Chart, int, Money, Money], tuple[Any, ...]
@@ -163,9 +161,13 @@ def charge(
     token: Token,
     amount: Money,
     ipn_url: str | None,
-    legs_for: LegsFor,
+    legs: InstrumentLegs,
 ) -> Transaction:
-    """Take ``amount`` from the token's payment method and book it (now, or as pending)."""
+    """FundPrepaid's and SettleDebt's charge: the pipeline token's script, then ``amount`` taken
+    from the token's payment method and booked (now, or as pending) with ``legs`` (to the
+    instrument's merchant) as the journal."""
+    books = books_of(batch.parties[instrument.recipient_id])
+    check_pipeline_token(batch, request, amount, operation, instrument, token)
     method_id = token.payment_method_id
     assert method_id is not None
     payment_method = batch.methods.get(method_id)
@@ -191,35 +193,13 @@ def charge(
         source = sender.balance_account_id
     else:
         source = batch.chart.external_funding
-    legs = legs_for(source, fee)
+    journal = legs(instrument, books, batch.chart, source, amount, fee)
     if decision.outcome is ChargeOutcome.succeeded:
-        return succeeded(txn, book(batch, txn.id, legs), batch.now)
-    journal_id = book(batch, txn.id, legs, pending=True)
+        return succeeded(txn, book(batch, txn.id, journal), batch.now)
+    journal_id = book(batch, txn.id, journal, pending=True)
     return replace(
         pending(txn, journal_id, decision.completes_at), completes_ok=decision.completes_ok
     )
-
-
-def charge_token(
-    batch: Batch,
-    request: PaymentRequest,
-    print_: str,
-    operation: Operation,
-    instrument: Instrument,
-    token: Token,
-    amount: Money,
-    ipn_url: str | None,
-    legs: InstrumentLegs,
-) -> Transaction:
-    """FundPrepaid's and SettleDebt's charge: the pipeline token's script, then ``amount`` taken
-    from the token's payment method with ``legs`` (to the instrument's merchant) as the journal."""
-    books = books_of(batch.parties[instrument.recipient_id])
-
-    def legs_for(source: int, fee: Money) -> tuple[Any, ...]:
-        return legs(instrument, books, batch.chart, source, amount, fee)
-
-    check_pipeline_token(batch, request, amount, operation, instrument, token)
-    return charge(batch, request, print_, operation, instrument, token, amount, ipn_url, legs_for)
 
 
 def check_pipeline_token(
