@@ -15,7 +15,7 @@ from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Tra
 from penny.money import Money
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import charge, refuse
+from penny.services.payments.steps import charge, check_pipeline_token, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +43,13 @@ def decide(batch: Batch, request: FundPrepaidRequest, print_: str) -> Transactio
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
     refuse(rules.check_funding_limit(instrument, request.amount))
+    operation = Operation.fund_prepaid
+    check_pipeline_token(batch, request, request.amount, operation, instrument, token)
     txn = charge(
         batch,
         request,
         print_,
-        Operation.fund_prepaid,
+        operation,
         instrument,
         token,
         request.amount,

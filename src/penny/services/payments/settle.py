@@ -15,7 +15,7 @@ from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Tra
 from penny.money import Money
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import charge, refuse
+from penny.services.payments.steps import charge, check_pipeline_token, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +44,13 @@ def decide(batch: Batch, request: SettleDebtRequest, print_: str) -> Transaction
     if token.instrument_id != instrument.id:
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
+    operation = Operation.settle_debt
+    check_pipeline_token(batch, request, request.amount, operation, instrument, token)
     txn = charge(
         batch,
         request,
         print_,
-        Operation.settle_debt,
+        operation,
         instrument,
         token,
         request.amount,

@@ -163,11 +163,10 @@ def charge(
     ipn_url: str | None,
     legs: InstrumentLegs,
 ) -> Transaction:
-    """FundPrepaid's and SettleDebt's charge: the pipeline token's script, then ``amount`` taken
-    from the token's payment method and booked (now, or as pending) with ``legs`` (to the
-    instrument's merchant) as the journal."""
+    """FundPrepaid's and SettleDebt's charge (once the operation checked the pipeline token's
+    script): ``amount`` taken from the token's payment method and booked (now, or as pending)
+    with ``legs`` (to the instrument's merchant) as the journal."""
     books = books_of(batch.parties[instrument.recipient_id])
-    check_pipeline_token(batch, request, amount, operation, instrument, token)
     method_id = token.payment_method_id
     assert method_id is not None
     payment_method = batch.methods.get(method_id)
