@@ -7,7 +7,9 @@ indexes its pages read through.
 * ``console_actions``: every change made from the console (a refund, a key created or
   revoked, a token cancelled): who, what, on which object, when;
 * ``ix_transactions_caller_received_id``: a merchant's transactions newest first, for keyset
-  pagination (``received_at`` then ``id``, so a page boundary inside one microsecond is exact);
+  pagination (``received_at`` then ``id``, so a page boundary inside one microsecond is exact).
+  It replaces ``ix_transactions_caller_received`` (its prefix, which serves nothing the new one
+  does not), so a Pay still writes as many index entries for its caller as before;
 * ``ix_transactions_instrument_received``: an instrument's history, for the buyer's pages;
 * ``ix_tokens_sender``: the authorizations a buyer gave.
 
@@ -54,6 +56,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_transactions_caller_received_id", "transactions", ["caller_id", "received_at", "id"]
     )
+    op.drop_index("ix_transactions_caller_received", "transactions")
     op.create_index(
         "ix_transactions_instrument_received",
         "transactions",
@@ -65,6 +68,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_tokens_sender", "tokens")
     op.drop_index("ix_transactions_instrument_received", "transactions")
+    op.create_index("ix_transactions_caller_received", "transactions", ["caller_id", "received_at"])
     op.drop_index("ix_transactions_caller_received_id", "transactions")
     op.drop_table("console_actions")
     op.drop_table("console_sessions")
