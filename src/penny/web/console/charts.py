@@ -15,7 +15,7 @@ from typing import Final
 
 WIDTH: Final = 640
 HEIGHT: Final = 200
-_TOP: Final = 12
+_TOP: Final = 16
 _BOTTOM: Final = 24
 _LEFT: Final = 8
 
@@ -28,8 +28,9 @@ class Bar:
     title: str
 
 
-def bar_chart(bars: Sequence[Bar], description: str) -> str:
-    """An SVG bar chart of ``bars`` (values ≥ 0), ``description`` its accessible name."""
+def bar_chart(bars: Sequence[Bar], description: str, top_label: str = "") -> str:
+    """An SVG bar chart of ``bars`` (values ≥ 0), ``description`` its accessible name,
+    ``top_label`` written at the top left (the value of the tallest bar)."""
     top = max((bar.value for bar in bars), default=0)
     plot_h = HEIGHT - _TOP - _BOTTOM
     count = max(len(bars), 1)
@@ -41,6 +42,8 @@ def bar_chart(bars: Sequence[Bar], description: str) -> str:
         f'<line x1="{_LEFT}" y1="{HEIGHT - _BOTTOM}" x2="{WIDTH - _LEFT}" '
         f'y2="{HEIGHT - _BOTTOM}" class="axis"/>',
     ]
+    if top_label:
+        parts.append(f'<text x="{_LEFT}" y="{_TOP - 2}" class="top">{escape(top_label)}</text>')
     label_every = max(1, count // 7)
     for index, bar in enumerate(bars):
         height = 0 if top == 0 else bar.value * plot_h // top

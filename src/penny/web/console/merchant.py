@@ -107,7 +107,10 @@ class MerchantPages:
             )
             for i, (d, amount, _count) in enumerate(days_rows)
         ]
-        chart = bar_chart(bars, f"Daily sales over the last {days} days")
+        tallest = max((bar.value for bar in bars), default=0)
+        chart = bar_chart(
+            bars, f"Daily sales over the last {days} days", f"highest day: {views.money(tallest)}"
+        )
         return self.site.view(
             viewer,
             "merchant_dashboard.html",
