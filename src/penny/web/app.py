@@ -33,12 +33,10 @@ from starlette.routing import BaseRoute, Route
 from penny.clock import Clock, SystemClock
 from penny.fps.wire import HTTP_BAD_REQUEST, INVALID_REQUEST, new_request_id, render_error
 from penny.ipn.delivery import Deliverer, DeliveryRunner
-from penny.ipn.outbox import IpnOutbox
 from penny.ipn.settings import IpnSettings
-from penny.parties import Directory
-from penny.security import ServerKey, load_server_key
-from penny.services.payments import Payments
-from penny.signing import Signer, load_signer
+from penny.security import ServerKey
+from penny.services.factory import build_services
+from penny.signing import Signer
 from penny.storage.database import (
     DATABASE_URL_ENV,
     Database,
@@ -105,23 +103,22 @@ def create_app(
     their real time even after ``penny sandbox advance`` moved the sandbox clock. With
     ``dispose_on_shutdown`` the application closes ``database`` when it shuts down.
 
-    Payments always write their IPNs to the outbox (:class:`penny.ipn.outbox.IpnOutbox`); with
+    The services are built by :func:`penny.services.factory.build_services`, so payments
+    always write their IPNs to the outbox (:class:`penny.ipn.outbox.IpnOutbox`); with
     ``ipn`` settings the application also delivers them, in ``ipn.lanes`` loops started and
     stopped by its lifespan (``penny serve`` passes :meth:`IpnSettings.from_env`).
     """
-    if clock is None:
-        from penny.sandbox.clock import SandboxClock
-
-        clock = SandboxClock(database)
-    if server_key is None:
-        server_key = load_server_key(database.url)
-    ledger = MeteredLedger(database, clock)
+    services = build_services(
+        database, clock=clock, server_key=server_key, ledger_type=MeteredLedger
+    )
+    ledger = services.ledger
+    assert isinstance(ledger, MeteredLedger)
     metrics = AppMetrics(ledger)
-    directory = Directory(database, ledger, clock, server_key)
-    signer = load_signer(database, server_key)
-    payments = Payments(ledger, clock=clock, listener=IpnOutbox())
+    directory, payments, signer = services.directory, services.payments, services.signer()
     endpoint = FpsEndpoint(directory, payments, request_clock or SystemClock(), signer)
-    ipn_runner = None if ipn is None else DeliveryRunner(Deliverer(database, signer, clock, ipn))
+    ipn_runner = (
+        None if ipn is None else DeliveryRunner(Deliverer(database, signer, services.clock, ipn))
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
