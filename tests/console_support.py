@@ -16,25 +16,19 @@ from typing import Any
 
 import httpx
 
-from cobranded_support import BUYER_PASSWORD, UiClient, World, make_world
+from builders import BUYER_PASSWORD, CARD, postpaid, prepaid, usd
+from cobranded_support import UiClient, World, make_world
 from penny.domain.model import Status, Transaction
 from penny.domain.parties import Party
-from penny.money import parse_money
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
     PayRequest,
     RefundRequest,
-    SetupPostpaid,
-    SetupPrepaid,
 )
 
 IPN_URL = "http://127.0.0.1:9/ipn"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def usd(text: str) -> Any:
-    return parse_money(f"USD {text}")
 
 
 @dataclass
@@ -67,45 +61,21 @@ def _side(world: World, merchant: Party, access_key: str, secret: str, tag: str)
     directory.set_ipn_url(merchant.id, IPN_URL)
     email = f"buyer-{tag}@example.com"
     buyer = directory.create_personal(f"Buyer {tag.upper()}", email, BUYER_PASSWORD)
-    card = directory.add_card(buyer.id, "4111 1111 1111 1111", 12, 2031)
-    prepaid = payments.setup_prepaid(
-        SetupPrepaid(
-            merchant.id, merchant.id, buyer.id, card.id, f"{tag}-ps", f"{tag}-pf", usd("100")
-        )
+    card = directory.add_card(buyer.id, CARD, 12, 2031)
+    bought = prepaid(payments, merchant.id, buyer.id, card.id, f"{tag}-p", limit="100")
+    tab = postpaid(payments, merchant.id, buyer.id, card.id, f"{tag}-c", limit="50")
+    side = Side(merchant, access_key, secret, buyer, email, bought, tab)
+    fund = FundPrepaidRequest(
+        merchant.id, f"{tag}-fund", bought.second_token.id, bought.instrument.id, usd("20")
     )
-    postpaid = payments.setup_postpaid(
-        SetupPostpaid(
-            merchant.id, merchant.id, buyer.id, card.id, f"{tag}-cs", f"{tag}-cc", usd("50")
-        )
-    )
-    side = Side(merchant, access_key, secret, buyer, email, prepaid, postpaid)
-    side.transactions.append(
-        payments.execute(
-            FundPrepaidRequest(
-                merchant.id,
-                f"{tag}-fund",
-                prepaid.second_token.id,
-                prepaid.instrument.id,
-                usd("20"),
-            )
-        )
-    )
+    side.transactions.append(payments.execute(fund))
     for n, amount in enumerate(("1.25", "2.50", "0.75")):
-        side.transactions.append(
-            payments.execute(
-                PayRequest(merchant.id, f"{tag}-pay-{n}", prepaid.sender_token.id, usd(amount))
-            )
-        )
-    side.transactions.append(
-        payments.execute(
-            PayRequest(merchant.id, f"{tag}-tab-0", postpaid.sender_token.id, usd("7"))
-        )
-    )
-    side.transactions.append(
-        payments.execute(
-            RefundRequest(merchant.id, f"{tag}-refund-0", side.transactions[1].id, usd("0.25"))
-        )
-    )
+        pay = PayRequest(merchant.id, f"{tag}-pay-{n}", bought.sender_token.id, usd(amount))
+        side.transactions.append(payments.execute(pay))
+    on_tab = PayRequest(merchant.id, f"{tag}-tab-0", tab.sender_token.id, usd("7"))
+    side.transactions.append(payments.execute(on_tab))
+    refund = RefundRequest(merchant.id, f"{tag}-refund-0", side.transactions[1].id, usd("0.25"))
+    side.transactions.append(payments.execute(refund))
     assert all(t.status is Status.success for t in side.transactions)
     return side
 
@@ -113,8 +83,8 @@ def _side(world: World, merchant: Party, access_key: str, secret: str, tag: str)
 def make_shop(database_url: str) -> Shop:
     world = make_world(database_url)
     main = _side(world, world.merchant, world.access_key, world.secret, "a")
-    other_merchant, other_key = world.directory.create_business("OtherShop", "other@example.com")
-    other = _side(world, other_merchant, other_key.key.access_key_id, other_key.secret, "b")
+    party, key = world.directory.create_business("OtherShop", "other@example.com")
+    other = _side(world, party, key.key.access_key_id, key.secret, "b")
     return Shop(world, main, other)
 
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from console_support import ConsoleClient, Shop, make_shop, usd
+from builders import usd
+from console_support import ConsoleClient, Shop, make_shop
 from penny.domain.errors import PaymentsError
 from penny.domain.model import TokenStatus
 from penny.services.payments import PayRequest

@@ -23,7 +23,8 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import func, select
 
 from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
-from cobranded_support import BUYER_PASSWORD, LiveServer, live_server
+from builders import BUYER_PASSWORD
+from cobranded_support import LiveServer, live_server
 from console_support import Shop, make_shop
 from penny.domain.model import TokenStatus
 from penny.storage import ipn_sql
