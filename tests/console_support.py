@@ -102,17 +102,22 @@ class ConsoleClient:
         answer: httpx.Response = self.client.post(path, data=data or {})
         return answer
 
+    def sign_in(self, kind: str, form: dict[str, str]) -> httpx.Response:
+        """Open the sign-in page of ``kind`` (merchant, buyer) and send it ``form``."""
+        path = f"/account/signin/{kind}"
+        page = self.get(path)
+        assert page.status_code == 200, page.text
+        match = _CSRF.search(page.text)
+        assert match is not None
+        return self.post(path, {**form, "csrf": match.group(1)})
+
     def sign_in_merchant(self, side: Side) -> None:
-        answer = self.post(
-            "/account/signin/merchant", {"access_key": side.access_key, "secret": side.secret}
-        )
+        answer = self.sign_in("merchant", {"access_key": side.access_key, "secret": side.secret})
         assert answer.status_code == 303, answer.text
         assert answer.headers["location"] == "/account/merchant"
 
     def sign_in_buyer(self, side: Side) -> None:
-        answer = self.post(
-            "/account/signin/buyer", {"email": side.buyer_email, "password": BUYER_PASSWORD}
-        )
+        answer = self.sign_in("buyer", {"email": side.buyer_email, "password": BUYER_PASSWORD})
         assert answer.status_code == 303, answer.text
         assert answer.headers["location"] == "/account/buyer"
 

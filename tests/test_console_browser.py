@@ -6,9 +6,10 @@ ledger), the transaction list, a detail page (its legs sum to zero), a refund wi
 confirmation (checked in the store), a filtered CSV export, creating and revoking an API key,
 and the activity log. A buyer walks their account, a prepaid instrument's history and an
 authorization, and cancels it (the token is inactive, the merchant's IPN is in the outbox).
-Every page is checked with axe-core (zero violations) and keyboard-reachable from its skip
-link; screenshots of every page at 360 px and 1280 px go to ``test-artifacts/screenshots/``
-(the SQLite run).
+Every page is checked with axe-core (zero violations), for fitting a 360 px screen without
+scrolling sideways (wide tables scroll in their own region), and for its skip link being the
+first keyboard stop; screenshots of every page at 360 px and 1280 px go to
+``test-artifacts/screenshots/`` (the SQLite run).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Walk:
         the SQLite run, screenshots."""
         violations = axe_violations(self.page, self.axe)
         assert violations == [], (name, violations)
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (name, "wider than a phone", width)
         if self.store == "sqlite":
             screenshot(self.page, f"console-{name}")
         self.page.locator("body").focus()

@@ -49,6 +49,12 @@ SIGNIN: Final = {
 }
 
 
+_EXPIRED_FORM: Final = (
+    "The form was not sent from this page (or the page is too old). Nothing was changed. "
+    "Reload the page and try again."
+)
+
+
 class NotFoundError(Exception):
     """No such object for this party (unknown, or another party's: the same answer)."""
 
@@ -153,12 +159,7 @@ class ConsoleSite:
             if incoming.method == "POST" and not security.same_token(
                 viewer.session.csrf_token, (incoming.form or {}).get("csrf")
             ):
-                return self.problem(
-                    403,
-                    "This form has expired",
-                    "The form was not sent from this page (or the page is too old). Nothing "
-                    "was changed. Reload the page and try again.",
-                )
+                return self.problem(403, "This form has expired", _EXPIRED_FORM)
             try:
                 return handler(viewer)
             except NotFoundError:
@@ -252,11 +253,7 @@ class ConsoleSite:
                 console_sql.delete_session(conn, security.hash_id(incoming.cookie))
             console_sql.insert_session(conn, row, now)
             cobranded_sql.prune_failures(conn, now - security.SIGNIN_WINDOW_US)
-        return Page(
-            location=HOME[party.kind],
-            set_cookie=cookie,
-            secure=incoming.secure or (self.settings.public_url or "").startswith("https://"),
-        )
+        return Page(location=HOME[party.kind], set_cookie=cookie, secure=self._secure(incoming))
 
     def signout(self, incoming: Incoming) -> Page:
         viewer = self.viewer(incoming)
@@ -268,9 +265,23 @@ class ConsoleSite:
 
     # -- signing in ----------------------------------------------------------------------
 
-    def _signin_page(self, kind: PartyKind, status: int = 200, **more: Any) -> Page:
-        context = {"merchant": kind is PartyKind.business, "errors": {}, "values": {}, **more}
-        return Page(status, "signin.html", context)
+    def _signin_page(
+        self, kind: PartyKind, incoming: Incoming, status: int = 200, **more: Any
+    ) -> Page:
+        """The sign-in form with a fresh pre-session token, in the form and in the cookie: a
+        sign-in must come from this form (no signing a victim in as someone else)."""
+        token = security.new_secret()
+        context = {
+            "merchant": kind is PartyKind.business,
+            "csrf": token,
+            "errors": {},
+            "values": {},
+            **more,
+        }
+        return Page(status, "signin.html", context, set_cookie=token, secure=self._secure(incoming))
+
+    def _secure(self, incoming: Incoming) -> bool:
+        return incoming.secure or (self.settings.public_url or "").startswith("https://")
 
     def _limited(self, subjects: list[str]) -> bool:
         since = self.now() - security.SIGNIN_WINDOW_US
@@ -281,32 +292,51 @@ class ConsoleSite:
                 for subject, limit in zip(subjects, limits, strict=True)
             )
 
-    def _failed(self, kind: PartyKind, subjects: list[str], values: dict[str, str]) -> Page:
-        with self.database.write() as conn:
-            cobranded_sql.record_failure(conn, subjects, self.now())
-        wrong = "The access key or the secret is wrong."
-        if kind is PartyKind.personal:
-            wrong = "The email address or the password is wrong."
-        return self._signin_page(kind, 400, errors={"form": wrong}, values=values)
-
-    def _too_many(self, kind: PartyKind, values: dict[str, str]) -> Page:
-        message = "Too many failed sign-in attempts. Wait 15 minutes and try again."
-        return self._signin_page(kind, 429, errors={"form": message}, values=values)
+    def _signin(
+        self,
+        kind: PartyKind,
+        incoming: Incoming,
+        subject: str,
+        check: Callable[[], tuple[Party, str] | None],
+        values: dict[str, str],
+    ) -> Page:
+        """One sign-in attempt: the form's token, the rate limit, then ``check`` (the party
+        and who signed in, or None)."""
+        if incoming.method == "GET":
+            viewer = self.viewer(incoming)
+            if viewer is not None and viewer.party.kind is kind:
+                return Page(location=HOME[kind])
+            return self._signin_page(kind, incoming)
+        if not security.same_token(incoming.cookie or "", (incoming.form or {}).get("csrf")):
+            return self._signin_page(
+                kind, incoming, 403, errors={"form": _EXPIRED_FORM}, values=values
+            )
+        subjects = [subject, f"client:{incoming.client[:64]}"]
+        if self._limited(subjects):
+            message = "Too many failed sign-in attempts. Wait 15 minutes and try again."
+            return self._signin_page(kind, incoming, 429, errors={"form": message}, values=values)
+        found = check()
+        if found is None:
+            with self.database.write() as conn:
+                cobranded_sql.record_failure(conn, subjects, self.now())
+            wrong = "The access key or the secret is wrong."
+            if kind is PartyKind.personal:
+                wrong = "The email address or the password is wrong."
+            return self._signin_page(kind, incoming, 400, errors={"form": wrong}, values=values)
+        party, actor = found
+        return self._open_session(incoming, party, actor)
 
     def signin_merchant(self, incoming: Incoming) -> Page:
-        kind = PartyKind.business
-        if incoming.method == "GET":
-            return self._signin_page(kind)
         form = incoming.form or {}
         access_key, secret = form.get("access_key", "").strip()[:64], form.get("secret", "")
+
+        def check() -> tuple[Party, str] | None:
+            party = self._merchant_by_key(access_key, secret)
+            return None if party is None else (party, access_key)
+
+        subject = f"console-key:{access_key}"
         values = {"access_key": access_key}
-        subjects = [f"console-key:{access_key}", f"client:{incoming.client[:64]}"]
-        if self._limited(subjects):
-            return self._too_many(kind, values)
-        party = self._merchant_by_key(access_key, secret)
-        if party is None:
-            return self._failed(kind, subjects, values)
-        return self._open_session(incoming, party, access_key)
+        return self._signin(PartyKind.business, incoming, subject, check, values)
 
     def _merchant_by_key(self, access_key: str, secret: str) -> Party | None:
         key = self.directory.api_key(access_key) if access_key and secret else None
@@ -317,20 +347,16 @@ class ConsoleSite:
         return party if party is not None and party.kind is PartyKind.business else None
 
     def signin_buyer(self, incoming: Incoming) -> Page:
-        kind = PartyKind.personal
-        if incoming.method == "GET":
-            return self._signin_page(kind)
         form = incoming.form or {}
         email, password = form.get("email", "").strip(), form.get("password", "")
-        values = {"email": email}
-        # The hosted pages' subjects: failures count once against both sites.
-        subjects = [f"email:{email.lower()[:254]}", f"client:{incoming.client[:64]}"]
-        if self._limited(subjects):
-            return self._too_many(kind, values)
-        party = self.directory.authenticate_buyer(email, password) if email and password else None
-        if party is None:
-            return self._failed(kind, subjects, values)
-        return self._open_session(incoming, party, party.email)
+
+        def check() -> tuple[Party, str] | None:
+            party = self.directory.authenticate_buyer(email, password) if password else None
+            return None if party is None else (party, party.email)
+
+        # The hosted pages' subject: a buyer's failures count once against both sites.
+        subject = f"email:{email.lower()[:254]}"
+        return self._signin(PartyKind.personal, incoming, subject, check, {"email": email})
 
     # -- the log -------------------------------------------------------------------------
 
