@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from builders import BUYER_PASSWORD, CARD, postpaid, prepaid, usd
 from cobranded_support import UiClient, World, make_world
@@ -26,6 +27,7 @@ from penny.services.payments import (
     PayRequest,
     RefundRequest,
 )
+from penny.storage import ipn_sql
 
 IPN_URL = "http://127.0.0.1:9/ipn"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -86,6 +88,17 @@ def make_shop(database_url: str) -> Shop:
     party, key = world.directory.create_business("OtherShop", "other@example.com")
     other = _side(world, party, key.key.access_key_id, key.secret, "b")
     return Shop(world, main, other)
+
+
+def notifications_about(world: World, subject_id: str) -> int:
+    """How many IPNs the outbox holds about ``subject_id`` (a token, a transaction)."""
+    with world.db.read() as conn:
+        count: int = conn.execute(
+            select(func.count())
+            .select_from(ipn_sql.notifications)
+            .where(ipn_sql.notifications.c.subject_id == subject_id)
+        ).scalar_one()
+    return count
 
 
 class ConsoleClient:

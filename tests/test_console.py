@@ -13,14 +13,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select
 
 from builders import usd
-from console_support import ConsoleClient, Shop, make_shop
+from console_support import ConsoleClient, Shop, make_shop, notifications_about
 from penny.domain.errors import PaymentsError
 from penny.domain.model import TokenStatus
 from penny.services.payments import PayRequest
-from penny.storage import ipn_sql
 from penny.web.console.views import PAGE_SIZE, money
 
 
@@ -255,12 +253,7 @@ def test_buyer_cancels_a_token_the_merchant_is_told_and_pays_are_refused(shop: S
     assert client.post(path, {"csrf": client.csrf()}).status_code == 303
     cancelled = shop.world.payments.token_by_caller(side.merchant.id, token_id=token.id)
     assert cancelled.status is TokenStatus.inactive
-    with shop.world.db.read() as conn:
-        sent = conn.execute(
-            select(func.count())
-            .select_from(ipn_sql.notifications)
-            .where(ipn_sql.notifications.c.subject_id == token.id)
-        ).scalar_one()
+    sent = notifications_about(shop.world, token.id)
     assert sent == 1
     with pytest.raises(PaymentsError):
         shop.world.payments.execute(
@@ -268,12 +261,7 @@ def test_buyer_cancels_a_token_the_merchant_is_told_and_pays_are_refused(shop: S
         )
     assert "Cancelled" in client.get(f"/account/buyer/tokens/{token.id}").text
     assert client.post(path, {"csrf": client.csrf()}).status_code == 303  # twice: harmless
-    with shop.world.db.read() as conn:
-        again = conn.execute(
-            select(func.count())
-            .select_from(ipn_sql.notifications)
-            .where(ipn_sql.notifications.c.subject_id == token.id)
-        ).scalar_one()
+    again = notifications_about(shop.world, token.id)
     assert again == 1
 
 

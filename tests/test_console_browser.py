@@ -21,14 +21,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import func, select
 
 from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
 from builders import BUYER_PASSWORD
 from cobranded_support import LiveServer, live_server
-from console_support import Shop, make_shop
+from console_support import Shop, make_shop, notifications_about
 from penny.domain.model import TokenStatus
-from penny.storage import ipn_sql
 from penny.web.console.views import money
 
 
@@ -219,10 +217,5 @@ def test_a_buyer_sees_their_instruments_and_cancels_an_authorization(
         walk.context.close()
     cancelled = payments.token_by_caller(side.merchant.id, token_id=token.id)
     assert cancelled.status is TokenStatus.inactive
-    with shop.world.db.read() as conn:
-        sent = conn.execute(
-            select(func.count())
-            .select_from(ipn_sql.notifications)
-            .where(ipn_sql.notifications.c.subject_id == token.id)
-        ).scalar_one()
+    sent = notifications_about(shop.world, token.id)
     assert sent == 1

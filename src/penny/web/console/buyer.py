@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from penny.domain.model import Instrument, InstrumentKind, Token
 from penny.domain.parties import PartyKind
@@ -21,25 +21,19 @@ from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.storage import console_sql, payments_sql
 from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import views
-from penny.web.console.site import PREFIX, ConsoleSite, NotFoundError, Viewer
+from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
 
 BASE: Final = f"{PREFIX}/buyer"
 
 
-class BuyerPages:
+class BuyerPages(PagesOf):
     """The buyer's pages, over a :class:`ConsoleSite`."""
 
-    def __init__(self, site: ConsoleSite) -> None:
-        self.site = site
-        self.payments = site.payments
-        self.directory = site.directory
+    kind = PartyKind.personal
+    base = BASE
 
     def routes(self) -> list[BaseRoute]:
-        def page(path: str, handler: object, methods: list[str]) -> Route:
-            assert callable(handler)
-            endpoint = self.site.page(PartyKind.personal, handler)
-            return Route(f"{BASE}{path}", endpoint, methods=methods)
-
+        page = self.page
         return [
             page("", self.home, ["GET"]),
             page("/instruments/{iid}", self.instrument, ["GET"]),

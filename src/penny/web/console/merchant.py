@@ -18,7 +18,7 @@ from typing import Final
 
 from markupsafe import Markup
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Operation, Status, Transaction
@@ -30,7 +30,7 @@ from penny.web.cobranded import security
 from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import views
 from penny.web.console.charts import Bar, bar_chart
-from penny.web.console.site import PREFIX, ConsoleSite, NotFoundError, Viewer
+from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
 
 BASE: Final = f"{PREFIX}/merchant"
 #: Rows read per query while a CSV export streams (memory stays constant).
@@ -39,20 +39,14 @@ _REFERENCE: Final = re.compile(r"\Aconsole-[A-Za-z0-9_-]{16,48}\Z")
 _MONEY_IN: Final = (Operation.fund_prepaid.value, Operation.settle_debt.value)
 
 
-class MerchantPages:
+class MerchantPages(PagesOf):
     """The console's pages, over a :class:`ConsoleSite`."""
 
-    def __init__(self, site: ConsoleSite) -> None:
-        self.site = site
-        self.payments = site.payments
-        self.directory = site.directory
+    kind = PartyKind.business
+    base = BASE
 
     def routes(self) -> list[BaseRoute]:
-        def page(path: str, handler: object, methods: list[str]) -> Route:
-            assert callable(handler)
-            endpoint = self.site.page(PartyKind.business, handler)
-            return Route(f"{BASE}{path}", endpoint, methods=methods)
-
+        page = self.page
         txn = "/transactions/{tid}"
         return [
             page("", self.dashboard, ["GET"]),

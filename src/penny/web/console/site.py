@@ -167,6 +167,10 @@ class ConsoleSite:
 
         return self._plain(guarded)
 
+    def route(self, kind: PartyKind, path: str, handler: Handler, methods: list[str]) -> Route:
+        """A route to a page only a signed-in party of ``kind`` sees (:meth:`page`)."""
+        return Route(path, self.page(kind, handler), methods=methods)
+
     def render(self, page: Page) -> Response:
         headers = security.security_headers(page.form_targets)
         if page.location is not None:
@@ -365,3 +369,19 @@ class ConsoleSite:
             console_sql.record_action(
                 conn, viewer.party.id, viewer.actor, action, subject, detail, self.now()
             )
+
+
+class PagesOf:
+    """A group of pages for one kind of account, under one path (the merchant console, the
+    buyer account), over a :class:`ConsoleSite`."""
+
+    kind: PartyKind
+    base: str
+
+    def __init__(self, site: ConsoleSite) -> None:
+        self.site = site
+        self.payments = site.payments
+        self.directory = site.directory
+
+    def page(self, path: str, handler: Handler, methods: list[str]) -> Route:
+        return self.site.route(self.kind, f"{self.base}{path}", handler, methods)
