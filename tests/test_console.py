@@ -112,8 +112,9 @@ def test_dashboard_figures_are_the_ledger_s(shop: Shop) -> None:
     assert figure("fees") == money(fund.fees)
     assert figure("net") == money(fund.amount - fund.fees)
     assert figure("refunds") == "$0.25"
-    assert "<svg" in page.text
+    assert page.text.count("<svg") == 2  # sales and Pays per day
     assert 'role="img"' in page.text
+    assert "most: 4" in page.text  # four Pays today
     assert page.text.count("<tr><td>") >= 7  # the table alternative: one row a day
 
 
@@ -145,6 +146,11 @@ def test_transaction_list_filters_search_and_keyset_pages(shop: Shop) -> None:
     assert _ids(by_id.text) == [side.transactions[0].id]
     on_tab = client.get(f"/account/merchant/transactions?instrument={side.postpaid.instrument.id}")
     assert _ids(on_tab.text) == [side.transactions[4].id]
+    buyer = side.buyer.id
+    funded = client.get(f"/account/merchant/transactions?buyer={buyer}&operation=FundPrepaid")
+    assert _ids(funded.text) == [side.transactions[0].id]
+    theirs = client.get(f"/account/merchant/transactions?buyer={shop.other.buyer.id}")
+    assert _ids(theirs.text) == []
     bad = client.get("/account/merchant/transactions?from=yesterday")
     assert "Enter a date as YYYY-MM-DD." in bad.text
 

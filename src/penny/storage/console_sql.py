@@ -95,6 +95,8 @@ class TransactionFilter:
     status: Status | None = None
     #: A transaction id or a CallerReference (exact).
     search: str | None = None
+    #: The buyer's account id (the transaction's sender).
+    sender_id: str | None = None
 
 
 # -- sessions ------------------------------------------------------------------------------
@@ -186,6 +188,8 @@ def page_query(
         query = query.where(_txns.c.operation == where.operation.value)
     if where.status is not None:
         query = query.where(_txns.c.status == where.status.value)
+    if where.sender_id is not None:
+        query = query.where(_txns.c.sender_id == where.sender_id)
     if where.search:
         query = query.where(
             or_(_txns.c.id == where.search, _txns.c.caller_reference == where.search)

@@ -105,6 +105,12 @@ class MerchantPages(PagesOf):
         chart = bar_chart(
             bars, f"Daily sales over the last {days} days", f"highest day: {views.money(tallest)}"
         )
+        counts = [
+            Bar(bar.label, n, f"{d}: {n} Pays")
+            for bar, (d, _a, n) in zip(bars, days_rows, strict=True)
+        ]
+        most = max((bar.value for bar in counts), default=0)
+        count_chart = bar_chart(counts, f"Pays per day over the last {days} days", f"most: {most}")
         return self.site.view(
             viewer,
             "merchant_dashboard.html",
@@ -112,6 +118,7 @@ class MerchantPages(PagesOf):
             periods=views.PERIODS,
             figures=figures,
             chart=Markup(chart),  # noqa: S704 - built by charts.bar_chart, which escapes
+            count_chart=Markup(count_chart),  # noqa: S704 - the same
             days_rows=days_rows,
         )
 

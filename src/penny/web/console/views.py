@@ -78,8 +78,9 @@ class Filters:
 
 def read_filters(params: Mapping[str, str], caller_id: str) -> Filters:
     """The merchant's transaction filters: ``from``/``to`` (dates, ``to`` included),
-    ``operation``, ``status``, ``instrument``, ``q`` (a transaction id or CallerReference)."""
-    names = ("from", "to", "operation", "status", "instrument", "q")
+    ``operation``, ``status``, ``instrument``, ``buyer`` (an account id), ``q`` (a transaction
+    id or CallerReference)."""
+    names = ("from", "to", "operation", "status", "instrument", "buyer", "q")
     values = {name: params.get(name, "").strip()[:128] for name in names}
     errors: dict[str, str] = {}
     since = until = None
@@ -104,6 +105,7 @@ def read_filters(params: Mapping[str, str], caller_id: str) -> Filters:
         status=status,
         search=values["q"] or None,
         instrument_id=values["instrument"] or None,
+        sender_id=values["buyer"] or None,
     )
     return Filters(values, where, errors)
 
