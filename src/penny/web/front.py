@@ -6,7 +6,9 @@ and logs it (:mod:`penny.web.metrics`, :mod:`penny.web.logs`). :class:`PennyApp`
 application: requests to ``/`` with a method the FPS route takes go to the front directly, past
 Starlette's middleware and router (about a fifth of a Pay's CPU went there, #14); everything
 else — the other routes, unknown paths and methods, the lifespan — is Starlette's. The same
-front is also the Starlette route for ``/``, so both ways answer alike.
+front is also the Starlette route for ``/``, so both ways answer alike. A browser's ``GET /``
+(no ``Action``, ``Accept: text/html``) gets the landing page instead
+(:mod:`penny.web.console.landing`); an FPS request pays one cheap test for it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
-from starlette.types import ExceptionHandler, Lifespan, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
 
 from penny.fps.decode import MAX_REQUEST_BYTES
 from penny.fps.wire import (
@@ -27,6 +29,7 @@ from penny.fps.wire import (
     new_request_id,
     render_error,
 )
+from penny.web.console.landing import wants_landing
 from penny.web.endpoint import INTERNAL_ERROR, Answer, FpsEndpoint, FpsRequest
 from penny.web.logs import RequestLog, log_request
 from penny.web.metrics import SUCCESS, AppMetrics
@@ -139,12 +142,18 @@ class PennyApp(Starlette):
         routes: Sequence[BaseRoute],
         lifespan: Lifespan[Starlette],
         exception_handlers: Mapping[Any, ExceptionHandler],
+        landing: ASGIApp | None = None,
     ) -> None:
         super().__init__(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
         self.front = front
+        self.landing = landing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in _ROUTED:
+            # A browser's GET (no Action, Accept: text/html) gets the landing page (#16).
+            if scope["method"] == "GET" and self.landing is not None and wants_landing(scope):
+                await self.landing(scope, receive, send)
+                return
             await self.front(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
