@@ -328,6 +328,13 @@ class Shot:
     random_body: bytes | None
 
 
+def clean_shot(
+    method: str, action: str, params: dict[str, str], content_type: str | None = FORM
+) -> Shot:
+    """A well-formed, well-signed request of ``action``: only its parameters are chosen."""
+    return Shot(method, action, params, frozenset(), "good", "", "none", content_type, False, None)
+
+
 #: Plausible parameters of each served action, so that many requests get deep into it;
 #: ``@…`` values are placeholders (see :data:`IDS`), ``@amount`` draws from :data:`AMOUNTS`.
 TEMPLATES: dict[str, dict[str, str]] = {
@@ -386,17 +393,10 @@ def shots(draw: st.DrawFn, ids: list[str]) -> Shot:
     method = draw(METHODS)
     if clean:
         # A clean request: only the action's parameters are fuzzed, so many get deep inside.
-        return Shot(
-            method=draw(st.sampled_from(("GET", "POST"))),
-            action=action,
-            params=params,
-            dropped=frozenset(),
-            signing="good",
-            bad_signature="",
-            mutation="none",
-            content_type=FORM,
-            query_on_post=False,
-            random_body=None,
+        return clean_shot(
+            draw(st.sampled_from(("GET", "POST"))),
+            action,
+            params,
         )
     return Shot(
         method=method,
@@ -553,21 +553,15 @@ def test_malformed_requests_are_refused_cleanly(fuzz_world: FuzzWorld, batch: li
 def test_nul_in_a_value_is_refused_not_a_server_error(fuzz_world: FuzzWorld) -> None:
     """A NUL reached PostgreSQL (which cannot store it in text) and came back as HTTP 503."""
     for value in ("\x00", "ref\x00", "\u202e\x00"):
-        shot = Shot(
-            method="GET",
-            action="WriteOffDebt",
-            params={
+        shot = clean_shot(
+            "GET",
+            "WriteOffDebt",
+            {
                 "CreditInstrumentId": "@instrument",
                 "CallerReference": value,
                 "AdjustmentAmount.Value": "0",
             },
-            dropped=frozenset(),
-            signing="good",
-            bad_signature="",
-            mutation="none",
             content_type=None,
-            query_on_post=False,
-            random_body=None,
         )
         response = send(fuzz_world, resolve(fuzz_world, shot))
         assert check(response) == (400, None)
@@ -576,22 +570,15 @@ def test_nul_in_a_value_is_refused_not_a_server_error(fuzz_world: FuzzWorld) -> 
 
 def test_a_valid_request_through_the_fuzz_helpers_succeeds(fuzz_world: FuzzWorld) -> None:
     """The generator's templates do reach the actions: a clean FundPrepaid succeeds."""
-    shot = Shot(
-        method="POST",
-        action="FundPrepaid",
-        params={
+    shot = clean_shot(
+        "POST",
+        "FundPrepaid",
+        {
             "SenderTokenId": "@funding_token",
             "PrepaidInstrumentId": "@instrument",
             "CallerReference": "fund-1",
             "FundingAmount.Value": "10",
         },
-        dropped=frozenset(),
-        signing="good",
-        bad_signature="",
-        mutation="none",
-        content_type=FORM,
-        query_on_post=False,
-        random_body=None,
     )
     assert check(send(fuzz_world, resolve(fuzz_world, shot))) == (200, "FundPrepaid")
 
@@ -599,23 +586,16 @@ def test_a_valid_request_through_the_fuzz_helpers_succeeds(fuzz_world: FuzzWorld
 def test_over_long_ipn_url_is_refused_not_a_server_error(fuzz_world: FuzzWorld) -> None:
     """An OverrideIPNURL longer than its column (2048) failed on PostgreSQL with HTTP 503."""
     for length, expected in ((2048, (200, "FundPrepaid")), (2049, (400, None))):
-        shot = Shot(
-            method="POST",
-            action="FundPrepaid",
-            params={
+        shot = clean_shot(
+            "POST",
+            "FundPrepaid",
+            {
                 "SenderTokenId": "@funding_token",
                 "PrepaidInstrumentId": "@instrument",
                 "CallerReference": f"fund-{length}",
                 "FundingAmount.Value": "1.00",
                 "OverrideIPNURL": "https://example.com/" + "a" * (length - 20),
             },
-            dropped=frozenset(),
-            signing="good",
-            bad_signature="",
-            mutation="none",
-            content_type=FORM,
-            query_on_post=False,
-            random_body=None,
         )
         response = send(fuzz_world, resolve(fuzz_world, shot))
         assert check(response) == expected

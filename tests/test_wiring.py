@@ -68,8 +68,6 @@ def test_only_the_builders_build_the_services_in_tests() -> None:
 
 def test_only_the_sandbox_builder_builds_instrument_setups() -> None:
     allowed = {PACKAGE / "sandbox" / "instruments.py"}
-    # The hosted pages build theirs from the buyer's answers (split on another branch).
-    allowed |= set((PACKAGE / "web" / "cobranded").rglob("*.py"))
     assert _calls_outside(PACKAGE, SETUPS, allowed) == []
     assert _calls_outside(TESTS, SETUPS, {TESTS / "test_payments.py"}) == []
 

@@ -6,6 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: The same-run baselines drawn as lines: (key, field of its record or None, colour, style,
+#: label).
+_BASELINE_LINES: tuple[tuple[str, str | None, str, str, str], ...] = (
+    ("sqlite_raw", None, "tab:blue", "--", "SQLite raw loop (1 transfer/commit)"),
+    ("pgbench", "peak_tps", "tab:orange", "--", "pgbench TPC-B peak"),
+    ("hordak", "transfers_per_s", "tab:red", ":", "django-hordak"),
+)
+
 
 def write_chart(summary: dict[str, Any], path: Path) -> None:
     import matplotlib
@@ -33,27 +41,10 @@ def write_chart(summary: dict[str, Any], path: Path) -> None:
         bottom.bar(xs, p99, width, color=colours.get(store), alpha=0.4, label=f"{store} p99")
         bottom.bar(xs, p50, width, color=colours.get(store), label=f"{store} p50")
         baselines = data["baselines"]
-        if "sqlite_raw" in baselines:
-            top.axhline(
-                baselines["sqlite_raw"],
-                color="tab:blue",
-                linestyle="--",
-                label="SQLite raw loop (1 transfer/commit)",
-            )
-        if "pgbench" in baselines:
-            top.axhline(
-                baselines["pgbench"]["peak_tps"],
-                color="tab:orange",
-                linestyle="--",
-                label="pgbench TPC-B peak",
-            )
-        if "hordak" in baselines:
-            top.axhline(
-                baselines["hordak"]["transfers_per_s"],
-                color="tab:red",
-                linestyle=":",
-                label="django-hordak",
-            )
+        for key, field, color, style, label in _BASELINE_LINES:
+            if key in baselines:
+                value = baselines[key] if field is None else baselines[key][field]
+                top.axhline(value, color=color, linestyle=style, label=label)
     centre = [i + width * (len(stores) - 1) / 2 for i in range(len(workloads))]
     for axis in (top, bottom):
         axis.set_xticks(centre)

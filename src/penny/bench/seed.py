@@ -43,7 +43,6 @@ from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
     Payments,
-    SetupPrepaid,
 )
 from penny.services.payments.setup import setup_instrument
 from penny.storage import parties_sql
@@ -212,26 +211,8 @@ def _instruments(
     for index, buyer_id, card_id in chunk:
         merchant = merchants[index % len(merchants)].party_id
         hot = merchants[0].party_id
-        prepaid_spec = AccountSpec("USD", AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
-
-        w1 = setup_instrument(
-            session,
-            new_id=payments.new_id,
-            kind=InstrumentKind.prepaid,
-            request=_prepaid(merchant, buyer_id, card_id, "w", index),
-            currency="USD",
-            references=(f"seed-w-s-{index}", f"seed-w-f-{index}"),
-            spec=prepaid_spec,
-        )
-        hot_setup = setup_instrument(
-            session,
-            new_id=payments.new_id,
-            kind=InstrumentKind.prepaid,
-            request=_prepaid(hot, buyer_id, card_id, "h", index),
-            currency="USD",
-            references=(f"seed-h-s-{index}", f"seed-h-f-{index}"),
-            spec=prepaid_spec,
-        )
+        w1 = _prepaid(session, payments, merchant, buyer_id, card_id, "w", index)
+        hot_setup = _prepaid(session, payments, hot, buyer_id, card_id, "h", index)
         credit = postpaid_setup(
             merchant,
             buyer_id,
@@ -254,5 +235,23 @@ def _instruments(
     return out
 
 
-def _prepaid(recipient: str, buyer: str, card: str, tag: str, index: int) -> SetupPrepaid:
-    return prepaid_setup(recipient, buyer, card, (f"seed-{tag}-s-{index}", f"seed-{tag}-f-{index}"))
+def _prepaid(
+    session: LedgerSession,
+    payments: Payments,
+    recipient: str,
+    buyer: str,
+    card: str,
+    tag: str,
+    index: int,
+) -> InstrumentSetup:
+    """A prepaid instrument of ``recipient`` for ``buyer``, references tagged ``tag``."""
+    references = (f"seed-{tag}-s-{index}", f"seed-{tag}-f-{index}")
+    return setup_instrument(
+        session,
+        new_id=payments.new_id,
+        kind=InstrumentKind.prepaid,
+        request=prepaid_setup(recipient, buyer, card, references),
+        currency="USD",
+        references=references,
+        spec=AccountSpec("USD", AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS),
+    )

@@ -121,7 +121,8 @@ def _when(micros: int | None) -> str:
 # -- JSON shapes -------------------------------------------------------------------------
 
 
-def _party_json(party: Party) -> dict[str, Any]:
+def party_json(party: Party) -> dict[str, Any]:
+    """An account as JSON (``accounts show``; ``accounts list`` drops the ledger accounts)."""
     return {
         "id": party.id,
         "kind": party.kind.value,
@@ -181,7 +182,7 @@ def create_business(
     """Open a merchant account (FPS recipient and caller) with its first API key."""
     with open_directory(database) as directory:
         party, key = directory.create_business(name, email)
-    data = _party_json(party) | {"access_key_id": key.access_key_id, "secret_key": key.secret}
+    data = party_json(party) | {"access_key_id": key.access_key_id, "secret_key": key.secret}
     lines = [f"business account {party.id}: {party.name} <{party.email}>", *_key_lines(key)]
     emit(as_json, data, lines)
 
@@ -212,7 +213,7 @@ def create_personal(
     with open_directory(database) as directory:
         party = directory.create_personal(name, email, secret)
         methods = directory.payment_methods(party.id)
-    data = _party_json(party) | {"payment_methods": [_method_json(m) for m in methods]}
+    data = party_json(party) | {"payment_methods": [_method_json(m) for m in methods]}
     lines = [f"personal account {party.id}: {party.name} <{party.email}>"]
     lines += ["payment methods:", *(_method_line(m) for m in methods)]
     emit(as_json, data, lines)
@@ -336,7 +337,7 @@ def show(
         methods = [] if business else directory.payment_methods(party.id)
         balances = _balances(directory.ledger, party)
     data = {
-        "account": _party_json(party),
+        "account": party_json(party),
         "api_keys": [_key_json(k) for k in keys],
         "payment_methods": [_method_json(m) for m in methods],
         "balances": balances,

@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from penny.cli.accounts import accounts_app, open_directory, open_store
+from penny.cli.accounts import accounts_app, open_directory, open_store, party_json
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, app, emit, fail
 from penny.domain.model import Instrument, InstrumentKind, Operation, Status, Token, Transaction
@@ -123,18 +123,19 @@ def _print_rows(
     emit(as_json, {key: list(rows)}, [text(row) for row in rows] or [f"(no {key})"])
 
 
+def _only(metavar: str, help_: str) -> Any:
+    """A filter option: ``--name METAVAR``, no default shown (typer.Option's type is Any)."""
+    return typer.Option(metavar=metavar, help=help_, show_default=False)
+
+
 # -- accounts list -------------------------------------------------------------------------
 
 
 def _party_json(party: Party) -> dict[str, Any]:
-    return {
-        "id": party.id,
-        "kind": party.kind.value,
-        "name": party.name,
-        "email": party.email,
-        "created_at": party.created_at,
-        "ipn_url": party.ipn_url,
-    }
+    """``accounts show``'s fields but the ledger accounts (a list has no room for them)."""
+    shown = party_json(party)
+    del shown["ledger_accounts"]
+    return shown
 
 
 def _party_csv(row: dict[str, Any]) -> dict[str, Any]:
@@ -233,34 +234,16 @@ def _transaction_line(row: dict[str, Any]) -> str:
 @transactions_app.command("list", short_help="Transactions, newest first, with filters.")
 def transactions_list(
     account: PartyFilter = None,
-    instrument: Annotated[
-        str | None,
-        typer.Option(metavar="ID", help="Only those of this instrument.", show_default=False),
-    ] = None,
+    instrument: Annotated[str | None, _only("ID", "Only those of this instrument.")] = None,
     operation: Annotated[
         str | None,
-        typer.Option(
-            metavar="OPERATION",
-            help="Only Pay, Refund, SettleDebt, WriteOffDebt, FundPrepaid or Withdraw.",
-            show_default=False,
-        ),
+        _only("OPERATION", "Only Pay, Refund, SettleDebt, WriteOffDebt, FundPrepaid or Withdraw."),
     ] = None,
     status: Annotated[
-        str | None,
-        typer.Option(
-            metavar="STATUS",
-            help="Only Pending, Success, Failure, Reserved or Cancelled.",
-            show_default=False,
-        ),
+        str | None, _only("STATUS", "Only Pending, Success, Failure, Reserved or Cancelled.")
     ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(metavar="DATE", help="Received at or after DATE (UTC).", show_default=False),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(metavar="DATE", help="Received before DATE (UTC).", show_default=False),
-    ] = None,
+    since: Annotated[str | None, _only("DATE", "Received at or after DATE (UTC).")] = None,
+    until: Annotated[str | None, _only("DATE", "Received before DATE (UTC).")] = None,
     limit: LimitOption = 50,
     database: DatabaseOption = None,
     as_json: JsonOption = False,

@@ -184,6 +184,24 @@ def _parties(sandbox: _Sandbox, merchant: str, buyer: str, method: str | None) -
     return found_merchant.id, found_buyer.id, method
 
 
+ReferenceOption = Annotated[
+    str, typer.Option(metavar="REFERENCE", help="Caller reference prefix (must be new).")
+]
+
+
+def _emit_setup(as_json: bool, setup: InstrumentSetup, kind: str, second: str) -> None:
+    """A set-up as JSON, or its instrument and two tokens, one a line (``kind`` names the
+    instrument, ``second`` its second token)."""
+    labels = (f"{kind} instrument", f"{kind} sender token", f"{second} token")
+    ids = (setup.instrument.id, setup.sender_token.id, setup.second_token.id)
+    width = max(map(len, labels)) + 2
+    emit(
+        as_json,
+        _setup_data(setup),
+        [f"{label:<{width}}{id_}" for label, id_ in zip(labels, ids, strict=True)],
+    )
+
+
 def _setup_data(setup: InstrumentSetup) -> dict[str, Any]:
     return {
         "instrument_id": setup.instrument.id,
@@ -199,9 +217,7 @@ def _setup_data(setup: InstrumentSetup) -> dict[str, Any]:
 def setup_prepaid(
     merchant: MerchantOption,
     buyer: BuyerOption,
-    reference: Annotated[
-        str, typer.Option(metavar="REFERENCE", help="Caller reference prefix (must be new).")
-    ],
+    reference: ReferenceOption,
     funding_limit: Annotated[
         str | None, typer.Option(metavar="AMOUNT", help="Most that may ever be funded, e.g. 100.")
     ] = None,
@@ -224,25 +240,14 @@ def setup_prepaid(
                 valid_until=valid_for_days(sandbox.clock.now_us(), days),
             )
         )
-    data = _setup_data(setup)
-    emit(
-        as_json,
-        data,
-        [
-            f"prepaid instrument    {setup.instrument.id}",
-            f"prepaid sender token  {setup.sender_token.id}",
-            f"funding token         {setup.second_token.id}",
-        ],
-    )
+    _emit_setup(as_json, setup, "prepaid", "funding")
 
 
 @sandbox_app.command("setup-postpaid")
 def setup_postpaid(
     merchant: MerchantOption,
     buyer: BuyerOption,
-    reference: Annotated[
-        str, typer.Option(metavar="REFERENCE", help="Caller reference prefix (must be new).")
-    ],
+    reference: ReferenceOption,
     credit_limit: Annotated[
         str, typer.Option(metavar="AMOUNT", help="The most the debt may reach, e.g. 100.")
     ],
@@ -272,12 +277,4 @@ def setup_postpaid(
                 valid_until=valid_for_days(sandbox.clock.now_us(), days),
             )
         )
-    emit(
-        as_json,
-        _setup_data(setup),
-        [
-            f"credit instrument    {setup.instrument.id}",
-            f"credit sender token  {setup.sender_token.id}",
-            f"settlement token     {setup.second_token.id}",
-        ],
-    )
+    _emit_setup(as_json, setup, "credit", "settlement")

@@ -38,7 +38,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,20 +49,22 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import IO, Any, Final, Self
 
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from penny.devtools.pgcluster import (
+from penny.devtools.pgcluster import SUPERUSER, PgClusterError, _ensure_os_user, find_pg_bindir
+from penny.devtools.processes import (
     HOST,
-    SUPERUSER,
-    PgClusterError,
-    _ensure_os_user,
-    _free_port,
-    find_pg_bindir,
+    DestroyedOnExit,
+    child_env,
+    distinct_ports,
+    free_port,
+    kill,
+    port_open,
 )
 
 __all__ = [
@@ -135,21 +136,6 @@ def ensure_installed() -> None:
 # --------------------------------------------------------------------------------------------
 # Processes and configuration
 # --------------------------------------------------------------------------------------------
-
-
-def _child_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    env["LC_ALL"] = "C"
-    env.pop("PYTHONPATH", None)  # Patroni runs on Debian's Python, not on our venv's modules
-    return env
-
-
-def _distinct_ports(count: int) -> list[int]:
-    """``count`` different free ports on 127.0.0.1 (the kernel's picks)."""
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(_free_port())
-    return sorted(ports)
 
 
 def _http_json(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -295,20 +281,15 @@ def _postgresql(node: PatroniNode, bindir: Path, local: dict[str, Any]) -> dict[
     }
 
 
-def _kill(pid: int) -> None:
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
-
-
 def _cleanup(pids: list[int], postmasters: list[Path], directory: Path) -> None:
     """Kill whatever of the cluster still runs and delete its directory (the safety net)."""
     for pid in pids:
-        _kill(pid)
+        kill(pid)
     for pid_file in postmasters:
         with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text().split("\n", 1)[0])
             if b"postgres" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                _kill(pid)
+                kill(pid)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -317,7 +298,7 @@ def _cleanup(pids: list[int], postmasters: list[Path], directory: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class PatroniCluster:
+class PatroniCluster(DestroyedOnExit):
     """etcd + :data:`NODES` Patroni nodes in a temporary directory. Create one with :meth:`start`.
 
     Layout of :attr:`directory`: ``etcd/`` (its data and ``etcd.log``) and one ``nodeN/`` per
@@ -339,7 +320,7 @@ class PatroniCluster:
         self.bindir = bindir
         self.run_as = run_as
         self.namespace = f"/penny-{secrets.token_hex(4)}/"
-        ports = _distinct_ports(2 + 2 * NODES)
+        ports = distinct_ports(2 + 2 * NODES)
         self.etcd_port, self.etcd_peer_port = ports[0], ports[1]
         self.nodes = [
             PatroniNode(f"node{i}", ports[2 + 2 * i], ports[3 + 2 * i], directory / f"node{i}")
@@ -419,7 +400,7 @@ class PatroniCluster:
         process = subprocess.Popen(
             list(args),
             cwd=self.directory,
-            env=_child_env(),
+            env=child_env(drop_pythonpath=True),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -527,7 +508,7 @@ class PatroniCluster:
         completed = subprocess.run(
             command,
             cwd=self.directory,
-            env=_child_env(),
+            env=child_env(drop_pythonpath=True),
             capture_output=True,
             text=True,
             user=user,
@@ -557,7 +538,7 @@ class PatroniCluster:
             "restore",
             data_dir=data,
         )
-        server = RestoredServer(data, _free_port(), self)
+        server = RestoredServer(data, free_port(), self)
         server.start()
         self._restored.append(server)
         return server
@@ -697,7 +678,7 @@ class PatroniCluster:
         pid = node.postmaster_pid()
         if pid is None:
             raise PatroniError(f"{node.name} has no running postmaster")
-        _kill(pid)
+        kill(pid)
         return pid
 
     def kill_node(self, node: PatroniNode) -> None:
@@ -705,16 +686,16 @@ class PatroniCluster:
         server's processes to go."""
         pid = node.postmaster_pid()
         if node.process is not None:
-            _kill(node.process.pid)
+            kill(node.process.pid)
             node.process.wait(timeout=30)
             node.process = None
         if node.log is not None:
             node.log.close()
             node.log = None
         if pid is not None:
-            _kill(pid)
+            kill(pid)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _port_open(node.pg_port):
+        while time.monotonic() < deadline and port_open(node.pg_port):
             time.sleep(0.05)
 
     def wipe_node(self, node: PatroniNode) -> None:
@@ -747,26 +728,13 @@ class PatroniCluster:
         for node in self.nodes:
             self.kill_node(node)
         if self.etcd is not None:
-            _kill(self.etcd.pid)
+            kill(self.etcd.pid)
             self.etcd.wait(timeout=30)
             self.etcd = None
         if self._etcd_log is not None:
             self._etcd_log.close()
             self._etcd_log = None
         self._finalizer()
-
-    def __enter__(self) -> Self:
-        """Return self; the cluster is destroyed when the block exits."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Destroy the cluster."""
-        self.destroy()
 
     def __repr__(self) -> str:
         """Show where the cluster lives."""
@@ -793,7 +761,7 @@ class RestoredServer:
         completed = subprocess.run(
             [str(self.cluster.bindir / "pg_ctl"), "-D", str(self.data_dir), *args],
             cwd=self.cluster.directory,
-            env=_child_env(),
+            env=child_env(drop_pythonpath=True),
             capture_output=True,
             text=True,
             user=None if run_as is None else run_as.pw_uid,
@@ -835,12 +803,6 @@ class RestoredServer:
         if (self.data_dir / "postmaster.pid").exists():
             with contextlib.suppress(PatroniError):
                 self._pg_ctl("-m", "immediate", "-w", "stop")
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
 
 
 # --------------------------------------------------------------------------------------------

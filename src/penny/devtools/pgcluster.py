@@ -26,7 +26,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,12 +34,14 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Final, Self
 
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
+
+from penny.devtools.processes import HOST, DestroyedOnExit, child_env, free_port
 
 __all__ = [
     "HOST",
@@ -55,9 +56,6 @@ __all__ = [
     "libpq_dsn",
     "main",
 ]
-
-HOST: Final = "127.0.0.1"
-"""The only address a throwaway cluster listens on (besides its private Unix socket)."""
 
 SUPERUSER: Final = "postgres"
 """The database superuser created by ``initdb``; authentication is ``trust``."""
@@ -190,21 +188,6 @@ def drop_database_at(server_url: str, name: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _child_env() -> dict[str, str]:
-    """The environment for initdb/pg_ctl: ours, minus libpq's PG* knobs, with the C locale."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    env["LC_ALL"] = "C"  # English server messages; no dependency on generated locales
-    return env
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _find_system_tool(name: str) -> str | None:
     found = shutil.which(name)
     if found is not None:
@@ -262,7 +245,7 @@ def _cleanup(prefix: tuple[str, ...], pg_ctl: Path, data_dir: Path, directory: P
             subprocess.run(
                 [*prefix, str(pg_ctl), "-D", str(data_dir), "-m", "immediate", "-w", "stop"],
                 cwd="/",
-                env=_child_env(),
+                env=child_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -277,7 +260,7 @@ def _cleanup(prefix: tuple[str, ...], pg_ctl: Path, data_dir: Path, directory: P
 # --------------------------------------------------------------------------------------------
 
 
-class PgCluster:
+class PgCluster(DestroyedOnExit):
     """A private PostgreSQL cluster in a temporary directory. Create one with :meth:`start`.
 
     Layout of :attr:`directory`: ``data/`` (the data directory), ``postgresql.log`` (the server
@@ -411,7 +394,7 @@ class PgCluster:
     def _boot(self, *, pick_port: bool) -> None:
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             if pick_port:
-                self._port = _free_port()
+                self._port = free_port()
             self._write_config()
             log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             try:
@@ -545,19 +528,6 @@ class PgCluster:
         # Stops the server the hard way if it is somehow still up, then removes the directory.
         self._finalizer()
 
-    def __enter__(self) -> Self:
-        """Return self; the cluster is destroyed when the block exits."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Destroy the cluster."""
-        self.destroy()
-
     def __repr__(self) -> str:
         """Show where the cluster lives and whether it runs."""
         state = "running" if self._running else "stopped"
@@ -612,7 +582,7 @@ class PgCluster:
                 completed = subprocess.run(
                     command,
                     cwd=self._directory,
-                    env=_child_env(),
+                    env=child_env(),
                     stdin=subprocess.DEVNULL,
                     stdout=output,
                     stderr=subprocess.STDOUT,

@@ -101,26 +101,50 @@ def check_funding_limit(instrument: Instrument, amount: Money) -> Refusal | None
     return None
 
 
+def _spend_legs(instrument: Instrument, counterpart: int, amount: Money) -> tuple[Leg, ...]:
+    """The instrument's account up by ``amount``, ``counterpart`` (the merchant's) down."""
+    c = amount.currency
+    return (
+        Leg(instrument.ledger_account_id, amount.minor, c),
+        Leg(counterpart, -amount.minor, c),
+    )
+
+
 def prepaid_pay_legs(
     instrument: Instrument, books: MerchantBooks, amount: Money
 ) -> tuple[Leg, ...]:
     """Spend prepaid value: the balance goes down, the merchant's liability with it."""
-    c = amount.currency
-    return (
-        Leg(instrument.ledger_account_id, amount.minor, c),
-        Leg(books.prepaid_issued, -amount.minor, c),
-    )
+    return _spend_legs(instrument, books.prepaid_issued, amount)
 
 
 def postpaid_pay_legs(
     instrument: Instrument, books: MerchantBooks, amount: Money
 ) -> tuple[Leg, ...]:
     """Record debt: the buyer owes more, the merchant has extended more credit."""
+    return _spend_legs(instrument, books.credit_extended, amount)
+
+
+def _charge_legs(
+    instrument: Instrument,
+    counterpart: int,
+    chart: Chart,
+    books: MerchantBooks,
+    source_account: int,
+    amount: Money,
+    fee: Money,
+) -> tuple[Leg, ...]:
+    """Money from the source to the merchant less the fee (the fee to the fee account);
+    ``counterpart`` (the merchant's) up and the instrument's account down by the full amount."""
     c = amount.currency
-    return (
-        Leg(instrument.ledger_account_id, amount.minor, c),
-        Leg(books.credit_extended, -amount.minor, c),
-    )
+    legs = [
+        Leg(source_account, amount.minor, c),
+        Leg(books.payable, -(amount.minor - fee.minor), c),
+        Leg(counterpart, amount.minor, c),
+        Leg(instrument.ledger_account_id, -amount.minor, c),
+    ]
+    if fee.minor:
+        legs.insert(2, Leg(chart.fees, -fee.minor, c))
+    return _without_zero_legs(legs)
 
 
 def funding_legs(
@@ -131,18 +155,10 @@ def funding_legs(
     amount: Money,
     fee: Money,
 ) -> tuple[Leg, ...]:
-    """FundPrepaid: money from the source to the merchant less the fee; the prepaid balance
-    gets the full amount, which the merchant now owes in prepaid value."""
-    c = amount.currency
-    legs = [
-        Leg(source_account, amount.minor, c),
-        Leg(books.payable, -(amount.minor - fee.minor), c),
-        Leg(books.prepaid_issued, amount.minor, c),
-        Leg(instrument.ledger_account_id, -amount.minor, c),
-    ]
-    if fee.minor:
-        legs.insert(2, Leg(chart.fees, -fee.minor, c))
-    return _without_zero_legs(legs)
+    """FundPrepaid: the prepaid balance gets the full amount, which the merchant now owes in
+    prepaid value."""
+    counterpart = books.prepaid_issued
+    return _charge_legs(instrument, counterpart, chart, books, source_account, amount, fee)
 
 
 def settlement_legs(
@@ -153,18 +169,9 @@ def settlement_legs(
     amount: Money,
     fee: Money,
 ) -> tuple[Leg, ...]:
-    """SettleDebt: money from the source to the merchant less the fee; the debt goes down by
-    the full amount."""
-    c = amount.currency
-    legs = [
-        Leg(source_account, amount.minor, c),
-        Leg(books.payable, -(amount.minor - fee.minor), c),
-        Leg(books.credit_extended, amount.minor, c),
-        Leg(instrument.ledger_account_id, -amount.minor, c),
-    ]
-    if fee.minor:
-        legs.insert(2, Leg(chart.fees, -fee.minor, c))
-    return _without_zero_legs(legs)
+    """SettleDebt: the debt goes down by the full amount."""
+    counterpart = books.credit_extended
+    return _charge_legs(instrument, counterpart, chart, books, source_account, amount, fee)
 
 
 def write_off_legs(instrument: Instrument, books: MerchantBooks, amount: Money) -> tuple[Leg, ...]:

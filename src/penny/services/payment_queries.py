@@ -7,7 +7,7 @@ ledger counters (docs/decisions.md, "Chart of accounts").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,32 +215,23 @@ class PaymentQueries:
 
     def total_prepaid_liability(self, caller_id: str, currency: str = "USD") -> TwoBalances:
         """GetTotalPrepaidLiability: prepaid value the merchant has sold and not redeemed."""
-        party = self._party(caller_id)
-        with self.database.read() as conn:
-            balance = self.ledger.sql.balance(conn, books_of(party).prepaid_issued)
-        assert balance is not None
+        balance = self._balance_of(caller_id, lambda party: books_of(party).prepaid_issued)
         return TwoBalances(
             Money(balance.net_debit_posted, currency), Money(balance.debits_pending, currency)
         )
 
     def outstanding_debt(self, caller_id: str, currency: str = "USD") -> TwoBalances:
         """GetOutstandingDebtBalance: debt owed to the merchant over all its credit lines."""
-        party = self._party(caller_id)
-        with self.database.read() as conn:
-            balance = self.ledger.sql.balance(conn, books_of(party).credit_extended)
-        assert balance is not None
+        balance = self._balance_of(caller_id, lambda party: books_of(party).credit_extended)
         return TwoBalances(
             Money(balance.net_credit_posted, currency), Money(balance.debits_pending, currency)
         )
 
     def account_balance(self, party_id: str, currency: str = "USD") -> AccountBalance:
         """GetAccountBalance: the merchant's payable balance, or a buyer's own balance."""
-        party = self._party(party_id)
-        account = party.payable_account_id or party.balance_account_id
-        assert account is not None
-        with self.database.read() as conn:
-            balance = self.ledger.sql.balance(conn, account)
-        assert balance is not None
+        balance = self._balance_of(
+            party_id, lambda party: party.payable_account_id or party.balance_account_id
+        )
         total = Money(balance.net_credit_posted, currency)
         available = Money(balance.available_credit, currency)
         return AccountBalance(
@@ -250,6 +241,15 @@ class PaymentQueries:
             disburse=available,
             refund=available,
         )
+
+    def _balance_of(self, party_id: str, account_of: Callable[[Party], int | None]) -> Balance:
+        """The ledger balance of the party's account that ``account_of`` picks."""
+        account = account_of(self._party(party_id))
+        assert account is not None
+        with self.database.read() as conn:
+            balance = self.ledger.sql.balance(conn, account)
+        assert balance is not None
+        return balance
 
     def _party(self, party_id: str) -> Party:
         with self.database.read() as conn:

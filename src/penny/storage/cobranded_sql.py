@@ -3,10 +3,13 @@ failed sign-ins. Every function takes the connection of a transaction the caller
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import TypeVar
 
 from sqlalchemy import (
+    Column,
     Connection,
+    Table,
     delete,
     func,
     insert,
@@ -19,6 +22,8 @@ from penny.storage import schema
 sessions = schema.cbui_sessions
 pipelines = schema.cbui_pipelines
 signin_failures = schema.cbui_signin_failures
+
+_Row = TypeVar("_Row", "SessionRow", "PipelineRow")
 
 OPEN = "open"
 FINISHED = "finished"
@@ -48,26 +53,29 @@ class PipelineRow:
 # -- sessions ------------------------------------------------------------------------------
 
 
+def _insert(conn: Connection, table: Table, row: SessionRow | PipelineRow, now: int) -> None:
+    """Insert ``row`` (its fields are the table's columns) as created ``now``."""
+    conn.execute(insert(table).values(**asdict(row), created_at=now))
+
+
+def _load_live(
+    conn: Connection, row_type: type[_Row], key: Column[str], value: str, now: int
+) -> _Row | None:
+    """The row of ``key``'s table whose key is ``value``, unless it is unknown or expired."""
+    table = key.table
+    row = conn.execute(select(table).where(key == value, table.c.expires_at > now)).first()
+    if row is None:
+        return None
+    return row_type(*(getattr(row, f.name) for f in fields(row_type)))
+
+
 def insert_session(conn: Connection, row: SessionRow, now: int) -> None:
-    conn.execute(
-        insert(sessions).values(
-            id_hash=row.id_hash,
-            party_id=row.party_id,
-            csrf_token=row.csrf_token,
-            created_at=now,
-            expires_at=row.expires_at,
-        )
-    )
+    _insert(conn, sessions, row, now)
 
 
 def load_session(conn: Connection, id_hash: str, now: int) -> SessionRow | None:
     """The session, unless it is unknown or expired."""
-    row = conn.execute(
-        select(sessions).where(sessions.c.id_hash == id_hash, sessions.c.expires_at > now)
-    ).first()
-    if row is None:
-        return None
-    return SessionRow(row.id_hash, row.party_id, row.csrf_token, row.expires_at)
+    return _load_live(conn, SessionRow, sessions.c.id_hash, id_hash, now)
 
 
 def sign_in_session(
@@ -93,39 +101,11 @@ def delete_expired(conn: Connection, now: int) -> None:
 
 
 def insert_pipeline(conn: Connection, row: PipelineRow, now: int) -> None:
-    conn.execute(
-        insert(pipelines).values(
-            id=row.id,
-            session_hash=row.session_hash,
-            caller_id=row.caller_id,
-            pipeline_name=row.pipeline_name,
-            params=row.params,
-            payment_method_id=row.payment_method_id,
-            state=row.state,
-            result_url=row.result_url,
-            created_at=now,
-            expires_at=row.expires_at,
-        )
-    )
+    _insert(conn, pipelines, row, now)
 
 
 def load_pipeline(conn: Connection, pipeline_id: str, now: int) -> PipelineRow | None:
-    row = conn.execute(
-        select(pipelines).where(pipelines.c.id == pipeline_id, pipelines.c.expires_at > now)
-    ).first()
-    if row is None:
-        return None
-    return PipelineRow(
-        row.id,
-        row.session_hash,
-        row.caller_id,
-        row.pipeline_name,
-        row.params,
-        row.payment_method_id,
-        row.state,
-        row.result_url,
-        row.expires_at,
-    )
+    return _load_live(conn, PipelineRow, pipelines.c.id, pipeline_id, now)
 
 
 def choose_method(conn: Connection, pipeline_id: str, method_id: str) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 from penny.domain.model import PaymentInstruction, TokenStatus
 from penny.gatekeeper.usage import UsageRecord
-from penny.storage import schema
+from penny.storage import payments_sql, schema
 
 payment_instructions = schema.payment_instructions
 gatekeeper_usage = schema.gatekeeper_usage
@@ -78,16 +78,10 @@ def find_instructions(
     caller_reference: str | None = None,
     friendly_name: str | None = None,
 ) -> list[PaymentInstruction]:
-    table = payment_instructions
-    query = select(table).where(table.c.caller_id == caller_id)
-    if status is not None:
-        query = query.where(table.c.status == status.value)
-    if caller_reference is not None:
-        query = query.where(table.c.caller_reference == caller_reference)
-    if friendly_name is not None:
-        query = query.where(table.c.friendly_name == friendly_name)
-    rows = conn.execute(query.order_by(table.c.created_at, table.c.id))
-    return [_instruction(row._mapping) for row in rows]
+    rows = payments_sql.find_owned(
+        conn, payment_instructions, caller_id, status, caller_reference, friendly_name
+    )
+    return [_instruction(row) for row in rows]
 
 
 def set_instruction_status(conn: Connection, instruction: PaymentInstruction) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from sqlalchemy import (
     Connection,
+    Table,
     and_,
     insert,
     or_,
@@ -215,15 +216,30 @@ def find_tokens(
     caller_reference: str | None = None,
     friendly_name: str | None = None,
 ) -> list[Token]:
-    query = select(tokens).where(tokens.c.caller_id == caller_id)
-    if status is not None:
-        query = query.where(tokens.c.status == status.value)
-    if caller_reference is not None:
-        query = query.where(tokens.c.caller_reference == caller_reference)
-    if friendly_name is not None:
-        query = query.where(tokens.c.friendly_name == friendly_name)
-    rows = conn.execute(query.order_by(tokens.c.created_at, tokens.c.id))
-    return [_token(row._mapping) for row in rows]
+    rows = find_owned(conn, tokens, caller_id, status, caller_reference, friendly_name)
+    return [_token(row) for row in rows]
+
+
+def find_owned(
+    conn: Connection,
+    table: Table,
+    caller_id: str,
+    status: TokenStatus | None,
+    caller_reference: str | None,
+    friendly_name: str | None,
+) -> list[Mapping[Any, Any]]:
+    """The rows of ``table`` (tokens or payment instructions) the caller owns, oldest first,
+    narrowed by whichever of status, caller reference and friendly name is given."""
+    query = select(table).where(table.c.caller_id == caller_id)
+    for column, value in (
+        ("status", None if status is None else status.value),
+        ("caller_reference", caller_reference),
+        ("friendly_name", friendly_name),
+    ):
+        if value is not None:
+            query = query.where(table.c[column] == value)
+    rows = conn.execute(query.order_by(table.c.created_at, table.c.id))
+    return [row._mapping for row in rows]
 
 
 def insert_tokens(conn: Connection, new: Sequence[Token]) -> None:

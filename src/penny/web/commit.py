@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TypeVar
 
 from penny.domain.errors import PaymentsError
 from penny.engine.group import Batcher
@@ -28,6 +29,16 @@ MAX_BATCH = 1000
 
 Outcome = Result | BaseException
 ReadOutcome = TwoBalances | PaymentsError | BaseException
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+async def _submitted(batcher: Batcher[_In, _Out], item: _In) -> _Out | Exception:
+    """``item``'s answer from the next batch; when the whole batch failed, its exception."""
+    try:
+        return await batcher.submit(item)
+    except Exception as exc:  # the request is answered with the batch's failure
+        return exc
 
 
 class GroupCommit:
@@ -68,18 +79,12 @@ class GroupCommit:
     async def commit(self, request: PaymentRequest) -> Outcome:
         """Decide and commit ``request`` in the next batch (on the loop, after :meth:`attach`)."""
         assert self._writer is not None
-        try:
-            return await self._writer.submit(request)
-        except Exception as exc:  # the whole batch failed: the request is answered with it
-            return exc
+        return await _submitted(self._writer, request)
 
     async def read(self, query: BalanceQuery) -> ReadOutcome:
         """Read ``query`` in the next batch of balance reads (on the loop, after attach)."""
         assert self._reader is not None
-        try:
-            return await self._reader.submit(query)
-        except Exception as exc:  # the whole batch failed: the request is answered with it
-            return exc
+        return await _submitted(self._reader, query)
 
     def _read_batch(self, queries: Sequence[BalanceQuery]) -> list[ReadOutcome]:
         return list(self.payments.balances(queries))

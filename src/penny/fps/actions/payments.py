@@ -12,7 +12,8 @@ of all five is the transaction's ``TransactionId`` then ``TransactionStatus`` (s
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Transaction
@@ -40,6 +41,15 @@ def decided_result(outcome: Transaction | PaymentsError) -> Xml | WireFault:
     return transaction_result(outcome)
 
 
+def _descriptions(call: Call) -> tuple[str, str, str | None]:
+    """The sender's and the caller's descriptions and the IPN URL, in the requests' order."""
+    return (
+        call.text("SenderDescription", MAX_DESCRIPTION),
+        call.text("CallerDescription", MAX_DESCRIPTION),
+        call.ipn_url(),
+    )
+
+
 def _pay(call: Call) -> PayRequest:
     sender_token = call.required("SenderTokenId")
     amount = call.amount("TransactionAmount")
@@ -52,53 +62,34 @@ def _pay(call: Call) -> PayRequest:
         raise invalid("Marketplace fees are not supported.")
     call.common_pay_options()
     return PayRequest(
-        caller_id=call.caller_id,
-        caller_reference=reference,
-        sender_token_id=sender_token,
-        amount=amount,
-        sender_description=call.text("SenderDescription", MAX_DESCRIPTION),
-        caller_description=call.text("CallerDescription", MAX_DESCRIPTION),
-        ipn_url=call.ipn_url(),
-        recipient_token_id=recipient_token,
+        call.caller_id, reference, sender_token, amount, *_descriptions(call), recipient_token
     )
 
 
-def _fund_prepaid(call: Call) -> FundPrepaidRequest:
-    token = call.required("SenderTokenId")
-    instrument = call.required("PrepaidInstrumentId")
-    amount = call.amount("FundingAmount")
-    assert amount is not None
-    reference = call.reference()
-    call.common_pay_options()
-    return FundPrepaidRequest(
-        caller_id=call.caller_id,
-        caller_reference=reference,
-        funding_token_id=token,
-        instrument_id=instrument,
-        amount=amount,
-        sender_description=call.text("SenderDescription", MAX_DESCRIPTION),
-        caller_description=call.text("CallerDescription", MAX_DESCRIPTION),
-        ipn_url=call.ipn_url(),
-    )
+_Charge = TypeVar("_Charge", FundPrepaidRequest, SettleDebtRequest)
 
 
-def _settle_debt(call: Call) -> SettleDebtRequest:
-    token = call.required("SenderTokenId")
-    instrument = call.required("CreditInstrumentId")
-    amount = call.amount("SettlementAmount")
-    assert amount is not None
-    reference = call.reference()
-    call.common_pay_options()
-    return SettleDebtRequest(
-        caller_id=call.caller_id,
-        caller_reference=reference,
-        settlement_token_id=token,
-        instrument_id=instrument,
-        amount=amount,
-        sender_description=call.text("SenderDescription", MAX_DESCRIPTION),
-        caller_description=call.text("CallerDescription", MAX_DESCRIPTION),
-        ipn_url=call.ipn_url(),
-    )
+def _charge_validator(
+    request_type: type[_Charge], instrument_name: str, amount_name: str
+) -> Callable[[Call], _Charge]:
+    """FundPrepaid's and SettleDebt's validation: the sender token charged onto an instrument.
+
+    Both requests list their fields in the same order (caller, reference, token, instrument,
+    amount, descriptions, IPN URL); the parameters are checked in that order too.
+    """
+
+    def validate(call: Call) -> _Charge:
+        token = call.required("SenderTokenId")
+        instrument = call.required(instrument_name)
+        amount = call.amount(amount_name)
+        assert amount is not None
+        reference = call.reference()
+        call.common_pay_options()
+        return request_type(
+            call.caller_id, reference, token, instrument, amount, *_descriptions(call)
+        )
+
+    return validate
 
 
 def _write_off_debt(call: Call) -> WriteOffDebtRequest:
@@ -152,18 +143,21 @@ PAY: Final = CommitAction(
     | _PAY_OPTIONS
     | amount_names("TransactionAmount", "MarketplaceFixedFee"),
 )
-FUND_PREPAID: Final = CommitAction(
-    validate=_fund_prepaid,
-    parameters=names("SenderTokenId", "PrepaidInstrumentId", "CallerReference")
-    | _PAY_OPTIONS
-    | amount_names("FundingAmount"),
-)
-SETTLE_DEBT: Final = CommitAction(
-    validate=_settle_debt,
-    parameters=names("SenderTokenId", "CreditInstrumentId", "CallerReference")
-    | _PAY_OPTIONS
-    | amount_names("SettlementAmount"),
-)
+
+
+def _charge_action(
+    request_type: type[_Charge], instrument_name: str, amount_name: str
+) -> CommitAction:
+    return CommitAction(
+        validate=_charge_validator(request_type, instrument_name, amount_name),
+        parameters=names("SenderTokenId", instrument_name, "CallerReference")
+        | _PAY_OPTIONS
+        | amount_names(amount_name),
+    )
+
+
+FUND_PREPAID: Final = _charge_action(FundPrepaidRequest, "PrepaidInstrumentId", "FundingAmount")
+SETTLE_DEBT: Final = _charge_action(SettleDebtRequest, "CreditInstrumentId", "SettlementAmount")
 WRITE_OFF_DEBT: Final = CommitAction(
     validate=_write_off_debt,
     parameters=names("CreditInstrumentId", "CallerReference", "CallerDescription")

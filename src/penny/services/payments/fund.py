@@ -8,13 +8,11 @@ at once; a bank transfer stays pending until the sandbox's bank answers (``compl
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Transaction
 from penny.money import Money
-from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import charge, check_pipeline_token, refuse
@@ -45,15 +43,18 @@ def decide(batch: Batch, request: FundPrepaidRequest, print_: str) -> Transactio
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
     refuse(rules.check_funding_limit(instrument, request.amount))
-    books = books_of(batch.parties[instrument.recipient_id])
-
-    def legs(source: int, fee: Money) -> tuple[Any, ...]:
-        return rules.funding_legs(instrument, books, batch.chart, source, request.amount, fee)
-
     operation = Operation.fund_prepaid
     check_pipeline_token(batch, request, request.amount, operation, instrument, token)
     txn = charge(
-        batch, request, print_, operation, instrument, token, request.amount, request.ipn_url, legs
+        batch,
+        request,
+        print_,
+        operation,
+        instrument,
+        token,
+        request.amount,
+        request.ipn_url,
+        rules.funding_legs,
     )
     if txn.status is not Status.failure:
         funded = instrument.funded_total + request.amount.minor

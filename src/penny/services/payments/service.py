@@ -91,17 +91,7 @@ class Payments(PaymentQueries):
         currency = "USD" if request.funding_limit is None else request.funding_limit.currency
         spec = AccountSpec(currency, AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
         references = (request.caller_reference_sender, request.caller_reference_funding)
-        return self.ledger.run(
-            lambda session: setup_instrument(
-                session,
-                kind=InstrumentKind.prepaid,
-                request=request,
-                currency=currency,
-                references=references,
-                spec=spec,
-                new_id=self.new_id,
-            )
-        )
+        return self._setup(InstrumentKind.prepaid, request, currency, references, spec)
 
     def setup_postpaid(self, request: SetupPostpaid) -> InstrumentSetup:
         """Open a credit instrument with its credit sender token and settlement token."""
@@ -112,17 +102,7 @@ class Payments(PaymentQueries):
             debit_limit=request.credit_limit.minor,
         )
         references = (request.caller_reference_sender, request.caller_reference_settlement)
-        return self.ledger.run(
-            lambda session: setup_instrument(
-                session,
-                kind=InstrumentKind.credit,
-                request=request,
-                currency=currency,
-                references=references,
-                spec=spec,
-                new_id=self.new_id,
-            )
-        )
+        return self._setup(InstrumentKind.credit, request, currency, references, spec)
 
     # -- mutating operations --------------------------------------------------------------
 
@@ -150,6 +130,27 @@ class Payments(PaymentQueries):
         """Finish pending transactions whose money source has answered by now."""
         return self.ledger.run(
             lambda session: completion.complete_due(session, limit, self.listener)
+        )
+
+    def _setup(
+        self,
+        kind: InstrumentKind,
+        request: SetupPrepaid | SetupPostpaid,
+        currency: str,
+        references: tuple[str, str],
+        spec: AccountSpec,
+    ) -> InstrumentSetup:
+        """Either set-up, in one ledger transaction."""
+        return self.ledger.run(
+            lambda session: setup_instrument(
+                session,
+                kind=kind,
+                request=request,
+                currency=currency,
+                references=references,
+                spec=spec,
+                new_id=self.new_id,
+            )
         )
 
     # -- tokens ---------------------------------------------------------------------------

@@ -8,13 +8,11 @@ instrument expired: the debt is still owed.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Transaction
 from penny.money import Money
-from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import charge, check_pipeline_token, refuse
@@ -46,15 +44,18 @@ def decide(batch: Batch, request: SettleDebtRequest, print_: str) -> Transaction
     if token.instrument_id != instrument.id:
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
-    books = books_of(batch.parties[instrument.recipient_id])
-
-    def legs(source: int, fee: Money) -> tuple[Any, ...]:
-        return rules.settlement_legs(instrument, books, batch.chart, source, request.amount, fee)
-
     operation = Operation.settle_debt
     check_pipeline_token(batch, request, request.amount, operation, instrument, token)
     txn = charge(
-        batch, request, print_, operation, instrument, token, request.amount, request.ipn_url, legs
+        batch,
+        request,
+        print_,
+        operation,
+        instrument,
+        token,
+        request.amount,
+        request.ipn_url,
+        rules.settlement_legs,
     )
     if txn.status is not Status.failure:
         settled = instrument.settlement_count + 1

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from penny.domain import rules
 from penny.domain.errors import LEDGER_REFUSALS, PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.funding import ChargeOutcome
@@ -28,6 +29,7 @@ from penny.gatekeeper import Role
 from penny.ledger.model import NewJournal
 from penny.money import Money
 from penny.services import gatekeeper as gk
+from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch
 from penny.services.payments.requests import PaymentRequest
 
@@ -37,8 +39,10 @@ METHOD_KINDS = {
     PaymentMethodKind.balance: Method.balance,
 }
 
-#: The legs of a charge's journal, given the source account and the fee.
-LegsFor = Callable[[int, Money], tuple[Any, ...]]
+#: The legs of a charge onto an instrument (``rules.funding_legs``, ``rules.settlement_legs``).
+InstrumentLegs = Callable[
+    [Instrument, rules.MerchantBooks, rules.Chart, int, Money, Money], tuple[Any, ...]
+]
 
 
 def refuse(refusal: Refusal | None) -> None:
@@ -57,26 +61,9 @@ def new_transaction(
     amount: Money,
 ) -> Transaction:
     """A transaction of ``request`` on ``instrument``, not yet decided (pending, no code)."""
-    return Transaction(
-        id=batch.settings.new_id(TRANSACTION_ID_LENGTH),
-        operation=operation,
-        caller_id=request.caller_id,
-        caller_reference=request.caller_reference,
-        fingerprint=print_,
-        sender_id=instrument.sender_id,
-        recipient_id=instrument.recipient_id,
-        amount=amount.minor,
-        currency=amount.currency,
-        fees=0,
-        method=method,
-        status=Status.pending,
-        status_code=StatusCode.undecided,
-        status_message="",
-        received_at=batch.now,
-        completed_at=None,
-        instrument_id=instrument.id,
-        sender_description=getattr(request, "sender_description", ""),
-        caller_description=getattr(request, "caller_description", ""),
+    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
+    return booked(
+        batch, request, print_, txn_id, None, instrument, method, amount, operation=operation
     )
 
 
@@ -85,7 +72,7 @@ def booked(
     request: PaymentRequest,
     print_: str,
     txn_id: str,
-    journal_id: int,
+    journal_id: int | None,
     instrument: Instrument,
     method: Method,
     amount: Money,
@@ -96,9 +83,10 @@ def booked(
     settlements_before: int | None = None,
     ipn_url: str | None = None,
 ) -> Transaction:
-    """A transaction that succeeded when its journal ``journal_id`` was booked, built once
-    (a Pay makes one; ``dataclasses.replace`` on a 30-field record costs ~5 µs each)."""
-    now = batch.now
+    """The one transaction builder. With ``journal_id``: a transaction that succeeded when that
+    journal was booked, built once (a Pay makes one; ``dataclasses.replace`` on a 30-field
+    record costs ~5 µs each). Without: not yet decided (pending, no code)."""
+    done = journal_id is not None
     return Transaction(
         id=txn_id,
         operation=operation,
@@ -111,11 +99,11 @@ def booked(
         currency=amount.currency,
         fees=0,
         method=method,
-        status=Status.success,
-        status_code=StatusCode.success,
-        status_message=SUCCESS_MESSAGE,
-        received_at=now,
-        completed_at=now,
+        status=Status.success if done else Status.pending,
+        status_code=StatusCode.success if done else StatusCode.undecided,
+        status_message=SUCCESS_MESSAGE if done else "",
+        received_at=batch.now,
+        completed_at=batch.now if done else None,
         instrument_id=instrument.id,
         sender_token_id=sender_token_id,
         parent_id=parent_id,
@@ -173,9 +161,12 @@ def charge(
     token: Token,
     amount: Money,
     ipn_url: str | None,
-    legs_for: LegsFor,
+    legs: InstrumentLegs,
 ) -> Transaction:
-    """Take ``amount`` from the token's payment method and book it (now, or as pending)."""
+    """FundPrepaid's and SettleDebt's charge (once the operation checked the pipeline token's
+    script): ``amount`` taken from the token's payment method and booked (now, or as pending)
+    with ``legs`` (to the instrument's merchant) as the journal."""
+    books = books_of(batch.parties[instrument.recipient_id])
     method_id = token.payment_method_id
     assert method_id is not None
     payment_method = batch.methods.get(method_id)
@@ -201,10 +192,10 @@ def charge(
         source = sender.balance_account_id
     else:
         source = batch.chart.external_funding
-    legs = legs_for(source, fee)
+    journal = legs(instrument, books, batch.chart, source, amount, fee)
     if decision.outcome is ChargeOutcome.succeeded:
-        return succeeded(txn, book(batch, txn.id, legs), batch.now)
-    journal_id = book(batch, txn.id, legs, pending=True)
+        return succeeded(txn, book(batch, txn.id, journal), batch.now)
+    journal_id = book(batch, txn.id, journal, pending=True)
     return replace(
         pending(txn, journal_id, decision.completes_at), completes_ok=decision.completes_ok
     )

@@ -10,7 +10,8 @@ set-up is idempotent on the caller references.
 from __future__ import annotations
 
 from penny.domain.errors import PaymentsError
-from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup
+from penny.services.payments import InstrumentSetup, Payments
 from penny.signing import Signer
 from penny.storage import cobranded_sql as sql
 from penny.web.cobranded.http import Incoming, Page, Settings, to_step
@@ -83,38 +84,31 @@ class ConfirmStep:
     def _setup(
         self, caller_id: str, buyer_id: str, method_id: str, request: PipelineRequest
     ) -> InstrumentSetup:
+        """The buyer agreed: the set-up built by the one builder (``sandbox/instruments.py``)."""
+        parties = (caller_id, buyer_id, method_id)
+        references = (request.caller_reference_sender, request.caller_reference_second)
         if request.pipeline is Pipeline.prepaid:
-            return self.payments.setup_prepaid(
-                SetupPrepaid(
-                    caller_id=caller_id,
-                    recipient_id=caller_id,
-                    sender_id=buyer_id,
-                    payment_method_id=method_id,
-                    caller_reference_sender=request.caller_reference_sender,
-                    caller_reference_funding=request.caller_reference_second,
-                    funding_limit=request.limit,
-                    valid_from=request.valid_from,
-                    valid_until=request.valid_until,
-                    payment_reason=request.payment_reason,
-                )
-            )
-        return self.payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=caller_id,
-                recipient_id=caller_id,
-                sender_id=buyer_id,
-                payment_method_id=method_id,
-                caller_reference_sender=request.caller_reference_sender,
-                caller_reference_settlement=request.caller_reference_second,
-                credit_limit=request.limit,
-                global_amount_limit=request.global_amount_limit,
-                min_charge=request.min_charge,
-                max_charge=request.max_charge,
+            prepaid = prepaid_setup(
+                *parties,
+                references,
+                funding_limit=request.limit,
                 valid_from=request.valid_from,
                 valid_until=request.valid_until,
                 payment_reason=request.payment_reason,
             )
+            return self.payments.setup_prepaid(prepaid)
+        postpaid = postpaid_setup(
+            *parties,
+            references,
+            credit_limit=request.limit,
+            global_amount_limit=request.global_amount_limit,
+            min_charge=request.min_charge,
+            max_charge=request.max_charge,
+            valid_from=request.valid_from,
+            valid_until=request.valid_until,
+            payment_reason=request.payment_reason,
         )
+        return self.payments.setup_postpaid(postpaid)
 
     def cancel(self, incoming: Incoming) -> Page:
         ctx = self.pipelines.context(incoming, check_csrf=True)

@@ -28,6 +28,12 @@ from penny.web.cobranded.views import finished, sentence, view
 
 _SHORT_PASSWORD: Final = "Choose a password of at least 8 characters."  # noqa: S105
 _TAKEN_EMAIL: Final = "An account with this email address already exists: sign in with it instead."
+_TOO_MANY: Final = "Too many failed sign-in attempts. Wait 15 minutes and try again."
+
+
+def _signin_refused(ctx: Context, status: int, message: str, email: str) -> Page:
+    """The sign-in form again, with ``message`` and the e-mail address typed."""
+    return view(ctx, "signin.html", status, errors={"form": message}, values={"email": email})
 
 
 class SignInStep:
@@ -38,45 +44,36 @@ class SignInStep:
         self.settings = settings
         self.pipelines = pipelines
 
-    def signin(self, incoming: Incoming) -> Page:
+    def _opened(self, incoming: Incoming, template: str) -> tuple[Context, Page | None]:
+        """The pipeline's context, and the page to answer at once, if any: the end of a
+        finished pipeline, or the empty form on GET (a POST checks the CSRF token)."""
         ctx = self.pipelines.context(incoming, check_csrf=incoming.method == "POST")
         ended = finished(ctx)
         if ended is not None:
-            return ended
-        if incoming.method == "GET":
-            return view(ctx, "signin.html")
+            return ctx, ended
+        return ctx, view(ctx, template) if incoming.method == "GET" else None
+
+    def signin(self, incoming: Incoming) -> Page:
+        ctx, answer = self._opened(incoming, "signin.html")
+        if answer is not None:
+            return answer
         form = incoming.form or {}
         email, password = form.get("email", "").strip(), form.get("password", "")
         now = self.pipelines.now()
         subjects = [f"email:{email.lower()[:254]}", f"client:{incoming.client[:64]}"]
         limits = (security.SIGNIN_MAX_PER_EMAIL, security.SIGNIN_MAX_PER_CLIENT)
         if self.pipelines.rate_limited(subjects, limits, now):
-            return view(
-                ctx,
-                "signin.html",
-                429,
-                errors={"form": "Too many failed sign-in attempts. Wait 15 minutes and try again."},
-                values={"email": email},
-            )
+            return _signin_refused(ctx, 429, _TOO_MANY, email)
         party = self.directory.authenticate_buyer(email, password) if email and password else None
         if party is None:
             self.pipelines.record_failure(subjects, now)
-            return view(
-                ctx,
-                "signin.html",
-                400,
-                errors={"form": "The email address or the password is wrong."},
-                values={"email": email},
-            )
+            return _signin_refused(ctx, 400, "The email address or the password is wrong.", email)
         return self._signed_in(ctx, party.id)
 
     def register(self, incoming: Incoming) -> Page:
-        ctx = self.pipelines.context(incoming, check_csrf=incoming.method == "POST")
-        ended = finished(ctx)
-        if ended is not None:
-            return ended
-        if incoming.method == "GET":
-            return view(ctx, "register.html")
+        ctx, answer = self._opened(incoming, "register.html")
+        if answer is not None:
+            return answer
         form = incoming.form or {}
         name, email = form.get("name", "").strip(), form.get("email", "").strip()
         password = form.get("password", "")
