@@ -10,6 +10,8 @@
   authenticated: expose it to the monitoring network only.
 * ``/certs/<id>/PKICert.pem``: Penny's signing certificates; the hosted pages
   (:mod:`penny.web.cobranded`).
+* ``/v1/…``: the JSON API (:mod:`penny.web.api`, :mod:`penny.api`), its description at
+  ``/v1/openapi.json`` and reference page at ``/v1/docs``.
 
 Every FPS request is counted and timed (:mod:`penny.web.metrics`) and logged as one JSON line
 on the ``penny.web.access`` logger (:mod:`penny.web.logs`: ids, action, status, error code and
@@ -18,24 +20,30 @@ duration, never parameter values or signatures).
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from penny.api.auth import live_from_env
 from penny.clock import Clock, SystemClock
+from penny.engine.ledger import Ledger
 from penny.fps.wire import HTTP_BAD_REQUEST, INVALID_REQUEST, new_request_id, render_error
 from penny.ipn.delivery import Deliverer, DeliveryRunner
 from penny.ipn.outbox import IpnOutbox
 from penny.ipn.settings import IpnSettings
 from penny.parties import Directory
 from penny.security import ServerKey, load_server_key
+from penny.services import idempotency
 from penny.services.payments import Payments
 from penny.signing import Signer, load_signer
 from penny.storage.database import (
@@ -44,6 +52,7 @@ from penny.storage.database import (
     open_database,
 )
 from penny.web import health
+from penny.web.api import ApiFront
 from penny.web.cobranded import cobranded_routes
 from penny.web.endpoint import Answer, FpsEndpoint, FpsRequest
 from penny.web.front import FPS_METHODS, XML_CONTENT_TYPE, FpsFront, PennyApp
@@ -51,6 +60,10 @@ from penny.web.logs import configure_logging
 from penny.web.metrics import METRICS_CONTENT_TYPE, AppMetrics, MeteredLedger
 
 __all__ = ["Answer", "FpsEndpoint", "FpsRequest", "app_from_env", "create_app"]
+
+logger = logging.getLogger("penny.web.app")
+#: How often the server forgets idempotency keys older than a day.
+PURGE_EVERY_S = 3600.0
 
 
 def _healthz(database: Database) -> Route:
@@ -93,6 +106,7 @@ def create_app(
     request_clock: Clock | None = None,
     dispose_on_shutdown: bool = False,
     ipn: IpnSettings | None = None,
+    live: bool = False,
 ) -> Starlette:
     """Build the application over an open ``database``.
 
@@ -106,6 +120,10 @@ def create_app(
     Payments always write their IPNs to the outbox (:class:`penny.ipn.outbox.IpnOutbox`); with
     ``ipn`` settings the application also delivers them, in ``ipn.lanes`` loops started and
     stopped by its lifespan (``penny serve`` passes :meth:`IpnSettings.from_env`).
+
+    ``live``: the JSON API takes ``sk_live_`` bearer secrets rather than ``sk_test_`` ones
+    (:mod:`penny.api.auth`; ``penny serve`` passes ``PENNY_MODE=production``). Its lifespan
+    also forgets idempotency keys older than a day, hourly.
     """
     if clock is None:
         from penny.sandbox.clock import SandboxClock
@@ -125,9 +143,11 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if ipn_runner is not None:
             await ipn_runner.start()
+        purging = asyncio.get_running_loop().create_task(purge_idempotency_keys(ledger))
         try:
             yield
         finally:
+            purging.cancel()
             if ipn_runner is not None:
                 await ipn_runner.stop()
             if dispose_on_shutdown:
@@ -146,7 +166,20 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: _http_error, 405: _http_error},
+        api=ApiFront(endpoint, metrics, live=live),
     )
+
+
+async def purge_idempotency_keys(ledger: Ledger, every_s: float = PURGE_EVERY_S) -> None:
+    """Forget the JSON API's idempotency keys older than a day, every ``every_s`` seconds."""
+    while True:
+        try:
+            purged = await run_in_threadpool(ledger.run, idempotency.purge)
+            if purged:
+                logger.info("forgot %d idempotency keys older than a day", purged)
+        except Exception:  # the store may be away (a failover): try again next time
+            logger.warning("purging idempotency keys failed", exc_info=True)
+        await asyncio.sleep(every_s)
 
 
 def app_from_env() -> Starlette:
@@ -160,6 +193,7 @@ def app_from_env() -> Starlette:
         open_database(os.environ.get(DATABASE_URL_ENV)),
         dispose_on_shutdown=True,
         ipn=IpnSettings.from_env(),
+        live=live_from_env(),
     )
     freeze_startup_objects()
     return app

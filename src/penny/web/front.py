@@ -6,7 +6,8 @@ and logs it (:mod:`penny.web.metrics`, :mod:`penny.web.logs`). :class:`PennyApp`
 application: requests to ``/`` with a method the FPS route takes go to the front directly, past
 Starlette's middleware and router (about a fifth of a Pay's CPU went there, #14); everything
 else — the other routes, unknown paths and methods, the lifespan — is Starlette's. The same
-front is also the Starlette route for ``/``, so both ways answer alike.
+front is also the Starlette route for ``/``, so both ways answer alike. ``/v1/…`` goes to the
+JSON API's own bare front (:class:`penny.web.api.ApiFront`) the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
-from starlette.types import ExceptionHandler, Lifespan, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Lifespan, Receive, Scope, Send
 
 from penny.fps.decode import MAX_REQUEST_BYTES
 from penny.fps.wire import (
@@ -39,6 +40,8 @@ HTTP_TOO_LARGE: Final = 413
 #: with its own error, Starlette any other method with 405.
 FPS_METHODS: Final = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 _ROUTED: Final = frozenset((*FPS_METHODS, "HEAD"))
+#: Paths the JSON API answers (all of them, its 404s and 405s included).
+API_PREFIX: Final = "/v1/"
 
 _XML_HEADER: Final = (b"content-type", XML_CONTENT_TYPE.encode("latin-1"))
 _TOO_LARGE: Final = WireFault(
@@ -139,12 +142,20 @@ class PennyApp(Starlette):
         routes: Sequence[BaseRoute],
         lifespan: Lifespan[Starlette],
         exception_handlers: Mapping[Any, ExceptionHandler],
+        api: ASGIApp | None = None,
     ) -> None:
         super().__init__(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
         self.front = front
+        #: The JSON API, answering every ``/v1/…`` path itself (penny.web.api).
+        self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in _ROUTED:
-            await self.front(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/" and scope["method"] in _ROUTED:
+                await self.front(scope, receive, send)
+                return
+            if self.api is not None and path.startswith(API_PREFIX):
+                await self.api(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
