@@ -39,6 +39,9 @@ class Response:
     status: int
     body: bytes
     replayed: bool = False
+    #: Whether the response may be kept for the key: not when nothing was decided for this
+    #: request (the key belongs to another, through FPS: DuplicateRequest).
+    keep: bool = True
 
 
 class KeyReused(enum.Enum):
@@ -66,10 +69,11 @@ class Keyed:
         return (self.request.caller_id, self.request.caller_reference)
 
 
-def remembered(status: int) -> bool:
+def remembered(response: Response) -> bool:
     """Whether a response is stored: all but the transient ones (429, 5xx), which a retry with
-    the same key may turn into another answer (the request did not run)."""
-    return status < 429
+    the same key may turn into another answer (the request did not run), and those that
+    decided nothing (``keep`` false)."""
+    return response.keep and response.status < 429
 
 
 def _answer(stored: StoredResponse, request_hash: str) -> KeyedAnswer:
@@ -109,7 +113,7 @@ def run_keyed(
         elif first.get(item.key) is item:
             response = item.render(next(results))
             fresh[item.key] = response
-            if remembered(response.status):
+            if remembered(response):
                 row = _row(item, response, session.now)
                 new_rows.append(row)
                 stored[item.key] = row
@@ -139,7 +143,7 @@ def answer_once(
     if stored is not None:
         return _answer(stored, request_hash)
     response = act(session)
-    if remembered(response.status):
+    if remembered(response):
         caller, name = key
         row = StoredResponse(
             caller, name, request_hash, response.status, response.body, session.now

@@ -28,7 +28,7 @@ from penny.api import auth, routes
 from penny.api import errors as e
 from penny.api import resources as r
 from penny.api.openapi import docs_page, openapi_document
-from penny.domain.errors import PaymentsError
+from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import InstrumentKind, Transaction
 from penny.domain.parties import random_id
 from penny.engine.ledger import LedgerSession, StorageUnavailableError
@@ -89,7 +89,8 @@ def outcome_response(request_id: str, result: Result) -> Response:
     """A money-moving request's response: its transaction, or its refusal."""
     if isinstance(result, PaymentsError):
         fault = e.refusal_fault(result)
-        return Response(fault.status, e.render_fault(fault, request_id))
+        keep = result.refusal is not Refusal.duplicate_request
+        return Response(fault.status, e.render_fault(fault, request_id), keep=keep)
     assert isinstance(result, Transaction)
     return Response(200, e.encode(r.transaction_out(result)))
 
@@ -239,9 +240,9 @@ class ApiFront:
         self.endpoint.attach()
         if key is None:
             outcome = await batched.commit(request)
-            if isinstance(outcome, BaseException):
-                return self._failed(outcome, request_id)
-            return _reply_of(outcome_response(request_id, outcome))
+            if isinstance(outcome, Transaction | PaymentsError):  # a refusal is an answer
+                return _reply_of(outcome_response(request_id, outcome))
+            return self._failed(outcome, request_id)
         keyed = Keyed(
             request,
             request_hash(caller, decoded),
