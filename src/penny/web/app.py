@@ -63,7 +63,7 @@ __all__ = ["Answer", "FpsEndpoint", "FpsRequest", "app_from_env", "create_app"]
 
 logger = logging.getLogger("penny.web.app")
 #: How often the server forgets idempotency keys older than a day.
-PURGE_EVERY_S = 3600.0
+PURGE_EVERY_S = 3600
 
 
 def _healthz(database: Database) -> Route:
@@ -170,7 +170,7 @@ def create_app(
     )
 
 
-async def purge_idempotency_keys(ledger: Ledger, every_s: float = PURGE_EVERY_S) -> None:
+async def purge_idempotency_keys(ledger: Ledger, every_s: int = PURGE_EVERY_S) -> None:
     """Forget the JSON API's idempotency keys older than a day, every ``every_s`` seconds."""
     while True:
         try:
