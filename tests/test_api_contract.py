@@ -23,11 +23,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from sqlalchemy import text
-from test_ipn_processes import Serve, Shop, open_shop
 
 from penny.api.auth import bearer_secret
 from penny.api.openapi import docs_page, openapi_document
 from penny.engine.ledger import Ledger
+from test_ipn_processes import Serve, Shop, open_shop
 
 #: Examples per operation (13 operations; about a minute on both stores together in CI).
 EXAMPLES = int(os.environ.get("PENNY_API_FUZZ_EXAMPLES", "25"))
