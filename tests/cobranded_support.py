@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
 import threading
 import time
 import warnings
@@ -24,18 +23,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 
+from builders import application, new_merchant, open_store, serving
 from penny.domain.parties import Party
-from penny.engine.ledger import Ledger
 from penny.fps.signature import sign_v2
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.security import ServerKey
 from penny.services.payments import Payments
-from penny.storage.database import Database, open_database
-from penny.web.app import create_app
+from penny.storage.database import Database
 
 START_PATH = "/cobranded-ui/actions/start"
 BUYER_PASSWORD = "correct horse battery"
@@ -57,26 +54,23 @@ class World:
 
 
 def make_world(database_url: str, merchant_name: str = "DigitalDownload") -> World:
-    db = open_database(database_url)
     key_hex = secrets.token_hex(32)
     server_key = ServerKey.from_hex(key_hex, source="test")
-    clock = SandboxClock(db)
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, server_key)
-    payments = Payments(ledger, clock=clock)
-    merchant, api_key = directory.create_business(merchant_name, "shop@example.com")
-    app = create_app(db, clock=clock, server_key=server_key)
+    services = open_store(database_url, sandbox_clock=True, server_key=server_key)
+    clock = services.clock
+    assert isinstance(clock, SandboxClock)
+    merchant = new_merchant(services, merchant_name)
     return World(
-        db,
+        services.database,
         key_hex,
         server_key,
         clock,
-        directory,
-        payments,
-        merchant,
-        api_key.access_key_id,
-        api_key.secret,
-        app,
+        services.directory,
+        services.payments,
+        merchant.party,
+        merchant.access_key,
+        merchant.secret,
+        application(services),
     )
 
 
@@ -121,13 +115,6 @@ def signed_start(world: World, host: str, params: Mapping[str, str], base: str =
         world.secret, "GET", host, START_PATH, signed, signature_name="signature"
     )
     return f"{base}{START_PATH}?{urlencode(signed)}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -182,22 +169,8 @@ class LiveServer:
 
 @contextmanager
 def live_server(world: World) -> Iterator[LiveServer]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_WAIT
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        assert thread.is_alive(), "the server stopped"
-        time.sleep(0.02)
-    try:
+    with serving(world.app) as port:
         yield LiveServer(world, port)
-    finally:
-        server.should_exit = True
-        thread.join(SERVER_WAIT)
 
 
 @dataclass

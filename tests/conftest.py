@@ -8,6 +8,10 @@ Fixtures
     :class:`~penny.devtools.pgcluster.PgCluster` is started for the whole session (only when a
     test first needs it) and destroyed at the end.
 
+``database_url_for_module`` (module, parametrized ``sqlite`` / ``postgresql``)
+    As ``database_url``, one per store for a whole module: for worlds that are costly to build
+    and that every test only reads or compares before and after.
+
 ``database_url`` (function, parametrized ``sqlite`` / ``postgresql``)
     A URL of a brand-new, empty database, private to one test: an SQLite file in ``tmp_path``, or
     a freshly created PostgreSQL database (dropped after the test). A test that takes it runs once
@@ -26,6 +30,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,17 +69,19 @@ def pg_server_url() -> Iterator[str]:
         yield cluster.url()
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
-    ]
-)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """URL of a new, empty database private to this test, once per store."""
-    store: str = request.param
-    if store == "sqlite":
-        yield sqlite_url(tmp_path)
+#: Both stores, as fixture parameters (the PostgreSQL one marked).
+STORES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
+]
+
+
+@contextmanager
+def _new_database(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """A new, empty database of the store ``request.param``: an SQLite file in ``directory``,
+    or a PostgreSQL database created now and dropped afterwards."""
+    if request.param == "sqlite":
+        yield sqlite_url(directory)
         return
     # Looked up lazily so that a run selecting only sqlite variants never starts a server.
     server_url: str = request.getfixturevalue("pg_server_url")
@@ -84,3 +91,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_database_at(server_url, name)
+
+
+@pytest.fixture(params=STORES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a new, empty database private to this test, once per store."""
+    with _new_database(request, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=STORES)
+def database_url_for_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """URL of a new, empty database per store, shared by one module's tests."""
+    with _new_database(request, tmp_path_factory.mktemp("module")) as url:
+        yield url

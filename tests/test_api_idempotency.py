@@ -4,12 +4,15 @@ CallerReference through either door, per-account keys, and keys forgotten after 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import text
 
 from penny.clock import MICROS_PER_DAY
 from penny.services import idempotency
+from penny.web.app import purge_idempotency_keys
 from test_api import auth, fund, ok, pay, post, refused, usd
 from test_fps_endpoint import World, success, world
 
@@ -171,3 +174,31 @@ def test_keys_are_kept_a_day_then_purged(world: World) -> None:
     world.clock.advance(2)
     assert world.payments.ledger.run(idempotency.purge) == 1
     assert fund(world, setup, 1000, key="young").headers["idempotent-replayed"] == "true"
+
+
+def _stored_keys(world: World) -> int:
+    with world.db.read() as conn:
+        count = conn.execute(text("SELECT COUNT(*) FROM api_idempotency_keys")).scalar_one()
+    return int(count)
+
+
+def test_the_server_purges_old_keys_on_its_own(world: World) -> None:
+    setup = world.prepaid()
+    ok(fund(world, setup, 1000, key="old"))
+    world.clock.advance(MICROS_PER_DAY + 1)
+    assert _stored_keys(world) == 1
+
+    async def purge_once() -> None:
+        task = asyncio.create_task(
+            purge_idempotency_keys(world.payments.ledger, every_s=3600, first_s=0)
+        )
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if await asyncio.to_thread(_stored_keys, world) == 0:
+                break
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(purge_once())
+    assert _stored_keys(world) == 0

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from builders import store
 from penny.bench.chart import write_chart
 from penny.bench.http import TARGETS, WORKLOADS, Options, run_http_bench
 from penny.bench.seed import Seed, seed
@@ -304,13 +305,9 @@ async def _post_all(application: object, bodies: list[bytes]) -> list[httpx.Resp
 
 def test_revoked_key_is_refused_once_the_cache_lapses(tmp_path: Path) -> None:
     from penny.fps.keys import KeyCache
-    from penny.parties import Directory
-    from penny.sandbox.clock import SandboxClock
 
-    database = open_database(f"sqlite:///{tmp_path / 'k.db'}")
-    try:
-        clock = SandboxClock(database)
-        directory = Directory(database, Ledger(database, clock), clock, ServerKey.generate())
+    with store(f"sqlite:///{tmp_path / 'k.db'}", sandbox_clock=True) as services:
+        directory = services.directory
         party, key = directory.create_business("Cache Co", f"{secrets.token_hex(4)}@x.invalid")
         cache = KeyCache(directory, ttl_ms=200)
         assert cache.secret_for(key.access_key_id) == key.secret
@@ -322,8 +319,6 @@ def test_revoked_key_is_refused_once_the_cache_lapses(tmp_path: Path) -> None:
         time.sleep(0.25)
         assert cache.secret_for(key.access_key_id) is None
         assert cache.secret_for("PNYNOSUCHKEY00000000") is None
-    finally:
-        database.dispose()
 
 
 def test_key_cache_checks_many_keys_in_one_read_and_drops_a_revoked_one(
@@ -334,13 +329,9 @@ def test_key_cache_checks_many_keys_in_one_read_and_drops_a_revoked_one(
     import time
 
     from penny.fps.keys import KeyCache
-    from penny.parties import Directory
-    from penny.sandbox.clock import SandboxClock
 
-    database = open_database(database_url)
-    try:
-        clock = SandboxClock(database)
-        directory = Directory(database, Ledger(database, clock), clock, ServerKey.generate())
+    with store(database_url, sandbox_clock=True) as services:
+        directory = services.directory
         keys = [
             directory.create_business(f"Co {i}", f"{secrets.token_hex(4)}@x.invalid")
             for i in range(100)
@@ -373,5 +364,3 @@ def test_key_cache_checks_many_keys_in_one_read_and_drops_a_revoked_one(
         assert cache.reads - reads <= 2
         assert len(decrypted) == 100  # unchanged ciphertexts are not decrypted again
         assert cache.secret_for("PNYNOSUCHKEY00000000") is None
-    finally:
-        database.dispose()

@@ -16,15 +16,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from builders import open_command_store
 from penny.cli.main import app
 from penny.clock import MICROS_PER_DAY
 from penny.domain.model import Status
-from penny.engine.ledger import Ledger
 from penny.money import Money, parse_amount
-from penny.sandbox.clock import SandboxClock
 from penny.security import SERVER_KEY_ENV
-from penny.services.payments import FundPrepaidRequest, Payments, PayRequest, RefundRequest
-from penny.storage.database import open_database
+from penny.services.payments import FundPrepaidRequest, PayRequest, RefundRequest
 
 KEY_HEX = "ef" * 32
 
@@ -82,9 +80,8 @@ def world(database_url: str, monkeypatch: pytest.MonkeyPatch) -> World:
     credit = ok_json(
         url, "sandbox", "setup-postpaid", *parties, "--reference", "c", "--credit-limit", "50"
     )
-    database = open_database(url)
-    clock = SandboxClock(database)
-    payments = Payments(Ledger(database, clock), clock=clock)
+    services = open_command_store(url)
+    payments = services.payments
     fund = payments.execute(
         FundPrepaidRequest(
             merchant, "f1", prepaid["second_token_id"], prepaid["instrument_id"], usd("10")
@@ -96,7 +93,7 @@ def world(database_url: str, monkeypatch: pytest.MonkeyPatch) -> World:
         payments.execute(PayRequest(merchant, "pay-2", credit["sender_token_id"], usd("7.00"))),
     ]
     refund = payments.execute(RefundRequest(merchant, "refund-1", pays[0].id, usd("0.25")))
-    database.dispose()
+    services.database.dispose()
     return World(
         url,
         merchant,
@@ -220,13 +217,12 @@ def test_unknown_ids_and_bad_filters_are_one_line(world: World) -> None:
 def test_sandbox_time_orders_the_lists(world: World) -> None:
     """A transaction made after ``sandbox advance`` is the newest."""
     ok(world.url, "sandbox", "advance", "--days", "1")
-    database = open_database(world.url)
-    clock = SandboxClock(database)
-    payments = Payments(Ledger(database, clock), clock=clock)
+    services = open_command_store(world.url)
+    payments = services.payments
     prepaid = ok_json(world.url, "instruments", "show", world.prepaid)
     sender = next(t["id"] for t in prepaid["tokens"] if t["kind"] == "prepaid_sender")
     later = payments.execute(PayRequest(world.merchant, "pay-3", sender, parse_amount("1", "USD")))
-    database.dispose()
+    services.database.dispose()
     newest = ok_json(world.url, "transactions", "list", "--limit", "1")["transactions"][0]
     assert newest["id"] == later.id
     assert newest["received_at"] >= MICROS_PER_DAY

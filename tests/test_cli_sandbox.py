@@ -7,16 +7,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from builders import open_command_store
 from penny.cli.main import app
 from penny.clock import MICROS_PER_DAY
 from penny.domain.model import Status
-from penny.engine.ledger import Ledger
 from penny.money import parse_amount
-from penny.parties import Directory
-from penny.sandbox.clock import SandboxClock
-from penny.security import load_server_key
-from penny.services.payments import FundPrepaidRequest, Payments
-from penny.storage.database import open_database
+from penny.services.payments import FundPrepaidRequest
 
 runner = CliRunner()
 
@@ -49,10 +45,8 @@ def test_seed_setup_fund_by_bank_and_advance(tmp_path: Path) -> None:
     assert setup["kind"] == "prepaid"
     assert setup["second_token_kind"] == "funding"
 
-    database = open_database(url)
-    clock = SandboxClock(database)
-    ledger = Ledger(database, clock)
-    payments = Payments(ledger, clock=clock)
+    services = open_command_store(url)
+    clock, ledger, payments = services.clock, services.ledger, services.payments
     txn = payments.execute(
         FundPrepaidRequest(
             seeded["merchant_id"],
@@ -76,10 +70,9 @@ def test_seed_setup_fund_by_bank_and_advance(tmp_path: Path) -> None:
     assert balance.main == parse_amount("20", "USD")
     # The bank fee by default: $0.05 + 1.5 % of $20 = $0.35.
     assert payments.account_balance(seeded["merchant_id"]).total == parse_amount("19.65", "USD")
-    directory = Directory(database, ledger, clock, load_server_key(url))
-    assert directory.party(seeded["merchant_id"]) is not None
+    assert services.directory.party(seeded["merchant_id"]) is not None
     assert ledger.audit().ok
-    database.dispose()
+    services.database.dispose()
 
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from penny.check.servers import free_port
 from penny.security import KEY_FILE_NAME
 
 PENNY = str(Path(sys.executable).with_name("penny"))
@@ -23,13 +24,6 @@ PENNY = str(Path(sys.executable).with_name("penny"))
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PENNY_")}
     return env | {"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -60,7 +54,7 @@ def _seeded(tmp_path: Path) -> str:
 
 def test_listening_is_said_once_the_port_accepts_connections(tmp_path: Path) -> None:
     url = _seeded(tmp_path)
-    port = _free_port()
+    port = free_port()
     with _serving("--database", url, "--port", str(port)) as process:
         assert process.stderr is not None
         line = process.stderr.readline()  # blocks until the server speaks
@@ -116,7 +110,7 @@ def test_a_busy_port_with_workers_is_the_same_line(tmp_path: Path) -> None:
 
 def test_create_database_is_the_flag_that_lets_serve_make_a_store(tmp_path: Path) -> None:
     database = tmp_path / "new.db"
-    port = _free_port()
+    port = free_port()
     with _serving("--database", str(database), "--port", str(port), "--create-database") as p:
         assert p.stderr is not None
         first = p.stderr.readline()

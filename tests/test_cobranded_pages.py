@@ -23,7 +23,7 @@ from cobranded_support import (
     prepaid_params,
 )
 from penny.clock import ManualClock
-from penny.services.payments import SetupPrepaid
+from penny.sandbox.instruments import prepaid_setup
 from penny.signing import load_signer
 from penny.web.cobranded import CobrandedUi, security
 from penny.web.cobranded.pages import ALLOW_UNSIGNED_ENV
@@ -54,17 +54,7 @@ def test_a_reused_caller_reference_is_np(world: World) -> None:
     bea = world.directory.party_by_email("bea@example.com")
     assert bea is not None
     balance = world.directory.payment_methods(bea.id)[0]
-    world.payments.setup_prepaid(
-        SetupPrepaid(
-            caller_id=world.merchant.id,
-            recipient_id=world.merchant.id,
-            sender_id=bea.id,
-            payment_method_id=balance.id,
-            caller_reference_sender="used-sender",
-            caller_reference_funding="used-funding",
-            funding_limit=None,
-        )
-    )
+    world.payments.setup_prepaid(prepaid_setup(world.merchant.id, bea.id, balance.id, "used"))
     answer = UiClient(world).start(prepaid_params(world, RETURN, ref="used"))
     assert answer.status_code == 400
     got = back_link(world, answer.text)

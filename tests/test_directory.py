@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from builders import other_directory, store
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.funding import ChargeDecision, SandboxFunding
 from penny.domain.parties import (
@@ -22,7 +23,6 @@ from penny.domain.parties import (
     PartyKind,
     PaymentMethodKind,
 )
-from penny.engine.ledger import Ledger
 from penny.ledger.model import AccountFlags
 from penny.money import Money
 from penny.parties import (
@@ -35,8 +35,9 @@ from penny.parties import (
     WrongAccountKindError,
 )
 from penny.security import ServerKey, ServerKeyError
+from penny.services.factory import Services
 from penny.storage import parties_sql
-from penny.storage.database import Database, open_database
+from penny.storage.database import Database
 
 PASSWORD = "correct horse battery"
 BANK_OK = "000123456789"
@@ -45,22 +46,25 @@ ROUTING = "110000000"
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    db = open_database(database_url)
-    try:
-        yield db
-    finally:
-        db.dispose()
+def services(database_url: str) -> Iterator[Services]:
+    with store(database_url) as made:
+        yield made
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def database(services: Services) -> Database:
+    return services.database
 
 
 @pytest.fixture
-def directory(database: Database, clock: ManualClock) -> Directory:
-    return Directory(database, Ledger(database, clock), clock, ServerKey.generate())
+def clock(services: Services) -> ManualClock:
+    assert isinstance(services.clock, ManualClock)
+    return services.clock
+
+
+@pytest.fixture
+def directory(services: Services) -> Directory:
+    return services.directory
 
 
 def _all_stored_text(database: Database) -> str:
@@ -255,10 +259,10 @@ def test_key_errors(directory: Directory) -> None:
 
 
 def test_secrets_need_the_server_key_they_were_stored_with(
-    database: Database, directory: Directory
+    services: Services, directory: Directory
 ) -> None:
     _, key = directory.create_business("Acme", "acme@example.com")
-    other = Directory(database, directory.ledger, directory.clock, ServerKey.generate())
+    other = other_directory(services, ServerKey.generate())
     with pytest.raises(ServerKeyError, match="does not decrypt"):
         other.secret_for(key.access_key_id)
 

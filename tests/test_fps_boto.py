@@ -10,26 +10,22 @@ actions, printing what boto parsed. Skipped on Python 3.12+ only, where boto 2 c
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
-import uvicorn
-
 from boto_client import needs_boto, run_boto
-from penny.clock import MICROS_PER_DAY, SystemClock
-from penny.engine.ledger import Ledger
-from penny.money import parse_amount
-from penny.parties import Directory
-from penny.security import ServerKey
-from penny.services.payments import Payments, SetupPostpaid, SetupPrepaid
-from penny.signing import load_signer
-from penny.storage.database import open_database
-from penny.web.app import create_app
+from builders import (
+    add_card,
+    application,
+    new_buyer,
+    new_merchant,
+    open_store,
+    postpaid,
+    prepaid,
+    serving,
+)
+from penny.clock import SystemClock
 
 #: Seconds the server may take to start or stop.
-SERVER_WAIT = 15.0
 
 BOTO_DRIVER = r"""
 
@@ -139,52 +135,18 @@ print(json.dumps(out))
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @needs_boto
 def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
-    db = open_database(database_url)
-    clock = SystemClock()
-    key = ServerKey.generate()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, key)
-    payments = Payments(ledger, clock=clock)
-    merchant, api_key = directory.create_business("DigitalDownload", "shop@example.com")
-    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
-    card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
-    until = clock.now_us() + 30 * MICROS_PER_DAY
-    prepaid = payments.setup_prepaid(
-        SetupPrepaid(
-            caller_id=merchant.id,
-            recipient_id=merchant.id,
-            sender_id=buyer.id,
-            payment_method_id=card.id,
-            caller_reference_sender="p-sender",
-            caller_reference_funding="p-funding",
-            funding_limit=parse_amount("100", "USD"),
-            valid_until=until,
-        )
-    )
-    credit = payments.setup_postpaid(
-        SetupPostpaid(
-            caller_id=merchant.id,
-            recipient_id=merchant.id,
-            sender_id=buyer.id,
-            payment_method_id=card.id,
-            caller_reference_sender="c-sender",
-            caller_reference_settlement="c-settlement",
-            credit_limit=parse_amount("100", "USD"),
-            valid_until=until,
-        )
-    )
+    services = open_store(database_url, clock=SystemClock())
+    payments = services.payments
+    merchant = new_merchant(services)
+    buyer = new_buyer(services)
+    card = add_card(services, buyer.id)
+    prepaid_setup = prepaid(payments, merchant.id, buyer.id, card.id, "p")
+    credit = postpaid(payments, merchant.id, buyer.id, card.id, "c")
 
     # A return URL as Penny signs it, verified by boto's verify_signature (then altered).
-    signer = load_signer(db, key)
+    signer = services.signer()
     returned = signer.signed_redirect(
         "http://127.0.0.1", "https://shop.example/return?order=7", {"status": "SC"}
     )
@@ -194,36 +156,20 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
         ["https://shop.example/return", query.replace("status=SC", "status=SA")],
     ]
 
-    port = free_port()
-    app = create_app(db, clock=clock, server_key=key)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + SERVER_WAIT
-        while not server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            assert thread.is_alive(), "the server stopped"
-            time.sleep(0.05)
+    with serving(application(services)) as port:
         job = {
-            "key": api_key.access_key_id,
-            "secret": api_key.secret,
+            "key": merchant.access_key,
+            "secret": merchant.secret,
             "port": port,
-            "prepaid": prepaid.instrument.id,
-            "funding": prepaid.second_token.id,
-            "prepaid_sender": prepaid.sender_token.id,
+            "prepaid": prepaid_setup.instrument.id,
+            "funding": prepaid_setup.second_token.id,
+            "prepaid_sender": prepaid_setup.sender_token.id,
             "credit": credit.instrument.id,
             "settlement": credit.second_token.id,
             "credit_sender": credit.sender_token.id,
             "signed": signed,
         }
         out = run_boto(BOTO_DRIVER, job, tmp_path)
-    finally:
-        server.should_exit = True
-        thread.join(SERVER_WAIT)
-    assert not thread.is_alive()
 
     def check_pair(name: str, status: str = "Success") -> str:
         pair = out[name]
@@ -252,7 +198,7 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
         "Success",
         "2.500000",
         "0.000000",
-        prepaid.sender_token.id,
+        prepaid_setup.sender_token.id,
     ]
     assert pay.fees == 0
     assert out["status"] == [pay_id, "Success", "boto-pay-1", "Success"]
@@ -260,13 +206,13 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     assert out["tokens"] == sorted(
         [token.id, "Active", "MultiUse"]
         for token in (
-            prepaid.sender_token,
-            prepaid.second_token,
+            prepaid_setup.sender_token,
+            prepaid_setup.second_token,
             credit.sender_token,
             credit.second_token,
         )
     )
-    assert out["token_by_caller"] == [prepaid.sender_token.id, "Active"]
+    assert out["token_by_caller"] == [prepaid_setup.sender_token.id, "Active"]
     balance = payments.account_balance(merchant.id)
     assert out["account"] == [balance.total.fps(), balance.disburse.fps()]
     assert str(out["cancel"]).endswith(":0")
@@ -295,5 +241,5 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
         "duplicate": ["DuplicateRequest", 400, "DuplicateRequest", False],
         "unknown_transaction": ["InvalidTransactionId", 400, "InvalidTransactionId", False],
     }
-    assert ledger.audit().ok
-    db.dispose()
+    assert services.ledger.audit().ok
+    services.database.dispose()

@@ -18,21 +18,18 @@ from urllib.parse import urlencode
 
 import pytest
 
-from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
+from builders import application, new_merchant, new_shop, open_store, postpaid, prepaid
+from penny.clock import MICROS_PER_SECOND, ManualClock
 from penny.domain.parties import Party, PaymentMethod
-from penny.engine.ledger import Ledger
 from penny.fps.actions import ACTIONS, NOT_SUPPORTED
 from penny.fps.decode import MAX_REQUEST_BYTES
 from penny.fps.signature import sign_v2
 from penny.fps.wire import ACTIONS_2010_08_28, fps_amount
 from penny.money import Money, parse_amount
 from penny.parties import Directory
-from penny.security import ServerKey
 from penny.services.payments import (
     InstrumentSetup,
     Payments,
-    SetupPostpaid,
-    SetupPrepaid,
 )
 from penny.storage.database import Database, open_database
 from penny.web.app import create_app
@@ -155,31 +152,13 @@ class World:
         )
 
     def prepaid(self, ref: str = "p", limit: str = "100") -> InstrumentSetup:
-        return self.payments.setup_prepaid(
-            SetupPrepaid(
-                caller_id=self.merchant.id,
-                recipient_id=self.merchant.id,
-                sender_id=self.buyer.id,
-                payment_method_id=self.card.id,
-                caller_reference_sender=f"{ref}-sender",
-                caller_reference_funding=f"{ref}-funding",
-                funding_limit=usd(limit),
-                valid_until=self.clock.now_us() + 30 * MICROS_PER_DAY,
-            )
+        return prepaid(
+            self.payments, self.merchant.id, self.buyer.id, self.card.id, ref, limit=limit
         )
 
     def postpaid(self, ref: str = "c", limit: str = "100") -> InstrumentSetup:
-        return self.payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=self.merchant.id,
-                recipient_id=self.merchant.id,
-                sender_id=self.buyer.id,
-                payment_method_id=self.card.id,
-                caller_reference_sender=f"{ref}-sender",
-                caller_reference_settlement=f"{ref}-settlement",
-                credit_limit=usd(limit),
-                valid_until=self.clock.now_us() + 30 * MICROS_PER_DAY,
-            )
+        return postpaid(
+            self.payments, self.merchant.id, self.buyer.id, self.card.id, ref, limit=limit
         )
 
     def fund(self, setup: InstrumentSetup, amount: str, ref: str) -> Reply:
@@ -202,35 +181,31 @@ class World:
 
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
-    db = open_database(database_url)
-    clock = ManualClock()
-    key = ServerKey.generate()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, key)
-    payments = Payments(ledger, clock=clock)
-    merchant, merchant_key = directory.create_business("DigitalDownload", "shop@example.com")
-    other, other_key = directory.create_business("Elsewhere", "else@example.com")
-    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
-    app = create_app(db, clock=clock, server_key=key, request_clock=clock)
+    services = open_store(database_url)
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    shop = new_shop(services)
+    assert shop.bank is not None
+    app = application(services, request_clock=True)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield World(
-            db=db,
+            db=services.database,
             clock=clock,
-            directory=directory,
-            payments=payments,
+            directory=services.directory,
+            payments=services.payments,
             client=client,
-            merchant=merchant,
-            key=merchant_key.access_key_id,
-            secret=merchant_key.secret,
-            other=other,
-            other_key=other_key.access_key_id,
-            other_secret=other_key.secret,
-            buyer=buyer,
-            card=directory.add_card(buyer.id, "4111111111111111", 12, 2030),
-            bank=directory.add_bank(buyer.id, "110000000", "000123456789"),
+            merchant=shop.merchant.party,
+            key=shop.merchant.access_key,
+            secret=shop.merchant.secret,
+            other=shop.other.party,
+            other_key=shop.other.access_key,
+            other_secret=shop.other.secret,
+            buyer=shop.buyer,
+            card=shop.card,
+            bank=shop.bank,
         )
-    assert ledger.audit().ok
-    db.dispose()
+    assert services.ledger.audit().ok
+    services.database.dispose()
 
 
 def amount_of(reply: Reply, path: str) -> str:
@@ -783,26 +758,24 @@ def test_version_2008_09_17_answers_in_its_namespace(world: World) -> None:
 
 def test_request_timestamps_use_real_time_when_the_sandbox_clock_moved(database_url: str) -> None:
     """Clients sign with their real clock, even after the sandbox clock was advanced."""
-    db = open_database(database_url)
-    key = ServerKey.generate()
     sandbox = ManualClock(start_us=4_000_000_000 * MICROS_PER_SECOND)
-    directory = Directory(db, Ledger(db, sandbox), sandbox, key)
-    _merchant, api_key = directory.create_business("DigitalDownload", "shop@example.com")
+    services = open_store(database_url, clock=sandbox)
+    api_key = new_merchant(services)
     real = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     params = {
         "Action": "GetAccountBalance",
-        "AWSAccessKeyId": api_key.access_key_id,
+        "AWSAccessKeyId": api_key.access_key,
         "SignatureVersion": "2",
         "SignatureMethod": "HmacSHA256",
         "Timestamp": real,
         "Version": "2010-08-28",
     }
     params["Signature"] = sign_v2(api_key.secret, "GET", HOST, "/", params)
-    with TestClient(create_app(db, clock=sandbox, server_key=key)) as client:
+    with TestClient(application(services)) as client:
         response = client.get("/?" + urlencode(params))
         assert response.status_code == 200, response.content
         assert client.get("/healthz").json()["status"] == "ok"
-    db.dispose()
+    services.database.dispose()
 
 
 def test_default_app_serves_xml_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,21 +42,18 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
+from builders import application, new_shop, open_store
+from penny.clock import MICROS_PER_SECOND, ManualClock
 from penny.engine.ledger import Ledger
 from penny.fps.actions import ACTIONS, COMMON_PARAMETERS
 from penny.fps.decode import MAX_REQUEST_BYTES
 from penny.fps.signature import sign_v2
 from penny.fps.wire import ACTIONS_2010_08_28
 from penny.ledger.results import ResultCode
-from penny.money import parse_amount
-from penny.parties import Directory
-from penny.security import ServerKey
-from penny.services.payments import InstrumentSetup, Payments, SetupPrepaid
-from penny.storage.database import Database, open_database
+from penny.services.payments import InstrumentSetup
+from penny.storage.database import Database
 from penny.storage.payments_sql import tokens, transactions
 from penny.storage.schema import accounts, journals, legs
-from penny.web.app import create_app
 
 with warnings.catch_warnings():
     # This Starlette prefers the ``httpx2`` fork and warns when it drives plain httpx.
@@ -118,28 +115,13 @@ class FuzzWorld:
 
 @pytest.fixture
 def fuzz_world(database_url: str) -> Iterator[FuzzWorld]:
-    db = open_database(database_url)
-    clock = ManualClock()
-    server_key = ServerKey.generate()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, server_key)
-    payments = Payments(ledger, clock=clock)
-    merchant, merchant_key = directory.create_business("DigitalDownload", "shop@example.com")
-    _other, other_key = directory.create_business("Elsewhere", "else@example.com")
-    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
-    card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
-    setup = payments.setup_prepaid(
-        SetupPrepaid(
-            caller_id=merchant.id,
-            recipient_id=merchant.id,
-            sender_id=buyer.id,
-            payment_method_id=card.id,
-            caller_reference_sender="fuzz-sender",
-            caller_reference_funding="fuzz-funding",
-            funding_limit=parse_amount("100", "USD"),
-            valid_until=clock.now_us() + 30 * MICROS_PER_DAY,
-        )
-    )
+    services = open_store(database_url)
+    db, ledger, payments = services.database, services.ledger, services.payments
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    shop = new_shop(services, bank=False)
+    merchant, buyer, card = shop.merchant, shop.buyer, shop.card
+    setup = shop.prepaid("fuzz")
     # The system accounts are opened on first use, even by a request then refused: open them
     # now, so that "nothing changed" can be checked exactly.
     payments.chart("USD")
@@ -152,17 +134,17 @@ def fuzz_world(database_url: str) -> Iterator[FuzzWorld]:
         card.id,
         "fuzz-sender",
     ]
-    app = create_app(db, clock=clock, server_key=server_key, request_clock=clock)
+    app = application(services, request_clock=True)
     with TestClient(app, raise_server_exceptions=False) as client:
         world = FuzzWorld(
             db=db,
             clock=clock,
             ledger=ledger,
             client=client,
-            key=merchant_key.access_key_id,
-            secret=merchant_key.secret,
-            other_key=other_key.access_key_id,
-            other_secret=other_key.secret,
+            key=merchant.access_key,
+            secret=merchant.secret,
+            other_key=shop.other.access_key,
+            other_secret=shop.other.secret,
             setup=setup,
             ids=ids,
         )

@@ -45,19 +45,15 @@ from urllib.parse import urlencode
 import pytest
 
 import penny.domain.parties
-from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
+from builders import new_shop
+from penny.clock import MICROS_PER_SECOND, ManualClock
 from penny.domain.parties import Party
-from penny.engine.ledger import Ledger
 from penny.fps.actions import ACTIONS, NOT_SUPPORTED
 from penny.fps.signature import sign_v2
-from penny.money import parse_amount
-from penny.parties import Directory
 from penny.security import ServerKey
+from penny.services.factory import build_services
 from penny.services.payments import (
     InstrumentSetup,
-    Payments,
-    SetupPostpaid,
-    SetupPrepaid,
 )
 from penny.signing import Signer, load_signer
 from penny.storage.database import open_database
@@ -660,46 +656,24 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     clock = ManualClock()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(penny.domain.parties, "random_id", CountingIds("P"))
-        ledger = Ledger(db, clock)
-        directory = Directory(db, ledger, clock, ServerKey.generate())
-        payments = Payments(ledger, clock=clock, new_id=CountingIds("PNY"))
-        merchant, merchant_key = directory.create_business("DigitalDownload", "shop@example.com")
-        _other, other_key = directory.create_business("Elsewhere", "else@example.com")
-        buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
-        card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
-        until = clock.now_us() + 30 * MICROS_PER_DAY
-        prepaid = payments.setup_prepaid(
-            SetupPrepaid(
-                caller_id=merchant.id,
-                recipient_id=merchant.id,
-                sender_id=buyer.id,
-                payment_method_id=card.id,
-                caller_reference_sender="p-sender",
-                caller_reference_funding="p-funding",
-                funding_limit=parse_amount("100", "USD"),
-                valid_until=until,
-            )
+        services = build_services(
+            db, clock=clock, server_key=ServerKey.generate(), new_id=CountingIds("PNY")
         )
-        postpaid = payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=merchant.id,
-                recipient_id=merchant.id,
-                sender_id=buyer.id,
-                payment_method_id=card.id,
-                caller_reference_sender="c-sender",
-                caller_reference_settlement="c-settlement",
-                credit_limit=parse_amount("100", "USD"),
-                valid_until=until,
-            )
-        )
+        ledger = services.ledger
+        directory, payments = services.directory, services.payments
+        shop = new_shop(services, bank=False)
+        merchant = shop.merchant.party
+        merchant_key, other_key = shop.merchant, shop.other
+        prepaid = shop.prepaid("p")
+        postpaid = shop.postpaid("c")
         signer = load_signer(db, ServerKey.generate(), clock)
         session = Session(
             clock=clock,
             endpoint=FpsEndpoint(directory, payments, clock, signer),
             merchant=merchant,
-            key=merchant_key.access_key_id,
+            key=merchant_key.access_key,
             secret=merchant_key.secret,
-            other_key=other_key.access_key_id,
+            other_key=other_key.access_key,
             other_secret=other_key.secret,
             prepaid=prepaid,
             postpaid=postpaid,

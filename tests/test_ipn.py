@@ -15,6 +15,7 @@ import time
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,15 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
+from builders import (
+    add_card,
+    application,
+    new_buyer,
+    new_merchant,
+    open_store,
+    prepaid,
+    quiet_payments,
+)
 from ipn_receiver import Received, Receiver, Reply
 from penny.cli.main import app as cli_app
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
@@ -50,6 +60,7 @@ from penny.money import parse_amount
 from penny.parties import Directory
 from penny.security import ServerKey
 from penny.services import instructions
+from penny.services.factory import Services
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -57,13 +68,11 @@ from penny.services.payments import (
     Payments,
     PayRequest,
     RefundRequest,
-    SetupPrepaid,
     TransactionChange,
 )
 from penny.signing import Signer, load_signer
 from penny.storage import ipn_sql
-from penny.storage.database import Database, open_database
-from penny.web.app import create_app
+from penny.storage.database import Database
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -80,6 +89,7 @@ def usd(text: str) -> Any:
 
 @dataclass
 class World:
+    services: Services
     db: Database
     url: str
     clock: ManualClock
@@ -123,25 +133,20 @@ class World:
     def prepaid(
         self, method: PaymentMethod, ref: str, reason: str = "", limit: str = "100"
     ) -> InstrumentSetup:
-        return self.payments.setup_prepaid(
-            SetupPrepaid(
-                caller_id=self.merchant.id,
-                recipient_id=self.merchant.id,
-                sender_id=self.buyer.id,
-                payment_method_id=method.id,
-                caller_reference_sender=f"{ref}-sender",
-                caller_reference_funding=f"{ref}-funding",
-                funding_limit=usd(limit),
-                valid_until=self.clock.now_us() + 30 * MICROS_PER_DAY,
-                payment_reason=reason,
-            )
+        return prepaid(
+            self.payments,
+            self.merchant.id,
+            self.buyer.id,
+            method.id,
+            ref,
+            limit=limit,
+            reason=reason,
         )
 
     def funded(self, ref: str = "music", reason: str = "") -> InstrumentSetup:
         """A prepaid instrument with $50 on it, funded without a notification."""
         setup = self.prepaid(self.card, ref, reason=reason)
-        quiet = Payments(self.ledger, clock=self.clock)  # no listener: nothing to notify
-        quiet.execute(
+        quiet_payments(self.services).execute(
             FundPrepaidRequest(
                 self.merchant.id,
                 f"{ref}-fund",
@@ -169,41 +174,45 @@ class World:
         return json.loads(result.stdout)
 
 
-@pytest.fixture
-def world(database_url: str) -> Iterator[World]:
-    db = open_database(database_url)
+@contextmanager
+def make_world(database_url: str) -> Iterator[World]:
     # The manual clock starts at the real time, so that `penny ipn retry` (sandbox clock) and
     # the tests' clock agree on what "now" is.
     clock = ManualClock(datetime.now(UTC).timestamp().__int__() * MICROS_PER_SECOND)
     key_hex = secrets.token_hex(32)
     key = ServerKey.from_hex(key_hex, source="test")
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, key)
-    payments = Payments(ledger, clock=clock, listener=IpnOutbox())
-    merchant, api_key = directory.create_business("DigitalDownload", "shop@example.com")
-    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
-    card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
+    services = open_store(database_url, clock=clock, server_key=key)
+    merchant = new_merchant(services)
+    buyer = new_buyer(services)
+    card = add_card(services, buyer.id)
     with Receiver() as receiver:
-        merchant = directory.set_ipn_url(merchant.id, receiver.url("/ipn?shop=1"))
+        party = services.directory.set_ipn_url(merchant.id, receiver.url("/ipn?shop=1"))
         yield World(
-            db=db,
+            services=services,
+            db=services.database,
             url=database_url,
             clock=clock,
             key_hex=key_hex,
             key=key,
-            ledger=ledger,
-            directory=directory,
-            payments=payments,
-            signer=load_signer(db, key, clock),
-            merchant=merchant,
-            access_key=api_key.access_key_id,
-            secret=api_key.secret,
+            ledger=services.ledger,
+            directory=services.directory,
+            payments=services.payments,
+            signer=load_signer(services.database, key, clock),
+            merchant=party,
+            access_key=merchant.access_key,
+            secret=merchant.secret,
             buyer=buyer,
             card=card,
             receiver=receiver,
         )
-    assert ledger.audit().ok
-    db.dispose()
+    assert services.ledger.audit().ok
+    services.database.dispose()
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    with make_world(database_url) as made:
+        yield made
 
 
 # -- what a merchant does with a notification (the snippet of docs/ipn.md) --------------------
@@ -287,7 +296,18 @@ def _expected_txn(
     return expected
 
 
-def test_each_event_kind_arrives_with_exactly_the_documented_parameters(world: World) -> None:
+@dataclass
+class Events:
+    """Every event kind, made on one store and delivered to the merchant's endpoint."""
+
+    world: World
+    transactions: dict[str, Transaction]
+    cancelled: Token
+    received: list[Received]
+    by_key: dict[tuple[str, str], Received]
+
+
+def _make_events(world: World) -> Events:
     d = world.directory
     music = world.prepaid(world.card, "music", reason="Music card")
     by_card = world.fund(music, "25", "fund-card")  # SUCCESS at once (CC)
@@ -333,11 +353,9 @@ def test_each_event_kind_arrives_with_exactly_the_documented_parameters(world: W
             session, [TransactionChange(reserved, replace(pay, status=Status.pending))]
         )
     )
-
     report = world.drain()
     assert (report.attempts, report.delivered) == (10, 10)
     received = world.receiver.received
-    assert len(received) == 10
     by_key: dict[tuple[str, str], Received] = {}
     for r in received:
         key = (
@@ -346,88 +364,112 @@ def test_each_event_kind_arrives_with_exactly_the_documented_parameters(world: W
         )
         assert key not in by_key
         by_key[key] = r
+    made = {
+        "by_card": by_card,
+        "pay": pay,
+        "refund": refund,
+        "by_bank": by_bank,
+        "by_late_card": by_late_card,
+        "by_declined": by_declined,
+        "reserved": reserved,
+    }
+    return Events(world, made, cancelled, list(received), by_key)
+
+
+@pytest.fixture(scope="module")
+def events(database_url_for_module: str) -> Iterator[Events]:
+    """The event kinds, made once per store for the table below."""
+    with make_world(database_url_for_module) as world:
+        yield _make_events(world)
+
+
+SUCCESS = {"code": "Success", "message": SUCCESS_MESSAGE}
+PENDING = {"code": "PendingNetworkResponse", "message": PENDING_MESSAGE}
+MUSIC = {"method": "Prepaid", "reason": "Music card"}
+MUSIC_PAY = {"operation": "PAY", "amount": "USD 2.22", **MUSIC}
+ACH = {"operation": "FUND_PREPAID", "method": "ACH", "amount": "USD 10.00"}
+CC5 = {"operation": "FUND_PREPAID", "method": "CC", "amount": "USD 5.00"}
+
+#: (the transaction, its status) → what its notification says besides the common parameters.
+EVENT_TABLE = [
+    pytest.param(
+        "by_card",
+        "SUCCESS",
+        {
+            **SUCCESS,
+            "operation": "FUND_PREPAID",
+            "method": "CC",
+            "amount": "USD 25.00",
+            "reason": "Music card",
+        },
+        id="fund-by-card",
+    ),
+    pytest.param("pay", "SUCCESS", {**SUCCESS, **MUSIC_PAY}, id="pay"),
+    pytest.param(
+        "refund",
+        "SUCCESS",
+        {**SUCCESS, "operation": "REFUND", "amount": "USD 1.00", **MUSIC, "refund_of": "pay"},
+        id="refund",
+    ),
+    pytest.param("by_bank", "PENDING", {**PENDING, **ACH}, id="fund-by-bank-pending"),
+    pytest.param("by_bank", "SUCCESS", {**SUCCESS, **ACH}, id="fund-by-bank-completed"),
+    pytest.param("by_late_card", "PENDING", {**PENDING, **CC5}, id="late-failing-card-pending"),
+    pytest.param(
+        "by_late_card",
+        "FAILURE",
+        {
+            "code": "TransactionDenied",
+            "message": "The payment method was declined after processing.",
+            **CC5,
+        },
+        id="late-failing-card-failed",
+    ),
+    pytest.param(
+        "by_declined",
+        "FAILURE",
+        {
+            "code": "TransactionDenied",
+            "message": "The card was declined by the issuing bank.",
+            "operation": "FUND_PREPAID",
+            "method": "CC",
+            "amount": "USD 7.50",
+        },
+        id="declined-card",
+    ),
+    pytest.param("reserved", "RESERVED", {**SUCCESS, **MUSIC_PAY}, id="reserved"),
+]
+
+
+@pytest.mark.parametrize(("name", "status", "fields"), EVENT_TABLE)
+def test_each_event_kind_arrives_with_exactly_the_documented_parameters(
+    events: Events, name: str, status: str, fields: dict[str, str]
+) -> None:
+    txn = events.transactions[name]
+    r = events.by_key[(txn.id, status)]
+    refund_of = fields.get("refund_of")
+    expected_fields: dict[str, Any] = {
+        **fields,
+        "status": status,
+        "refund_of": None if refund_of is None else events.transactions[refund_of].id,
+    }
+    expected = _expected_txn(events.world, r, txn, **expected_fields)
+    assert r.params == expected
+    assert [key for key, _ in r.pairs][: len(r.pairs) - 4] == [
+        key for key in expected if key not in SIGNATURE_NAMES
+    ]  # the documented order, signature parameters last
+
+
+def test_every_event_is_delivered_once_signed_to_its_url(events: Events) -> None:
+    world, received = events.world, events.received
+    pay = events.transactions["pay"]
+    assert len(received) == 10
+    assert len(events.by_key) == 10
+    for r in received:
         assert r.headers["content-type"] == "application/x-www-form-urlencoded; charset=utf-8"
         assert r.headers["x-penny-notification-id"] == r.params["notificationId"]
         assert r.path == ("/override" if r.params.get("transactionId") == pay.id else "/ipn?shop=1")
-
-    def check(key: tuple[str, str], txn: Transaction, **fields: Any) -> None:
-        r = by_key[key]
-        assert r.params == _expected_txn(world, r, txn, **fields)
-        assert [name for name, _ in r.pairs][: len(r.pairs) - 4] == [
-            name for name in _expected_txn(world, r, txn, **fields) if name not in SIGNATURE_NAMES
-        ]  # the documented order, signature parameters last
-
-    check(
-        (by_card.id, "SUCCESS"),
-        by_card,
-        status="SUCCESS",
-        code="Success",
-        message=SUCCESS_MESSAGE,
-        operation="FUND_PREPAID",
-        method="CC",
-        amount="USD 25.00",
-        reason="Music card",
-    )
-    check(
-        (pay.id, "SUCCESS"),
-        pay,
-        status="SUCCESS",
-        code="Success",
-        message=SUCCESS_MESSAGE,
-        operation="PAY",
-        method="Prepaid",
-        amount="USD 2.22",
-        reason="Music card",
-    )
-    check(
-        (refund.id, "SUCCESS"),
-        refund,
-        status="SUCCESS",
-        code="Success",
-        message=SUCCESS_MESSAGE,
-        operation="REFUND",
-        method="Prepaid",
-        amount="USD 1.00",
-        reason="Music card",
-        refund_of=pay.id,
-    )
-    pending = {"code": "PendingNetworkResponse", "message": PENDING_MESSAGE}
-    ach = {"operation": "FUND_PREPAID", "method": "ACH", "amount": "USD 10.00"}
-    check((by_bank.id, "PENDING"), by_bank, status="PENDING", **pending, **ach)
-    check((by_bank.id, "SUCCESS"), by_bank, status="SUCCESS", code="Success",
-          message=SUCCESS_MESSAGE, **ach)  # fmt: skip
-    cc5 = {"operation": "FUND_PREPAID", "method": "CC", "amount": "USD 5.00"}
-    check((by_late_card.id, "PENDING"), by_late_card, status="PENDING", **pending, **cc5)
-    check(
-        (by_late_card.id, "FAILURE"),
-        by_late_card,
-        status="FAILURE",
-        code="TransactionDenied",
-        message="The payment method was declined after processing.",
-        **cc5,
-    )
-    check(
-        (by_declined.id, "FAILURE"),
-        by_declined,
-        status="FAILURE",
-        code="TransactionDenied",
-        message="The card was declined by the issuing bank.",
-        operation="FUND_PREPAID",
-        method="CC",
-        amount="USD 7.50",
-    )
-    check(
-        (pay.id, "RESERVED"),
-        reserved,
-        status="RESERVED",
-        code="Success",
-        message=SUCCESS_MESSAGE,
-        operation="PAY",
-        method="Prepaid",
-        amount="USD 2.22",
-        reason="Music card",
-    )
-    token = by_key[(cancelled.id, "CANCELLED-TOKEN")]
+    cancelled = events.cancelled
+    token = events.by_key[(cancelled.id, "CANCELLED-TOKEN")]
     assert token.params == {
         "notificationId": token.headers["x-penny-notification-id"],
         "notificationType": "TokenCancellation",
@@ -471,7 +513,7 @@ def test_verify_signature_over_the_fps_api_accepts_them_and_refuses_any_change(
     world.payments.cancel_token(world.merchant.id, music.sender_token.id)
     world.drain()
     received = world.receiver.wait_for(3)
-    app = create_app(world.db, clock=world.clock, server_key=world.key)
+    app = application(world.services)
     with TestClient(app) as client:
 
         def verify(endpoint: str, http_parameters: str) -> str:
@@ -869,9 +911,7 @@ def test_the_server_delivers_a_pay_made_over_the_fps_api(world: World) -> None:
     world.fund(music, "10", "fund-1")
     world.drain()
     settings = world.settings(poll_us=50_000, lanes=2)
-    app = create_app(
-        world.db, clock=world.clock, server_key=world.key, request_clock=world.clock, ipn=settings
-    )
+    app = application(world.services, request_clock=True, ipn=settings)
     moment = datetime.fromtimestamp(world.clock.now_us() // MICROS_PER_SECOND, UTC)
     request = {
         "Action": "Pay",

@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,35 +32,25 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from builders import add_card, new_buyer, new_merchant, open_store, prepaid, quiet_payments
 from ipn_receiver import Receiver, Reply
-from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, SystemClock
-from penny.engine.ledger import Ledger
+from penny.check.servers import free_port
+from penny.clock import MICROS_PER_SECOND, SystemClock
 from penny.fps.signature import sign_v2
-from penny.ipn.outbox import IpnOutbox
 from penny.money import parse_amount
-from penny.parties import Directory
 from penny.security import ServerKey
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
     Payments,
     PayRequest,
-    SetupPrepaid,
 )
-from penny.signing import load_signer
 from penny.storage import ipn_sql
-from penny.storage.database import Database, open_database
+from penny.storage.database import Database
 
 LONG = os.environ.get("PENNY_IPN_LONG") == "1"
 BACKLOG = 10_000 if LONG else 1_000
 LATENCY_SAMPLES = 1_000 if LONG else 150
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Serve:
@@ -74,7 +63,7 @@ class Serve:
         self._launch()
 
     def _launch(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         command = [
             sys.executable,
             "-c",
@@ -156,29 +145,15 @@ class Shop:
 
 def open_shop(database_url: str) -> Shop:
     """A merchant with an API key and a funded prepaid instrument, in a fresh database."""
-    db = open_database(database_url)
     key_hex = secrets.token_hex(32)
     key = ServerKey.from_hex(key_hex, source="test")
-    clock = SystemClock()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, key)
-    merchant, api_key = directory.create_business("DigitalDownload", "shop@example.com")
-    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
-    card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
-    load_signer(db, key)
-    quiet = Payments(ledger, clock=clock)
-    setup = quiet.setup_prepaid(
-        SetupPrepaid(
-            caller_id=merchant.id,
-            recipient_id=merchant.id,
-            sender_id=buyer.id,
-            payment_method_id=card.id,
-            caller_reference_sender="sender",
-            caller_reference_funding="funding",
-            funding_limit=parse_amount("1000", "USD"),
-            valid_until=clock.now_us() + 30 * MICROS_PER_DAY,
-        )
-    )
+    services = open_store(database_url, clock=SystemClock(), server_key=key)
+    merchant = new_merchant(services)
+    buyer = new_buyer(services)
+    card = add_card(services, buyer.id)
+    services.signer()
+    quiet = quiet_payments(services)
+    setup = prepaid(quiet, merchant.id, buyer.id, card.id, ("sender", "funding"), limit="1000")
     quiet.execute(
         FundPrepaidRequest(
             merchant.id,
@@ -189,13 +164,13 @@ def open_shop(database_url: str) -> Shop:
         )
     )
     return Shop(
-        db,
+        services.database,
         database_url,
         key_hex,
-        Payments(ledger, clock=clock, listener=IpnOutbox()),
+        services.payments,
         merchant.id,
-        api_key.access_key_id,
-        api_key.secret,
+        merchant.access_key,
+        merchant.secret,
         setup,
     )
 

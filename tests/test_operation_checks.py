@@ -17,18 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from builders import add_card, new_buyer, new_merchant, open_store, quiet_payments
 from conftest import sqlite_url
-from penny.clock import MICROS_PER_DAY, ManualClock
+from penny.clock import MICROS_PER_DAY
 from penny.domain.checks import CHECKS, Check, Layer, refusals_of
 from penny.domain.errors import LEDGER_REFUSALS, PaymentsError, Refusal
 from penny.domain.model import Operation, Transaction
-from penny.engine.ledger import Ledger
 from penny.money import Money
-from penny.parties import Directory
-from penny.security import ServerKey
+from penny.sandbox.instruments import postpaid_setup
 from penny.services import instructions
-from penny.services.payments import InstrumentSetup, Payments, PayRequest, SetupPostpaid
-from penny.storage.database import open_database
+from penny.services.payments import InstrumentSetup, Payments, PayRequest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "penny"
 MODULES = {
@@ -131,25 +129,21 @@ class PayWorld:
 
 @pytest.fixture
 def pay_world(tmp_path: Path) -> Iterator[PayWorld]:
-    db = open_database(sqlite_url(tmp_path))
-    clock = ManualClock()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, ServerKey.generate())
-    payments = Payments(ledger, clock=clock)
-    merchant, _key = directory.create_business("Shop", "shop@example.com")
-    buyer = directory.create_personal("Bea", "bea@example.com", "correct horse battery")
-    card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
+    services = open_store(sqlite_url(tmp_path))
+    clock = services.clock
+    payments = quiet_payments(services)
+    merchant = new_merchant(services, "Shop")
+    buyer = new_buyer(services, "Bea")
+    card = add_card(services, buyer.id)
     now = clock.now_us()
     setups = {}
     for variant, cancelled in itertools.product(("ok", "not_yet_valid", "tiny_limit"), (0, 1)):
         setup = payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=merchant.id,
-                recipient_id=merchant.id,
-                sender_id=buyer.id,
-                payment_method_id=card.id,
-                caller_reference_sender=f"{variant}-{cancelled}-sender",
-                caller_reference_settlement=f"{variant}-{cancelled}-settlement",
+            postpaid_setup(
+                merchant.id,
+                buyer.id,
+                card.id,
+                f"{variant}-{cancelled}",
                 credit_limit=usd(1 if variant == "tiny_limit" else 100_000),
                 min_charge=usd(5),
                 valid_from=now + MICROS_PER_DAY if variant == "not_yet_valid" else None,
@@ -166,7 +160,7 @@ def pay_world(tmp_path: Path) -> Iterator[PayWorld]:
         ),
     )
     yield PayWorld(payments, merchant.id, setups, deny.id)
-    db.dispose()
+    services.database.dispose()
 
 
 #: Each way to break a Pay: the knob it turns, and the check of the list it breaks.

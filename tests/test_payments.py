@@ -11,6 +11,19 @@ from dataclasses import dataclass
 
 import pytest
 
+from builders import (
+    DECLINED_CARD,
+    LATE_FAILING_CARD,
+    RETURNED_BANK_ACCOUNT,
+    add_bank,
+    add_card,
+    new_buyer,
+    new_merchant,
+    open_store,
+    postpaid,
+    prepaid,
+    quiet_payments,
+)
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
@@ -19,7 +32,8 @@ from penny.domain.parties import Party, PaymentMethod
 from penny.engine.ledger import Ledger
 from penny.money import Money, parse_amount
 from penny.parties import Directory
-from penny.security import ServerKey
+from penny.sandbox.instruments import prepaid_setup
+from penny.services.factory import Services
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -28,11 +42,10 @@ from penny.services.payments import (
     PayRequest,
     RefundRequest,
     SettleDebtRequest,
-    SetupPostpaid,
     SetupPrepaid,
     WriteOffDebtRequest,
 )
-from penny.storage.database import Database, open_database
+from penny.storage.database import Database
 
 
 def usd(text: str) -> Money:
@@ -41,6 +54,7 @@ def usd(text: str) -> Money:
 
 @dataclass
 class World:
+    services: Services
     db: Database
     clock: ManualClock
     ledger: Ledger
@@ -59,18 +73,8 @@ class World:
     def prepaid(
         self, method: PaymentMethod | None = None, limit: str | None = "100", ref: str = "p"
     ) -> InstrumentSetup:
-        return self.payments.setup_prepaid(
-            SetupPrepaid(
-                caller_id=self.merchant.id,
-                recipient_id=self.merchant.id,
-                sender_id=self.buyer.id,
-                payment_method_id=(method or self.card).id,
-                caller_reference_sender=f"{ref}-sender",
-                caller_reference_funding=f"{ref}-funding",
-                funding_limit=None if limit is None else usd(limit),
-                valid_until=self.clock.now_us() + 30 * MICROS_PER_DAY,
-            )
-        )
+        method_id = (method or self.card).id
+        return prepaid(self.payments, self.merchant.id, self.buyer.id, method_id, ref, limit=limit)
 
     def postpaid(
         self,
@@ -79,18 +83,15 @@ class World:
         ref: str = "c",
         **extra: Money | None,
     ) -> InstrumentSetup:
-        return self.payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=self.merchant.id,
-                recipient_id=self.merchant.id,
-                sender_id=self.buyer.id,
-                payment_method_id=(method or self.card).id,
-                caller_reference_sender=f"{ref}-sender",
-                caller_reference_settlement=f"{ref}-settlement",
-                credit_limit=usd(limit),
-                valid_until=self.clock.now_us() + 30 * MICROS_PER_DAY,
-                **extra,  # type: ignore[arg-type]
-            )
+        method_id = (method or self.card).id
+        return postpaid(
+            self.payments,
+            self.merchant.id,
+            self.buyer.id,
+            method_id,
+            ref,
+            limit=limit,
+            **extra,  # type: ignore[arg-type]
         )
 
     def fund(self, setup: InstrumentSetup, amount: str, ref: str) -> PaymentRequest:
@@ -112,35 +113,36 @@ class World:
 
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
-    db = open_database(database_url)
-    clock = ManualClock()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, ServerKey.generate())
-    payments = Payments(ledger, clock=clock, fees=FeeSchedule.flat(card=50, bank=20, balance=5))
-    merchant, _key = directory.create_business("DigitalDownload", "shop@example.com")
-    other, _other_key = directory.create_business("Elsewhere", "else@example.com")
-    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
+    fees = FeeSchedule.flat(card=50, bank=20, balance=5)
+    services = open_store(database_url, fees=fees)
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    merchant = new_merchant(services).party
+    other = new_merchant(services, "Elsewhere", "else@example.com").party
+    buyer = new_buyer(services)
+    directory = services.directory
     balance_method = next(
         m for m in directory.payment_methods(buyer.id) if m.kind.value == "balance"
     )
     yield World(
-        db=db,
+        services=services,
+        db=services.database,
         clock=clock,
-        ledger=ledger,
+        ledger=services.ledger,
         directory=directory,
-        payments=payments,
+        payments=services.payments,
         merchant=merchant,
         other_merchant=other,
         buyer=buyer,
-        card=directory.add_card(buyer.id, "4111111111111111", 12, 2030),
-        declined_card=directory.add_card(buyer.id, "4000000000000002", 12, 2030),
-        late_failing_card=directory.add_card(buyer.id, "4000000000000341", 12, 2030),
-        bank=directory.add_bank(buyer.id, "110000000", "000123456789"),
-        returned_bank=directory.add_bank(buyer.id, "110000000", "000111110000"),
+        card=add_card(services, buyer.id),
+        declined_card=add_card(services, buyer.id, DECLINED_CARD),
+        late_failing_card=add_card(services, buyer.id, LATE_FAILING_CARD),
+        bank=add_bank(services, buyer.id),
+        returned_bank=add_bank(services, buyer.id, RETURNED_BANK_ACCOUNT),
         balance_method=balance_method,
     )
-    assert ledger.audit().ok, "every payments test must leave a clean audit"
-    db.dispose()
+    assert services.ledger.audit().ok, "every payments test must leave a clean audit"
+    services.database.dispose()
 
 
 # -- prepaid ------------------------------------------------------------------------------
@@ -311,14 +313,11 @@ def test_expired_and_not_yet_valid_instruments(world: World) -> None:
     assert world.refused(world.pay(setup, "1", "pay-1")) is Refusal.instrument_expired
     assert world.refused(world.fund(setup, "1", "fund-2")) is Refusal.instrument_expired
     later = world.payments.setup_prepaid(
-        SetupPrepaid(
-            world.merchant.id,
+        prepaid_setup(
             world.merchant.id,
             world.buyer.id,
             world.card.id,
-            "later-s",
-            "later-f",
-            None,
+            ("later-s", "later-f"),
             valid_from=world.clock.now_us() + MICROS_PER_DAY,
         )
     )
@@ -418,7 +417,7 @@ def test_refund_of_a_funding_is_refused(world: World) -> None:
 
 
 def test_seed_postpaid_debt_settle_and_write_off(world: World) -> None:
-    payments = Payments(world.ledger, clock=world.clock, fees=FeeSchedule.flat(card=250))
+    payments = quiet_payments(world.services, fees=FeeSchedule.flat(card=250))
     setup = world.postpaid(limit="100")
     assert setup.second_token.kind is TokenKind.settlement
     for i in range(10):

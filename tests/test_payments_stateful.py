@@ -59,6 +59,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from builders import store
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
@@ -68,7 +69,7 @@ from penny.engine.ledger import Ledger
 from penny.ledger.model import Leg, NewJournal
 from penny.money import Money
 from penny.parties import Directory
-from penny.security import ServerKey
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -78,11 +79,9 @@ from penny.services.payments import (
     RefundRequest,
     Result,
     SettleDebtRequest,
-    SetupPostpaid,
-    SetupPrepaid,
     WriteOffDebtRequest,
 )
-from penny.storage.database import Database, open_database
+from penny.storage.database import Database
 
 # -- the documented rules, written down here rather than imported --------------------------
 
@@ -156,15 +155,12 @@ class Stack:
 
 @contextmanager
 def open_stack(database_url: str) -> Iterator[Stack]:
-    db = open_database(database_url)
-    try:
-        clock = ManualClock()
-        ledger = Ledger(db, clock)
-        directory = Directory(db, ledger, clock, ServerKey.generate())
-        fees = FeeSchedule.flat(card=50, bank=20, balance=5)
-        yield Stack(db, clock, ledger, directory, Payments(ledger, clock=clock, fees=fees))
-    finally:
-        db.dispose()
+    clock = ManualClock()
+    fees = FeeSchedule.flat(card=50, bank=20, balance=5)
+    with store(database_url, clock=clock, fees=fees) as services:
+        yield Stack(
+            services.database, clock, services.ledger, services.directory, services.payments
+        )
 
 
 @dataclass
@@ -698,12 +694,11 @@ class PaymentsMachine(RuleBasedStateMachine):
                 label="funding limit",
             )
             setup = stack.payments.setup_prepaid(
-                SetupPrepaid(
-                    self.merchant_id,
+                prepaid_setup(
                     self.merchant_id,
                     buyer.party.id,
                     method_id,
-                    *refs,
+                    refs,
                     funding_limit=None if limit is None else usd(limit),
                     valid_from=valid_from,
                     valid_until=valid_until,
@@ -718,12 +713,11 @@ class PaymentsMachine(RuleBasedStateMachine):
             low = data.draw(sometimes(st.integers(1, 300)), label="min charge")
             high = data.draw(sometimes(st.integers(300, 10_000)), label="max charge")
             setup = stack.payments.setup_postpaid(
-                SetupPostpaid(
-                    self.merchant_id,
+                postpaid_setup(
                     self.merchant_id,
                     buyer.party.id,
                     method_id,
-                    *refs,
+                    refs,
                     credit_limit=usd(credit),
                     global_amount_limit=None if total is None else usd(total),
                     min_charge=None if low is None else usd(low),
@@ -1219,7 +1213,7 @@ def test_charge_no_larger_than_its_fee_is_answered_not_crashed(
         requests: list[PaymentRequest]
         if operation == "fund":
             setup = payments.setup_prepaid(
-                SetupPrepaid(merchant, merchant, buyer.party.id, card, "s", "f", None)
+                prepaid_setup(merchant, buyer.party.id, card, ("s", "f"))
             )
             token, inst = setup.second_token.id, setup.instrument.id
             requests = [
@@ -1228,7 +1222,7 @@ def test_charge_no_larger_than_its_fee_is_answered_not_crashed(
             ]
         else:
             setup = payments.setup_postpaid(
-                SetupPostpaid(merchant, merchant, buyer.party.id, card, "s", "t", usd(10_000))
+                postpaid_setup(merchant, buyer.party.id, card, ("s", "t"), credit_limit=usd(10_000))
             )
             payments.execute(PayRequest(merchant, "pay", setup.sender_token.id, usd(2000)))
             token, inst = setup.second_token.id, setup.instrument.id
@@ -1255,10 +1249,9 @@ def test_refund_of_a_pay_accepted_after_a_settlement_in_the_same_batch(database_
     with open_stack(database_url) as stack:
         merchant, buyer = _world(stack)
         payments = stack.payments
+        card = buyer.methods["card"].id
         setup = payments.setup_postpaid(
-            SetupPostpaid(
-                merchant, merchant, buyer.party.id, buyer.methods["card"].id, "s", "t", usd(10_000)
-            )
+            postpaid_setup(merchant, buyer.party.id, card, ("s", "t"), credit_limit=usd(10_000))
         )
         token, settle_token, inst = (
             setup.sender_token.id,

@@ -22,27 +22,20 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import func, select
 
-from conftest import sqlite_url, unique_database_name
-from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
-from penny.devtools.pgcluster import create_database_at, drop_database_at
-from penny.engine.ledger import Ledger
+from builders import add_card, application, new_buyer, new_merchant, open_store, postpaid, prepaid
+from penny.clock import MICROS_PER_SECOND, ManualClock
 from penny.fps.actions import ACTIONS, COMMON_PARAMETERS
 from penny.fps.decode import MAX_PARAMETERS, MAX_REQUEST_BYTES
 from penny.fps.signature import sign_v2
 from penny.money import Money
-from penny.parties import Directory
-from penny.security import ServerKey
+from penny.services.factory import Services
 from penny.services.payments import (
     InstrumentSetup,
-    Payments,
     PayRequest,
-    SetupPostpaid,
-    SetupPrepaid,
 )
-from penny.storage.database import Database, open_database
+from penny.storage.database import Database
 from penny.storage.payments_sql import instruments, tokens, transactions
 from penny.storage.schema import accounts, journals, legs
-from penny.web.app import create_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -115,83 +108,38 @@ def answer(response: Any) -> tuple[int, str, str]:
     return response.status_code, code, body
 
 
-def _merchant(
-    name: str, directory: Directory, payments: Payments, clock: ManualClock, buyer_no: int
-) -> Merchant:
-    party, key = directory.create_business(name, f"{name.lower()}@shop.example")
-    buyer = directory.create_personal(f"Buyer {name}", f"b{buyer_no}@example.com", "pass-word-1")
-    card = directory.add_card(buyer.id, "4111111111111111", 12, 2035)
-    until = clock.now_us() + 30 * MICROS_PER_DAY
-    prepaid = payments.setup_prepaid(
-        SetupPrepaid(
-            caller_id=party.id,
-            recipient_id=party.id,
-            sender_id=buyer.id,
-            payment_method_id=card.id,
-            caller_reference_sender=f"{name}-s",
-            caller_reference_funding=f"{name}-f",
-            funding_limit=None,
-            valid_until=until,
-        )
+def _merchant(name: str, services: Services, buyer_no: int) -> Merchant:
+    merchant = new_merchant(services, name, f"{name.lower()}@shop.example")
+    buyer = new_buyer(services, f"Buyer {name}", f"b{buyer_no}@example.com", "pass-word-1")
+    card = add_card(services, buyer.id, year=2035)
+    payments = services.payments
+    prepaid_setup = prepaid(
+        payments, merchant.id, buyer.id, card.id, (f"{name}-s", f"{name}-f"), limit=None
     )
-    credit = payments.setup_postpaid(
-        SetupPostpaid(
-            caller_id=party.id,
-            recipient_id=party.id,
-            sender_id=buyer.id,
-            payment_method_id=card.id,
-            caller_reference_sender=f"{name}-cs",
-            caller_reference_settlement=f"{name}-ct",
-            credit_limit=Money(10_000, "USD"),
-            valid_until=until,
-        )
+    credit = postpaid(
+        payments, merchant.id, buyer.id, card.id, (f"{name}-cs", f"{name}-ct"), limit="100"
     )
     pay = payments.execute(
-        PayRequest(party.id, f"{name}-pay", credit.sender_token.id, Money(500, "USD"))
+        PayRequest(merchant.id, f"{name}-pay", credit.sender_token.id, Money(500, "USD"))
     )
-    return Merchant(party.id, key.key.access_key_id, key.secret, prepaid, credit, pay.id)
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgresql),
-    ],
-)
-def database_url_for_module(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """One database per store for the whole module (the world is costly to build; every test
-    compares the state before and after its own requests)."""
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path_factory.mktemp("security"))
-        return
-    server_url: str = request.getfixturevalue("pg_server_url")
-    name = unique_database_name()
-    url = create_database_at(server_url, name)
-    try:
-        yield url
-    finally:
-        drop_database_at(server_url, name)
+    return Merchant(
+        merchant.id, merchant.access_key, merchant.secret, prepaid_setup, credit, pay.id
+    )
 
 
 @pytest.fixture(scope="module")
 def world(database_url_for_module: str) -> Iterator[World]:
-    database_url = database_url_for_module
-    db = open_database(database_url)
-    clock = ManualClock()
-    key = ServerKey.generate()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, key)
-    payments = Payments(ledger, clock=clock)
-    a = _merchant("Alpha", directory, payments, clock, 1)
-    b = _merchant("Bravo", directory, payments, clock, 2)
-    app = create_app(db, clock=clock, server_key=key, request_clock=clock)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield World(db, clock, client, a, b)
-    assert ledger.audit().ok
-    db.dispose()
+    services = open_store(database_url_for_module)
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    a = _merchant("Alpha", services, 1)
+    b = _merchant("Bravo", services, 2)
+    with TestClient(
+        application(services, request_clock=True), raise_server_exceptions=False
+    ) as client:
+        yield World(services.database, clock, client, a, b)
+    assert services.ledger.audit().ok
+    services.database.dispose()
 
 
 # -- forged and replayed signatures --------------------------------------------------------

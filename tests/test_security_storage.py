@@ -12,12 +12,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from penny.clock import ManualClock
+from builders import add_bank, add_card, new_buyer, new_merchant, store
 from penny.devtools.pgcluster import find_pg_bindir, libpq_dsn
-from penny.engine.ledger import Ledger
-from penny.parties import Directory
-from penny.security import ServerKey
-from penny.storage.database import open_database
 
 CARD = "4111111111111111"
 ACCOUNT = "000123456789"
@@ -45,22 +41,19 @@ def dump(url: str) -> bytes:
 
 
 def test_a_database_dump_shows_no_secret_in_clear(database_url: str) -> None:
-    db = open_database(database_url)
-    clock = ManualClock()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, ServerKey.generate())
-    merchant, key = directory.create_business("DigitalDownload", "shop@example.com")
-    buyer = directory.create_personal("Bea Buyer", "bea@example.com", PASSWORD)
-    directory.add_card(buyer.id, CARD, 12, 2035)
-    directory.add_bank(buyer.id, "110000000", ACCOUNT)
-    # The secret is there, encrypted: the directory can still give it back.
-    assert directory.secret_for(key.key.access_key_id) == key.secret
-    db.dispose()
+    with store(database_url) as services:
+        merchant = new_merchant(services)
+        buyer = new_buyer(services, password=PASSWORD)
+        add_card(services, buyer.id, CARD, year=2035)
+        add_bank(services, buyer.id, ACCOUNT)
+        # The secret is there, encrypted: the directory can still give it back.
+        assert services.directory.secret_for(merchant.access_key) == merchant.secret
+    key_id, secret = merchant.access_key, merchant.secret
 
     dumped = dump(database_url)
-    assert key.key.access_key_id.encode() in dumped  # the dump is real: the key id is there
+    assert key_id.encode() in dumped  # the dump is real: the key id is there
     assert merchant.id.encode() in dumped
-    for clear in (key.secret, PASSWORD, CARD, ACCOUNT):
+    for clear in (secret, PASSWORD, CARD, ACCOUNT):
         assert clear.encode() not in dumped
         assert base64.b64encode(clear.encode()) not in dumped
         assert clear.encode().hex().encode() not in dumped

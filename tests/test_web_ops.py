@@ -19,14 +19,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from builders import add_card, application, new_buyer, new_merchant, open_store, prepaid
 from penny.cli.main import app as cli_app
-from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND, ManualClock
-from penny.engine.ledger import Ledger
+from penny.clock import MICROS_PER_SECOND, ManualClock
 from penny.fps.signature import sign_v2
-from penny.money import parse_amount
-from penny.parties import Directory
 from penny.security import ServerKey
-from penny.services.payments import InstrumentSetup, Payments, SetupPrepaid
+from penny.services.payments import InstrumentSetup
 from penny.storage.database import Database, open_database
 from penny.web.app import app_from_env, create_app
 from penny.web.logs import ACCESS_LOGGER, JsonFormatter, configure_logging
@@ -85,31 +83,17 @@ class Ops:
 
 @pytest.fixture
 def ops(database_url: str) -> Iterator[Ops]:
-    db = open_database(database_url)
-    clock = ManualClock()
-    key = ServerKey.generate()
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, key)
-    payments = Payments(ledger, clock=clock)
-    merchant, merchant_key = directory.create_business("DigitalDownload", "shop@example.com")
-    buyer = directory.create_personal("Bea Buyer", "bea@example.com", "correct horse battery")
-    card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
-    setup = payments.setup_prepaid(
-        SetupPrepaid(
-            caller_id=merchant.id,
-            recipient_id=merchant.id,
-            sender_id=buyer.id,
-            payment_method_id=card.id,
-            caller_reference_sender="ops-sender",
-            caller_reference_funding="ops-funding",
-            funding_limit=parse_amount("100", "USD"),
-            valid_until=clock.now_us() + 30 * MICROS_PER_DAY,
-        )
-    )
-    app = create_app(db, clock=clock, server_key=key, request_clock=clock)
+    services = open_store(database_url)
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    merchant = new_merchant(services)
+    buyer = new_buyer(services)
+    card = add_card(services, buyer.id)
+    setup = prepaid(services.payments, merchant.id, buyer.id, card.id, "ops")
+    app = application(services, request_clock=True)
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield Ops(db, clock, client, merchant_key.access_key_id, merchant_key.secret, setup)
-    db.dispose()
+        yield Ops(services.database, clock, client, merchant.access_key, merchant.secret, setup)
+    services.database.dispose()
 
 
 def _value(

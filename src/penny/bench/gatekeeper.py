@@ -19,18 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from penny.clock import SystemClock
-from penny.engine.ledger import Ledger
 from penny.gatekeeper import Environment, Role, Usage, compile_script, evaluate
 from penny.gatekeeper.checker import CompiledScript
 from penny.money import Money, parse_amount
-from penny.parties import Directory
+from penny.sandbox.instruments import prepaid_setup
 from penny.security import ServerKey
 from penny.services import instructions
+from penny.services.factory import build_services
 from penny.services.payments import (
     FundPrepaidRequest,
-    Payments,
     PayRequest,
-    SetupPrepaid,
 )
 from penny.storage.database import Database
 
@@ -131,22 +129,15 @@ def run_gatekeeper_bench(
     """Measure evaluation and Pay throughput; ``seconds`` is the Pay time of each mode."""
     evaluation_us, evaluations = measure_evaluation(min(seconds / 3, 2.0))
     clock = SystemClock()
-    ledger = Ledger(database, clock)
-    directory = Directory(database, ledger, clock, ServerKey.generate())
-    payments = Payments(ledger, clock=clock)
+    services = build_services(database, clock=clock, server_key=ServerKey.generate())
+    directory, payments = services.directory, services.payments
     suffix = str(clock.now_us())
     merchant, _key = directory.create_business("Bench shop", f"shop-{suffix}@example.com")
     buyer = directory.create_personal("Bench buyer", f"buyer-{suffix}@example.com", "pw pw pw pw")
     card = directory.add_card(buyer.id, "4111111111111111", 12, 2030)
     setup = payments.setup_prepaid(
-        SetupPrepaid(
-            caller_id=merchant.id,
-            recipient_id=merchant.id,
-            sender_id=buyer.id,
-            payment_method_id=card.id,
-            caller_reference_sender=f"bench-sender-{suffix}",
-            caller_reference_funding=f"bench-funding-{suffix}",
-            funding_limit=None,
+        prepaid_setup(
+            merchant.id, buyer.id, card.id, (f"bench-sender-{suffix}", f"bench-funding-{suffix}")
         )
     )
     payments.execute(

@@ -32,17 +32,17 @@ from penny.domain.parties import (
     new_party_id,
     new_payment_method_id,
 )
-from penny.engine.ledger import Ledger, LedgerSession
+from penny.engine.ledger import LedgerSession
 from penny.ledger.model import AccountFlags, AccountSpec
 from penny.money import Money
-from penny.parties import PERSONAL_ACCOUNTS, Directory
-from penny.sandbox.clock import SandboxClock
+from penny.parties import PERSONAL_ACCOUNTS
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.security import ServerKey, hash_password
+from penny.services.factory import build_services
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
     Payments,
-    SetupPostpaid,
     SetupPrepaid,
 )
 from penny.services.payments.setup import setup_instrument
@@ -103,10 +103,8 @@ def seed(
     progress: Progress,
 ) -> Seed:
     """Fill a fresh store with ``merchants`` merchants and ``buyers`` funded buyers."""
-    clock = SandboxClock(database)
-    ledger = Ledger(database, clock)
-    directory = Directory(database, ledger, clock, server_key)
-    payments = Payments(ledger, clock=clock)
+    services = build_services(database, server_key=server_key)
+    ledger, directory, payments = services.ledger, services.directory, services.payments
     payments.chart()
     made: list[Merchant] = []
     for index in range(merchants):
@@ -234,13 +232,11 @@ def _instruments(
             references=(f"seed-h-s-{index}", f"seed-h-f-{index}"),
             spec=prepaid_spec,
         )
-        credit = SetupPostpaid(
-            caller_id=merchant,
-            recipient_id=merchant,
-            sender_id=buyer_id,
-            payment_method_id=card_id,
-            caller_reference_sender=f"seed-c-s-{index}",
-            caller_reference_settlement=f"seed-c-t-{index}",
+        credit = postpaid_setup(
+            merchant,
+            buyer_id,
+            card_id,
+            (f"seed-c-s-{index}", f"seed-c-t-{index}"),
             credit_limit=Money(CREDIT_MINOR, "USD"),
         )
         credit_setup = setup_instrument(
@@ -259,12 +255,4 @@ def _instruments(
 
 
 def _prepaid(recipient: str, buyer: str, card: str, tag: str, index: int) -> SetupPrepaid:
-    return SetupPrepaid(
-        caller_id=recipient,
-        recipient_id=recipient,
-        sender_id=buyer,
-        payment_method_id=card,
-        caller_reference_sender=f"seed-{tag}-s-{index}",
-        caller_reference_funding=f"seed-{tag}-f-{index}",
-        funding_limit=None,
-    )
+    return prepaid_setup(recipient, buyer, card, (f"seed-{tag}-s-{index}", f"seed-{tag}-f-{index}"))

@@ -42,12 +42,10 @@ from penny.check.client import Attempts, Credentials, Reply, call
 from penny.check.servers import PENNY, PennyServer
 from penny.check.verify import CREDIT_LIMIT, Facts, load_facts
 from penny.clock import MICROS_PER_DAY
-from penny.engine.ledger import Ledger
 from penny.money import Money, parse_amount
-from penny.parties import Directory
-from penny.sandbox.clock import SandboxClock
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.security import SERVER_KEY_ENV, ServerKey, load_server_key
-from penny.services.payments import Payments, SetupPostpaid, SetupPrepaid
+from penny.services.factory import build_services
 from penny.storage.database import Database, open_database
 
 CARD: Final = "4111111111111111"
@@ -248,10 +246,8 @@ def _server_key(url: str, env: dict[str, str]) -> ServerKey:
 
 def build_world(db: Database, key: ServerKey, config: BankConfig) -> World:
     """Merchants with API keys; buyers with a card, a prepaid and a credit instrument."""
-    clock = SandboxClock(db)
-    ledger = Ledger(db, clock)
-    directory = Directory(db, ledger, clock, key)
-    payments = Payments(ledger, clock=clock)
+    services = build_services(db, server_key=key)
+    clock, directory, payments = services.clock, services.directory, services.payments
     tag = f"{config.seed}-{secrets.token_hex(3)}"
     merchants: list[Merchant] = []
     for m in range(config.merchants):
@@ -267,27 +263,21 @@ def build_world(db: Database, key: ServerKey, config: BankConfig) -> World:
         )
         card = directory.add_card(person.id, CARD, 12, 2035)
         prepaid = payments.setup_prepaid(
-            SetupPrepaid(
-                caller_id=merchant.party_id,
-                recipient_id=merchant.party_id,
-                sender_id=person.id,
-                payment_method_id=card.id,
-                caller_reference_sender=f"bank-{tag}-{b}-prepaid",
-                caller_reference_funding=f"bank-{tag}-{b}-funding",
-                funding_limit=None,
+            prepaid_setup(
+                merchant.party_id,
+                person.id,
+                card.id,
+                (f"bank-{tag}-{b}-prepaid", f"bank-{tag}-{b}-funding"),
                 valid_until=valid_until,
             )
         )
         credit = payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=merchant.party_id,
-                recipient_id=merchant.party_id,
-                sender_id=person.id,
-                payment_method_id=card.id,
-                caller_reference_sender=f"bank-{tag}-{b}-credit",
-                caller_reference_settlement=f"bank-{tag}-{b}-settlement",
+            postpaid_setup(
+                merchant.party_id,
+                person.id,
+                card.id,
+                (f"bank-{tag}-{b}-credit", f"bank-{tag}-{b}-settlement"),
                 credit_limit=Money(CREDIT_LIMIT, "USD"),
-                global_amount_limit=None,
                 valid_until=valid_until,
             )
         )

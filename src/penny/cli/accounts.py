@@ -30,15 +30,12 @@ from penny.domain.parties import (
     parse_expiry,
 )
 from penny.engine.ledger import Ledger
-
-# The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
 from penny.epoch import to_datetime
-from penny.ipn.outbox import IpnOutbox
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
-from penny.sandbox.clock import SandboxClock
 from penny.security import ServerKeyError, load_server_key
-from penny.services.payments import Payments, WithdrawRequest
+from penny.services.factory import Services, build_services
+from penny.services.payments import WithdrawRequest
 
 # The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
 accounts_app: typer.Typer = penny_typer(
@@ -87,9 +84,10 @@ _CREDIT_NORMAL = {
 
 
 @contextmanager
-def open_directory(url: str | None, *, create: bool = False) -> Iterator[Directory]:
-    """An open :class:`Directory`; its user errors become one-line errors. A missing store
-    (and its server key) is made only with ``create``."""
+def open_store(url: str | None, *, create: bool = False) -> Iterator[Services]:
+    """The services over the store at ``url`` (:func:`penny.services.factory.build_services`,
+    on sandbox time shared with every Penny process); their user errors become one-line
+    errors. A missing store (and its server key) is made only with ``create``."""
     with _database(url, create=create) as database:
         if create:
             ensure_server_key(database)
@@ -97,11 +95,17 @@ def open_directory(url: str | None, *, create: bool = False) -> Iterator[Directo
             server_key = load_server_key(database.url, create=False)
         except ServerKeyError as exc:
             raise fail(str(exc)) from None
-        clock = SandboxClock(database)  # sandbox time, shared with every Penny process
         try:
-            yield Directory(database, Ledger(database, clock), clock, server_key)
+            yield build_services(database, server_key=server_key)
         except (DirectoryError, PaymentsError) as exc:
             raise fail(str(exc)) from None
+
+
+@contextmanager
+def open_directory(url: str | None, *, create: bool = False) -> Iterator[Directory]:
+    """The :class:`Directory` of :func:`open_store`."""
+    with open_store(url, create=create) as services:
+        yield services.directory
 
 
 def _account_id(directory: Directory, account: str | None, email: str | None = None) -> str:
@@ -305,11 +309,10 @@ def withdraw(
         money = parse_positive_amount(amount, "USD")
     except MoneyError as exc:
         raise fail(f"--amount: {exc}") from None
-    with open_directory(database) as directory:
-        party_id = _account_id(directory, account, email)
-        payments = Payments(directory.ledger, clock=directory.clock, listener=IpnOutbox())
+    with open_store(database) as services:
+        party_id = _account_id(services.directory, account, email)
         try:
-            txn = payments.execute(WithdrawRequest(party_id, reference, money))
+            txn = services.payments.execute(WithdrawRequest(party_id, reference, money))
         except PaymentsError as exc:
             raise fail(exc.detail) from None
     data = {

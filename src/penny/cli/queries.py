@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from penny.cli.accounts import accounts_app, open_directory
+from penny.cli.accounts import accounts_app, open_directory, open_store
 from penny.cli.base import penny_typer
 from penny.cli.main import DatabaseOption, JsonOption, app, emit, fail
 from penny.domain.model import Instrument, InstrumentKind, Operation, Status, Token, Transaction
@@ -28,7 +28,6 @@ from penny.epoch import to_datetime
 from penny.money import Money
 from penny.parties import Directory
 from penny.services.payment_queries import BalanceQuery
-from penny.services.payments import Payments
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
 
@@ -421,16 +420,15 @@ def instruments_show(
 ) -> None:
     """One instrument: its limits and validity, its balance (prepaid: what is left; credit:
     the debt), its tokens and its latest transactions."""
-    with open_directory(database) as directory:
-        with directory.database.read() as conn:
+    with open_store(database) as services:
+        with services.database.read() as conn:
             instrument = sql.load_instruments(conn, [instrument_id]).get(instrument_id)
             tokens = sql.tokens_of_instrument(conn, instrument_id)
             txns = sql.list_transactions(conn, instrument_id=instrument_id, limit=recent)
         if instrument is None:
             raise fail(f"no instrument has the id {instrument_id!r}")
-        queries = Payments(directory.ledger, clock=directory.clock)
         query = BalanceQuery(instrument.kind, instrument.recipient_id, instrument.id)
-        balance = queries.balance(query)
+        balance = services.payments.balance(query)
     label = "available" if instrument.kind is InstrumentKind.prepaid else "debt"
     data = _instrument_json(instrument) | {
         "balance": {label: balance.main.plain(), "pending": balance.pending.plain()},

@@ -23,25 +23,23 @@ import typer
 from penny.cli.base import penny_typer
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.domain.model import Transaction
-from penny.domain.parties import DuplicateEmailError, PaymentMethodKind
+from penny.domain.parties import PaymentMethodKind
 from penny.engine.ledger import Ledger
-from penny.ipn.outbox import IpnOutbox
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
-from penny.services.payments import InstrumentSetup, Payments, SetupPostpaid, SetupPrepaid
+from penny.sandbox.demo import SEED_BUYER_EMAIL, SEED_BUYER_PASSWORD, seed_demo
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup, valid_for_days
+from penny.services.payments import InstrumentSetup, Payments
 
 sandbox_app: typer.Typer = penny_typer(
     "The sandbox: move time forward, seed a demo, issue instruments."
 )
 
-from penny.cli.accounts import open_directory  # noqa: E402
+from penny.cli.accounts import open_store  # noqa: E402
 from penny.cli.main import DatabaseOption, JsonOption, command_name, emit, fail  # noqa: E402
 
 MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
-SEED_MERCHANT_EMAIL = "merchant@digitaldownload.example"
-SEED_BUYER_EMAIL = "buyer@example.com"
-SEED_BUYER_PASSWORD = "sandbox-password"  # noqa: S105 (a documented sandbox demo password)
 
 
 @dataclass
@@ -49,16 +47,15 @@ class _Sandbox:
     clock: SandboxClock
     ledger: Ledger
     directory: Directory
-    payments: Payments
+    payments: Payments  # with the IPN outbox: completions notify
 
 
 @contextmanager
 def _sandbox(url: str | None, *, create: bool = False) -> Iterator[_Sandbox]:
-    with open_directory(url, create=create) as directory:
-        clock = directory.clock
+    with open_store(url, create=create) as services:
+        clock = services.clock
         assert isinstance(clock, SandboxClock)
-        payments = Payments(directory.ledger, listener=IpnOutbox())  # completions notify
-        yield _Sandbox(clock, directory.ledger, directory, payments)
+        yield _Sandbox(clock, services.ledger, services.directory, services.payments)
 
 
 def _amount(text: str | None, what: str) -> Money | None:
@@ -106,26 +103,25 @@ def seed(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     card and a bank account. Run once; a second run reports what is there. Creates the
     database (and its server key) if it does not exist yet."""
     with _sandbox(database, create=True) as sandbox:
-        directory = sandbox.directory
-        try:
-            merchant, key = directory.create_business("DigitalDownload", SEED_MERCHANT_EMAIL)
-        except DuplicateEmailError:
-            existing = directory.party_by_email(SEED_MERCHANT_EMAIL)
-            buyer = directory.party_by_email(SEED_BUYER_EMAIL)
-            assert existing is not None
-            emit(
-                as_json,
-                {"seeded": False, "merchant_id": existing.id, "buyer_id": buyer and buyer.id},
-                [
-                    f"already seeded: merchant {existing.id}"
-                    + (f", buyer {buyer.id}" if buyer else ""),
-                    f"a new API key: {command_name()} keys create --account {existing.id}",
-                ],
-            )
-            return
-        buyer = directory.create_personal("Sandbox Buyer", SEED_BUYER_EMAIL, SEED_BUYER_PASSWORD)
-        card = directory.add_card(buyer.id, "4111111111111111", 12, 2035)
-        bank = directory.add_bank(buyer.id, "110000000", "000123456789")
+        seeded = seed_demo(sandbox.directory)
+    merchant, buyer, key, card, bank = (
+        seeded.merchant,
+        seeded.buyer,
+        seeded.key,
+        seeded.card,
+        seeded.bank,
+    )
+    if key is None or buyer is None or card is None or bank is None:
+        emit(
+            as_json,
+            {"seeded": False, "merchant_id": merchant.id, "buyer_id": buyer and buyer.id},
+            [
+                f"already seeded: merchant {merchant.id}"
+                + (f", buyer {buyer.id}" if buyer else ""),
+                f"a new API key: {command_name()} keys create --account {merchant.id}",
+            ],
+        )
+        return
     data = {
         "seeded": True,
         "merchant_id": merchant.id,
@@ -219,17 +215,14 @@ def setup_prepaid(
     limit = _amount(funding_limit, "--funding-limit")
     with _sandbox(database) as sandbox:
         merchant_id, buyer_id, method_id = _parties(sandbox, merchant, buyer, method)
-        now = sandbox.clock.now_us()
         setup = sandbox.payments.setup_prepaid(
-            SetupPrepaid(
-                caller_id=merchant_id,
-                recipient_id=merchant_id,
-                sender_id=buyer_id,
-                payment_method_id=method_id,
-                caller_reference_sender=f"{reference}-sender",
-                caller_reference_funding=f"{reference}-funding",
+            prepaid_setup(
+                merchant_id,
+                buyer_id,
+                method_id,
+                reference,
                 funding_limit=limit,
-                valid_until=now + days * MICROS_PER_DAY,
+                valid_until=valid_for_days(sandbox.clock.now_us(), days),
             )
         )
     data = _setup_data(setup)
@@ -269,18 +262,15 @@ def setup_postpaid(
     global_limit = _amount(global_amount_limit, "--global-amount-limit")
     with _sandbox(database) as sandbox:
         merchant_id, buyer_id, method_id = _parties(sandbox, merchant, buyer, method)
-        now = sandbox.clock.now_us()
         setup = sandbox.payments.setup_postpaid(
-            SetupPostpaid(
-                caller_id=merchant_id,
-                recipient_id=merchant_id,
-                sender_id=buyer_id,
-                payment_method_id=method_id,
-                caller_reference_sender=f"{reference}-sender",
-                caller_reference_settlement=f"{reference}-settlement",
+            postpaid_setup(
+                merchant_id,
+                buyer_id,
+                method_id,
+                reference,
                 credit_limit=limit,
                 global_amount_limit=global_limit,
-                valid_until=now + days * MICROS_PER_DAY,
+                valid_until=valid_for_days(sandbox.clock.now_us(), days),
             )
         )
     emit(

@@ -21,6 +21,7 @@ duration, never parameter values or signatures).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -39,13 +40,11 @@ from penny.clock import Clock, SystemClock
 from penny.engine.ledger import Ledger
 from penny.fps.wire import HTTP_BAD_REQUEST, INVALID_REQUEST, new_request_id, render_error
 from penny.ipn.delivery import Deliverer, DeliveryRunner
-from penny.ipn.outbox import IpnOutbox
 from penny.ipn.settings import IpnSettings
-from penny.parties import Directory
-from penny.security import ServerKey, load_server_key
+from penny.security import ServerKey
 from penny.services import idempotency
-from penny.services.payments import Payments
-from penny.signing import Signer, load_signer
+from penny.services.factory import build_services
+from penny.signing import Signer
 from penny.storage.database import (
     DATABASE_URL_ENV,
     Database,
@@ -64,6 +63,8 @@ __all__ = ["Answer", "FpsEndpoint", "FpsRequest", "app_from_env", "create_app"]
 logger = logging.getLogger("penny.web.app")
 #: How often the server forgets idempotency keys older than a day.
 PURGE_EVERY_S = 3600
+#: How long after the start the first purge runs.
+FIRST_PURGE_S = 60
 
 
 def _healthz(database: Database) -> Route:
@@ -117,7 +118,8 @@ def create_app(
     their real time even after ``penny sandbox advance`` moved the sandbox clock. With
     ``dispose_on_shutdown`` the application closes ``database`` when it shuts down.
 
-    Payments always write their IPNs to the outbox (:class:`penny.ipn.outbox.IpnOutbox`); with
+    The services are built by :func:`penny.services.factory.build_services`, so payments
+    always write their IPNs to the outbox (:class:`penny.ipn.outbox.IpnOutbox`); with
     ``ipn`` settings the application also delivers them, in ``ipn.lanes`` loops started and
     stopped by its lifespan (``penny serve`` passes :meth:`IpnSettings.from_env`).
 
@@ -125,19 +127,17 @@ def create_app(
     (:mod:`penny.api.auth`; ``penny serve`` passes ``PENNY_MODE=production``). Its lifespan
     also forgets idempotency keys older than a day, hourly.
     """
-    if clock is None:
-        from penny.sandbox.clock import SandboxClock
-
-        clock = SandboxClock(database)
-    if server_key is None:
-        server_key = load_server_key(database.url)
-    ledger = MeteredLedger(database, clock)
+    services = build_services(
+        database, clock=clock, server_key=server_key, ledger_type=MeteredLedger
+    )
+    ledger = services.ledger
+    assert isinstance(ledger, MeteredLedger)
     metrics = AppMetrics(ledger)
-    directory = Directory(database, ledger, clock, server_key)
-    signer = load_signer(database, server_key)
-    payments = Payments(ledger, clock=clock, listener=IpnOutbox())
+    directory, payments, signer = services.directory, services.payments, services.signer()
     endpoint = FpsEndpoint(directory, payments, request_clock or SystemClock(), signer)
-    ipn_runner = None if ipn is None else DeliveryRunner(Deliverer(database, signer, clock, ipn))
+    ipn_runner = (
+        None if ipn is None else DeliveryRunner(Deliverer(database, signer, services.clock, ipn))
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -148,6 +148,8 @@ def create_app(
             yield
         finally:
             purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging  # a purge under way finishes first (its thread is not abandoned)
             if ipn_runner is not None:
                 await ipn_runner.stop()
             if dispose_on_shutdown:
@@ -170,8 +172,12 @@ def create_app(
     )
 
 
-async def purge_idempotency_keys(ledger: Ledger, every_s: int = PURGE_EVERY_S) -> None:
-    """Forget the JSON API's idempotency keys older than a day, every ``every_s`` seconds."""
+async def purge_idempotency_keys(
+    ledger: Ledger, every_s: int = PURGE_EVERY_S, first_s: int = FIRST_PURGE_S
+) -> None:
+    """Forget the JSON API's idempotency keys older than a day: ``first_s`` seconds after the
+    start, then every ``every_s`` seconds."""
+    await asyncio.sleep(first_s)
     while True:
         try:
             purged = await run_in_threadpool(ledger.run, idempotency.purge)

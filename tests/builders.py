@@ -1,0 +1,284 @@
+"""One way to build what a test needs (issue #15), on the factory and the sandbox builder.
+
+* :func:`open_store` — the services over a store (:func:`penny.services.factory.build_services`:
+  every Payments notifies through the IPN outbox) with a manual clock (or the shared sandbox
+  clock) and a fresh server key; :func:`quiet_payments` is the one Payments without the
+  outbox, for set-ups that must notify nobody.
+* :func:`new_merchant` (a business with its API key), :func:`new_buyer`, :func:`add_card`,
+  :func:`add_bank` — the parties the tests share ("DigitalDownload", "Elsewhere",
+  "Bea Buyer"), and the sandbox's test card and bank numbers.
+* :func:`prepaid` / :func:`postpaid` — instruments issued through
+  :mod:`penny.sandbox.instruments`, valid for 30 days from the store's clock.
+* :func:`Shop` / :func:`new_shop` — the usual world: a merchant, another merchant, a buyer with
+  a card and a bank account.
+* :func:`application` — the ASGI application over the same store, clock and key;
+  :func:`serving` runs an application on uvicorn on 127.0.0.1 in a thread.
+
+``tests/test_wiring.py`` checks that no other test module constructs the services by hand.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from penny.check.servers import free_port
+from penny.clock import Clock, ManualClock
+from penny.domain.fees import FeeSchedule
+from penny.domain.parties import Party, PaymentMethod, random_id
+from penny.ipn.settings import IpnSettings
+from penny.money import Money, parse_amount
+from penny.parties import Directory
+from penny.sandbox.clock import SandboxClock
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup, valid_for_days
+from penny.security import ServerKey, load_server_key
+from penny.services.factory import Services, build_services
+from penny.services.payments import InstrumentSetup, Payments
+from penny.storage.database import open_database
+from penny.web.app import create_app
+
+CARD = "4111111111111111"
+DECLINED_CARD = "4000000000000002"
+LATE_FAILING_CARD = "4000000000000341"
+ROUTING = "110000000"
+BANK_ACCOUNT = "000123456789"
+RETURNED_BANK_ACCOUNT = "000111110000"
+BUYER_PASSWORD = "correct horse battery"
+VALID_DAYS = 30
+SERVER_WAIT = 20.0
+
+
+def usd(text: str) -> Money:
+    return parse_amount(text, "USD")
+
+
+# -- the store and its services --------------------------------------------------------------
+
+
+def open_store(
+    url: str,
+    *,
+    clock: Clock | None = None,
+    sandbox_clock: bool = False,
+    server_key: ServerKey | None = None,
+    fees: FeeSchedule | None = None,
+    new_id: Any = random_id,
+) -> Services:
+    """The services over the store at ``url`` (migrated): a :class:`ManualClock` unless
+    ``clock`` is given or ``sandbox_clock`` asks for the shared sandbox clock; a new server
+    key unless ``server_key`` is given. Dispose of ``services.database`` when done."""
+    database = open_database(url)
+    if sandbox_clock:
+        clock = SandboxClock(database)
+    return build_services(
+        database,
+        clock=clock or ManualClock(),
+        server_key=server_key or ServerKey.generate(),
+        fees=fees,
+        new_id=new_id,
+    )
+
+
+@contextmanager
+def store(url: str, **options: Any) -> Iterator[Services]:
+    """:func:`open_store`, disposed of afterwards."""
+    services = open_store(url, **options)
+    try:
+        yield services
+    finally:
+        services.database.dispose()
+
+
+def open_command_store(url: str) -> Services:
+    """The services over a store the ``penny`` command made: the shared sandbox clock and the
+    server key :func:`penny.security.load_server_key` finds (``$PENNY_SECRET_KEY``, or the key
+    file beside an SQLite store). Dispose of ``services.database`` when done."""
+    return open_store(url, sandbox_clock=True, server_key=load_server_key(url, create=False))
+
+
+def quiet_payments(services: Services, *, fees: FeeSchedule | None = None) -> Payments:
+    """A Payments over the same ledger that tells no listener (no IPN is written)."""
+    return Payments(services.ledger, clock=services.clock, fees=fees)
+
+
+def other_directory(services: Services, server_key: ServerKey) -> Directory:
+    """The directory of the same store read with another server key."""
+    return Directory(services.database, services.ledger, services.clock, server_key)
+
+
+# -- parties ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Merchant:
+    """A business account and its first API key."""
+
+    party: Party
+    access_key: str
+    secret: str
+
+    @property
+    def id(self) -> str:
+        return self.party.id
+
+
+def new_merchant(
+    services: Services, name: str = "DigitalDownload", email: str = "shop@example.com"
+) -> Merchant:
+    party, key = services.directory.create_business(name, email)
+    return Merchant(party, key.access_key_id, key.secret)
+
+
+def new_buyer(
+    services: Services,
+    name: str = "Bea Buyer",
+    email: str = "bea@example.com",
+    password: str = BUYER_PASSWORD,
+) -> Party:
+    return services.directory.create_personal(name, email, password)
+
+
+def add_card(
+    services: Services, buyer_id: str, number: str = CARD, year: int = 2030
+) -> PaymentMethod:
+    return services.directory.add_card(buyer_id, number, 12, year)
+
+
+def add_bank(services: Services, buyer_id: str, account: str = BANK_ACCOUNT) -> PaymentMethod:
+    return services.directory.add_bank(buyer_id, ROUTING, account)
+
+
+# -- instruments -----------------------------------------------------------------------------
+
+
+def prepaid(
+    payments: Payments,
+    merchant_id: str,
+    buyer_id: str,
+    method_id: str,
+    ref: str | tuple[str, str] = "p",
+    *,
+    limit: str | None = "100",
+    days: int = VALID_DAYS,
+    reason: str = "",
+) -> InstrumentSetup:
+    """A prepaid instrument (references ``{ref}-sender`` / ``{ref}-funding``)."""
+    return payments.setup_prepaid(
+        prepaid_setup(
+            merchant_id,
+            buyer_id,
+            method_id,
+            ref,
+            funding_limit=None if limit is None else usd(limit),
+            valid_until=valid_for_days(payments.clock.now_us(), days),
+            payment_reason=reason,
+        )
+    )
+
+
+def postpaid(
+    payments: Payments,
+    merchant_id: str,
+    buyer_id: str,
+    method_id: str,
+    ref: str | tuple[str, str] = "c",
+    *,
+    limit: str = "100",
+    days: int = VALID_DAYS,
+    global_amount_limit: Money | None = None,
+    min_charge: Money | None = None,
+    max_charge: Money | None = None,
+) -> InstrumentSetup:
+    """A credit instrument (references ``{ref}-sender`` / ``{ref}-settlement``)."""
+    return payments.setup_postpaid(
+        postpaid_setup(
+            merchant_id,
+            buyer_id,
+            method_id,
+            ref,
+            credit_limit=usd(limit),
+            global_amount_limit=global_amount_limit,
+            min_charge=min_charge,
+            max_charge=max_charge,
+            valid_until=valid_for_days(payments.clock.now_us(), days),
+        )
+    )
+
+
+# -- the usual world -------------------------------------------------------------------------
+
+
+@dataclass
+class Shop:
+    """A store with a merchant, another merchant, and a buyer with a card and a bank account."""
+
+    services: Services
+    merchant: Merchant
+    other: Merchant
+    buyer: Party
+    card: PaymentMethod
+    bank: PaymentMethod | None
+
+    def prepaid(self, ref: str = "p", limit: str | None = "100") -> InstrumentSetup:
+        payments, merchant_id = self.services.payments, self.merchant.id
+        return prepaid(payments, merchant_id, self.buyer.id, self.card.id, ref, limit=limit)
+
+    def postpaid(self, ref: str = "c", limit: str = "100") -> InstrumentSetup:
+        payments, merchant_id = self.services.payments, self.merchant.id
+        return postpaid(payments, merchant_id, self.buyer.id, self.card.id, ref, limit=limit)
+
+
+def new_shop(services: Services, *, bank: bool = True) -> Shop:
+    """The usual world (in this order: the ids of the FPS snapshots depend on it)."""
+    merchant = new_merchant(services)
+    other = new_merchant(services, "Elsewhere", "else@example.com")
+    buyer = new_buyer(services)
+    card = add_card(services, buyer.id)
+    account = add_bank(services, buyer.id) if bank else None
+    return Shop(services, merchant, other, buyer, card, account)
+
+
+# -- the application -------------------------------------------------------------------------
+
+
+def application(
+    services: Services, *, request_clock: bool = False, ipn: IpnSettings | None = None
+) -> Starlette:
+    """The application over ``services``' store, clock and server key; with
+    ``request_clock`` signed requests' timestamps are checked against that clock too."""
+    return create_app(
+        services.database,
+        clock=services.clock,
+        server_key=services.server_key,
+        request_clock=services.clock if request_clock else None,
+        ipn=ipn,
+    )
+
+
+@contextmanager
+def serving(app: Starlette) -> Iterator[int]:
+    """Run ``app`` on uvicorn on 127.0.0.1 in a thread (no lifespan); yields its port."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_WAIT
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        assert thread.is_alive(), "the server stopped"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(SERVER_WAIT)
+        assert not thread.is_alive(), "the server did not stop"
