@@ -324,3 +324,18 @@ def test_cursors_are_opaque_but_checked() -> None:
 
     raw = base64.urlsafe_b64encode(b"1700000000000000:ABC").decode().rstrip("=")
     assert decode_cursor(raw) == (1_700_000_000_000_000, "ABC")
+
+
+def test_keys_create_prints_the_bearer_secret(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from penny.cli.accounts import _bearer
+    from penny.parties import ApiKeyWithSecret
+
+    key = world.directory.create_key(world.merchant.id)
+    assert isinstance(key, ApiKeyWithSecret)
+    assert _bearer(key) == f"sk_test_{key.access_key_id}.{key.secret}"
+    monkeypatch.setenv("PENNY_MODE", "production")
+    assert _bearer(key) == f"sk_live_{key.access_key_id}.{key.secret}"
+    live = world.client.get("/v1/transactions", headers={"Authorization": "Bearer " + _bearer(key)})
+    refused(live, 401, "invalid_api_key", "authentication_error")  # this server is a sandbox
