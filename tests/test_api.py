@@ -329,8 +329,9 @@ def test_cursors_are_opaque_but_checked() -> None:
 def test_keys_create_prints_the_bearer_secret(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import penny.cli.main  # noqa: F401  (the command's modules import each other through it)
     from penny.cli.accounts import _bearer
-    from penny.parties import ApiKeyWithSecret
+    from penny.domain.parties import ApiKeyWithSecret
 
     key = world.directory.create_key(world.merchant.id)
     assert isinstance(key, ApiKeyWithSecret)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy import (
     BigInteger,
@@ -15,20 +16,18 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    and_,
     delete,
-    insert,
-    or_,
-    select,
 )
+
+from penny.storage import driver
 
 metadata = MetaData()
 
 idempotency_keys = Table(
     "api_idempotency_keys",
     metadata,
-    Column("caller_id", String(32), primary_key=True),
     Column("key", String(128), primary_key=True),
+    Column("caller_id", String(32), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("status", Integer, nullable=False),
     Column("body", LargeBinary, nullable=False),
@@ -48,48 +47,49 @@ class StoredResponse:
     created_at: int
 
 
+_SELECT: Final = (
+    'SELECT caller_id, "key", request_hash, status, body, created_at'
+    " FROM api_idempotency_keys WHERE "
+)
+_INSERT: Final = (
+    'INSERT INTO api_idempotency_keys ("key", caller_id, request_hash, status, body, created_at)'
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
 def load(
     conn: Connection, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredResponse]:
-    """The stored responses of ``(caller_id, key)`` pairs, those that have one."""
-    wanted = sorted(set(keys))
+    """The stored responses of ``(caller_id, key)`` pairs, those that have one: one statement
+    on the driver's cursor (the batch's hot path, like :mod:`penny.storage.driver`'s), by key
+    (the primary key's first column), the callers checked here."""
+    wanted = set(keys)
     if not wanted:
         return {}
-    table = idempotency_keys.c
-    query = select(idempotency_keys).where(
-        or_(*(and_(table.caller_id == caller, table.key == key) for caller, key in wanted))
+    postgresql = driver.is_postgresql(conn)
+    names = sorted({key for _caller, key in wanted})
+    rows = driver.fetch_all(
+        conn,
+        _SELECT + driver.in_clause(postgresql, '"key"'),
+        (driver.bound_list(postgresql, names),),
     )
     found: dict[tuple[str, str], StoredResponse] = {}
-    for row in conn.execute(query):
-        stored = StoredResponse(
-            row.caller_id,
-            row.key,
-            row.request_hash,
-            int(row.status),
-            bytes(row.body),
-            int(row.created_at),
-        )
-        found[(stored.caller_id, stored.key)] = stored
+    for caller, key, request_hash, status, body, created_at in rows:
+        if (caller, key) in wanted:
+            stored = StoredResponse(
+                caller, key, request_hash, int(status), bytes(body), int(created_at)
+            )
+            found[(caller, key)] = stored
     return found
 
 
 def insert_all(conn: Connection, rows: Sequence[StoredResponse]) -> None:
     """Remember responses (a key already taken fails the transaction, which is re-run)."""
-    if rows:
-        conn.execute(
-            insert(idempotency_keys),
-            [
-                {
-                    "caller_id": r.caller_id,
-                    "key": r.key,
-                    "request_hash": r.request_hash,
-                    "status": r.status,
-                    "body": r.body,
-                    "created_at": r.created_at,
-                }
-                for r in rows
-            ],
-        )
+    driver.execute_many(
+        conn,
+        _INSERT,
+        [(r.key, r.caller_id, r.request_hash, r.status, r.body, r.created_at) for r in rows],
+    )
 
 
 def purge(conn: Connection, before: int) -> int:

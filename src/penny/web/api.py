@@ -37,9 +37,8 @@ from penny.services.idempotency import KEY_REUSED, Keyed, KeyedAnswer, Response,
 from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.services.payments import Result
 from penny.web.endpoint import FpsEndpoint
-from penny.web.front import read_body
-from penny.web.logs import RequestLog, log_request
-from penny.web.metrics import SUCCESS, AppMetrics
+from penny.web.front import account_for, read_body
+from penny.web.metrics import AppMetrics
 
 logger = logging.getLogger("penny.web.api")
 
@@ -61,7 +60,7 @@ class Reply:
     status: int
     body: bytes
     action: str | None = None
-    key_id: str | None = None
+    access_key_id: str | None = None
     error_code: str | None = None
     replayed: bool = False
     content_type: bytes = JSON_TYPE
@@ -145,17 +144,7 @@ class ApiFront:
         except Exception:
             logger.exception("API request %s failed", request_id)
             reply = fault_reply(e.UNAVAILABLE, request_id)
-        self.metrics.observe(reply.action, reply.error_code or SUCCESS, started)
-        log_request(
-            RequestLog(
-                request_id=request_id,
-                action=reply.action,
-                access_key_id=reply.key_id,
-                status=reply.status,
-                error_code=reply.error_code,
-                duration_us=(time.perf_counter_ns() - started) // 1000,
-            )
-        )
+        account_for(self.metrics, started, request_id, reply)
         headers = [
             (b"content-length", b"%d" % len(reply.body)),
             (b"content-type", reply.content_type),
@@ -184,7 +173,7 @@ class ApiFront:
         if isinstance(caller, e.ApiFault):
             return fault_reply(caller, request_id, found.route.operation_id)
         reply = await self._dispatch(caller, scope, body, headers.get(b"idempotency-key"))
-        return replace(reply, action=caller.action, key_id=caller.key_id)
+        return replace(reply, action=caller.action, access_key_id=caller.key_id)
 
     async def _authenticate(
         self, header: str, found: routes.Match, request_id: str

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -66,17 +66,7 @@ class FpsFront:
         except BaseException:
             self.metrics.observe(None, INTERNAL_ERROR.code, started)
             raise
-        self.metrics.observe(answer.action, answer.error_code or SUCCESS, started)
-        log_request(
-            RequestLog(
-                request_id=request_id,
-                action=answer.action,
-                access_key_id=answer.access_key_id,
-                status=answer.status,
-                error_code=answer.error_code,
-                duration_us=(time.perf_counter_ns() - started) // 1000,
-            )
-        )
+        account_for(self.metrics, started, request_id, answer)
         await send(
             {
                 "type": "http.response.start",
@@ -110,6 +100,34 @@ class FpsFront:
             server_port=server[1] if server and len(server) > 1 else None,
         )
         return await self.endpoint.answer_async(request, request_id)
+
+
+class Answered(Protocol):
+    """What logs and metrics read of an answer (the FPS door's and the JSON API's)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def access_key_id(self) -> str | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+
+
+def account_for(metrics: AppMetrics, started: int, request_id: str, answer: Answered) -> None:
+    """Count, time and log one answered request (``started``: :func:`time.perf_counter_ns`)."""
+    metrics.observe(answer.action, answer.error_code or SUCCESS, started)
+    log_request(
+        RequestLog(
+            request_id=request_id,
+            action=answer.action,
+            access_key_id=answer.access_key_id,
+            status=answer.status,
+            error_code=answer.error_code,
+            duration_us=(time.perf_counter_ns() - started) // 1000,
+        )
+    )
 
 
 async def read_body(receive: Receive, declared_length: str) -> bytes | WireFault:

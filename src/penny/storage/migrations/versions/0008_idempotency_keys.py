@@ -24,8 +24,9 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "api_idempotency_keys",
-        sa.Column("caller_id", sa.String(32), primary_key=True),
+        # The key first: a batch looks its keys up by key alone (the index's first column).
         sa.Column("key", sa.String(128), primary_key=True),
+        sa.Column("caller_id", sa.String(32), primary_key=True),
         sa.Column("request_hash", sa.String(64), nullable=False),
         sa.Column("status", sa.Integer, nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=False),
