@@ -219,7 +219,7 @@ def run_load(
     """Drive the server with ``processes`` load-generator processes; merge what they saw."""
     run_id = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="penny-load-") as tmp:
-        start_at = time.time() + 1.0 + 0.3 * processes
+        go_path = Path(tmp) / "go.json"
         children = []
         outputs = []
         for index in range(processes):
@@ -231,7 +231,7 @@ def run_load(
                 "index": index,
                 "processes": processes,
                 "connections": max(1, connections // processes),
-                "start_at": start_at,
+                "go_path": str(go_path),
                 "warmup": warmup,
                 "duration": duration,
                 "run_id": run_id,
@@ -249,6 +249,7 @@ def run_load(
                     stderr=subprocess.PIPE,
                 )
             )
+        start_at = start_together(children, outputs, go_path)
         total = warmup + duration
         while any(child.poll() is None for child in children):
             elapsed = time.time() - start_at
@@ -280,6 +281,26 @@ class _Merged:
     requests: int = 0
     client_cpu: float = 0.0
     samples: list[str] = field(default_factory=list)
+
+
+def start_together(
+    children: list[subprocess.Popen[bytes]], outputs: list[Path], go_path: Path
+) -> float:
+    """Wait until every load generator has started up (or one has ended), then give them one
+    start time, shortly ahead: the measured window never begins before the slowest has
+    started, on however loaded a machine."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if all(o.with_suffix(".ready").exists() for o in outputs):
+            break
+        if any(child.poll() is not None for child in children):
+            break
+        time.sleep(0.02)
+    start_at = time.time() + 0.3
+    written = go_path.with_suffix(".tmp")
+    written.write_text(json.dumps({"start_at": start_at}))
+    written.replace(go_path)
+    return start_at
 
 
 def _merge_loadgens(children: list[subprocess.Popen[bytes]], outputs: list[Path]) -> _Merged:

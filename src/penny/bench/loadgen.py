@@ -300,10 +300,32 @@ class Worker:
         )
 
 
+#: How long a load generator waits for the signal to start.
+GO_TIMEOUT_S = 300
+
+
+def wait_for_go(config: dict[str, Any], result_path: Path) -> None:
+    """Say this process is ready (``RESULT.ready``), then take ``start_at`` from the parent's
+    go file: the window starts once every generator has started up, however slowly a loaded
+    machine starts processes. Without ``go_path`` the config's ``start_at`` stands."""
+    go_path = config.get("go_path")
+    if go_path is None:
+        return
+    result_path.with_suffix(".ready").touch()
+    deadline = time.monotonic() + GO_TIMEOUT_S
+    go = Path(go_path)
+    while not go.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("no signal to start")
+        time.sleep(0.01)
+    config["start_at"] = json.loads(go.read_text())["start_at"]
+
+
 def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     seed = Seed.load(Path(config["seed_path"]))
     worker = Worker(config, seed)
+    wait_for_go(worker.config, Path(argv[1]))
     cpu_started = time.process_time()
     try:
         import uvloop

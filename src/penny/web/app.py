@@ -143,13 +143,10 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if ipn_runner is not None:
             await ipn_runner.start()
-        purging = asyncio.get_running_loop().create_task(purge_idempotency_keys(ledger))
         try:
-            yield
+            async with purging(ledger):
+                yield
         finally:
-            purging.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purging  # a purge under way finishes first (its thread is not abandoned)
             if ipn_runner is not None:
                 await ipn_runner.stop()
             if dispose_on_shutdown:
@@ -170,6 +167,18 @@ def create_app(
         exception_handlers={404: _http_error, 405: _http_error},
         api=ApiFront(endpoint, metrics, live=live),
     )
+
+
+@asynccontextmanager
+async def purging(ledger: Ledger) -> AsyncIterator[None]:
+    """:func:`purge_idempotency_keys` in the background while the block runs."""
+    task = asyncio.get_running_loop().create_task(purge_idempotency_keys(ledger))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # a purge under way finishes first (its thread is not abandoned)
 
 
 async def purge_idempotency_keys(
