@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from conftest import unique_database_name
-from penny.check.bank import BankConfig, Buyer, Event, Merchant, Op, RunRecord, World
 from penny.check.client import Credentials
 from penny.check.faults import UnknownFaultError, faults_from_env
-from penny.check.verify import Facts, Row, _Bounds, check
+from penny.check.history import BankConfig, Buyer, Event, Facts, Merchant, Op, Row, RunRecord, World
+from penny.check.verify import _Bounds, check
 from penny.devtools.pgcluster import create_database_at, drop_database_at
 
 PENNY = (sys.executable, "-c", "from penny.cli.main import main; main()")

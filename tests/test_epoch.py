@@ -82,8 +82,7 @@ def test_a_naive_datetime_is_refused() -> None:
 
 
 def test_no_float_and_no_other_epoch_in_src() -> None:
-    """The module is integer-only; nothing else in src/ builds an epoch or reads a timestamp
-    (the two left are owned by the Signature V2 work of #15, listed here until it lands)."""
+    """The module is integer-only; nothing else in src/ builds an epoch or reads a timestamp."""
     tree = ast.parse((SRC / "epoch.py").read_text())
     for node in ast.walk(tree):
         assert not (isinstance(node, ast.BinOp | ast.AugAssign) and isinstance(node.op, ast.Div))
@@ -95,7 +94,4 @@ def test_no_float_and_no_other_epoch_in_src() -> None:
         for needle in ("datetime(1970", "fromtimestamp(", "utcfromtimestamp("):
             if needle in text and path.name != "epoch.py":
                 found.append(f"{path.relative_to(SRC).as_posix()}: {needle}")
-    assert set(found) <= {
-        "fps/signature.py: datetime(1970",
-        "web/cobranded/pages.py: fromtimestamp(",
-    }
+    assert found == []

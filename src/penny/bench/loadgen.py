@@ -7,11 +7,11 @@ loops sending **signed** (Signature V2, HmacSHA256) FPS requests, closed-loop, o
 a fixed rate when the config gives one (latency then counts from the scheduled send time, so a
 slow server is not hidden by the client waiting for it).
 
-The process starts sending at ``start_at`` (wall clock), counts the first ``warmup`` seconds
-apart and measures the next ``duration`` seconds. The result holds latencies (µs) of the
-measured window per operation, counts, errors with a few sample bodies, and the number of
-distinct money-moving requests that succeeded over the whole run (warm-up included), for the
-ledger-count check.
+The process says it is ready (its seed read), starts sending at the common start time the
+parent then gives it (wall clock), counts the first ``warmup`` seconds apart and measures the
+next ``duration`` seconds. The result holds latencies (µs) of the measured window per operation,
+counts, errors with a few sample bodies, and the number of distinct money-moving requests that
+succeeded over the whole run (warm-up included), for the ledger-count check.
 
 Workloads: ``W1`` prepaid Pay to the buyer's own merchant (100 merchants); ``W2`` prepaid Pay
 to the hot merchant; ``W4`` W1 with 10 % retries of an already-sent CallerReference (same
@@ -284,7 +284,7 @@ class Worker:
         return await conn.post(self.signer.host, body, "/v1/payments", "application/json", headers)
 
     async def run(self) -> None:
-        start = float(self.config["start_at"])
+        start = await self._start_time()
         warm_end = start + float(self.config["warmup"])
         end = warm_end + float(self.config["duration"])
         rate = self.config.get("rate")
@@ -299,33 +299,20 @@ class Worker:
             )
         )
 
-
-#: How long a load generator waits for the signal to start.
-GO_TIMEOUT_S = 300
-
-
-def wait_for_go(config: dict[str, Any], result_path: Path) -> None:
-    """Say this process is ready (``RESULT.ready``), then take ``start_at`` from the parent's
-    go file: the window starts once every generator has started up, however slowly a loaded
-    machine starts processes. Without ``go_path`` the config's ``start_at`` stands."""
-    go_path = config.get("go_path")
-    if go_path is None:
-        return
-    result_path.with_suffix(".ready").touch()
-    deadline = time.monotonic() + GO_TIMEOUT_S
-    go = Path(go_path)
-    while not go.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError("no signal to start")
-        time.sleep(0.01)
-    config["start_at"] = json.loads(go.read_text())["start_at"]
+    async def _start_time(self) -> float:
+        """The common start: the time the parent writes to ``start_file`` once every
+        generator has written its ``ready_file`` (so a slow start never eats the window)."""
+        Path(self.config["ready_file"]).touch()
+        start_file = Path(self.config["start_file"])
+        while not start_file.exists():
+            await asyncio.sleep(0.005)
+        return float(start_file.read_text())
 
 
 def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     seed = Seed.load(Path(config["seed_path"]))
     worker = Worker(config, seed)
-    wait_for_go(worker.config, Path(argv[1]))
     cpu_started = time.process_time()
     try:
         import uvloop

@@ -50,7 +50,13 @@ from penny.storage.database import Database
 from penny.web.app import create_app, freeze_startup_objects
 from penny.web.endpoint import FpsEndpoint, FpsRequest, Prepared
 from penny.web.front import FpsFront, read_body
-from penny.web.logs import ACCESS_LOGGER, JsonFormatter, RequestLog, log_request
+from penny.web.logs import (
+    ACCESS_LOGGER,
+    BufferedStderrHandler,
+    JsonFormatter,
+    RequestLog,
+    log_request,
+)
 
 HOST = "127.0.0.1:8080"
 STAGES = (
@@ -293,7 +299,9 @@ def _finish(
 
 
 def _devnull_log_handler() -> logging.StreamHandler:  # type: ignore[type-arg]
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed by the caller)
+    """The handler ``penny serve`` logs through (penny.web.logs), writing to /dev/null."""
+    handler = BufferedStderrHandler()
+    handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 (closed by the caller)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger(ACCESS_LOGGER)
     logger.addHandler(handler)

@@ -24,7 +24,6 @@ schedule can be replayed — up to the operating system's timing.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import secrets
@@ -34,13 +33,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from penny.check.client import Attempts, Credentials, Reply, call
+from penny.check.history import (
+    BankConfig,
+    Buyer,
+    Event,
+    History,
+    Merchant,
+    Op,
+    RunRecord,
+    World,
+)
 from penny.check.servers import PENNY, PennyServer
-from penny.check.verify import CREDIT_LIMIT, Facts, load_facts
+from penny.check.verify import CREDIT_LIMIT, load_facts
 from penny.clock import MICROS_PER_DAY
 from penny.money import Money, parse_amount
 from penny.sandbox.instruments import postpaid_setup, prepaid_setup
@@ -67,144 +75,6 @@ MIX: Final = {
     "read_outstanding": 5,
 }
 MUTATING: Final = frozenset({"pay_prepaid", "pay_credit", "fund", "settle", "write_off", "refund"})
-
-
-@dataclass(frozen=True)
-class BankConfig:
-    store: str = "sqlite"
-    database_url: str | None = None
-    processes: int = 1
-    buyers: int = 8
-    merchants: int = 3
-    clients: int = 8
-    duration_s: float = 20.0
-    kills: int = 5
-    seed: int = 1
-    out_dir: Path = Path("bank-check")
-    faults: str | None = None
-    restart_database: bool = True
-    #: ``--store patroni``: leader kills and planned switchovers (penny.check.ha).
-    failovers: int = 2
-    switchovers: int = 1
-
-
-@dataclass(frozen=True)
-class Merchant:
-    index: int
-    party_id: str
-    creds: Credentials
-
-
-@dataclass(frozen=True)
-class Buyer:
-    index: int
-    merchant: int
-    prepaid_id: str
-    prepaid_token: str
-    funding_token: str
-    credit_id: str
-    credit_token: str
-    settlement_token: str
-
-
-@dataclass(frozen=True)
-class World:
-    merchants: tuple[Merchant, ...]
-    buyers: tuple[Buyer, ...]
-
-
-@dataclass
-class Op:
-    """One operation of the history. Times are seconds since the run started."""
-
-    id: int
-    client: int
-    kind: str
-    merchant: int
-    buyer: int | None = None
-    reference: str | None = None
-    amount: int = 0
-    #: Refund: the refunded transaction, and whether it was a credit (postpaid) payment.
-    target: str | None = None
-    target_credit: bool = False
-    invoked: float = 0.0
-    completed: float | None = None
-    #: ``ok`` (HTTP 200), ``refused`` (an FPS error, 4xx), ``unknown`` (no answer).
-    outcome: str = "pending"
-    transaction_id: str | None = None
-    status: str | None = None
-    error: str | None = None
-    #: Reads: the main balance and the pending part, in cents.
-    value: int | None = None
-    pending: int | None = None
-    sent: int = 0
-    faults: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Event:
-    t: float
-    kind: str  # kill, up, db-down, db-up
-    detail: str
-
-
-@dataclass
-class RunRecord:
-    config: BankConfig
-    world: World
-    ops: list[Op]
-    events: list[Event]
-    started_at: float
-    duration_s: float
-    database_url: str
-    restart_s: list[float]
-    audit_clean: bool
-    audit_output: str
-    #: What the store holds after the run (read before a throwaway cluster goes away).
-    facts: Facts
-    #: ``--store patroni``: every node after catch-up, and the figures of each failover.
-    replicas: list[Any] = field(default_factory=list)
-    failovers: list[dict[str, Any]] = field(default_factory=list)
-
-
-class History:
-    """The history file: one JSON line per invocation (before sending), per completion and per
-    nemesis event."""
-
-    def __init__(self, path: Path, t0: float) -> None:
-        self._file: IO[str] = path.open("w", encoding="utf-8")
-        self._lock = threading.Lock()
-        self._t0 = t0
-        self.ops: list[Op] = []
-
-    def now(self) -> float:
-        return time.monotonic() - self._t0
-
-    def invoke(self, op: Op) -> None:
-        op.invoked = self.now()
-        with self._lock:
-            self.ops.append(op)
-            self._write({"type": "invoke", **_op_fields(op)})
-
-    def complete(self, op: Op) -> None:
-        op.completed = self.now() if op.outcome != "unknown" else None
-        with self._lock:
-            self._write({"type": "complete", **_op_fields(op)})
-
-    def fault(self, event: Event) -> None:
-        with self._lock:
-            self._write({"type": "nemesis", **asdict(event)})
-
-    def _write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _op_fields(op: Op) -> dict[str, Any]:
-    return {k: v for k, v in asdict(op).items() if v is not None and v != [] and k != "faults"}
 
 
 # -- the store and the world ---------------------------------------------------------------

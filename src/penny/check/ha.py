@@ -20,23 +20,20 @@ What changes against a single PostgreSQL:
 from __future__ import annotations
 
 import itertools
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
 
-from penny.check.bank import Event, Nemesis, Op, Run, World
+from penny.check.bank import Nemesis, Run
+from penny.check.history import FAILOVER, SWITCHOVER, Event, Facts, Op, World
 from penny.check.servers import PennyServer
-from penny.check.verify import Facts, load_facts
+from penny.check.verify import load_facts
 from penny.devtools.patroni import PatroniCluster, PatroniError, PatroniNode
 from penny.engine.ledger import Ledger
 from penny.storage.database import open_database
 
-#: Event kinds of the database faults (plotted and counted).
-FAILOVER: Final = "failover"
-SWITCHOVER: Final = "switchover"
 DB_UP: Final = "db-up"
 #: Seconds of traffic on each side of a fault the throughput figures look at.
 RATE_WINDOW_S: Final = 5.0
@@ -191,27 +188,3 @@ def failover_figures(ops: list[Op], events: list[Event], end: float) -> list[dic
             }
         )
     return figures
-
-
-def figures_summary(figures: list[dict[str, Any]]) -> dict[str, Any]:
-    """p50 and max of the seconds without a write, per kind of fault."""
-    result: dict[str, Any] = {}
-    for kind in (FAILOVER, SWITCHOVER):
-        gaps = [f["no_write_s"] for f in figures if f["kind"] == kind]
-        if gaps:
-            result[kind] = {
-                "count": len(gaps),
-                "no_write_s_p50": round(statistics.median(gaps), 2),
-                "no_write_s_max": round(max(gaps), 2),
-                "writes_per_s_before_mean": round(
-                    statistics.fmean(
-                        f["writes_per_s_before"] for f in figures if f["kind"] == kind
-                    ),
-                    1,
-                ),
-                "writes_per_s_after_mean": round(
-                    statistics.fmean(f["writes_per_s_after"] for f in figures if f["kind"] == kind),
-                    1,
-                ),
-            }
-    return result

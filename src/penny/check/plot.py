@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from penny.check.bank import RunRecord
+    from penny.check.history import RunRecord
 
 BUCKET_S = 1.0
 

@@ -26,43 +26,22 @@ the ledger journals behind them, duplicate journal keys). :func:`check` then ver
 from __future__ import annotations
 
 import bisect
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
+from penny.check.history import FAILOVER, SWITCHOVER, Facts, Op, Row, RunRecord, World
 from penny.services.payments import LEDGER_OWNER
 from penny.storage.database import Database
 from penny.storage.payments_sql import transactions
 from penny.storage.schema import journals, legs
 
-if TYPE_CHECKING:
-    from penny.check.bank import Op, RunRecord, World
-
 INF = float("inf")
 CREDIT_LIMIT = 100_00
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    id: str
-    operation: str
-    caller_id: str
-    caller_reference: str
-    amount: int
-    status: str
-    journal_id: int | None
-    instrument_id: str | None
-
-
-@dataclass
-class Facts:
-    rows: list[Row]
-    #: journal id → (result code, number of legs)
-    journals: dict[int, tuple[int, int]]
-    duplicate_keys: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,8 +380,6 @@ def _cluster_summary(record: RunRecord) -> dict[str, Any]:
     """On a Patroni cluster: the database faults, their figures and every node's check."""
     if not record.replicas and not record.failovers:
         return {}
-    from penny.check.ha import figures_summary
-
     return {
         "failovers": sum(e.kind == "failover" for e in record.events),
         "switchovers": sum(e.kind == "switchover" for e in record.events),
@@ -421,3 +398,27 @@ def first_ops(record: RunRecord, verdict: Verdict, limit: int = 5) -> list[Op]:
                 wanted.append(op_id)
     by_id = {op.id: op for op in record.ops}
     return [by_id[i] for i in wanted[:limit] if i in by_id]
+
+
+def figures_summary(figures: list[dict[str, Any]]) -> dict[str, Any]:
+    """p50 and max of the seconds without a write, per kind of fault."""
+    result: dict[str, Any] = {}
+    for kind in (FAILOVER, SWITCHOVER):
+        gaps = [f["no_write_s"] for f in figures if f["kind"] == kind]
+        if gaps:
+            result[kind] = {
+                "count": len(gaps),
+                "no_write_s_p50": round(statistics.median(gaps), 2),
+                "no_write_s_max": round(max(gaps), 2),
+                "writes_per_s_before_mean": round(
+                    statistics.fmean(
+                        f["writes_per_s_before"] for f in figures if f["kind"] == kind
+                    ),
+                    1,
+                ),
+                "writes_per_s_after_mean": round(
+                    statistics.fmean(f["writes_per_s_after"] for f in figures if f["kind"] == kind),
+                    1,
+                ),
+            }
+    return result

@@ -19,6 +19,8 @@ import typer
 
 from penny.api.auth import bearer_secret, live_from_env
 from penny.cli.base import penny_typer
+from penny.cli.common import DatabaseOption, JsonOption, emit, ensure_server_key, fail
+from penny.cli.common import open_store as _database
 from penny.domain.errors import PaymentsError
 from penny.domain.parties import (
     ApiKey,
@@ -38,20 +40,10 @@ from penny.security import ServerKeyError, load_server_key
 from penny.services.factory import Services, build_services
 from penny.services.payments import WithdrawRequest
 
-# The sub-apps exist before penny.cli.main is imported, so either module may be imported first.
 accounts_app: typer.Typer = penny_typer(
     "Business (merchant) and personal (buyer) accounts and their payment methods."
 )
 keys_app: typer.Typer = penny_typer("API keys of business accounts.")
-
-from penny.cli.main import (  # noqa: E402
-    DatabaseOption,
-    JsonOption,
-    _database,
-    emit,
-    ensure_server_key,
-    fail,
-)
 
 PASSWORD_ENV = "PENNY_PASSWORD"  # noqa: S105 (the name of a variable, not a password)
 

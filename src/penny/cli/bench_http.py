@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from penny.cli.main import JsonOption, _progress_bar, bench_app, fail, out, require_charts
+from penny.cli.common import JsonOption, bench_app, fail, out, require_charts
+from penny.cli.common import progress_bar as _progress_bar
 
 if TYPE_CHECKING:
     from penny.bench.http import Options

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from penny.cli.main import DatabaseOption, JsonOption, _progress_bar, bench_app, fail, out
+from penny.cli.common import DatabaseOption, JsonOption, bench_app, fail, out
+from penny.cli.common import progress_bar as _progress_bar
 
 
 @bench_app.command("path")

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from penny.cli.base import penny_typer
+from penny.cli.common import JsonOption, console, fail, require_charts
 
 if TYPE_CHECKING:
-    from penny.check.bank import RunRecord
+    from penny.check.history import RunRecord
     from penny.check.verify import Verdict
 
 check_app: typer.Typer = penny_typer("Correctness checks against a running Penny.")
-
-from penny.cli.main import JsonOption, console, fail, require_charts  # noqa: E402
 
 _StoreOption = Annotated[
     str,
@@ -99,7 +98,8 @@ def bank(
     as_json: JsonOption = False,
 ) -> None:
     """Run the bank test: concurrent signed FPS clients, a nemesis, and the checker."""
-    from penny.check.bank import BankConfig, run_bank
+    from penny.check.bank import run_bank
+    from penny.check.history import BankConfig
     from penny.check.plot import plot_run
     from penny.check.servers import ServerError
     from penny.check.verify import check, summary

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from penny.cli.main import DatabaseOption, JsonOption, fail
+from penny.cli.common import DatabaseOption, JsonOption, fail
 from penny.storage.database import DatabaseError
 
 out = Console()

@@ -17,16 +17,16 @@ from typing import Annotated, Any
 
 import typer
 
+from penny.cli.accounts import _account_id, accounts_app, open_directory
 from penny.cli.base import penny_typer
+from penny.cli.common import DatabaseOption, JsonOption, emit, fail
+from penny.cli.common import open_store as _database
 from penny.epoch import to_datetime
 from penny.storage import ipn_sql
 
 ipn_app: typer.Typer = penny_typer(
     "Instant payment notifications: list, show attempts, retry, deliver."
 )
-
-from penny.cli.accounts import _account_id, accounts_app, open_directory  # noqa: E402
-from penny.cli.main import DatabaseOption, JsonOption, _database, emit, fail  # noqa: E402
 
 STATES = (ipn_sql.PENDING, ipn_sql.DELIVERED, ipn_sql.FAILED)
 

@@ -8,233 +8,53 @@ missing one; the others refuse it, naming the path and the command that creates 
 Every error, a usage mistake as much as a refused request, is one line, ``error: …``, on
 stderr, with exit status 2; an audit that finds a problem exits with status 1. Help is Click's
 plain text, with option values labelled by what they mean (``URL``, ``N``, ``AMOUNT``).
+
+This module is the top of the command line: it defines ``db upgrade``, ``audit`` and
+``bench ledger|balance`` and assembles the groups of the other ``penny.cli`` modules, which
+import what they share from :mod:`penny.cli.common`, never from here.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Final
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from typer._click import exceptions as click_errors  # Typer's own Click (typer >= 0.29)
 
-from penny import __version__
-from penny.cli.base import PennySubGroup, PennyTyper, penny_typer
+from penny.cli import bench_http, bench_path, queries, serve
+from penny.cli.accounts import accounts_app, keys_app
+from penny.cli.check import check_app
+from penny.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    app,
+    bench_app,
+    console,
+    db_app,
+    ensure_server_key,
+    fail,
+    open_store,
+    out,
+    progress_bar,
+)
+from penny.cli.gatekeeper import bench_gatekeeper
+from penny.cli.ipn import ipn_app
+from penny.cli.sandbox import sandbox_app
 from penny.engine.ledger import Ledger
 from penny.ledger.audit import AuditReport
-from penny.storage.database import (
-    Database,
-    DatabaseError,
-    MissingDatabaseError,
-    current_revision,
-    open_database,
-)
+from penny.storage.database import DatabaseError, current_revision
 
-console = Console(stderr=True)
-out = Console()
-
-
-def command_name() -> str:
-    """How this ``penny`` can be run from here: ``penny`` when that is the one on ``PATH``,
-    else the path it was started by (``.venv/bin/penny`` after ``./scripts/run``)."""
-    started = sys.argv[0] if sys.argv else ""
-    if Path(started).name != "penny":
-        return "penny"  # not the console script (python -c, a test runner)
-    on_path = shutil.which("penny")
-    if on_path is not None and Path(on_path).resolve() == Path(started).resolve():
-        return "penny"
-    relative = os.path.relpath(started)
-    return relative if not relative.startswith("..") else str(Path(started).resolve())
-
-
-def as_run(text: str) -> str:
-    """``text`` with each quoted ``penny …`` command spelt as it can be run from here."""
-    name = command_name()
-    return text if name == "penny" else text.replace("`penny ", f"`{name} ")
-
-
-def print_error(message: str) -> None:
-    """Print ``error: message`` as one line on stderr."""
-    console.print(f"[bold red]error:[/] {escape(as_run(message))}", soft_wrap=True, highlight=False)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` as one line on stderr; the caller raises the exit (status 2)."""
-    print_error(message)
-    return typer.Exit(code=2)
-
-
-def _usage_message(error: click_errors.ClickException) -> str:
-    """A Click usage error as one sentence, pointing at the command's ``--help``."""
-    text = " ".join(error.format_message().split()).rstrip(".")
-    text = text[:1].lower() + text[1:]
-    if isinstance(error, click_errors.UsageError) and error.ctx is not None:
-        text += f" (see `{error.ctx.command_path} --help`)"
-    return text
-
-
-class PennyGroup(PennySubGroup):
-    """The root command: usage mistakes are reported in the same one-line style as the rest."""
-
-    def main(  # type: ignore[override]
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click_errors.NoArgsIsHelpError as error:  # a bare group: its help, as Click does
-            error.show()
-            sys.exit(error.exit_code)
-        except click_errors.ClickException as error:
-            print_error(_usage_message(error))
-            sys.exit(error.exit_code)
-        except typer.Abort:
-            print_error("aborted")
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-app = PennyTyper(
-    name="penny",
-    cls=PennyGroup,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode=None,
-)
-db_app = penny_typer("Database schema.")
-bench_app = penny_typer("Benchmarks, each with its baseline measured in the same run.")
-app.add_typer(db_app, name="db")
-app.add_typer(bench_app, name="bench")
-
-
-def _show_version(wanted: bool) -> None:
-    if wanted:
-        typer.echo(f"penny {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            callback=_show_version,
-            is_eager=True,
-            help="Print Penny's version and exit.",
-        ),
-    ] = False,
-) -> None:
-    """Penny: a self-hosted aggregated-payments server, wire-compatible with Amazon FPS."""
-
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        "-d",
-        metavar="URL",
-        help="The database: sqlite:///path, a plain file path, or postgresql://…; default "
-        "$PENNY_DATABASE_URL, else sqlite:///penny.db.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-def emit(as_json: bool, data: dict[str, Any], lines: list[str]) -> None:
-    """Print ``data`` as one JSON object with ``--json``, else ``lines`` as text."""
-    if as_json:
-        sys.stdout.write(json.dumps(data) + "\n")
-    else:
-        typer.echo("\n".join(lines))
-
-
-def require_charts(command: str) -> None:
-    """Refuse up front, not after the run, when matplotlib (the ``charts`` extra) is absent."""
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:
-        raise fail(
-            f"{command} draws its chart with matplotlib, which ./scripts/run does not install: "
-            "`.venv/bin/pip install -e '.[charts]'` adds it (./scripts/test installs it too)"
-        )
-
-
-def missing_database(error: MissingDatabaseError) -> str:
-    """The one-line refusal of a store that does not exist yet, with the command to make it."""
-    return (
-        f"{error}: `penny db upgrade --database {error.location}` creates it (or check the "
-        "path and $PENNY_DATABASE_URL for a typo)"
-    )
-
-
-@contextmanager
-def _database(url: str | None, *, create: bool = False) -> Iterator[Database]:
-    """The open store at ``url``; a missing one is created only with ``create``."""
-    try:
-        database = open_database(url, create=create)
-    except MissingDatabaseError as exc:
-        raise fail(missing_database(exc)) from None
-    except DatabaseError as exc:
-        raise fail(str(exc)) from None
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-def ensure_server_key(database: Database) -> None:
-    """For a store being created: make its server key file if it needs one, and say so."""
-    from penny.security import (
-        SERVER_KEY_ENV,
-        SERVER_KEY_FILE_ENV,
-        ServerKeyError,
-        key_file_path,
-        load_server_key,
-    )
-    from penny.storage.database import sqlite_file
-
-    path = sqlite_file(database.url)
-    if path is None or os.environ.get(SERVER_KEY_ENV) or os.environ.get(SERVER_KEY_FILE_ENV):
-        return
-    key_file = key_file_path(path)
-    existed = key_file.exists()
-    try:
-        load_server_key(database.url, create=True)
-    except ServerKeyError as exc:
-        raise fail(str(exc)) from None
-    if not existed:
-        console.print(
-            f"made the server key file {escape(str(key_file))}: keep it with the database "
-            "backups (without it the stored API secrets cannot be used)",
-            soft_wrap=True,
-            highlight=False,
-        )
+__all__ = ["app", "main"]
 
 
 @db_app.command("upgrade")
 def db_upgrade(database: DatabaseOption = None) -> None:
     """Create the database, or bring its schema up to date (Penny also does this when it
     starts). Next to a new SQLite file it makes the server key file, penny-secret.key."""
-    with _database(database, create=True) as db:
+    with open_store(database, create=True) as db:
         ensure_server_key(db)
         out.print(f"schema at revision {current_revision(db)} ({db.dialect})")
 
@@ -242,7 +62,7 @@ def db_upgrade(database: DatabaseOption = None) -> None:
 @app.command()
 def audit(database: DatabaseOption = None, as_json: JsonOption = False) -> None:
     """Re-derive every balance from the journal and check that value is conserved."""
-    with _database(database) as db:
+    with open_store(database) as db:
         with console.status("auditing the ledger…"):
             report = Ledger(db).audit()
         if as_json:
@@ -308,26 +128,6 @@ def _print_audit(report: AuditReport) -> None:
         out.print(f"  {anomaly}")
 
 
-@contextmanager
-def _progress_bar() -> Iterator[Any]:
-    with Progress(
-        TextColumn("{task.description:<18}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def report(label: str, fraction: float) -> None:
-            if label not in tasks:
-                tasks[label] = progress.add_task(label, total=1000)
-            progress.update(tasks[label], completed=int(fraction * 1000))
-
-        yield report
-
-
 @bench_app.command("ledger")
 def bench_ledger(
     database: DatabaseOption = None,
@@ -354,7 +154,7 @@ def bench_ledger(
     if store not in {"sqlite", "postgresql"}:
         raise fail("--store must be 'sqlite' or 'postgresql'")
     try:
-        with bench_database(database, store) as db, _progress_bar() as report:
+        with bench_database(database, store) as db, progress_bar() as report:
             result = run_ledger_bench(db, seconds=seconds, concurrency=concurrency, progress=report)
     except DatabaseError as exc:
         raise fail(str(exc)) from None
@@ -411,40 +211,44 @@ def bench_balance(
         raise fail("--journals needs at least one positive count")
     if store not in {"sqlite", "postgresql"}:
         raise fail("--store must be 'sqlite' or 'postgresql'")
-    with bench_database(database, store) as db, _progress_bar() as report:
+    with bench_database(database, store) as db, progress_bar() as report:
         result = run_balance_bench(db, sizes=sizes, reads=reads, progress=report)
     sys.stdout.write(json.dumps(result) + "\n")
     if not result["audit_ok"]:
         raise typer.Exit(code=1)
 
 
-# Sub-apps that reuse the helpers above are imported last.
-from penny.cli.accounts import accounts_app, keys_app  # noqa: E402
-
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+app.add_typer(sandbox_app, name="sandbox")
+bench_app.command("gatekeeper")(bench_gatekeeper)
+app.add_typer(ipn_app, name="ipn")
+app.add_typer(check_app, name="check")
+
+
+def _listed_last(group: typer.Typer, names: Sequence[str]) -> None:
+    """List ``names`` last in ``group``'s help, in this order, after the rest as registered.
+
+    Typer lists commands and groups in the order they were registered, and the modules that
+    add commands to a group of another module (``queries``, ``serve``, ``bench_http``,
+    ``bench_path``, ``ipn``) register them when imported, before this module's own.
+    """
+
+    def rank(name: str | None) -> int:
+        return names.index(name) + 1 if name in names else 0
+
+    group.registered_commands.sort(
+        key=lambda info: rank(info.name or getattr(info.callback, "__name__", None))
+    )
+    group.registered_groups.sort(key=lambda info: rank(info.name))
+
+
+_listed_last(app, ("serve", "transactions", "instruments"))
+_listed_last(bench_app, ("http", "path"))
+_listed_last(accounts_app, ("set-ipn-url", "list"))
+#: The modules above that register their commands when imported (see :func:`_listed_last`).
+SELF_REGISTERING: Final = (bench_http, bench_path, queries, serve)
 
 
 def main() -> None:
     app()
-
-
-from penny.cli.sandbox import sandbox_app  # noqa: E402
-
-app.add_typer(sandbox_app, name="sandbox")
-
-from penny.cli.gatekeeper import bench_gatekeeper  # noqa: E402
-
-bench_app.command("gatekeeper")(bench_gatekeeper)
-
-from penny.cli.ipn import ipn_app  # noqa: E402
-
-app.add_typer(ipn_app, name="ipn")
-
-from penny.cli.check import check_app  # noqa: E402
-
-app.add_typer(check_app, name="check")
-
-# These register commands on the apps above: bench http, bench path, serve, and the
-# read-only views.
-from penny.cli import bench_http, bench_path, queries, serve  # noqa: E402, F401

@@ -21,7 +21,7 @@ import typer
 
 from penny.cli.accounts import accounts_app, open_directory, open_store
 from penny.cli.base import penny_typer
-from penny.cli.main import DatabaseOption, JsonOption, app, emit, fail
+from penny.cli.common import DatabaseOption, JsonOption, app, emit, fail
 from penny.domain.model import Instrument, InstrumentKind, Operation, Status, Token, Transaction
 from penny.domain.parties import Party, PartyKind
 from penny.epoch import to_datetime

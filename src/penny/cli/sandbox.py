@@ -20,7 +20,9 @@ from typing import Annotated, Any
 
 import typer
 
+from penny.cli.accounts import open_store
 from penny.cli.base import penny_typer
+from penny.cli.common import DatabaseOption, JsonOption, command_name, emit, fail
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.domain.model import Transaction
 from penny.domain.parties import PaymentMethodKind
@@ -35,9 +37,6 @@ from penny.services.payments import InstrumentSetup, Payments
 sandbox_app: typer.Typer = penny_typer(
     "The sandbox: move time forward, seed a demo, issue instruments."
 )
-
-from penny.cli.accounts import open_store  # noqa: E402
-from penny.cli.main import DatabaseOption, JsonOption, command_name, emit, fail  # noqa: E402
 
 MICROS_PER_HOUR = 3_600 * MICROS_PER_SECOND
 

@@ -19,14 +19,8 @@ from typing import Annotated, Any
 import typer
 
 from penny import __version__
-from penny.cli.main import (
-    DatabaseOption,
-    _database,
-    app,
-    console,
-    ensure_server_key,
-    fail,
-)
+from penny.cli.common import DatabaseOption, app, console, ensure_server_key, fail
+from penny.cli.common import open_store as _database
 from penny.storage.database import Database, redacted
 
 #: How many connections may wait to be accepted (uvicorn's default).

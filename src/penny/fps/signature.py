@@ -1,9 +1,11 @@
 """AWS Signature Version 2, as FPS callers sign their requests (spec ``fps-api.md`` §2).
 
 :func:`string_to_sign_v2` and :func:`sign_v2` are the exact construction of §2.2;
-:func:`verify_request` checks a parsed request's authentication parameters, timestamp, key and
-signature and answers a :class:`VerifiedCaller` or a :class:`SignatureFailure` carrying the FPS
-error to send back. Time is integer microseconds since the epoch throughout.
+:func:`matching_host` is the one comparison of a given signature with the expected one (the
+FPS API's ``Signature`` and the Co-Branded UI's ``signature`` alike); :func:`verify_request`
+checks a parsed request's authentication parameters, timestamp, key and signature and answers
+a :class:`VerifiedCaller` or a :class:`SignatureFailure` carrying the FPS error to send back.
+Time is integer microseconds since the epoch throughout.
 
 Decisions (also in ``docs/fps-wire.md``):
 
@@ -36,6 +38,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Final, Literal, TypeGuard
 from urllib.parse import quote
 
+from penny.epoch import from_datetime
 from penny.fps.wire import (
     HTTP_FORBIDDEN,
     INVALID_CLIENT_TOKEN_ID,
@@ -167,8 +170,6 @@ _ISO8601: Final = re.compile(
     r"\A([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?\Z"
 )
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def _zone(designator: str | None) -> timezone:
@@ -202,7 +203,7 @@ def parse_timestamp(text: str) -> int | None:
         )
     except ValueError:
         return None
-    return (moment - _EPOCH) // _ONE_MICROSECOND
+    return from_datetime(moment)
 
 
 # -- verification ------------------------------------------------------------------------------
@@ -213,16 +214,11 @@ class _Claim:
     """The authentication parameters of a request, present and well-formed."""
 
     access_key_id: str
-    signature: str
     method: SignatureMethod
 
 
 def _failure(error: WireFault) -> SignatureFailure:
     return SignatureFailure(error.code, error.message, error.http_status)
-
-
-def _is_method(name: str) -> TypeGuard[SignatureMethod]:
-    return name in _DIGESTS
 
 
 def _claim(params: Mapping[str, str]) -> _Claim | SignatureFailure:
@@ -236,10 +232,10 @@ def _claim(params: Mapping[str, str]) -> _Claim | SignatureFailure:
     method = params.get("SignatureMethod", "")
     if not method:
         return _failure(missing_parameter("SignatureMethod"))
-    if not _is_method(method):
+    if not is_signature_method(method):
         why = "Supported values are HmacSHA256 and HmacSHA1."
         return _failure(invalid_value("SignatureMethod", method, why))
-    return _Claim(params["AWSAccessKeyId"], params["Signature"], method)
+    return _Claim(params["AWSAccessKeyId"], method)
 
 
 def _expired(message: str) -> SignatureFailure:
@@ -302,6 +298,40 @@ def _mismatch(string_to_sign: str, method: SignatureMethod, hosts: tuple[str, ..
     return f"{_MISMATCH} The string to sign ({method}{others}) was:\n{string_to_sign}"
 
 
+def is_signature_method(name: str) -> TypeGuard[SignatureMethod]:
+    """Whether ``name`` is a supported ``SignatureMethod`` (HmacSHA256 or HmacSHA1)."""
+    return name in _DIGESTS
+
+
+def matching_host(
+    secret: str,
+    method: str,
+    hosts: tuple[str, ...],
+    path: str,
+    params: Mapping[str, str],
+    algorithm: SignatureMethod,
+    *,
+    signature_name: str = "Signature",
+) -> str | None:
+    """The first of ``hosts`` for which ``params[signature_name]`` is the request's signature
+    under ``secret``, or ``None`` when it matches none (or is missing).
+
+    The one Signature V2 comparison, for the FPS API (``Signature``) and the Co-Branded UI's
+    start requests (``signature``, spec §2.4). A ``+`` sent unencoded in a query string
+    arrives as a space; base64 never holds a space, so a space is compared as ``+``. The
+    comparison takes constant time.
+    """
+    provided = params.get(signature_name, "").replace(" ", "+").encode("utf-8")
+    if not provided:
+        return None
+    query = canonical_query(params, signature_name)  # the same for every host tried
+    for host in hosts:
+        expected = _signature(secret, _string_to_sign(method, host, path, query), algorithm)
+        if hmac.compare_digest(expected.encode("ascii"), provided):
+            return host
+    return None
+
+
 def _check_signature(
     method: str,
     hosts: tuple[str, ...],
@@ -310,13 +340,9 @@ def _check_signature(
     secret: str,
     claim: _Claim,
 ) -> VerifiedCaller | SignatureFailure:
-    # A "+" sent unencoded in a query string arrives as a space; base64 never has spaces.
-    provided = claim.signature.replace(" ", "+").encode("utf-8")
-    query = canonical_query(params)  # the same for every host tried
-    for host in hosts:
-        expected = _signature(secret, _string_to_sign(method, host, path, query), claim.method)
-        if hmac.compare_digest(expected.encode("ascii"), provided):
-            return VerifiedCaller(claim.access_key_id, claim.method, host)
+    host = matching_host(secret, method, hosts, path, params, claim.method)
+    if host is not None:
+        return VerifiedCaller(claim.access_key_id, claim.method, host)
     shown = string_to_sign_v2(method, hosts[0], path, params)
     return SignatureFailure(
         SIGNATURE_DOES_NOT_MATCH, _mismatch(shown, claim.method, hosts), HTTP_FORBIDDEN

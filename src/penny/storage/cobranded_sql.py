@@ -6,14 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     delete,
     func,
     insert,
@@ -21,40 +14,11 @@ from sqlalchemy import (
     update,
 )
 
-metadata = MetaData()
+from penny.storage import schema
 
-sessions = Table(
-    "cbui_sessions",
-    metadata,
-    Column("id_hash", String(64), primary_key=True),
-    Column("party_id", String(32)),
-    Column("csrf_token", String(64), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("expires_at", BigInteger, nullable=False),
-)
-
-pipelines = Table(
-    "cbui_pipelines",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("session_hash", String(64), nullable=False),
-    Column("caller_id", String(32), nullable=False),
-    Column("pipeline_name", String(32), nullable=False),
-    Column("params", Text, nullable=False),
-    Column("payment_method_id", String(32)),
-    Column("state", String(16), nullable=False),
-    Column("result_url", Text),
-    Column("created_at", BigInteger, nullable=False),
-    Column("expires_at", BigInteger, nullable=False),
-)
-
-signin_failures = Table(
-    "cbui_signin_failures",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("subject", String(300), nullable=False),
-    Column("at", BigInteger, nullable=False),
-)
+sessions = schema.cbui_sessions
+pipelines = schema.cbui_pipelines
+signin_failures = schema.cbui_signin_failures
 
 OPEN = "open"
 FINISHED = "finished"

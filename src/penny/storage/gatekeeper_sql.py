@@ -14,14 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     and_,
     insert,
     select,
@@ -30,36 +23,10 @@ from sqlalchemy import (
 
 from penny.domain.model import PaymentInstruction, TokenStatus
 from penny.gatekeeper.usage import UsageRecord
+from penny.storage import schema
 
-metadata = MetaData()
-
-payment_instructions = Table(
-    "payment_instructions",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("caller_id", String(32)),
-    Column("caller_reference", String(128)),
-    Column("token_type", String(16)),
-    Column("status", String(16)),
-    Column("created_at", BigInteger),
-    Column("script", Text),
-    Column("friendly_name", String(128)),
-    Column("payment_reason", String(256)),
-    Column("cancelled_at", BigInteger),
-)
-
-gatekeeper_usage = Table(
-    "gatekeeper_usage",
-    metadata,
-    Column("token_id", String(64), primary_key=True),
-    Column("limit_index", Integer, primary_key=True),
-    Column("window_start", BigInteger),
-    Column("amount", BigInteger),
-    Column("count", Integer),
-    Column("last_amount", BigInteger),
-    Column("last_count", Integer),
-    Column("currency", String(3)),
-)
+payment_instructions = schema.payment_instructions
+gatekeeper_usage = schema.gatekeeper_usage
 
 
 def _instruction(row: Mapping[Any, Any]) -> PaymentInstruction:

@@ -20,15 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     and_,
     bindparam,
     func,
@@ -37,40 +29,10 @@ from sqlalchemy import (
     update,
 )
 
-metadata = MetaData()
+from penny.storage import schema
 
-notifications = Table(
-    "ipn_notifications",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("kind", String(32), nullable=False),
-    Column("subject_id", String(64), nullable=False),
-    Column("account_id", String(32), nullable=False),
-    Column("url", String(2048), nullable=False),
-    Column("params", Text, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("window_start", BigInteger, nullable=False),
-    Column("next_attempt_at", BigInteger),
-    Column("attempts", Integer, nullable=False),
-    Column("claim", String(32)),
-    Column("delivered_at", BigInteger),
-    Column("last_error", String(512)),
-)
-
-attempts = Table(
-    "ipn_attempts",
-    metadata,
-    Column("notification_id", String(32), ForeignKey("ipn_notifications.id"), primary_key=True),
-    Column("number", Integer, primary_key=True),
-    Column("worker", String(64), nullable=False),
-    Column("started_at", BigInteger, nullable=False),
-    Column("finished_at", BigInteger),
-    Column("duration_us", BigInteger),
-    Column("http_status", Integer),
-    Column("outcome", String(16), nullable=False),
-    Column("error", String(512)),
-)
+notifications = schema.ipn_notifications
+attempts = schema.ipn_attempts
 
 PENDING: Final = "pending"
 DELIVERED: Final = "delivered"

@@ -11,14 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    LargeBinary,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
     case,
     insert,
     select,
@@ -34,52 +27,11 @@ from penny.domain.parties import (
     PaymentMethod,
     PaymentMethodKind,
 )
-from penny.storage import driver
+from penny.storage import driver, schema
 
-metadata = MetaData()
-
-parties = Table(
-    "parties",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("kind", String(16), nullable=False),
-    Column("name", String(128), nullable=False),
-    Column("email", String(254), nullable=False),
-    Column("password_hash", String(256)),
-    Column("created_at", BigInteger, nullable=False),
-    Column("ipn_url", String(2048)),
-    Column("payable_account_id", BigInteger),
-    Column("prepaid_issued_account_id", BigInteger),
-    Column("credit_extended_account_id", BigInteger),
-    Column("balance_account_id", BigInteger),
-)
-
-api_keys = Table(
-    "api_keys",
-    metadata,
-    Column("access_key_id", String(32), primary_key=True),
-    Column("party_id", String(32), nullable=False),
-    Column("secret_ciphertext", LargeBinary, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("revoked_at", BigInteger),
-)
-
-payment_methods = Table(
-    "payment_methods",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("party_id", String(32), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("brand", String(16)),
-    Column("last4", String(4)),
-    Column("exp_month", SmallInteger),
-    Column("exp_year", SmallInteger),
-    Column("fingerprint", String(64)),
-    Column("behaviour", String(16), nullable=False),
-    Column("routing_last4", String(4)),
-    Column("holder_name", String(128)),
-    Column("created_at", BigInteger, nullable=False),
-)
+parties = schema.parties
+api_keys = schema.api_keys
+payment_methods = schema.payment_methods
 
 _PARTY_COLUMNS = [c for c in parties.c if c.name != "password_hash"]
 _KEY_COLUMNS = [c for c in api_keys.c if c.name != "secret_ciphertext"]

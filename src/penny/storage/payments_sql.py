@@ -13,15 +13,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
     Connection,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     and_,
     insert,
     or_,
@@ -42,98 +34,13 @@ from penny.domain.model import (
     TokenStatus,
     Transaction,
 )
-from penny.storage import driver
+from penny.storage import driver, schema
 
-metadata = MetaData()
-
-system_accounts = Table(
-    "system_accounts",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("currency", String(3), primary_key=True),
-    Column("ledger_account_id", BigInteger, nullable=False),
-)
-
-settings = Table(
-    "settings",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-
-instruments = Table(
-    "instruments",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("kind", String(16)),
-    Column("sender_id", String(32)),
-    Column("recipient_id", String(32)),
-    Column("currency", String(3)),
-    Column("ledger_account_id", BigInteger),
-    Column("created_at", BigInteger),
-    Column("valid_from", BigInteger),
-    Column("valid_until", BigInteger),
-    Column("funding_limit", BigInteger),
-    Column("funded_total", BigInteger),
-    Column("credit_limit", BigInteger),
-    Column("global_amount_limit", BigInteger),
-    Column("charged_total", BigInteger),
-    Column("min_charge", BigInteger),
-    Column("max_charge", BigInteger),
-    Column("settlement_count", Integer),
-    Column("payment_reason", String(256)),
-)
-
-tokens = Table(
-    "tokens",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("kind", String(16)),
-    Column("instrument_id", String(64)),
-    Column("caller_id", String(32)),
-    Column("sender_id", String(32)),
-    Column("caller_reference", String(128)),
-    Column("status", String(16)),
-    Column("created_at", BigInteger),
-    Column("payment_method_id", String(32)),
-    Column("friendly_name", String(128)),
-    Column("payment_reason", String(256)),
-    Column("cancelled_at", BigInteger),
-    Column("script", Text),
-)
-
-transactions = Table(
-    "transactions",
-    metadata,
-    Column("id", String(35), primary_key=True),
-    Column("operation", String(16)),
-    Column("caller_id", String(32)),
-    Column("caller_reference", String(128)),
-    Column("fingerprint", String(64)),
-    Column("sender_id", String(32)),
-    Column("recipient_id", String(32)),
-    Column("amount", BigInteger),
-    Column("currency", String(3)),
-    Column("fees", BigInteger),
-    Column("method", String(8)),
-    Column("status", String(12)),
-    Column("status_code", String(64)),
-    Column("status_message", String(512)),
-    Column("received_at", BigInteger),
-    Column("completed_at", BigInteger),
-    Column("instrument_id", String(64)),
-    Column("sender_token_id", String(64)),
-    Column("parent_id", String(35)),
-    Column("refunded", BigInteger),
-    Column("journal_id", BigInteger),
-    Column("pending_journal_id", BigInteger),
-    Column("completes_at", BigInteger),
-    Column("completes_ok", Boolean),
-    Column("settlements_before", Integer),
-    Column("sender_description", String(160)),
-    Column("caller_description", String(160)),
-    Column("ipn_url", String(2048)),
-)
+system_accounts = schema.system_accounts
+settings = schema.settings
+instruments = schema.instruments
+tokens = schema.tokens
+transactions = schema.transactions
 
 
 _INSTRUMENT_NAMES: Final = tuple(c.name for c in instruments.c)

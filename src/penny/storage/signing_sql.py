@@ -5,29 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
     insert,
     select,
 )
 
-metadata = MetaData()
+from penny.storage import schema
 
-signing_keys = Table(
-    "signing_keys",
-    metadata,
-    Column("key_id", String(32), primary_key=True),
-    Column("slot", String(16), nullable=True, unique=True),
-    Column("private_key", LargeBinary, nullable=False),
-    Column("certificate_pem", Text, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-)
+signing_keys = schema.signing_keys
 
 CURRENT = "current"
 

@@ -1,5 +1,7 @@
 """Reading a Co-Branded UI request, and what a page answers (no database, no templates).
 
+:class:`Settings` says how the pages see themselves: whether unsigned start requests are
+accepted and Penny's public URL (the base of the signed return, and TLS behind a proxy).
 :func:`read_incoming` takes what the pages need of an HTTP request on the event loop: the query
 string, a form body of at most :data:`MAX_FORM_BYTES` (``application/x-www-form-urlencoded``
 only), the session cookie. Anything unreadable raises :class:`BadRequestError`, which the pages
@@ -9,6 +11,8 @@ parameter given twice (a signature cannot say which of two values it covered).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -19,6 +23,10 @@ from penny.web.cobranded import security
 
 MAX_FORM_BYTES: Final = 16 * 1024
 MAX_QUERY_BYTES: Final = 16 * 1024
+PREFIX: Final = "/cobranded-ui"
+START_PATH: Final = f"{PREFIX}/actions/start"
+ALLOW_UNSIGNED_ENV: Final = "PENNY_CBUI_ALLOW_UNSIGNED"
+PUBLIC_URL_ENV: Final = "PENNY_PUBLIC_URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,34 @@ class Page:
     form_targets: tuple[str, ...] = ()
     #: Whether the request came over TLS (the cookie is then ``Secure``).
     secure: bool = False
+
+
+def to_step(pid: str, step: str) -> Page:
+    """A redirect to ``step`` (``signin``, ``method``, ``review``…) of pipeline ``pid``."""
+    return Page(location=f"{PREFIX}/pipelines/{pid}/{step}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Read from the environment when the application is built (docs/cobranded-ui.md)."""
+
+    allow_unsigned: bool = False
+    public_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        allow = env.get(ALLOW_UNSIGNED_ENV, "").strip().lower() in {"1", "true", "yes"}
+        return cls(allow, env.get(PUBLIC_URL_ENV) or None)
+
+    def base_url(self, incoming: Incoming) -> str:
+        """Penny's base URL: the public one when set, else the one the request came to."""
+        return self.public_url or incoming.base_url
+
+    def secure(self, incoming: Incoming) -> bool:
+        """TLS as seen by Penny, or a public URL that says https (a TLS-terminating proxy)."""
+        public = self.public_url or ""
+        return incoming.secure or public.startswith("https://")
 
 
 class BadRequestError(Exception):

@@ -1,0 +1,157 @@
+"""The first step: the merchant's signed start request opens a pipeline (spec §2.4, §3).
+
+The request names the merchant by its ``callerKey`` and is verified with that key's secret
+(Signature V2, lower-case ``signature``: :func:`penny.fps.signature.matching_host`); only a
+verified request's ``returnURL`` ever receives an error redirect. A valid request opens a
+pipeline in the browser's session and sends the buyer to sign in, or straight to the payment
+methods when the session is signed in already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from penny.domain.errors import PaymentsError
+from penny.domain.parties import Party
+from penny.fps.signature import candidate_hosts, is_signature_method, matching_host
+from penny.parties import Directory
+from penny.services.payments import Payments
+from penny.signing import Signer
+from penny.web.cobranded.http import (
+    PREFIX,
+    START_PATH,
+    BadRequestError,
+    Incoming,
+    Page,
+    Settings,
+    decode_query,
+    to_step,
+)
+from penny.web.cobranded.params import (
+    PipelineRequest,
+    StartError,
+    Status,
+    parse_start,
+    return_url_problem,
+)
+from penny.web.cobranded.pipeline import Pipelines
+from penny.web.cobranded.returns import error_params
+from penny.web.cobranded.views import problem
+
+
+class StartStep:
+    """``GET /cobranded-ui/actions/start`` and ``GET …/pipelines/{pid}`` (resume)."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        payments: Payments,
+        signer: Signer,
+        settings: Settings,
+        pipelines: Pipelines,
+    ) -> None:
+        self.directory = directory
+        self.payments = payments
+        self.signer = signer
+        self.settings = settings
+        self.pipelines = pipelines
+
+    def start(self, incoming: Incoming) -> Page:
+        params = decode_query(incoming.query)
+        merchant, secret = self._merchant(params)
+        trusted = self._trusted(incoming, params, secret)
+        return_url = params.get("returnURL", "")
+        can_return = trusted and return_url_problem(return_url) is None
+        parsed = parse_start(params, self.payments.clock.now_us())
+        if isinstance(parsed, PipelineRequest):
+            used = self._references_used(merchant.id, parsed)
+            if used:
+                parsed = StartError(
+                    Status.not_permitted,
+                    f"The caller reference {used} was already used for a token.",
+                    (used,),
+                )
+        if isinstance(parsed, StartError):
+            back = None
+            if can_return:
+                base = self.settings.base_url(incoming)
+                back = self.signer.signed_redirect(base, return_url, error_params(parsed, params))
+            return problem(
+                400,
+                "This payment request cannot be completed",
+                parsed.message,
+                back=back,
+                merchant=merchant.name,
+                fields=parsed.fields,
+            )
+        pid, cookie, session = self.pipelines.open(incoming, merchant, parsed)
+        step = "method" if session.party_id else "signin"
+        return Page(
+            location=f"{PREFIX}/pipelines/{pid}/{step}",
+            set_cookie=cookie,
+            secure=self.settings.secure(incoming),
+        )
+
+    def resume(self, incoming: Incoming) -> Page:
+        """Back to the step the pipeline is at: the payment methods, or signing in first."""
+        ctx = self.pipelines.context(incoming, check_csrf=False)
+        return to_step(ctx.row.id, "method" if ctx.session.party_id else "signin")
+
+    def _merchant(self, params: Mapping[str, str]) -> tuple[Party, str]:
+        """The merchant a start request's ``callerKey`` names, and that key's secret."""
+        caller_key = params.get("callerKey", "")
+        key = self.directory.api_key(caller_key) if 0 < len(caller_key) <= 64 else None
+        secret = self.directory.secret_for(caller_key) if key is not None else None
+        if key is None or secret is None:
+            raise BadRequestError(
+                400,
+                "This payment request cannot be used",
+                "The merchant's request does not name a valid Penny merchant key (callerKey). "
+                "Go back to the merchant's site and try again.",
+            )
+        merchant = self.directory.party(key.party_id)
+        assert merchant is not None
+        return merchant, secret
+
+    def _trusted(self, incoming: Incoming, params: Mapping[str, str], secret: str) -> bool:
+        """Whether the start request is signed (a bad signature, or none when unsigned requests
+        are not allowed, is refused)."""
+        trusted = False
+        if "signature" in params:
+            trusted = _signature_ok(incoming, params, secret)
+            if not trusted:
+                raise BadRequestError(
+                    403,
+                    "This payment request was altered",
+                    "The request's signature does not match its contents, so Penny cannot "
+                    "tell whether the merchant sent it. Nothing was changed. Go back to the "
+                    "merchant's site and start again.",
+                )
+        elif not self.settings.allow_unsigned:
+            raise BadRequestError(
+                403,
+                "This payment request is not signed",
+                "Penny accepts only payment requests signed by the merchant. Go back to the "
+                "merchant's site and start again.",
+            )
+        return trusted
+
+    def _references_used(self, caller_id: str, request: PipelineRequest) -> str | None:
+        for name, reference in request.references().items():
+            try:
+                self.payments.token_by_caller(caller_id, caller_reference=reference)
+            except PaymentsError:
+                continue
+            return name
+        return None
+
+
+def _signature_ok(incoming: Incoming, params: Mapping[str, str], secret: str) -> bool:
+    method = params.get("signatureMethod", "")
+    if params.get("signatureVersion") != "2" or not is_signature_method(method):
+        return False
+    hosts = candidate_hosts(incoming.host, incoming.server_port)
+    host = matching_host(
+        secret, "GET", hosts, START_PATH, params, method, signature_name="signature"
+    )
+    return host is not None
