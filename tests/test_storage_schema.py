@@ -21,6 +21,7 @@ from sqlalchemy.engine import Dialect
 from penny.storage import (
     cobranded_sql,
     gatekeeper_sql,
+    idempotency_sql,
     ipn_sql,
     parties_sql,
     payments_sql,
@@ -95,7 +96,15 @@ def test_schema_py_matches_the_migrated_store(migrated: Database) -> None:
 
 def test_every_storage_module_uses_the_one_metadata() -> None:
     """The storage modules' tables are schema.py's objects, not copies of them."""
-    modules = (cobranded_sql, gatekeeper_sql, ipn_sql, parties_sql, payments_sql, signing_sql)
+    modules = (
+        cobranded_sql,
+        gatekeeper_sql,
+        idempotency_sql,
+        ipn_sql,
+        parties_sql,
+        payments_sql,
+        signing_sql,
+    )
     seen: set[str] = set()
     for module in modules:
         tables = [value for value in vars(module).values() if isinstance(value, Table)]

@@ -1,5 +1,6 @@
 """The JSON API's stored responses by idempotency key (table ``api_idempotency_keys``,
-migration 0008): load a batch's keys, insert new ones, purge old ones."""
+migration 0008, declared in :mod:`penny.storage.schema`): load a batch's keys, insert new
+ones, purge old ones."""
 
 from __future__ import annotations
 
@@ -7,32 +8,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    delete,
-)
+from sqlalchemy import Connection, delete
 
-from penny.storage import driver
+from penny.storage import driver, schema
 
-metadata = MetaData()
-
-idempotency_keys = Table(
-    "api_idempotency_keys",
-    metadata,
-    Column("key", String(128), primary_key=True),
-    Column("caller_id", String(32), primary_key=True),
-    Column("request_hash", String(64), nullable=False),
-    Column("status", Integer, nullable=False),
-    Column("body", LargeBinary, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-)
+idempotency_keys = schema.api_idempotency_keys
 
 
 @dataclass(frozen=True, slots=True)

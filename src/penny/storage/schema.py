@@ -337,3 +337,16 @@ gatekeeper_usage: Final = Table(
     Column("last_count", Integer, nullable=False),
     Column("currency", String(3), nullable=False),
 )
+
+# -- the JSON API (migration 0008) ------------------------------------------------------------
+
+api_idempotency_keys: Final = Table(
+    "api_idempotency_keys",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("caller_id", String(32), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
