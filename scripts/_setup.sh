@@ -10,7 +10,8 @@
 #       or those extras were not installed yet (an install with more extras serves for fewer).
 # It also defines penny_ensure_postgres, which scripts/test calls to make sure PostgreSQL server
 # binaries exist (tests start their own throwaway clusters with them), and
-# penny_ensure_chromium, which makes sure Debian's chromium is there for the browser tests, and
+# penny_ensure_chromium, which makes sure Debian's chromium is there for the browser tests,
+# penny_ensure_npm, which makes sure npm is there to fetch axe-core for them, and
 # penny_ensure_patroni, which installs Patroni, etcd and pgBackRest for the high-availability tests.
 
 # pip: no "running as root" warning, no version nag.
@@ -147,6 +148,17 @@ penny_ensure_chromium() {
     penny_log "no /usr/bin/chromium found"
     penny_apt_install chromium
     [ -x /usr/bin/chromium ] || penny_die "chromium still missing after installing it"
+}
+
+# (e2) npm: the account site's browser tests install axe-core (the accessibility checker) from
+# the npm registry into a cache folder (tests/browser_support.py); nothing is vendored.
+penny_ensure_npm() {
+    if command -v npm >/dev/null 2>&1; then
+        return 0
+    fi
+    penny_log "no npm found"
+    penny_apt_install npm
+    command -v npm >/dev/null 2>&1 || penny_die "npm still missing after installing it"
 }
 
 # (f) Debian's patroni, etcd-server and pgbackrest: the high-availability tests start a

@@ -19,12 +19,12 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from typer.testing import CliRunner
 
+from browser_support import PHONE, chromium, screenshot
 from cobranded_support import (
     BUYER_PASSWORD,
     LiveServer,
@@ -38,33 +38,13 @@ from cobranded_support import (
 )
 from penny.cli.main import app as cli_app
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE: ViewportSize = {"width": 360, "height": 740}
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One browser for this module's tests. Not session-wide: Playwright's sync API keeps an
     event loop on the main thread while it runs, and other modules call ``asyncio.run``."""
-    assert Path(CHROMIUM).exists(), "scripts/test installs Debian's chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 class Flow:
@@ -82,13 +62,8 @@ class Flow:
 
     def shot(self, name: str) -> None:
         """Screenshot the page at phone and desktop width (SQLite run only)."""
-        if self.store != "sqlite":
-            return
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
-            self.page.set_viewport_size(size)
-            self.page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
-        self.page.set_viewport_size(PHONE)
+        if self.store == "sqlite":
+            screenshot(self.page, name)
 
     def start(self, params: dict[str, str]) -> None:
         self.page.goto(self.server.start_url(params))

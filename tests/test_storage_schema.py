@@ -20,6 +20,7 @@ from sqlalchemy.engine import Dialect
 
 from penny.storage import (
     cobranded_sql,
+    console_sql,
     gatekeeper_sql,
     idempotency_sql,
     ipn_sql,
@@ -98,6 +99,7 @@ def test_every_storage_module_uses_the_one_metadata() -> None:
     """The storage modules' tables are schema.py's objects, not copies of them."""
     modules = (
         cobranded_sql,
+        console_sql,
         gatekeeper_sql,
         idempotency_sql,
         ipn_sql,

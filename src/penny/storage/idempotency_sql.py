@@ -1,5 +1,5 @@
 """The JSON API's stored responses by idempotency key (table ``api_idempotency_keys``,
-migration 0008, declared in :mod:`penny.storage.schema`): load a batch's keys, insert new
+migration 0009, declared in :mod:`penny.storage.schema`): load a batch's keys, insert new
 ones, purge old ones."""
 
 from __future__ import annotations

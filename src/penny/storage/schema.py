@@ -338,7 +338,32 @@ gatekeeper_usage: Final = Table(
     Column("currency", String(3), nullable=False),
 )
 
-# -- the JSON API (migration 0008) ------------------------------------------------------------
+# -- the account site (migration 0008) ------------------------------------------------------------
+
+console_sessions: Final = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    _party("party_id"),
+    Column("actor", String(254), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+console_actions: Final = Table(
+    "console_actions",
+    metadata,
+    Column("id", _ID, primary_key=True),
+    _party("party_id"),
+    Column("actor", String(254), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("detail", String(512), nullable=False, server_default=""),
+    Column("at", BigInteger, nullable=False),
+)
+
+# -- the JSON API (migration 0009) ------------------------------------------------------------
 
 api_idempotency_keys: Final = Table(
     "api_idempotency_keys",

@@ -9,7 +9,8 @@
 * ``/metrics``: Prometheus metrics of this application (:mod:`penny.web.metrics`), not
   authenticated: expose it to the monitoring network only.
 * ``/certs/<id>/PKICert.pem``: Penny's signing certificates; the hosted pages
-  (:mod:`penny.web.cobranded`).
+  (:mod:`penny.web.cobranded`); the account site at ``/account`` and the landing page a
+  browser gets at ``GET /`` (:mod:`penny.web.console`).
 * ``/v1/…``: the JSON API (:mod:`penny.web.api`, :mod:`penny.api`), its description at
   ``/v1/openapi.json`` and reference page at ``/v1/docs``.
 
@@ -53,6 +54,7 @@ from penny.storage.database import (
 from penny.web import health
 from penny.web.api import ApiFront
 from penny.web.cobranded import cobranded_routes
+from penny.web.console import Landing, console_routes
 from penny.web.endpoint import Answer, FpsEndpoint, FpsRequest
 from penny.web.front import FPS_METHODS, XML_CONTENT_TYPE, FpsFront, PennyApp
 from penny.web.logs import configure_logging
@@ -159,12 +161,14 @@ def create_app(
         _certificates(signer),
         Route("/", front, methods=list(FPS_METHODS)),
         *cobranded_routes(directory, payments, signer),
+        *console_routes(directory, payments),
     ]
     return PennyApp(
         front,
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: _http_error, 405: _http_error},
+        landing=Landing(),
         api=ApiFront(endpoint, metrics, live=live),
     )
 

@@ -6,7 +6,9 @@ and logs it (:mod:`penny.web.metrics`, :mod:`penny.web.logs`). :class:`PennyApp`
 application: requests to ``/`` with a method the FPS route takes go to the front directly, past
 Starlette's middleware and router (about a fifth of a Pay's CPU went there, #14); everything
 else — the other routes, unknown paths and methods, the lifespan — is Starlette's. The same
-front is also the Starlette route for ``/``, so both ways answer alike. ``/v1/…`` goes to the
+front is also the Starlette route for ``/``, so both ways answer alike. A browser's ``GET /``
+(no ``Action``, ``Accept: text/html``) gets the landing page instead
+(:mod:`penny.web.console.landing`); an FPS request pays one cheap test for it. ``/v1/…`` goes to the
 JSON API's own bare front (:class:`penny.web.api.ApiFront`) the same way.
 """
 
@@ -28,6 +30,7 @@ from penny.fps.wire import (
     new_request_id,
     render_error,
 )
+from penny.web.console.landing import wants_landing
 from penny.web.endpoint import INTERNAL_ERROR, Answer, FpsEndpoint, FpsRequest
 from penny.web.logs import RequestLog, log_request
 from penny.web.metrics import SUCCESS, AppMetrics
@@ -160,10 +163,12 @@ class PennyApp(Starlette):
         routes: Sequence[BaseRoute],
         lifespan: Lifespan[Starlette],
         exception_handlers: Mapping[Any, ExceptionHandler],
+        landing: ASGIApp | None = None,
         api: ASGIApp | None = None,
     ) -> None:
         super().__init__(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
         self.front = front
+        self.landing = landing
         #: The JSON API, answering every ``/v1/…`` path itself (penny.web.api).
         self.api = api
 
@@ -171,6 +176,10 @@ class PennyApp(Starlette):
         if scope["type"] == "http":
             path = scope["path"]
             if path == "/" and scope["method"] in _ROUTED:
+                # A browser's GET (no Action, Accept: text/html) gets the landing page (#16).
+                if scope["method"] == "GET" and self.landing is not None and wants_landing(scope):
+                    await self.landing(scope, receive, send)
+                    return
                 await self.front(scope, receive, send)
                 return
             if self.api is not None and path.startswith(API_PREFIX):

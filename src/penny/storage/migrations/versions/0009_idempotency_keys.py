@@ -5,8 +5,8 @@ method, path and decoded body and the HTTP status and body of its response, so a
 same key and body is answered with the same response (errors included) and a retry with
 another body is refused. Rows are kept at least 24 hours (purged by age, ``created_at``).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

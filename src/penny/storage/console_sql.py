@@ -1,0 +1,296 @@
+"""SQL for the account site (tables and indexes made by migration 0008): console sessions, the
+log of console actions, and the reads behind the merchant console and the buyer account.
+
+Every function takes the connection of a transaction the caller opened. Transactions are
+listed newest first with keyset pagination on ``(received_at, id)``: a page is one index range
+scan whatever its depth (``ix_transactions_caller_received_id`` for a merchant,
+``ix_transactions_instrument_received`` for an instrument).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Connection,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.sql import Select
+
+from penny.domain.model import Instrument, Operation, Status, Token, Transaction
+from penny.storage import payments_sql, schema
+from penny.storage.parties_sql import parties
+
+sessions = schema.console_sessions
+actions = schema.console_actions
+
+_txns = payments_sql.transactions
+_DAY_US = 86_400 * 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id_hash: str
+    party_id: str
+    actor: str
+    csrf_token: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    id: int
+    actor: str
+    action: str
+    subject: str
+    detail: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFilter:
+    """Which transactions a list shows: one merchant's (as caller), one instrument's, or
+    both (a merchant's on one instrument)."""
+
+    caller_id: str | None = None
+    instrument_id: str | None = None
+    since: int | None = None
+    until: int | None = None
+    operation: Operation | None = None
+    status: Status | None = None
+    #: A transaction id or a CallerReference (exact).
+    search: str | None = None
+    #: The buyer's account id (the transaction's sender).
+    sender_id: str | None = None
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+def insert_session(conn: Connection, row: SessionRow, now: int) -> None:
+    conn.execute(
+        insert(sessions).values(
+            id_hash=row.id_hash,
+            party_id=row.party_id,
+            actor=row.actor,
+            csrf_token=row.csrf_token,
+            created_at=now,
+            expires_at=row.expires_at,
+        )
+    )
+
+
+def load_session(conn: Connection, id_hash: str, now: int) -> SessionRow | None:
+    """The session, unless it is unknown or expired."""
+    row = conn.execute(
+        select(sessions).where(sessions.c.id_hash == id_hash, sessions.c.expires_at > now)
+    ).first()
+    if row is None:
+        return None
+    return SessionRow(row.id_hash, row.party_id, row.actor, row.csrf_token, row.expires_at)
+
+
+def delete_session(conn: Connection, id_hash: str) -> None:
+    conn.execute(delete(sessions).where(sessions.c.id_hash == id_hash))
+
+
+def delete_sessions_of(conn: Connection, actor: str) -> None:
+    """End every session signed in as ``actor`` (a revoked key signs nobody in any more)."""
+    conn.execute(delete(sessions).where(sessions.c.actor == actor))
+
+
+def delete_expired(conn: Connection, now: int) -> None:
+    conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+
+
+# -- the log of console actions ----------------------------------------------------------
+
+
+def record_action(
+    conn: Connection, party_id: str, actor: str, action: str, subject: str, detail: str, at: int
+) -> None:
+    conn.execute(
+        insert(actions).values(
+            party_id=party_id,
+            actor=actor[:254],
+            action=action,
+            subject=subject[:128],
+            detail=detail[:512],
+            at=at,
+        )
+    )
+
+
+def actions_of(conn: Connection, party_id: str, limit: int = 200) -> list[ActionRow]:
+    """A party's console actions, newest first."""
+    rows = conn.execute(
+        select(actions)
+        .where(actions.c.party_id == party_id)
+        .order_by(actions.c.id.desc())
+        .limit(limit)
+    )
+    return [ActionRow(r.id, r.actor, r.action, r.subject, r.detail, r.at) for r in rows]
+
+
+# -- transactions --------------------------------------------------------------------------
+
+
+def page_query(
+    where: TransactionFilter, after: tuple[int, str] | None, limit: int
+) -> Select[tuple[str]]:
+    """The statement of one page of ids (exposed so a test can read its query plan)."""
+    assert where.caller_id is not None or where.instrument_id is not None
+    query = select(_txns.c.id)
+    if where.caller_id is not None:
+        query = query.where(_txns.c.caller_id == where.caller_id)
+    if where.instrument_id is not None:
+        query = query.where(_txns.c.instrument_id == where.instrument_id)
+    if where.since is not None:
+        query = query.where(_txns.c.received_at >= where.since)
+    if where.until is not None:
+        query = query.where(_txns.c.received_at < where.until)
+    if where.operation is not None:
+        query = query.where(_txns.c.operation == where.operation.value)
+    if where.status is not None:
+        query = query.where(_txns.c.status == where.status.value)
+    if where.sender_id is not None:
+        query = query.where(_txns.c.sender_id == where.sender_id)
+    if where.search:
+        query = query.where(
+            or_(_txns.c.id == where.search, _txns.c.caller_reference == where.search)
+        )
+    if after is not None:
+        query = query.where(tuple_(_txns.c.received_at, _txns.c.id) < tuple_(*after))
+    return query.order_by(_txns.c.received_at.desc(), _txns.c.id.desc()).limit(limit)
+
+
+def transactions_page(
+    conn: Connection, where: TransactionFilter, after: tuple[int, str] | None, limit: int
+) -> list[Transaction]:
+    """At most ``limit`` transactions, newest first, older than ``after`` (received_at, id)."""
+    ids = [row.id for row in conn.execute(page_query(where, after, limit))]
+    found = payments_sql.load_transactions(conn, ids)
+    return [found[i] for i in ids]
+
+
+def period_totals(
+    conn: Connection, caller_id: str, start: int, end: int
+) -> dict[str, tuple[int, int, int]]:
+    """Successful transactions of a merchant in ``[start, end)``, by operation: amount, fees,
+    count."""
+    rows = conn.execute(
+        select(
+            _txns.c.operation,
+            func.coalesce(func.sum(_txns.c.amount), 0),
+            func.coalesce(func.sum(_txns.c.fees), 0),
+            func.count(),
+        )
+        .where(
+            _txns.c.caller_id == caller_id,
+            _txns.c.received_at >= start,
+            _txns.c.received_at < end,
+            _txns.c.status == Status.success.value,
+        )
+        .group_by(_txns.c.operation)
+    )
+    return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in rows}
+
+
+def daily_sales(
+    conn: Connection, caller_id: str, start: int, end: int
+) -> dict[int, tuple[int, int]]:
+    """Successful Pays of a merchant in ``[start, end)`` by UTC day (the day's first
+    microsecond): amount and count."""
+    day = (_txns.c.received_at - _txns.c.received_at % _DAY_US).label("day")
+    rows = conn.execute(
+        select(day, func.sum(_txns.c.amount), func.count())
+        .where(
+            _txns.c.caller_id == caller_id,
+            _txns.c.received_at >= start,
+            _txns.c.received_at < end,
+            _txns.c.operation == Operation.pay.value,
+            _txns.c.status == Status.success.value,
+        )
+        .group_by(day)
+    )
+    return {int(row[0]): (int(row[1]), int(row[2])) for row in rows}
+
+
+# -- the buyer's instruments and tokens -----------------------------------------------------
+
+
+def instruments_of_buyer(conn: Connection, buyer_id: str) -> list[Instrument]:
+    ids = [
+        row.id
+        for row in conn.execute(
+            select(payments_sql.instruments.c.id)
+            .where(payments_sql.instruments.c.sender_id == buyer_id)
+            .order_by(payments_sql.instruments.c.created_at.desc(), payments_sql.instruments.c.id)
+        )
+    ]
+    found = payments_sql.load_instruments(conn, ids)
+    return [found[i] for i in ids]
+
+
+def tokens_of_buyer(conn: Connection, buyer_id: str) -> list[Token]:
+    tokens = payments_sql.tokens
+    ids = [
+        row.id
+        for row in conn.execute(
+            select(tokens.c.id)
+            .where(tokens.c.sender_id == buyer_id)
+            .order_by(tokens.c.created_at.desc(), tokens.c.id)
+        )
+    ]
+    found = payments_sql.load_tokens(conn, ids)
+    return [found[i] for i in ids]
+
+
+def party_names(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(parties.c.id, parties.c.name).where(parties.c.id.in_(wanted)))
+    return {row.id: row.name for row in rows}
+
+
+def account_labels(conn: Connection, account_ids: Sequence[int]) -> dict[int, str]:
+    """What each ledger account is, in words: a party's book, an instrument, a system account."""
+    wanted = sorted(set(account_ids))
+    labels: dict[int, str] = {}
+    if not wanted:
+        return labels
+    books = (
+        (parties.c.payable_account_id, "payable balance"),
+        (parties.c.prepaid_issued_account_id, "prepaid value issued"),
+        (parties.c.credit_extended_account_id, "credit extended"),
+        (parties.c.balance_account_id, "Penny balance"),
+    )
+    for column, what in books:
+        for row in conn.execute(select(column, parties.c.name).where(column.in_(wanted))):
+            labels[int(row[0])] = f"{row[1]}: {what}"
+    instruments = payments_sql.instruments
+    kind_name = case(
+        (instruments.c.kind == "prepaid", "prepaid instrument"), else_="credit instrument"
+    )
+    for account, kind, instrument_id in conn.execute(
+        select(instruments.c.ledger_account_id, kind_name, instruments.c.id).where(
+            instruments.c.ledger_account_id.in_(wanted)
+        )
+    ):
+        labels[int(account)] = f"{kind} {instrument_id}"
+    system = payments_sql.system_accounts
+    for account, name in conn.execute(
+        select(system.c.ledger_account_id, system.c.name).where(
+            system.c.ledger_account_id.in_(wanted)
+        )
+    ):
+        labels[int(account)] = f"Penny: {name}"
+    return labels

@@ -1,0 +1,27 @@
+"""The account site (issue #16): Penny's own pages for the people behind the accounts.
+
+``landing`` is ``GET /`` for browsers; ``site`` the plumbing (sessions, sign-in, CSRF, the
+action log); ``merchant`` the merchant console (business accounts); ``buyer`` the buyer account
+(personal accounts); ``views`` the formatting and filters they share; ``charts`` the
+server-drawn SVG charts. Templates are in ``templates/``, one style sheet in ``static/``; no
+script and nothing third-party. docs/console.md describes the pages.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from penny.parties import Directory
+from penny.services.payments import Payments
+from penny.web.console.buyer import BuyerPages
+from penny.web.console.landing import Landing, wants_landing
+from penny.web.console.merchant import MerchantPages
+from penny.web.console.site import ConsoleSite
+
+__all__ = ["ConsoleSite", "Landing", "console_routes", "wants_landing"]
+
+
+def console_routes(directory: Directory, payments: Payments) -> list[BaseRoute]:
+    """The routes of the account site, for :func:`penny.web.app.create_app`."""
+    site = ConsoleSite(directory, payments)
+    return site.routes([*MerchantPages(site).routes(), *BuyerPages(site).routes()])

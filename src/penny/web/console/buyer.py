@@ -1,0 +1,164 @@
+"""The buyer account (personal accounts): payment methods, the Penny balance, prepaid and
+postpaid instruments with their history, and the authorizations (tokens) given to merchants,
+which the buyer may cancel.
+
+Cancelling goes through :meth:`Payments.cancel_token` on the token's merchant's behalf, exactly
+as the merchant's own ``CancelToken``: the merchant's IPN is written to the outbox in the same
+transaction and later Pays on the token are refused. A buyer sees only instruments and tokens
+it is the sender of; any other id is answered like an unknown one.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from starlette.routing import BaseRoute
+
+from penny.domain.model import Instrument, InstrumentKind, Token
+from penny.domain.parties import PartyKind
+from penny.money import Money
+from penny.services.payment_queries import BalanceQuery, TwoBalances
+from penny.storage import console_sql, payments_sql
+from penny.web.cobranded.http import Page, decode_query
+from penny.web.console import views
+from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
+
+BASE: Final = f"{PREFIX}/buyer"
+
+
+class BuyerPages(PagesOf):
+    """The buyer's pages, over a :class:`ConsoleSite`."""
+
+    kind = PartyKind.personal
+    base = BASE
+
+    def routes(self) -> list[BaseRoute]:
+        page = self.page
+        return [
+            page("", self.home, ["GET"]),
+            page("/instruments/{iid}", self.instrument, ["GET"]),
+            page("/tokens/{tid}", self.token, ["GET"]),
+            page("/tokens/{tid}/cancel", self.cancel, ["POST"]),
+        ]
+
+    def _balances(self, buyer_id: str, instruments: list[Instrument]) -> dict[str, TwoBalances]:
+        queries = [BalanceQuery(i.kind, buyer_id, i.id) for i in instruments]
+        found = self.payments.balances(queries)
+        return {
+            i.id: answer
+            for i, answer in zip(instruments, found, strict=True)
+            if isinstance(answer, TwoBalances)
+        }
+
+    def home(self, viewer: Viewer) -> Page:
+        buyer = viewer.party.id
+        with self.site.database.read() as conn:
+            instruments = console_sql.instruments_of_buyer(conn, buyer)
+            tokens = console_sql.tokens_of_buyer(conn, buyer)
+            names = console_sql.party_names(conn, [i.recipient_id for i in instruments])
+            names.update(console_sql.party_names(conn, [t.caller_id for t in tokens]))
+        balances = self._balances(buyer, instruments)
+        methods = [m for m in self.directory.payment_methods(buyer) if m.last4 is not None]
+        return self.site.view(
+            viewer,
+            "buyer_home.html",
+            methods=[m.describe() for m in methods],
+            balance=self.payments.account_balance(buyer).total.minor,
+            prepaid=[
+                _line(i, balances, names) for i in instruments if i.kind is InstrumentKind.prepaid
+            ],
+            postpaid=[
+                _line(i, balances, names) for i in instruments if i.kind is InstrumentKind.credit
+            ],
+            tokens=[(t, names.get(t.caller_id, t.caller_id)) for t in tokens],
+        )
+
+    def _own_instrument(self, viewer: Viewer, iid: str) -> Instrument:
+        with self.site.database.read() as conn:
+            found = payments_sql.load_instruments(conn, [iid]) if len(iid) <= 64 else {}
+        instrument = found.get(iid)
+        if instrument is None or instrument.sender_id != viewer.party.id:
+            raise NotFoundError
+        return instrument
+
+    def instrument(self, viewer: Viewer) -> Page:
+        instrument = self._own_instrument(viewer, viewer.incoming.path_params.get("iid", ""))
+        params = decode_query(viewer.incoming.query)
+        after = views.decode_cursor(params.get("after", ""))
+        where = console_sql.TransactionFilter(instrument_id=instrument.id)
+        with self.site.database.read() as conn:
+            rows = console_sql.transactions_page(conn, where, after, views.PAGE_SIZE + 1)
+            names = console_sql.party_names(conn, [instrument.recipient_id])
+        more = len(rows) > views.PAGE_SIZE
+        rows = rows[: views.PAGE_SIZE]
+        balances = self._balances(viewer.party.id, [instrument])
+        return self.site.view(
+            viewer,
+            "buyer_instrument.html",
+            line=_line(instrument, balances, names),
+            rows=[views.row_of(t) for t in rows],
+            next_after=views.encode_cursor(rows[-1]) if more else None,
+            first_page=after is None,
+        )
+
+    def _own_token(self, viewer: Viewer, tid: str) -> Token:
+        with self.site.database.read() as conn:
+            found = payments_sql.load_tokens(conn, [tid]) if len(tid) <= 64 else {}
+        token = found.get(tid)
+        if token is None or token.sender_id != viewer.party.id:
+            raise NotFoundError
+        return token
+
+    def token(self, viewer: Viewer) -> Page:
+        token = self._own_token(viewer, viewer.incoming.path_params.get("tid", ""))
+        usage = self.payments.token_usage(token.caller_id, token.id)
+        with self.site.database.read() as conn:
+            names = console_sql.party_names(conn, [token.caller_id])
+            instrument = payments_sql.load_instruments(conn, [token.instrument_id]).get(
+                token.instrument_id
+            )
+        assert instrument is not None
+        return self.site.view(
+            viewer,
+            "buyer_token.html",
+            token=token,
+            merchant=names.get(token.caller_id, token.caller_id),
+            instrument=instrument,
+            limit=_limit(instrument),
+            usage=usage,
+        )
+
+    def cancel(self, viewer: Viewer) -> Page:
+        token = self._own_token(viewer, viewer.incoming.path_params.get("tid", ""))
+        if token.active:
+            self.payments.cancel_token(token.caller_id, token.id)
+            self.site.record(viewer, "token.cancel", token.id, f"merchant {token.caller_id}")
+        return Page(location=f"{BASE}/tokens/{token.id}")
+
+
+def _limit(instrument: Instrument) -> str:
+    limit = instrument.funding_limit
+    if instrument.kind is InstrumentKind.credit:
+        limit = instrument.credit_limit
+    return "no limit" if limit is None else views.money(limit, instrument.currency)
+
+
+def _line(
+    instrument: Instrument, balances: dict[str, TwoBalances], names: dict[str, str]
+) -> dict[str, object]:
+    """What the pages show of an instrument."""
+    balance = balances.get(instrument.id)
+    zero = Money(0, instrument.currency)
+    return {
+        "id": instrument.id,
+        "kind": instrument.kind.value,
+        "merchant": names.get(instrument.recipient_id, instrument.recipient_id),
+        "balance": views.money((balance.main if balance else zero).minor, instrument.currency),
+        "pending": views.money((balance.pending if balance else zero).minor, instrument.currency),
+        "limit": _limit(instrument),
+        "funded": views.money(instrument.funded_total, instrument.currency),
+        "charged": views.money(instrument.charged_total, instrument.currency),
+        "valid_from": views.when(instrument.valid_from),
+        "valid_until": views.when(instrument.valid_until) if instrument.valid_until else "no end",
+        "reason": instrument.payment_reason,
+    }

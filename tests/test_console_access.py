@@ -1,0 +1,168 @@
+"""Who may see what on the account site, route by route, on SQLite and PostgreSQL; and the
+transaction list's query plans.
+
+Every route under ``/account`` but sign-in, sign-out, the index and the style sheet is taken
+from the application's own route table (a new route cannot escape these tests) and tried:
+without a session (a redirect to sign-in, nothing changed), with a session of the other kind
+of account (the same), and with another party's ids (exactly the answer of an unknown id: 404
+with the same body). The list's statement is checked to be one index range scan, without a
+sort, on both stores: that is what keeps a page as fast at 10⁶ rows as at ten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.routing import Route
+
+from console_support import ConsoleClient, Shop, make_shop
+from penny.domain.model import Operation
+from penny.storage import console_sql
+from penny.storage.database import open_database
+
+PUBLIC = {
+    "/account",
+    "/account/",
+    "/account/static/console.css",
+    "/account/signin/merchant",
+    "/account/signin/buyer",
+    "/account/signout",
+}
+UNKNOWN = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"
+
+
+@pytest.fixture
+def shop(database_url: str) -> Iterator[Shop]:
+    made = make_shop(database_url)
+    yield made
+    made.world.db.dispose()
+
+
+def _private_routes(shop: Shop) -> list[tuple[str, str]]:
+    found = []
+    for route in shop.world.app.routes:
+        if not isinstance(route, Route) or not route.path.startswith("/account"):
+            continue
+        if route.path not in PUBLIC:
+            found += [(m, route.path) for m in sorted(route.methods or ()) if m != "HEAD"]
+    assert len(found) > 10
+    return found
+
+
+def _fill(path: str, shop: Shop, unknown: bool) -> str:
+    """The path with the other side's ids (or unknown ones) for its parameters."""
+    other = shop.other
+    ids = {
+        "/account/merchant/transactions/{tid}": other.pays[1].id,
+        "/account/merchant/keys/{kid}": other.access_key,
+        "/account/buyer/instruments/{iid}": other.prepaid.instrument.id,
+        "/account/buyer/tokens/{tid}": other.prepaid.sender_token.id,
+    }
+    for prefix, value in ids.items():
+        name = prefix.rsplit("/", 1)[1]
+        if path.startswith(prefix):
+            path = path.replace(name, UNKNOWN if unknown else value)
+    assert "{" not in path, path
+    return path
+
+
+def _home_kind(path: str) -> str:
+    return "merchant" if path.startswith("/account/merchant") else "buyer"
+
+
+def test_no_session_and_the_wrong_kind_of_account_are_sent_to_sign_in(shop: Shop) -> None:
+    anonymous = ConsoleClient(shop.world)
+    merchant = ConsoleClient(shop.world)
+    merchant.sign_in_merchant(shop.main)
+    buyer = ConsoleClient(shop.world)
+    buyer.sign_in_buyer(shop.main)
+    for method, pattern in _private_routes(shop):
+        path = _fill(pattern, shop, unknown=False)
+        wrong = buyer if _home_kind(pattern) == "merchant" else merchant
+        for client in (anonymous, wrong):
+            form = {"csrf": client.csrf()} if client is wrong else {}
+            answer = (
+                client.get(path) if method == "GET" else client.post(path, {**form, "amount": "1"})
+            )
+            assert answer.status_code == 303, (method, path)
+            assert answer.headers["location"] == f"/account/signin/{_home_kind(pattern)}"
+    # Nothing changed: no refund, no key, no cancelled token.
+    other = shop.other
+    assert shop.world.payments.transaction(other.merchant.id, other.pays[1].id).refunded == 0
+    assert len(shop.world.directory.list_keys(other.merchant.id)) == 1
+    assert shop.world.directory.secret_for(other.access_key) is not None
+    token = other.prepaid.sender_token.id
+    assert shop.world.payments.token_by_caller(other.merchant.id, token_id=token).active
+
+
+def test_another_party_s_ids_answer_exactly_like_unknown_ones(shop: Shop) -> None:
+    merchant = ConsoleClient(shop.world)
+    merchant.sign_in_merchant(shop.main)
+    buyer = ConsoleClient(shop.world)
+    buyer.sign_in_buyer(shop.main)
+    checked = 0
+    for method, pattern in _private_routes(shop):
+        if "{" not in pattern:
+            continue
+        client = merchant if _home_kind(pattern) == "merchant" else buyer
+        answers = []
+        for unknown in (False, True):
+            path = _fill(pattern, shop, unknown)
+            if method == "GET":
+                answers.append(client.get(path))
+            else:
+                answers.append(client.post(path, {"csrf": client.csrf(), "amount": "1"}))
+        theirs, nobody_s = answers
+        assert theirs.status_code == nobody_s.status_code == 404, (method, pattern)
+        assert theirs.content == nobody_s.content
+        checked += 1
+    assert checked >= 6
+    other = shop.other
+    assert shop.world.payments.transaction(other.merchant.id, other.pays[1].id).refunded == 0
+    assert shop.world.directory.secret_for(other.access_key) is not None
+    token = other.prepaid.sender_token.id
+    assert shop.world.payments.token_by_caller(other.merchant.id, token_id=token).active
+    # Filters cannot reach another merchant's transactions either.
+    listed = merchant.get(
+        f"/account/merchant/transactions?q={other.pays[1].id}"
+        f"&instrument={other.prepaid.instrument.id}"
+    )
+    assert f"/transactions/{other.pays[1].id}" not in listed.text
+    assert "No transactions." in listed.text
+
+
+@pytest.mark.parametrize(
+    ("where", "index"),
+    [
+        (console_sql.TransactionFilter(caller_id="m"), "ix_transactions_caller_received_id"),
+        (
+            console_sql.TransactionFilter(caller_id="m", operation=Operation.pay, since=1),
+            "ix_transactions_caller_received_id",
+        ),
+        (console_sql.TransactionFilter(instrument_id="i"), "ix_transactions_instrument_received"),
+    ],
+)
+def test_a_page_is_an_index_range_scan_without_a_sort(
+    database_url: str, where: console_sql.TransactionFilter, index: str
+) -> None:
+    database = open_database(database_url)
+    try:
+        for after in (None, (1_000, "T")):
+            statement = console_sql.page_query(where, after, 51)
+            with database.read() as conn:
+                sql = str(statement.compile(conn, compile_kwargs={"literal_binds": True}))
+                if database.is_postgresql:
+                    # An empty table is cheaper to scan than to search: ask for the plan the
+                    # planner takes once the table is large.
+                    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                    plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+                    assert "Sort" not in plan, plan
+                else:
+                    rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").fetchall()
+                    plan = "\n".join(str(r[-1]) for r in rows)
+                    assert "TEMP B-TREE" not in plan, plan
+                    assert "SCAN" not in plan.replace("SEARCH", ""), plan
+            assert index in plan, plan
+    finally:
+        database.dispose()
