@@ -121,3 +121,13 @@ def test_any_other_handler_or_filter_takes_the_ordinary_way(
     finally:
         access.filters.clear()
     assert buffer.getvalue().count("\n") == 1  # the filter dropped the second line
+
+
+def test_flushing_after_the_stream_closed_is_harmless() -> None:
+    handler = BufferedStderrHandler()
+    stream = io.StringIO()
+    handler.setStream(stream)
+    with handler.lock:  # type: ignore[union-attr]
+        stream.close()
+    handler.flush()  # the flusher thread and the exit hook may still call it
+    assert handler.write_line("late") is False

@@ -294,8 +294,10 @@ def _finish(
                 log_request(RequestLog(request_id, item.action, None, 200, None, 1234))
     finally:
         logging.getLogger(ACCESS_LOGGER).removeHandler(handler)
+        handler.flush()
         handler.close()
-        handler.stream.close()  # a StreamHandler leaves its stream open
+        with handler.lock:  # type: ignore[union-attr]  # its flusher thread flushes under the lock
+            handler.stream.close()  # a StreamHandler leaves its stream open
 
 
 def _devnull_log_handler() -> logging.StreamHandler:  # type: ignore[type-arg]

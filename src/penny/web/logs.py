@@ -201,8 +201,12 @@ class BufferedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         atexit.register(self.flush)
 
     def flush(self) -> None:
+        """Write the buffer out; nothing once the stream was closed (the flusher thread and
+        the exit hook may still call it)."""
         self._dirty.clear()
-        super().flush()
+        with self.lock:  # type: ignore[union-attr]
+            if not getattr(self.stream, "closed", False):
+                self.stream.flush()
 
     def write_line(self, line: str) -> bool:
         """Write one INFO line (already formatted) to the buffer; ``False`` if that failed
