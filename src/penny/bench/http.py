@@ -5,8 +5,9 @@ For each store (SQLite file, or a database in a throwaway PostgreSQL cluster):
 1. seed (:mod:`penny.bench.seed`): 100 merchants with API keys, 10,000 buyers each with a
    funded prepaid instrument for their merchant, one for the hot merchant and a postpaid one;
 2. start ``penny serve`` (the real command, ``--workers N``) on 127.0.0.1 in its own process;
-3. for each workload (W1, W2, W4, W5, W6; :mod:`penny.bench.loadgen`), start separate
-   load-generator processes sending signed FPS requests over keep-alive connections,
+3. for each workload (W1, W2, W4, W5, W6, and W7 — W1 through the JSON API;
+   :mod:`penny.bench.loadgen`), start separate load-generator processes sending signed FPS
+   requests (W7: JSON with a bearer secret) over keep-alive connections,
    closed-loop, for a warm-up then a fixed measured time; afterwards the ledger audit must be
    clean and the successful money movements the clients saw must equal what the store holds
    (ok journals, and successful Pay rows);
@@ -51,7 +52,7 @@ from penny.storage.database import Database, open_database
 
 Progress = Callable[[str, float], None]
 
-WORKLOADS = ("W1", "W2", "W4", "W5", "W6")
+WORKLOADS = ("W1", "W2", "W4", "W5", "W6", "W7")
 #: GetPrepaidBalance requests/s of the P5 probe: light, so that it measures the read, not a
 #: queue (500/s saturated the PostgreSQL server on a loaded machine).
 BALANCE_PROBE_RATE = 100.0

@@ -16,7 +16,8 @@ succeeded over the whole run (warm-up included), for the ledger-count check.
 Workloads: ``W1`` prepaid Pay to the buyer's own merchant (100 merchants); ``W2`` prepaid Pay
 to the hot merchant; ``W4`` W1 with 10 % retries of an already-sent CallerReference (same
 content); ``W5`` postpaid Pay with a SettleDebt every 100 requests; ``W6`` 80 %
-GetPrepaidBalance, 20 % Pay.
+GetPrepaidBalance, 20 % Pay; ``W7`` W1 through the JSON API (``POST /v1/payments`` with a
+bearer secret, the CallerReference as its ``Idempotency-Key``).
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from penny.api.auth import bearer_secret
 from penny.bench.seed import Buyer, Merchant, Seed
 from penny.epoch import from_seconds, to_datetime
 from penny.fps.signature import sign_v2
 
 VERSION = "2008-09-17"
 SUCCESS = b"<TransactionStatus>Success</TransactionStatus>"
+JSON_SUCCESS = b'"status":"success"'
+FORM = "application/x-www-form-urlencoded; charset=utf-8"
 MAX_ERROR_SAMPLES = 5
 
 
@@ -65,6 +69,8 @@ class Request:
     new_move: bool
     #: A postpaid Pay's (instrument, amount): what the buyer owes once it succeeds.
     debt: tuple[str, int] | None = None
+    #: W7: the Pay through the JSON API, for this many cents.
+    json_cents: int | None = None
 
 
 class Connection:
@@ -79,10 +85,12 @@ class Connection:
         reader, writer = await asyncio.open_connection(host, port)
         return cls(reader, writer)
 
-    async def post(self, host: str, body: bytes) -> tuple[int, bytes]:
+    async def post(
+        self, host: str, body: bytes, path: str = "/", content_type: str = FORM, extra: str = ""
+    ) -> tuple[int, bytes]:
         head = (
-            f"POST / HTTP/1.1\r\nHost: {host}\r\n"
-            "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: {content_type}\r\n{extra}"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("ascii")
         self.writer.write(head + body)
@@ -128,6 +136,24 @@ class Signer:
         }
         request["Signature"] = sign_v2(merchant.secret, "POST", self.host, "/", request)
         return "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in request.items()).encode()
+
+
+def json_pay(merchant: Merchant, request: Request) -> tuple[bytes, str]:
+    """W7's body and extra headers: the same Pay as W1's, as JSON with a bearer secret."""
+    assert request.json_cents is not None
+    body = json.dumps(
+        {
+            "sender_token": request.params["SenderTokenId"],
+            "amount": {"amount": request.json_cents, "currency": "USD"},
+        },
+        separators=(",", ":"),
+    ).encode()
+    secret = bearer_secret(merchant.access_key_id, merchant.secret, live=False)
+    headers = (
+        f"Authorization: Bearer {secret}\r\n"
+        f"Idempotency-Key: {request.params['CallerReference']}\r\n"
+    )
+    return body, headers
 
 
 def amount_text(cents: int) -> str:
@@ -204,7 +230,8 @@ class Worker:
         if w == "W4" and len(self.sent) < 100_000:
             self.sent.append((merchant, params))
         debt = (buyer.credit_instrument, amount) if w == "W5" else None
-        return Request("pay", merchant, action, params, new_move=True, debt=debt)
+        cents = amount if w == "W7" else None
+        return Request("pay", merchant, action, params, new_move=True, debt=debt, json_cents=cents)
 
     async def connection(
         self, start: float, warm_end: float, end: float, rate: float | None
@@ -226,13 +253,13 @@ class Worker:
                     return
                 request = self.next_request()
                 op = request.op
-                body = self.signer.body(request.merchant, request.action, request.params)
                 if not rate:
                     sent_at = time.time()
-                status, content = await conn.post(self.signer.host, body)
+                status, content = await self.send(conn, request)
                 done = time.time()
                 self.stats.requests += 1
-                good = status == 200 and (op == "balance" or SUCCESS in content)
+                success = SUCCESS if request.json_cents is None else JSON_SUCCESS
+                good = status == 200 and (op == "balance" or success in content)
                 measured = warm_end <= sent_at < end
                 if not good:
                     self.stats.errors += measured
@@ -247,6 +274,14 @@ class Worker:
                     self.debts[instrument] = self.debts.get(instrument, 0) + amount
         finally:
             conn.close()
+
+    async def send(self, conn: Connection, request: Request) -> tuple[int, bytes]:
+        """One request: signed FPS, or (W7) JSON with a bearer secret."""
+        if request.json_cents is None:
+            body = self.signer.body(request.merchant, request.action, request.params)
+            return await conn.post(self.signer.host, body)
+        body, headers = json_pay(request.merchant, request)
+        return await conn.post(self.signer.host, body, "/v1/payments", "application/json", headers)
 
     async def run(self) -> None:
         start = await self._start_time()

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from penny.api.auth import bearer_secret, live_from_env
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, emit, ensure_server_key, fail
 from penny.cli.common import open_store as _database
@@ -166,7 +167,13 @@ def _key_lines(key: ApiKeyWithSecret) -> list[str]:
         f"access key id: {key.access_key_id}",
         f"secret key:    {key.secret}",
         "The secret key is shown only now: store it safely (Penny keeps it encrypted).",
+        f"JSON API:      Authorization: Bearer {_bearer(key)}",
     ]
+
+
+def _bearer(key: ApiKeyWithSecret) -> str:
+    """The key pair as the JSON API's bearer secret, for this server's mode (PENNY_MODE)."""
+    return bearer_secret(key.access_key_id, key.secret, live=live_from_env())
 
 
 # -- accounts ----------------------------------------------------------------------------
@@ -182,7 +189,11 @@ def create_business(
     """Open a merchant account (FPS recipient and caller) with its first API key."""
     with open_directory(database) as directory:
         party, key = directory.create_business(name, email)
-    data = party_json(party) | {"access_key_id": key.access_key_id, "secret_key": key.secret}
+    data = party_json(party) | {
+        "access_key_id": key.access_key_id,
+        "secret_key": key.secret,
+        "bearer_secret": _bearer(key),
+    }
     lines = [f"business account {party.id}: {party.name} <{party.email}>", *_key_lines(key)]
     emit(as_json, data, lines)
 
@@ -413,7 +424,7 @@ def keys_create(
     """Create another API key for a business account; prints its secret, once."""
     with open_directory(database) as directory:
         key = directory.create_key(_account_id(directory, account))
-    data = _key_json(key.key) | {"secret_key": key.secret}
+    data = _key_json(key.key) | {"secret_key": key.secret, "bearer_secret": _bearer(key)}
     emit(as_json, data, _key_lines(key))
 
 

@@ -59,7 +59,7 @@ _Output = Annotated[
 def bench_http(
     store: _Stores = "sqlite,postgresql",
     workloads: Annotated[str, typer.Option(metavar="NAMES", help="Workloads, comma-separated.")] = (
-        "W1,W2,W4,W5,W6"
+        "W1,W2,W4,W5,W6,W7"
     ),
     workers: Annotated[int, typer.Option(metavar="N", min=1, help="`penny serve --workers`.")] = 1,
     buyers: Annotated[int, typer.Option(metavar="N", min=2, help="Buyers seeded.")] = 10_000,

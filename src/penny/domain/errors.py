@@ -5,7 +5,8 @@
 everything an adapter says about it: the FPS error code, whether FPS called it retriable, a
 message a developer understands, the HTTP status, whether it is *transient* (the request never
 ran; a retry with the same CallerReference may succeed), and the Co-Branded UI return status
-of a pipeline whose confirmation is refused that way. :data:`LEDGER_REFUSALS` translates the
+of a pipeline whose confirmation is refused that way, and its :class:`ErrorKind` for the
+JSON API (the error ``type`` and HTTP status there). :data:`LEDGER_REFUSALS` translates the
 ledger's result codes into refusals. Adapters (the FPS XML API, the hosted pages, the CLI)
 never invent codes of their own: the FPS front end's request-level codes (``MissingParameter``
 …, before a request reaches the domain) are named once in :mod:`penny.fps.wire`, and a
@@ -88,6 +89,38 @@ NP: Final = "NP"
 NM: Final = "NM"
 
 
+class ErrorKind(enum.Enum):
+    """What kind of refusal an entry is, for the JSON API (``/v1``): the error object's
+    ``type`` is the value, the HTTP status :data:`KIND_STATUS` (FPS answers every refusal 400)."""
+
+    #: The request is malformed or names something invalid.
+    invalid_request = "invalid_request_error"
+    #: Well-formed, but the money is not there or a rule declines it.
+    declined = "payment_error"
+    #: A token, instrument or transaction the caller cannot see.
+    not_found = "not_found_error"
+    #: Conflicts with the state of an earlier request (an idempotency key, a refund).
+    conflict = "conflict_error"
+    #: Understood, but the operation cannot apply to what it names.
+    unprocessable = "unprocessable_error"
+    #: The store stayed busy: retry the same request later.
+    rate_limited = "rate_limit_error"
+    #: The server failed (a bug, an outage): retry the same request.
+    unavailable = "api_error"
+
+
+#: HTTP status of each kind in the JSON API.
+KIND_STATUS: Final[dict[ErrorKind, int]] = {
+    ErrorKind.invalid_request: 400,
+    ErrorKind.declined: 402,
+    ErrorKind.not_found: 404,
+    ErrorKind.conflict: 409,
+    ErrorKind.unprocessable: 422,
+    ErrorKind.rate_limited: 429,
+    ErrorKind.unavailable: 503,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class FpsError:
     """Everything the adapters say about one :class:`Refusal`."""
@@ -101,6 +134,13 @@ class FpsError:
     http_status: int = HTTP_BAD_REQUEST
     #: The request never ran (nothing was remembered): the same request may succeed later.
     transient: bool = False
+    #: The JSON API's kind of error (its ``type`` and HTTP status; ``code`` is the refusal).
+    kind: ErrorKind = ErrorKind.invalid_request
+
+    @property
+    def api_status(self) -> int:
+        """The HTTP status the JSON API answers this refusal with."""
+        return KIND_STATUS[self.kind]
 
 
 #: The one table from refusals to FPS errors (codes and retriable flags per the FPS error table,
@@ -126,98 +166,182 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         False,
         "A different request associated with this caller reference already exists.",
         NP,
+        kind=ErrorKind.conflict,
     ),
     Refusal.unknown_token: FpsError(
-        "InvalidTokenId_Sender", False, "Sender token is not valid.", SE
+        "InvalidTokenId_Sender",
+        False,
+        "Sender token is not valid.",
+        SE,
+        kind=ErrorKind.not_found,
     ),
     Refusal.token_not_active: FpsError(
-        "TokenNotActive_Sender", False, "The sender token has been cancelled.", SE
+        "TokenNotActive_Sender",
+        False,
+        "The sender token has been cancelled.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.wrong_token_type: FpsError(
         "InvalidSenderRoleForAccountType",
         False,
         "This token cannot be used for this operation.",
         SE,
+        kind=ErrorKind.unprocessable,
     ),
     Refusal.unknown_instrument: FpsError(
-        "InstrumentAccessDenied", False, "The instrument does not exist or is not yours.", SE
+        "InstrumentAccessDenied",
+        False,
+        "The instrument does not exist or is not yours.",
+        SE,
+        kind=ErrorKind.not_found,
     ),
     Refusal.instrument_access_denied: FpsError(
         "InstrumentAccessDenied",
         False,
         "Only the recipient of the instrument may do this; a third-party caller may not.",
         NM,
+        kind=ErrorKind.unprocessable,
     ),
     Refusal.instrument_not_yet_valid: FpsError(
-        "InactiveInstrument", False, "The instrument is not valid yet (see its validity start).", SE
+        "InactiveInstrument",
+        False,
+        "The instrument is not valid yet (see its validity start).",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.instrument_expired: FpsError(
-        "InstrumentExpired", False, "The prepaid or postpaid instrument has expired.", SE
+        "InstrumentExpired",
+        False,
+        "The prepaid or postpaid instrument has expired.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.token_instrument_mismatch: FpsError(
-        "IncompatibleTokens", False, "The token does not belong to this instrument.", SE
+        "IncompatibleTokens",
+        False,
+        "The token does not belong to this instrument.",
+        SE,
+        kind=ErrorKind.unprocessable,
     ),
     Refusal.insufficient_balance: FpsError(
-        "InsufficientBalance", True, "The balance is insufficient for this transaction.", SE
+        "InsufficientBalance",
+        True,
+        "The balance is insufficient for this transaction.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.exceeds_instrument_limits: FpsError(
-        "InsufficientBalance", True, "The transaction exceeds the account/instrument limits.", SE
+        "InsufficientBalance",
+        True,
+        "The transaction exceeds the account/instrument limits.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.amount_below_minimum: FpsError(
-        "TransactionDenied", False, "The amount is below the instrument's minimum charge.", SE
+        "TransactionDenied",
+        False,
+        "The amount is below the instrument's minimum charge.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.amount_above_maximum: FpsError(
-        "TransactionDenied", False, "The amount is above the instrument's maximum charge.", SE
+        "TransactionDenied",
+        False,
+        "The amount is above the instrument's maximum charge.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.funding_limit_exceeded: FpsError(
         "PrepaidFundingLimitExceeded",
         True,
         "Funding would exceed the prepaid instrument's funding limit.",
         SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.settle_exceeds_debt: FpsError(
         "SettleAmountGreaterThanDebt",
         False,
         "The amount being settled or written off is greater than the current debt.",
         SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.unknown_transaction: FpsError(
-        "InvalidTransactionId", False, "The transaction does not exist or is not yours.", SE
+        "InvalidTransactionId",
+        False,
+        "The transaction does not exist or is not yours.",
+        SE,
+        kind=ErrorKind.not_found,
     ),
     Refusal.not_refundable: FpsError(
-        "TransactionTypeNotRefundable", False, "Only a Pay can be refunded.", SE
+        "TransactionTypeNotRefundable",
+        False,
+        "Only a Pay can be refunded.",
+        SE,
+        kind=ErrorKind.unprocessable,
     ),
     Refusal.refund_exceeds_original: FpsError(
-        "RefundAmountExceeded", False, "The refund exceeds what is left to refund.", SE
+        "RefundAmountExceeded",
+        False,
+        "The refund exceeds what is left to refund.",
+        SE,
+        kind=ErrorKind.unprocessable,
     ),
     Refusal.fully_refunded: FpsError(
-        "TransactionFullyRefundedAlready", False, "The transaction is already fully refunded.", SE
+        "TransactionFullyRefundedAlready",
+        False,
+        "The transaction is already fully refunded.",
+        SE,
+        kind=ErrorKind.conflict,
     ),
     Refusal.original_not_complete: FpsError(
-        "OriginalTransactionIncomplete", True, "The original transaction is still in progress.", SE
+        "OriginalTransactionIncomplete",
+        True,
+        "The original transaction is still in progress.",
+        SE,
+        kind=ErrorKind.conflict,
     ),
     Refusal.original_failed: FpsError(
-        "OriginalTransactionFailed", False, "The original transaction failed.", SE
+        "OriginalTransactionFailed",
+        False,
+        "The original transaction failed.",
+        SE,
+        kind=ErrorKind.unprocessable,
     ),
     Refusal.debt_already_settled: FpsError(
         "TransactionTypeNotRefundable",
         False,
         "The debt this Pay created has been settled since; a settled Pay cannot be refunded.",
         SE,
+        kind=ErrorKind.conflict,
     ),
     Refusal.same_sender_and_recipient: FpsError(
-        "SameSenderAndRecipient", False, "The sender and the recipient are the same account.", SE
+        "SameSenderAndRecipient",
+        False,
+        "The sender and the recipient are the same account.",
+        SE,
+        kind=ErrorKind.unprocessable,
     ),
     Refusal.payment_method_declined: FpsError(
-        "TransactionDenied", False, "The payment method was declined.", SE
+        "TransactionDenied",
+        False,
+        "The payment method was declined.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.unknown_caller_reference: FpsError(
-        "InvalidCallerReference", False, "No token is associated with this caller reference.", SE
+        "InvalidCallerReference",
+        False,
+        "No token is associated with this caller reference.",
+        SE,
+        kind=ErrorKind.not_found,
     ),
     Refusal.invalid_date_range: FpsError(
         "InvalidDateRange", False, "The end date is before the start date.", SE
     ),
-    Refusal.account_closed: FpsError("AccountClosed", True, "The account is not active.", SE),
+    Refusal.account_closed: FpsError(
+        "AccountClosed", True, "The account is not active.", SE, kind=ErrorKind.declined
+    ),
     Refusal.busy: FpsError(
         "InternalError",
         True,
@@ -225,17 +349,30 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         SE,
         http_status=HTTP_SERVICE_UNAVAILABLE,
         transient=True,
+        kind=ErrorKind.rate_limited,
     ),
     # GateKeeper (docs/decisions.md, issue #7): a failed assertion is TransactionDenied with the
     # script's orSay text; the language's own failures have FPS's codes for them.
     Refusal.gatekeeper_denied: FpsError(
-        "TransactionDenied", False, "The payment instructions of a token do not allow this.", SE
+        "TransactionDenied",
+        False,
+        "The payment instructions of a token do not allow this.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.token_usage_exceeded: FpsError(
-        "TokenUsageError", False, "The token's usage limit would be exceeded.", SE
+        "TokenUsageError",
+        False,
+        "The token's usage limit would be exceeded.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.incompatible_instructions: FpsError(
-        "IncompatibleTokens", False, "The tokens have incompatible payment instructions.", SE
+        "IncompatibleTokens",
+        False,
+        "The tokens have incompatible payment instructions.",
+        SE,
+        kind=ErrorKind.unprocessable,
     ),
     Refusal.bad_rule: FpsError(
         "BadRule", False, "One of the GateKeeper constructs is not well defined.", SE
@@ -258,13 +395,21 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         SE,
     ),
     Refusal.recipient_token_not_active: FpsError(
-        "TokenNotActive_Recipient", False, "The recipient token has been cancelled.", SE
+        "TokenNotActive_Recipient",
+        False,
+        "The recipient token has been cancelled.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.invalid_token_type: FpsError(
         "InvalidTokenType", False, "A single-use token has no usage to report.", SE
     ),
     Refusal.token_used_already: FpsError(
-        "SameTokenIdUsedMultipleTimes", False, "This single-use token has been used already.", SE
+        "SameTokenIdUsedMultipleTimes",
+        False,
+        "This single-use token has been used already.",
+        SE,
+        kind=ErrorKind.declined,
     ),
     Refusal.internal_error: FpsError(
         "InternalError",
@@ -273,6 +418,7 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         SE,
         http_status=HTTP_SERVICE_UNAVAILABLE,
         transient=True,
+        kind=ErrorKind.unavailable,
     ),
 }
 

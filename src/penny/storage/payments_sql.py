@@ -383,6 +383,36 @@ def activity(
     return [_transaction(row._mapping) for row in rows]
 
 
+def page_of_transactions(
+    conn: Connection,
+    party_id: str,
+    *,
+    after: tuple[int, str] | None,
+    operation: Operation | None,
+    status: Status | None,
+    since: int | None,
+    until: int | None,
+    limit: int,
+) -> list[Transaction]:
+    """The JSON API's list: the party's transactions (as caller or recipient), newest first by
+    ``(received_at, id)``, those after the cursor ``after`` (the last one of the page before)."""
+    t = transactions.c
+    query = select(transactions).where(or_(t.caller_id == party_id, t.recipient_id == party_id))
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(t.received_at < at, and_(t.received_at == at, t.id < last_id)))
+    if operation is not None:
+        query = query.where(t.operation == operation.value)
+    if status is not None:
+        query = query.where(t.status == status.value)
+    if since is not None:
+        query = query.where(t.received_at >= since)
+    if until is not None:
+        query = query.where(t.received_at < until)
+    rows = conn.execute(query.order_by(t.received_at.desc(), t.id.desc()).limit(limit))
+    return [_transaction(row._mapping) for row in rows]
+
+
 # -- the operator's views (penny transactions …, penny instruments …) -------------------------
 
 

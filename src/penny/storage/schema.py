@@ -362,3 +362,16 @@ console_actions: Final = Table(
     Column("detail", String(512), nullable=False, server_default=""),
     Column("at", BigInteger, nullable=False),
 )
+
+# -- the JSON API (migration 0009) ------------------------------------------------------------
+
+api_idempotency_keys: Final = Table(
+    "api_idempotency_keys",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("caller_id", String(32), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

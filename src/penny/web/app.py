@@ -11,6 +11,8 @@
 * ``/certs/<id>/PKICert.pem``: Penny's signing certificates; the hosted pages
   (:mod:`penny.web.cobranded`); the account site at ``/account`` and the landing page a
   browser gets at ``GET /`` (:mod:`penny.web.console`).
+* ``/v1/…``: the JSON API (:mod:`penny.web.api`, :mod:`penny.api`), its description at
+  ``/v1/openapi.json`` and reference page at ``/v1/docs``.
 
 Every FPS request is counted and timed (:mod:`penny.web.metrics`) and logged as one JSON line
 on the ``penny.web.access`` logger (:mod:`penny.web.logs`: ids, action, status, error code and
@@ -19,22 +21,29 @@ duration, never parameter values or signatures).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from penny.api.auth import live_from_env
 from penny.clock import Clock, SystemClock
+from penny.engine.ledger import Ledger
 from penny.fps.wire import HTTP_BAD_REQUEST, INVALID_REQUEST, new_request_id, render_error
 from penny.ipn.delivery import Deliverer, DeliveryRunner
 from penny.ipn.settings import IpnSettings
 from penny.security import ServerKey
+from penny.services import idempotency
 from penny.services.factory import build_services
 from penny.signing import Signer
 from penny.storage.database import (
@@ -43,6 +52,7 @@ from penny.storage.database import (
     open_database,
 )
 from penny.web import health
+from penny.web.api import ApiFront
 from penny.web.cobranded import cobranded_routes
 from penny.web.console import Landing, console_routes
 from penny.web.endpoint import Answer, FpsEndpoint, FpsRequest
@@ -51,6 +61,12 @@ from penny.web.logs import configure_logging
 from penny.web.metrics import METRICS_CONTENT_TYPE, AppMetrics, MeteredLedger
 
 __all__ = ["Answer", "FpsEndpoint", "FpsRequest", "app_from_env", "create_app"]
+
+logger = logging.getLogger("penny.web.app")
+#: How often the server forgets idempotency keys older than a day.
+PURGE_EVERY_S = 3600
+#: How long after the start the first purge runs.
+FIRST_PURGE_S = 60
 
 
 def _healthz(database: Database) -> Route:
@@ -93,6 +109,7 @@ def create_app(
     request_clock: Clock | None = None,
     dispose_on_shutdown: bool = False,
     ipn: IpnSettings | None = None,
+    live: bool = False,
 ) -> Starlette:
     """Build the application over an open ``database``.
 
@@ -107,6 +124,10 @@ def create_app(
     always write their IPNs to the outbox (:class:`penny.ipn.outbox.IpnOutbox`); with
     ``ipn`` settings the application also delivers them, in ``ipn.lanes`` loops started and
     stopped by its lifespan (``penny serve`` passes :meth:`IpnSettings.from_env`).
+
+    ``live``: the JSON API takes ``sk_live_`` bearer secrets rather than ``sk_test_`` ones
+    (:mod:`penny.api.auth`; ``penny serve`` passes ``PENNY_MODE=production``). Its lifespan
+    also forgets idempotency keys older than a day, hourly.
     """
     services = build_services(
         database, clock=clock, server_key=server_key, ledger_type=MeteredLedger
@@ -125,7 +146,8 @@ def create_app(
         if ipn_runner is not None:
             await ipn_runner.start()
         try:
-            yield
+            async with purging(ledger):
+                yield
         finally:
             if ipn_runner is not None:
                 await ipn_runner.stop()
@@ -147,7 +169,36 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={404: _http_error, 405: _http_error},
         landing=Landing(),
+        api=ApiFront(endpoint, metrics, live=live),
     )
+
+
+@asynccontextmanager
+async def purging(ledger: Ledger) -> AsyncIterator[None]:
+    """:func:`purge_idempotency_keys` in the background while the block runs."""
+    task = asyncio.get_running_loop().create_task(purge_idempotency_keys(ledger))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # a purge under way finishes first (its thread is not abandoned)
+
+
+async def purge_idempotency_keys(
+    ledger: Ledger, every_s: int = PURGE_EVERY_S, first_s: int = FIRST_PURGE_S
+) -> None:
+    """Forget the JSON API's idempotency keys older than a day: ``first_s`` seconds after the
+    start, then every ``every_s`` seconds."""
+    await asyncio.sleep(first_s)
+    while True:
+        try:
+            purged = await run_in_threadpool(ledger.run, idempotency.purge)
+            if purged:
+                logger.info("forgot %d idempotency keys older than a day", purged)
+        except Exception:  # the store may be away (a failover): try again next time
+            logger.warning("purging idempotency keys failed", exc_info=True)
+        await asyncio.sleep(every_s)
 
 
 def app_from_env() -> Starlette:
@@ -161,6 +212,7 @@ def app_from_env() -> Starlette:
         open_database(os.environ.get(DATABASE_URL_ENV)),
         dispose_on_shutdown=True,
         ipn=IpnSettings.from_env(),
+        live=live_from_env(),
     )
     freeze_startup_objects()
     return app

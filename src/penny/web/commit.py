@@ -10,6 +10,10 @@ two requests with one reference in the same batch see each other). A batch that 
 whole (a bug, or the store gone) is re-run one request per transaction, so one bad request
 never fails its neighbours. :meth:`GroupCommit.read` does the same for GetPrepaidBalance and
 GetDebtBalance: one statement per batch of reads, in a reader thread.
+
+The JSON API's requests join the same batches: :meth:`GroupCommit.commit_keyed` takes a
+request with an idempotency key (:class:`~penny.services.idempotency.Keyed`), whose stored
+response is read and written in the batch's own transaction (:func:`run_keyed`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TypeVar
 from penny.domain.errors import PaymentsError
 from penny.engine.group import Batcher
 from penny.engine.ledger import StorageUnavailableError
+from penny.services.idempotency import Keyed, KeyedAnswer, run_keyed
 from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.services.payments import PaymentRequest, Payments, Result
 
@@ -28,6 +33,8 @@ from penny.services.payments import PaymentRequest, Payments, Result
 MAX_BATCH = 1000
 
 Outcome = Result | BaseException
+Item = PaymentRequest | Keyed
+ItemOutcome = Result | KeyedAnswer | BaseException
 ReadOutcome = TwoBalances | PaymentsError | BaseException
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -48,7 +55,7 @@ class GroupCommit:
         self.payments = payments
         self.max_batch = max_batch
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._writer: Batcher[PaymentRequest, Outcome] | None = None
+        self._writer: Batcher[Item, ItemOutcome] | None = None
         self._reader: Batcher[BalanceQuery, ReadOutcome] | None = None
 
     def attach(self) -> None:
@@ -56,9 +63,7 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         if self._loop is loop and self._writer is not None:
             return
-        writer: Batcher[PaymentRequest, Outcome] = Batcher(
-            self._commit_batch, max_batch=self.max_batch
-        )
+        writer: Batcher[Item, ItemOutcome] = Batcher(self._commit_batch, max_batch=self.max_batch)
         writer.start()
         reader: Batcher[BalanceQuery, ReadOutcome] = Batcher(
             self._read_batch, max_batch=self.max_batch, thread_name="penny-reader"
@@ -78,8 +83,19 @@ class GroupCommit:
 
     async def commit(self, request: PaymentRequest) -> Outcome:
         """Decide and commit ``request`` in the next batch (on the loop, after :meth:`attach`)."""
+        outcome = await self._submit(request)
+        assert not isinstance(outcome, KeyedAnswer)
+        return outcome
+
+    async def commit_keyed(self, item: Keyed) -> KeyedAnswer | BaseException:
+        """:meth:`commit` for a request with an idempotency key: its (stored) response."""
+        outcome = await self._submit(item)
+        assert isinstance(outcome, KeyedAnswer | BaseException)
+        return outcome
+
+    async def _submit(self, item: Item) -> ItemOutcome:
         assert self._writer is not None
-        return await _submitted(self._writer, request)
+        return await _submitted(self._writer, item)
 
     async def read(self, query: BalanceQuery) -> ReadOutcome:
         """Read ``query`` in the next batch of balance reads (on the loop, after attach)."""
@@ -89,18 +105,23 @@ class GroupCommit:
     def _read_batch(self, queries: Sequence[BalanceQuery]) -> list[ReadOutcome]:
         return list(self.payments.balances(queries))
 
-    def _commit_batch(self, requests: Sequence[PaymentRequest]) -> list[Outcome]:
+    def _run(self, items: Sequence[Item]) -> list[ItemOutcome]:
+        if not any(isinstance(item, Keyed) for item in items):
+            return list(self.payments.submit(items))  # type: ignore[arg-type]
+        return list(self.payments.transact(lambda session, run: run_keyed(session, run, items)))
+
+    def _commit_batch(self, items: Sequence[Item]) -> list[ItemOutcome]:
         try:
-            return list(self.payments.submit(requests))
+            return self._run(items)
         except StorageUnavailableError:
             raise  # the store is gone (a failover): one request at a time would fail alike
         except Exception:
-            if len(requests) == 1:
+            if len(items) == 1:
                 raise
-        outcomes: list[Outcome] = []
-        for request in requests:
+        outcomes: list[ItemOutcome] = []
+        for item in items:
             try:
-                outcomes.extend(self.payments.submit([request]))
+                outcomes.extend(self._run([item]))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes

@@ -8,14 +8,15 @@ Starlette's middleware and router (about a fifth of a Pay's CPU went there, #14)
 else — the other routes, unknown paths and methods, the lifespan — is Starlette's. The same
 front is also the Starlette route for ``/``, so both ways answer alike. A browser's ``GET /``
 (no ``Action``, ``Accept: text/html``) gets the landing page instead
-(:mod:`penny.web.console.landing`); an FPS request pays one cheap test for it.
+(:mod:`penny.web.console.landing`); an FPS request pays one cheap test for it. ``/v1/…`` goes to the
+JSON API's own bare front (:class:`penny.web.api.ApiFront`) the same way.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -42,6 +43,8 @@ HTTP_TOO_LARGE: Final = 413
 #: with its own error, Starlette any other method with 405.
 FPS_METHODS: Final = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 _ROUTED: Final = frozenset((*FPS_METHODS, "HEAD"))
+#: Paths the JSON API answers (all of them, its 404s and 405s included).
+API_PREFIX: Final = "/v1/"
 
 _XML_HEADER: Final = (b"content-type", XML_CONTENT_TYPE.encode("latin-1"))
 _TOO_LARGE: Final = WireFault(
@@ -66,17 +69,7 @@ class FpsFront:
         except BaseException:
             self.metrics.observe(None, INTERNAL_ERROR.code, started)
             raise
-        self.metrics.observe(answer.action, answer.error_code or SUCCESS, started)
-        log_request(
-            RequestLog(
-                request_id=request_id,
-                action=answer.action,
-                access_key_id=answer.access_key_id,
-                status=answer.status,
-                error_code=answer.error_code,
-                duration_us=(time.perf_counter_ns() - started) // 1000,
-            )
-        )
+        account_for(self.metrics, started, request_id, answer)
         await send(
             {
                 "type": "http.response.start",
@@ -112,6 +105,34 @@ class FpsFront:
         return await self.endpoint.answer_async(request, request_id)
 
 
+class Answered(Protocol):
+    """What logs and metrics read of an answer (the FPS door's and the JSON API's)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def access_key_id(self) -> str | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+
+
+def account_for(metrics: AppMetrics, started: int, request_id: str, answer: Answered) -> None:
+    """Count, time and log one answered request (``started``: :func:`time.perf_counter_ns`)."""
+    metrics.observe(answer.action, answer.error_code or SUCCESS, started)
+    log_request(
+        RequestLog(
+            request_id=request_id,
+            action=answer.action,
+            access_key_id=answer.access_key_id,
+            status=answer.status,
+            error_code=answer.error_code,
+            duration_us=(time.perf_counter_ns() - started) // 1000,
+        )
+    )
+
+
 async def read_body(receive: Receive, declared_length: str) -> bytes | WireFault:
     """The body, refused (without reading on) once it passes :data:`MAX_REQUEST_BYTES`."""
     if declared_length.isdigit() and int(declared_length) > MAX_REQUEST_BYTES:
@@ -143,17 +164,25 @@ class PennyApp(Starlette):
         lifespan: Lifespan[Starlette],
         exception_handlers: Mapping[Any, ExceptionHandler],
         landing: ASGIApp | None = None,
+        api: ASGIApp | None = None,
     ) -> None:
         super().__init__(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
         self.front = front
         self.landing = landing
+        #: The JSON API, answering every ``/v1/…`` path itself (penny.web.api).
+        self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in _ROUTED:
-            # A browser's GET (no Action, Accept: text/html) gets the landing page (#16).
-            if scope["method"] == "GET" and self.landing is not None and wants_landing(scope):
-                await self.landing(scope, receive, send)
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/" and scope["method"] in _ROUTED:
+                # A browser's GET (no Action, Accept: text/html) gets the landing page (#16).
+                if scope["method"] == "GET" and self.landing is not None and wants_landing(scope):
+                    await self.landing(scope, receive, send)
+                    return
+                await self.front(scope, receive, send)
                 return
-            await self.front(scope, receive, send)
-            return
+            if self.api is not None and path.startswith(API_PREFIX):
+                await self.api(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)

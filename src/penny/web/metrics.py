@@ -14,7 +14,8 @@ process-global one), so several apps in one process (tests) never collide.
 
 ``action`` is one of the 27 FPS action names, ``none`` (no ``Action`` parameter, or the
 request was refused before it was read) or ``other`` (any other value): a client cannot grow
-the number of series by sending made-up names.
+the number of series by sending made-up names. The JSON API's requests are counted in the same
+series under their operation ids (``createPayment``; ``outcome`` is the error ``code``).
 
 Durations are measured in integer nanoseconds and handed to the library in the seconds it
 keeps through :class:`datetime.timedelta` (:meth:`AppMetrics.observe`): no float in Penny's
@@ -38,6 +39,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 
+from penny.api.routes import ROUTES
 from penny.clock import Clock
 from penny.domain.errors import FPS_ERRORS, Refusal
 from penny.engine.ledger import Ledger, LedgerSession
@@ -59,11 +61,17 @@ OTHER_ACTION: Final = "other"
 SUCCESS: Final = "success"
 
 
+#: The JSON API's operations, by the name their requests are counted under.
+API_OPERATIONS: Final = frozenset(route.operation_id for route in ROUTES)
+
+
 def action_label(action: str | None) -> str:
     """The ``action`` label of a request's ``Action`` parameter (bounded, see module doc)."""
     if not action:
         return NO_ACTION
-    return action if action in ACTIONS_2010_08_28 else OTHER_ACTION
+    if action in ACTIONS_2010_08_28 or action in API_OPERATIONS:
+        return action
+    return OTHER_ACTION
 
 
 class MeteredLedger(Ledger):

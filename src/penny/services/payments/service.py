@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from penny.clock import Clock
 from penny.domain import rules
@@ -35,6 +36,10 @@ from penny.services.payments.requests import (
 )
 from penny.services.payments.setup import setup_instrument
 from penny.storage import payments_sql as sql
+
+T = TypeVar("T")
+#: Decides and records a batch of requests in the transaction it was given to (see transact).
+RunBatch = Callable[[Sequence[PaymentRequest]], list[Result]]
 
 
 class Payments(PaymentQueries):
@@ -114,10 +119,21 @@ class Payments(PaymentQueries):
         """Decide and record a batch of requests in one transaction; one result each."""
         if not requests:
             return []
+        return self.transact(lambda _session, run: run(requests))
+
+    def transact(self, work: Callable[[LedgerSession, RunBatch], T]) -> T:
+        """Run ``work`` in one write transaction with a function that decides and records a
+        batch of requests in it: an adapter's own rows (the JSON API's idempotency keys) then
+        commit or roll back with the batch. ``work`` is re-run from the start on a conflict."""
         chart, settings, listener = self.chart(), self.settings(), self.listener
-        return self.ledger.run(
-            lambda session: runner.run_batch(session, chart, settings, listener, requests)
-        )
+
+        def run_in(session: LedgerSession) -> T:
+            def run(requests: Sequence[PaymentRequest]) -> list[Result]:
+                return runner.run_batch(session, chart, settings, listener, requests)
+
+            return work(session, run)
+
+        return self.ledger.run(run_in)
 
     def execute(self, request: PaymentRequest) -> Transaction:
         """One request; raises :class:`PaymentsError` when refused."""
@@ -159,16 +175,21 @@ class Payments(PaymentQueries):
         """CancelToken: the token can no longer be used (cancelling twice is harmless);
         ``ipn_url`` (the request's OverrideIPNURL) is where its notification goes."""
 
-        def work(session: LedgerSession) -> Token:
-            token = sql.load_tokens(session.conn, [token_id]).get(token_id)
-            if token is None or token.caller_id != caller_id:
-                raise PaymentsError(Refusal.unknown_token)
-            if not token.active:
-                return token
-            cancelled = replace(token, status=TokenStatus.inactive, cancelled_at=session.now)
-            sql.set_token_status(session.conn, cancelled)
-            if self.listener is not None:
-                self.listener.token_cancelled(session, cancelled, ipn_url)
-            return cancelled
+        return self.ledger.run(
+            lambda session: self.cancel_token_in(session, caller_id, token_id, ipn_url)
+        )
 
-        return self.ledger.run(work)
+    def cancel_token_in(
+        self, session: LedgerSession, caller_id: str, token_id: str, ipn_url: str | None = None
+    ) -> Token:
+        """:meth:`cancel_token` in ``session``'s transaction."""
+        token = sql.load_tokens(session.conn, [token_id]).get(token_id)
+        if token is None or token.caller_id != caller_id:
+            raise PaymentsError(Refusal.unknown_token)
+        if not token.active:
+            return token
+        cancelled = replace(token, status=TokenStatus.inactive, cancelled_at=session.now)
+        sql.set_token_status(session.conn, cancelled)
+        if self.listener is not None:
+            self.listener.token_cancelled(session, cancelled, ipn_url)
+        return cancelled

@@ -1,0 +1,169 @@
+"""The JSON API's bodies: msgspec Structs, decoded and validated in one pass and encoded
+without an intermediate dict; their JSON Schemas are the OpenAPI document's components.
+
+Money is ``{"amount": <integer minor units>, "currency": "USD"}``; never a float (a float in
+a request is refused by the decoder). Times are RFC 3339 UTC strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Final, Literal
+
+from msgspec import Meta, Struct
+
+from penny.money import MAX_MINOR_UNITS
+
+#: FPS descriptions are at most 160 characters; so are ours.
+MAX_DESCRIPTION: Final = 160
+
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+Description = Annotated[str, Meta(max_length=MAX_DESCRIPTION, pattern="^[^\\x00]*$")]
+Minor = Annotated[int, Meta(ge=0, le=MAX_MINOR_UNITS)]
+Operation = Literal["pay", "refund", "settle_debt", "write_off_debt", "fund_prepaid", "withdraw"]
+Status = Literal["pending", "success", "failure", "reserved", "cancelled"]
+
+
+class Amount(Struct, forbid_unknown_fields=True):
+    """An amount of money: integer minor units (cents) and the ISO 4217 currency."""
+
+    amount: Minor
+    currency: Literal["USD"]
+
+
+class PaymentCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Pay: charge a prepaid sender token (spends its balance) or a postpaid one (adds debt)."""
+
+    sender_token: Id
+    amount: Amount
+    recipient_token: Id | None = None
+    description: Description = ""
+    sender_description: Description = ""
+
+
+class FundingCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """FundPrepaid: add value to a prepaid instrument with its funding token."""
+
+    funding_token: Id
+    prepaid_instrument: Id
+    amount: Amount
+    description: Description = ""
+    sender_description: Description = ""
+
+
+class SettlementCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """SettleDebt: the buyer pays down a credit instrument's debt with its settlement token."""
+
+    settlement_token: Id
+    credit_instrument: Id
+    amount: Amount
+    description: Description = ""
+    sender_description: Description = ""
+
+
+class WriteOffCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """WriteOffDebt: the merchant forgives part of a credit instrument's debt."""
+
+    credit_instrument: Id
+    amount: Amount
+    description: Description = ""
+
+
+class RefundCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Refund a Pay, in full (no amount) or in part."""
+
+    transaction: Id
+    amount: Amount | None = None
+    description: Description = ""
+
+
+class Transaction(Struct, kw_only=True):
+    """A transaction: a payment, funding, settlement, write-off, refund or withdrawal."""
+
+    id: str
+    object: Literal["transaction"] = "transaction"
+    operation: Operation
+    status: Status
+    status_code: str
+    amount: Amount
+    fees: Amount
+    refunded: Amount
+    caller_reference: str
+    sender_token: str | None
+    instrument: str | None
+    parent_transaction: str | None
+    description: str
+    sender_description: str
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class TransactionList(Struct, kw_only=True):
+    """A page of transactions, newest first; ``next_cursor`` fetches the next page."""
+
+    object: Literal["list"] = "list"
+    data: list[Transaction]
+    has_more: bool
+    next_cursor: str | None
+
+
+class Token(Struct, kw_only=True):
+    """A sender, funding or settlement token of an instrument."""
+
+    id: str
+    object: Literal["token"] = "token"
+    kind: Literal["prepaid_sender", "funding", "credit_sender", "settlement"]
+    instrument: str
+    status: Literal["active", "inactive"]
+    caller_reference: str
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+class InstrumentBalance(Struct, kw_only=True):
+    """A prepaid instrument's balance (``balance`` available, ``pending`` funding on its way)
+    or a credit instrument's debt (``balance`` owed, ``pending`` settlements on their way)."""
+
+    object: Literal["prepaid_balance", "debt_balance"]
+    instrument: str
+    balance: Amount
+    pending: Amount
+
+
+class MerchantBalance(Struct, kw_only=True):
+    """The merchant's total prepaid liability (value sold, not yet spent) or its outstanding
+    debt (owed to it over all credit instruments), and the pending part."""
+
+    object: Literal["prepaid_liability", "outstanding_debt"]
+    balance: Amount
+    pending: Amount
+
+
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "payment_error",
+    "not_found_error",
+    "conflict_error",
+    "idempotency_error",
+    "unprocessable_error",
+    "rate_limit_error",
+    "api_error",
+]
+
+
+class ErrorDetail(Struct, kw_only=True):
+    """What went wrong: ``type`` (its kind), ``code`` (stable, for programs), ``message`` (for
+    people), ``param`` (the field at fault, if one) and ``request_id`` (for the logs)."""
+
+    type: ErrorType
+    code: str
+    message: str
+    param: str | None
+    request_id: str
+
+
+class Error(Struct):
+    """Every refusal of the JSON API."""
+
+    error: ErrorDetail
