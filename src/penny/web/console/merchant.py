@@ -30,6 +30,7 @@ from penny.web.cobranded import security
 from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import views
 from penny.web.console.charts import Bar, bar_chart
+from penny.web.console.history import balance_history
 from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
 
 BASE: Final = f"{PREFIX}/merchant"
@@ -120,6 +121,7 @@ class MerchantPages(PagesOf):
             chart=Markup(chart),  # noqa: S704 - built by charts.bar_chart, which escapes
             count_chart=Markup(count_chart),  # noqa: S704 - the same
             days_rows=days_rows,
+            **balance_history(self.site, merchant, first_day, now),
         )
 
     # -- transactions --------------------------------------------------------------------
