@@ -54,6 +54,12 @@ def _balance_rows(html: str) -> list[tuple[str, str, str]]:
     return [(d, a, b) for d, a, b in cells]
 
 
+def _ipn_url(shop: Shop) -> str | None:
+    party = shop.world.directory.party(shop.main.merchant.id)
+    assert party is not None
+    return party.ipn_url
+
+
 def _actions(shop: Shop) -> list[str]:
     with shop.world.db.read() as conn:
         return [a.action for a in console_sql.actions_of(conn, shop.main.merchant.id)]
@@ -109,11 +115,11 @@ def test_instruments_and_tokens_of_the_merchant_s_buyers_only(shop: Shop) -> Non
     debt = payments.debt_balance(side.merchant.id, side.postpaid.instrument.id).main.minor
     tab = client.get(f"/account/merchant/instruments/{side.postpaid.instrument.id}")
     assert f'id="inst-balance">{money(debt)}<' in tab.text
-    token = client.get(f"/account/merchant/tokens/{side.prepaid.sender_token.id}")
+    token_page = client.get(f"/account/merchant/tokens/{side.prepaid.sender_token.id}")
     now = [payments.transaction(side.merchant.id, t.id) for t in side.pays]
     spent = sum(t.amount - t.refunded for t in now if t.instrument_id == instrument)
     assert spent == 425
-    assert f"{money(spent)} in 3 payments" in token.text
+    assert f"{money(spent)} in 3 payments" in token_page.text
     for wrong in (other.prepaid.instrument.id, other.prepaid.sender_token.id):
         assert client.get(f"/account/merchant/instruments/{wrong}").status_code == 404
         assert client.get(f"/account/merchant/tokens/{wrong}").status_code == 404
@@ -138,10 +144,10 @@ def test_ipn_url_deliveries_attempts_and_retry(shop: Shop) -> None:
     assert "is not an http:// or https:// URL" in bad.text
     good = client.post("/account/merchant/ipn", {"csrf": csrf, "url": "https://shop.example/ipn"})
     assert good.status_code == 303
-    assert world.directory.party(side.merchant.id).ipn_url == "https://shop.example/ipn"
+    assert _ipn_url(shop) == "https://shop.example/ipn"
     cleared = client.post("/account/merchant/ipn", {"csrf": csrf, "url": ""})
     assert cleared.status_code == 303
-    assert world.directory.party(side.merchant.id).ipn_url is None
+    assert _ipn_url(shop) is None
     target = mine[0]
     detail = client.get(f"/account/merchant/ipn/{target.id}")
     assert detail.status_code == 200
@@ -233,7 +239,7 @@ def test_no_sandbox_page_in_production(shop: Shop, monkeypatch: pytest.MonkeyPat
     services = build_services(
         shop.world.db, clock=shop.world.clock, server_key=shop.world.server_key
     )
-    shop.world.app = application(services)  # type: ignore[arg-type]
+    shop.world.app = application(services)
     client = _merchant(shop)
     page = client.get("/account/merchant/sandbox")
     assert page.status_code == 404

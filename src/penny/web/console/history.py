@@ -27,24 +27,24 @@ def balance_history(
     debt = payments.outstanding_debt(merchant_id).main.minor
     with site.database.read() as conn:
         changes = merchant_sql.daily_balance_changes(conn, merchant_id, first_day, now + 1)
-    rows: list[tuple[str, int, int]] = []
+    rows: list[tuple[int, int, int]] = []
     for start in range(now - now % views.DAY_US, first_day - 1, -views.DAY_US):
-        rows.append((views.day(start), liability, debt))
+        rows.append((start, liability, debt))
         change = changes.get(start, merchant_sql.DayChange(0, 0))
         liability, debt = liability - change.liability, debt - change.debt
     rows.reverse()
 
     def chart(values: list[int], what: str) -> Markup:
         bars = [
-            Bar(day[5:], max(value, 0), f"{day}: {views.money(value)}")
-            for (day, _l, _d), value in zip(rows, values, strict=True)
+            Bar(views.short_day(start), max(value, 0), f"{views.day(start)}: {views.money(value)}")
+            for (start, _l, _d), value in zip(rows, values, strict=True)
         ]
         top = max((bar.value for bar in bars), default=0)
         svg = bar_chart(bars, f"{what} at the end of each day", f"highest: {views.money(top)}")
         return Markup(svg)  # noqa: S704 - built by charts.bar_chart, which escapes
 
     return {
-        "balance_rows": rows,
+        "balance_rows": [(views.day(start), lia, owed) for start, lia, owed in rows],
         "liability_chart": chart([r[1] for r in rows], "Prepaid liability"),
         "debt_chart": chart([r[2] for r in rows], "Outstanding debt"),
     }
