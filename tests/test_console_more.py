@@ -18,7 +18,7 @@ from penny.clock import MICROS_PER_DAY
 from penny.domain.model import Operation, Status
 from penny.services.factory import build_services
 from penny.services.payments import FundPrepaidRequest, PayRequest, RefundRequest
-from penny.storage import console_sql, ipn_sql
+from penny.storage import console_sql, ipn_sql, merchant_sql
 from penny.web.console import merchant_more
 from penny.web.console.views import money
 
@@ -244,3 +244,44 @@ def test_no_sandbox_page_in_production(shop: Shop, monkeypatch: pytest.MonkeyPat
     page = client.get("/account/merchant/sandbox")
     assert page.status_code == 404
     assert 'href="/account/merchant/sandbox"' not in client.get("/account/merchant").text
+
+
+def test_finished_days_are_cached_and_read_back_the_same(shop: Shop) -> None:
+    world, merchant = shop.world, shop.main.merchant.id
+    client = _merchant(shop)
+    fresh = client.get("/account/merchant?days=30").text
+    opened = world.clock.now_us()
+    first_day = opened - opened % MICROS_PER_DAY
+    with world.db.read() as conn:
+        before = merchant_sql.cached_days(conn, merchant, 0, 2**62)
+    # Days that ended more than five days ago are cached (empty ones too); recent ones are not.
+    assert len(before) == 30 - 6
+    assert max(before) == first_day - 6 * MICROS_PER_DAY
+    world.clock.advance(10 * MICROS_PER_DAY)
+    page = client.get("/account/merchant?days=30")
+    with world.db.read() as conn:
+        cached = merchant_sql.cached_days(conn, merchant, 0, 2**62)
+        computed = merchant_sql.day_facts(conn, merchant, first_day, first_day + MICROS_PER_DAY)
+    assert cached[first_day] == computed[first_day]
+    assert cached[first_day].totals["Pay"][2] == 4
+    assert max(cached) == first_day + 4 * MICROS_PER_DAY
+    again = client.get("/account/merchant?days=30")
+    assert _balance_rows(again.text) == _balance_rows(page.text)
+    assert _balance_rows(page.text)[-11][1:] == _balance_rows(fresh)[-1][1:]
+    for figure in ("fig-sales", "fig-fees", "fig-net", "fig-refunds"):
+        assert _figure(again.text, figure) == _figure(fresh, figure)
+    # The cache is what is read: a changed row shows (and nothing recomputes it).
+    with world.db.write() as conn:
+        conn.execute(
+            merchant_sql.days.update()
+            .where(merchant_sql.days.c.party_id == merchant, merchant_sql.days.c.item == "Pay")
+            .values(amount=merchant_sql.days.c.amount + 100)
+        )
+    bumped = client.get("/account/merchant?days=30").text
+    assert _figure(bumped, "fig-sales") == money(sum(t.amount for t in shop.main.pays) + 100)
+
+
+def _figure(html: str, name: str) -> str:
+    found = re.search(rf'id="{name}">([^<]+)<', html)
+    assert found is not None, name
+    return found.group(1)

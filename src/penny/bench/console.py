@@ -88,11 +88,12 @@ def seed_rows(conn: Connection, postgresql: bool, first: int, count: int, **name
     """Rows ``first + 1 … first + count`` (``names``: merchant, buyer, instrument, newest,
     step)."""
     if postgresql:
-        g = "s.g"
+        g = "s.g::bigint"
         sql = (
             f"INSERT INTO transactions ({_COLUMNS}) SELECT "
             + _values(g, "lpad(s.g::text, 12, '0')", "true")
-            + " FROM generate_series(:first + 1, :first + :count) AS s(g)"
+            + " FROM generate_series(CAST(:first AS bigint) + 1, CAST(:first AS bigint) + :count)"
+            " AS s(g)"
         )
     else:
         g = "s.g"
@@ -180,9 +181,10 @@ def pages(seeded: Seeded) -> dict[str, str]:
 
 
 def time_page(client: httpx.Client, path: str, repeat: int) -> dict[str, float]:
-    """Median and 95th percentile (ms) of ``repeat`` GETs after one warm-up."""
+    """Median and 95th percentile (ms) of ``repeat`` GETs after one warm-up, and how many
+    transactions the page links to."""
     first = client.get(path)
-    assert first.status_code == 200, (path, first.status_code, first.headers, first.text[:300])
+    assert first.status_code == 200, (path, first.status_code, first.text[:300])
     took = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -191,7 +193,11 @@ def time_page(client: httpx.Client, path: str, repeat: int) -> dict[str, float]:
         assert answer.status_code == 200, path
     took.sort()
     p95 = took[min(len(took) - 1, int(len(took) * 0.95))]
-    return {"median_ms": round(statistics.median(took), 1), "p95_ms": round(p95, 1)}
+    return {
+        "median_ms": round(statistics.median(took), 1),
+        "p95_ms": round(p95, 1),
+        "rows_shown": first.text.count('href="/account/merchant/transactions/'),
+    }
 
 
 def export_memory(client: httpx.Client, server: Server) -> dict[str, float]:

@@ -1,5 +1,6 @@
-"""SQL for the merchant console's other pages (no table of its own): a merchant's instruments
-and tokens, and the day-by-day change of its prepaid liability and outstanding debt.
+"""SQL for the merchant console's other pages: a merchant's instruments and tokens, and the
+dashboard's figures by UTC day (totals by operation, the change of the prepaid liability and
+the outstanding debt), with the cache of finished days (``console_days``, migration 0014).
 
 Every function takes the connection of a transaction the caller opened, and reads through
 indexes that already exist: ``ix_instruments_recipient``, ``uq_tokens_caller_reference``
@@ -9,16 +10,18 @@ indexes that already exist: ``ix_instruments_recipient``, ``uq_tokens_caller_ref
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-from sqlalchemy import ColumnElement, Connection, case, func, select
+from sqlalchemy import ColumnElement, Connection, case, func, insert, select
 
 from penny.domain.fees import Method
 from penny.domain.model import Instrument, Operation, Status, Token
-from penny.storage import payments_sql
+from penny.storage import payments_sql, schema
 
 _txns = payments_sql.transactions
 _instruments = payments_sql.instruments
 _tokens = payments_sql.tokens
+days = schema.console_days
 _DAY_US = 86_400 * 1_000_000
 #: A transaction completes at most this long after it was received (a bank transfer: four
 #: days); a day's balance changes are looked for among transactions received this much earlier.
@@ -31,6 +34,20 @@ class DayChange:
 
     liability: int
     debt: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayFacts:
+    """What the dashboard needs of one UTC day: the successful transactions received that day
+    by operation (amount, fees, count), and the change of the liability and the debt."""
+
+    totals: dict[str, tuple[int, int, int]]
+    change: DayChange
+
+
+_LIABILITY: Final = "Δliability"
+_DEBT: Final = "Δdebt"
+_CACHED: Final = ""
 
 
 def instruments_of_merchant(conn: Connection, merchant_id: str, limit: int) -> list[Instrument]:
@@ -114,3 +131,80 @@ def daily_balance_changes(
         .group_by(day)
     )
     return {int(row[0]): DayChange(int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
+
+def daily_totals(
+    conn: Connection, caller_id: str, start: int, end: int
+) -> dict[int, dict[str, tuple[int, int, int]]]:
+    """Successful transactions of a merchant received in ``[start, end)``, by UTC day and
+    operation: amount, fees, count."""
+    day = (_txns.c.received_at - _txns.c.received_at % _DAY_US).label("day")
+    rows = conn.execute(
+        select(
+            day,
+            _txns.c.operation,
+            func.sum(_txns.c.amount),
+            func.sum(_txns.c.fees),
+            func.count(),
+        )
+        .where(
+            _txns.c.caller_id == caller_id,
+            _txns.c.received_at >= start,
+            _txns.c.received_at < end,
+            _txns.c.status == Status.success.value,
+        )
+        .group_by(day, _txns.c.operation)
+    )
+    found: dict[int, dict[str, tuple[int, int, int]]] = {}
+    for at, operation, amount, fees, count in rows:
+        found.setdefault(int(at), {})[str(operation)] = (int(amount), int(fees), int(count))
+    return found
+
+
+def day_facts(conn: Connection, caller_id: str, start: int, end: int) -> dict[int, DayFacts]:
+    """The facts of every day in ``[start, end)`` (day-aligned ``start``), from
+    ``transactions``."""
+    totals = daily_totals(conn, caller_id, start, end)
+    changes = daily_balance_changes(conn, caller_id, start, end)
+    return {
+        at: DayFacts(totals.get(at, {}), changes.get(at, DayChange(0, 0)))
+        for at in range(start, end, _DAY_US)
+    }
+
+
+def cached_days(conn: Connection, caller_id: str, start: int, end: int) -> dict[int, DayFacts]:
+    """The cached facts of days in ``[start, end)`` (days not cached are absent)."""
+    rows = conn.execute(
+        select(days.c.day, days.c.item, days.c.amount, days.c.fees, days.c.count).where(
+            days.c.party_id == caller_id, days.c.day >= start, days.c.day < end
+        )
+    )
+    items: dict[int, dict[str, tuple[int, int, int]]] = {}
+    for at, item, amount, fees, count in rows:
+        items.setdefault(int(at), {})[str(item)] = (int(amount), int(fees), int(count))
+    found = {}
+    for at, values in items.items():
+        if _CACHED not in values:
+            continue
+        change = DayChange(values.get(_LIABILITY, (0, 0, 0))[0], values.get(_DEBT, (0, 0, 0))[0])
+        totals = {k: v for k, v in values.items() if k not in (_CACHED, _LIABILITY, _DEBT)}
+        found[at] = DayFacts(totals, change)
+    return found
+
+
+def cache_days(conn: Connection, caller_id: str, facts: dict[int, DayFacts]) -> None:
+    """Remember finished days' facts (the caller makes sure each day can no longer change)."""
+    rows = []
+    for at, fact in facts.items():
+        items = {
+            **fact.totals,
+            _LIABILITY: (fact.change.liability, 0, 0),
+            _DEBT: (fact.change.debt, 0, 0),
+            _CACHED: (0, 0, 0),
+        }
+        rows += [
+            {"party_id": caller_id, "day": at, "item": k, "amount": a, "fees": f, "count": n}
+            for k, (a, f, n) in items.items()
+        ]
+    if rows:
+        conn.execute(insert(days), rows)

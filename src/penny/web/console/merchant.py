@@ -28,9 +28,8 @@ from penny.services.payments import RefundRequest
 from penny.storage import console_sql
 from penny.web.cobranded import security
 from penny.web.cobranded.http import Page, decode_query
-from penny.web.console import views
+from penny.web.console import history, views
 from penny.web.console.charts import Bar, bar_chart
-from penny.web.console.history import balance_history
 from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
 
 BASE: Final = f"{PREFIX}/merchant"
@@ -68,9 +67,8 @@ class MerchantPages(PagesOf):
         days = int(params["days"]) if params.get("days") in {"7", "30", "90"} else 30
         now = self.payments.clock.now_us()
         first_day = now - now % views.DAY_US - (days - 1) * views.DAY_US
-        with self.site.database.read() as conn:
-            totals = console_sql.period_totals(conn, merchant, first_day, now + 1)
-            daily = console_sql.daily_sales(conn, merchant, first_day, now + 1)
+        facts = history.dashboard_facts(self.site, merchant, first_day, now)
+        totals, daily = history.period_totals(facts), history.daily_sales(facts)
         balance = self.payments.account_balance(merchant)
 
         def total(*operations: str) -> int:
@@ -121,7 +119,7 @@ class MerchantPages(PagesOf):
             chart=Markup(chart),  # noqa: S704 - built by charts.bar_chart, which escapes
             count_chart=Markup(count_chart),  # noqa: S704 - the same
             days_rows=days_rows,
-            **balance_history(self.site, merchant, first_day, now),
+            **history.balance_history(self.site, merchant, facts, now),
         )
 
     # -- transactions --------------------------------------------------------------------
