@@ -64,14 +64,21 @@ def bench_console(
             f" over {result['days']} days (seeded in {result['seed_seconds']} s)"
         )
         table.add_column("page")
+        table.add_column("first ms", justify="right")
         table.add_column("median ms", justify="right")
         table.add_column("p95 ms", justify="right")
         for page, timing in result["pages"].items():
-            table.add_row(page, f"{timing['median_ms']:.1f}", f"{timing['p95_ms']:.1f}")
+            table.add_row(
+                page,
+                f"{timing['first_ms']:.1f}",
+                f"{timing['median_ms']:.1f}",
+                f"{timing['p95_ms']:.1f}",
+            )
         out.print(table)
         export = result["export"]
         out.print(
             f"CSV export: {export['csv_lines']:,} lines in {export['seconds']} s; server RSS "
             f"{export['rss_before_mib']} MiB before, {export['rss_peak_mib']} MiB at most "
-            f"(+{export['rss_growth_mib']} MiB)"
+            f"(+{export['rss_growth_mib']} MiB; +{export['rss_growth_after_first_tenth_mib']} MiB "
+            "after the first tenth)"
         )

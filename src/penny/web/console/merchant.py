@@ -25,7 +25,7 @@ from penny.domain.model import Operation, Status, Transaction
 from penny.domain.parties import PartyKind
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.services.payments import RefundRequest
-from penny.storage import console_sql
+from penny.storage import console_sql, merchant_sql
 from penny.web.cobranded import security
 from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import history, views
@@ -170,17 +170,18 @@ class MerchantPages(PagesOf):
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(views.CSV_COLUMNS)
         after: tuple[int, str] | None = None
-        while True:
-            with self.site.database.read() as conn:
+        with merchant_sql.export_connection(self.site.database) as conn:
+            while True:
                 chunk = console_sql.transactions_page(conn, where, after, EXPORT_CHUNK)
-            for txn in chunk:
-                writer.writerow(views.csv_fields(txn))
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            if len(chunk) < EXPORT_CHUNK:
-                return
-            after = (chunk[-1].received_at, chunk[-1].id)
+                conn.rollback()  # no snapshot held while the chunk is sent
+                for txn in chunk:
+                    writer.writerow(views.csv_fields(txn))
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+                if len(chunk) < EXPORT_CHUNK:
+                    return
+                after = (chunk[-1].received_at, chunk[-1].id)
 
     def _own(self, viewer: Viewer, txn_id: str) -> Transaction:
         if len(txn_id) > 64:
