@@ -9,12 +9,13 @@ indexes that already exist: ``ix_instruments_recipient``, ``uq_tokens_caller_ref
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.sql import Select
 
 from penny.domain.fees import Method
 from penny.domain.model import Instrument, Operation, Status, Token
@@ -26,6 +27,7 @@ _instruments = payments_sql.instruments
 _tokens = payments_sql.tokens
 days = schema.console_days
 _DAY_US = 86_400 * 1_000_000
+T = TypeVar("T")
 #: A transaction completes at most this long after it was received (a bank transfer: four
 #: days); a day's balance changes are looked for among transactions received this much earlier.
 COMPLETION_US = 5 * _DAY_US
@@ -77,47 +79,46 @@ def export_connection(database: Database) -> Iterator[Connection]:
             conn.exec_driver_sql("PRAGMA shrink_memory")
 
 
+def _loaded(
+    conn: Connection,
+    query: Select[tuple[str]],
+    load: Callable[[Connection, list[str]], dict[str, T]],
+) -> list[T]:
+    """The objects whose ids ``query`` selects, loaded by ``load``, in the query's order."""
+    ids: list[str] = [str(value) for value in conn.execute(query).scalars()]
+    found = load(conn, ids)
+    return [found[i] for i in ids]
+
+
 def instruments_of_merchant(conn: Connection, merchant_id: str, limit: int) -> list[Instrument]:
     """The instruments whose recipient is the merchant, newest first (at most ``limit``)."""
-    ids = [
-        row.id
-        for row in conn.execute(
-            select(_instruments.c.id)
-            .where(_instruments.c.recipient_id == merchant_id)
-            .order_by(_instruments.c.created_at.desc(), _instruments.c.id)
-            .limit(limit)
-        )
-    ]
-    found = payments_sql.load_instruments(conn, ids)
-    return [found[i] for i in ids]
+    query = (
+        select(_instruments.c.id)
+        .where(_instruments.c.recipient_id == merchant_id)
+        .order_by(_instruments.c.created_at.desc(), _instruments.c.id)
+        .limit(limit)
+    )
+    return _loaded(conn, query, payments_sql.load_instruments)
 
 
 def tokens_of_merchant(conn: Connection, merchant_id: str, limit: int) -> list[Token]:
     """The tokens the merchant installed (its callers' tokens), newest first."""
-    ids = [
-        row.id
-        for row in conn.execute(
-            select(_tokens.c.id)
-            .where(_tokens.c.caller_id == merchant_id)
-            .order_by(_tokens.c.created_at.desc(), _tokens.c.id)
-            .limit(limit)
-        )
-    ]
-    found = payments_sql.load_tokens(conn, ids)
-    return [found[i] for i in ids]
+    query = (
+        select(_tokens.c.id)
+        .where(_tokens.c.caller_id == merchant_id)
+        .order_by(_tokens.c.created_at.desc(), _tokens.c.id)
+        .limit(limit)
+    )
+    return _loaded(conn, query, payments_sql.load_tokens)
 
 
 def tokens_of_instrument(conn: Connection, instrument_id: str) -> list[Token]:
-    ids = [
-        row.id
-        for row in conn.execute(
-            select(_tokens.c.id)
-            .where(_tokens.c.instrument_id == instrument_id)
-            .order_by(_tokens.c.created_at, _tokens.c.id)
-        )
-    ]
-    found = payments_sql.load_tokens(conn, ids)
-    return [found[i] for i in ids]
+    query = (
+        select(_tokens.c.id)
+        .where(_tokens.c.instrument_id == instrument_id)
+        .order_by(_tokens.c.created_at, _tokens.c.id)
+    )
+    return _loaded(conn, query, payments_sql.load_tokens)
 
 
 _LIABILITY_SIGNS: Final = {
