@@ -76,6 +76,10 @@ def _reachable(operation: Operation) -> set[Refusal]:
     module = _tree(f"services/payments/{MODULES[operation]}.py")
     found = _named(module) | _named(_functions("services/payments/runner.py")["decide"])
     calls = _calls(module)
+    if operation is Operation.pay:  # SingleUse, MultiUse and Recurring tokens (issue #19)
+        authorized = _tree("services/payments/authorized.py")
+        found |= _named(authorized)
+        calls |= _calls(authorized)
     rules = _functions("domain/rules.py")
     for name in calls & set(rules):
         found |= _named(rules[name])

@@ -1,13 +1,21 @@
 """Finishing pending transactions whose money source has answered by now: a bank transfer's
-funding or settlement, a withdrawal. A success posts the pending journal; a decline voids it
-(and a failed funding no longer counts toward the instrument's funded total)."""
+funding or settlement, a withdrawal, a card or bank Pay on an authorization (issue #19). A
+success posts the pending journal; a decline voids it (and a failed funding no longer counts
+toward the instrument's funded total, a failed Pay toward the authorization's charged total)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from penny.domain.ids import LEDGER_OWNER
-from penny.domain.model import Instrument, Operation, Status, StatusCode, Transaction
+from penny.domain.model import (
+    Instrument,
+    InstrumentKind,
+    Operation,
+    Status,
+    StatusCode,
+    Transaction,
+)
 from penny.engine.ledger import LedgerSession
 from penny.ledger.model import PostPending, VoidPending
 from penny.services.payments.listener import ChangeListener, TransactionChange
@@ -54,6 +62,10 @@ def complete_due(
             if instrument is not None and txn.operation is Operation.fund_prepaid:
                 changed[instrument.id] = replace(
                     instrument, funded_total=instrument.funded_total - txn.amount
+                )
+            elif instrument is not None and instrument.kind is InstrumentKind.authorization:
+                changed[instrument.id] = replace(
+                    instrument, charged_total=instrument.charged_total - txn.amount
                 )
         finished.append(done)
     session.flush()

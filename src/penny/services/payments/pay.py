@@ -2,9 +2,10 @@
 
 The sender token decides which: a prepaid sender token spends its prepaid instrument's
 balance, a credit sender token adds debt to its credit instrument up to the credit limit (the
-ledger's debit limit on the instrument's account). The token's GateKeeper script (validity,
-min/max charge, the caller's own rules) and, when ``RecipientTokenId`` names one, a payment
-instruction the caller installed are evaluated before anything is booked.
+ledger's debit limit on the instrument's account); a SingleUse, MultiUse or Recurring token
+charges the buyer's payment method (:mod:`.authorized`, issue #19). The token's GateKeeper
+script (validity, min/max charge, the caller's own rules) and, when ``RecipientTokenId``
+names one, a payment instruction the caller installed are evaluated before anything is booked.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.ids import TRANSACTION_ID_LENGTH
-from penny.domain.model import InstrumentKind, Operation, TokenKind, Transaction
+from penny.domain.model import (
+    AUTHORIZATION_TOKEN_KINDS,
+    InstrumentKind,
+    Operation,
+    TokenKind,
+    Transaction,
+)
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
+from penny.services.payments import authorized
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import book, booked, installed_slot, refuse
@@ -57,6 +65,8 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     # parameter error, as RecipientTokenId was before installed tokens existed.
     recipient = None if request.recipient_token_id is None else _recipient_slot(batch, request)
     token = batch.tokens.get(request.sender_token_id)
+    if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:  # issue #19
+        return authorized.decide(batch, request, print_, token, recipient)
     if token is not None and token.kind is TokenKind.credit_sender:
         kind, instrument_kind = TokenKind.credit_sender, InstrumentKind.credit
     else:
