@@ -132,6 +132,8 @@ _COMMON: Final = frozenset(
         "phoneNumber",
         # A marketplace caller acting for another recipient names it so (refused with NM).
         "recipientToken",
+        # boto 2's cbui_url adds a capitalised CallerReference of its own (a uuid): ignored.
+        "CallerReference",
     }
 )
 _ADDRESS: Final = ("addressName", "addressLine1", "addressLine2", "city", "state", "zip")
