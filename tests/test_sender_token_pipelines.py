@@ -182,6 +182,7 @@ def test_each_token_pipeline_returns_its_token(
     token = world.payments.token_by_caller(world.merchant.id, caller_reference="tok-1")
     assert back["tokenID"] == token.id
     assert token.kind is token_kind
+    assert back["review"].count("<dt>Valid</dt>") == 1
     if pipeline == "SingleUse":
         assert "expiry" in back  # three hours from now
         assert "one payment of up to $4.99 USD" in back["review"]
