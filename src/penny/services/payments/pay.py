@@ -10,12 +10,21 @@ instruction the caller installed are evaluated before anything is booked.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.ids import TRANSACTION_ID_LENGTH
-from penny.domain.model import InstrumentKind, Operation, TokenKind, Transaction
+from penny.domain.model import (
+    Instrument,
+    InstrumentKind,
+    Operation,
+    Token,
+    TokenKind,
+    Transaction,
+)
+from penny.ledger.model import Leg
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
@@ -52,7 +61,21 @@ def _recipient_slot(batch: Batch, request: PayRequest) -> gk.Slot:
     return installed_slot(instruction)
 
 
-def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
+class Authorised(NamedTuple):
+    """What Pay and Reserve know once every check but the ledger's passed."""
+
+    token: Token
+    instrument: Instrument
+    credit: bool
+    method: Method
+    slots: list[gk.Slot]
+    context: gk.Context
+
+
+def authorise(batch: Batch, request: PayRequest) -> Authorised:
+    """Pay's checks, in their order: the recipient's installed token, the sender token and
+    its instrument, the amount, then the tokens' GateKeeper scripts (evaluated for a Pay: a
+    Reserve is a Pay whose charge waits for its Settle, docs/decisions.md #19)."""
     # The recipient's own token first: any id but one of its installed tokens is a
     # parameter error, as RecipientTokenId was before installed tokens existed.
     recipient = None if request.recipient_token_id is None else _recipient_slot(batch, request)
@@ -70,7 +93,8 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     if recipient is not None:
         slots.append(recipient)
     refuse(rules.check_amount(request.amount, instrument.currency))
-    method = Method.prepaid if instrument_kind is InstrumentKind.prepaid else Method.debt
+    credit = instrument_kind is InstrumentKind.credit
+    method = Method.debt if credit else Method.prepaid
     context = gk.Context(
         operation=Operation.pay.value,
         amount=request.amount,
@@ -84,16 +108,27 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     )
     if batch.settings.check_scripts:  # validity, min/max charge and the caller's own rules
         batch.guard.check(slots, context)
+    return Authorised(token, instrument, credit, method, slots, context)
+
+
+def spend_legs(batch: Batch, instrument: Instrument, amount: Money) -> tuple[Leg, ...]:
+    """Pay's journal on ``instrument`` (Reserve holds it, Settle posts it): prepaid value
+    spent, or debt recorded."""
     books = books_of(batch.parties[instrument.recipient_id])
-    if instrument_kind is InstrumentKind.prepaid:
-        legs = rules.prepaid_pay_legs(instrument, books, request.amount)
-    else:
+    if instrument.kind is InstrumentKind.credit:
+        return rules.postpaid_pay_legs(instrument, books, amount)
+    return rules.prepaid_pay_legs(instrument, books, amount)
+
+
+def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
+    c = authorise(batch, request)
+    instrument, credit = c.instrument, c.credit
+    if credit:
         refuse(rules.check_global_amount_limit(instrument, request.amount))
-        legs = rules.postpaid_pay_legs(instrument, books, request.amount)
+    legs = spend_legs(batch, instrument, request.amount)
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     journal_id = book(batch, txn_id, legs)
-    batch.guard.record(slots, context)
-    credit = instrument_kind is InstrumentKind.credit
+    batch.guard.record(c.slots, c.context)
     if credit:
         charged = instrument.charged_total + request.amount.minor
         batch.put_instrument(replace(instrument, charged_total=charged))
@@ -104,10 +139,10 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
         txn_id,
         journal_id,
         instrument,
-        method,
+        c.method,
         request.amount,
         operation=Operation.pay,
-        sender_token_id=token.id,
+        sender_token_id=c.token.id,
         settlements_before=instrument.settlement_count if credit else None,
         ipn_url=request.ipn_url,
     )
