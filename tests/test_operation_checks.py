@@ -37,7 +37,7 @@ MODULES = {
     Operation.write_off_debt: ("write_off",),
     Operation.refund: ("refund",),
     Operation.withdraw: ("withdraw",),
-    Operation.reserve: ("reserve", "pay"),
+    Operation.reserve: ("reserve", "pay", "reserve_authorized"),
     Operation.settle: ("settle_reserve",),
 }
 
@@ -86,6 +86,10 @@ def _reachable(operation: Operation) -> set[Refusal]:
     )
     found = _named(module) | _named(_functions("services/payments/runner.py")["decide"])
     calls = _calls(module)
+    if operation is Operation.pay:  # SingleUse, MultiUse and Recurring tokens (issue #19)
+        authorized = _tree("services/payments/authorized.py")
+        found |= _named(authorized)
+        calls |= _calls(authorized)
     rules = _functions("domain/rules.py")
     for name in calls & set(rules):
         found |= _named(rules[name])

@@ -121,11 +121,21 @@ _PAY: Final = (
     Check("scripts", _SCRIPTS, (_SCRIPT,), "services.gatekeeper.Guard.check (both tokens)"),
     Check(
         "global_amount_limit",
-        (R.exceeds_instrument_limits,),
+        (R.exceeds_instrument_limits, R.token_usage_exceeded),
         (_RULES,),
-        "rules.check_global_amount_limit (credit)",
+        "rules.check_global_amount_limit (credit); rules.check_authorized_total (MultiUse)",
     ),
-    _funds("prepaid: balance may not go negative; credit: debit limit = credit limit"),
+    Check(
+        "payment_method",
+        (R.invalid_params, R.payment_method_declined),
+        (_SERVICE,),
+        "payments.authorized (SingleUse, MultiUse, Recurring: the token's payment method"
+        " is gone, or declined at once)",
+    ),
+    _funds(
+        "prepaid: balance may not go negative; credit: debit limit = credit limit;"
+        " an authorization on the balance: the buyer's balance"
+    ),
 )
 
 #: Every operation's checks in precedence order (see the module docstring).

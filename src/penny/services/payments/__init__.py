@@ -9,8 +9,10 @@ The layout (ARCHITECTURE.md, "The request path"):
   (with :mod:`.holds`); :mod:`.registry` lists them;
 * :mod:`.batch` — a batch's working set and the shape of an operation; :mod:`.steps` — the
   steps operations share; :mod:`.runner` — load, decide in order, write once;
-* :mod:`.setup` (issuing instruments), :mod:`.completion` (pending transactions finishing),
-  :mod:`.listener` (the IPN outbox's hook), :mod:`.service` (:class:`Payments`).
+* :mod:`.setup` (issuing instruments), :mod:`.authorize` (issuing SingleUse, MultiUse and
+  Recurring tokens; :mod:`.authorized` pays with them), :mod:`.completion` (pending
+  transactions finishing), :mod:`.listener` (the IPN outbox's hook), :mod:`.service`
+  (:class:`Payments`).
 """
 
 from penny.domain.ids import LEDGER_OWNER, TOKEN_ID_LENGTH, TRANSACTION_ID_LENGTH
@@ -23,8 +25,10 @@ from penny.services.payments.requests import (
     InstrumentSetup,
     PaymentRequest,
     Result,
+    SenderTokenSetup,
     SetupPostpaid,
     SetupPrepaid,
+    SetupSenderToken,
     fingerprint,
 )
 from penny.services.payments.reserve import RESERVE_TIMEOUT_DAYS, ReserveRequest
@@ -51,10 +55,12 @@ __all__ = [
     "RefundRequest",
     "ReserveRequest",
     "Result",
+    "SenderTokenSetup",
     "SettleDebtRequest",
     "SettleRequest",
     "SetupPostpaid",
     "SetupPrepaid",
+    "SetupSenderToken",
     "TransactionChange",
     "WithdrawRequest",
     "WriteOffDebtRequest",

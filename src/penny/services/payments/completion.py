@@ -1,10 +1,12 @@
 """Finishing transactions whose time has come: a pending one whose money source has answered
-(a bank transfer's funding or settlement, a withdrawal) and a reserve past its timeout.
+(a bank transfer's funding or settlement, a withdrawal, a card or bank Pay on an authorization)
+and a reserve past its timeout (issue #19).
 
 A success posts the pending journal; a decline voids it (and a failed funding no longer counts
-toward the instrument's funded total). A reserve nobody settled or cancelled in time is
-released (:mod:`.holds`): ``Cancelled`` with status code ``Expired``. This is the one sweep of
-the payments service: ``penny sandbox advance`` runs it after moving the sandbox clock.
+toward the instrument's funded total, a failed Pay toward the authorization's charged total:
+:func:`.holds.given_back`). A reserve nobody settled or cancelled in time is released
+(:mod:`.holds`): ``Cancelled`` with status code ``Expired``. This is the one sweep of the
+payments service: ``penny sandbox advance`` runs it after moving the sandbox clock.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from penny.domain.ids import LEDGER_OWNER
 from penny.domain.model import (
     EXPIRED_MESSAGE,
     Instrument,
-    Operation,
     Status,
     StatusCode,
     Transaction,
 )
 from penny.engine.ledger import LedgerSession
 from penny.ledger.model import PostPending, VoidPending
-from penny.services.payments.holds import release
+from penny.services.payments.holds import given_back, release
 from penny.services.payments.listener import ChangeListener, TransactionChange
 from penny.services.payments.steps import succeeded
 from penny.storage import payments_sql as sql
@@ -54,10 +55,7 @@ def _finished(
             return succeeded(txn, outcome.journal_id, session.now), None
     else:
         outcome = session.apply(VoidPending(LEDGER_OWNER, key, txn.pending_journal_id))
-    changed = None
-    if instrument is not None and txn.operation is Operation.fund_prepaid:
-        changed = replace(instrument, funded_total=instrument.funded_total - txn.amount)
-    return _declined(txn, outcome.journal_id, session.now), changed
+    return _declined(txn, outcome.journal_id, session.now), given_back(txn, instrument)
 
 
 def complete_due(

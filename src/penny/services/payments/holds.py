@@ -2,8 +2,8 @@
 
 A Reserve (and a pending charge: a bank transfer's funding or settlement, a withdrawal) holds
 its amount in a pending journal. Releasing it voids that journal, so nothing moves, and gives
-back what the transaction counted on its instrument: a postpaid reserve's share of the global
-amount limit, a pending funding's share of the funding limit. Pure over a ledger session.
+back what the transaction counted on its instrument (:func:`given_back`). Pure over a ledger
+session.
 """
 
 from __future__ import annotations
@@ -52,14 +52,20 @@ def release(
         completed_at=session.now,
         completes_at=None,
     )
-    return done, _given_back(txn, instrument)
+    return done, given_back(txn, instrument)
 
 
-def _given_back(txn: Transaction, instrument: Instrument | None) -> Instrument | None:
+def given_back(txn: Transaction, instrument: Instrument | None) -> Instrument | None:
+    """``instrument`` without what ``txn`` (released or failed) had counted on it: a funding
+    toward the funding limit, a reserve on a credit line or any payment on an authorization
+    toward the global amount limit. ``None`` when nothing changes."""
     if instrument is None:
         return None
     if txn.operation is Operation.fund_prepaid:
         return replace(instrument, funded_total=instrument.funded_total - txn.amount)
-    if txn.operation is Operation.reserve and instrument.kind is InstrumentKind.credit:
+    counted = instrument.kind is InstrumentKind.authorization or (
+        txn.operation is Operation.reserve and instrument.kind is InstrumentKind.credit
+    )
+    if counted:
         return replace(instrument, charged_total=max(0, instrument.charged_total - txn.amount))
     return None

@@ -2,9 +2,10 @@
 
 The sender token decides which: a prepaid sender token spends its prepaid instrument's
 balance, a credit sender token adds debt to its credit instrument up to the credit limit (the
-ledger's debit limit on the instrument's account). The token's GateKeeper script (validity,
-min/max charge, the caller's own rules) and, when ``RecipientTokenId`` names one, a payment
-instruction the caller installed are evaluated before anything is booked.
+ledger's debit limit on the instrument's account); a SingleUse, MultiUse or Recurring token
+charges the buyer's payment method (:mod:`.authorized`, issue #19). The token's GateKeeper
+script (validity, min/max charge, the caller's own rules) and, when ``RecipientTokenId``
+names one, a payment instruction the caller installed are evaluated before anything is booked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import (
+    AUTHORIZATION_TOKEN_KINDS,
     Instrument,
     InstrumentKind,
     Operation,
@@ -28,6 +30,7 @@ from penny.ledger.model import Leg
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
+from penny.services.payments import authorized
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import book, booked, installed_slot, refuse
@@ -72,14 +75,21 @@ class Authorised(NamedTuple):
     context: gk.Context
 
 
-def authorise(batch: Batch, request: PayRequest) -> Authorised:
-    """Pay's checks, in their order: the recipient's installed token, the sender token and
-    its instrument, the amount, then the tokens' GateKeeper scripts (evaluated for a Pay: a
-    Reserve is a Pay whose charge waits for its Settle, docs/decisions.md #19)."""
-    # The recipient's own token first: any id but one of its installed tokens is a
-    # parameter error, as RecipientTokenId was before installed tokens existed.
+def tokens_of(batch: Batch, request: PayRequest) -> tuple[gk.Slot | None, Token | None]:
+    """The caller's installed token named by RecipientTokenId (checked first: any id but one
+    of its installed tokens is a parameter error, as RecipientTokenId was before installed
+    tokens existed), and the sender token (not checked yet)."""
     recipient = None if request.recipient_token_id is None else _recipient_slot(batch, request)
-    token = batch.tokens.get(request.sender_token_id)
+    return recipient, batch.tokens.get(request.sender_token_id)
+
+
+def authorise(
+    batch: Batch, request: PayRequest, recipient: gk.Slot | None, token: Token | None
+) -> Authorised:
+    """Pay's checks on a prepaid or credit sender token, in their order after the recipient's
+    installed token: the sender token and its instrument, the amount, then the tokens'
+    GateKeeper scripts (evaluated for a Pay: a Reserve on these instruments is a Pay whose
+    charge waits for its Settle, docs/decisions.md #19)."""
     if token is not None and token.kind is TokenKind.credit_sender:
         kind, instrument_kind = TokenKind.credit_sender, InstrumentKind.credit
     else:
@@ -121,7 +131,10 @@ def spend_legs(batch: Batch, instrument: Instrument, amount: Money) -> tuple[Leg
 
 
 def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
-    c = authorise(batch, request)
+    recipient, token = tokens_of(batch, request)
+    if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:  # issue #19
+        return authorized.decide(batch, request, print_, token, recipient)
+    c = authorise(batch, request, recipient, token)
     instrument, credit = c.instrument, c.credit
     if credit:
         refuse(rules.check_global_amount_limit(instrument, request.amount))

@@ -1,5 +1,8 @@
 """Reserve: hold an amount on the sender's instrument, to be charged later by Settle.
 
+This module reserves on prepaid and postpaid sender tokens; a SingleUse or MultiUse token's
+Reserve holds the amount on the buyer's payment method (:mod:`.reserve_authorized`).
+
 A Reserve takes Pay's parameters and makes Pay's checks (the sender token and its
 instrument, the amount, the GateKeeper scripts evaluated for a Pay, usage counted now), then
 books Pay's journal as a *pending* journal: the prepaid balance or the credit line is held
@@ -17,10 +20,18 @@ from typing import Final
 
 from penny.domain import rules
 from penny.domain.ids import TRANSACTION_ID_LENGTH
-from penny.domain.model import RESERVED_MESSAGE, Operation, Status, StatusCode, Transaction
+from penny.domain.model import (
+    AUTHORIZATION_TOKEN_KINDS,
+    RESERVED_MESSAGE,
+    Operation,
+    Status,
+    StatusCode,
+    Transaction,
+)
 from penny.epoch import MICROS_PER_DAY, MICROS_PER_SECOND
+from penny.services.payments import reserve_authorized
 from penny.services.payments.batch import Batch, OperationSpec
-from penny.services.payments.pay import PayRequest, authorise, needs, spend_legs
+from penny.services.payments.pay import PayRequest, authorise, needs, spend_legs, tokens_of
 from penny.services.payments.steps import book, booked, refuse
 
 #: How long an unsettled reserve holds its amount when the request names no timeout.
@@ -42,7 +53,11 @@ def expires_at(request: ReserveRequest, now: int) -> int:
 
 
 def decide(batch: Batch, request: ReserveRequest, print_: str) -> Transaction:
-    c = authorise(batch, request)
+    recipient, token = tokens_of(batch, request)
+    if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:
+        expiry = expires_at(request, batch.now)
+        return reserve_authorized.decide(batch, request, print_, token, recipient, expiry)
+    c = authorise(batch, request, recipient, token)
     instrument = c.instrument
     if c.credit:
         refuse(rules.check_global_amount_limit(instrument, request.amount))

@@ -19,8 +19,9 @@ from collections.abc import Iterable, Sequence
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.ids import MAX_CALLER_REFERENCE
-from penny.domain.model import Transaction
+from penny.domain.model import AUTHORIZATION_TOKEN_KINDS, Transaction
 from penny.engine.ledger import LedgerSession
+from penny.services import gatekeeper as gk
 from penny.services.payments.batch import Batch, Needs, Settings
 from penny.services.payments.listener import ChangeListener, Known, TransactionChange
 from penny.services.payments.registry import spec_of
@@ -95,7 +96,9 @@ def load(
     instruments = sql.load_instruments(conn, instrument_ids, lock=True)
     party_ids = set(_ids(needs, "parties"))
     party_ids.update(i.recipient_id for i in instruments.values())
-    if any(spec.loads_senders for spec in specs):
+    # Tokens on an authorization (issue #19) may charge the buyer's balance.
+    authorizing = [t for t in tokens.values() if t.kind in AUTHORIZATION_TOKEN_KINDS]
+    if authorizing or any(spec.loads_senders for spec in specs):
         party_ids.update(i.sender_id for i in instruments.values())
     parties = parties_sql.load_parties(conn, party_ids)
     methods = parties_sql.load_payment_methods(
@@ -111,10 +114,13 @@ def load(
         session.load(pending_ids=holds)
     session.load(account_ids=accounts)
     batch = Batch(session, chart, settings, known, tokens, instruments, parties, methods, originals)
+    slots = [gk.authorization_slot(t) for t in authorizing]
     instruction_ids = _ids(needs, "instructions")
     if instruction_ids:
         batch.instructions = gk_sql.load_instructions(conn, instruction_ids)
-        batch.guard.prepare(session, [installed_slot(i) for i in batch.instructions.values()])
+        slots.extend(installed_slot(i) for i in batch.instructions.values())
+    if slots:
+        batch.guard.prepare(session, slots)
     return batch
 
 

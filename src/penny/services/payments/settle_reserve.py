@@ -17,14 +17,16 @@ from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.ids import LEDGER_OWNER, TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     SUCCESS_MESSAGE,
+    Instrument,
     InstrumentKind,
     Operation,
     Status,
     StatusCode,
     Transaction,
 )
-from penny.ledger.model import PostPending
+from penny.ledger.model import Leg, PostPending
 from penny.money import Money
+from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.pay import spend_legs
 from penny.services.payments.requests import PaymentRequest
@@ -72,7 +74,7 @@ def decide(batch: Batch, request: SettleRequest, print_: str) -> Transaction:
     instrument = batch.instruments[reserve.instrument_id]
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     batch.session.assume_new_keys([(LEDGER_OWNER, txn_id)])
-    legs = spend_legs(batch, instrument, amount)
+    legs, fee = _posted_legs(batch, reserve, instrument, amount)
     outcome = batch.session.apply(
         PostPending(LEDGER_OWNER, txn_id, reserve.pending_journal_id, legs)
     )
@@ -89,7 +91,7 @@ def decide(batch: Batch, request: SettleRequest, print_: str) -> Transaction:
         completed_at=batch.now,
         completes_at=None,
     )
-    return booked(
+    settle = booked(
         batch,
         request,
         print_,
@@ -104,6 +106,26 @@ def decide(batch: Batch, request: SettleRequest, print_: str) -> Transaction:
         settlements_before=instrument.settlement_count if credit else None,
         ipn_url=request.ipn_url,
     )
+    return settle if fee == 0 else replace(settle, fees=fee)
+
+
+def _posted_legs(
+    batch: Batch, reserve: Transaction, instrument: Instrument, amount: Money
+) -> tuple[tuple[Leg, ...], int]:
+    """The legs that post ``amount`` of the reserve's hold, and the fee they take: Pay's
+    journal for that amount (on an authorization, from the payment method the hold is on,
+    with the fee of the amount settled)."""
+    if instrument.kind is not InstrumentKind.authorization:
+        return spend_legs(batch, instrument, amount), 0
+    assert reserve.pending_journal_id is not None
+    held = batch.session.book.pendings[reserve.pending_journal_id].legs
+    fee = batch.settings.fees.fee(reserve.method, amount)
+    books = books_of(batch.parties[instrument.recipient_id])
+    legs = rules.direct_pay_legs(books, batch.chart, held[0].account_id, amount, fee)
+    if [leg.account_id for leg in legs] != [leg.account_id for leg in held]:
+        # A fee of the whole amount left the merchant no leg: the held journal had one.
+        raise PaymentsError(Refusal.invalid_amount, "The amount is too small to settle.")
+    return legs, fee.minor
 
 
 SPEC = OperationSpec(SettleRequest, needs, decide)

@@ -6,7 +6,7 @@ pending transactions whose money source has answered (``ix_transactions_due``), 
 index of their own. No table changes: Reserve, Settle and Cancel use the columns there are.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011 (0009 on its own; chained after fps-tokens' 0011 once merged)
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
