@@ -12,11 +12,23 @@ from dataclasses import dataclass
 
 import pytest
 
-from builders import add_card, new_buyer, new_merchant, open_store, postpaid, prepaid, usd
+from builders import (
+    CARD,
+    DECLINED_CARD,
+    LATE_FAILING_CARD,
+    add_card,
+    new_buyer,
+    new_merchant,
+    open_store,
+    postpaid,
+    prepaid,
+    sender_token,
+    usd,
+)
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule
-from penny.domain.model import Operation, Status, StatusCode, Transaction
+from penny.domain.model import Operation, Status, StatusCode, Token, TokenKind, Transaction
 from penny.domain.parties import Party, PaymentMethod
 from penny.services.factory import Services
 from penny.services.payments import (
@@ -318,3 +330,70 @@ def test_postpaid_reserve_holds_the_credit_line(world: World) -> None:
     refund = world.do(RefundRequest(world.merchant.id, "rf-1", settle.id, usd("40")))
     assert refund.status is Status.success
     assert world.debt(setup) == 5000
+
+
+# -- SingleUse and MultiUse tokens (issue #19): a hold on the buyer's payment method -------------
+
+
+def _token(world: World, kind: TokenKind, ref: str, card: str = CARD, **terms: object) -> Token:
+    services = world.services
+    method = add_card(services, world.buyer.id, card) if card != CARD else world.card
+    setup = sender_token(
+        services.payments, world.merchant.id, world.buyer.id, method.id, ref, kind, **terms
+    )
+    return setup.token
+
+
+def _reserve_on(world: World, token: Token, amount: str, ref: str) -> ReserveRequest:
+    return ReserveRequest(world.merchant.id, ref, token.id, usd(amount))
+
+
+def test_single_use_reserve_token_reserves_settles_partly_and_is_spent(world: World) -> None:
+    token = _token(world, TokenKind.single_use, "su", transaction_amount="20", reserve=True)
+    reserve = world.do(_reserve_on(world, token, "20", "r-1"))
+    assert (reserve.status, reserve.fees) == (Status.reserved, 50)  # the card's fee, held
+    assert world.payable() == 0  # a hold: nothing has reached the merchant
+    settle = world.do(world.settle(reserve, "12"))
+    assert (settle.status, settle.amount, settle.fees) == (Status.success, 1200, 50)
+    assert world.payable() == 1200 - 50  # $12.00 less the card's $0.50
+    assert world.status_of(reserve) == (Status.success, "Success")
+    # The token was spent by its one use.
+    again = _reserve_on(world, token, "1", "r-2")
+    assert world.refused(again) is Refusal.token_used_already
+
+
+def test_single_use_token_for_pay_cannot_reserve_and_recurring_never(world: World) -> None:
+    for_pay = _token(world, TokenKind.single_use, "su-pay", transaction_amount="5")
+    assert world.refused(_reserve_on(world, for_pay, "5", "r-1")) is Refusal.wrong_token_type
+    recurring = _token(
+        world, TokenKind.recurring, "rec", transaction_amount="5", recurring_period="1 Month"
+    )
+    assert world.refused(_reserve_on(world, recurring, "5", "r-2")) is Refusal.wrong_token_type
+    reserve_token = _token(
+        world, TokenKind.single_use, "su-r", transaction_amount="5", reserve=True
+    )
+    pay = PayRequest(world.merchant.id, "p-1", reserve_token.id, usd("5"))
+    assert world.refused(pay) is Refusal.wrong_token_type  # made for Reserve, not Pay
+
+
+def test_multi_use_reserve_counts_toward_the_global_limit_until_released(world: World) -> None:
+    token = _token(world, TokenKind.multi_use, "mu", global_amount_limit="10")
+    first = world.do(_reserve_on(world, token, "6", "r-1"))
+    assert world.refused(_reserve_on(world, token, "4.01", "r-2")) is Refusal.token_usage_exceeded
+    world.do(world.cancel(first))
+    second = world.do(_reserve_on(world, token, "10", "r-3"))
+    world.do(world.settle(second, "7"))  # $3.00 released: the limit has $3.00 left
+    assert world.refused(_reserve_on(world, token, "3.01", "r-4")) is Refusal.token_usage_exceeded
+    third = world.do(_reserve_on(world, token, "3", "r-5"))
+    world.clock.advance(RESERVE_TIMEOUT_DAYS * MICROS_PER_DAY)
+    assert [t.id for t in world.services.payments.complete_due()] == [third.id]
+    assert world.do(_reserve_on(world, token, "3", "r-6")).status is Status.reserved
+    assert world.payable() == 700 - 50
+
+
+def test_declined_card_refuses_the_reserve(world: World) -> None:
+    token = _token(world, TokenKind.multi_use, "mu-d", DECLINED_CARD, global_amount_limit="9")
+    assert world.refused(_reserve_on(world, token, "5", "r-1")) is Refusal.payment_method_declined
+    late = _token(world, TokenKind.multi_use, "mu-l", LATE_FAILING_CARD, global_amount_limit="9")
+    assert world.refused(_reserve_on(world, late, "5", "r-2")) is Refusal.payment_method_declined
+    assert world.payable() == 0

@@ -80,7 +80,8 @@ def decide(batch: Batch, request: SettleRequest, print_: str) -> Transaction:
     )
     assert outcome.journal_id is not None, outcome  # a held amount always posts
     credit = instrument.kind is InstrumentKind.credit
-    if credit:  # the part not settled no longer counts toward the global amount limit
+    if credit or instrument.kind is InstrumentKind.authorization:
+        # the part not settled no longer counts toward the global amount limit
         charged = instrument.charged_total - (reserve.amount - amount.minor)
         batch.put_instrument(replace(instrument, charged_total=max(0, charged)))
     batch.changed_transactions[reserve.id] = replace(
