@@ -6,7 +6,7 @@ with the security headers and the session cookie).
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any, Final
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -20,14 +20,13 @@ from penny.web.cobranded.http import Page
 from penny.web.cobranded.params import Pipeline
 from penny.web.cobranded.pipeline import Context
 
-#: Seconds before an error page sends the buyer back to the merchant on its own.
-ERROR_REFRESH_S: Final = 10
-
 
 class Views:
-    """The templates and the stylesheet, loaded once."""
+    """The templates and the stylesheet, loaded once; ``sandbox`` puts the "Sandbox" badge
+    at the top of every page."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sandbox: bool = True) -> None:
+        self.sandbox = sandbox
         self.templates = Environment(
             loader=PackageLoader("penny.web.cobranded", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -42,7 +41,8 @@ class Views:
             response: Response = RedirectResponse(page.location, 303, headers=headers)
         else:
             assert page.template is not None
-            body = self.templates.get_template(page.template).render(page.context)
+            context = {"sandbox": self.sandbox, **page.context}
+            body = self.templates.get_template(page.template).render(context)
             response = HTMLResponse(body, page.status, headers=headers)
         if page.set_cookie is not None:
             response.set_cookie(
@@ -58,11 +58,12 @@ class Views:
 
 
 def problem(status: int, title: str, message: str, *, back: str | None = None, **more: Any) -> Page:
-    """The error page (``back``: the signed return URL it links to, when there is one)."""
+    """The error page (``back``: the signed return URL it links to, when there is one; the
+    buyer follows the link: no timed redirect, WCAG 2.2.1)."""
     return Page(
         status,
         "problem.html",
-        {"title": title, "message": message, "back": back, "refresh": ERROR_REFRESH_S, **more},
+        {"title": title, "message": message, "back": back, **more},
         form_targets=(),
     )
 
@@ -117,8 +118,13 @@ def sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
 
 
+def plain_money(value: Money) -> str:
+    """``$25.00 USD``: how the pages write an amount."""
+    return f"${value.plain()} {value.currency}"
+
+
 def _money(value: Money | None) -> str | None:
-    return None if value is None else f"${value.plain()} {value.currency}"
+    return None if value is None else plain_money(value)
 
 
 def _date(micros: int | None) -> str | None:
