@@ -174,6 +174,7 @@ def test_page_requests_are_logged_without_secrets(
     answer = merchant.sign_in("merchant", {"access_key": world.access_key, "secret": world.secret})
     assert answer.status_code == 303
     assert console.get("/account/buyer").status_code == 200
+    assert console.get("/", headers={"accept": "text/html"}).status_code == 200
     records = [r for r in caplog.records if r.name == ACCESS_LOGGER]
     actions = [r.fps["action"] for r in records]  # type: ignore[attr-defined]
     for expected in (
@@ -184,6 +185,7 @@ def test_page_requests_are_logged_without_secrets(
         "POST /account/signin/buyer",
         "POST /account/signin/merchant",
         "GET /account/buyer",
+        "GET /",
     ):
         assert expected in actions, (expected, actions)
     card_post = records[actions.index("POST /cobranded-ui/pipelines/{pid}/card")]
