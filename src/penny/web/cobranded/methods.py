@@ -22,9 +22,11 @@ from penny.domain.parties import (
     card_expired,
     parse_expiry,
 )
+from penny.money import Money
 from penny.parties import Directory
 from penny.services.payments import Payments
 from penny.web.cobranded.http import Incoming, Page, to_step
+from penny.web.cobranded.params import PipelineRequest
 from penny.web.cobranded.pipeline import Context, Pipelines
 from penny.web.cobranded.views import describe, finished, plain_money, sentence, view
 
@@ -86,7 +88,11 @@ class MethodStep:
         if declined is not None or method.kind is not PaymentMethodKind.balance:
             return declined
         available = self.payments.account_balance(buyer.id).disburse
-        amount = ctx.request.limit
+        amount = needed(ctx.request)
+        if amount is None:
+            if available.minor > 0:
+                return None
+            return "Your Penny balance is empty, so it cannot pay. Choose another payment method."
         if available.minor >= amount.minor:
             return None
         return (
@@ -97,7 +103,8 @@ class MethodStep:
 
     def options(self, ctx: Context, buyer: Party) -> list[MethodOption]:
         """The buyer's allowed methods, each with what it can pay."""
-        amount = plain_money(ctx.request.limit)
+        wanted = needed(ctx.request)
+        amount = "any amount" if wanted is None else plain_money(wanted)
         found = []
         for method in self.methods(ctx, buyer):
             problem = self.problem(ctx, buyer, method)
@@ -205,6 +212,15 @@ def add_bank_from(directory: Directory, buyer_id: str, form: dict[str, str]) -> 
     except DirectoryError as error:
         return {"account": sentence(str(error))}
     return {}
+
+
+def needed(request: PipelineRequest) -> Money | None:
+    """What a method must be able to pay for this pipeline: the prepaid ``fundingAmount`` or
+    the postpaid ``creditLimit`` (the first charge is usually all of it), a token's
+    ``transactionAmount``; ``None`` for a MultiUse token without one (any amount)."""
+    if not request.pipeline.issues_token:
+        return request.limit
+    return request.transaction_amount
 
 
 def decline_reason(method: PaymentMethod, now_us: int) -> str | None:
