@@ -203,3 +203,38 @@ def test_page_requests_are_logged_without_secrets(
         assert secret
         assert secret not in logged, secret
     assert "bea@example.com" not in logged
+
+
+def test_a_token_pipeline_asks_the_balance_for_its_transaction_amount(world: World) -> None:
+    bea = _bea(world)
+    balance = world.directory.payment_methods(bea.id)[0]
+    top_up_balance(world.payments, bea, 500)
+    base = {
+        "callerKey": world.access_key,
+        "version": "2009-01-09",
+        "returnURL": RETURN,
+    }
+    recurring = {
+        **base,
+        "pipelineName": "Recurring",
+        "callerReference": "sub-1",
+        "transactionAmount": "9.99",
+        "recurringPeriod": "1 Month",
+    }
+    multi = {
+        **base,
+        "pipelineName": "MultiUse",
+        "callerReference": "m-1",
+        "globalAmountLimit": "100",
+    }
+    for params, shown, usable in (
+        (recurring, "Each payment up to", "Available: $5.00 USD. Cannot pay $9.99 USD."),
+        (multi, "Total payments up to", "Available: $5.00 USD. Can pay any amount."),
+    ):
+        ui = UiClient(world)
+        pid, csrf = ui.open(params)
+        form = {"csrf": csrf, "email": "bea@example.com", "password": BUYER_PASSWORD}
+        assert ui.post(pid, "signin", form).status_code == 303
+        page = ui.get(pid, "method").text
+        assert f'<span class="amount-label">{shown}</span>' in page
+        assert usable in _option(page, balance.id)
