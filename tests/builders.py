@@ -7,6 +7,8 @@
 * :func:`new_merchant` (a business with its API key), :func:`new_buyer`, :func:`add_card`,
   :func:`add_bank` — the parties the tests share ("DigitalDownload", "Elsewhere",
   "Bea Buyer"), and the sandbox's test card and bank numbers.
+* :func:`top_up_balance` — money into a buyer's Penny balance (a ledger journal: no service
+  credits a balance yet).
 * :func:`prepaid` / :func:`postpaid` — instruments issued through
   :mod:`penny.sandbox.instruments`, valid for 30 days from the store's clock.
 * :func:`sender_token` — a SingleUse, MultiUse or Recurring token (issue #19).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from penny.domain.fees import FeeSchedule
 from penny.domain.model import TokenKind
 from penny.domain.parties import Party, PaymentMethod, random_id
 from penny.ipn.settings import IpnSettings
+from penny.ledger.model import Leg, NewJournal
 from penny.money import Money, parse_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
@@ -160,6 +164,18 @@ def add_card(
 
 def add_bank(services: Services, buyer_id: str, account: str = BANK_ACCOUNT) -> PaymentMethod:
     return services.directory.add_bank(buyer_id, ROUTING, account)
+
+
+def top_up_balance(payments: Payments, buyer: Party, minor: int) -> int:
+    """Money arrives in a buyer's Penny balance (no service does it yet: a ledger journal from
+    external funding, as a deposit would book it); the journal's id."""
+    assert buyer.balance_account_id is not None
+    external = payments.chart().external_funding
+    legs = (Leg(external, minor, "USD"), Leg(buyer.balance_account_id, -minor, "USD"))
+    (outcome,) = payments.ledger.execute([NewJournal("test-top-up", uuid.uuid4().hex, legs)])
+    assert outcome.ok, outcome
+    assert outcome.journal_id is not None
+    return outcome.journal_id
 
 
 # -- instruments -----------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from typer.testing import CliRunner
 
-from browser_support import PHONE, chromium, screenshot
+from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
+from builders import top_up_balance
 from cobranded_support import (
     BUYER_PASSWORD,
     LiveServer,
@@ -47,11 +48,18 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
+@pytest.fixture(scope="module")
+def axe() -> str:
+    return axe_source()
+
+
 class Flow:
     """One buyer in one browser context (phone width), with the live server and receiver."""
 
-    def __init__(self, browser: Browser, server: LiveServer, shop: Receiver, store: str) -> None:
-        self.server, self.shop, self.store = server, shop, store
+    def __init__(
+        self, browser: Browser, server: LiveServer, shop: Receiver, store: str, axe: str
+    ) -> None:
+        self.server, self.shop, self.store, self.axe = server, shop, store, axe
         self.context = browser.new_context(viewport=PHONE)
         self.page: Page = self.context.new_page()
         self.page.set_default_timeout(15_000)
@@ -61,7 +69,10 @@ class Flow:
         return self.server.world
 
     def shot(self, name: str) -> None:
-        """Screenshot the page at phone and desktop width (SQLite run only)."""
+        """axe-core finds nothing on the page; screenshots at phone and desktop width (SQLite
+        run only)."""
+        violations = axe_violations(self.page, self.axe)
+        assert violations == [], (name, violations)
         if self.store == "sqlite":
             screenshot(self.page, name)
 
@@ -109,11 +120,11 @@ class Flow:
 
 
 @pytest.fixture
-def flow(browser: Browser, database_url: str) -> Iterator[Flow]:
+def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
     world = make_world(database_url)
     store = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     with live_server(world) as server, receiver() as shop:
-        flow = Flow(browser, server, shop, store)
+        flow = Flow(browser, server, shop, store, axe)
         try:
             yield flow
         finally:
@@ -146,6 +157,12 @@ def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
     expect(flow.page.locator(".summary")).to_contain_text("$25.00 USD")
     flow.shot("signin")
     flow.register("Bea Buyer", "bea@example.com")
+    # A new buyer's balance is $0.00: shown with what it can pay, but it cannot be picked.
+    expect(flow.page.locator("#amount")).to_contain_text("$25.00 USD")
+    expect(flow.page.get_by_label("Penny balance")).to_be_disabled()
+    expect(flow.page.get_by_label("Penny balance")).not_to_be_checked()
+    expect(flow.page.locator("main")).to_contain_text("Available: $0.00 USD. Cannot pay")
+    expect(flow.page.locator("#sandbox-badge")).to_be_visible()
     flow.shot("method")
     flow.add_card("4111 1111 1111 1111")
     flow.choose("Visa •••• 1111, expires 12/2030")
@@ -245,7 +262,8 @@ def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
 
 
 def test_declined_card_is_refused_then_the_balance_is_used(flow: Flow) -> None:
-    flow.world.directory.create_personal("Dee Decline", "dee@example.com", BUYER_PASSWORD)
+    dee = flow.world.directory.create_personal("Dee Decline", "dee@example.com", BUYER_PASSWORD)
+    top_up_balance(flow.world.payments, dee, 2_500)  # her balance covers the $25.00
     flow.start(prepaid_params(flow.world, flow.shop.url, ref="dee"))
     flow.sign_in("dee@example.com")
     flow.add_card("4000 0000 0000 0002")
@@ -260,7 +278,8 @@ def test_declined_card_is_refused_then_the_balance_is_used(flow: Flow) -> None:
 
 
 def test_cancelled_flow_returns_a_and_creates_nothing(flow: Flow) -> None:
-    flow.world.directory.create_personal("Cy Cancel", "cy@example.com", BUYER_PASSWORD)
+    cy = flow.world.directory.create_personal("Cy Cancel", "cy@example.com", BUYER_PASSWORD)
+    top_up_balance(flow.world.payments, cy, 2_500)
     flow.start(prepaid_params(flow.world, flow.shop.url, ref="cy"))
     flow.sign_in("cy@example.com")
     flow.choose("Penny balance")

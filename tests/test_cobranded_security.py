@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from builders import top_up_balance
 from cobranded_support import (
     BUYER_PASSWORD,
     START_PATH,
@@ -47,9 +48,10 @@ FUZZ_EXAMPLES = int(os.environ.get("PENNY_CBUI_FUZZ_EXAMPLES", "15"))
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
     made = make_world(database_url, merchant_name="Evil <script>alert('m')</script> Shop")
-    made.directory.create_personal(
+    bea = made.directory.create_personal(
         "Bea <script>alert('b')</script>", "bea@example.com", BUYER_PASSWORD
     )
+    top_up_balance(made.payments, bea, 10_000)  # her balance can pay the $25 pipelines
     yield made
     made.db.dispose()
 

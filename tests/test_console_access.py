@@ -61,6 +61,7 @@ def _fill(path: str, shop: Shop, unknown: bool) -> str:
         "/account/merchant/instruments/{iid}": other.prepaid.instrument.id,
         "/account/merchant/tokens/{tkid}": other.prepaid.sender_token.id,
         "/account/merchant/ipn/{nid}": _a_notification_of(shop, other.merchant.id),
+        "/account/buyer/methods/{mid}": _card_of(shop, other.buyer.id),
     }
     for prefix, value in ids.items():
         name = prefix.rsplit("/", 1)[1]
@@ -74,6 +75,17 @@ def _a_notification_of(shop: Shop, account_id: str) -> str:
     with shop.world.db.read() as conn:
         found = ipn_sql.listing(conn, account_id=account_id, limit=1)
     return found[0].id
+def _card_of(shop: Shop, buyer_id: str) -> str:
+    (card,) = [m for m in shop.world.directory.payment_methods(buyer_id) if m.last4]
+    return card.id
+
+
+def _untouched(shop: Shop) -> None:
+    """The other side's card is still there and its authorizations still active."""
+    other = shop.other
+    assert _card_of(shop, other.buyer.id)
+    for token in (other.prepaid.sender_token, other.prepaid.second_token):
+        assert shop.world.payments.token_by_caller(other.merchant.id, token_id=token.id).active
 
 
 def _home_kind(path: str) -> str:
@@ -103,6 +115,8 @@ def test_no_session_and_the_wrong_kind_of_account_are_sent_to_sign_in(shop: Shop
     assert shop.world.directory.secret_for(other.access_key) is not None
     token = other.prepaid.sender_token.id
     assert shop.world.payments.token_by_caller(other.merchant.id, token_id=token).active
+    _untouched(shop)
+    assert len(shop.world.directory.payment_methods(shop.main.buyer.id)) == 2  # nothing added
 
 
 def test_another_party_s_ids_answer_exactly_like_unknown_ones(shop: Shop) -> None:
@@ -132,6 +146,7 @@ def test_another_party_s_ids_answer_exactly_like_unknown_ones(shop: Shop) -> Non
     assert shop.world.directory.secret_for(other.access_key) is not None
     token = other.prepaid.sender_token.id
     assert shop.world.payments.token_by_caller(other.merchant.id, token_id=token).active
+    _untouched(shop)
     # Filters cannot reach another merchant's transactions either.
     listed = merchant.get(
         f"/account/merchant/transactions?q={other.pays[1].id}"

@@ -23,7 +23,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
-from builders import BUYER_PASSWORD
+from builders import BUYER_PASSWORD, top_up_balance
 from cobranded_support import LiveServer, live_server
 from console_support import Shop, make_shop, notifications_about
 from penny.domain.model import TokenStatus
@@ -221,3 +221,51 @@ def test_a_buyer_sees_their_instruments_and_cancels_an_authorization(
     assert cancelled.status is TokenStatus.inactive
     sent = notifications_about(shop.world, token.id)
     assert sent == 1
+
+
+def test_a_buyer_adds_and_removes_payment_methods_and_reads_the_balance(
+    browser: Browser, axe: str, shop: Shop, database_url: str
+) -> None:
+    payments, directory, side = shop.world.payments, shop.world.directory, shop.main
+    top_up_balance(payments, side.buyer, 1_234)
+    with live_server(shop.world) as server:
+        walk = Walk(browser, server, _store(database_url), axe)
+        walk.go("/account/signin/buyer")
+        walk.page.get_by_label("Email address").fill(side.buyer_email)
+        walk.page.get_by_label("Password").fill(BUYER_PASSWORD)
+        walk.page.get_by_role("button", name="Sign in").click()
+        walk.page.get_by_role("link", name="Add or remove payment methods").click()
+        walk.heading("Payment methods")
+        walk.page.get_by_label("Card number").fill("5555 5555 5555 4444")
+        walk.page.get_by_label("Expiry (MM/YYYY)").fill("11/2031")
+        walk.page.get_by_role("button", name="Add card").click()
+        walk.heading("Payment methods")
+        walk.page.get_by_label("Routing number").fill("110000000")
+        walk.page.get_by_label("Account number").fill("000123456789")
+        walk.page.get_by_role("button", name="Add bank account").click()
+        table = walk.text_of("#methods-table")
+        for shown in ("Visa •••• 1111", "Mastercard •••• 4444", "bank account •••• 6789"):
+            assert shown in table
+        walk.check("buyer-methods")
+        # The shop's card funds the prepaid balance and settles the tab: both are listed.
+        walk.page.get_by_role("link", name="Remove… Visa •••• 1111, expires 12/2031").click()
+        walk.heading("Remove Visa •••• 1111, expires 12/2031?")
+        charging = walk.text_of("#charging-table")
+        assert side.prepaid.second_token.id in charging
+        assert side.postpaid.second_token.id in charging
+        walk.check("buyer-remove")
+        walk.page.get_by_role("button", name="Remove the payment method").click()
+        walk.heading("Payment methods")
+        assert "Visa •••• 1111" not in walk.text_of("#methods-table")
+        walk.page.get_by_role("link", name="Penny balance").first.click()
+        walk.heading("Penny balance")
+        ledger = payments.account_balance(side.buyer.id)
+        assert walk.text_of("#balance-total") == money(ledger.total.minor) == "$12.34"
+        assert "+$12.34" in walk.text_of("#activity-table")
+        walk.check("buyer-balance")
+        walk.context.close()
+    methods = {m.last4 for m in directory.payment_methods(side.buyer.id) if m.last4}
+    assert methods == {"4444", "6789"}
+    for token in (side.prepaid.second_token, side.postpaid.second_token):
+        assert not payments.token_by_caller(side.merchant.id, token_id=token.id).active
+        assert notifications_about(shop.world, token.id) == 1

@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
+from builders import top_up_balance
 from cobranded_support import (
     BUYER_PASSWORD,
     LiveServer,
@@ -176,13 +177,18 @@ def test_multi_use_by_bank_with_limits(flow: Flow) -> None:
 
 def test_recurring_by_balance_then_cancel_is_a(flow: Flow) -> None:
     params = flow.params("Recurring", "sub-1", transactionAmount="9.99", recurringPeriod="1 Month")
+    bea = flow.world.directory.party_by_email("bea@example.com")
+    assert bea is not None
+    # An empty balance cannot be picked for a $9.99 payment (#16): give it the $9.99.
+    top_up_balance(flow.world.payments, bea, 999)
     flow.start_and_sign_in(params, "bea@example.com")
     flow.choose("Penny balance")
     flow.review("review-recurring", "a recurring payment", "once every 1 Month", "$9.99 USD")
     got = flow.confirm()
     assert got["status"] == "SA"
-    # The buyer's balance is empty: the merchant's Pay is refused, nothing moves.
-    assert _error(flow.pay(got["tokenID"], "9.99", "pay-1")) == "InsufficientBalance"
+    # The balance pays the first $9.99 and is then empty.
+    assert _status(flow.pay(got["tokenID"], "9.99", "pay-1")) == "Success"
+    assert flow.world.payments.account_balance(bea.id).total.minor == 0
     # Signed in already, the next pipeline opens on the methods; the buyer cancels it (A).
     flow.page.goto(
         flow.server.start_url(

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from builders import top_up_balance
 from cobranded_support import BUYER_PASSWORD, UiClient, World, csrf_of, make_world
 from penny.domain.model import AmountType, TokenKind, UsageLimitTerm, UsageLimitType
 from penny.domain.parties import PaymentMethodKind
@@ -134,6 +135,7 @@ def world(database_url: str) -> Iterator[World]:
     buyer = made.directory.create_personal("Bea", "bea@example.com", BUYER_PASSWORD)
     made.directory.add_card(buyer.id, "4111111111111111", 12, 2030)
     made.directory.add_bank(buyer.id, "110000000", "000123456789")
+    top_up_balance(made.payments, buyer, 10_000)  # the balance can pay (#16)
     yield made
     made.db.dispose()
 

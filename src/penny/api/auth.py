@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -30,9 +31,11 @@ _BEARER: Final = re.compile(
 )
 
 
-def live_from_env() -> bool:
-    """Whether ``$PENNY_MODE`` makes this a live (production) server."""
-    return os.environ.get(MODE_ENV, "sandbox").strip().lower() == "production"
+def live_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``$PENNY_MODE`` (in ``environ``, else the process's) makes this a live
+    (production) server."""
+    env = os.environ if environ is None else environ
+    return env.get(MODE_ENV, "sandbox").strip().lower() == "production"
 
 
 def prefix(live: bool) -> str:

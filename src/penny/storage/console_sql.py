@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import Select
 
 from penny.domain.model import Instrument, Operation, Status, Token, Transaction
+from penny.ledger.model import JournalKind, PendingState
 from penny.storage import payments_sql, schema
 from penny.storage.parties_sql import parties
 
@@ -206,6 +207,63 @@ def tokens_of_buyer(conn: Connection, buyer_id: str) -> list[Token]:
     ]
     found = payments_sql.load_tokens(conn, ids)
     return [found[i] for i in ids]
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceLine:
+    """One movement of a Penny balance: a leg on its ledger account, with its journal."""
+
+    journal_id: int
+    at: int
+    #: Money in (+) or out (−) of the balance, in minor units.
+    amount: int
+    kind: JournalKind
+    pending_state: PendingState
+    transaction: Transaction | None
+
+
+def balance_activity(conn: Connection, account_id: int, limit: int) -> list[BalanceLine]:
+    """The newest ``limit`` legs on a balance account (``ix_ledger_legs_account_id``), with
+    the payments transaction each journal belongs to (``None``: a journal of no transaction,
+    such as a deposit)."""
+    legs, journals = schema.legs, schema.journals
+    rows = conn.execute(
+        select(
+            legs.c.journal_id,
+            legs.c.amount,
+            journals.c.created_at,
+            journals.c.kind,
+            journals.c.pending_state,
+        )
+        .join(journals, journals.c.id == legs.c.journal_id)
+        .where(legs.c.account_id == account_id)
+        .order_by(legs.c.journal_id.desc(), legs.c.idx)
+        .limit(limit)
+    ).all()
+    ids = [int(row.journal_id) for row in rows]
+    by_journal: dict[int, Transaction] = {}
+    if ids:
+        found = conn.execute(
+            select(_txns.c.id, _txns.c.journal_id, _txns.c.pending_journal_id).where(
+                or_(_txns.c.journal_id.in_(ids), _txns.c.pending_journal_id.in_(ids))
+            )
+        ).all()
+        loaded = payments_sql.load_transactions(conn, [row.id for row in found])
+        for row in found:
+            for journal in (row.journal_id, row.pending_journal_id):
+                if journal is not None:
+                    by_journal[int(journal)] = loaded[row.id]
+    return [
+        BalanceLine(
+            int(row.journal_id),
+            int(row.created_at),
+            -int(row.amount),  # a credit (−) to a balance is money in
+            JournalKind(row.kind),
+            PendingState(row.pending_state),
+            by_journal.get(int(row.journal_id)),
+        )
+        for row in rows
+    ]
 
 
 def party_names(conn: Connection, ids: Iterable[str]) -> dict[str, str]:

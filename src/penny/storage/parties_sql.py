@@ -13,6 +13,7 @@ from typing import Any, Final
 from sqlalchemy import (
     Connection,
     case,
+    delete,
     insert,
     select,
     update,
@@ -192,6 +193,12 @@ def payment_methods_of(conn: Connection, party_id: str) -> list[PaymentMethod]:
         .order_by(balance_first, payment_methods.c.created_at, payment_methods.c.id)
     )
     return [_method(row) for row in conn.execute(query).mappings()]
+
+
+def delete_payment_method(conn: Connection, method_id: str) -> None:
+    """Forget a payment method (its last four digits and fingerprint; nothing refers to it by
+    a foreign key: tokens and transactions keep its id or kind as history)."""
+    conn.execute(delete(payment_methods).where(payment_methods.c.id == method_id))
 
 
 def load_payment_methods(conn: Connection, ids: Iterable[str]) -> dict[str, PaymentMethod]:

@@ -220,6 +220,21 @@ def find_tokens(
     return [_token(row) for row in rows]
 
 
+def active_tokens_charging(conn: Connection, sender_id: str, method_id: str) -> list[Token]:
+    """The buyer's active tokens that charge payment method ``method_id`` (a prepaid
+    instrument's funding token, a tab's settlement token), oldest first."""
+    rows = conn.execute(
+        select(tokens)
+        .where(
+            tokens.c.sender_id == sender_id,
+            tokens.c.payment_method_id == method_id,
+            tokens.c.status == TokenStatus.active.value,
+        )
+        .order_by(tokens.c.created_at, tokens.c.id)
+    )
+    return [_token(row._mapping) for row in rows]
+
+
 def find_owned(
     conn: Connection,
     table: Table,

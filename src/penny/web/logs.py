@@ -1,4 +1,5 @@
-"""Structured access logs: one JSON line per FPS request.
+"""Structured access logs: one JSON line per FPS request, and per page request (the hosted
+pages and the account site, :func:`log_page`).
 
 :func:`log_request` emits one record on the ``penny.web.access`` logger (level INFO) whose
 fields are also attached to the record (``record.fps``) for handlers that want them as data.
@@ -74,6 +75,14 @@ def log_request(entry: RequestLog) -> None:
         "duration_us": entry.duration_us,
     }
     access_log.info(ACCESS_MESSAGE, extra={"fps": fields})
+
+
+def log_page(request_id: str, method: str, route: str, status: int, duration_us: int) -> None:
+    """A page request as an access line like an FPS request's: its action is the method and
+    the route's pattern (``GET /account/buyer/tokens/{tid}``), never the path's own ids (a
+    pipeline id is a session's capability), the query (a start request's signature), the form
+    (passwords, card numbers, CSRF tokens) or a cookie."""
+    log_request(RequestLog(request_id, f"{method} {route}", None, status, None, duration_us))
 
 
 #: The message of every access record.

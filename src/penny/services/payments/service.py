@@ -20,7 +20,7 @@ from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule
 from penny.domain.funding import FundingSource, SandboxFunding
 from penny.domain.model import InstrumentKind, Token, TokenStatus, Transaction
-from penny.domain.parties import random_id
+from penny.domain.parties import PaymentMethodKind, random_id
 from penny.engine.ledger import Ledger, LedgerSession
 from penny.ledger.model import AccountFlags, AccountSpec
 from penny.services.payment_queries import PaymentQueries
@@ -37,6 +37,7 @@ from penny.services.payments.requests import (
     SetupSenderToken,
 )
 from penny.services.payments.setup import setup_instrument
+from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
 
 T = TypeVar("T")
@@ -202,3 +203,32 @@ class Payments(PaymentQueries):
         if self.listener is not None:
             self.listener.token_cancelled(session, cancelled, ipn_url)
         return cancelled
+
+    # -- payment methods --------------------------------------------------------------------
+
+    def charging(self, buyer_id: str, method_id: str) -> list[Token]:
+        """The buyer's active authorizations that charge payment method ``method_id``."""
+        with self.database.read() as conn:
+            return sql.active_tokens_charging(conn, buyer_id, method_id)
+
+    def remove_payment_method(self, buyer_id: str, method_id: str) -> list[Token] | None:
+        """Remove a buyer's card or bank account (``None``: no such method of theirs, or the
+        Penny balance, which cannot be removed). The authorizations that charge it are
+        cancelled in the same transaction, each exactly as its merchant's CancelToken (the
+        merchant's IPN is written to the outbox); what the instruments hold stays (a prepaid
+        balance can still be spent, a tab's debt is still owed). The cancelled tokens."""
+
+        def work(session: LedgerSession) -> list[Token] | None:
+            found = parties_sql.load_payment_methods(session.conn, [method_id]).get(method_id)
+            if found is None or found.party_id != buyer_id:
+                return None
+            if found.kind is PaymentMethodKind.balance:
+                return None
+            cancelled = [
+                self.cancel_token_in(session, token.caller_id, token.id)
+                for token in sql.active_tokens_charging(session.conn, buyer_id, method_id)
+            ]
+            parties_sql.delete_payment_method(session.conn, method_id)
+            return cancelled
+
+        return self.ledger.run(work)

@@ -16,7 +16,7 @@ from penny.services.payments import InstrumentSetup, Payments, SenderTokenSetup
 from penny.signing import Signer
 from penny.storage import cobranded_sql as sql
 from penny.web.cobranded.http import Incoming, Page, Settings, to_step
-from penny.web.cobranded.methods import MethodStep, decline_reason
+from penny.web.cobranded.methods import MethodStep
 from penny.web.cobranded.params import (
     METHOD_CODES,
     TOKEN_PIPELINES,
@@ -69,7 +69,7 @@ class ConfirmStep:
             return to_step(ctx.row.id, "method")
         request = ctx.request
         now = self.payments.clock.now_us()
-        problem = decline_reason(method, now)
+        problem = self.methods.problem(ctx, buyer, method)
         if problem is not None:
             return self.methods.page(ctx, buyer, 400, errors={"method_id": problem})
         if request.valid_until is not None and request.valid_until <= now:

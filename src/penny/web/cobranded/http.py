@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from penny.api.auth import live_from_env
 from penny.web.cobranded import security
 
 MAX_FORM_BYTES: Final = 16 * 1024
@@ -71,12 +72,14 @@ class Settings:
 
     allow_unsigned: bool = False
     public_url: str | None = None
+    #: A sandbox server (not ``PENNY_MODE=production``): the pages wear a "Sandbox" badge.
+    sandbox: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         allow = env.get(ALLOW_UNSIGNED_ENV, "").strip().lower() in {"1", "true", "yes"}
-        return cls(allow, env.get(PUBLIC_URL_ENV) or None)
+        return cls(allow, env.get(PUBLIC_URL_ENV) or None, not live_from_env(env))
 
     def base_url(self, incoming: Incoming) -> str:
         """Penny's base URL: the public one when set, else the one the request came to."""

@@ -1,10 +1,16 @@
 """The payment method step: the signed-in buyer picks one of their methods the pipeline allows,
 or adds a card or a bank account. A sandbox card that is expired or set to decline is refused
 when picked (docs/sandbox.md), and again at confirmation.
+
+Each method is shown with what it can pay (:class:`MethodOption`): the Penny balance its
+available amount, which cannot pay when it is less than the amount the authorization may charge
+(the pipeline's ``limit``); such a method (and an expired card) is shown but cannot be picked,
+is never pre-selected, and is refused when picked or confirmed anyway (:meth:`MethodStep.problem`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from penny.domain.parties import (
@@ -16,17 +22,31 @@ from penny.domain.parties import (
     card_expired,
     parse_expiry,
 )
+from penny.money import Money
 from penny.parties import Directory
 from penny.services.payments import Payments
 from penny.web.cobranded.http import Incoming, Page, to_step
+from penny.web.cobranded.params import PipelineRequest
 from penny.web.cobranded.pipeline import Context, Pipelines
-from penny.web.cobranded.views import describe, finished, sentence, view
+from penny.web.cobranded.views import describe, finished, plain_money, sentence, view
 
 _METHOD_LABELS: Final = {
     PaymentMethodKind.card: "credit card",
     PaymentMethodKind.bank: "bank account",
     PaymentMethodKind.balance: "Penny balance",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class MethodOption:
+    """A method as the page lists it: what it can pay, and why it cannot (``None``: it can)."""
+
+    id: str
+    label: str
+    usable: str
+    problem: str | None
+    #: Whether the buyer may pick it (an expired card or a short balance: no).
+    selectable: bool
 
 
 class MethodStep:
@@ -61,16 +81,59 @@ class MethodStep:
         methods = {m.id: m for m in self.methods(ctx, buyer)}
         return methods.get(ctx.row.payment_method_id)
 
+    def problem(self, ctx: Context, buyer: Party, method: PaymentMethod) -> str | None:
+        """Why ``method`` cannot pay for this pipeline (``None``: it can, as far as is known
+        before charging it)."""
+        declined = decline_reason(method, self.payments.clock.now_us())
+        if declined is not None or method.kind is not PaymentMethodKind.balance:
+            return declined
+        available = self.payments.account_balance(buyer.id).disburse
+        amount = needed(ctx.request)
+        if amount is None:
+            if available.minor > 0:
+                return None
+            return "Your Penny balance is empty, so it cannot pay. Choose another payment method."
+        if available.minor >= amount.minor:
+            return None
+        return (
+            f"Your Penny balance ({plain_money(available)}) is less than the "
+            f"{plain_money(amount)} this authorization may charge, so it cannot pay. "
+            "Choose another payment method."
+        )
+
+    def options(self, ctx: Context, buyer: Party) -> list[MethodOption]:
+        """The buyer's allowed methods, each with what it can pay."""
+        wanted = needed(ctx.request)
+        amount = "any amount" if wanted is None else plain_money(wanted)
+        found = []
+        for method in self.methods(ctx, buyer):
+            problem = self.problem(ctx, buyer, method)
+            usable = f"Can pay {amount}."
+            # A sandbox card set to decline is only found out when charged, as a real one.
+            selectable = problem is None or method.behaviour is CardBehaviour.decline
+            if method.kind is PaymentMethodKind.balance:
+                available = plain_money(self.payments.account_balance(buyer.id).disburse)
+                can = "Can" if problem is None else "Cannot"
+                usable = f"Available: {available}. {can} pay {amount}."
+            elif not selectable:
+                usable = "Cannot pay: this card has expired."
+            found.append(MethodOption(method.id, describe(method), usable, problem, selectable))
+        return found
+
     def page(self, ctx: Context, buyer: Party, status: int = 200, **more: Any) -> Page:
         allowed = ctx.request.methods
-        methods = self.methods(ctx, buyer)
+        options = self.options(ctx, buyer)
+        can_pay = [o.id for o in options if o.problem is None]
+        chosen = ctx.row.payment_method_id
+        if chosen not in can_pay:
+            chosen = can_pay[-1] if can_pay else None
         return view(
             ctx,
             "method.html",
             status,
             buyer=buyer.name,
-            methods=[(m.id, describe(m)) for m in methods],
-            chosen=ctx.row.payment_method_id,
+            methods=options,
+            chosen=chosen,
             allow_card=PaymentMethodKind.card in allowed,
             allow_bank=PaymentMethodKind.bank in allowed,
             allowed_labels=[_METHOD_LABELS[kind] for kind in allowed],
@@ -91,7 +154,7 @@ class MethodStep:
             return self.page(
                 ctx, buyer, 400, errors={"method_id": "Choose one of your payment methods."}
             )
-        problem = decline_reason(method, self.payments.clock.now_us())
+        problem = self.problem(ctx, buyer, method)
         if problem is not None:
             return self.page(ctx, buyer, 400, errors={"method_id": problem})
         self.pipelines.choose_method(ctx, method.id)
@@ -103,23 +166,12 @@ class MethodStep:
             return opened
         ctx, buyer = opened
         form = incoming.form or {}
-        values = {"number": "", "expiry": form.get("expiry", "")[:16]}
         if PaymentMethodKind.card not in ctx.request.methods:
             return self.page(ctx, buyer, 400, errors={"card": "Cards are not allowed."})
-        try:
-            month, year = parse_expiry(form.get("expiry", "").strip())
-        except DirectoryError as error:
-            return self.page(
-                ctx, buyer, 400, errors={"expiry": sentence(str(error))}, values=values
-            )
-        try:
-            self.directory.add_card(
-                buyer.id, form.get("number", "")[:64], month, year, form.get("holder") or None
-            )
-        except DirectoryError as error:
-            return self.page(
-                ctx, buyer, 400, errors={"number": sentence(str(error))}, values=values
-            )
+        errors = add_card_from(self.directory, buyer.id, form)
+        if errors:
+            values = {"number": "", "expiry": form.get("expiry", "")[:16]}
+            return self.page(ctx, buyer, 400, errors=errors, values=values)
         return to_step(ctx.row.id, "method")
 
     def add_bank(self, incoming: Incoming) -> Page:
@@ -130,19 +182,45 @@ class MethodStep:
         form = incoming.form or {}
         if PaymentMethodKind.bank not in ctx.request.methods:
             return self.page(ctx, buyer, 400, errors={"account": "Bank accounts are not allowed."})
-        try:
-            self.directory.add_bank(
-                buyer.id, form.get("routing", "")[:32], form.get("account", "")[:32]
-            )
-        except DirectoryError as error:
-            return self.page(
-                ctx,
-                buyer,
-                400,
-                errors={"account": sentence(str(error))},
-                values={"routing": form.get("routing", "")[:32]},
-            )
+        errors = add_bank_from(self.directory, buyer.id, form)
+        if errors:
+            values = {"routing": form.get("routing", "")[:32]}
+            return self.page(ctx, buyer, 400, errors=errors, values=values)
         return to_step(ctx.row.id, "method")
+
+
+def add_card_from(directory: Directory, buyer_id: str, form: dict[str, str]) -> dict[str, str]:
+    """Add the card a form describes (``number``, ``expiry`` MM/YYYY, ``holder``) to the
+    buyer; the mistakes by field (empty: added). The hosted pages and the buyer account."""
+    try:
+        month, year = parse_expiry(form.get("expiry", "").strip()[:16])
+    except DirectoryError as error:
+        return {"expiry": sentence(str(error))}
+    holder = form.get("holder", "").strip()[:128] or None
+    try:
+        directory.add_card(buyer_id, form.get("number", "")[:64], month, year, holder)
+    except DirectoryError as error:
+        return {"number": sentence(str(error))}
+    return {}
+
+
+def add_bank_from(directory: Directory, buyer_id: str, form: dict[str, str]) -> dict[str, str]:
+    """Add the bank account a form describes (``routing``, ``account``) to the buyer; the
+    mistakes by field (empty: added)."""
+    try:
+        directory.add_bank(buyer_id, form.get("routing", "")[:32], form.get("account", "")[:32])
+    except DirectoryError as error:
+        return {"account": sentence(str(error))}
+    return {}
+
+
+def needed(request: PipelineRequest) -> Money | None:
+    """What a method must be able to pay for this pipeline: the prepaid ``fundingAmount`` or
+    the postpaid ``creditLimit`` (the first charge is usually all of it), a token's
+    ``transactionAmount``; ``None`` for a MultiUse token without one (any amount)."""
+    if not request.pipeline.issues_token:
+        return request.limit
+    return request.transaction_amount
 
 
 def decline_reason(method: PaymentMethod, now_us: int) -> str | None:

@@ -19,6 +19,7 @@ Configuration (environment, read when the application is built; :class:`Settings
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from penny.clock import Clock, SystemClock
+from penny.fps.wire import new_request_id
 from penny.parties import Directory
 from penny.services.payments import Payments
 from penny.signing import Signer
@@ -46,6 +48,7 @@ from penny.web.cobranded.pipeline import Pipelines
 from penny.web.cobranded.signin import SignInStep
 from penny.web.cobranded.start import StartStep
 from penny.web.cobranded.views import Views, problem
+from penny.web.logs import log_page
 
 __all__ = ["ALLOW_UNSIGNED_ENV", "CobrandedUi", "Settings", "cobranded_routes"]
 
@@ -67,7 +70,7 @@ class CobrandedUi:
         self.settings = settings or Settings.from_env()
         #: Sessions and sign-in attempts run on real time; validity on the payments clock.
         self.pipelines = Pipelines(directory, web_clock or SystemClock())
-        self.views = Views()
+        self.views = Views(sandbox=self.settings.sandbox)
         self.start = StartStep(directory, payments, signer, self.settings, self.pipelines)
         self.signin = SignInStep(directory, self.settings, self.pipelines)
         self.methods = MethodStep(directory, payments, self.pipelines)
@@ -93,7 +96,9 @@ class CobrandedUi:
         routes: list[BaseRoute] = [
             Route(f"{PREFIX}/static/penny.css", self.stylesheet, methods=["GET"])
         ]
-        routes += [Route(path, self._endpoint(page), methods=verbs) for path, page, verbs in steps]
+        routes += [
+            Route(path, self._endpoint(path, page), methods=verbs) for path, page, verbs in steps
+        ]
         return routes
 
     async def stylesheet(self, _request: Request) -> Response:
@@ -101,9 +106,10 @@ class CobrandedUi:
         return Response(self.views.css, media_type="text/css", headers=headers)
 
     def _endpoint(
-        self, handler: Callable[[Incoming], Page]
+        self, route: str, handler: Callable[[Incoming], Page]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter_ns()
             try:
                 incoming = await read_incoming(request)
                 page = await run_in_threadpool(handler, incoming)
@@ -116,7 +122,10 @@ class CobrandedUi:
                     "Penny could not finish this step",
                     "Nothing was changed. Go back to the merchant's site and try again.",
                 )
-            return self.views.render(page)
+            answer = self.views.render(page)
+            took = (time.perf_counter_ns() - started) // 1000
+            log_page(new_request_id(), request.method, route, answer.status_code, took)
+            return answer
 
         return endpoint
 

@@ -21,14 +21,13 @@ from penny.web.cobranded.http import Page
 from penny.web.cobranded.params import Pipeline, PipelineRequest
 from penny.web.cobranded.pipeline import Context
 
-#: Seconds before an error page sends the buyer back to the merchant on its own.
-ERROR_REFRESH_S: Final = 10
-
 
 class Views:
-    """The templates and the stylesheet, loaded once."""
+    """The templates and the stylesheet, loaded once; ``sandbox`` puts the "Sandbox" badge
+    at the top of every page."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sandbox: bool = True) -> None:
+        self.sandbox = sandbox
         self.templates = Environment(
             loader=PackageLoader("penny.web.cobranded", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -43,7 +42,8 @@ class Views:
             response: Response = RedirectResponse(page.location, 303, headers=headers)
         else:
             assert page.template is not None
-            body = self.templates.get_template(page.template).render(page.context)
+            context = {"sandbox": self.sandbox, **page.context}
+            body = self.templates.get_template(page.template).render(context)
             response = HTMLResponse(body, page.status, headers=headers)
         if page.set_cookie is not None:
             response.set_cookie(
@@ -59,11 +59,12 @@ class Views:
 
 
 def problem(status: int, title: str, message: str, *, back: str | None = None, **more: Any) -> Page:
-    """The error page (``back``: the signed return URL it links to, when there is one)."""
+    """The error page (``back``: the signed return URL it links to, when there is one; the
+    buyer follows the link: no timed redirect, WCAG 2.2.1)."""
     return Page(
         status,
         "problem.html",
-        {"title": title, "message": message, "back": back, "refresh": ERROR_REFRESH_S, **more},
+        {"title": title, "message": message, "back": back, **more},
         form_targets=(),
     )
 
@@ -85,6 +86,7 @@ def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:
         "valid_from": _date(request.valid_from),
         "valid_until": _date(request.valid_until),
         "reason": request.payment_reason,
+        "amount_label": AMOUNT_LABELS[request.pipeline],
         "token": request.pipeline.value if request.pipeline.issues_token else None,
         "terms": token_terms(request) if request.pipeline.issues_token else None,
         "amount": _money(request.transaction_amount),
@@ -97,6 +99,16 @@ def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:
     }
     origin = security.origin_of(request.return_url)
     return Page(status, template, context, form_targets=(origin,) if origin else ())
+
+
+#: What the headline amount (``PipelineRequest.limit``) is, by pipeline: the page's big number.
+AMOUNT_LABELS: Final = {
+    Pipeline.prepaid: "Prepaid balance up to",
+    Pipeline.postpaid: "Credit limit",
+    Pipeline.single_use: "One payment of up to",
+    Pipeline.multi_use: "Total payments up to",
+    Pipeline.recurring: "Each payment up to",
+}
 
 
 def token_terms(request: PipelineRequest) -> list[tuple[str, str]]:
@@ -172,8 +184,13 @@ def sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
 
 
+def plain_money(value: Money) -> str:
+    """``$25.00 USD``: how the pages write an amount."""
+    return f"${value.plain()} {value.currency}"
+
+
 def _money(value: Money | None) -> str | None:
-    return None if value is None else f"${value.plain()} {value.currency}"
+    return None if value is None else plain_money(value)
 
 
 def _date(micros: int | None) -> str | None:

@@ -17,11 +17,13 @@ from starlette.routing import BaseRoute
 from penny.domain.model import Instrument, InstrumentKind, Token
 from penny.domain.parties import PartyKind
 from penny.money import Money
+from penny.services import gatekeeper
 from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.storage import console_sql, payments_sql
 from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import views
 from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
+from penny.web.console.wallet import WalletPages
 
 BASE: Final = f"{PREFIX}/buyer"
 
@@ -39,6 +41,7 @@ class BuyerPages(PagesOf):
             page("/instruments/{iid}", self.instrument, ["GET"]),
             page("/tokens/{tid}", self.token, ["GET"]),
             page("/tokens/{tid}/cancel", self.cancel, ["POST"]),
+            *WalletPages(self.site).routes(),
         ]
 
     def _balances(self, buyer_id: str, instruments: list[Instrument]) -> dict[str, TwoBalances]:
@@ -118,14 +121,16 @@ class BuyerPages(PagesOf):
                 token.instrument_id
             )
         assert instrument is not None
+        merchant = names.get(token.caller_id, token.caller_id)
         return self.site.view(
             viewer,
             "buyer_token.html",
             token=token,
-            merchant=names.get(token.caller_id, token.caller_id),
+            merchant=merchant,
             instrument=instrument,
             limit=_limit(instrument),
             usage=usage,
+            rules=rules_in_words(token, instrument, merchant),
         )
 
     def cancel(self, viewer: Viewer) -> Page:
@@ -134,6 +139,43 @@ class BuyerPages(PagesOf):
             self.payments.cancel_token(token.caller_id, token.id)
             self.site.record(viewer, "token.cancel", token.id, f"merchant {token.caller_id}")
         return Page(location=f"{BASE}/tokens/{token.id}")
+
+
+_OPERATION_WORDS: Final = {
+    "Pay": "payments for your purchases (Pay)",
+    "FundPrepaid": "buying prepaid value, charged to your payment method (FundPrepaid)",
+    "SettleDebt": "settling what you owe, charged to your payment method (SettleDebt)",
+}
+
+
+def rules_in_words(token: Token, instrument: Instrument, merchant: str) -> list[str] | None:
+    """What a token's GateKeeper rules allow, in plain sentences; ``None`` when its script is
+    not the one Penny generates for it (the page then shows the script as written)."""
+    if gatekeeper.script_of(token, instrument) != gatekeeper.pipeline_script(
+        token.kind, instrument, token.caller_id
+    ):
+        return None
+    rules = gatekeeper.pipeline_rules(token.kind, instrument, token.caller_id)
+    words = [
+        f"Only for {_OPERATION_WORDS.get(rules.operation, rules.operation)}.",
+        f"Only {merchant} may use it, only to pay {merchant}, and only from your account.",
+    ]
+    if rules.payment_method == "Prepaid":
+        words.append(f"Payments come out of your prepaid balance with {merchant}.")
+    elif rules.payment_method == "Debt":
+        words.append(f"Payments are added to your tab with {merchant}.")
+    if not rules.check_validity:
+        words.append("At any time, even after the tab's end date: a debt can still be settled.")
+    elif rules.valid_until is None:
+        words.append(f"From {views.when(rules.valid_from)}, with no end date.")
+    else:
+        until = views.when(rules.valid_until)
+        words.append(f"From {views.when(rules.valid_from)} until {until}.")
+    if rules.min_charge is not None:
+        words.append(f"Each payment at least {views.money(rules.min_charge.minor)}.")
+    if rules.max_charge is not None:
+        words.append(f"Each payment at most {views.money(rules.max_charge.minor)}.")
+    return words
 
 
 def _limit(instrument: Instrument) -> str:

@@ -5,18 +5,21 @@ FPS clients send ``Action`` on every request (and boto never asks for HTML), so
 ``Accept`` header names ``text/html``; :class:`PennyApp` asks it only for GETs to ``/``, so an
 FPS POST pays one string comparison and an FPS GET one substring test more than before.
 :class:`Landing` renders the page once, at start, and answers it with the hosted pages'
-security headers; it reads nothing per request.
+security headers; it reads nothing per request, and logs it as a page (``GET /``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.types import Receive, Scope, Send
 
 from penny import __version__
+from penny.fps.wire import new_request_id
 from penny.web.cobranded import security
+from penny.web.logs import log_page
 
 _HTML: Final = b"text/html"
 
@@ -51,5 +54,8 @@ class Landing:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter_ns()
         await send({"type": "http.response.start", "status": 200, "headers": self.headers})
         await send({"type": "http.response.body", "body": self.body})
+        took = (time.perf_counter_ns() - started) // 1000
+        log_page(new_request_id(), "GET", "/", 200, took)

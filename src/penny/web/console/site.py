@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -31,12 +32,14 @@ from starlette.routing import BaseRoute, Route
 
 from penny.clock import Clock, SystemClock
 from penny.domain.parties import Party, PartyKind
+from penny.fps.wire import new_request_id
 from penny.parties import Directory
 from penny.services.payments import Payments
 from penny.storage import cobranded_sql, console_sql
 from penny.web.cobranded import Settings, security
 from penny.web.cobranded.http import BadRequestError, Incoming, Page, read_incoming
 from penny.web.console import views
+from penny.web.logs import log_page
 
 logger = logging.getLogger(__name__)
 
@@ -110,17 +113,11 @@ class ConsoleSite:
         """The site's own routes (style sheet, index, sign-in, sign-out) and ``pages``."""
         return [
             Route(f"{PREFIX}/static/console.css", self.stylesheet, methods=["GET"]),
-            Route(PREFIX, self._plain(self.index), methods=["GET"]),
-            Route(f"{PREFIX}/", self._plain(self.index), methods=["GET"]),
-            Route(
-                SIGNIN[PartyKind.business],
-                self._plain(self.signin_merchant),
-                methods=["GET", "POST"],
-            ),
-            Route(
-                SIGNIN[PartyKind.personal], self._plain(self.signin_buyer), methods=["GET", "POST"]
-            ),
-            Route(f"{PREFIX}/signout", self._plain(self.signout), methods=["POST"]),
+            self._route(PREFIX, self.index, ["GET"]),
+            self._route(f"{PREFIX}/", self.index, ["GET"]),
+            self._route(SIGNIN[PartyKind.business], self.signin_merchant, ["GET", "POST"]),
+            self._route(SIGNIN[PartyKind.personal], self.signin_buyer, ["GET", "POST"]),
+            self._route(f"{PREFIX}/signout", self.signout, ["POST"]),
             *pages,
         ]
 
@@ -128,29 +125,47 @@ class ConsoleSite:
         headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
         return Response(self.css, media_type="text/css", headers=headers)
 
+    def _route(
+        self, path: str, handler: Callable[[Incoming], Page | Response], methods: list[str]
+    ) -> Route:
+        return Route(path, self._plain(path, handler), methods=methods)
+
     # -- answering -----------------------------------------------------------------------
 
     def _plain(
-        self, handler: Callable[[Incoming], Page | Response]
+        self, route: str, handler: Callable[[Incoming], Page | Response]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            try:
-                incoming = await read_incoming(request)
-                incoming = dataclasses.replace(incoming, cookie=request.cookies.get(COOKIE_NAME))
-                answer = await run_in_threadpool(handler, incoming)
-            except BadRequestError as error:
-                answer = self.problem(error.status, error.title, error.message)
-            except Exception:
-                logger.exception("account site request failed")
-                answer = self.problem(
-                    503, "Penny could not answer", "Nothing was changed. Try again in a moment."
-                )
-            return answer if isinstance(answer, Response) else self.render(answer)
+            started = time.perf_counter_ns()
+            answer = await self._answer(request, handler)
+            took = (time.perf_counter_ns() - started) // 1000
+            log_page(new_request_id(), request.method, route, answer.status_code, took)
+            return answer
 
         return endpoint
 
-    def page(self, kind: PartyKind, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """A page only a signed-in party of ``kind`` sees (POSTs carry the session's token)."""
+    async def _answer(
+        self, request: Request, handler: Callable[[Incoming], Page | Response]
+    ) -> Response:
+        """What ``handler`` answers (a page rendered), or the error page."""
+        try:
+            incoming = await read_incoming(request)
+            incoming = dataclasses.replace(incoming, cookie=request.cookies.get(COOKIE_NAME))
+            answer = await run_in_threadpool(handler, incoming)
+        except BadRequestError as error:
+            answer = self.problem(error.status, error.title, error.message)
+        except Exception:
+            logger.exception("account site request failed")
+            answer = self.problem(
+                503, "Penny could not answer", "Nothing was changed. Try again in a moment."
+            )
+        return answer if isinstance(answer, Response) else self.render(answer)
+
+    def page(
+        self, kind: PartyKind, handler: Handler, route: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A page only a signed-in party of ``kind`` sees (POSTs carry the session's token);
+        ``route`` its path pattern, for the access log."""
 
         def guarded(incoming: Incoming) -> Page | Response:
             viewer = self.viewer(incoming)
@@ -165,11 +180,11 @@ class ConsoleSite:
             except NotFoundError:
                 return self.not_found()
 
-        return self._plain(guarded)
+        return self._plain(route, guarded)
 
     def route(self, kind: PartyKind, path: str, handler: Handler, methods: list[str]) -> Route:
         """A route to a page only a signed-in party of ``kind`` sees (:meth:`page`)."""
-        return Route(path, self.page(kind, handler), methods=methods)
+        return Route(path, self.page(kind, handler, path), methods=methods)
 
     def render(self, page: Page) -> Response:
         headers = security.security_headers(page.form_targets)

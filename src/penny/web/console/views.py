@@ -175,8 +175,19 @@ CSV_COLUMNS: Final = (
 )
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """A text cell a spreadsheet will not run: one starting like a formula gets a leading
+    ``'`` (shown as text, the rest unchanged)."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
 def csv_fields(txn: Transaction) -> tuple[str, ...]:
-    """One CSV line's fields: plain amounts (``12.34``), ISO 8601 times in UTC."""
+    """One CSV line's fields: plain amounts (``12.34``), ISO 8601 times in UTC; the
+    merchant-chosen CallerReference through :func:`csv_text`."""
 
     def iso(micros: int | None) -> str:
         return "" if micros is None else epoch.second_of(micros).isoformat()
@@ -195,5 +206,5 @@ def csv_fields(txn: Transaction) -> tuple[str, ...]:
         txn.instrument_id or "",
         txn.sender_token_id or "",
         txn.parent_id or "",
-        txn.caller_reference,
+        csv_text(txn.caller_reference),
     )
