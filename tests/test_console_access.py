@@ -75,6 +75,8 @@ def _a_notification_of(shop: Shop, account_id: str) -> str:
     with shop.world.db.read() as conn:
         found = ipn_sql.listing(conn, account_id=account_id, limit=1)
     return found[0].id
+
+
 def _card_of(shop: Shop, buyer_id: str) -> str:
     (card,) = [m for m in shop.world.directory.payment_methods(buyer_id) if m.last4]
     return card.id

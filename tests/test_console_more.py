@@ -243,7 +243,17 @@ def test_no_sandbox_page_in_production(shop: Shop, monkeypatch: pytest.MonkeyPat
     client = _merchant(shop)
     page = client.get("/account/merchant/sandbox")
     assert page.status_code == 404
-    assert 'href="/account/merchant/sandbox"' not in client.get("/account/merchant").text
+    dashboard = client.get("/account/merchant").text
+    assert 'href="/account/merchant/sandbox"' not in dashboard
+    # No "Sandbox" badge or sandbox footer line on a production server's pages.
+    assert '<span class="badge">Sandbox</span>' not in dashboard
+    assert "no real money moves" not in dashboard
+
+
+def test_sandbox_pages_wear_the_badge(shop: Shop) -> None:
+    dashboard = _merchant(shop).get("/account/merchant").text
+    assert '<span class="badge">Sandbox</span>' in dashboard
+    assert "no real money moves" in dashboard
 
 
 def test_finished_days_are_cached_and_read_back_the_same(shop: Shop) -> None:

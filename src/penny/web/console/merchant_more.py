@@ -66,6 +66,7 @@ class MoreMerchantPages(PagesOf):
     def __init__(self, site: ConsoleSite, *, sandbox: bool | None = None) -> None:
         super().__init__(site)
         self.sandbox = sandbox_mode() if sandbox is None else sandbox
+        site.templates.globals["sandbox"] = self.sandbox  # the badge and the footer line
         site.templates.globals["sandbox_nav"] = self.sandbox and hasattr(
             self.payments.clock, "advance"
         )
