@@ -215,7 +215,8 @@ LIST_PARAMETERS: Final = (
 )
 
 
-def _limit(query: Mapping[str, str]) -> int | ApiFault:
+def page_limit(query: Mapping[str, str]) -> int | ApiFault:
+    """A list's ``limit`` parameter (DEFAULT_LIMIT when absent)."""
     text = query.get("limit", str(DEFAULT_LIMIT))
     if not text.isdigit() or not 1 <= int(text[:4]) <= MAX_LIMIT or len(text) > 3:
         return invalid_parameter("limit", f"limit is a whole number from 1 to {MAX_LIMIT}.")
@@ -239,7 +240,7 @@ def filters(query: Mapping[str, str]) -> Filters | ApiFault:
     for name in query:
         if name not in LIST_PARAMETERS:
             return invalid_parameter(name, f"Unknown parameter {name!r}.")
-    limit = _limit(query)
+    limit = page_limit(query)
     after = None if "starting_after" not in query else decode_cursor(query["starting_after"])
     operation = _choice(query, "operation", Operation)
     status = _choice(query, "status", Status)
