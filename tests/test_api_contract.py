@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import text
 
 from penny.api.auth import bearer_secret
-from penny.api.routes import ROUTES
 from penny.api.openapi import docs_page, openapi_document
+from penny.api.routes import ROUTES
 from penny.engine.ledger import Ledger
 from test_ipn_processes import Serve, Shop, open_shop
 

@@ -28,6 +28,7 @@ from penny.api import auth, routes
 from penny.api import errors as e
 from penny.api import resources as r
 from penny.api.openapi import docs_page, openapi_document
+from penny.api.params import param_of
 from penny.api.sessions import Creation
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import InstrumentKind, Transaction
@@ -86,10 +87,11 @@ class Caller:
         return self.match.route.operation_id
 
 
-def outcome_response(request_id: str, result: Result) -> Response:
-    """A money-moving request's response: its transaction, or its refusal."""
+def outcome_response(request_id: str, result: Result, operation_id: str = "") -> Response:
+    """A money-moving request's response: its transaction, or its refusal (naming the field
+    of ``operation_id``'s body it is about, if one)."""
     if isinstance(result, PaymentsError):
-        fault = e.refusal_fault(result)
+        fault = e.refusal_fault(result, param_of(operation_id, result.refusal))
         keep = result.refusal is not Refusal.duplicate_request
         return Response(fault.status, e.render_fault(fault, request_id), keep=keep)
     assert isinstance(result, Transaction)
@@ -236,12 +238,12 @@ class ApiFront:
         if key is None:
             outcome = await batched.commit(request)
             if isinstance(outcome, Transaction | PaymentsError):  # a refusal is an answer
-                return _reply_of(outcome_response(request_id, outcome))
+                return _reply_of(outcome_response(request_id, outcome, caller.action))
             return self._failed(outcome, request_id)
         keyed = Keyed(
             request,
             request_hash(caller, decoded),
-            lambda result: outcome_response(request_id, result),
+            lambda result: outcome_response(request_id, result, caller.action),
         )
         answer = await batched.commit_keyed(keyed)
         if isinstance(answer, BaseException):
