@@ -225,3 +225,16 @@ def test_a_changed_body_or_missing_header_is_refused() -> None:
         verify_webhook(SECRET, sent, BODY, now=1_700_000_000)
     with pytest.raises(WebhookVerificationError, match="base64"):
         verify_webhook("whsec_***", headers("v1,x"), BODY, now=1_700_000_000)
+
+
+def test_the_key_and_url_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = Script(httpx.Response(200, json=TXN))
+    monkeypatch.setenv("PENNY_API_KEY", "sk_test_ENV.secret")
+    monkeypatch.setenv("PENNY_URL", "http://penny.env:9000/")
+    with Penny(transport=httpx.MockTransport(script)) as penny:
+        penny.get_transaction("T1")
+    assert str(script.seen[0].url) == "http://penny.env:9000/v1/transactions/T1"
+    assert script.seen[0].headers["authorization"] == "Bearer sk_test_ENV.secret"
+    monkeypatch.delenv("PENNY_API_KEY")
+    with pytest.raises(ValueError, match="PENNY_API_KEY"):
+        Penny()

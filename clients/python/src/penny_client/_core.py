@@ -3,6 +3,7 @@ policy and the reading of an answer. Nothing here does I/O."""
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -116,3 +117,13 @@ def result(response: httpx.Response) -> Any:
 
 def client_headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
+
+
+def settings(api_key: str | None, base_url: str | None) -> tuple[str, str]:
+    """The key and base URL: as given, else ``$PENNY_API_KEY`` and ``$PENNY_URL`` (default
+    ``http://127.0.0.1:8080``)."""
+    key = api_key or os.environ.get("PENNY_API_KEY")
+    if not key:
+        raise ValueError("no API key: pass api_key or set PENNY_API_KEY (sk_test_…)")
+    url = base_url or os.environ.get("PENNY_URL") or DEFAULT_BASE_URL
+    return key, url.rstrip("/")

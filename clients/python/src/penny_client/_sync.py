@@ -10,12 +10,12 @@ import httpx
 
 from penny_client import _calls as c
 from penny_client._core import (
-    DEFAULT_BASE_URL,
     Call,
     PennyConnectionError,
     Retry,
     client_headers,
     result,
+    settings,
 )
 from penny_client.models import (
     AuthorizationSession,
@@ -32,20 +32,22 @@ from penny_client.models import (
 class Penny:
     """Penny's ``/v1`` API over one httpx connection pool. Every POST carries an
     Idempotency-Key (yours, or a new one per call) that its retries repeat, so a retry never
-    moves money twice; connection errors, 429 and 503 are retried with backoff."""
+    moves money twice; connection errors, 429 and 503 are retried with backoff. The key and
+    URL default to ``$PENNY_API_KEY`` and ``$PENNY_URL`` (else ``http://127.0.0.1:8080``)."""
 
     def __init__(
         self,
-        api_key: str,
-        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        base_url: str | None = None,
         *,
         retry: Retry | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.retry = retry or Retry()
+        api_key, base_url = settings(api_key, base_url)
         self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
+            base_url=base_url,
             headers=client_headers(api_key),
             timeout=timeout,
             transport=transport,
