@@ -4,24 +4,18 @@ session then names the instrument and tokens the return URL named; refusals name
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from cobranded_support import BUYER_PASSWORD, PIPELINE_PATH, UiClient, World, csrf_of, make_world
+from cobranded_support import BUYER_PASSWORD, PIPELINE_PATH, UiClient, World, csrf_of
 from penny.api.auth import bearer_secret
+from test_cobranded_pages import world
+
+__all__ = ["world"]  # the fixture: a merchant and Bea, a buyer
 
 RETURN = "https://shop.example/return?order=7"
-
-
-@pytest.fixture
-def world(database_url: str) -> Iterator[World]:
-    made = make_world(database_url)
-    made.directory.create_personal("Bea", "bea@example.com", BUYER_PASSWORD)
-    yield made
-    made.db.dispose()
 
 
 def headers(world: World, key: str | None = None) -> dict[str, str]:

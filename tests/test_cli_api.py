@@ -5,25 +5,16 @@ are one ``error:`` line naming the field."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from penny.api.auth import bearer_secret
 from penny.cli.main import app
-from test_ipn_processes import Serve, Shop, open_shop
+from test_client_live import live
+from test_ipn_processes import Serve, Shop
 
-
-@pytest.fixture
-def live(database_url: str, tmp_path: Path) -> Iterator[tuple[Shop, Serve]]:
-    shop = open_shop(database_url)
-    with Serve(shop.url, tmp_path, "cli", shop.env(PENNY_PUBLIC_URL="")) as server:
-        server.wait_ready()
-        yield shop, server
-    shop.db.dispose()
+__all__ = ["live"]  # the fixture: penny serve over a shop with a funded prepaid instrument
 
 
 def penny_api(shop: Shop, server: Serve, *args: str, status: int = 0) -> Any:

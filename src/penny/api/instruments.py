@@ -11,7 +11,7 @@ from typing import Final
 from penny import epoch
 from penny.api import models as m
 from penny.api.errors import ApiFault, invalid_parameter
-from penny.api.resources import amount_of, decode_cursor, page_limit
+from penny.api.resources import amount_of, decode_cursor, page_limit, paged
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import Instrument, InstrumentKind
 from penny.services.payment_queries import BalanceQuery, PaymentQueries, TwoBalances
@@ -109,7 +109,6 @@ def list_instruments(
     limit, after, kind = chosen
     with payments.database.read() as conn:
         page = sql.page_of_instruments(conn, caller_id, after=after, kind=kind, limit=limit + 1)
-    more = len(page) > limit
-    data = _render(payments, caller_id, page[:limit])
-    cursor = encode_cursor(page[limit - 1]) if more else None
+    kept, more, cursor = paged(page, limit, encode_cursor)
+    data = _render(payments, caller_id, kept)
     return m.InstrumentList(data=data, has_more=more, next_cursor=cursor)
