@@ -17,7 +17,9 @@ class Amount(TypedDict):
 class Transaction(TypedDict):
     id: str
     object: Literal["transaction"]
-    operation: Literal["pay", "refund", "settle_debt", "write_off_debt", "fund_prepaid", "withdraw"]
+    #: pay, refund, settle_debt, write_off_debt, fund_prepaid, withdraw, … (the server's list
+    #: grows with its operations, so this is not a closed Literal).
+    operation: str
     status: Literal["pending", "success", "failure", "reserved", "cancelled"]
     status_code: str
     amount: Amount
@@ -43,7 +45,15 @@ class TransactionList(TypedDict):
 class Token(TypedDict):
     id: str
     object: Literal["token"]
-    kind: Literal["prepaid_sender", "funding", "credit_sender", "settlement"]
+    kind: Literal[
+        "prepaid_sender",
+        "funding",
+        "credit_sender",
+        "settlement",
+        "single_use",
+        "multi_use",
+        "recurring",
+    ]
     instrument: str
     status: Literal["active", "inactive"]
     caller_reference: str
