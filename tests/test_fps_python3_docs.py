@@ -1,7 +1,8 @@
 """docs/fps-compatibility.md's boto 2 snippets, run as written with boto 2.49.0 against a live
-Penny: the Python 3.11 patch (saved as ``penny_boto.py``) lets a ``pay`` through, the start URL
-built for Penny's host opens a pipeline where boto's own ``cbui_url`` is refused, and the
-GetDebtBalance reader shows the debt boto's parsed object loses. On both stores.
+Penny: the Python 3.11 patch (saved as ``penny_boto.py``) lets a ``pay`` through, both ways to
+a start URL (boto's ``cbui_url`` moved to Penny's host; one signed for Penny's host) open a
+pipeline where boto's own URL on Amazon's host could not, and the GetDebtBalance reader shows
+the debt boto's parsed object loses. On both stores.
 
 The snippets are taken from the page by their ``<!-- snippet: NAME -->`` markers; the only
 change made to them is the port (the page says 8080; the test server has a free one).
@@ -42,13 +43,10 @@ job = json.load(sys.stdin)
 ACCESS_KEY_ID, SECRET_KEY, SENDER_TOKEN = job["key"], job["secret"], job["sender"]
 {connect}
 out = {{"paid": [paid.PayResult.TransactionId, paid.PayResult.TransactionStatus]}}
+{cbui_replace}
+out["moved_url"] = url
 {cbui}
 out["penny_url"] = url
-out["boto_url"] = conn.cbui_url(
-    pipelineName="SetupPrepaid", returnURL="https://shop.example/return",
-    callerReferenceSender="order-2-sender", callerReferenceFunding="order-2-funding",
-    fundingAmount="25.00", version="2009-01-09",
-)
 {debt}
 conn.pay(SenderTokenId=job["credit_sender"], TransactionAmount="30")
 debt, pending = debt_balance(conn, job["credit"])
@@ -60,7 +58,7 @@ print("RESULT " + json.dumps(out))
 
 def snippets() -> dict[str, str]:
     found = {m.group("name"): m.group("code") for m in _SNIPPET.finditer(DOC.read_text())}
-    assert set(found) == {"penny_boto.py", "connect", "cbui", "debt"}, sorted(found)
+    assert set(found) == {"penny_boto.py", "connect", "cbui_replace", "cbui", "debt"}, sorted(found)
     return found
 
 
@@ -84,6 +82,7 @@ def test_the_boto_snippets_work_as_written(database_url: str, tmp_path: Path) ->
     with serving(application(services)) as port:
         script = DRIVER.format(
             connect=code["connect"].replace("8080", str(port)),
+            cbui_replace=code["cbui_replace"].replace("8080", str(port)),
             cbui=code["cbui"].replace("8080", str(port)),
             debt=code["debt"],
         )
@@ -104,15 +103,14 @@ def test_the_boto_snippets_work_as_written(database_url: str, tmp_path: Path) ->
         # The connect snippet's own print: the Pay went through.
         assert printed[0] == f"{out['paid'][0]} Success"
         assert out["paid"][1] == "Success"
-        penny = httpx.get(out["penny_url"], follow_redirects=False)
-        assert penny.status_code == 303, penny.text
-        assert "/cobranded-ui/pipelines/" in penny.headers["location"]
-        assert out["boto_url"].startswith("https://authorize.payments.amazon.com/")
-        moved = out["boto_url"].replace(
-            "https://authorize.payments.amazon.com", f"http://127.0.0.1:{port}"
-        )
-        refused = httpx.get(moved, follow_redirects=False)
-        assert refused.status_code == 403
-        assert "altered" in refused.text
+        for name in ("moved_url", "penny_url"):
+            assert out[name].startswith(f"http://127.0.0.1:{port}/cobranded-ui/actions/start?")
+            started = httpx.get(out[name], follow_redirects=False)
+            assert started.status_code == 303, (name, started.text)
+            assert "/cobranded-ui/pipelines/" in started.headers["location"]
+        # Tampered with, the URL is refused: the signature is checked, whatever the host.
+        altered = httpx.get(out["moved_url"].replace("25.00", "95.00"), follow_redirects=False)
+        assert altered.status_code == 403
+        assert "altered" in altered.text
     # The debt is 30.00 and nothing is pending; boto's object only kept the pending amount.
     assert out["debt"] == ["30.000000", "0.000000", "0.000000"]
