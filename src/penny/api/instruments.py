@@ -32,7 +32,7 @@ def instrument_out(found: Instrument, balance: TwoBalances, now: int) -> m.Instr
     until = found.valid_until
     return m.Instrument(
         id=found.id,
-        kind=found.kind.value,
+        kind="prepaid" if prepaid else "credit",
         buyer=found.sender_id,
         merchant=found.recipient_id,
         balance=held if prepaid else None,
