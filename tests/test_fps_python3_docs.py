@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,13 +26,14 @@ from builders import (
     application,
     new_buyer,
     new_merchant,
-    open_store,
     postpaid,
     prepaid,
     serving,
+    store,
 )
 from penny.clock import SystemClock
 from penny.money import parse_amount
+from penny.services.factory import Services
 from penny.services.payments import FundPrepaidRequest
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "fps-compatibility.md"
@@ -64,7 +66,14 @@ def snippets() -> dict[str, str]:
 
 @needs_boto
 def test_the_boto_snippets_work_as_written(database_url: str, tmp_path: Path) -> None:
-    services = open_store(database_url, clock=SystemClock())
+    with store(database_url, clock=SystemClock()) as services:
+        out = _run_snippets(services, tmp_path)
+    # The debt is 30.00 and nothing is pending; boto's object only kept the pending amount.
+    assert out["debt"] == ["30.000000", "0.000000", "0.000000"]
+
+
+def _run_snippets(services: Services, tmp_path: Path) -> dict[str, Any]:
+    """Seed a shop, serve it, run the page's snippets with boto; what they found."""
     merchant = new_merchant(services)
     buyer = new_buyer(services)
     card = add_card(services, buyer.id)
@@ -99,7 +108,7 @@ def test_the_boto_snippets_work_as_written(database_url: str, tmp_path: Path) ->
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         printed = done.stdout.splitlines()
-        out = json.loads(printed[-1].removeprefix("RESULT "))
+        out: dict[str, Any] = json.loads(printed[-1].removeprefix("RESULT "))
         # The connect snippet's own print: the Pay went through.
         assert printed[0] == f"{out['paid'][0]} Success"
         assert out["paid"][1] == "Success"
@@ -112,5 +121,4 @@ def test_the_boto_snippets_work_as_written(database_url: str, tmp_path: Path) ->
         altered = httpx.get(out["moved_url"].replace("25.00", "95.00"), follow_redirects=False)
         assert altered.status_code == 403
         assert "altered" in altered.text
-    # The debt is 30.00 and nothing is pending; boto's object only kept the pending amount.
-    assert out["debt"] == ["30.000000", "0.000000", "0.000000"]
+    return out
