@@ -112,7 +112,7 @@ def test_dashboard_figures_are_the_ledger_s(shop: Shop) -> None:
     assert figure("fees") == money(fund.fees)
     assert figure("net") == money(fund.amount - fund.fees)
     assert figure("refunds") == "$0.25"
-    assert page.text.count("<svg") == 2  # sales and Pays per day
+    assert page.text.count("<svg") == 4  # sales, Pays per day, liability, debt
     assert 'role="img"' in page.text
     assert "most: 4" in page.text  # four Pays today
     assert page.text.count("<tr><td>") >= 7  # the table alternative: one row a day

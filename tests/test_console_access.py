@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from console_support import ConsoleClient, Shop, make_shop
 from penny.domain.model import Operation
-from penny.storage import console_sql
+from penny.storage import console_sql, ipn_sql
 from penny.storage.database import open_database
 
 PUBLIC = {
@@ -58,6 +58,9 @@ def _fill(path: str, shop: Shop, unknown: bool) -> str:
         "/account/merchant/keys/{kid}": other.access_key,
         "/account/buyer/instruments/{iid}": other.prepaid.instrument.id,
         "/account/buyer/tokens/{tid}": other.prepaid.sender_token.id,
+        "/account/merchant/instruments/{iid}": other.prepaid.instrument.id,
+        "/account/merchant/tokens/{tkid}": other.prepaid.sender_token.id,
+        "/account/merchant/ipn/{nid}": _a_notification_of(shop, other.merchant.id),
     }
     for prefix, value in ids.items():
         name = prefix.rsplit("/", 1)[1]
@@ -65,6 +68,12 @@ def _fill(path: str, shop: Shop, unknown: bool) -> str:
             path = path.replace(name, UNKNOWN if unknown else value)
     assert "{" not in path, path
     return path
+
+
+def _a_notification_of(shop: Shop, account_id: str) -> str:
+    with shop.world.db.read() as conn:
+        found = ipn_sql.listing(conn, account_id=account_id, limit=1)
+    return found[0].id
 
 
 def _home_kind(path: str) -> str:
@@ -117,7 +126,7 @@ def test_another_party_s_ids_answer_exactly_like_unknown_ones(shop: Shop) -> Non
         assert theirs.status_code == nobody_s.status_code == 404, (method, pattern)
         assert theirs.content == nobody_s.content
         checked += 1
-    assert checked >= 6
+    assert checked >= 10
     other = shop.other
     assert shop.world.payments.transaction(other.merchant.id, other.pays[1].id).refunded == 0
     assert shop.world.directory.secret_for(other.access_key) is not None

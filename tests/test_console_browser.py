@@ -109,7 +109,7 @@ def test_a_merchant_walks_the_console(
         assert walk.text_of("#fig-available") == money(available)
         assert walk.text_of("#fig-sales") == money(sum(t.amount for t in side.pays))
         charts = walk.page.locator("svg.chart")
-        expect(charts).to_have_count(2)  # sales and count
+        expect(charts).to_have_count(4)  # sales, count, liability, debt
         expect(charts.first.locator("rect.bar")).to_have_count(30)
         walk.check("dashboard")
         walk.page.get_by_role("link", name="90 days").click()

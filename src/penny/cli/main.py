@@ -24,7 +24,7 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
-from penny.cli import bench_http, bench_path, queries, serve
+from penny.cli import bench_console, bench_http, bench_path, queries, serve
 from penny.cli.accounts import accounts_app, keys_app
 from penny.cli.api import api_app
 from penny.cli.check import check_app
@@ -246,10 +246,10 @@ def _listed_last(group: typer.Typer, names: Sequence[str]) -> None:
 
 
 _listed_last(app, ("serve", "transactions", "instruments"))
-_listed_last(bench_app, ("http", "path"))
+_listed_last(bench_app, ("http", "path", "console"))
 _listed_last(accounts_app, ("set-ipn-url", "list"))
 #: The modules above that register their commands when imported (see :func:`_listed_last`).
-SELF_REGISTERING: Final = (bench_http, bench_path, queries, serve)
+SELF_REGISTERING: Final = (bench_console, bench_http, bench_path, queries, serve)
 
 
 def main() -> None:

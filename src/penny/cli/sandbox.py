@@ -24,11 +24,11 @@ from penny.cli.accounts import open_services
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, command_name, emit, fail
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
-from penny.domain.model import Transaction
 from penny.domain.parties import PaymentMethodKind
 from penny.engine.ledger import Ledger
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.parties import Directory
+from penny.sandbox.advance import finish_due
 from penny.sandbox.clock import SandboxClock
 from penny.sandbox.demo import SEED_BUYER_EMAIL, SEED_BUYER_PASSWORD, seed_demo
 from penny.sandbox.instruments import postpaid_setup, prepaid_setup, valid_for_days
@@ -78,10 +78,7 @@ def advance(
         raise fail("say how far to move: --days N and/or --hours N")
     with _sandbox(database) as sandbox:
         now = sandbox.clock.advance(days * MICROS_PER_DAY + hours * MICROS_PER_HOUR)
-        finished: list[Transaction] = []
-        while batch := sandbox.payments.complete_due():
-            finished.extend(batch)
-        expired = sandbox.ledger.expire_due()
+        finished, expired = finish_due(sandbox.payments)
     data = {
         "now_us": now,
         "completed": [

@@ -16,7 +16,6 @@ from sqlalchemy import (
     Connection,
     case,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -32,7 +31,6 @@ sessions = schema.console_sessions
 actions = schema.console_actions
 
 _txns = payments_sql.transactions
-_DAY_US = 86_400 * 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,49 +176,6 @@ def transactions_page(
     ids = [row.id for row in conn.execute(page_query(where, after, limit))]
     found = payments_sql.load_transactions(conn, ids)
     return [found[i] for i in ids]
-
-
-def period_totals(
-    conn: Connection, caller_id: str, start: int, end: int
-) -> dict[str, tuple[int, int, int]]:
-    """Successful transactions of a merchant in ``[start, end)``, by operation: amount, fees,
-    count."""
-    rows = conn.execute(
-        select(
-            _txns.c.operation,
-            func.coalesce(func.sum(_txns.c.amount), 0),
-            func.coalesce(func.sum(_txns.c.fees), 0),
-            func.count(),
-        )
-        .where(
-            _txns.c.caller_id == caller_id,
-            _txns.c.received_at >= start,
-            _txns.c.received_at < end,
-            _txns.c.status == Status.success.value,
-        )
-        .group_by(_txns.c.operation)
-    )
-    return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in rows}
-
-
-def daily_sales(
-    conn: Connection, caller_id: str, start: int, end: int
-) -> dict[int, tuple[int, int]]:
-    """Successful Pays of a merchant in ``[start, end)`` by UTC day (the day's first
-    microsecond): amount and count."""
-    day = (_txns.c.received_at - _txns.c.received_at % _DAY_US).label("day")
-    rows = conn.execute(
-        select(day, func.sum(_txns.c.amount), func.count())
-        .where(
-            _txns.c.caller_id == caller_id,
-            _txns.c.received_at >= start,
-            _txns.c.received_at < end,
-            _txns.c.operation == Operation.pay.value,
-            _txns.c.status == Status.success.value,
-        )
-        .group_by(day)
-    )
-    return {int(row[0]): (int(row[1]), int(row[2])) for row in rows}
 
 
 # -- the buyer's instruments and tokens -----------------------------------------------------

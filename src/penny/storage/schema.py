@@ -395,6 +395,22 @@ token_terms: Final = Table(
     Column("old_token_id", String(64)),
 )
 
+# -- the console's cache of finished days (migration 0014) -------------------------------------
+
+console_days: Final = Table(
+    "console_days",
+    metadata,
+    Column("party_id", String(32), ForeignKey("parties.id"), primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    #: An operation (its successful transactions received that day), ``Δliability`` or
+    #: ``Δdebt`` (the change made by transactions completed that day), or ``""`` (the day is
+    #: cached, even with nothing in it).
+    Column("item", String(16), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("fees", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+
 # -- the JSON API's authorization sessions (migration 0016) -----------------------------------
 
 api_authorization_sessions: Final = Table(

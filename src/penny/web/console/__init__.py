@@ -16,6 +16,7 @@ from penny.services.payments import Payments
 from penny.web.console.buyer import BuyerPages
 from penny.web.console.landing import Landing, wants_landing
 from penny.web.console.merchant import MerchantPages
+from penny.web.console.merchant_more import MoreMerchantPages
 from penny.web.console.site import ConsoleSite
 
 __all__ = ["ConsoleSite", "Landing", "console_routes", "wants_landing"]
@@ -24,4 +25,5 @@ __all__ = ["ConsoleSite", "Landing", "console_routes", "wants_landing"]
 def console_routes(directory: Directory, payments: Payments) -> list[BaseRoute]:
     """The routes of the account site, for :func:`penny.web.app.create_app`."""
     site = ConsoleSite(directory, payments)
-    return site.routes([*MerchantPages(site).routes(), *BuyerPages(site).routes()])
+    merchant = [*MerchantPages(site).routes(), *MoreMerchantPages(site).routes()]
+    return site.routes([*merchant, *BuyerPages(site).routes()])

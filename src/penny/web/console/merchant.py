@@ -25,10 +25,10 @@ from penny.domain.model import Operation, Status, Transaction
 from penny.domain.parties import PartyKind
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.services.payments import RefundRequest
-from penny.storage import console_sql
+from penny.storage import console_sql, merchant_sql
 from penny.web.cobranded import security
 from penny.web.cobranded.http import Page, decode_query
-from penny.web.console import views
+from penny.web.console import history, views
 from penny.web.console.charts import Bar, bar_chart
 from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
 
@@ -67,9 +67,8 @@ class MerchantPages(PagesOf):
         days = int(params["days"]) if params.get("days") in {"7", "30", "90"} else 30
         now = self.payments.clock.now_us()
         first_day = now - now % views.DAY_US - (days - 1) * views.DAY_US
-        with self.site.database.read() as conn:
-            totals = console_sql.period_totals(conn, merchant, first_day, now + 1)
-            daily = console_sql.daily_sales(conn, merchant, first_day, now + 1)
+        facts = history.dashboard_facts(self.site, merchant, first_day, now)
+        totals, daily = history.period_totals(facts), history.daily_sales(facts)
         balance = self.payments.account_balance(merchant)
 
         def total(*operations: str) -> int:
@@ -120,6 +119,7 @@ class MerchantPages(PagesOf):
             chart=Markup(chart),  # noqa: S704 - built by charts.bar_chart, which escapes
             count_chart=Markup(count_chart),  # noqa: S704 - the same
             days_rows=days_rows,
+            **history.balance_history(self.site, merchant, facts, now),
         )
 
     # -- transactions --------------------------------------------------------------------
@@ -170,17 +170,18 @@ class MerchantPages(PagesOf):
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(views.CSV_COLUMNS)
         after: tuple[int, str] | None = None
-        while True:
-            with self.site.database.read() as conn:
+        with merchant_sql.export_connection(self.site.database) as conn:
+            while True:
                 chunk = console_sql.transactions_page(conn, where, after, EXPORT_CHUNK)
-            for txn in chunk:
-                writer.writerow(views.csv_fields(txn))
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            if len(chunk) < EXPORT_CHUNK:
-                return
-            after = (chunk[-1].received_at, chunk[-1].id)
+                conn.rollback()  # no snapshot held while the chunk is sent
+                for txn in chunk:
+                    writer.writerow(views.csv_fields(txn))
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+                if len(chunk) < EXPORT_CHUNK:
+                    return
+                after = (chunk[-1].received_at, chunk[-1].id)
 
     def _own(self, viewer: Viewer, txn_id: str) -> Transaction:
         if len(txn_id) > 64:
