@@ -6,8 +6,9 @@
 # "dev,charts", everything the tests need; scripts/run sets it empty: only what serving needs):
 #   (a) pick a Python >= 3.11 (PENNY_PYTHON overrides the choice);
 #   (b) create .venv if it is missing or unusable (installing Debian's python3-venv if needed);
-#   (c) pip install -e '.[EXTRAS]', but only when pyproject.toml changed since the last install
-#       or those extras were not installed yet (an install with more extras serves for fewer).
+#   (c) pip install -e '.[EXTRAS]' and -e clients/python (penny-client, which `penny api` uses),
+#       but only when either pyproject.toml changed since the last install or those extras were
+#       not installed yet (an install with more extras serves for fewer).
 # It also defines penny_ensure_postgres, which scripts/test calls to make sure PostgreSQL server
 # binaries exist (tests start their own throwaway clusters with them), and
 # penny_ensure_chromium, which makes sure Debian's chromium is there for the browser tests,
@@ -95,7 +96,7 @@ PENNY_EXTRAS="${PENNY_EXTRAS-dev,charts}"
 
 penny_ensure_install() {
     local stamp=.venv/.penny-pyproject.sha256 wanted extra missing=""
-    wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    wanted="$(cat pyproject.toml clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)"
     if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "$wanted" ]; then
         for extra in ${PENNY_EXTRAS//,/ }; do
             grep -qx "$extra" <(tail -n +2 "$stamp") || missing="$missing $extra"
@@ -105,10 +106,10 @@ penny_ensure_install() {
     if [ -n "$PENNY_EXTRAS" ]; then
         penny_log "installing penny with its extras ($PENNY_EXTRAS) into .venv"
         .venv/bin/pip install -q --upgrade pip
-        .venv/bin/pip install -q -e ".[$PENNY_EXTRAS]"
+        .venv/bin/pip install -q -e ".[$PENNY_EXTRAS]" -e clients/python
     else
         penny_log "installing penny (what serving needs) into .venv"
-        .venv/bin/pip install -q -e .
+        .venv/bin/pip install -q -e . -e clients/python
     fi
     { printf '%s\n' "$wanted"; printf '%s\n' ${PENNY_EXTRAS//,/ }; } >"$stamp"
 }

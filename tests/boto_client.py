@@ -1,10 +1,11 @@
 """Running the real boto 2.49.0 ``FPSConnection`` from tests, in a subprocess.
 
-boto 2 is Python 2 era code: it imports on Python 3.11 only with the small runtime shim of
-``../shared/spec/clients.md`` §1.2, and its vendored ``six`` importer and ``import imp`` would
-disturb this interpreter's warnings filters (which turn warnings into errors). So each test
-runs a script in a fresh interpreter: :data:`BOTO_SHIM` followed by the test's own lines, with
-the test's job as JSON on stdin and the script's findings as JSON on stdout.
+boto 2 is Python 2 era code: it imports on Python 3.11 only with a small runtime patch (the
+one docs/fps-compatibility.md shows as ``penny_boto.py``), and its vendored ``six`` importer
+and ``import imp`` would disturb this interpreter's warnings filters (which turn warnings
+into errors). So each test runs a script in a fresh interpreter: :data:`BOTO_SHIM` followed
+by the test's own lines, with the test's job as JSON on stdin and the script's findings as
+JSON on stdout.
 
 The dev extra installs boto on Python < 3.12 only (it does not import on 3.12+). There the
 boto tests must run, and a missing boto fails them; on 3.12+ they are skipped, because no
@@ -23,7 +24,7 @@ import pytest
 
 needs_boto = pytest.mark.skipif(
     sys.version_info >= (3, 12),
-    reason="boto 2.49.0 does not import on Python 3.12+ (shared/spec/clients.md §1.1)",
+    reason="boto 2.49.0 does not import on Python 3.12+ (docs/fps-compatibility.md)",
 )
 
 #: Imports boto's FPS module and applies the Python 3 shim; the script goes on from there with

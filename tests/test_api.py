@@ -340,3 +340,24 @@ def test_keys_create_prints_the_bearer_secret(
     assert _bearer(key) == f"sk_live_{key.access_key_id}.{key.secret}"
     live = world.client.get("/v1/transactions", headers={"Authorization": "Bearer " + _bearer(key)})
     refused(live, 401, "invalid_api_key", "authentication_error")  # this server is a sandbox
+
+
+def test_domain_refusals_name_the_field_they_are_about(world: World) -> None:
+    setup = world.prepaid()
+    ok(fund(world, setup, 1000))
+    cases: list[tuple[str, dict[str, Any], str, str | None]] = [
+        ("/v1/payments", {"sender_token": setup.sender_token.id, "amount": usd(1001)},
+         "insufficient_balance", "amount"),
+        ("/v1/payments", {"sender_token": "NOSUCHTOKEN", "amount": usd(1)},
+         "unknown_token", "sender_token"),
+        ("/v1/fundings", {"funding_token": setup.second_token.id, "prepaid_instrument": "NOSUCH",
+                          "amount": usd(1)}, "unknown_instrument", "prepaid_instrument"),
+        ("/v1/refunds", {"transaction": "NOSUCHTXN"}, "unknown_transaction", "transaction"),
+        ("/v1/write_offs", {"credit_instrument": "NOSUCH", "amount": usd(1)},
+         "unknown_instrument", "credit_instrument"),
+    ]  # fmt: skip
+    for path, body, code, param in cases:
+        response = post(world, path, body)
+        assert response.status_code >= 400, response.text
+        error = response.json()["error"]
+        assert (error["code"], error["param"]) == (code, param), path

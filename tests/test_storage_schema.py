@@ -19,6 +19,7 @@ from sqlalchemy import Column, Table, inspect
 from sqlalchemy.engine import Dialect
 
 from penny.storage import (
+    api_sessions_sql,
     cobranded_sql,
     console_sql,
     gatekeeper_sql,
@@ -100,6 +101,7 @@ def test_schema_py_matches_the_migrated_store(migrated: Database) -> None:
 def test_every_storage_module_uses_the_one_metadata() -> None:
     """The storage modules' tables are schema.py's objects, not copies of them."""
     modules = (
+        api_sessions_sql,
         cobranded_sql,
         console_sql,
         gatekeeper_sql,

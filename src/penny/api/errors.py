@@ -84,10 +84,11 @@ def invalid_parameter(param: str, message: str) -> ApiFault:
     return ApiFault(400, "invalid_request_error", "parameter_invalid", message, param)
 
 
-def refusal_fault(error: PaymentsError) -> ApiFault:
-    """A refusal of the domain, through its entry in the one table."""
+def refusal_fault(error: PaymentsError, param: str | None = None) -> ApiFault:
+    """A refusal of the domain, through its entry in the one table (``param``: the request
+    field it is about, :func:`penny.api.params.param_of`)."""
     entry = FPS_ERRORS[error.refusal]
-    return ApiFault(entry.api_status, entry.kind.value, error.refusal.value, error.detail)
+    return ApiFault(entry.api_status, entry.kind.value, error.refusal.value, error.detail, param)
 
 
 def render_fault(fault: ApiFault, request_id: str) -> bytes:

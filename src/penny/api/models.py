@@ -175,3 +175,87 @@ class Error(Struct):
     """Every refusal of the JSON API."""
 
     error: ErrorDetail
+
+
+# -- authorization sessions and instruments (#17, second slice) --------------------------------
+
+Reference = Annotated[str, Meta(min_length=1, max_length=128, pattern="^[\\x21-\\x7e]+$")]
+MethodCode = Literal["ABT", "ACH", "CC"]
+
+
+class AuthorizationSessionCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Ask a buyer to authorize a prepaid (SetupPrepaid) or postpaid (SetupPostpaid) instrument
+    on Penny's hosted pages. ``funding_amount`` is prepaid's and required for it;
+    ``credit_limit`` and ``global_amount_limit`` are postpaid's and required for it, with the
+    optional ``min_charge``/``max_charge``. The caller references default to the session id
+    followed by ``-sender`` and ``-funding`` or ``-settlement``. Times are epoch seconds."""
+
+    kind: Literal["prepaid", "postpaid"]
+    return_url: Annotated[str, Meta(min_length=1, max_length=2048)]
+    funding_amount: Amount | None = None
+    credit_limit: Amount | None = None
+    global_amount_limit: Amount | None = None
+    min_charge: Amount | None = None
+    max_charge: Amount | None = None
+    caller_reference_sender: Reference | None = None
+    caller_reference_funding: Reference | None = None
+    caller_reference_settlement: Reference | None = None
+    payment_reason: Annotated[str, Meta(max_length=256)] = ""
+    website_description: Annotated[str, Meta(max_length=256)] = ""
+    payment_methods: list[MethodCode] | None = None
+    valid_from: Annotated[int, Meta(ge=0, le=99_999_999_999)] | None = None
+    valid_until: Annotated[int, Meta(ge=0, le=99_999_999_999)] | None = None
+
+
+class AuthorizationSession(Struct, kw_only=True):
+    """A hosted-pages authorization: send the buyer to ``url``; once they have completed the
+    pages, ``status`` is ``complete`` and the instrument and token ids are filled."""
+
+    id: str
+    object: Literal["authorization_session"] = "authorization_session"
+    kind: Literal["prepaid", "postpaid"]
+    status: Literal["open", "complete"]
+    url: str
+    return_url: str
+    caller_reference_sender: str
+    caller_reference_funding: str | None
+    caller_reference_settlement: str | None
+    instrument: str | None
+    sender_token: str | None
+    funding_token: str | None
+    settlement_token: str | None
+    created_at: datetime
+
+
+class Instrument(Struct, kw_only=True):
+    """A prepaid instrument (``balance`` available, ``funded`` in total, up to
+    ``funding_limit``) or a credit instrument (``debt`` owed, up to ``credit_limit``;
+    ``charged`` in total, up to ``global_amount_limit``), its validity and whether it is
+    valid now."""
+
+    id: str
+    object: Literal["instrument"] = "instrument"
+    kind: Literal["prepaid", "credit"]
+    buyer: str
+    merchant: str
+    balance: Amount | None
+    funded: Amount | None
+    funding_limit: Amount | None
+    debt: Amount | None
+    credit_limit: Amount | None
+    charged: Amount | None
+    global_amount_limit: Amount | None
+    valid_from: datetime
+    valid_until: datetime | None
+    valid: bool
+    payment_reason: str
+    created_at: datetime
+
+
+class InstrumentList(Struct, kw_only=True):
+    """A page of instruments, newest first; ``next_cursor`` fetches the next page."""
+
+    object: Literal["list"] = "list"
+    data: list[Instrument]
+    has_more: bool
+    next_cursor: str | None

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from penny import epoch
 from penny.api import models as m
@@ -30,6 +30,8 @@ from penny.services.payments import (
     WriteOffDebtRequest,
 )
 from penny.storage import payments_sql as sql
+
+T = TypeVar("T")
 
 #: A page of transactions holds this many unless ``limit`` says otherwise (1 to MAX_LIMIT).
 DEFAULT_LIMIT: Final = 10
@@ -215,7 +217,8 @@ LIST_PARAMETERS: Final = (
 )
 
 
-def _limit(query: Mapping[str, str]) -> int | ApiFault:
+def page_limit(query: Mapping[str, str]) -> int | ApiFault:
+    """A list's ``limit`` parameter (DEFAULT_LIMIT when absent)."""
     text = query.get("limit", str(DEFAULT_LIMIT))
     if not text.isdigit() or not 1 <= int(text[:4]) <= MAX_LIMIT or len(text) > 3:
         return invalid_parameter("limit", f"limit is a whole number from 1 to {MAX_LIMIT}.")
@@ -239,7 +242,7 @@ def filters(query: Mapping[str, str]) -> Filters | ApiFault:
     for name in query:
         if name not in LIST_PARAMETERS:
             return invalid_parameter(name, f"Unknown parameter {name!r}.")
-    limit = _limit(query)
+    limit = page_limit(query)
     after = None if "starting_after" not in query else decode_cursor(query["starting_after"])
     operation = _choice(query, "operation", Operation)
     status = _choice(query, "status", Status)
@@ -248,6 +251,15 @@ def filters(query: Mapping[str, str]) -> Filters | ApiFault:
         if isinstance(value, ApiFault):
             return value
     return Filters(limit, after, operation, status, since, until)  # type: ignore[arg-type]
+
+
+def paged(
+    page: Sequence[T], limit: int, cursor_of: Callable[[T], str]
+) -> tuple[Sequence[T], bool, str | None]:
+    """A page read with ``limit + 1`` rows: the rows to show, whether there are more, and the
+    cursor of the next page."""
+    more = len(page) > limit
+    return page[:limit], more, cursor_of(page[limit - 1]) if more else None
 
 
 def list_transactions(
@@ -268,10 +280,8 @@ def list_transactions(
             until=chosen.until,
             limit=chosen.limit + 1,
         )
-    limit = chosen.limit
-    more = len(page) > limit
-    data = [transaction_out(txn) for txn in page[:limit]]
-    cursor = encode_cursor(page[limit - 1]) if more else None
+    kept, more, cursor = paged(page, chosen.limit, encode_cursor)
+    data = [transaction_out(txn) for txn in kept]
     return m.TransactionList(data=data, has_more=more, next_cursor=cursor)
 
 

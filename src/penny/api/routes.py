@@ -4,7 +4,9 @@ describes. Each route is one of four kinds:
 * ``commit``  a money-moving POST: body → payments request → the group commit (as FPS's);
 * ``cancel``  POST /v1/tokens/{id}/cancel (its own small transaction);
 * ``balance`` an instrument's balance: the batched balance reads (as FPS's GetPrepaidBalance);
-* ``query``   any other GET: a read in a worker thread.
+* ``query``   any other GET: a read in a worker thread;
+* ``create``  a POST that stores a resource of the API's own (an authorization session) in
+  its own small transaction, like ``cancel``.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from penny.api import instruments as ins
 from penny.api import models as m
 from penny.api import resources as r
+from penny.api import sessions as sess
 from penny.api.errors import ApiFault
 from penny.domain.model import InstrumentKind
 from penny.services.payment_queries import PaymentQueries
 from penny.services.payments import PaymentRequest
 
-Kind = Literal["commit", "cancel", "balance", "query"]
+Kind = Literal["commit", "cancel", "balance", "query", "create"]
 #: A ``query`` route's work: (payments, caller, path ids, query parameters) → model or fault.
 Query = Callable[[PaymentQueries, str, tuple[str, ...], Mapping[str, str]], Any]
 #: What an id in a path may be (anything else is no such resource).
@@ -50,6 +54,8 @@ class Route:
     query: Query | None = None
     #: ``query`` parameters it takes (the OpenAPI document lists them).
     parameters: tuple[str, ...] = ()
+    #: ``create``: the decoded body and what creating needs → the response model or a fault.
+    create: Callable[[Any, sess.Creation], msgspec.Struct | ApiFault] | None = None
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -79,6 +85,26 @@ def _list(
     return r.list_transactions(payments, caller, query)
 
 
+def _instruments(
+    payments: PaymentQueries, caller: str, _ids: tuple[str, ...], query: Mapping[str, str]
+) -> m.InstrumentList | ApiFault:
+    return ins.list_instruments(payments, caller, query)
+
+
+#: GET of an unknown (or another merchant's) authorization session.
+NO_SUCH_SESSION: Final = ApiFault(
+    404, "not_found_error", "unknown_authorization_session", "No such authorization session."
+)
+
+
+def _session(
+    payments: PaymentQueries, caller: str, session_id: str
+) -> m.AuthorizationSession | ApiFault:
+    with payments.database.read() as conn:
+        found = sess.load(conn, caller, session_id)
+    return NO_SUCH_SESSION if found is None else found
+
+
 ROUTES: Final = (
     _commit("/v1/payments", "createPayment", "Pay from a sender token", m.PaymentCreate, r.pay),
     _commit("/v1/fundings", "createFunding", "Fund a prepaid instrument", m.FundingCreate, r.fund),
@@ -91,6 +117,24 @@ ROUTES: Final = (
         r.write_off,
     ),
     _commit("/v1/refunds", "createRefund", "Refund a payment", m.RefundCreate, r.refund),
+    Route(
+        "POST", "/v1/authorization_sessions", "create", "createAuthorizationSession",
+        "Send a buyer to the hosted pages to authorize an instrument", m.AuthorizationSession,
+        body=m.AuthorizationSessionCreate, create=sess.create,
+    ),
+    Route(
+        "GET", "/v1/authorization_sessions/{id}", "query", "getAuthorizationSession",
+        "Get an authorization session (its instrument and tokens once completed)",
+        m.AuthorizationSession, query=_id_query(_session),
+    ),
+    Route(
+        "GET", "/v1/instruments", "query", "listInstruments", "List the merchant's instruments",
+        m.InstrumentList, query=_instruments, parameters=ins.LIST_PARAMETERS,
+    ),
+    Route(
+        "GET", "/v1/instruments/{id}", "query", "getInstrument", "Get an instrument",
+        m.Instrument, query=_id_query(ins.get_instrument),
+    ),
     Route(
         "POST", "/v1/tokens/{id}/cancel", "cancel", "cancelToken", "Cancel a token", m.Token,
         body=TokenCancel,

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from penny.cli import bench_console, bench_http, bench_path, queries, serve
 from penny.cli.accounts import accounts_app, keys_app
+from penny.cli.api import api_app
 from penny.cli.check import check_app
 from penny.cli.common import (
     DatabaseOption,
@@ -224,6 +225,7 @@ app.add_typer(sandbox_app, name="sandbox")
 bench_app.command("gatekeeper")(bench_gatekeeper)
 app.add_typer(ipn_app, name="ipn")
 app.add_typer(check_app, name="check")
+app.add_typer(api_app, name="api")
 
 
 def _listed_last(group: typer.Typer, names: Sequence[str]) -> None:

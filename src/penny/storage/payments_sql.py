@@ -499,3 +499,28 @@ def tokens_of_instrument(conn: Connection, instrument_id: str) -> list[Token]:
         .order_by(tokens.c.created_at, tokens.c.id)
     )
     return [_token(row._mapping) for row in rows]
+
+
+def page_of_instruments(
+    conn: Connection,
+    recipient_id: str,
+    *,
+    after: tuple[int, str] | None,
+    kind: InstrumentKind | None,
+    limit: int,
+) -> list[Instrument]:
+    """A merchant's instruments, newest first, those after the cursor ``(created_at, id)``."""
+    query = select(instruments).where(instruments.c.recipient_id == recipient_id)
+    if kind is not None:
+        query = query.where(instruments.c.kind == kind.value)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            or_(
+                instruments.c.created_at < at,
+                and_(instruments.c.created_at == at, instruments.c.id < last_id),
+            )
+        )
+    order = (instruments.c.created_at.desc(), instruments.c.id.desc())
+    rows = conn.execute(query.order_by(*order).limit(limit))
+    return [_instrument(row._mapping) for row in rows]

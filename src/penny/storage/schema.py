@@ -410,3 +410,18 @@ console_days: Final = Table(
     Column("fees", BigInteger, nullable=False),
     Column("count", Integer, nullable=False),
 )
+
+# -- the JSON API's authorization sessions (migration 0016) -----------------------------------
+
+api_authorization_sessions: Final = Table(
+    "api_authorization_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("caller_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("return_url", Text, nullable=False),
+    Column("sender_reference", String(128), nullable=False),
+    Column("second_reference", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -28,6 +28,8 @@ from penny.api import auth, routes
 from penny.api import errors as e
 from penny.api import resources as r
 from penny.api.openapi import docs_page, openapi_document
+from penny.api.params import param_of
+from penny.api.sessions import Creation
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import InstrumentKind, Transaction
 from penny.domain.parties import random_id
@@ -36,6 +38,7 @@ from penny.fps.wire import new_request_id
 from penny.services.idempotency import KEY_REUSED, Keyed, KeyedAnswer, Response, answer_once
 from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.services.payments import Result
+from penny.web.cobranded.http import Settings
 from penny.web.endpoint import FpsEndpoint
 from penny.web.front import account_for, read_body
 from penny.web.metrics import AppMetrics
@@ -84,10 +87,11 @@ class Caller:
         return self.match.route.operation_id
 
 
-def outcome_response(request_id: str, result: Result) -> Response:
-    """A money-moving request's response: its transaction, or its refusal."""
+def outcome_response(request_id: str, result: Result, operation_id: str = "") -> Response:
+    """A money-moving request's response: its transaction, or its refusal (naming the field
+    of ``operation_id``'s body it is about, if one)."""
     if isinstance(result, PaymentsError):
-        fault = e.refusal_fault(result)
+        fault = e.refusal_fault(result, param_of(operation_id, result.refusal))
         keep = result.refusal is not Refusal.duplicate_request
         return Response(fault.status, e.render_fault(fault, request_id), keep=keep)
     assert isinstance(result, Transaction)
@@ -133,6 +137,8 @@ class ApiFront:
         self.keys = endpoint.keys
         self.metrics = metrics
         self.live = live
+        #: The hosted pages' public base URL (PENNY_PUBLIC_URL), for authorization sessions.
+        self.public_url = Settings.from_env().public_url
         self._openapi = msgspec.json.encode(openapi_document())
         self._docs = docs_page(openapi_document()).encode()
 
@@ -207,6 +213,8 @@ class ApiFront:
                 return fault_reply(e.invalid_body(error), caller.request_id)
             if route.kind == "commit":
                 return await self._commit(caller, decoded, key)
+            if route.kind == "create":
+                return await self._create(caller, scope, decoded, key)
             return await self._cancel(caller, decoded, key)
         query = _query(scope)
         if isinstance(query, e.ApiFault):
@@ -230,12 +238,12 @@ class ApiFront:
         if key is None:
             outcome = await batched.commit(request)
             if isinstance(outcome, Transaction | PaymentsError):  # a refusal is an answer
-                return _reply_of(outcome_response(request_id, outcome))
+                return _reply_of(outcome_response(request_id, outcome, caller.action))
             return self._failed(outcome, request_id)
         keyed = Keyed(
             request,
             request_hash(caller, decoded),
-            lambda result: outcome_response(request_id, result),
+            lambda result: outcome_response(request_id, result, caller.action),
         )
         answer = await batched.commit_keyed(keyed)
         if isinstance(answer, BaseException):
@@ -252,6 +260,35 @@ class ApiFront:
                 return outcome_response(request_id, refused)
             return Response(200, e.encode(r.token_out(token)))
 
+        return await self._once(caller, decoded, key, act)
+
+    async def _create(self, caller: Caller, scope: Scope, decoded: Any, key: str | None) -> Reply:
+        """A resource of the API's own (an authorization session), in its own transaction."""
+        create = caller.match.route.create
+        assert create is not None
+        secret = self.keys.secret_for(caller.key_id)
+        assert secret is not None  # authenticated with it a moment ago
+        base = self.public_url or _base_url(scope)
+
+        def act(session: LedgerSession) -> Response:
+            made = create(
+                decoded,
+                Creation(session.conn, session.now, caller.party_id, caller.key_id, secret, base),
+            )
+            if isinstance(made, e.ApiFault):
+                return Response(made.status, e.render_fault(made, caller.request_id))
+            return Response(200, e.encode(made))
+
+        return await self._once(caller, decoded, key, act)
+
+    async def _once(
+        self,
+        caller: Caller,
+        decoded: Any,
+        key: str | None,
+        act: Callable[[LedgerSession], Response],
+    ) -> Reply:
+        """Run ``act`` in its own transaction; with a key, at most once (answer_once)."""
         ledger = self.payments.ledger
         if key is None:
             return _reply_of(await run_in_threadpool(ledger.run, act))
@@ -259,7 +296,7 @@ class ApiFront:
         answer: KeyedAnswer = await run_in_threadpool(
             ledger.run, lambda session: answer_once(session, pair, print_, act)
         )
-        return _keyed_reply(answer, request_id)
+        return _keyed_reply(answer, caller.request_id)
 
     async def _balance(self, caller: Caller) -> Reply:
         route, instrument_id = caller.match.route, caller.match.ids[0]
@@ -296,6 +333,15 @@ class ApiFront:
         else:
             logger.error("API request %s failed", request_id, exc_info=error)
         return fault_reply(e.UNAVAILABLE, request_id)
+
+
+def _base_url(scope: Scope) -> str:
+    """Penny's base URL as the client reached it (scheme and Host header)."""
+    host = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"host"), None)
+    if host is None:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 def _reply_of(response: Response) -> Reply:
