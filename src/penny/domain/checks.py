@@ -107,9 +107,9 @@ CHECKS: Final[Mapping[Operation, tuple[Check, ...]]] = {
         *_REQUEST,
         Check(
             "recipient_token",
-            (R.unknown_recipient_token, R.recipient_token_not_active),
+            (R.not_marketplace_app, R.unknown_recipient_token, R.recipient_token_not_active),
             (_SERVICE,),
-            "payments.pay._recipient_slot",
+            "payments.pay._marketplace (marketplace.check_token), payments.pay._recipient_slot",
         ),
         Check("sender_token", _TOKEN, (_RULES,), "rules.check_token"),
         Check(
@@ -119,6 +119,17 @@ CHECKS: Final[Mapping[Operation, tuple[Check, ...]]] = {
             "rules.check_instrument; generated rules not_yet_valid and expired",
         ),
         _AMOUNT,
+        Check(
+            "marketplace_fees",
+            (
+                R.invalid_currency,
+                R.marketplace_fee_too_high,
+                R.recipient_does_not_pay_fees,
+                R.fees_exceed_amount,
+            ),
+            (_SERVICE,),
+            "payments.marketplace.split (marketplace.split: the recipient token's terms)",
+        ),
         Check("scripts", _SCRIPTS, (_SCRIPT,), "services.gatekeeper.Guard.check (both tokens)"),
         Check(
             "global_amount_limit",

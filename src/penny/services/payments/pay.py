@@ -11,14 +11,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from penny.domain import marketplace as mk
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.ids import TRANSACTION_ID_LENGTH
-from penny.domain.model import InstrumentKind, Operation, TokenKind, Transaction
+from penny.domain.model import (
+    FeePayer,
+    InstrumentKind,
+    Operation,
+    RecipientToken,
+    TokenKind,
+    Transaction,
+)
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
+from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import book, booked, installed_slot, refuse
@@ -31,14 +40,34 @@ class PayRequest(PaymentRequest):
     sender_description: str = ""
     caller_description: str = ""
     ipn_url: str | None = None
-    #: A payment instruction the caller installed (InstallPaymentInstruction), evaluated in the
+    #: A recipient token a merchant gave the caller (a marketplace Pay, #19), or a payment
+    #: instruction the caller installed (InstallPaymentInstruction), evaluated in the
     #: recipient's slot (docs/decisions.md #7).
     recipient_token_id: str | None = None
+    #: The marketplace (#19): MarketplaceFixedFee (minor units), MarketplaceVariableFee
+    #: (hundredths of a percent) and ChargeFeeTo (None: not given).
+    marketplace_fixed_fee: int = 0
+    marketplace_variable_fee: int = 0
+    charge_fee_to: FeePayer | None = None
 
 
 def needs(request: PayRequest) -> Needs:
-    instructions = () if request.recipient_token_id is None else (request.recipient_token_id,)
-    return Needs(tokens=(request.sender_token_id,), instructions=instructions)
+    if request.recipient_token_id is None:
+        return Needs(tokens=(request.sender_token_id,))
+    named = (request.recipient_token_id,)
+    return Needs(tokens=(request.sender_token_id,), instructions=named, recipient_tokens=named)
+
+
+def _marketplace(batch: Batch, request: PayRequest) -> RecipientToken | None:
+    """The recipient token the Pay names (a marketplace Pay), or None; marketplace fees
+    without one are NotMarketplaceApp (the caller is the recipient)."""
+    if request.recipient_token_id is None:
+        if request.marketplace_fixed_fee or request.marketplace_variable_fee:
+            raise PaymentsError(Refusal.not_marketplace_app)
+        return None
+    if request.recipient_token_id not in batch.recipient_tokens:
+        return None
+    return market.recipient_token(batch, request.recipient_token_id, request.caller_id)
 
 
 def _recipient_slot(batch: Batch, request: PayRequest) -> gk.Slot:
@@ -53,9 +82,12 @@ def _recipient_slot(batch: Batch, request: PayRequest) -> gk.Slot:
 
 
 def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
-    # The recipient's own token first: any id but one of its installed tokens is a
-    # parameter error, as RecipientTokenId was before installed tokens existed.
-    recipient = None if request.recipient_token_id is None else _recipient_slot(batch, request)
+    # The recipient's token first: a recipient token (the marketplace) or one the caller
+    # installed; any other id is a parameter error.
+    merchant = _marketplace(batch, request)
+    recipient = None
+    if request.recipient_token_id is not None and merchant is None:
+        recipient = _recipient_slot(batch, request)
     token = batch.tokens.get(request.sender_token_id)
     if token is not None and token.kind is TokenKind.credit_sender:
         kind, instrument_kind = TokenKind.credit_sender, InstrumentKind.credit
@@ -70,6 +102,9 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     if recipient is not None:
         slots.append(recipient)
     refuse(rules.check_amount(request.amount, instrument.currency))
+    shares = None
+    if merchant is not None:
+        shares = market.split(batch, merchant, _fees(request), request.amount)
     method = Method.prepaid if instrument_kind is InstrumentKind.prepaid else Method.debt
     context = gk.Context(
         operation=Operation.pay.value,
@@ -77,6 +112,8 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
         now=batch.now,
         payment_method=method.value,
         sender_id=instrument.sender_id,
+        # The instrument's recipient, also on a marketplace Pay: the caller, which holds the
+        # buyer's value and pays the recipient merchant (named by ``recipient_token``).
         recipient_id=instrument.recipient_id,
         caller_id=request.caller_id,
         sender_token=token.id,
@@ -90,6 +127,9 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     else:
         refuse(rules.check_global_amount_limit(instrument, request.amount))
         legs = rules.postpaid_pay_legs(instrument, books, request.amount)
+    if merchant is not None:
+        assert shares is not None
+        legs += market.pay_legs(batch, instrument, merchant, request.amount, shares)
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     journal_id = book(batch, txn_id, legs)
     batch.guard.record(slots, context)
@@ -97,7 +137,7 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     if credit:
         charged = instrument.charged_total + request.amount.minor
         batch.put_instrument(replace(instrument, charged_total=charged))
-    return booked(
+    txn = booked(
         batch,
         request,
         print_,
@@ -110,6 +150,18 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
         sender_token_id=token.id,
         settlements_before=instrument.settlement_count if credit else None,
         ipn_url=request.ipn_url,
+    )
+    if merchant is not None:
+        assert shares is not None
+        return market.marked(txn, merchant, shares)
+    if request.recipient_token_id is not None:  # an installed instruction
+        return replace(txn, recipient_token_id=request.recipient_token_id)
+    return txn
+
+
+def _fees(request: PayRequest) -> mk.MarketplaceFees:
+    return mk.MarketplaceFees(
+        request.marketplace_fixed_fee, request.marketplace_variable_fee, request.charge_fee_to
     )
 
 

@@ -27,6 +27,7 @@ from penny.services.payments.registry import spec_of
 from penny.services.payments.requests import PaymentRequest, Result, fingerprint
 from penny.services.payments.steps import installed_slot
 from penny.storage import gatekeeper_sql as gk_sql
+from penny.storage import marketplace_sql as market_sql
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
 
@@ -91,6 +92,13 @@ def load(
     instrument_ids.update(_ids(needs, "instruments"))
     instruments = sql.load_instruments(conn, instrument_ids, lock=True)
     party_ids = set(_ids(needs, "parties"))
+    recipient_token_ids = _ids(needs, "recipient_tokens")
+    recipient_tokens = {}
+    if recipient_token_ids:  # the marketplace (#19): only Pays that name a RecipientTokenId
+        recipient_tokens = market_sql.load_recipient_tokens(conn, recipient_token_ids)
+        party_ids.update(t.recipient_id for t in recipient_tokens.values())
+    # A refund's original: a marketplace Pay's recipient is not the instrument's.
+    party_ids.update(o.recipient_id for o in originals.values())
     party_ids.update(i.recipient_id for i in instruments.values())
     if any(spec.loads_senders for spec in specs):
         party_ids.update(i.sender_id for i in instruments.values())
@@ -104,6 +112,7 @@ def load(
         accounts.update(party.ledger_accounts.values())
     session.load(account_ids=accounts)
     batch = Batch(session, chart, settings, known, tokens, instruments, parties, methods, originals)
+    batch.recipient_tokens = recipient_tokens
     instruction_ids = _ids(needs, "instructions")
     if instruction_ids:
         batch.instructions = gk_sql.load_instructions(conn, instruction_ids)
