@@ -89,7 +89,9 @@ def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> Non
         out = run_boto(BOTO_DRIVER, job, tmp_path)
 
     assert out["verification"] == "VerificationComplete"
-    pay_id, status = out["pay"]
+    pay = out["pay"]
+    assert isinstance(pay, list)
+    pay_id, status = pay
     assert status == "Success"
     assert out["transaction"] == [
         token.id,
@@ -102,8 +104,8 @@ def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> Non
     assert out["refund"] == ["Success"]
     # $10 − $0.75 − $0.06, then $4 back less 40 % of the fees ($0.30 + $0.02).
     assert payments.account_balance(shop.other.id).total.minor == 919 - 368
-    pay = payments.transaction(shop.merchant.id, pay_id)
-    assert (pay.refunded, pay.marketplace_fee) == (400, 75)
+    booked = payments.transaction(shop.merchant.id, pay_id)
+    assert (booked.refunded, booked.marketplace_fee) == (400, 75)
     assert out["errors"] == {
         "too_high": ["IncompatibleTokens", 400, "IncompatibleTokens"],
         "not_marketplace": ["NotMarketplaceApp", 400, "NotMarketplaceApp"],

@@ -108,3 +108,12 @@ def verification_status(token: RecipientToken) -> VerificationStatus:
     if not token.active:
         raise PaymentsError(Refusal.recipient_token_not_active)
     return VerificationStatus.complete
+
+
+def recipient_token_by_reference(
+    payments: Payments, caller_id: str, reference: str
+) -> RecipientToken | None:
+    """The caller's recipient token issued under ``reference`` (the pipeline's
+    ``callerReference``), if any."""
+    with payments.database.read() as conn:
+        return sql.recipient_token_by_reference(conn, caller_id, reference)
