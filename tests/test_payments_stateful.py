@@ -737,6 +737,7 @@ REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
     "pay",
     "pay",
     "market",
+    "market",
     "fund",
     "fund",
     "settle",
@@ -1040,11 +1041,13 @@ class PaymentsMachine(RuleBasedStateMachine):
         assert terms is not None
         fixed_cap, variable_cap = terms.max_fixed_fee, terms.max_variable_fee
         fixed = data.draw(
-            st.sampled_from([0, fixed_cap, fixed_cap + 1]) | st.integers(0, fixed_cap),
+            st.sampled_from([0, 0, min(fixed_cap, 10), fixed_cap, fixed_cap + 1])
+            | st.integers(0, fixed_cap),
             label="fixed fee",
         )
         variable = data.draw(
-            st.sampled_from([0, variable_cap, variable_cap + 1]) | st.integers(0, variable_cap),
+            st.sampled_from([0, 0, min(variable_cap, 250), variable_cap, variable_cap + 1])
+            | st.integers(0, variable_cap),
             label="variable fee",
         )
         charge_fee_to = data.draw(
@@ -1105,8 +1108,11 @@ class PaymentsMachine(RuleBasedStateMachine):
     def draft_refund(self, data: st.DataObject) -> PaymentRequest:
         txns = list(self.model.txns.values())
         pays = [t for t in txns if t.operation is Operation.pay]
+        market = [t for t in pays if t.marketplace]
         variant = data.draw(st.integers(0, 9), label="refund variant")
-        if pays and variant <= 3:
+        if market and variant <= 1:
+            original = data.draw(st.sampled_from(market), label="marketplace pay")
+        elif pays and variant <= 3:
             original = data.draw(st.sampled_from(pays[-3:]), label="recent pay")
         elif pays and variant <= 7:
             original = data.draw(st.sampled_from(pays), label="pay")

@@ -10,6 +10,7 @@ instruction the caller installed are evaluated before anything is booked.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from penny.domain import marketplace as mk
 from penny.domain import rules
@@ -18,6 +19,7 @@ from penny.domain.fees import Method
 from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     FeePayer,
+    Instrument,
     InstrumentKind,
     Operation,
     RecipientToken,
@@ -102,9 +104,9 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     if recipient is not None:
         slots.append(recipient)
     refuse(rules.check_amount(request.amount, instrument.currency))
-    shares = None
+    deal = None
     if merchant is not None:
-        shares = market.split(batch, merchant, _fees(request), request.amount)
+        deal = (merchant, market.split(batch, merchant, _fees(request), request.amount))
     method = Method.prepaid if instrument_kind is InstrumentKind.prepaid else Method.debt
     context = gk.Context(
         operation=Operation.pay.value,
@@ -121,15 +123,7 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     )
     if batch.settings.check_scripts:  # validity, min/max charge and the caller's own rules
         batch.guard.check(slots, context)
-    books = books_of(batch.parties[instrument.recipient_id])
-    if instrument_kind is InstrumentKind.prepaid:
-        legs = rules.prepaid_pay_legs(instrument, books, request.amount)
-    else:
-        refuse(rules.check_global_amount_limit(instrument, request.amount))
-        legs = rules.postpaid_pay_legs(instrument, books, request.amount)
-    if merchant is not None:
-        assert shares is not None
-        legs += market.pay_legs(batch, instrument, merchant, request.amount, shares)
+    legs = _legs(batch, instrument, request.amount, deal)
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     journal_id = book(batch, txn_id, legs)
     batch.guard.record(slots, context)
@@ -151,12 +145,30 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
         settlements_before=instrument.settlement_count if credit else None,
         ipn_url=request.ipn_url,
     )
-    if merchant is not None:
-        assert shares is not None
-        return market.marked(txn, merchant, shares)
+    if deal is not None:
+        return market.marked(txn, *deal)
     if request.recipient_token_id is not None:  # an installed instruction
         return replace(txn, recipient_token_id=request.recipient_token_id)
     return txn
+
+
+def _legs(
+    batch: Batch,
+    instrument: Instrument,
+    amount: Money,
+    deal: tuple[RecipientToken, mk.Split] | None,
+) -> tuple[Any, ...]:
+    """The Pay's journal: the prepaid value spent or the debt recorded; on a marketplace Pay
+    also the recipient paid from the caller's payable balance (#19)."""
+    books = books_of(batch.parties[instrument.recipient_id])
+    if instrument.kind is InstrumentKind.prepaid:
+        legs = rules.prepaid_pay_legs(instrument, books, amount)
+    else:
+        refuse(rules.check_global_amount_limit(instrument, amount))
+        legs = rules.postpaid_pay_legs(instrument, books, amount)
+    if deal is not None:
+        legs += market.pay_legs(batch, instrument, deal[0], amount, deal[1])
+    return legs
 
 
 def _fees(request: PayRequest) -> mk.MarketplaceFees:
