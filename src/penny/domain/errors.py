@@ -73,6 +73,9 @@ class Refusal(enum.Enum):
     marketplace_fee_too_high = "marketplace_fee_too_high"
     recipient_does_not_pay_fees = "recipient_does_not_pay_fees"
     fees_exceed_amount = "fees_exceed_amount"
+    # Reserve, Settle and Cancel (issue #19)
+    invalid_transaction_state = "invalid_transaction_state"
+    settle_exceeds_reserve = "settle_exceeds_reserve"
     #: Not a refusal of the domain: the server failed unexpectedly (a bug, an outage).
     internal_error = "internal_error"
 
@@ -310,6 +313,21 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         "OriginalTransactionFailed",
         False,
         "The original transaction failed.",
+        SE,
+        kind=ErrorKind.unprocessable,
+    ),
+    Refusal.invalid_transaction_state: FpsError(
+        "InvalidTransactionState",
+        False,
+        "The transaction is not in a state that allows this (only a Reserved transaction can"
+        " be settled; only a Reserved or Pending one cancelled).",
+        SE,
+        kind=ErrorKind.conflict,
+    ),
+    Refusal.settle_exceeds_reserve: FpsError(
+        "SettleAmountGreaterThanReserveAmount",
+        False,
+        "The amount to settle is greater than the reserved amount.",
         SE,
         kind=ErrorKind.unprocessable,
     ),

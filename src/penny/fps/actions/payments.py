@@ -1,7 +1,11 @@
-"""The money-moving actions: Pay, FundPrepaid, SettleDebt, WriteOffDebt and Refund.
+"""The money-moving actions: Pay, FundPrepaid, SettleDebt, WriteOffDebt, Refund, Reserve,
+Settle and Cancel.
 
 Each validation turns the parameters into the payments service's typed request; the answer
-of all five is the transaction's ``TransactionId`` then ``TransactionStatus`` (spec §5).
+of all eight is the transaction's ``TransactionId`` then ``TransactionStatus`` (spec §5):
+Settle answers the new Settle transaction, Cancel the cancelled transaction itself. Settle and
+Cancel carry no ``CallerReference``: their keys are derived from what they settle or cancel
+(docs/decisions.md, #19).
 
 * ``RecipientTokenId`` on Pay names a recipient token a merchant gave the caller (a
   marketplace Pay, with ``MarketplaceFixedFee``/``MarketplaceVariableFee`` and ``ChargeFeeTo``;
@@ -28,11 +32,16 @@ from penny.fps.actions.call import MAX_DESCRIPTION, Call, invalid
 from penny.fps.actions.spec import CommitAction, amount_names, names
 from penny.fps.wire import WireFault, Xml, leaf, refusal_error
 from penny.services.payments import (
+    CancelRequest,
     FundPrepaidRequest,
     PayRequest,
     RefundRequest,
+    ReserveRequest,
     SettleDebtRequest,
+    SettleRequest,
     WriteOffDebtRequest,
+    cancel_request,
+    settle_request,
 )
 
 
@@ -57,29 +66,63 @@ def _descriptions(call: Call) -> tuple[str, str, str | None]:
     )
 
 
-def _pay(call: Call) -> PayRequest:
-    sender_token = call.required("SenderTokenId")
-    amount = call.amount("TransactionAmount")
-    assert amount is not None
-    reference = call.reference()
-    recipient_token = call.optional("RecipientTokenId")
-    charge_fee_to = call.choice("ChargeFeeTo", ("Caller", "Recipient"))
-    if charge_fee_to == "Caller" and recipient_token is None:
-        raise invalid("ChargeFeeTo=Caller needs a RecipientTokenId: the caller is the recipient.")
-    fixed = call.amount("MarketplaceFixedFee", required=False)
-    variable = _variable_fee(call)
-    call.common_pay_options()
-    return PayRequest(
-        call.caller_id,
-        reference,
-        sender_token,
-        amount,
-        *_descriptions(call),
-        recipient_token,
-        marketplace_fixed_fee=0 if fixed is None else fixed.minor,
-        marketplace_variable_fee=variable,
-        charge_fee_to=None if charge_fee_to is None else FeePayer(charge_fee_to),
-    )
+_Pay = TypeVar("_Pay", PayRequest, ReserveRequest)
+
+
+def _pay_validator(request_type: type[_Pay]) -> Callable[[Call], _Pay]:
+    """Pay's validation, and Reserve's (the same parameters; a Reserve's timeout is its
+    ``TransactionTimeoutInMins``, which Pay validates and ignores). Marketplace fees and
+    ``ChargeFeeTo`` are Pay's (#19); a Reserve refuses them."""
+
+    def validate(call: Call) -> _Pay:
+        sender_token = call.required("SenderTokenId")
+        amount = call.amount("TransactionAmount")
+        assert amount is not None
+        reference = call.reference()
+        recipient_token = call.optional("RecipientTokenId")
+        if request_type is ReserveRequest:
+            _no_marketplace(call)
+        charge_fee_to = call.choice("ChargeFeeTo", ("Caller", "Recipient"))
+        if charge_fee_to == "Caller" and recipient_token is None:
+            raise invalid(
+                "ChargeFeeTo=Caller needs a RecipientTokenId: the caller is the recipient."
+            )
+        fixed = call.amount("MarketplaceFixedFee", required=False)
+        variable = _variable_fee(call)
+        call.common_pay_options()
+        fields = (call.caller_id, reference, sender_token, amount, *_descriptions(call))
+        if request_type is ReserveRequest:
+            timeout = call.integer("TransactionTimeoutInMins", 1, 1_000_000)
+            return request_type(*fields, recipient_token, timeout_minutes=timeout)
+        return request_type(
+            *fields,
+            recipient_token,
+            marketplace_fixed_fee=0 if fixed is None else fixed.minor,
+            marketplace_variable_fee=variable,
+            charge_fee_to=None if charge_fee_to is None else FeePayer(charge_fee_to),
+        )
+
+    return validate
+
+
+def _no_marketplace(call: Call) -> None:
+    """Reserve takes no marketplace fees (docs/decisions.md, #19)."""
+    if call.choice("ChargeFeeTo", ("Caller", "Recipient")) == "Caller":
+        raise invalid("ChargeFeeTo=Caller is not supported on Reserve.")
+    if call.optional("MarketplaceFixedFee.Value") or call.optional("MarketplaceVariableFee"):
+        raise invalid("Marketplace fees are not supported on Reserve.")
+
+
+def _settle(call: Call) -> SettleRequest:
+    reserve_id = call.required("ReserveTransactionId")
+    amount = call.amount("TransactionAmount", required=False)
+    return settle_request(call.caller_id, reserve_id, amount, call.ipn_url())
+
+
+def _cancel(call: Call) -> CancelRequest:
+    transaction_id = call.required("TransactionId")
+    description = call.text("Description", MAX_DESCRIPTION)
+    return cancel_request(call.caller_id, transaction_id, description, call.ipn_url())
 
 
 _PERCENT: Final = re.compile(r"(?P<whole>[0-9]{1,3})(?:\.(?P<fraction>[0-9]{1,2})0*)?")
@@ -172,9 +215,8 @@ _DESCRIPTOR: Final = names(
 )
 _PAY_OPTIONS: Final = names("SenderDescription", "CallerDescription") | _DESCRIPTOR
 
-PAY: Final = CommitAction(
-    validate=_pay,
-    parameters=names(
+_PAY_PARAMETERS: Final = (
+    names(
         "SenderTokenId",
         "RecipientTokenId",
         "ChargeFeeTo",
@@ -182,7 +224,16 @@ PAY: Final = CommitAction(
         "MarketplaceVariableFee",
     )
     | _PAY_OPTIONS
-    | amount_names("TransactionAmount", "MarketplaceFixedFee"),
+    | amount_names("TransactionAmount", "MarketplaceFixedFee")
+)
+PAY: Final = CommitAction(validate=_pay_validator(PayRequest), parameters=_PAY_PARAMETERS)
+RESERVE: Final = CommitAction(validate=_pay_validator(ReserveRequest), parameters=_PAY_PARAMETERS)
+SETTLE: Final = CommitAction(
+    validate=_settle,
+    parameters=names("ReserveTransactionId", "OverrideIPNURL") | amount_names("TransactionAmount"),
+)
+CANCEL: Final = CommitAction(
+    validate=_cancel, parameters=names("TransactionId", "Description", "OverrideIPNURL")
 )
 
 

@@ -2,15 +2,20 @@
 
 The sender token decides which: a prepaid sender token spends its prepaid instrument's
 balance, a credit sender token adds debt to its credit instrument up to the credit limit (the
-ledger's debit limit on the instrument's account). The token's GateKeeper script (validity,
-min/max charge, the caller's own rules) and, when ``RecipientTokenId`` names one, a payment
-instruction the caller installed are evaluated before anything is booked.
+ledger's debit limit on the instrument's account); a SingleUse, MultiUse or Recurring token
+charges the buyer's payment method (:mod:`.authorized`, issue #19). The token's GateKeeper
+script (validity, min/max charge, the caller's own rules) and, when ``RecipientTokenId``
+names one, a payment instruction the caller installed are evaluated before anything is booked.
+
+When ``RecipientTokenId`` names a recipient token instead, the Pay is a marketplace Pay
+(issue #19): the same journal also pays that merchant from the caller's payable balance, less
+the caller's fee and Penny's (:mod:`.marketplace`); only then does the Pay take that branch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import NamedTuple
 
 from penny.domain import marketplace as mk
 from penny.domain import rules
@@ -18,17 +23,21 @@ from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import (
+    AUTHORIZATION_TOKEN_KINDS,
     FeePayer,
     Instrument,
     InstrumentKind,
     Operation,
     RecipientToken,
+    Token,
     TokenKind,
     Transaction,
 )
+from penny.ledger.model import Leg
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
+from penny.services.payments import authorized
 from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
@@ -47,7 +56,7 @@ class PayRequest(PaymentRequest):
     #: recipient's slot (docs/decisions.md #7).
     recipient_token_id: str | None = None
     #: The marketplace (#19): MarketplaceFixedFee (minor units), MarketplaceVariableFee
-    #: (hundredths of a percent) and ChargeFeeTo (None: not given).
+    #: (hundredths of a percent) and ChargeFeeTo (None: not given). Pay's only.
     marketplace_fixed_fee: int = 0
     marketplace_variable_fee: int = 0
     charge_fee_to: FeePayer | None = None
@@ -60,8 +69,8 @@ def needs(request: PayRequest) -> Needs:
     return Needs(tokens=(request.sender_token_id,), instructions=named, recipient_tokens=named)
 
 
-def _marketplace(batch: Batch, request: PayRequest) -> RecipientToken | None:
-    """The recipient token the Pay names (a marketplace Pay), or None; marketplace fees
+def marketplace_of(batch: Batch, request: PayRequest) -> RecipientToken | None:
+    """The recipient token a Pay names (a marketplace Pay), checked, or None; marketplace fees
     without one are NotMarketplaceApp (the caller is the recipient)."""
     if request.recipient_token_id is None:
         if request.marketplace_fixed_fee or request.marketplace_variable_fee:
@@ -83,14 +92,39 @@ def _recipient_slot(batch: Batch, request: PayRequest) -> gk.Slot:
     return installed_slot(instruction)
 
 
-def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
-    # The recipient's token first: a recipient token (the marketplace) or one the caller
-    # installed; any other id is a parameter error.
-    merchant = _marketplace(batch, request)
-    recipient = None
-    if request.recipient_token_id is not None and merchant is None:
-        recipient = _recipient_slot(batch, request)
-    token = batch.tokens.get(request.sender_token_id)
+class Authorised(NamedTuple):
+    """What Pay and Reserve know once every check but the ledger's passed."""
+
+    token: Token
+    instrument: Instrument
+    credit: bool
+    method: Method
+    slots: list[gk.Slot]
+    context: gk.Context
+
+
+def tokens_of(
+    batch: Batch, request: PayRequest, merchant: RecipientToken | None = None
+) -> tuple[gk.Slot | None, Token | None]:
+    """The caller's installed token named by RecipientTokenId (checked first: any id but one
+    of its installed tokens is a parameter error, as RecipientTokenId was before installed
+    tokens existed), and the sender token (not checked yet). A recipient token (the
+    marketplace, #19) is Pay's: Pay passes it as ``merchant`` and it fills no slot; another
+    operation naming one (Reserve) is refused."""
+    named = request.recipient_token_id
+    if named is not None and named in batch.recipient_tokens and merchant is None:
+        raise PaymentsError(Refusal.invalid_params, "A recipient token is for Pay only.")
+    recipient = None if named is None or merchant else _recipient_slot(batch, request)
+    return recipient, batch.tokens.get(request.sender_token_id)
+
+
+def authorise(
+    batch: Batch, request: PayRequest, recipient: gk.Slot | None, token: Token | None
+) -> Authorised:
+    """Pay's checks on a prepaid or credit sender token, in their order after the recipient's
+    installed token: the sender token and its instrument, the amount, then the tokens'
+    GateKeeper scripts (evaluated for a Pay: a Reserve on these instruments is a Pay whose
+    charge waits for its Settle, docs/decisions.md #19)."""
     if token is not None and token.kind is TokenKind.credit_sender:
         kind, instrument_kind = TokenKind.credit_sender, InstrumentKind.credit
     else:
@@ -104,18 +138,14 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     if recipient is not None:
         slots.append(recipient)
     refuse(rules.check_amount(request.amount, instrument.currency))
-    deal = None
-    if merchant is not None:
-        deal = (merchant, market.split(batch, merchant, _fees(request), request.amount))
-    method = Method.prepaid if instrument_kind is InstrumentKind.prepaid else Method.debt
+    credit = instrument_kind is InstrumentKind.credit
+    method = Method.debt if credit else Method.prepaid
     context = gk.Context(
         operation=Operation.pay.value,
         amount=request.amount,
         now=batch.now,
         payment_method=method.value,
         sender_id=instrument.sender_id,
-        # The instrument's recipient, also on a marketplace Pay: the caller, which holds the
-        # buyer's value and pays the recipient merchant (named by ``recipient_token``).
         recipient_id=instrument.recipient_id,
         caller_id=request.caller_id,
         sender_token=token.id,
@@ -123,11 +153,38 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     )
     if batch.settings.check_scripts:  # validity, min/max charge and the caller's own rules
         batch.guard.check(slots, context)
-    legs = _legs(batch, instrument, request.amount, deal)
+    return Authorised(token, instrument, credit, method, slots, context)
+
+
+def spend_legs(batch: Batch, instrument: Instrument, amount: Money) -> tuple[Leg, ...]:
+    """Pay's journal on ``instrument`` (Reserve holds it, Settle posts it): prepaid value
+    spent, or debt recorded."""
+    books = books_of(batch.parties[instrument.recipient_id])
+    if instrument.kind is InstrumentKind.credit:
+        return rules.postpaid_pay_legs(instrument, books, amount)
+    return rules.prepaid_pay_legs(instrument, books, amount)
+
+
+def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
+    merchant = marketplace_of(batch, request)
+    recipient, token = tokens_of(batch, request, merchant)
+    if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:  # issue #19
+        if merchant is not None:
+            raise PaymentsError(Refusal.invalid_params, MARKETPLACE_TOKENS)
+        return authorized.decide(batch, request, print_, token, recipient)
+    c = authorise(batch, request, recipient, token)
+    instrument, credit = c.instrument, c.credit
+    deal = None
+    if merchant is not None:
+        deal = (merchant, market.split(batch, merchant, _fees(request), request.amount))
+    if credit:
+        refuse(rules.check_global_amount_limit(instrument, request.amount))
+    legs = spend_legs(batch, instrument, request.amount)
+    if deal is not None:
+        legs += market.pay_legs(batch, instrument, deal[0], request.amount, deal[1])
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     journal_id = book(batch, txn_id, legs)
-    batch.guard.record(slots, context)
-    credit = instrument_kind is InstrumentKind.credit
+    batch.guard.record(c.slots, c.context)
     if credit:
         charged = instrument.charged_total + request.amount.minor
         batch.put_instrument(replace(instrument, charged_total=charged))
@@ -138,10 +195,10 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
         txn_id,
         journal_id,
         instrument,
-        method,
+        c.method,
         request.amount,
         operation=Operation.pay,
-        sender_token_id=token.id,
+        sender_token_id=c.token.id,
         settlements_before=instrument.settlement_count if credit else None,
         ipn_url=request.ipn_url,
     )
@@ -152,23 +209,11 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     return txn
 
 
-def _legs(
-    batch: Batch,
-    instrument: Instrument,
-    amount: Money,
-    deal: tuple[RecipientToken, mk.Split] | None,
-) -> tuple[Any, ...]:
-    """The Pay's journal: the prepaid value spent or the debt recorded; on a marketplace Pay
-    also the recipient paid from the caller's payable balance (#19)."""
-    books = books_of(batch.parties[instrument.recipient_id])
-    if instrument.kind is InstrumentKind.prepaid:
-        legs = rules.prepaid_pay_legs(instrument, books, amount)
-    else:
-        refuse(rules.check_global_amount_limit(instrument, amount))
-        legs = rules.postpaid_pay_legs(instrument, books, amount)
-    if deal is not None:
-        legs += market.pay_legs(batch, instrument, deal[0], amount, deal[1])
-    return legs
+#: Why a marketplace Pay on a SingleUse, MultiUse or Recurring token is refused (for now).
+MARKETPLACE_TOKENS = (
+    "A recipient token is served with prepaid and postpaid sender tokens only "
+    "(docs/decisions.md, #19)."
+)
 
 
 def _fees(request: PayRequest) -> mk.MarketplaceFees:
