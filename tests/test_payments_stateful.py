@@ -480,12 +480,13 @@ class Model:
         inst = token.instrument
         self._valid(inst, now)
         amount = self._amount(request.amount)
-        marketplace_fee, penny_fee, payer, seller_gets, caller_pays = self._split(request, amount)
-        if not inst.prepaid:
+        if not inst.prepaid:  # the token's script: min and max charge
             if inst.min_charge is not None and amount < inst.min_charge:
                 raise RefusedError(Refusal.amount_below_minimum)
             if inst.max_charge is not None and amount > inst.max_charge:
                 raise RefusedError(Refusal.amount_above_maximum)
+        marketplace_fee, penny_fee, payer, seller_gets, caller_pays = self._split(request, amount)
+        if not inst.prepaid:
             if inst.global_limit is not None and inst.charged + amount > inst.global_limit:
                 raise RefusedError(Refusal.exceeds_instrument_limits)
         # The ledger: balances (the buyer's prepaid value, the caller's payable) come before
