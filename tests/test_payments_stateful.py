@@ -486,9 +486,9 @@ class Model:
             if inst.max_charge is not None and amount > inst.max_charge:
                 raise RefusedError(Refusal.amount_above_maximum)
         marketplace_fee, penny_fee, payer, seller_gets, caller_pays = self._split(request, amount)
-        if not inst.prepaid:
-            if inst.global_limit is not None and inst.charged + amount > inst.global_limit:
-                raise RefusedError(Refusal.exceeds_instrument_limits)
+        over = inst.global_limit is not None and inst.charged + amount > inst.global_limit
+        if not inst.prepaid and over:
+            raise RefusedError(Refusal.exceeds_instrument_limits)
         # The ledger: balances (the buyer's prepaid value, the caller's payable) come before
         # the credit limit.
         if caller_pays > self.payable or (inst.prepaid and amount > inst.available):

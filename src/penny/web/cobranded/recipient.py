@@ -35,7 +35,7 @@ from penny.web.cobranded.recipient_params import (
     parse_recipient,
 )
 from penny.web.cobranded.returns import REFUSAL_STATUS
-from penny.web.cobranded.views import problem
+from penny.web.cobranded.views import refused_start
 
 _TOO_MANY = "Too many failed sign-in attempts. Wait 15 minutes and try again."
 
@@ -83,18 +83,11 @@ class RecipientStep:
                     ("callerReference",),
                 )
         if isinstance(parsed, StartError):
-            back = None
-            if back_ok:
-                base = self.settings.base_url(incoming)
-                return_url = params.get("returnURL", "")
-                back = self.signer.signed_redirect(base, return_url, error_params(parsed, params))
-            return problem(
-                400,
-                "This request cannot be completed",
-                parsed.message,
-                back=back,
-                merchant=merchant.name,
-                fields=parsed.fields,
+            return_url = params.get("returnURL", "")
+            back = (return_url, error_params(parsed, params)) if back_ok else None
+            title = "This request cannot be completed"
+            return refused_start(
+                incoming, self.settings, self.signer, parsed, merchant, back, title
             )
         pid, cookie, _session = self.pipelines.open(incoming, merchant, parsed)
         return Page(
@@ -139,7 +132,7 @@ class RecipientStep:
         values = {"access_key": access_key}
         if self.pipelines.rate_limited(subjects, limits, now):
             return _view(ctx, "recipient_signin.html", 429, errors={"form": _TOO_MANY}, **values)
-        party = self._merchant_by_key(access_key, secret)
+        party = security.merchant_by_key(self.directory, access_key, secret)
         if party is None:
             self.pipelines.record_failure(subjects, now)
             wrong = {"form": "The access key or the secret is wrong."}
@@ -153,14 +146,6 @@ class RecipientStep:
             set_cookie=cookie,
             secure=self.settings.secure(incoming),
         )
-
-    def _merchant_by_key(self, access_key: str, secret: str) -> Party | None:
-        key = self.directory.api_key(access_key) if access_key and secret else None
-        expected = self.directory.secret_for(access_key) if key is not None else None
-        if key is None or expected is None or not security.same_token(expected, secret):
-            return None
-        party = self.directory.party(key.party_id)
-        return party if party is not None and party.kind is PartyKind.business else None
 
     def confirm(self, incoming: Incoming) -> Page:
         ctx = self._context(incoming, check_csrf=True)

@@ -19,10 +19,10 @@ from penny.web.cobranded.params import (
     MICROS,
     RETURN_PARAMETERS,
     StartError,
-    Status,
     _Checker,
     _common,
     _methods,
+    _refused,
     _validity,
 )
 
@@ -112,15 +112,9 @@ def parse_recipient(params: Mapping[str, str], now_us: int) -> RecipientRequest 
     if pays_fee not in {"True", "False"}:
         check.bad("recipientPaysFee")
     valid_from, valid_until = _validity(check, now_us // MICROS)
-    if check.malformed:
-        listed = ", ".join(check.malformed)
-        return StartError(
-            Status.caller_exception,
-            f"The following input(s) are not well formed: [{listed}]",
-            tuple(check.malformed),
-        )
-    if check.problems:
-        return StartError(Status.caller_exception, "; ".join(check.problems) + ".")
+    refused = _refused(check)
+    if refused is not None:
+        return refused
     assert max_fixed is not None
     assert max_variable is not None
     return RecipientRequest(

@@ -38,7 +38,7 @@ from penny.web.cobranded.pipeline import Pipelines
 from penny.web.cobranded.recipient import RecipientStep
 from penny.web.cobranded.recipient_params import PIPELINE as RECIPIENT
 from penny.web.cobranded.returns import error_params
-from penny.web.cobranded.views import problem
+from penny.web.cobranded.views import refused_start
 
 
 class StartStep:
@@ -78,18 +78,8 @@ class StartStep:
                     (used,),
                 )
         if isinstance(parsed, StartError):
-            back = None
-            if can_return:
-                base = self.settings.base_url(incoming)
-                back = self.signer.signed_redirect(base, return_url, error_params(parsed, params))
-            return problem(
-                400,
-                "This payment request cannot be completed",
-                parsed.message,
-                back=back,
-                merchant=merchant.name,
-                fields=parsed.fields,
-            )
+            back = (return_url, error_params(parsed, params)) if can_return else None
+            return refused_start(incoming, self.settings, self.signer, parsed, merchant, back)
         pid, cookie, session = self.pipelines.open(incoming, merchant, parsed)
         step = "method" if session.party_id else "signin"
         return Page(
