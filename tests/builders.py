@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from penny.check.servers import free_port
 from penny.clock import Clock, ManualClock
 from penny.domain.fees import FeeSchedule
-from penny.domain.model import TokenKind
+from penny.domain.model import RecipientToken, TokenKind
 from penny.domain.parties import Party, PaymentMethod, random_id
 from penny.ipn.settings import IpnSettings
 from penny.ledger.model import Leg, NewJournal
@@ -51,6 +51,7 @@ from penny.sandbox.instruments import (
 )
 from penny.security import ServerKey, load_server_key
 from penny.services.factory import Services, build_services
+from penny.services.marketplace import SetupRecipient, issue_recipient_token
 from penny.services.payments import InstrumentSetup, Payments, SenderTokenSetup
 from penny.storage.database import open_database
 from penny.web.app import create_app
@@ -235,6 +236,32 @@ def postpaid(
     )
 
 
+def recipient_token(
+    services: Services,
+    caller_id: str,
+    recipient_id: str,
+    ref: str = "r",
+    *,
+    max_fixed: str = "1.00",
+    max_variable: int = 1000,
+    recipient_pays_fee: bool = True,
+) -> RecipientToken:
+    """A recipient token (the Recipient pipeline's consent): ``recipient_id`` lets the
+    marketplace ``caller_id`` take up to ``max_fixed`` plus ``max_variable`` hundredths of a
+    percent from each Pay."""
+    return issue_recipient_token(
+        services.payments,
+        SetupRecipient(
+            caller_id=caller_id,
+            recipient_id=recipient_id,
+            caller_reference=ref,
+            max_fixed_fee=usd(max_fixed),
+            max_variable_fee=max_variable,
+            recipient_pays_fee=recipient_pays_fee,
+        ),
+    )
+
+
 def sender_token(
     payments: Payments,
     merchant_id: str,
@@ -276,6 +303,10 @@ class Shop:
     def postpaid(self, ref: str = "c", limit: str = "100") -> InstrumentSetup:
         payments, merchant_id = self.services.payments, self.merchant.id
         return postpaid(payments, merchant_id, self.buyer.id, self.card.id, ref, limit=limit)
+
+    def recipient_token(self, ref: str = "r", **terms: Any) -> RecipientToken:
+        """The other merchant's consent that the merchant (the marketplace) pays it."""
+        return recipient_token(self.services, self.merchant.id, self.other.id, ref, **terms)
 
     def token(
         self, kind: TokenKind, ref: str = "t", method: PaymentMethod | None = None, **terms: Any

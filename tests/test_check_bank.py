@@ -94,6 +94,7 @@ def test_bank_survives_kills_on_sqlite(tmp_path: Path) -> None:
     )
     assert_passed(code, summary, output, kills=2)
     assert summary["database_restarts"] == 0
+    assert summary["counts"]["marketplace"] > 0  # marketplace Pays were mixed in (#19)
 
 
 @pytest.mark.postgresql

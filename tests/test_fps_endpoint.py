@@ -603,13 +603,17 @@ def test_refund_and_transaction_queries(world: World) -> None:
         "StatusCode",
         "StatusMessage",
         "SenderName",
+        "SenderEmail",
         "CallerName",
         "RecipientName",
+        "RecipientEmail",
         "RelatedTransaction",
         "RelatedTransaction",
         "StatusHistory",
     ]
     assert children == order
+    assert detail.text(f"{txn}/SenderEmail") == "bea@example.com"
+    assert detail.text(f"{txn}/RecipientEmail") == "shop@example.com"
     assert detail.text(f"{txn}/FPSOperation") == "Pay"
     assert detail.text(f"{txn}/PaymentMethod") == "Prepaid"
     assert detail.text(f"{txn}/PrepaidInstrumentId") == setup.instrument.id

@@ -45,8 +45,9 @@ from urllib.parse import urlencode
 import pytest
 
 import penny.domain.parties
-from builders import new_shop
+from builders import Shop, new_shop
 from penny.clock import MICROS_PER_SECOND, ManualClock
+from penny.domain.model import RecipientToken
 from penny.domain.parties import Party
 from penny.fps.actions import ACTIONS, NOT_SUPPORTED
 from penny.fps.signature import sign_v2
@@ -109,7 +110,16 @@ class Session:
     prepaid: InstrumentSetup
     postpaid: InstrumentSetup
     signer: Signer
+    shop: Shop
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    _recipient_token: RecipientToken | None = None
+
+    def recipient_token(self) -> str:
+        """The other merchant's recipient token for the merchant, issued when first asked for
+        (by the last steps: earlier ids do not move)."""
+        if self._recipient_token is None:
+            self._recipient_token = self.shop.recipient_token(max_fixed="0.25", max_variable=500)
+        return self._recipient_token.id
 
     def timestamp(self, *, millis: bool = False, offset_s: int = 0) -> str:
         seconds = self.clock.now_us() // MICROS_PER_SECOND + offset_s
@@ -707,6 +717,85 @@ STEPS: Final[tuple[Step, ...]] = (
     ),
     Step("v2008.Reserve.success.to-cancel", "Reserve", _pay("1", "reserve-2008-2"), version=V2008),
     Step("v2008.Cancel.success", "Cancel", _of("v2008.Reserve.success.to-cancel"), version=V2008),
+    # -- the marketplace (#19): last, so that the ids of the steps above do not move
+    Step(
+        "Pay.success.marketplace",
+        "Pay",
+        lambda s: {
+            **_pay("1", "pay-mp-1")(s),
+            "RecipientTokenId": s.recipient_token(),
+            **_amount("MarketplaceFixedFee", "0.10"),
+            "MarketplaceVariableFee": "5",
+            "CallerDescription": "Song #12 from Elsewhere",
+        },
+    ),
+    Step(
+        "Pay.error.IncompatibleTokens.marketplace",
+        "Pay",
+        lambda s: {
+            **_pay("1", "pay-mp-2")(s),
+            "RecipientTokenId": s.recipient_token(),
+            "MarketplaceVariableFee": "5.5",
+        },
+        400,
+    ),
+    Step(
+        "Pay.error.NotMarketplaceApp",
+        "Pay",
+        lambda s: {**_pay("1", "pay-mp-3")(s), **_amount("MarketplaceFixedFee", "0.10")},
+        400,
+    ),
+    Step("GetTransaction.success.marketplace", "GetTransaction", _of("Pay.success.marketplace")),
+    Step(
+        "v2008.GetTransaction.success.marketplace",
+        "GetTransaction",
+        _of("Pay.success.marketplace"),
+        version=V2008,
+    ),
+    Step(
+        "GetTransaction.success.recipient-token",
+        "GetTransaction",
+        _of("Pay.success.recipient-token"),
+    ),
+    Step(
+        "Refund.success.marketplace",
+        "Refund",
+        lambda s: {
+            "TransactionId": s.txn_id("Pay.success.marketplace"),
+            "CallerReference": "refund-mp-1",
+            "MarketplaceRefundPolicy": "MasterAndMarketplaceTxn",
+            **_amount("RefundAmount", "0.50"),
+        },
+    ),
+    Step(
+        "GetAccountActivity.success.marketplace",
+        "GetAccountActivity",
+        lambda s: {"StartDate": s.timestamp(offset_s=-8), "FPSOperation": "Pay"},
+    ),
+    Step(
+        "v2008.GetAccountActivity.success.marketplace",
+        "GetAccountActivity",
+        lambda s: {"StartDate": s.timestamp(offset_s=-9), "FPSOperation": "Pay"},
+        version=V2008,
+    ),
+    Step(
+        "GetRecipientVerificationStatus.success",
+        "GetRecipientVerificationStatus",
+        lambda s: {"RecipientTokenId": s.recipient_token()},
+    ),
+    Step(
+        "GetRecipientVerificationStatus.error.InvalidParams",
+        "GetRecipientVerificationStatus",
+        _const(RecipientTokenId="NOSUCHTOKEN"),
+        400,
+    ),
+    Step(
+        "v2008.GetRecipientVerificationStatus.error.InvalidAction",
+        "GetRecipientVerificationStatus",
+        lambda s: {"RecipientTokenId": s.recipient_token()},
+        400,
+        version=V2008,
+    ),
 )
 
 STEP_NAMES: Final = tuple(step.name for step in STEPS)
@@ -751,6 +840,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
             prepaid=prepaid,
             postpaid=postpaid,
             signer=signer,
+            shop=shop,
         )
         for step in STEPS:
             session.run(step)
@@ -837,6 +927,9 @@ ENUMS: Final[dict[str, frozenset[str]]] = {
     ),
     "PaymentMethod": frozenset({"ABT", "CC", "ACH", "Debt", "Prepaid"}),
     "RelationType": frozenset({"Refund", "Parent", "MarketplaceFee", "RefundReversal"}),
+    "RecipientVerificationStatus": frozenset(
+        {"VerificationComplete", "VerificationPending", "VerificationCompleteNoLimits"}
+    ),
     "TokenStatus": frozenset({"Active", "Inactive"}),
     "TokenType": frozenset({"SingleUse", "MultiUse", "Recurring", "Unrestricted"}),
     "TransactionStatus": frozenset({"Reserved", "Success", "Failure", "Pending", "Cancelled"}),
@@ -995,6 +1088,9 @@ RESULTS: Final[dict[str, tuple[Member, ...] | None]] = {
         m("PaymentInstruction"),
         m("CallerReference"),
         m("TokenFriendlyName", opt=True),
+    ),
+    "GetRecipientVerificationStatus": (
+        m("RecipientVerificationStatus", "RecipientVerificationStatus", opt=True),
     ),
     "GetAccountActivity": (
         m("BatchSize", "int", opt=True),

@@ -99,6 +99,13 @@ def _reachable(operation: Operation) -> set[Refusal]:
         found |= _named(_functions("services/payments/steps.py")["charge"])
     if calls & {"book", "charge"}:
         found |= set(LEDGER_REFUSALS.values())
+    # The marketplace steps (#19) it calls, and the domain rules they call.
+    steps = _functions("services/payments/marketplace.py")
+    market_rules = _functions("domain/marketplace.py")
+    for name in calls & set(steps):
+        found |= _named(steps[name])
+        for rule in _calls(steps[name]) & set(market_rules):
+            found |= _named(market_rules[rule])
     return found
 
 

@@ -31,6 +31,15 @@ advance the next request often aims at what just completed (funding again after 
 transfer). Examples are few (CI), so this is what makes chains such as fund → pay → refund,
 pay → settle → refund and failed funding → fund again happen in most runs.
 
+The marketplace (#19): the merchant is also a marketplace. A second merchant (the seller) gave
+it a recipient token with random terms (the largest fixed and variable fee, whether it pays
+Penny's fee); marketplace Pays name it, with random MarketplaceFixedFee/MarketplaceVariableFee
+and ChargeFeeTo (within the terms or not), and refunds of them give fees back pro rata by
+MarketplaceRefundPolicy. The model keeps the seller's payable balance and Penny's fees, and
+after every step the books must also conserve money: what arrived from outside (the external
+funding account's posted movement since the example began) equals the two merchants' payable
+balances, Penny's fees and the buyers' balances.
+
 Two bugs the machine found are pinned by focused tests at the end of the file: a
 FundPrepaid/SettleDebt whose amount is not above its fee crashed the batch (fixed since: the
 merchant now gets nothing and the fee everything), and a Pay accepted after a settlement *at
@@ -59,17 +68,26 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from builders import store
+from builders import recipient_token, store
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
-from penny.domain.model import Operation, Status, TokenKind, TokenStatus, Transaction
+from penny.domain.model import (
+    FeePayer,
+    Operation,
+    RecipientToken,
+    Status,
+    TokenKind,
+    TokenStatus,
+    Transaction,
+)
 from penny.domain.parties import Party, PaymentMethod, PaymentMethodKind
 from penny.engine.ledger import Ledger
 from penny.ledger.model import Leg, NewJournal
 from penny.money import Money
 from penny.parties import Directory
 from penny.sandbox.instruments import postpaid_setup, prepaid_setup
+from penny.services.factory import Services
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -151,6 +169,7 @@ class Stack:
     ledger: Ledger
     directory: Directory
     payments: Payments
+    services: Services
 
 
 @contextmanager
@@ -159,7 +178,12 @@ def open_stack(database_url: str) -> Iterator[Stack]:
     fees = FeeSchedule.flat(card=50, bank=20, balance=5)
     with store(database_url, clock=clock, fees=fees) as services:
         yield Stack(
-            services.database, clock, services.ledger, services.directory, services.payments
+            services.database,
+            clock,
+            services.ledger,
+            services.directory,
+            services.payments,
+            services,
         )
 
 
@@ -246,6 +270,11 @@ class MTxn:
     settled_since: bool = False
     #: A Pay: accepted after a settlement at the same instant (the tolerated bug).
     same_instant_as_settlement: bool = False
+    #: A marketplace Pay (#19): the caller's fee, Penny's fee and who bore it.
+    marketplace: bool = False
+    marketplace_fee: int = 0
+    penny_fee: int = 0
+    fee_payer: FeePayer = FeePayer.recipient
 
 
 class RefusedError(Exception):
@@ -271,6 +300,8 @@ class Expect:
     apply: Callable[[Transaction], None] | None = None
     #: A refusal tolerated instead of the expected transaction (known bug, see above).
     tolerated: Refusal | None = None
+    #: A marketplace Pay or its refund: the seller is the recipient.
+    seller: bool = False
 
 
 @dataclass
@@ -283,6 +314,10 @@ class Model:
     payable: int = 0
     payable_pending: int = 0
     balances: list[int] = field(default_factory=list)
+    #: The marketplace (#19): the seller's recipient token, its payable balance, Penny's fees.
+    recipient: RecipientToken | None = None
+    seller_payable: int = 0
+    penny_fees: int = 0
 
     def add(self, instrument: MInstrument) -> None:
         self.instruments[instrument.id] = instrument
@@ -366,6 +401,11 @@ class Model:
         return made
 
     def _pay(self, request: PayRequest, now: int) -> Expect:
+        market = request.marketplace_fixed_fee or request.marketplace_variable_fee
+        if request.recipient_token_id is None and market:
+            raise RefusedError(Refusal.not_marketplace_app)
+        if request.recipient_token_id is not None:
+            return self._marketplace_pay(request, now)
         token = self._token(
             request.sender_token_id, {TokenKind.prepaid_sender, TokenKind.credit_sender}
         )
@@ -405,6 +445,88 @@ class Model:
             self._record(txn, expect, same_instant_as_settlement=inst.last_settled_at == now)
 
         expect.apply = owe
+        return expect
+
+    def _split(self, request: PayRequest, amount: int) -> tuple[int, int, FeePayer, int, int]:
+        """The recipient token's terms (docs/decisions.md, #19): the caller's fee, Penny's
+        (the ABT rule, flat $0.05 here, never more than the amount), who bears it, what the
+        seller gets and what the caller pays out of its payable balance."""
+        terms = self.recipient
+        assert terms is not None
+        fixed, variable = request.marketplace_fixed_fee, request.marketplace_variable_fee
+        if fixed > terms.max_fixed_fee or variable > terms.max_variable_fee:
+            raise RefusedError(Refusal.marketplace_fee_too_high)
+        payer = request.charge_fee_to
+        if payer is FeePayer.recipient and not terms.recipient_pays_fee:
+            raise RefusedError(Refusal.recipient_does_not_pay_fees)
+        if payer is None:
+            payer = FeePayer.recipient if terms.recipient_pays_fee else FeePayer.caller
+        scaled = amount * variable
+        marketplace_fee = fixed + scaled // 10_000 + (1 if scaled % 10_000 * 2 >= 10_000 else 0)
+        penny_fee = min(FEES[Method.balance], amount)
+        by_recipient = penny_fee if payer is FeePayer.recipient else 0
+        seller_gets = amount - marketplace_fee - by_recipient
+        if seller_gets <= 0:
+            raise RefusedError(Refusal.fees_exceed_amount)
+        caller_pays = amount - marketplace_fee + (penny_fee - by_recipient)
+        return marketplace_fee, penny_fee, payer, seller_gets, caller_pays
+
+    def _marketplace_pay(self, request: PayRequest, now: int) -> Expect:
+        if self.recipient is None or request.recipient_token_id != self.recipient.id:
+            raise RefusedError(Refusal.unknown_recipient_token)
+        token = self._token(
+            request.sender_token_id, {TokenKind.prepaid_sender, TokenKind.credit_sender}
+        )
+        inst = token.instrument
+        self._valid(inst, now)
+        amount = self._amount(request.amount)
+        if not inst.prepaid:  # the token's script: min and max charge
+            if inst.min_charge is not None and amount < inst.min_charge:
+                raise RefusedError(Refusal.amount_below_minimum)
+            if inst.max_charge is not None and amount > inst.max_charge:
+                raise RefusedError(Refusal.amount_above_maximum)
+        marketplace_fee, penny_fee, payer, seller_gets, caller_pays = self._split(request, amount)
+        over = inst.global_limit is not None and inst.charged + amount > inst.global_limit
+        if not inst.prepaid and over:
+            raise RefusedError(Refusal.exceeds_instrument_limits)
+        # The ledger: balances (the buyer's prepaid value, the caller's payable) come before
+        # the credit limit.
+        if caller_pays > self.payable or (inst.prepaid and amount > inst.available):
+            raise RefusedError(Refusal.insufficient_balance)
+        if not inst.prepaid and inst.debt + amount > inst.credit_limit:
+            raise RefusedError(Refusal.exceeds_instrument_limits)
+        expect = Expect(
+            status=Status.success,
+            operation=Operation.pay,
+            instrument=inst,
+            amount=amount,
+            fee=penny_fee,
+            method=Method.prepaid if inst.prepaid else Method.debt,
+            seller=True,
+        )
+
+        def pay_seller(txn: Transaction) -> None:
+            event("marketplace Pay: Success")
+            assert (txn.marketplace_fee, txn.fees_paid_by) == (marketplace_fee, payer)
+            if inst.prepaid:
+                inst.available -= amount
+            else:
+                inst.debt += amount
+                inst.charged += amount
+            self.payable -= caller_pays
+            self.seller_payable += seller_gets
+            self.penny_fees += penny_fee
+            self._record(
+                txn,
+                expect,
+                marketplace=True,
+                marketplace_fee=marketplace_fee,
+                penny_fee=penny_fee,
+                same_instant_as_settlement=inst.last_settled_at == now,
+            )
+            self.txns[txn.id].fee_payer = payer
+
+        expect.apply = pay_seller
         return expect
 
     def _fund(self, request: FundPrepaidRequest, now: int) -> Expect:
@@ -484,6 +606,7 @@ class Model:
         else:
             inst.available += amount
         self.payable += amount - fee
+        self.penny_fees += fee
 
     def _write_off(self, request: WriteOffDebtRequest) -> Expect:
         inst = self.instruments.get(request.instrument_id)
@@ -521,11 +644,11 @@ class Model:
         if amount > left:
             raise RefusedError(Refusal.refund_exceeds_original)
         inst = original.instrument
-        if not inst.prepaid:
-            if original.settled_since:
-                raise RefusedError(Refusal.debt_already_settled)
-            if inst.pending + amount > inst.debt:
-                raise RefusedError(Refusal.debt_already_settled)
+        if not inst.prepaid and original.settled_since:
+            raise RefusedError(Refusal.debt_already_settled)
+        shares = self._refund_shares(original, amount, request.refund_marketplace_fee)
+        if not inst.prepaid and inst.pending + amount > inst.debt:
+            raise RefusedError(Refusal.debt_already_settled)
         expect = Expect(
             status=Status.success,
             operation=Operation.refund,
@@ -533,6 +656,7 @@ class Model:
             amount=amount,
             method=original.method,
             parent=original.id,
+            seller=original.marketplace,
         )
         if (
             TOLERATE_SAME_INSTANT_SETTLEMENT
@@ -542,6 +666,12 @@ class Model:
             expect.tolerated = Refusal.debt_already_settled
 
         def give_back(txn: Transaction) -> None:
+            seller_back, caller_back, penny_back = shares
+            if original.marketplace:
+                event("marketplace Refund: Success")
+            self.seller_payable -= seller_back
+            self.payable += caller_back
+            self.penny_fees -= penny_back
             original.refunded += amount
             if inst.prepaid:
                 inst.available += amount
@@ -552,6 +682,25 @@ class Model:
 
         expect.apply = give_back
         return expect
+
+    def _refund_shares(self, original: MTxn, amount: int, with_fee: bool) -> tuple[int, int, int]:
+        """A marketplace Pay's refund: what the seller gives back, what the caller gets back
+        and Penny's fee given back (pro rata, rounded down; the caller's fee too under
+        MasterAndMarketplaceTxn); all zero for a plain Pay. The seller's payable balance must
+        cover its part (the ledger's check, before the debt's bound)."""
+        if not original.marketplace:
+            return 0, 0, 0
+        penny_back = original.penny_fee * amount // original.amount
+        market_back = original.marketplace_fee * amount // original.amount if with_fee else 0
+        seller_back = amount - market_back
+        caller_back = amount - market_back
+        if original.fee_payer is FeePayer.recipient:
+            seller_back -= penny_back
+        else:
+            caller_back += penny_back
+        if seller_back > self.seller_payable:
+            raise RefusedError(Refusal.insufficient_balance)
+        return seller_back, caller_back, penny_back
 
     # -- time ----------------------------------------------------------------------------
 
@@ -581,11 +730,15 @@ class Model:
 
 # -- the machine ---------------------------------------------------------------------------
 
-DraftKind = Literal["fund", "pay", "settle", "write_off", "refund", "retry", "billing_cycle"]
+DraftKind = Literal[
+    "fund", "pay", "market", "settle", "write_off", "refund", "retry", "billing_cycle"
+]
 #: The kinds of single requests, Pay and FundPrepaid more often.
 REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
     "pay",
     "pay",
+    "market",
+    "market",
     "fund",
     "fund",
     "settle",
@@ -599,6 +752,7 @@ REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
 DRAFT_KINDS: Final[tuple[DraftKind, ...]] = (
     "fund",
     "pay",
+    "market",
     "settle",
     "write_off",
     "refund",
@@ -619,6 +773,9 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.buyers: list[Buyer] = []
         self.history: list[PaymentRequest] = []
         self.merchant_id = ""
+        self.seller_id = ""
+        #: Posted balances of the external funding and fee accounts when the example began.
+        self.baseline = (0, 0)
         self.batching = False
         self.focus: MInstrument | None = None
 
@@ -781,7 +938,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         assert result.method is expect.method, what
         assert result.instrument_id == expect.instrument.id, what
         assert result.caller_reference == request.caller_reference
-        assert (result.caller_id, result.recipient_id) == (self.merchant_id, self.merchant_id)
+        recipient = self.seller_id if expect.seller else self.merchant_id
+        assert (result.caller_id, result.recipient_id) == (self.merchant_id, recipient), what
         assert result.sender_id == self.buyers[expect.instrument.buyer].party.id
         assert result.parent_id == expect.parent, what
         assert result.received_at == now
@@ -796,6 +954,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         drafters: dict[DraftKind, Callable[[st.DataObject], PaymentRequest]] = {
             "fund": self.draft_fund,
             "pay": self.draft_pay,
+            "market": self.draft_market_pay,
             "settle": self.draft_settle,
             "write_off": self.draft_write_off,
             "refund": self.draft_refund,
@@ -874,6 +1033,44 @@ class PaymentsMachine(RuleBasedStateMachine):
         amount = self.amount(data, anchors, fit)
         return PayRequest(self.merchant_id, self.ref("pay"), token_id, amount)
 
+    def draft_market_pay(self, data: st.DataObject) -> PaymentRequest:
+        """A marketplace Pay (#19): a Pay that names the seller's recipient token, with fees
+        mostly within its terms; sometimes fees without the token, or an unknown token."""
+        plain = self.draft_pay(data)
+        assert isinstance(plain, PayRequest)
+        terms = self.model.recipient
+        assert terms is not None
+        fixed_cap, variable_cap = terms.max_fixed_fee, terms.max_variable_fee
+        fixed = data.draw(
+            st.sampled_from([0, 0, min(fixed_cap, 10), fixed_cap, fixed_cap + 1])
+            | st.integers(0, fixed_cap),
+            label="fixed fee",
+        )
+        variable = data.draw(
+            st.sampled_from([0, 0, min(variable_cap, 250), variable_cap, variable_cap + 1])
+            | st.integers(0, variable_cap),
+            label="variable fee",
+        )
+        charge_fee_to = data.draw(
+            st.sampled_from([None, None, FeePayer.caller, FeePayer.recipient]),
+            label="ChargeFeeTo",
+        )
+        variant = data.draw(st.integers(0, 9), label="market variant")
+        token_id: str | None = terms.id
+        if variant == 8:
+            token_id = None  # fees without a recipient token: NotMarketplaceApp
+            fixed = max(fixed, 1)
+            charge_fee_to = None
+        elif variant == 9:
+            token_id = UNKNOWN_ID
+        return replace(
+            plain,
+            recipient_token_id=token_id,
+            marketplace_fixed_fee=fixed,
+            marketplace_variable_fee=variable,
+            charge_fee_to=charge_fee_to,
+        )
+
     def draft_settle(self, data: st.DataObject) -> PaymentRequest:
         inst = self.pick(
             data,
@@ -912,8 +1109,11 @@ class PaymentsMachine(RuleBasedStateMachine):
     def draft_refund(self, data: st.DataObject) -> PaymentRequest:
         txns = list(self.model.txns.values())
         pays = [t for t in txns if t.operation is Operation.pay]
+        market = [t for t in pays if t.marketplace]
         variant = data.draw(st.integers(0, 9), label="refund variant")
-        if pays and variant <= 3:
+        if market and variant <= 1:
+            original = data.draw(st.sampled_from(market), label="marketplace pay")
+        elif pays and variant <= 3:
             original = data.draw(st.sampled_from(pays[-3:]), label="recent pay")
         elif pays and variant <= 7:
             original = data.draw(st.sampled_from(pays), label="pay")
@@ -936,7 +1136,14 @@ class PaymentsMachine(RuleBasedStateMachine):
             amount = usd(data.draw(st.sampled_from([0, original.amount, MAX_AMOUNT + 1])))
         else:
             amount = Money(max(1, left), "EUR")
-        return RefundRequest(self.merchant_id, self.ref("refund"), original.id, amount)
+        with_fee = data.draw(st.booleans(), label="MasterAndMarketplaceTxn")
+        return RefundRequest(
+            self.merchant_id,
+            self.ref("refund"),
+            original.id,
+            amount,
+            refund_marketplace_fee=with_fee,
+        )
 
     def draft_retry(self, data: st.DataObject, batch: list[PaymentRequest]) -> PaymentRequest:
         accepted = [request for request, _txn in self.model.remembered.values()]
@@ -962,6 +1169,18 @@ class PaymentsMachine(RuleBasedStateMachine):
         stack = self.stack
         merchant, _key = stack.directory.create_business("Shop", f"shop-{self.tag}@example.com")
         self.merchant_id = merchant.id
+        seller, _key = stack.directory.create_business("Seller", f"seller-{self.tag}@example.com")
+        self.seller_id = seller.id
+        self.model.recipient = recipient_token(
+            stack.services,
+            merchant.id,
+            seller.id,
+            self.ref("recipient"),
+            max_fixed=usd(data.draw(st.integers(0, 200), label="max fixed fee")).plain(),
+            max_variable=data.draw(st.sampled_from([0, 250, 500, 1000, 10_000]), label="max %"),
+            recipient_pays_fee=data.draw(st.booleans(), label="recipient pays fee"),
+        )
+        self.baseline = self.posted_system_balances()
         for index in range(buyers):
             self.buyers.append(open_buyer(stack, f"{self.tag}-{index}"))
             self.model.balances.append(0)
@@ -1096,7 +1315,32 @@ class PaymentsMachine(RuleBasedStateMachine):
             event(f"completed: {status}")
         return [self.model.txns[txn_id] for txn_id in expected]
 
+    def posted_system_balances(self) -> tuple[int, int]:
+        """The external funding account's posted net debit (money that came in) and the fee
+        account's posted net credit (Penny's fees)."""
+        chart = self.stack.payments.chart()
+        external = self.stack.ledger.balance(chart.external_funding)
+        fees = self.stack.ledger.balance(chart.fees)
+        assert external is not None
+        assert fees is not None
+        return -external.net_credit_posted, fees.net_credit_posted
+
     # -- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def money_is_conserved(self) -> None:
+        """What came in from outside is in the two merchants' payable balances, Penny's fees
+        and the buyers' balances; Penny's fees and the seller's balance are the model's."""
+        if not self.ready:
+            return
+        payments = self.stack.payments
+        external, fees = self.posted_system_balances()
+        came_in, earned = external - self.baseline[0], fees - self.baseline[1]
+        seller = payments.account_balance(self.seller_id).total.minor
+        assert (seller, earned) == (self.model.seller_payable, self.model.penny_fees)
+        merchant = payments.account_balance(self.merchant_id).total.minor
+        buyers = sum(payments.account_balance(b.party.id).total.minor for b in self.buyers)
+        assert came_in == merchant + seller + earned + buyers
 
     @invariant()
     def books_agree_with_the_model(self) -> None:

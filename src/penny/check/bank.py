@@ -8,10 +8,12 @@ The run, in order:
    prepaid and a postpaid (credit) instrument at one merchant — issued through the payments
    service, as the hosted pipelines would;
 2. P ``penny serve`` processes start on 127.0.0.1;
-3. C client threads issue Pay (prepaid and credit), FundPrepaid, SettleDebt, WriteOffDebt,
-   Refund and the four balance reads. Every mutating operation gets a fresh ``CallerReference``,
-   written to the history *before* the first send, and is retried on a timeout, a connection
-   error or a 5xx with the same reference (on the next process) until it has an answer;
+3. C client threads issue Pay (prepaid and credit, and marketplace Pays: a prepaid Pay that
+   names the next merchant's recipient token, with the caller's fee — issue #19), FundPrepaid,
+   SettleDebt, WriteOffDebt, Refund and the four balance reads. Every mutating operation gets
+   a fresh ``CallerReference``, written to the history *before* the first send, and is
+   retried on a timeout, a connection error or a 5xx with the same reference (on the next
+   process) until it has an answer;
 4. the nemesis SIGKILLs a random Penny process at random moments and restarts it; with the
    throwaway PostgreSQL it also crash-restarts the database once, half-way;
 5. after the clients stop, every instrument's and merchant's balances are read once more with
@@ -33,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -53,7 +56,8 @@ from penny.clock import MICROS_PER_DAY
 from penny.money import Money, parse_amount
 from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.security import SERVER_KEY_ENV, ServerKey, load_server_key
-from penny.services.factory import build_services
+from penny.services.factory import Services, build_services
+from penny.services.marketplace import SetupRecipient, issue_recipient_token
 from penny.storage.database import Database, open_database
 
 CARD: Final = "4111111111111111"
@@ -64,6 +68,7 @@ GRACE_S: Final = 30.0
 #: Operation kinds and their weights in the mix.
 MIX: Final = {
     "pay_prepaid": 24,
+    "pay_market": 8,
     "pay_credit": 18,
     "fund": 14,
     "settle": 8,
@@ -74,7 +79,15 @@ MIX: Final = {
     "read_liability": 5,
     "read_outstanding": 5,
 }
-MUTATING: Final = frozenset({"pay_prepaid", "pay_credit", "fund", "settle", "write_off", "refund"})
+MUTATING: Final = frozenset(
+    {"pay_prepaid", "pay_market", "pay_credit", "fund", "settle", "write_off", "refund"}
+)
+#: What a marketplace Pay takes for the caller: $0.10 plus 5 % (within the recipient's terms).
+MARKET_FEES: Final = {
+    "MarketplaceFixedFee.Value": "0.10",
+    "MarketplaceFixedFee.CurrencyCode": "USD",
+    "MarketplaceVariableFee": "5",
+}
 
 
 # -- the store and the world ---------------------------------------------------------------
@@ -124,6 +137,7 @@ def build_world(db: Database, key: ServerKey, config: BankConfig) -> World:
         party, api_key = directory.create_business(f"Bank Shop {m}", f"shop{m}-{tag}@bank.example")
         creds = Credentials(api_key.key.access_key_id, api_key.secret)
         merchants.append(Merchant(m, party.id, creds))
+    merchants = _marketplaces(services, merchants, tag)
     buyers: list[Buyer] = []
     valid_until = clock.now_us() + 365 * MICROS_PER_DAY
     for b in range(config.buyers):
@@ -165,6 +179,29 @@ def build_world(db: Database, key: ServerKey, config: BankConfig) -> World:
         )
     payments.chart("USD")
     return World(tuple(merchants), tuple(buyers))
+
+
+def _marketplaces(services: Services, merchants: list[Merchant], tag: str) -> list[Merchant]:
+    """Each merchant gets a recipient token from the next one (with two or more merchants):
+    it may pay it, keeping at most $0.10 plus 5 % (the recipient pays Penny's fee)."""
+    if len(merchants) < 2:
+        return merchants
+    linked = []
+    for merchant in merchants:
+        recipient = merchants[(merchant.index + 1) % len(merchants)]
+        token = issue_recipient_token(
+            services.payments,
+            SetupRecipient(
+                caller_id=merchant.party_id,
+                recipient_id=recipient.party_id,
+                caller_reference=f"bank-{tag}-{merchant.index}-recipient",
+                max_fixed_fee=Money(10, "USD"),
+                max_variable_fee=500,
+                recipient_pays_fee=True,
+            ),
+        )
+        linked.append(replace(merchant, recipient_token=token.id))
+    return linked
 
 
 # -- clients -------------------------------------------------------------------------------
@@ -237,7 +274,7 @@ def client_loop(run: Run, index: int) -> None:
         kind = rng.choices(kinds, weights)[0]
         buyer = rng.choice(run.world.buyers)
         op = Op(run.next_id(), index, kind, buyer.merchant, buyer.index)
-        request = _request(op, buyer, rng, paid)
+        request = _request(op, buyer, rng, paid, run.world)
         if request is None:
             continue
         action, params = request
@@ -248,15 +285,27 @@ def client_loop(run: Run, index: int) -> None:
         if reply.status != 200:
             continue
         read_value(op, reply)
-        if op.transaction_id is not None and kind in {"pay_prepaid", "pay_credit"}:
+        if op.transaction_id is not None and kind in {"pay_prepaid", "pay_market", "pay_credit"}:
             paid.append((op.merchant, op.transaction_id, op.amount, kind == "pay_credit"))
 
 
 def _request(
-    op: Op, buyer: Buyer, rng: random.Random, paid: list[Paid]
+    op: Op, buyer: Buyer, rng: random.Random, paid: list[Paid], world: World
 ) -> tuple[str, dict[str, str]] | None:
-    """The FPS action and parameters of ``op`` (``None``: nothing to refund yet)."""
+    """The FPS action and parameters of ``op`` (``None``: nothing to refund yet, or no
+    marketplace with a single merchant)."""
     kind = op.kind
+    if kind == "pay_market":
+        recipient_token = world.merchants[buyer.merchant].recipient_token
+        if not recipient_token:
+            return None
+        op.amount = rng.randint(20, 500)  # more than the fees
+        return "Pay", {
+            "SenderTokenId": buyer.prepaid_token,
+            "RecipientTokenId": recipient_token,
+            **_amount("TransactionAmount", op.amount),
+            **MARKET_FEES,
+        }
     if kind in {"pay_prepaid", "pay_credit"}:
         op.amount = rng.randint(1, 500)
         token = buyer.prepaid_token if kind == "pay_prepaid" else buyer.credit_token

@@ -46,6 +46,8 @@ class Merchant:
     index: int
     party_id: str
     creds: Credentials
+    #: The recipient token the next merchant gave this one (its marketplace Pays, #19).
+    recipient_token: str = ""
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,7 @@ def _counts(ops: list[Op], mutating: list[Op]) -> dict[str, int]:
         "operations": len(ops),
         "mutating": len(mutating),
         "acknowledged": sum(op.outcome == "ok" for op in mutating),
+        "marketplace": sum(op.kind == "pay_market" and op.outcome == "ok" for op in mutating),
         "refused": sum(op.outcome == "refused" for op in mutating),
         "unknown": sum(op.outcome == "unknown" for op in mutating),
         "reads": sum(op.reference is None for op in ops),
@@ -221,7 +222,14 @@ def _effects(record: RunRecord, applied: dict[int, Row]) -> dict[Key, list[Windo
     for buyer in record.world.buyers:
         instrument[buyer.prepaid_id] = ("prepaid", buyer.index, buyer.merchant)
         instrument[buyer.credit_id] = ("debt", buyer.index, buyer.merchant)
-    sign = {"pay_prepaid": -1, "fund": 1, "pay_credit": 1, "settle": -1, "write_off": -1}
+    sign = {
+        "pay_prepaid": -1,
+        "pay_market": -1,  # a marketplace Pay spends prepaid value like any Pay (#19)
+        "fund": 1,
+        "pay_credit": 1,
+        "settle": -1,
+        "write_off": -1,
+    }
     effects: dict[Key, list[Window]] = defaultdict(list)
     for op in record.ops:
         row = applied.get(op.id)

@@ -106,9 +106,15 @@ _PAY: Final = (
     *_REQUEST,
     Check(
         "recipient_token",
-        (R.unknown_recipient_token, R.recipient_token_not_active),
+        (
+            R.not_marketplace_app,
+            R.unknown_recipient_token,
+            R.recipient_token_not_active,
+            R.invalid_params,
+        ),
         (_SERVICE,),
-        "payments.pay._recipient_slot",
+        "payments.pay.marketplace_of (marketplace.check_token), payments.pay._recipient_slot;"
+        " a recipient token is Pay's, on prepaid and postpaid tokens (payments.pay.tokens_of)",
     ),
     Check("sender_token", _TOKEN, (_RULES,), "rules.check_token"),
     Check(
@@ -119,6 +125,17 @@ _PAY: Final = (
     ),
     _AMOUNT,
     Check("scripts", _SCRIPTS, (_SCRIPT,), "services.gatekeeper.Guard.check (both tokens)"),
+    Check(
+        "marketplace_fees",
+        (
+            R.invalid_currency,
+            R.marketplace_fee_too_high,
+            R.recipient_does_not_pay_fees,
+            R.fees_exceed_amount,
+        ),
+        (_SERVICE,),
+        "payments.marketplace.split (marketplace.split: the recipient token's terms, #19)",
+    ),
     Check(
         "global_amount_limit",
         (R.exceeds_instrument_limits, R.token_usage_exceeded),

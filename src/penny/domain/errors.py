@@ -68,6 +68,11 @@ class Refusal(enum.Enum):
     recipient_token_not_active = "recipient_token_not_active"
     token_used_already = "token_used_already"
     invalid_token_type = "invalid_token_type"
+    # the marketplace (issue #19)
+    not_marketplace_app = "not_marketplace_app"
+    marketplace_fee_too_high = "marketplace_fee_too_high"
+    recipient_does_not_pay_fees = "recipient_does_not_pay_fees"
+    fees_exceed_amount = "fees_exceed_amount"
     # Reserve, Settle and Cancel (issue #19)
     invalid_transaction_state = "invalid_transaction_state"
     settle_exceeds_reserve = "settle_exceeds_reserve"
@@ -407,9 +412,8 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
     Refusal.unknown_recipient_token: FpsError(
         "InvalidParams",
         False,
-        "RecipientTokenId must be a payment instruction you installed with "
-        "InstallPaymentInstruction: Penny serves Aggregated Payments, where the caller is the "
-        "recipient.",
+        "RecipientTokenId must be a recipient token a merchant gave you in the Recipient "
+        "pipeline, or a payment instruction you installed with InstallPaymentInstruction.",
         SE,
     ),
     Refusal.recipient_token_not_active: FpsError(
@@ -428,6 +432,36 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         "This single-use token has been used already.",
         SE,
         kind=ErrorKind.declined,
+    ),
+    Refusal.not_marketplace_app: FpsError(
+        "NotMarketplaceApp",
+        True,
+        "Marketplace fees need a RecipientTokenId naming another merchant: without one the "
+        "caller is the recipient.",
+        SE,
+        kind=ErrorKind.unprocessable,
+    ),
+    Refusal.marketplace_fee_too_high: FpsError(
+        "IncompatibleTokens",
+        False,
+        "The marketplace fee is more than the recipient token allows (its maxFixedFee and "
+        "maxVariableFee).",
+        SE,
+        kind=ErrorKind.unprocessable,
+    ),
+    Refusal.recipient_does_not_pay_fees: FpsError(
+        "IncompatibleTokens",
+        False,
+        "The recipient token does not let the recipient pay the fees (recipientPaysFee=False): "
+        "use ChargeFeeTo=Caller.",
+        SE,
+        kind=ErrorKind.unprocessable,
+    ),
+    Refusal.fees_exceed_amount: FpsError(
+        "InvalidParams",
+        False,
+        "Transaction amount must be greater than Recipient Fee liability.",
+        SE,
     ),
     Refusal.internal_error: FpsError(
         "InternalError",

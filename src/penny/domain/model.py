@@ -123,6 +123,13 @@ class TokenTerms:
     old_token_id: str | None = None
 
 
+class FeePayer(enum.StrEnum):
+    """FPS ``ChargeFeeTo`` / ``FPSFeesPaidBy``: who bears Penny's fee. Values are stored."""
+
+    recipient = "Recipient"
+    caller = "Caller"
+
+
 class TokenStatus(enum.Enum):
     active = "Active"
     inactive = "Inactive"
@@ -267,6 +274,37 @@ class PaymentInstruction:
 
 
 @dataclass(frozen=True, slots=True)
+class RecipientToken:
+    """A merchant's consent, given in the Recipient pipeline, that a marketplace application
+    (the caller) names it as the recipient of Pays and takes a fee of at most
+    ``max_fixed_fee`` (minor units) plus ``max_variable_fee`` (hundredths of a percent of the
+    amount) from each (docs/decisions.md, #19)."""
+
+    id: str
+    caller_id: str
+    recipient_id: str
+    caller_reference: str
+    currency: str
+    max_fixed_fee: int
+    max_variable_fee: int
+    recipient_pays_fee: bool
+    refund_token_id: str
+    status: TokenStatus
+    created_at: int
+    valid_from: int
+    valid_until: int | None = None
+    payment_reason: str = ""
+    cancelled_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status is TokenStatus.active
+
+    def is_valid_at(self, now: int) -> bool:
+        return self.valid_from <= now and (self.valid_until is None or now < self.valid_until)
+
+
+@dataclass(frozen=True, slots=True)
 class Transaction:
     id: str
     operation: Operation
@@ -298,6 +336,13 @@ class Transaction:
     sender_description: str = ""
     caller_description: str = ""
     ipn_url: str | None = None
+    #: The RecipientTokenId the Pay named: a recipient token (a marketplace Pay) or a payment
+    #: instruction the caller installed.
+    recipient_token_id: str | None = None
+    #: A marketplace Pay: the caller's fee (FPS ``MarketplaceFees``), in the same journal.
+    marketplace_fee: int = 0
+    #: Who bore Penny's fee (FPS ``FPSFeesPaidBy``).
+    fees_paid_by: FeePayer = FeePayer.recipient
 
     @property
     def final(self) -> bool:

@@ -25,6 +25,7 @@ from sqlalchemy.sql import Select
 
 from penny.domain.fees import Method
 from penny.domain.model import (
+    FeePayer,
     Instrument,
     InstrumentKind,
     Operation,
@@ -69,6 +70,7 @@ _OPERATIONS: Final = {operation.value: operation for operation in Operation}
 _METHODS: Final = {method.value: method for method in Method}
 _STATUSES: Final = {status.value: status for status in Status}
 _STATUS_CODES: Final = {code.value: code for code in StatusCode}
+_FEE_PAYERS: Final = {payer.value: payer for payer in FeePayer}
 
 
 def _instrument(row: Mapping[Any, Any]) -> Instrument:
@@ -104,6 +106,7 @@ def _transaction(row: Mapping[Any, Any]) -> Transaction:
     values["status"] = _STATUSES[values["status"]]
     values["status_code"] = _STATUS_CODES[values["status_code"]]
     values["completes_ok"] = bool(values["completes_ok"])
+    values["fees_paid_by"] = _FEE_PAYERS[values["fees_paid_by"]]
     return Transaction(**values)
 
 
@@ -117,6 +120,7 @@ def _transaction_row(txn: Transaction) -> dict[str, Any]:
     row["method"] = txn.method.value
     row["status"] = txn.status.value
     row["status_code"] = txn.status_code.value
+    row["fees_paid_by"] = txn.fees_paid_by.value
     return row
 
 

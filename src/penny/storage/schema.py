@@ -224,6 +224,10 @@ transactions: Final = Table(
     Column("sender_description", String(160), nullable=False),
     Column("caller_description", String(160), nullable=False),
     Column("ipn_url", String(2048)),
+    # the marketplace (migration 0013)
+    Column("recipient_token_id", String(64)),
+    Column("marketplace_fee", BigInteger, nullable=False),
+    Column("fees_paid_by", String(9), nullable=False),
 )
 
 # -- outbound signing keys (migration 0004) ----------------------------------------------------
@@ -424,4 +428,26 @@ api_authorization_sessions: Final = Table(
     Column("sender_reference", String(128), nullable=False),
     Column("second_reference", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# -- the marketplace (migration 0013) ----------------------------------------------------------
+
+recipient_tokens: Final = Table(
+    "recipient_tokens",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    _party("caller_id"),
+    _party("recipient_id"),
+    Column("caller_reference", String(128), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("max_fixed_fee", BigInteger, nullable=False),
+    Column("max_variable_fee", Integer, nullable=False),
+    Column("recipient_pays_fee", Boolean, nullable=False),
+    Column("refund_token_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("valid_from", BigInteger, nullable=False),
+    Column("valid_until", BigInteger),
+    Column("payment_reason", String(256), nullable=False),
+    Column("cancelled_at", BigInteger),
 )

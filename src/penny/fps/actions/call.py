@@ -70,6 +70,7 @@ class Call:
     #: Penny's outbound signing keys (VerifySignature); None where nothing was signed.
     signer: Signer | None = None
     _names: dict[str, str] = field(default_factory=dict)
+    _emails: dict[str, str] = field(default_factory=dict)
 
     # -- reading parameters ---------------------------------------------------------------
 
@@ -143,9 +144,18 @@ class Call:
 
     def name_of(self, party_id: str) -> str:
         if party_id not in self._names:
-            party = self.directory.party(party_id)
-            self._names[party_id] = party.name if party is not None else ""
+            self._remember(party_id)
         return self._names[party_id]
+
+    def email_of(self, party_id: str) -> str:
+        if party_id not in self._emails:
+            self._remember(party_id)
+        return self._emails[party_id]
+
+    def _remember(self, party_id: str) -> None:
+        party = self.directory.party(party_id)
+        self._names[party_id] = party.name if party is not None else ""
+        self._emails[party_id] = party.email if party is not None else ""
 
 
 Handler = Callable[[Call], Xml | None]

@@ -7,20 +7,27 @@ Settle answers the new Settle transaction, Cancel the cancelled transaction itse
 Cancel carry no ``CallerReference``: their keys are derived from what they settle or cancel
 (docs/decisions.md, #19).
 
-* ``RecipientTokenId`` on Pay names a payment instruction the caller installed (the payments
-  service refuses any other id with ``InvalidParams``; docs/decisions.md #7).
-* Marketplace fees and ``ChargeFeeTo=Caller`` are refused with ``InvalidParams``; the
-  descriptor policy and the transaction timeout are validated and then ignored (Penny has no
-  card statements and no timeouts).
+* ``RecipientTokenId`` on Pay names a recipient token a merchant gave the caller (a
+  marketplace Pay, with ``MarketplaceFixedFee``/``MarketplaceVariableFee`` and ``ChargeFeeTo``;
+  #19) or a payment instruction the caller installed (docs/decisions.md #7); the payments
+  service refuses any other id with ``InvalidParams``. ``ChargeFeeTo=Caller`` without one is
+  ``InvalidParams`` (the caller is then the recipient).
+* ``MarketplaceRefundPolicy`` on Refund: ``MasterTxnOnly`` (the default) and
+  ``MasterAndMarketplaceTxn``; ``MarketplaceTxnOnly`` is ``InvalidParams`` (docs/decisions.md,
+  #19).
+* The descriptor policy and the transaction timeout are validated and then ignored (Penny has
+  no card statements and no timeouts).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Final, TypeVar
 
 from penny.domain.errors import PaymentsError
-from penny.domain.model import Transaction
+from penny.domain.marketplace import MAX_VARIABLE_FEE
+from penny.domain.model import FeePayer, Transaction
 from penny.fps.actions.call import MAX_DESCRIPTION, Call, invalid
 from penny.fps.actions.spec import CommitAction, amount_names, names
 from penny.fps.wire import WireFault, Xml, leaf, refusal_error
@@ -64,7 +71,8 @@ _Pay = TypeVar("_Pay", PayRequest, ReserveRequest)
 
 def _pay_validator(request_type: type[_Pay]) -> Callable[[Call], _Pay]:
     """Pay's validation, and Reserve's (the same parameters; a Reserve's timeout is its
-    ``TransactionTimeoutInMins``, which Pay validates and ignores)."""
+    ``TransactionTimeoutInMins``, which Pay validates and ignores). Marketplace fees and
+    ``ChargeFeeTo`` are Pay's (#19); a Reserve refuses them."""
 
     def validate(call: Call) -> _Pay:
         sender_token = call.required("SenderTokenId")
@@ -72,18 +80,37 @@ def _pay_validator(request_type: type[_Pay]) -> Callable[[Call], _Pay]:
         assert amount is not None
         reference = call.reference()
         recipient_token = call.optional("RecipientTokenId")
-        if call.choice("ChargeFeeTo", ("Caller", "Recipient")) == "Caller":
-            raise invalid("ChargeFeeTo=Caller is not supported: the recipient pays the fees.")
-        if call.optional("MarketplaceFixedFee.Value") or call.optional("MarketplaceVariableFee"):
-            raise invalid("Marketplace fees are not supported.")
+        if request_type is ReserveRequest:
+            _no_marketplace(call)
+        charge_fee_to = call.choice("ChargeFeeTo", ("Caller", "Recipient"))
+        if charge_fee_to == "Caller" and recipient_token is None:
+            raise invalid(
+                "ChargeFeeTo=Caller needs a RecipientTokenId: the caller is the recipient."
+            )
+        fixed = call.amount("MarketplaceFixedFee", required=False)
+        variable = _variable_fee(call)
         call.common_pay_options()
         fields = (call.caller_id, reference, sender_token, amount, *_descriptions(call))
         if request_type is ReserveRequest:
             timeout = call.integer("TransactionTimeoutInMins", 1, 1_000_000)
-            return request_type(*fields, recipient_token, timeout)
-        return request_type(*fields, recipient_token)
+            return request_type(*fields, recipient_token, timeout_minutes=timeout)
+        return request_type(
+            *fields,
+            recipient_token,
+            marketplace_fixed_fee=0 if fixed is None else fixed.minor,
+            marketplace_variable_fee=variable,
+            charge_fee_to=None if charge_fee_to is None else FeePayer(charge_fee_to),
+        )
 
     return validate
+
+
+def _no_marketplace(call: Call) -> None:
+    """Reserve takes no marketplace fees (docs/decisions.md, #19)."""
+    if call.choice("ChargeFeeTo", ("Caller", "Recipient")) == "Caller":
+        raise invalid("ChargeFeeTo=Caller is not supported on Reserve.")
+    if call.optional("MarketplaceFixedFee.Value") or call.optional("MarketplaceVariableFee"):
+        raise invalid("Marketplace fees are not supported on Reserve.")
 
 
 def _settle(call: Call) -> SettleRequest:
@@ -96,6 +123,25 @@ def _cancel(call: Call) -> CancelRequest:
     transaction_id = call.required("TransactionId")
     description = call.text("Description", MAX_DESCRIPTION)
     return cancel_request(call.caller_id, transaction_id, description, call.ipn_url())
+
+
+_PERCENT: Final = re.compile(r"(?P<whole>[0-9]{1,3})(?:\.(?P<fraction>[0-9]{1,2})0*)?")
+
+
+def _variable_fee(call: Call) -> int:
+    """MarketplaceVariableFee, a percentage of the amount with at most two decimals, in
+    hundredths of a percent (0 when absent)."""
+    text = call.optional("MarketplaceVariableFee")
+    if text is None:
+        return 0
+    match = _PERCENT.fullmatch(text)
+    if match is None:
+        raise invalid("MarketplaceVariableFee must be a percentage from 0 to 100.")
+    fraction = (match["fraction"] or "").ljust(2, "0")
+    hundredths = int(match["whole"]) * 100 + int(fraction)
+    if hundredths > MAX_VARIABLE_FEE:
+        raise invalid("MarketplaceVariableFee must be a percentage from 0 to 100.")
+    return hundredths
 
 
 _Charge = TypeVar("_Charge", FundPrepaidRequest, SettleDebtRequest)
@@ -141,10 +187,15 @@ def _refund(call: Call) -> RefundRequest:
     transaction_id = call.required("TransactionId")
     amount = call.amount("RefundAmount", required=False)
     reference = call.reference()
-    call.choice(
+    policy = call.choice(
         "MarketplaceRefundPolicy",
         ("MasterTxnOnly", "MarketplaceTxnOnly", "MasterAndMarketplaceTxn"),
     )
+    if policy == "MarketplaceTxnOnly":
+        raise invalid(
+            "MarketplaceRefundPolicy=MarketplaceTxnOnly is not supported: use MasterTxnOnly "
+            "or MasterAndMarketplaceTxn."
+        )
     return RefundRequest(
         caller_id=call.caller_id,
         caller_reference=reference,
@@ -152,6 +203,7 @@ def _refund(call: Call) -> RefundRequest:
         amount=amount,
         caller_description=call.text("CallerDescription", MAX_DESCRIPTION),
         ipn_url=call.ipn_url(),
+        refund_marketplace_fee=policy == "MasterAndMarketplaceTxn",
     )
 
 

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Final
 
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Transaction
-from penny.fps.actions import balances, instructions, payments, signatures, tokens, transactions
+from penny.fps.actions import (
+    balances,
+    instructions,
+    marketplace,
+    payments,
+    signatures,
+    tokens,
+    transactions,
+)
 from penny.fps.actions.call import COMMON_PARAMETERS, Call, ParameterError
 from penny.fps.actions.spec import (
     ActionSpec,
@@ -75,6 +83,7 @@ ACTIONS: Final[Mapping[str, ActionSpec]] = {
     "Reserve": payments.RESERVE,
     "Settle": payments.SETTLE,
     "Cancel": payments.CANCEL,
+    "GetRecipientVerificationStatus": marketplace.GET_RECIPIENT_VERIFICATION_STATUS,
 }
 
 #: The actions of the 2010-08-28 WSDL Penny does not serve yet.
@@ -83,7 +92,6 @@ NOT_SUPPORTED: Final = frozenset(
         "CancelSubscriptionAndRefund",
         "GetSubscriptionDetails",
         "GetTransactionsForSubscription",
-        "GetRecipientVerificationStatus",
     }
 )
 

@@ -6,7 +6,7 @@ import re
 from typing import Final
 
 from penny.domain.fees import Method
-from penny.domain.model import Operation, Status, StatusCode, Transaction
+from penny.domain.model import FeePayer, Operation, Status, StatusCode, Transaction
 from penny.fps.actions.call import Call
 from penny.fps.actions.spec import QueryAction, names
 from penny.fps.wire import Xml, amount_element, element, fps_datetime, leaf, optional_leaf
@@ -86,9 +86,19 @@ def _related(call: Call, txn: Transaction) -> Xml:
     return Xml("".join(related))
 
 
+def _is_marketplace(txn: Transaction) -> bool:
+    """A marketplace Pay or its refund: the recipient is not the caller (#19)."""
+    return txn.recipient_token_id is not None and txn.recipient_id != txn.caller_id
+
+
+def _marketplace_fees(txn: Transaction) -> Xml:
+    return amount_element("MarketplaceFees", _money(txn, txn.marketplace_fee))
+
+
 def _get_transaction(call: Call) -> Xml | None:
     txn = call.payments.transaction(call.caller_id, call.required("TransactionId"))
     completed = txn.completed_at
+    marketplace = _is_marketplace(txn)
     return element(
         "Transaction",
         leaf("TransactionId", txn.id),
@@ -99,8 +109,12 @@ def _get_transaction(call: Call) -> Xml | None:
         None if completed is None else leaf("DateCompleted", fps_datetime(completed)),
         amount_element("TransactionAmount", _money(txn, txn.amount)),
         amount_element("FPSFees", _money(txn, txn.fees)),
-        leaf("FPSFeesPaidBy", "Recipient"),
+        amount_element("MarketplaceFees", _money(txn, txn.marketplace_fee))
+        if marketplace
+        else None,
+        leaf("FPSFeesPaidBy", txn.fees_paid_by.value),
         optional_leaf("SenderTokenId", txn.sender_token_id),
+        optional_leaf("RecipientTokenId", txn.recipient_token_id),
         _instrument_element(txn),
         leaf("FPSOperation", txn.operation.value),
         leaf("PaymentMethod", txn.method.value),
@@ -108,8 +122,11 @@ def _get_transaction(call: Call) -> Xml | None:
         optional_leaf("StatusCode", txn.status_code),
         optional_leaf("StatusMessage", txn.status_message),
         optional_leaf("SenderName", call.name_of(txn.sender_id)),
+        # FPS gave the buyer's e-mail only when the caller is the recipient (spec §6.3).
+        None if marketplace else optional_leaf("SenderEmail", call.email_of(txn.sender_id)),
         leaf("CallerName", call.name_of(txn.caller_id)),
         optional_leaf("RecipientName", call.name_of(txn.recipient_id)),
+        optional_leaf("RecipientEmail", call.email_of(txn.recipient_id)),
         _related(call, txn),
         _status_history(txn),
     )
@@ -130,26 +147,51 @@ _ROLES: Final = ("Sender", "Caller", "Recipient")
 _ROLE_NAME: Final = re.compile(r"Role\.[1-9][0-9]?")
 
 
+def _parts(call: Call, txn: Transaction) -> Xml:
+    """The transaction's parties: the sender, then the recipient (who is the caller), or for a
+    marketplace Pay the caller (its reference and description) and the recipient, each with
+    the fees it bore (the recipient: Penny's when it pays them, and the marketplace fee)."""
+    sender = element(
+        "TransactionPart",
+        optional_leaf("InstrumentId", txn.instrument_id),
+        leaf("Role", "Sender"),
+        optional_leaf("Name", call.name_of(txn.sender_id)),
+        optional_leaf("Description", txn.sender_description),
+    )
+    if not _is_marketplace(txn):
+        return Xml(
+            sender
+            + element(
+                "TransactionPart",
+                leaf("Role", "Recipient"),
+                optional_leaf("Name", call.name_of(txn.recipient_id)),
+                optional_leaf("Reference", txn.caller_reference),
+                optional_leaf("Description", txn.caller_description),
+                amount_element("FeesPaid", _money(txn, txn.fees)),
+            )
+        )
+    by_caller = txn.fees if txn.fees_paid_by is FeePayer.caller else 0
+    caller = element(
+        "TransactionPart",
+        leaf("Role", "Caller"),
+        optional_leaf("Name", call.name_of(txn.caller_id)),
+        optional_leaf("Reference", txn.caller_reference),
+        optional_leaf("Description", txn.caller_description),
+        amount_element("FeesPaid", _money(txn, by_caller)),
+    )
+    recipient = element(
+        "TransactionPart",
+        leaf("Role", "Recipient"),
+        optional_leaf("Name", call.name_of(txn.recipient_id)),
+        amount_element("FeesPaid", _money(txn, txn.fees - by_caller + txn.marketplace_fee)),
+    )
+    return Xml(sender + caller + recipient)
+
+
 def _activity_transaction(call: Call, txn: Transaction) -> Xml:
     completed = txn.completed_at
     fees = _money(txn, txn.fees)
-    parts = Xml(
-        element(
-            "TransactionPart",
-            optional_leaf("InstrumentId", txn.instrument_id),
-            leaf("Role", "Sender"),
-            optional_leaf("Name", call.name_of(txn.sender_id)),
-            optional_leaf("Description", txn.sender_description),
-        )
-        + element(
-            "TransactionPart",
-            leaf("Role", "Recipient"),
-            optional_leaf("Name", call.name_of(txn.recipient_id)),
-            optional_leaf("Reference", txn.caller_reference),
-            optional_leaf("Description", txn.caller_description),
-            amount_element("FeesPaid", fees),
-        )
-    )
+    parts = _parts(call, txn)
     return element(
         "Transaction",
         leaf("TransactionId", txn.id),
@@ -171,6 +213,7 @@ def _activity_transaction(call: Call, txn: Transaction) -> Xml:
         # Penny does not keep a per-transaction prepaid balance; see docs/fps-wire.md.
         amount_element("Balance", Money.zero(txn.currency)),
         optional_leaf("SenderTokenId", txn.sender_token_id),
+        optional_leaf("RecipientTokenId", txn.recipient_token_id),
     )
 
 

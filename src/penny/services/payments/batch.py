@@ -17,7 +17,13 @@ from typing import Generic, TypeVar
 from penny.domain import rules
 from penny.domain.fees import FeeSchedule
 from penny.domain.funding import FundingSource
-from penny.domain.model import Instrument, PaymentInstruction, Token, Transaction
+from penny.domain.model import (
+    Instrument,
+    PaymentInstruction,
+    RecipientToken,
+    Token,
+    Transaction,
+)
 from penny.domain.parties import Party, PaymentMethod
 from penny.engine.ledger import LedgerSession
 from penny.services import gatekeeper as gk
@@ -46,6 +52,8 @@ class Needs:
     parties: tuple[str, ...] = ()
     #: Payment instructions the caller installed (GateKeeper scripts in the recipient slot).
     instructions: tuple[str, ...] = ()
+    #: Recipient tokens (the marketplace, #19); their recipients are loaded with them.
+    recipient_tokens: tuple[str, ...] = ()
 
 
 @dataclass
@@ -62,6 +70,7 @@ class Batch:
     methods: dict[str, PaymentMethod]
     originals: dict[str, Transaction]
     instructions: dict[str, PaymentInstruction] = field(default_factory=dict)
+    recipient_tokens: dict[str, RecipientToken] = field(default_factory=dict)
     guard: gk.Guard = field(default_factory=gk.Guard)
     new_transactions: list[Transaction] = field(default_factory=list)
     changed_instruments: dict[str, Instrument] = field(default_factory=dict)

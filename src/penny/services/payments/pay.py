@@ -6,6 +6,10 @@ ledger's debit limit on the instrument's account); a SingleUse, MultiUse or Recu
 charges the buyer's payment method (:mod:`.authorized`, issue #19). The token's GateKeeper
 script (validity, min/max charge, the caller's own rules) and, when ``RecipientTokenId``
 names one, a payment instruction the caller installed are evaluated before anything is booked.
+
+When ``RecipientTokenId`` names a recipient token instead, the Pay is a marketplace Pay
+(issue #19): the same journal also pays that merchant from the caller's payable balance, less
+the caller's fee and Penny's (:mod:`.marketplace`); only then does the Pay take that branch.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+from penny.domain import marketplace as mk
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     AUTHORIZATION_TOKEN_KINDS,
+    FeePayer,
     Instrument,
     InstrumentKind,
     Operation,
+    RecipientToken,
     Token,
     TokenKind,
     Transaction,
@@ -31,6 +38,7 @@ from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
 from penny.services.payments import authorized
+from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import book, booked, installed_slot, refuse
@@ -43,14 +51,34 @@ class PayRequest(PaymentRequest):
     sender_description: str = ""
     caller_description: str = ""
     ipn_url: str | None = None
-    #: A payment instruction the caller installed (InstallPaymentInstruction), evaluated in the
+    #: A recipient token a merchant gave the caller (a marketplace Pay, #19), or a payment
+    #: instruction the caller installed (InstallPaymentInstruction), evaluated in the
     #: recipient's slot (docs/decisions.md #7).
     recipient_token_id: str | None = None
+    #: The marketplace (#19): MarketplaceFixedFee (minor units), MarketplaceVariableFee
+    #: (hundredths of a percent) and ChargeFeeTo (None: not given). Pay's only.
+    marketplace_fixed_fee: int = 0
+    marketplace_variable_fee: int = 0
+    charge_fee_to: FeePayer | None = None
 
 
 def needs(request: PayRequest) -> Needs:
-    instructions = () if request.recipient_token_id is None else (request.recipient_token_id,)
-    return Needs(tokens=(request.sender_token_id,), instructions=instructions)
+    if request.recipient_token_id is None:
+        return Needs(tokens=(request.sender_token_id,))
+    named = (request.recipient_token_id,)
+    return Needs(tokens=(request.sender_token_id,), instructions=named, recipient_tokens=named)
+
+
+def marketplace_of(batch: Batch, request: PayRequest) -> RecipientToken | None:
+    """The recipient token a Pay names (a marketplace Pay), checked, or None; marketplace fees
+    without one are NotMarketplaceApp (the caller is the recipient)."""
+    if request.recipient_token_id is None:
+        if request.marketplace_fixed_fee or request.marketplace_variable_fee:
+            raise PaymentsError(Refusal.not_marketplace_app)
+        return None
+    if request.recipient_token_id not in batch.recipient_tokens:
+        return None
+    return market.recipient_token(batch, request.recipient_token_id, request.caller_id)
 
 
 def _recipient_slot(batch: Batch, request: PayRequest) -> gk.Slot:
@@ -75,11 +103,18 @@ class Authorised(NamedTuple):
     context: gk.Context
 
 
-def tokens_of(batch: Batch, request: PayRequest) -> tuple[gk.Slot | None, Token | None]:
+def tokens_of(
+    batch: Batch, request: PayRequest, merchant: RecipientToken | None = None
+) -> tuple[gk.Slot | None, Token | None]:
     """The caller's installed token named by RecipientTokenId (checked first: any id but one
     of its installed tokens is a parameter error, as RecipientTokenId was before installed
-    tokens existed), and the sender token (not checked yet)."""
-    recipient = None if request.recipient_token_id is None else _recipient_slot(batch, request)
+    tokens existed), and the sender token (not checked yet). A recipient token (the
+    marketplace, #19) is Pay's: Pay passes it as ``merchant`` and it fills no slot; another
+    operation naming one (Reserve) is refused."""
+    named = request.recipient_token_id
+    if named is not None and named in batch.recipient_tokens and merchant is None:
+        raise PaymentsError(Refusal.invalid_params, "A recipient token is for Pay only.")
+    recipient = None if named is None or merchant else _recipient_slot(batch, request)
     return recipient, batch.tokens.get(request.sender_token_id)
 
 
@@ -131,21 +166,29 @@ def spend_legs(batch: Batch, instrument: Instrument, amount: Money) -> tuple[Leg
 
 
 def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
-    recipient, token = tokens_of(batch, request)
+    merchant = marketplace_of(batch, request)
+    recipient, token = tokens_of(batch, request, merchant)
     if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:  # issue #19
+        if merchant is not None:
+            raise PaymentsError(Refusal.invalid_params, MARKETPLACE_TOKENS)
         return authorized.decide(batch, request, print_, token, recipient)
     c = authorise(batch, request, recipient, token)
     instrument, credit = c.instrument, c.credit
+    deal = None
+    if merchant is not None:
+        deal = (merchant, market.split(batch, merchant, _fees(request), request.amount))
     if credit:
         refuse(rules.check_global_amount_limit(instrument, request.amount))
     legs = spend_legs(batch, instrument, request.amount)
+    if deal is not None:
+        legs += market.pay_legs(batch, instrument, deal[0], request.amount, deal[1])
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     journal_id = book(batch, txn_id, legs)
     batch.guard.record(c.slots, c.context)
     if credit:
         charged = instrument.charged_total + request.amount.minor
         batch.put_instrument(replace(instrument, charged_total=charged))
-    return booked(
+    txn = booked(
         batch,
         request,
         print_,
@@ -158,6 +201,24 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
         sender_token_id=c.token.id,
         settlements_before=instrument.settlement_count if credit else None,
         ipn_url=request.ipn_url,
+    )
+    if deal is not None:
+        return market.marked(txn, *deal)
+    if request.recipient_token_id is not None:  # an installed instruction
+        return replace(txn, recipient_token_id=request.recipient_token_id)
+    return txn
+
+
+#: Why a marketplace Pay on a SingleUse, MultiUse or Recurring token is refused (for now).
+MARKETPLACE_TOKENS = (
+    "A recipient token is served with prepaid and postpaid sender tokens only "
+    "(docs/decisions.md, #19)."
+)
+
+
+def _fees(request: PayRequest) -> mk.MarketplaceFees:
+    return mk.MarketplaceFees(
+        request.marketplace_fixed_fee, request.marketplace_variable_fee, request.charge_fee_to
     )
 
 

@@ -15,6 +15,7 @@ from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import InstrumentKind, Operation, Status, Transaction
 from penny.money import Money
 from penny.services.payment_queries import books_of
+from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import book, new_transaction, refuse, succeeded
@@ -26,6 +27,9 @@ class RefundRequest(PaymentRequest):
     amount: Money | None = None
     caller_description: str = ""
     ipn_url: str | None = None
+    #: A marketplace Pay's refund (#19): MarketplaceRefundPolicy=MasterAndMarketplaceTxn (the
+    #: caller gives back its fee's share too) rather than MasterTxnOnly (it keeps its fee).
+    refund_marketplace_fee: bool = False
 
 
 def needs(request: RefundRequest) -> Needs:
@@ -73,6 +77,17 @@ def decide(batch: Batch, request: RefundRequest, print_: str) -> Transaction:
     operation = Operation.refund
     txn = new_transaction(batch, request, print_, operation, instrument, original.method, amount)
     txn = replace(txn, parent_id=original.id, ipn_url=request.ipn_url)
+    if market.is_marketplace(original):
+        legs += market.refund_legs(
+            batch,
+            original,
+            instrument,
+            amount,
+            with_marketplace_fee=request.refund_marketplace_fee,
+        )
+        txn = replace(
+            txn, recipient_id=original.recipient_id, recipient_token_id=original.recipient_token_id
+        )
     try:
         journal_id = book(batch, txn.id, legs)
     except PaymentsError as refused:

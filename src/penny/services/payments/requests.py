@@ -11,10 +11,11 @@ pipelines do once a buyer agrees; they are keyed by their two caller references.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Final
 
 from penny.domain.errors import PaymentsError
 from penny.domain.model import (
@@ -41,6 +42,14 @@ Result = Transaction | PaymentsError
 
 
 _NAMES: dict[type[PaymentRequest], tuple[str, ...]] = {}
+#: Fields added after fingerprints were first stored, with the value that leaves them out.
+_LATER: Final[dict[str, object]] = {
+    "recipient_token_id": None,
+    "marketplace_fixed_fee": 0,
+    "marketplace_variable_fee": 0,
+    "charge_fee_to": None,
+    "refund_marketplace_fee": False,
+}
 #: ``json.dumps(..., sort_keys=True, separators=(",", ":"))``, with its encoder made once
 #: (``json.dumps`` with options builds a new one per call).
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
@@ -64,9 +73,9 @@ def fingerprint(request: PaymentRequest) -> str:
     content: dict[str, Any] = {"type": type(request).__name__}
     for name in _names_of(type(request)):
         value = getattr(request, name)
-        if name == "recipient_token_id" and value is None:
-            continue  # added later: requests without it keep their earlier fingerprints
-        content[name] = str(value) if isinstance(value, Money) else value
+        if name in _LATER and value == _LATER[name]:
+            continue  # added later: requests without them keep their earlier fingerprints
+        content[name] = str(value) if isinstance(value, Money | enum.Enum) else value
     encoded = _CANONICAL_JSON.encode(content).encode()
     return hashlib.sha256(encoded).hexdigest()
 

@@ -28,6 +28,7 @@ from penny.services.payments.registry import spec_of
 from penny.services.payments.requests import PaymentRequest, Result, fingerprint
 from penny.services.payments.steps import installed_slot
 from penny.storage import gatekeeper_sql as gk_sql
+from penny.storage import marketplace_sql as market_sql
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
 
@@ -95,6 +96,13 @@ def load(
     instrument_ids.update(_ids(needs, "instruments"))
     instruments = sql.load_instruments(conn, instrument_ids, lock=True)
     party_ids = set(_ids(needs, "parties"))
+    recipient_token_ids = _ids(needs, "recipient_tokens")
+    recipient_tokens = {}
+    if recipient_token_ids:  # the marketplace (#19): only Pays that name a RecipientTokenId
+        recipient_tokens = market_sql.load_recipient_tokens(conn, recipient_token_ids)
+        party_ids.update(t.recipient_id for t in recipient_tokens.values())
+    # A refund's original: a marketplace Pay's recipient is not the instrument's.
+    party_ids.update(o.recipient_id for o in originals.values())
     party_ids.update(i.recipient_id for i in instruments.values())
     # Tokens on an authorization (issue #19) may charge the buyer's balance.
     authorizing = [t for t in tokens.values() if t.kind in AUTHORIZATION_TOKEN_KINDS]
@@ -114,6 +122,7 @@ def load(
         session.load(pending_ids=holds)
     session.load(account_ids=accounts)
     batch = Batch(session, chart, settings, known, tokens, instruments, parties, methods, originals)
+    batch.recipient_tokens = recipient_tokens
     slots = [gk.authorization_slot(t) for t in authorizing]
     instruction_ids = _ids(needs, "instructions")
     if instruction_ids:

@@ -45,6 +45,7 @@ from penny.web.cobranded.http import (
 )
 from penny.web.cobranded.methods import MethodStep
 from penny.web.cobranded.pipeline import Pipelines
+from penny.web.cobranded.recipient import RecipientStep
 from penny.web.cobranded.signin import SignInStep
 from penny.web.cobranded.start import StartStep
 from penny.web.cobranded.views import Views, problem
@@ -71,7 +72,10 @@ class CobrandedUi:
         #: Sessions and sign-in attempts run on real time; validity on the payments clock.
         self.pipelines = Pipelines(directory, web_clock or SystemClock())
         self.views = Views(sandbox=self.settings.sandbox)
-        self.start = StartStep(directory, payments, signer, self.settings, self.pipelines)
+        self.recipient = RecipientStep(directory, payments, signer, self.settings, self.pipelines)
+        self.start = StartStep(
+            directory, payments, signer, self.settings, self.pipelines, self.recipient
+        )
         self.signin = SignInStep(directory, self.settings, self.pipelines)
         self.methods = MethodStep(directory, payments, self.pipelines)
         self.confirm = ConfirmStep(payments, signer, self.settings, self.pipelines, self.methods)
@@ -92,6 +96,11 @@ class CobrandedUi:
             (f"{pipeline}/cancel", confirm.cancel, ["POST"]),
             (f"{pipeline}/none", confirm.no_method, ["POST"]),
             (f"{pipeline}/signout", signin.signout, ["POST"]),
+            # the Recipient pipeline (#19)
+            (f"{pipeline}/recipient", self.recipient.page, ["GET"]),
+            (f"{pipeline}/recipient/signin", self.recipient.signin, ["POST"]),
+            (f"{pipeline}/recipient/confirm", self.recipient.confirm, ["POST"]),
+            (f"{pipeline}/recipient/cancel", self.recipient.cancel, ["POST"]),
         ]
         routes: list[BaseRoute] = [
             Route(f"{PREFIX}/static/penny.css", self.stylesheet, methods=["GET"])

@@ -64,6 +64,8 @@ class Status(enum.StrEnum):
     success_balance = "SA"
     success_bank = "SB"
     success_card = "SC"
+    #: The Recipient pipeline: the recipient token was issued (#19).
+    success_recipient = "SR"
     system_error = "SE"
     aborted = "A"
     caller_exception = "CE"
@@ -77,6 +79,7 @@ STATUS: Final[Mapping[Status, str]] = {
     Status.success_balance: "success: the buyer pays with their Penny balance (ABT)",
     Status.success_bank: "success: the buyer pays with a bank account (ACH)",
     Status.success_card: "success: the buyer pays with a credit card (CC)",
+    Status.success_recipient: "success: the merchant accepted your terms (Recipient pipeline)",
     Status.system_error: "system error: nothing was created; send the buyer again",
     Status.aborted: "the buyer cancelled; nothing was created",
     Status.caller_exception: "the request was invalid; errorMessage names the inputs",
@@ -228,6 +231,10 @@ class PipelineRequest:
     usage_limits: tuple[UsageLimitTerm, ...] = ()
     recurring_period: str | None = None
     reserve: bool = False
+
+    @property
+    def pipeline_name(self) -> str:
+        return self.pipeline.value
 
     @property
     def second_reference_name(self) -> str:

@@ -20,6 +20,8 @@ from penny.storage import cobranded_sql as sql
 from penny.web.cobranded import security
 from penny.web.cobranded.http import BadRequestError, Incoming
 from penny.web.cobranded.params import PipelineRequest
+from penny.web.cobranded.recipient_params import PIPELINE as RECIPIENT
+from penny.web.cobranded.recipient_params import RecipientRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,7 @@ class Pipelines:
         return sql.load_session(conn, security.hash_id(incoming.cookie), now)
 
     def open(
-        self, incoming: Incoming, merchant: Party, parsed: PipelineRequest
+        self, incoming: Incoming, merchant: Party, parsed: PipelineRequest | RecipientRequest
     ) -> tuple[str, str | None, sql.SessionRow]:
         """Store a new pipeline for ``parsed`` in the browser's session (a new session when it
         has none): the pipeline id, the new session's cookie (``None`` if it had one), the
@@ -76,7 +78,7 @@ class Pipelines:
                     pid,
                     session.id_hash,
                     merchant.id,
-                    parsed.pipeline.value,
+                    parsed.pipeline_name,
                     parsed.to_json(),
                     None,
                     sql.OPEN,
@@ -90,6 +92,17 @@ class Pipelines:
     def context(self, incoming: Incoming, *, check_csrf: bool) -> Context:
         """The pipeline a request names, if it belongs to the browser's session (and, with
         ``check_csrf``, the form carries the session's CSRF token); else BadRequestError."""
+        session, row, merchant = self.opened(incoming, check_csrf=check_csrf)
+        if row.pipeline_name == RECIPIENT:  # the Recipient pipeline has its own pages
+            raise BadRequestError(
+                404, "This page does not exist", "This step is not part of this pipeline."
+            )
+        return Context(incoming, session, row, PipelineRequest.from_json(row.params), merchant)
+
+    def opened(
+        self, incoming: Incoming, *, check_csrf: bool
+    ) -> tuple[sql.SessionRow, sql.PipelineRow, Party]:
+        """:meth:`context`'s checks, for any pipeline: its session, row and merchant."""
         pid = incoming.path_params.get("pid", "")
         now = self.now()
         with self.database.read() as conn:
@@ -113,7 +126,7 @@ class Pipelines:
                 )
         merchant = self.directory.party(row.caller_id)
         assert merchant is not None
-        return Context(incoming, session, row, PipelineRequest.from_json(row.params), merchant)
+        return session, row, merchant
 
     def buyer(self, ctx: Context) -> Party | None:
         """The signed-in buyer, or None (nobody, or not a personal account)."""
@@ -139,13 +152,17 @@ class Pipelines:
     def sign_in(self, ctx: Context, party_id: str | None) -> str:
         """Give the browser a new session id (and CSRF token) for ``party_id`` (``None``: signed
         out); the new cookie."""
+        return self.sign_in_session(ctx.session, party_id)
+
+    def sign_in_session(self, session: sql.SessionRow, party_id: str | None) -> str:
+        """:meth:`sign_in` for any pipeline's session."""
         now = self.now()
         cookie = security.new_secret()
         new = sql.SessionRow(
             security.hash_id(cookie), party_id, security.new_secret(), now + security.SESSION_TTL_US
         )
         with self.database.write() as conn:
-            sql.sign_in_session(conn, ctx.session.id_hash, new, now, party_id)
+            sql.sign_in_session(conn, session.id_hash, new, now, party_id)
             sql.prune_failures(conn, now - security.SIGNIN_WINDOW_US)
         return cookie
 
@@ -156,10 +173,14 @@ class Pipelines:
     def finish(self, ctx: Context, url: str) -> str:
         """Mark the pipeline finished with the signed return ``url``; the URL to send the buyer
         to (a concurrent confirm or cancel that finished it first wins)."""
+        return self.finish_row(ctx.row.id, url)
+
+    def finish_row(self, pid: str, url: str) -> str:
+        """:meth:`finish` for any pipeline."""
         with self.database.write() as conn:
-            finished = sql.finish_pipeline(conn, ctx.row.id, url)
+            finished = sql.finish_pipeline(conn, pid, url)
             if not finished:
-                row = sql.load_pipeline(conn, ctx.row.id, self.now())
+                row = sql.load_pipeline(conn, pid, self.now())
                 assert row is not None
                 assert row.result_url is not None
                 url = row.result_url  # a concurrent confirm/cancel won: send its answer

@@ -8,8 +8,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
+
+from penny.domain.parties import Party, PartyKind
+
+if TYPE_CHECKING:
+    from penny.parties import Directory
 
 COOKIE_NAME: Final = "penny_cbui"
 COOKIE_PATH: Final = "/cobranded-ui"
@@ -79,3 +84,15 @@ def security_headers(form_targets: tuple[str, ...] = ()) -> dict[str, str]:
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",
     }
+
+
+def merchant_by_key(directory: Directory, access_key: str, secret: str) -> Party | None:
+    """The business account whose API key is ``access_key`` with ``secret`` (the only
+    credentials a business has: the account site and the Recipient pipeline sign in with
+    them), or None."""
+    key = directory.api_key(access_key) if access_key and secret else None
+    expected = directory.secret_for(access_key) if key is not None else None
+    if key is None or expected is None or not same_token(expected, secret):
+        return None
+    party = directory.party(key.party_id)
+    return party if party is not None and party.kind is PartyKind.business else None

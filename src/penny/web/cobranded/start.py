@@ -35,8 +35,10 @@ from penny.web.cobranded.params import (
     return_url_problem,
 )
 from penny.web.cobranded.pipeline import Pipelines
+from penny.web.cobranded.recipient import RecipientStep
+from penny.web.cobranded.recipient_params import PIPELINE as RECIPIENT
 from penny.web.cobranded.returns import error_params
-from penny.web.cobranded.views import problem
+from penny.web.cobranded.views import refused_start
 
 
 class StartStep:
@@ -49,12 +51,14 @@ class StartStep:
         signer: Signer,
         settings: Settings,
         pipelines: Pipelines,
+        recipient: RecipientStep | None = None,
     ) -> None:
         self.directory = directory
         self.payments = payments
         self.signer = signer
         self.settings = settings
         self.pipelines = pipelines
+        self.recipient = recipient
 
     def start(self, incoming: Incoming) -> Page:
         params = decode_query(incoming.query)
@@ -62,6 +66,8 @@ class StartStep:
         trusted = self._trusted(incoming, params, secret)
         return_url = params.get("returnURL", "")
         can_return = trusted and return_url_problem(return_url) is None
+        if params.get("pipelineName") == RECIPIENT and self.recipient is not None:
+            return self.recipient.start(incoming, params, merchant, can_return)
         parsed = parse_start(params, self.payments.clock.now_us())
         if isinstance(parsed, PipelineRequest):
             used = self._references_used(merchant.id, parsed)
@@ -72,18 +78,8 @@ class StartStep:
                     (used,),
                 )
         if isinstance(parsed, StartError):
-            back = None
-            if can_return:
-                base = self.settings.base_url(incoming)
-                back = self.signer.signed_redirect(base, return_url, error_params(parsed, params))
-            return problem(
-                400,
-                "This payment request cannot be completed",
-                parsed.message,
-                back=back,
-                merchant=merchant.name,
-                fields=parsed.fields,
-            )
+            back = (return_url, error_params(parsed, params)) if can_return else None
+            return refused_start(incoming, self.settings, self.signer, parsed, merchant, back)
         pid, cookie, session = self.pipelines.open(incoming, merchant, parsed)
         step = "method" if session.party_id else "signin"
         return Page(
@@ -93,9 +89,12 @@ class StartStep:
         )
 
     def resume(self, incoming: Incoming) -> Page:
-        """Back to the step the pipeline is at: the payment methods, or signing in first."""
-        ctx = self.pipelines.context(incoming, check_csrf=False)
-        return to_step(ctx.row.id, "method" if ctx.session.party_id else "signin")
+        """Back to the step the pipeline is at: the payment methods, or signing in first (the
+        Recipient pipeline has one page for both)."""
+        session, row, _merchant = self.pipelines.opened(incoming, check_csrf=False)
+        if row.pipeline_name == RECIPIENT:
+            return to_step(row.id, "recipient")
+        return to_step(row.id, "method" if session.party_id else "signin")
 
     def _merchant(self, params: Mapping[str, str]) -> tuple[Party, str]:
         """The merchant a start request's ``callerKey`` names, and that key's secret."""

@@ -5,6 +5,7 @@ with the security headers and the session cookie).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Final
 
@@ -12,13 +13,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from penny.domain.model import AmountType, UsageLimitType
-from penny.domain.parties import PaymentMethod
+from penny.domain.parties import Party, PaymentMethod
 from penny.epoch import MICROS_PER_SECOND, to_datetime, to_seconds
 from penny.money import Money
+from penny.signing import Signer
 from penny.storage import cobranded_sql as sql
 from penny.web.cobranded import security
-from penny.web.cobranded.http import Page
-from penny.web.cobranded.params import Pipeline, PipelineRequest
+from penny.web.cobranded.http import Incoming, Page, Settings
+from penny.web.cobranded.params import Pipeline, PipelineRequest, StartError
 from penny.web.cobranded.pipeline import Context
 
 
@@ -67,6 +69,23 @@ def problem(status: int, title: str, message: str, *, back: str | None = None, *
         {"title": title, "message": message, "back": back, **more},
         form_targets=(),
     )
+
+
+def refused_start(
+    incoming: Incoming,
+    settings: Settings,
+    signer: Signer,
+    error: StartError,
+    merchant: Party,
+    back: tuple[str, Mapping[str, str]] | None,
+    title: str = "This payment request cannot be completed",
+) -> Page:
+    """The error page of a refused start request; with ``back`` (the request's ``returnURL``
+    and the return parameters, when that URL may be trusted) it links to the signed return."""
+    url = None
+    if back is not None:
+        url = signer.signed_redirect(settings.base_url(incoming), back[0], dict(back[1]))
+    return problem(400, title, error.message, back=url, merchant=merchant.name, fields=error.fields)
 
 
 def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:

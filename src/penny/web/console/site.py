@@ -358,12 +358,7 @@ class ConsoleSite:
         return self._signin(PartyKind.business, incoming, subject, check, values)
 
     def _merchant_by_key(self, access_key: str, secret: str) -> Party | None:
-        key = self.directory.api_key(access_key) if access_key and secret else None
-        expected = self.directory.secret_for(access_key) if key is not None else None
-        if key is None or expected is None or not security.same_token(expected, secret):
-            return None
-        party = self.directory.party(key.party_id)
-        return party if party is not None and party.kind is PartyKind.business else None
+        return security.merchant_by_key(self.directory, access_key, secret)
 
     def signin_buyer(self, incoming: Incoming) -> Page:
         form = incoming.form or {}

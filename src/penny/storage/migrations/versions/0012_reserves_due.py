@@ -6,7 +6,7 @@ pending transactions whose money source has answered (``ix_transactions_due``), 
 index of their own. No table changes: Reserve, Settle and Cancel use the columns there are.
 
 Revision ID: 0012
-Revises: 0011 (0009 on its own; chained after fps-tokens' 0011 once merged)
+Revises: 0011
 Create Date: 2026-12-07
 """
 

@@ -9,7 +9,7 @@ The dashboard reads finished days from here and computes only the recent ones fr
 deleting its rows loses nothing. No index is added to ``transactions`` (no cost to a Pay).
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

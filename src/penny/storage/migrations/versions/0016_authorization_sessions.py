@@ -7,7 +7,7 @@ references the pages will give the new tokens (by which the session finds them o
 has completed the pages).
 
 Revision ID: 0016
-Revises: 0014 (re-chained after main took 0011, 0012 and 0014)
+Revises: 0014
 Create Date: 2026-12-07
 """
 

@@ -1,0 +1,61 @@
+"""SQL for the marketplace (issue #19): the recipient tokens merchants give marketplace callers.
+
+Table ``recipient_tokens`` (migration 0013): one row per token the Recipient pipeline issued,
+unique per caller and caller reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+
+from penny.domain.model import RecipientToken, TokenStatus
+from penny.storage import schema
+
+recipient_tokens = schema.recipient_tokens
+
+
+def _token(row: Mapping[Any, Any]) -> RecipientToken:
+    values = dict(row)
+    values["status"] = TokenStatus(values["status"])
+    values["recipient_pays_fee"] = bool(values["recipient_pays_fee"])
+    return RecipientToken(**values)
+
+
+def insert_recipient_token(conn: Connection, token: RecipientToken) -> None:
+    row = asdict(token)
+    row["status"] = token.status.value
+    conn.execute(insert(recipient_tokens).values(**row))
+
+
+def load_recipient_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, RecipientToken]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(recipient_tokens).where(recipient_tokens.c.id.in_(wanted)))
+    return {row.id: _token(row._mapping) for row in rows}
+
+
+def recipient_token_by_reference(
+    conn: Connection, caller_id: str, reference: str
+) -> RecipientToken | None:
+    row = conn.execute(
+        select(recipient_tokens).where(
+            and_(
+                recipient_tokens.c.caller_id == caller_id,
+                recipient_tokens.c.caller_reference == reference,
+            )
+        )
+    ).first()
+    return None if row is None else _token(row._mapping)
+
+
+def cancel_recipient_token(conn: Connection, token_id: str, now: int) -> None:
+    conn.execute(
+        update(recipient_tokens)
+        .where(recipient_tokens.c.id == token_id)
+        .values(status=TokenStatus.inactive.value, cancelled_at=now)
+    )
