@@ -1,14 +1,17 @@
 """Stateful property test: the payments service on a real store against a reference model.
 
 Hypothesis drives :class:`penny.services.payments.Payments` with random mixes of FundPrepaid,
-Pay (prepaid and postpaid), SettleDebt, WriteOffDebt, Refund, CancelToken (followed by an
-attempt to use the token), clock advances followed by ``complete_due``, retries of earlier
+Pay (prepaid and postpaid), SettleDebt, WriteOffDebt, Refund, Reserve, Settle (whole or
+partial) and Cancel (of a reserve or a pending charge; issue #19), CancelToken (followed by an
+attempt to use the token), clock advances followed by ``complete_due`` (which also expires
+reserves past their timeout), retries of earlier
 requests under the same CallerReference (same content, and other content) and batches of
 several requests in one ``submit``. The reference model below is written from the documented
 rules (docs/decisions.md, docs/sandbox.md, docs/fees.md), independently of
 :mod:`penny.domain.rules`: per instrument its posted prepaid balance or debt, what is pending
 on it, the total funded and charged, and which Pays a settlement has been accepted since; per
-merchant its payable balance (amount − fee of every successful money movement); per buyer the
+merchant its payable balance (amount − fee of every successful money movement); per instrument
+what reserves hold on it (off the prepaid balance, within the credit line); per buyer the
 Penny balance; per transaction its status and the amount refunded. For every request the model
 says what must happen: a transaction with status Success, Pending or Failure (and its amount,
 fee and method), or the exact :class:`Refusal`.
@@ -71,15 +74,20 @@ from penny.money import Money
 from penny.parties import Directory
 from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.services.payments import (
+    CancelRequest,
     FundPrepaidRequest,
     InstrumentSetup,
     PaymentRequest,
     Payments,
     PayRequest,
     RefundRequest,
+    ReserveRequest,
     Result,
     SettleDebtRequest,
+    SettleRequest,
     WriteOffDebtRequest,
+    cancel_request,
+    settle_request,
 )
 from penny.storage.database import Database
 
@@ -94,6 +102,11 @@ FEES: Final = {Method.card: 50, Method.bank: 20, Method.balance: 5}
 #: rules.MAX_AMOUNT_MINOR: $1,000,000.00.
 MAX_AMOUNT: Final = 100_000_000
 UNKNOWN_ID: Final = "UNKNOWN0000000000000000000000000000"
+MINUTE: Final = HOUR // 60
+#: docs/decisions.md (#19): an unsettled reserve expires after 7 days (in minutes).
+RESERVE_TIMEOUT: Final = 7 * 24 * 60
+#: The transactions that charged an instrument (a Refund gives them back).
+CHARGES: Final = (Operation.pay, Operation.settle)
 #: Set to False once a Pay accepted after a settlement at the same instant (one batch) may be
 #: refunded (test_refund_of_a_pay_accepted_after_a_settlement_in_the_same_batch); until then
 #: the machine tolerates the refusal for exactly those Pays.
@@ -212,8 +225,10 @@ class MInstrument:
     pending: int = 0
     #: Prepaid: everything funded that has not failed (success and pending).
     funded: int = 0
-    #: Postpaid: every Pay charged, less refunds.
+    #: Postpaid: every Pay charged, less refunds (and what reserves hold).
     charged: int = 0
+    #: What open reserves hold: off the prepaid balance, or within the credit line.
+    held: int = 0
     #: When the last settlement was accepted (to tell Pays accepted at the same instant).
     last_settled_at: int | None = None
 
@@ -246,6 +261,8 @@ class MTxn:
     settled_since: bool = False
     #: A Pay: accepted after a settlement at the same instant (the tolerated bug).
     same_instant_as_settlement: bool = False
+    #: A Settle: its reserve.
+    parent: str | None = None
 
 
 class RefusedError(Exception):
@@ -271,6 +288,8 @@ class Expect:
     apply: Callable[[Transaction], None] | None = None
     #: A refusal tolerated instead of the expected transaction (known bug, see above).
     tolerated: Refusal | None = None
+    #: A Cancel: the answer is this existing transaction (no new one), with ``status``.
+    existing: str | None = None
 
 
 @dataclass
@@ -305,6 +324,12 @@ class Model:
                 return Expect(replay=prior[1])
             return Expect(refusal=Refusal.duplicate_request)
         try:
+            if isinstance(request, ReserveRequest):
+                return self._reserve(request, now)
+            if isinstance(request, SettleRequest):
+                return self._settle_reserve(request, now)
+            if isinstance(request, CancelRequest):
+                return self._cancel(request)
             if isinstance(request, PayRequest):
                 return self._pay(request, now)
             if isinstance(request, FundPrepaidRequest):
@@ -346,7 +371,7 @@ class Model:
             raise RefusedError(Refusal.amount_out_of_range)
         return amount.minor
 
-    def _record(self, txn: Transaction, expect: Expect, **extra: int | bool) -> MTxn:
+    def _record(self, txn: Transaction, expect: Expect, **extra: int | bool | str) -> MTxn:
         assert expect.operation is not None
         assert expect.instrument is not None
         assert expect.method is not None
@@ -396,7 +421,7 @@ class Model:
             raise RefusedError(Refusal.amount_above_maximum)
         if inst.global_limit is not None and inst.charged + amount > inst.global_limit:
             raise RefusedError(Refusal.exceeds_instrument_limits)
-        if inst.debt + amount > inst.credit_limit:
+        if inst.debt + inst.held + amount > inst.credit_limit:
             raise RefusedError(Refusal.exceeds_instrument_limits)
 
         def owe(txn: Transaction) -> None:
@@ -463,7 +488,7 @@ class Model:
             if settling:
                 inst.last_settled_at = now
                 for other in self.txns.values():
-                    if other.instrument is inst and other.operation is Operation.pay:
+                    if other.instrument is inst and other.operation in CHARGES:
                         other.settled_since = True
             else:
                 inst.funded += amount
@@ -511,9 +536,11 @@ class Model:
         original = self.txns.get(request.transaction_id)
         if original is None:
             raise RefusedError(Refusal.unknown_transaction)
-        if original.operation is not Operation.pay:
+        if original.operation is Operation.reserve and original.status is Status.reserved:
+            raise RefusedError(Refusal.invalid_transaction_state)
+        if original.operation not in CHARGES:
             raise RefusedError(Refusal.not_refundable)
-        assert original.status is Status.success  # a Pay is never pending nor failed
+        assert original.status is Status.success  # a Pay or Settle is never pending nor failed
         left = original.amount - original.refunded
         if left <= 0:
             raise RefusedError(Refusal.fully_refunded)
@@ -553,12 +580,108 @@ class Model:
         expect.apply = give_back
         return expect
 
+    # -- Reserve, Settle, Cancel (issue #19) ----------------------------------------------
+
+    def _reserve(self, request: ReserveRequest, now: int) -> Expect:
+        """Pay's checks and refusals; the amount is held, not spent (docs/decisions.md)."""
+        pay = self._pay(request, now)
+        assert pay.instrument is not None
+        inst, amount = pay.instrument, pay.amount
+        timeout = RESERVE_TIMEOUT if request.timeout_minutes is None else request.timeout_minutes
+        expect = replace(pay, status=Status.reserved, operation=Operation.reserve)
+
+        def hold(txn: Transaction) -> None:
+            inst.held += amount
+            if inst.prepaid:
+                inst.available -= amount
+            else:
+                inst.charged += amount
+            self._record(txn, expect, completes_at=now + timeout * MINUTE)
+
+        expect.apply = hold
+        return expect
+
+    def _release(self, txn: MTxn) -> None:
+        """A reserve's hold given back whole (Cancel, expiry)."""
+        inst = txn.instrument
+        inst.held -= txn.amount
+        if inst.prepaid:
+            inst.available += txn.amount
+        else:
+            inst.charged -= txn.amount
+
+    def _settle_reserve(self, request: SettleRequest, now: int) -> Expect:
+        reserve = self.txns.get(request.reserve_transaction_id)
+        if reserve is None:
+            raise RefusedError(Refusal.unknown_transaction)
+        assert reserve.completes_at is not None or reserve.status is not Status.reserved
+        if reserve.status is not Status.reserved or now >= (reserve.completes_at or 0):
+            raise RefusedError(Refusal.invalid_transaction_state)
+        amount = reserve.amount if request.amount is None else self._amount(request.amount)
+        if amount > reserve.amount:
+            raise RefusedError(Refusal.settle_exceeds_reserve)
+        inst = reserve.instrument
+        expect = Expect(
+            status=Status.success,
+            operation=Operation.settle,
+            instrument=inst,
+            amount=amount,
+            method=reserve.method,
+            parent=reserve.id,
+        )
+
+        def charge(txn: Transaction) -> None:
+            self._release(reserve)
+            reserve.status = Status.success
+            if inst.prepaid:
+                inst.available -= amount
+            else:
+                inst.debt += amount
+                inst.charged += amount
+            self._record(txn, expect, parent=reserve.id)
+
+        expect.apply = charge
+        return expect
+
+    def _cancel(self, request: CancelRequest) -> Expect:
+        txn = self.txns.get(request.transaction_id)
+        if txn is None:
+            raise RefusedError(Refusal.unknown_transaction)
+        expect = Expect(existing=txn.id, status=Status.cancelled)
+        if txn.status is Status.cancelled:
+            expect.apply = lambda _txn: None
+            return expect
+        if txn.status is Status.reserved:
+            expect.apply = lambda _txn: self._cancelled(txn)
+            return expect
+        if txn.status is not Status.pending:
+            raise RefusedError(Refusal.invalid_transaction_state)
+        expect.apply = lambda _txn: self._cancelled(txn)
+        return expect
+
+    def _cancelled(self, txn: MTxn) -> None:
+        """``txn`` (Reserved, or a pending charge) cancelled: its hold released."""
+        if txn.status is Status.reserved:
+            self._release(txn)
+        else:  # a pending funding or settlement that will never arrive
+            inst = txn.instrument
+            inst.pending -= txn.amount
+            self.payable_pending -= txn.amount - txn.fee
+            if txn.operation is Operation.fund_prepaid:
+                inst.funded -= txn.amount
+        txn.status = Status.cancelled
+
     # -- time ----------------------------------------------------------------------------
 
     def complete(self, now: int) -> dict[str, Status]:
-        """Finish the pending transactions whose answer is due; their new statuses."""
+        """Finish the pending transactions whose answer is due, and expire the reserves past
+        their timeout; their new statuses."""
         done: dict[str, Status] = {}
         for txn in self.txns.values():
+            if txn.status is Status.reserved and (txn.completes_at or 0) <= now:
+                self._release(txn)
+                txn.status = done[txn.id] = Status.cancelled
+                continue
             if txn.status is not Status.pending:
                 continue
             assert txn.completes_at is not None
@@ -581,7 +704,18 @@ class Model:
 
 # -- the machine ---------------------------------------------------------------------------
 
-DraftKind = Literal["fund", "pay", "settle", "write_off", "refund", "retry", "billing_cycle"]
+DraftKind = Literal[
+    "fund",
+    "pay",
+    "settle",
+    "write_off",
+    "refund",
+    "retry",
+    "billing_cycle",
+    "reserve",
+    "settle_reserve",
+    "cancel",
+]
 #: The kinds of single requests, Pay and FundPrepaid more often.
 REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
     "pay",
@@ -593,6 +727,11 @@ REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
     "refund",
     "refund",
     "retry",
+    "reserve",
+    "reserve",
+    "settle_reserve",
+    "settle_reserve",
+    "cancel",
 )
 #: The kinds of requests in a batch; a billing cycle is a SettleDebt and a new postpaid Pay on
 #: one credit instrument (the Pay comes after the settlement, at the same instant).
@@ -604,6 +743,9 @@ DRAFT_KINDS: Final[tuple[DraftKind, ...]] = (
     "refund",
     "retry",
     "billing_cycle",
+    "reserve",
+    "settle_reserve",
+    "cancel",
 )
 
 
@@ -772,6 +914,13 @@ class PaymentsMachine(RuleBasedStateMachine):
             )
             return
         assert expect.refusal is None, f"{what}: expected {expect.refusal}, got {result}"
+        if expect.existing is not None:  # a Cancel answers the cancelled transaction itself
+            assert (result.id, result.status) == (expect.existing, expect.status), what
+            assert result.completed_at is not None
+            event("cancelled")
+            assert expect.apply is not None
+            expect.apply(result)
+            return
         event(f"{expect.operation}: {expect.status}")
         assert expect.instrument is not None
         assert expect.apply is not None
@@ -799,6 +948,9 @@ class PaymentsMachine(RuleBasedStateMachine):
             "settle": self.draft_settle,
             "write_off": self.draft_write_off,
             "refund": self.draft_refund,
+            "reserve": self.draft_reserve,
+            "settle_reserve": self.draft_settle_reserve,
+            "cancel": self.draft_cancel,
         }
         if kind == "retry":
             if self.history or batch:
@@ -859,7 +1011,7 @@ class PaymentsMachine(RuleBasedStateMachine):
             fit = inst.available
             anchors = [inst.available, inst.available + 1]
         else:
-            room = inst.credit_limit - inst.debt
+            room = inst.credit_limit - inst.debt - inst.held
             if inst.global_limit is not None:
                 room = min(room, inst.global_limit - inst.charged)
             fit = min(room, inst.max_charge or room)
@@ -873,6 +1025,54 @@ class PaymentsMachine(RuleBasedStateMachine):
                 anchors += [inst.global_limit - inst.charged, inst.global_limit - inst.charged + 1]
         amount = self.amount(data, anchors, fit)
         return PayRequest(self.merchant_id, self.ref("pay"), token_id, amount)
+
+    def draft_reserve(self, data: st.DataObject) -> PaymentRequest:
+        """A Pay's draft, reserved: held for the default 7 days, or for an hour or a few
+        (so that clock advances expire some)."""
+        pay = self.draft_pay(data)
+        assert isinstance(pay, PayRequest)
+        timeout = data.draw(st.sampled_from([None, None, 60, 6 * 60, 30 * 60]), label="timeout")
+        ref = self.ref("reserve")
+        token, amount = pay.sender_token_id, pay.amount
+        return ReserveRequest(pay.caller_id, ref, token, amount, timeout_minutes=timeout)
+
+    def _reserve_target(self, data: st.DataObject, label: str) -> MTxn | None:
+        """Mostly an open reserve (recent ones more often), sometimes any transaction; None:
+        an unknown id."""
+        txns = list(self.model.txns.values())
+        open_ = [t for t in txns if t.status is Status.reserved]
+        variant = data.draw(st.integers(0, 9), label=f"{label} variant")
+        if open_ and variant <= 6:
+            return data.draw(st.sampled_from(open_[-3:] if variant <= 3 else open_), label=label)
+        if txns and variant <= 8:
+            return data.draw(st.sampled_from(txns), label=label)
+        return None
+
+    def draft_settle_reserve(self, data: st.DataObject) -> PaymentRequest:
+        reserve = self._reserve_target(data, "reserve")
+        if reserve is None:
+            return settle_request(self.merchant_id, UNKNOWN_ID, None)
+        how = data.draw(st.integers(0, 5), label="settle amount")
+        amount: Money | None
+        if how <= 1:
+            amount = None  # the whole reserve
+        elif how == 2:
+            amount = usd(data.draw(st.integers(1, max(1, reserve.amount))))
+        elif how == 3:
+            amount = usd(reserve.amount)
+        elif how == 4:
+            amount = usd(reserve.amount + 1)
+        else:
+            amount = data.draw(st.sampled_from([usd(0), Money(1, "EUR"), usd(MAX_AMOUNT + 1)]))
+        return settle_request(self.merchant_id, reserve.id, amount)
+
+    def draft_cancel(self, data: st.DataObject) -> PaymentRequest:
+        pending = [t for t in self.model.txns.values() if t.status is Status.pending]
+        if pending and data.draw(st.integers(0, 4), label="cancel pending") == 4:
+            target: MTxn | None = data.draw(st.sampled_from(pending), label="pending")
+        else:
+            target = self._reserve_target(data, "cancelled")
+        return cancel_request(self.merchant_id, UNKNOWN_ID if target is None else target.id)
 
     def draft_settle(self, data: st.DataObject) -> PaymentRequest:
         inst = self.pick(
@@ -945,7 +1145,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         else:
             original = data.draw(st.sampled_from([*self.history, *batch]), label="retried")
         how = data.draw(st.integers(0, 2), label="retry content")
-        if how == 0:
+        # Settle and Cancel carry no description; Cancel no amount: those retry as they were.
+        if how == 0 or not hasattr(original, ("caller_description", "amount")[how - 1]):
             return original
         # Every request type has these two fields (PaymentRequest, their base, has neither).
         if how == 1:
@@ -1118,10 +1319,14 @@ class PaymentsMachine(RuleBasedStateMachine):
                 assert 0 <= debt.main.minor <= inst.credit_limit
         # GetTotalPrepaidLiability: main is the sum of the posted (available) prepaid balances;
         # pending fundings are not part of it, they are its `pending` part.
+        for inst in model.credits():  # what reserves hold stays within the credit line
+            assert inst.debt + inst.held <= inst.credit_limit, inst.id
+            assert inst.global_limit is None or inst.charged <= inst.global_limit, inst.id
+        # GetTotalPrepaidLiability is posted value: what reserves hold on it is still owed.
         liability = payments.total_prepaid_liability(merchant)
         prepaids = model.prepaids()
         assert (liability.main.minor, liability.pending.minor) == (
-            sum(i.available for i in prepaids),
+            sum(i.available + i.held for i in prepaids),
             sum(i.pending for i in prepaids),
         )
         owed = payments.outstanding_debt(merchant)
