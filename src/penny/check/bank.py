@@ -9,9 +9,12 @@ The run, in order:
    service, as the hosted pipelines would;
 2. P ``penny serve`` processes start on 127.0.0.1;
 3. C client threads issue Pay (prepaid and credit), FundPrepaid, SettleDebt, WriteOffDebt,
-   Refund and the four balance reads. Every mutating operation gets a fresh ``CallerReference``,
-   written to the history *before* the first send, and is retried on a timeout, a connection
-   error or a 5xx with the same reference (on the next process) until it has an answer;
+   Refund, Reserve on the prepaid instrument then Settle (whole or part) or Cancel of it
+   (issue #19), and the four balance reads. Every mutating operation gets a fresh
+   ``CallerReference`` (Settle's is the one Penny derives from the reserve and the amount;
+   Cancel needs none: cancelling twice is harmless), written to the history *before* the first
+   send, and is retried on a timeout, a connection error or a 5xx with the same reference (on
+   the next process) until it has an answer;
 4. the nemesis SIGKILLs a random Penny process at random moments and restarts it; with the
    throwaway PostgreSQL it also crash-restarts the database once, half-way;
 5. after the clients stop, every instrument's and merchant's balances are read once more with
@@ -33,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,6 +58,7 @@ from penny.money import Money, parse_amount
 from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.security import SERVER_KEY_ENV, ServerKey, load_server_key
 from penny.services.factory import build_services
+from penny.services.payments import settle_request
 from penny.storage.database import Database, open_database
 
 CARD: Final = "4111111111111111"
@@ -69,12 +74,17 @@ MIX: Final = {
     "settle": 8,
     "write_off": 4,
     "refund": 8,
+    "reserve": 6,
+    "settle_reserve": 4,
+    "cancel": 2,
     "read_prepaid": 8,
     "read_debt": 6,
     "read_liability": 5,
     "read_outstanding": 5,
 }
-MUTATING: Final = frozenset({"pay_prepaid", "pay_credit", "fund", "settle", "write_off", "refund"})
+MUTATING: Final = frozenset(
+    {"pay_prepaid", "pay_credit", "fund", "settle", "write_off", "refund", "reserve"}
+)
 
 
 # -- the store and the world ---------------------------------------------------------------
@@ -226,18 +236,27 @@ class Run:
 
 
 Paid = tuple[int, str, int, bool]  # merchant, transaction id, amount, credit
+Reserved = tuple[int, int, str, int]  # merchant, buyer, reserve id, amount
+
+
+@dataclass
+class Mine:
+    """What one client made that it may act on later: payments to refund, open reserves."""
+
+    paid: list[Paid] = field(default_factory=list)
+    reserved: list[Reserved] = field(default_factory=list)
 
 
 def client_loop(run: Run, index: int) -> None:
     rng = random.Random(f"{run.config.seed}/client/{index}")
     kinds = list(MIX)
     weights = [MIX[k] for k in kinds]
-    paid: list[Paid] = []
+    mine = Mine()
     while not run.stop_new.is_set():
         kind = rng.choices(kinds, weights)[0]
         buyer = rng.choice(run.world.buyers)
         op = Op(run.next_id(), index, kind, buyer.merchant, buyer.index)
-        request = _request(op, buyer, rng, paid)
+        request = _request(op, buyer, rng, mine)
         if request is None:
             continue
         action, params = request
@@ -248,15 +267,52 @@ def client_loop(run: Run, index: int) -> None:
         if reply.status != 200:
             continue
         read_value(op, reply)
-        if op.transaction_id is not None and kind in {"pay_prepaid", "pay_credit"}:
-            paid.append((op.merchant, op.transaction_id, op.amount, kind == "pay_credit"))
+        _remember(op, mine)
+
+
+def _remember(op: Op, mine: Mine) -> None:
+    """What an acknowledged ``op`` made that the client may refund, settle or cancel."""
+    if op.transaction_id is None:
+        return
+    if op.kind in {"pay_prepaid", "pay_credit", "settle_reserve"}:
+        mine.paid.append((op.merchant, op.transaction_id, op.amount, op.kind == "pay_credit"))
+    elif op.kind == "reserve" and op.buyer is not None:
+        mine.reserved.append((op.merchant, op.buyer, op.transaction_id, op.amount))
+
+
+def _follow_up(op: Op, rng: random.Random, mine: Mine) -> tuple[str, dict[str, str]] | None:
+    """Settle (whole or part) or Cancel one of the client's open reserves, each once."""
+    if not mine.reserved:
+        return None
+    merchant, buyer, reserve_id, held = mine.reserved.pop(rng.randrange(len(mine.reserved)))
+    op.merchant, op.buyer, op.target = merchant, buyer, reserve_id
+    if op.kind == "cancel":
+        op.amount = held
+        return "Cancel", {"TransactionId": reserve_id}
+    if rng.random() < 0.3:
+        op.amount = held
+        op.reference = settle_request("", reserve_id, None).caller_reference
+        return "Settle", {"ReserveTransactionId": reserve_id}
+    op.amount = rng.randint(1, held)
+    amount = Money(op.amount, "USD")
+    op.reference = settle_request("", reserve_id, amount).caller_reference
+    return "Settle", {"ReserveTransactionId": reserve_id, **_amount("TransactionAmount", op.amount)}
 
 
 def _request(
-    op: Op, buyer: Buyer, rng: random.Random, paid: list[Paid]
+    op: Op, buyer: Buyer, rng: random.Random, mine: Mine
 ) -> tuple[str, dict[str, str]] | None:
-    """The FPS action and parameters of ``op`` (``None``: nothing to refund yet)."""
+    """The FPS action and parameters of ``op`` (``None``: nothing to refund, settle or cancel
+    yet)."""
     kind = op.kind
+    if kind in {"settle_reserve", "cancel"}:
+        return _follow_up(op, rng, mine)
+    if kind == "reserve":
+        op.amount = rng.randint(1, 500)
+        return "Reserve", {
+            "SenderTokenId": buyer.prepaid_token,
+            **_amount("TransactionAmount", op.amount),
+        }
     if kind in {"pay_prepaid", "pay_credit"}:
         op.amount = rng.randint(1, 500)
         token = buyer.prepaid_token if kind == "pay_prepaid" else buyer.credit_token
@@ -282,9 +338,9 @@ def _request(
             **_amount("AdjustmentAmount", op.amount),
         }
     if kind == "refund":
-        if not paid:
+        if not mine.paid:
             return None
-        merchant, target, amount, credit = rng.choice(paid)
+        merchant, target, amount, credit = rng.choice(mine.paid)
         op.merchant, op.buyer, op.target, op.target_credit = merchant, None, target, credit
         op.amount = rng.randint(1, amount)
         return "Refund", {"TransactionId": target, **_amount("RefundAmount", op.amount)}
