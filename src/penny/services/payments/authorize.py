@@ -104,6 +104,10 @@ def check_terms(request: SetupSenderToken) -> None:
         raise _invalid("recurringPeriod is required")
     if request.kind is not TokenKind.multi_use and request.usage_limits:
         raise _invalid("usage limits are for MultiUse tokens")
+    if request.recurring_period is not None and request.kind is not TokenKind.recurring:
+        raise _invalid("recurringPeriod is for Recurring tokens")
+    if request.amount_type is not None and request.kind is not TokenKind.multi_use:
+        raise _invalid("amountType is for MultiUse tokens")
     if request.reserve and request.kind is not TokenKind.single_use:
         raise _invalid("reserve is for SingleUse tokens")
     if len(request.usage_limits) > 2:
