@@ -44,7 +44,7 @@ from penny.ledger.model import Leg, NewJournal
 from penny.services import instructions
 from penny.services.factory import Services
 from penny.services.payments import PayRequest, RefundRequest, SenderTokenSetup
-from penny.storage import terms_sql
+from penny.storage import ipn_sql, terms_sql
 
 MICROS_PER_HOUR = 3_600 * 1_000_000
 
@@ -372,3 +372,16 @@ def test_a_balance_payment_is_refunded_to_the_balance(world: World) -> None:
     assert world.services.payments.account_balance(world.buyer.id).total.minor == 1000
     assert world.payable() == (0, 0)
     assert world.fees_collected() == 0
+
+
+def test_an_ipn_for_the_pending_card_payment_and_one_for_its_answer(world: World) -> None:
+    world.services.directory.set_ipn_url(world.merchant.id, "https://shop.example/ipn")
+    made = world.token(TokenKind.single_use, transaction_amount="2.22")
+    txn = world.pay(made, "2.22", "pay-1")
+    world.complete()
+    with world.services.database.read() as conn:
+        found = ipn_sql.listing(conn, subject_id=txn.id)
+    params = [dict(n.params) for n in found]
+    sent = sorted((p["transactionStatus"], p["statusCode"]) for p in params)
+    assert sent == [("PENDING", "PendingNetworkResponse"), ("SUCCESS", "Success")]
+    assert {p["paymentMethod"] for p in params} == {"CC"}
