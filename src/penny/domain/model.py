@@ -138,6 +138,10 @@ class Operation(enum.Enum):
     fund_prepaid = "FundPrepaid"
     #: A merchant moving its payable balance to its bank (FPS's IPN-only WITHDRAW_FUNDS).
     withdraw = "Withdraw"
+    #: A hold on the sender's instrument (issue #19), finished by Settle or Cancel or expiry.
+    reserve = "Reserve"
+    #: The part of a Reserve that was charged (a transaction of its own; parent: the Reserve).
+    settle = "Settle"
 
     @property
     def ipn_name(self) -> str:
@@ -149,6 +153,8 @@ class Operation(enum.Enum):
             Operation.write_off_debt: "WRITE_OFF_DEBT",
             Operation.fund_prepaid: "FUND_PREPAID",
             Operation.withdraw: "WITHDRAW_FUNDS",
+            Operation.reserve: "RESERVE",
+            Operation.settle: "SETTLE",
         }[self]
 
 
@@ -171,11 +177,18 @@ class StatusCode(enum.StrEnum):
     success = "Success"
     pending_network_response = "PendingNetworkResponse"
     transaction_denied = "TransactionDenied"
+    #: Cancelled by the caller (FPS spelled this code with one *l*, the status with two).
+    canceled = "Canceled"
+    #: A reserve not settled within its timeout (or a transaction past its timeout).
+    expired = "Expired"
 
 
 #: Status messages Penny reports with them (FPS StatusMessage, §6.2 of the spec).
 SUCCESS_MESSAGE = "The transaction was successful and the payment instrument was charged."
 PENDING_MESSAGE = "The transaction is awaiting a response from the backend payment processor."
+RESERVED_MESSAGE = "The requested amount was reserved successfully."
+CANCELED_MESSAGE = "The transaction was explicitly canceled by the caller."
+EXPIRED_MESSAGE = "The reserved amount was not settled within the timeout."
 
 
 @dataclass(frozen=True, slots=True)

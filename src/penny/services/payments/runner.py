@@ -62,7 +62,10 @@ def decide(batch: Batch, request: PaymentRequest) -> Transaction:
         if previous.fingerprint != print_:
             raise PaymentsError(Refusal.duplicate_request)
         return previous
-    txn = spec_of(request).decide(batch, request, print_)
+    spec = spec_of(request)
+    txn = spec.decide(batch, request, print_)
+    if not spec.records:
+        return txn
     batch.known[key] = txn
     batch.new_transactions.append(txn)
     return txn
@@ -106,6 +109,10 @@ def load(
     accounts.update(i.ledger_account_id for i in instruments.values())
     for party in parties.values():
         accounts.update(party.ledger_accounts.values())
+    # Holds the batch posts or releases (Settle, Cancel): pending journals lock first.
+    holds = [o.pending_journal_id for o in originals.values() if o.pending_journal_id]
+    if holds:
+        session.load(pending_ids=holds)
     session.load(account_ids=accounts)
     batch = Batch(session, chart, settings, known, tokens, instruments, parties, methods, originals)
     slots = [gk.authorization_slot(t) for t in authorizing]
