@@ -624,14 +624,7 @@ class Model:
                 raise RefusedError(Refusal.debt_already_settled)
             if inst.pending + amount > inst.debt:
                 raise RefusedError(Refusal.debt_already_settled)
-        expect = Expect(
-            status=Status.success,
-            operation=Operation.refund,
-            instrument=inst,
-            amount=amount,
-            method=original.method,
-            parent=original.id,
-        )
+        expect = self._refund_expect(original, inst, amount)
         if (
             TOLERATE_SAME_INSTANT_SETTLEMENT
             and not inst.prepaid
@@ -651,12 +644,9 @@ class Model:
         expect.apply = give_back
         return expect
 
-    def _auth_refund(self, original: MTxn, inst: MAuth, amount: int) -> Expect:
-        """Back to the payment method, from the payable less the fee's share (#19)."""
-        fee_back = original.fee * amount // original.amount
-        if self.payable < amount - fee_back:
-            raise RefusedError(Refusal.insufficient_balance)
-        expect = Expect(
+    @staticmethod
+    def _refund_expect(original: MTxn, inst: MInstrument, amount: int) -> Expect:
+        return Expect(
             status=Status.success,
             operation=Operation.refund,
             instrument=inst,
@@ -664,6 +654,13 @@ class Model:
             method=original.method,
             parent=original.id,
         )
+
+    def _auth_refund(self, original: MTxn, inst: MAuth, amount: int) -> Expect:
+        """Back to the payment method, from the payable less the fee's share (#19)."""
+        fee_back = original.fee * amount // original.amount
+        if self.payable < amount - fee_back:
+            raise RefusedError(Refusal.insufficient_balance)
+        expect = self._refund_expect(original, inst, amount)
 
         def give_back(txn: Transaction) -> None:
             original.refunded += amount
