@@ -6,7 +6,10 @@ partial) and Cancel (of a reserve or a pending charge; issue #19), CancelToken (
 attempt to use the token), clock advances followed by ``complete_due`` (which also expires
 reserves past their timeout), retries of earlier
 requests under the same CallerReference (same content, and other content) and batches of
-several requests in one ``submit``. The reference model below is written from the documented
+several requests in one ``submit``, and (issue #19) SingleUse, MultiUse and Recurring tokens:
+issuing them and Pay with them on every kind of payment method, with their limits (one use,
+the most one payment may be, payments per day, the global amount limit) and refunds of
+those Pays. The reference model below is written from the documented
 rules (docs/decisions.md, docs/sandbox.md, docs/fees.md), independently of
 :mod:`penny.domain.rules`: per instrument its posted prepaid balance or debt, what is pending
 on it, the total funded and charged, and which Pays a settlement has been accepted since; per
@@ -66,13 +69,22 @@ from builders import store
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
-from penny.domain.model import Operation, Status, TokenKind, TokenStatus, Transaction
+from penny.domain.model import (
+    AUTHORIZATION_TOKEN_KINDS,
+    Operation,
+    Status,
+    TokenKind,
+    TokenStatus,
+    Transaction,
+    UsageLimitTerm,
+    UsageLimitType,
+)
 from penny.domain.parties import Party, PaymentMethod, PaymentMethodKind
 from penny.engine.ledger import Ledger
 from penny.ledger.model import Leg, NewJournal
 from penny.money import Money
 from penny.parties import Directory
-from penny.sandbox.instruments import postpaid_setup, prepaid_setup
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup, sender_token_setup
 from penny.services.payments import (
     CancelRequest,
     FundPrepaidRequest,
@@ -138,6 +150,19 @@ PENDING: Final[dict[Source, tuple[int, bool]]] = {
     "bank": (BANK_ANSWERS_AFTER, True),
     "returned": (BANK_ANSWERS_AFTER, False),
 }
+
+
+#: Pays with SingleUse, MultiUse and Recurring tokens (issue #19): a card answers Pending and
+#: then its final answer at the next completion; otherwise as the sources above.
+AUTH_PENDING: Final[dict[Source, tuple[int, bool]]] = {
+    "card": (0, True),
+    "declined": (0, False),
+    "fail_later": (CARD_FAILS_AFTER, False),
+    "bank": (BANK_ANSWERS_AFTER, True),
+    "returned": (BANK_ANSWERS_AFTER, False),
+}
+#: docs/decisions.md (#19): a SingleUse token is valid 3 hours, a MultiUse token a year.
+SINGLE_USE_HOURS: Final = 3
 
 
 def sometimes(values: st.SearchStrategy[int]) -> st.SearchStrategy[int | None]:
@@ -238,6 +263,25 @@ class MInstrument:
 
 
 @dataclass(eq=False)
+class MAuth(MInstrument):
+    """The authorization of a SingleUse, MultiUse or Recurring token (issue #19); its
+    ``setup`` names the token twice (sender and second), ``max_charge`` and ``global_limit``
+    are the token's, ``charged`` what its accepted payments add up to (less failures and
+    refunds)."""
+
+    kind: TokenKind = TokenKind.multi_use
+    #: At most this many payments per day from the token's start (a MultiUse Count limit of
+    #: "1 Day", a Recurring token's period of "1 Day"), or None.
+    per_day: int | None = None
+    spent: bool = False
+    uses: list[int] = field(default_factory=list)
+
+    def used_today(self, now: int) -> int:
+        start = self.valid_from + (now - self.valid_from) // MICROS_PER_DAY * MICROS_PER_DAY
+        return sum(1 for at in self.uses if at >= start)
+
+
+@dataclass(eq=False)
 class MToken:
     kind: TokenKind
     instrument: MInstrument
@@ -313,7 +357,10 @@ class Model:
         return [i for i in self.instruments.values() if i.prepaid]
 
     def credits(self) -> list[MInstrument]:
-        return [i for i in self.instruments.values() if not i.prepaid]
+        return [i for i in self.instruments.values() if not i.prepaid and not isinstance(i, MAuth)]
+
+    def auths(self) -> list[MAuth]:
+        return [i for i in self.instruments.values() if isinstance(i, MAuth)]
 
     # -- deciding ----------------------------------------------------------------------
 
@@ -391,6 +438,9 @@ class Model:
         return made
 
     def _pay(self, request: PayRequest, now: int) -> Expect:
+        found = self.tokens.get(request.sender_token_id)
+        if found is not None and found.kind in AUTHORIZATION_TOKEN_KINDS:
+            return self._auth_pay(request, now)
         token = self._token(
             request.sender_token_id, {TokenKind.prepaid_sender, TokenKind.credit_sender}
         )
@@ -432,6 +482,49 @@ class Model:
         expect.apply = owe
         return expect
 
+    def _auth_pay(self, request: PayRequest, now: int) -> Expect:
+        token = self._token(request.sender_token_id, set(AUTHORIZATION_TOKEN_KINDS))
+        inst = token.instrument
+        assert isinstance(inst, MAuth)
+        self._valid(inst, now)
+        amount = self._amount(request.amount)
+        if inst.kind is TokenKind.single_use and inst.spent:
+            raise RefusedError(Refusal.token_used_already)
+        if inst.max_charge is not None and amount > inst.max_charge:
+            raise RefusedError(Refusal.amount_above_maximum)
+        if inst.per_day is not None and inst.used_today(now) >= inst.per_day:
+            raise RefusedError(Refusal.token_usage_exceeded)
+        if inst.global_limit is not None and inst.charged + amount > inst.global_limit:
+            raise RefusedError(Refusal.token_usage_exceeded)
+        source = inst.source
+        if source == "balance" and self.balances[inst.buyer] < amount:
+            raise RefusedError(Refusal.insufficient_balance)
+        fee = fee_of(source, amount)
+        pending = AUTH_PENDING.get(source)
+        expect = Expect(
+            status=Status.success if pending is None else Status.pending,
+            operation=Operation.pay,
+            instrument=inst,
+            amount=amount,
+            fee=fee,
+            method=RAIL[source],
+        )
+
+        def charge(txn: Transaction) -> None:
+            inst.spent = True
+            inst.uses.append(now)
+            inst.charged += amount
+            if pending is None:
+                self.balances[inst.buyer] -= amount
+                self.payable += amount - fee
+                self._record(txn, expect)
+            else:
+                self._record(txn, expect, completes_at=now + pending[0], completes_ok=pending[1])
+                self.payable_pending += amount - fee
+
+        expect.apply = charge
+        return expect
+
     def _fund(self, request: FundPrepaidRequest, now: int) -> Expect:
         token = self._token(request.funding_token_id, {TokenKind.funding})
         inst = self.instruments.get(request.instrument_id)
@@ -448,7 +541,7 @@ class Model:
     def _settle(self, request: SettleDebtRequest, now: int) -> Expect:
         token = self._token(request.settlement_token_id, {TokenKind.settlement})
         inst = self.instruments.get(request.instrument_id)
-        if inst is None or inst.prepaid:
+        if inst is None or inst.prepaid or isinstance(inst, MAuth):
             raise RefusedError(Refusal.unknown_instrument)
         # No validity check: an expired instrument's debt may still be settled.
         if token.instrument is not inst:
@@ -512,7 +605,7 @@ class Model:
 
     def _write_off(self, request: WriteOffDebtRequest) -> Expect:
         inst = self.instruments.get(request.instrument_id)
-        if inst is None or inst.prepaid:
+        if inst is None or inst.prepaid or isinstance(inst, MAuth):
             raise RefusedError(Refusal.unknown_instrument)
         amount = self._amount(request.amount)
         if inst.pending + amount > inst.debt:
@@ -540,7 +633,10 @@ class Model:
             raise RefusedError(Refusal.invalid_transaction_state)
         if original.operation not in CHARGES:
             raise RefusedError(Refusal.not_refundable)
-        assert original.status is Status.success  # a Pay or Settle is never pending nor failed
+        if original.status is Status.pending:  # a Pay with an authorization token (#19)
+            raise RefusedError(Refusal.original_not_complete)
+        if original.status is Status.failure:
+            raise RefusedError(Refusal.original_failed)
         left = original.amount - original.refunded
         if left <= 0:
             raise RefusedError(Refusal.fully_refunded)
@@ -548,19 +644,14 @@ class Model:
         if amount > left:
             raise RefusedError(Refusal.refund_exceeds_original)
         inst = original.instrument
+        if isinstance(inst, MAuth):
+            return self._auth_refund(original, inst, amount)
         if not inst.prepaid:
             if original.settled_since:
                 raise RefusedError(Refusal.debt_already_settled)
             if inst.pending + amount > inst.debt:
                 raise RefusedError(Refusal.debt_already_settled)
-        expect = Expect(
-            status=Status.success,
-            operation=Operation.refund,
-            instrument=inst,
-            amount=amount,
-            method=original.method,
-            parent=original.id,
-        )
+        expect = self._refund_expect(original, inst, amount)
         if (
             TOLERATE_SAME_INSTANT_SETTLEMENT
             and not inst.prepaid
@@ -663,13 +754,45 @@ class Model:
         """``txn`` (Reserved, or a pending charge) cancelled: its hold released."""
         if txn.status is Status.reserved:
             self._release(txn)
-        else:  # a pending funding or settlement that will never arrive
+        else:  # a pending funding, settlement or Pay that will never arrive
             inst = txn.instrument
-            inst.pending -= txn.amount
             self.payable_pending -= txn.amount - txn.fee
+            if isinstance(inst, MAuth):
+                inst.charged -= txn.amount  # as a failed Pay: off the charged total
+            else:
+                inst.pending -= txn.amount
             if txn.operation is Operation.fund_prepaid:
                 inst.funded -= txn.amount
         txn.status = Status.cancelled
+
+    @staticmethod
+    def _refund_expect(original: MTxn, inst: MInstrument, amount: int) -> Expect:
+        return Expect(
+            status=Status.success,
+            operation=Operation.refund,
+            instrument=inst,
+            amount=amount,
+            method=original.method,
+            parent=original.id,
+        )
+
+    def _auth_refund(self, original: MTxn, inst: MAuth, amount: int) -> Expect:
+        """Back to the payment method, from the payable less the fee's share (#19)."""
+        fee_back = original.fee * amount // original.amount
+        if self.payable < amount - fee_back:
+            raise RefusedError(Refusal.insufficient_balance)
+        expect = self._refund_expect(original, inst, amount)
+
+        def give_back(txn: Transaction) -> None:
+            original.refunded += amount
+            self.payable -= amount - fee_back
+            if inst.source == "balance":
+                self.balances[inst.buyer] += amount
+            inst.charged = max(0, inst.charged - amount)
+            self._record(txn, expect)
+
+        expect.apply = give_back
+        return expect
 
     # -- time ----------------------------------------------------------------------------
 
@@ -696,7 +819,9 @@ class Model:
                 self._post(inst, txn.amount, txn.fee, settling)
             else:
                 txn.status = Status.failure
-                if not settling:
+                if isinstance(inst, MAuth):
+                    inst.charged -= txn.amount  # a failed Pay leaves the charged total
+                elif not settling:
                     inst.funded -= txn.amount  # a failed funding gives its room back
             done[txn.id] = txn.status
         return done
@@ -707,6 +832,7 @@ class Model:
 DraftKind = Literal[
     "fund",
     "pay",
+    "auth_pay",
     "settle",
     "write_off",
     "refund",
@@ -720,6 +846,8 @@ DraftKind = Literal[
 REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
     "pay",
     "pay",
+    "auth_pay",
+    "auth_pay",
     "fund",
     "fund",
     "settle",
@@ -935,6 +1063,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         drafters: dict[DraftKind, Callable[[st.DataObject], PaymentRequest]] = {
             "fund": self.draft_fund,
             "pay": self.draft_pay,
+            "auth_pay": self.draft_auth_pay,
             "settle": self.draft_settle,
             "write_off": self.draft_write_off,
             "refund": self.draft_refund,
@@ -1064,6 +1193,33 @@ class PaymentsMachine(RuleBasedStateMachine):
             target = self._reserve_target(data, "cancelled")
         return cancel_request(self.merchant_id, UNKNOWN_ID if target is None else target.id)
 
+    def draft_auth_pay(self, data: st.DataObject) -> PaymentRequest:
+        """A Pay with a SingleUse, MultiUse or Recurring token (a prepaid or postpaid Pay
+        while there is none)."""
+        auths = self.model.auths()
+        if not auths:
+            return self.draft_pay(data)
+        inst = self.pick(
+            data,
+            list(auths),
+            lambda i: (
+                self.valid(i)
+                and self.model.tokens[i.setup.sender_token.id].active
+                and not (isinstance(i, MAuth) and i.kind is TokenKind.single_use and i.spent)
+            ),
+        )
+        assert isinstance(inst, MAuth)
+        token_id = inst.setup.sender_token.id
+        if data.draw(st.integers(0, 12), label="auth pay variant") == 12:
+            token_id = UNKNOWN_ID
+        room = 5_000 if inst.global_limit is None else inst.global_limit - inst.charged
+        fit = min(room, inst.max_charge or room)
+        anchors = [room, room + 1, self.model.balances[inst.buyer]]
+        if inst.max_charge is not None:
+            anchors += [inst.max_charge, inst.max_charge + 1]
+        amount = self.amount(data, anchors, fit)
+        return PayRequest(self.merchant_id, self.ref("auth-pay"), token_id, amount)
+
     def draft_settle(self, data: st.DataObject) -> PaymentRequest:
         inst = self.pick(
             data,
@@ -1181,6 +1337,62 @@ class PaymentsMachine(RuleBasedStateMachine):
     def add_instrument(self, data: st.DataObject, prepaid: bool) -> None:
         self.setup_instrument(data, prepaid)
 
+    @precondition(lambda self: len(self.model.auths()) < 4)
+    @rule(data=st.data())
+    def add_authorization(self, data: st.DataObject) -> None:
+        """A SingleUse, MultiUse or Recurring token (issue #19) on one of a buyer's methods."""
+        now = self.now
+        buyer_index = data.draw(st.integers(0, len(self.buyers) - 1), label="buyer")
+        buyer = self.buyers[buyer_index]
+        source = data.draw(st.sampled_from(SOURCE_CHOICES), label="source")
+        kind = data.draw(st.sampled_from(sorted(AUTHORIZATION_TOKEN_KINDS, key=str)))
+        amount = data.draw(st.integers(100, 5_000), label="transaction amount")
+        terms: dict[str, Any] = {}
+        per_day: int | None = None
+        global_limit: int | None = None
+        max_charge: int | None = amount
+        valid_until: int | None = None
+        if kind is TokenKind.single_use:
+            terms["transaction_amount"] = usd(amount)
+            valid_until = now + SINGLE_USE_HOURS * HOUR
+        elif kind is TokenKind.recurring:
+            terms |= {"transaction_amount": usd(amount), "recurring_period": "1 Day"}
+            per_day = 1
+        else:
+            global_limit = data.draw(st.integers(500, 20_000), label="global amount limit")
+            per_day = data.draw(sometimes(st.integers(1, 3)), label="per day")
+            terms["global_amount_limit"] = usd(global_limit)
+            if per_day is not None:
+                limit = UsageLimitTerm(UsageLimitType.count, per_day, "1 Day")
+                terms["usage_limits"] = (limit,)
+            max_charge = None
+            valid_until = now + 365 * MICROS_PER_DAY
+        made = self.stack.payments.setup_sender_token(
+            sender_token_setup(
+                self.merchant_id,
+                buyer.party.id,
+                buyer.methods[source].id,
+                self.ref("auth"),
+                kind,
+                **terms,
+            )
+        )
+        assert (made.instrument.valid_from, made.instrument.valid_until) == (now, valid_until)
+        setup = InstrumentSetup(made.instrument, made.token, made.token)
+        auth = MAuth(
+            setup,
+            False,
+            buyer_index,
+            source,
+            now,
+            valid_until,
+            global_limit=global_limit,
+            max_charge=max_charge,
+            kind=kind,
+            per_day=per_day,
+        )
+        self.model.add(auth)
+
     @rule(data=st.data())
     def top_up_buyer_balance(self, data: st.DataObject) -> None:
         """Money arrives in a buyer's Penny balance (no service does it yet: a ledger journal
@@ -1245,7 +1457,11 @@ class PaymentsMachine(RuleBasedStateMachine):
         inst = token.instrument
         amount = usd(1)
         use: PaymentRequest
-        if token.kind in (TokenKind.prepaid_sender, TokenKind.credit_sender):
+        if token.kind in (
+            TokenKind.prepaid_sender,
+            TokenKind.credit_sender,
+            *AUTHORIZATION_TOKEN_KINDS,
+        ):
             use = PayRequest(self.merchant_id, self.ref("pay"), token_id, amount)
         elif token.kind is TokenKind.funding:
             use = FundPrepaidRequest(self.merchant_id, self.ref("fund"), token_id, inst.id, amount)
@@ -1296,6 +1512,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         payments, merchant = self.stack.payments, self.merchant_id
         model = self.model
         for inst in model.instruments.values():
+            if isinstance(inst, MAuth):
+                continue  # no balance of its own: its Pays show in the payable and the buyers'
             if inst.prepaid:
                 balance = payments.prepaid_balance(merchant, inst.id)
                 assert balance.main.minor >= 0

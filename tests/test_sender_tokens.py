@@ -97,6 +97,15 @@ class World:
         found = self.services.payments.transaction(self.merchant.id, txn.id)
         return found.status, found.status_code
 
+    def deposit(self, minor: int) -> None:
+        """Money on the buyer's balance, straight through the ledger (as a deposit would)."""
+        chart = self.services.payments.chart()
+        account = self.buyer.balance_account_id
+        assert account is not None
+        legs = (Leg(chart.external_funding, minor, "USD"), Leg(account, -minor, "USD"))
+        (outcome,) = self.services.ledger.execute([NewJournal("test", f"deposit-{minor}", legs)])
+        assert outcome.ok
+
     def fees_collected(self) -> int:
         chart = self.services.payments.chart()
         balance = self.services.ledger.balance(chart.fees)
@@ -209,12 +218,7 @@ def test_a_bank_payment_is_pending_for_four_days(world: World) -> None:
 def test_the_balance_pays_at_once_when_it_is_there(world: World) -> None:
     made = world.token(TokenKind.multi_use, method=world.balance, global_amount_limit="50")
     assert world.refused(made, "1.00", "pay-1") is Refusal.insufficient_balance
-    # Put $20 on the buyer's balance straight through the ledger (as a deposit would).
-    chart = world.services.payments.chart()
-    account = world.buyer.balance_account_id
-    assert account is not None
-    legs = (Leg(chart.external_funding, 2000, "USD"), Leg(account, -2000, "USD"))
-    world.services.ledger.execute([NewJournal("test", "deposit-1", legs)])
+    world.deposit(2000)
     txn = world.pay(made, "12.00", "pay-2")
     assert (txn.status, txn.method, txn.fees) == (Status.success, Method.balance, 5)
     assert world.payable() == (1195, 0)
@@ -362,11 +366,7 @@ def test_refunds_go_back_to_the_payment_method_with_the_fees_share(world: World)
 
 def test_a_balance_payment_is_refunded_to_the_balance(world: World) -> None:
     made = world.token(TokenKind.multi_use, method=world.balance, global_amount_limit="50")
-    chart = world.services.payments.chart()
-    account = world.buyer.balance_account_id
-    assert account is not None
-    legs = (Leg(chart.external_funding, 1000, "USD"), Leg(account, -1000, "USD"))
-    world.services.ledger.execute([NewJournal("test", "deposit-1", legs)])
+    world.deposit(1000)
     txn = world.pay(made, "10.00", "pay-1")
     world.services.payments.execute(RefundRequest(world.merchant.id, "refund-1", txn.id))
     assert world.services.payments.account_balance(world.buyer.id).total.minor == 1000
