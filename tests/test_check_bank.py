@@ -16,6 +16,7 @@ import os
 import secrets
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,100 @@ def test_bank_refuses_options_it_cannot_honour(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", "bank", "--processes", "2", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--processes > 1 needs PostgreSQL" in result.output
+
+
+# -- Reserve, Settle and Cancel (issue #19) ------------------------------------------------------
+
+
+def _op(op_id: int, kind: str, amount: int, **extra: Any) -> Op:
+    return Op(op_id, 0, kind, 0, 0, amount=amount, outcome="ok", **extra)
+
+
+def _reserves() -> tuple[list[Op], list[Row]]:
+    """Fund $10; reserve $4 (settled: $3), reserve $2 (cancelled), reserve $1 (left open)."""
+    ops = [
+        fund(1, 0.0, 1.0),
+        _op(
+            2,
+            "reserve",
+            400,
+            reference="bank-1-2",
+            invoked=1.0,
+            completed=1.5,
+            transaction_id="R2",
+            status="Reserved",
+        ),
+        _op(
+            3,
+            "settle_reserve",
+            300,
+            reference="Settle R2 USD 3.00",
+            target="R2",
+            invoked=2.0,
+            completed=2.5,
+            transaction_id="S3",
+            status="Success",
+        ),
+        _op(
+            4,
+            "reserve",
+            200,
+            reference="bank-1-4",
+            invoked=3.0,
+            completed=3.5,
+            transaction_id="R4",
+            status="Reserved",
+        ),
+        _op(
+            5,
+            "cancel",
+            200,
+            target="R4",
+            invoked=4.0,
+            completed=4.5,
+            transaction_id="R4",
+            status="Cancelled",
+        ),
+        _op(
+            6,
+            "reserve",
+            100,
+            reference="bank-1-6",
+            invoked=5.0,
+            completed=5.5,
+            transaction_id="R6",
+            status="Reserved",
+        ),
+        read(7, "read_prepaid", 1.6, 1.7, 600),  # $4 held
+        read(8, "read_liability", 1.6, 1.7, 1000),  # held value is still owed
+        read(9, "read_prepaid", 2.6, 2.7, 700),  # $3 settled, $1 back
+        read(10, "final_prepaid", 9.0, 9.1, 600),
+        read(11, "final_liability", 9.0, 9.1, 700),  # $6 available + $1 held
+    ]
+    rows = [
+        row(1, 10),
+        Row("R2", "Reserve", "M0", "bank-1-2", 400, "Success", None, "P0"),
+        Row("S3", "Settle", "M0", "Settle R2 USD 3.00", 300, "Success", 12, "P0"),
+        Row("R4", "Reserve", "M0", "bank-1-4", 200, "Cancelled", None, "P0"),
+        Row("R6", "Reserve", "M0", "bank-1-6", 100, "Reserved", None, "P0"),
+    ]
+    return ops, rows
+
+
+def test_reserves_settles_and_cancels_add_up() -> None:
+    ops, rows = _reserves()
+    assert codes(record(ops, rows, {10: (0, 3), 12: (0, 2)})) == []
+
+
+def test_an_acknowledged_cancel_whose_reserve_is_not_cancelled_is_lost() -> None:
+    ops, rows = _reserves()
+    rows[3] = replace(rows[3], status="Reserved")
+    found = codes(record(ops, rows, {10: (0, 3), 12: (0, 2)}))
+    assert "lost" in found
+    assert "final" in found  # the $2 it should have given back is missing
+
+
+def test_a_liability_without_what_reserves_hold_is_caught() -> None:
+    ops, rows = _reserves()
+    ops[-1] = read(11, "final_liability", 9.0, 9.1, 600)
+    assert codes(record(ops, rows, {10: (0, 3), 12: (0, 2)})) == ["final", "final"]

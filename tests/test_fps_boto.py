@@ -356,19 +356,24 @@ def test_boto_reserves_settles_and_cancels(database_url: str, tmp_path: Path) ->
         }
         out: dict[str, Any] = run_boto(RESERVE_DRIVER, job, tmp_path)
 
-    reserve_id, settle_id = out["reserve"][0], out["settle"][0]
+    def pair(name: str) -> list[str]:
+        found = out[name]
+        assert isinstance(found, list)
+        return found
+
+    reserve_id, settle_id = pair("reserve")[0], pair("settle")[0]
     assert out["reserve"] == [reserve_id, "Reserved"]
     assert out["held"] == "6.000000"
     assert out["settle"] == [settle_id, "Success"]
     assert settle_id != reserve_id
     assert out["settle_detail"] == ["Settle", "3.000000", "Success"]
     assert out["reserve_status"] == "Success"
-    assert out["refund"][1] == "Success"
-    assert out["cancel"][1] == "Cancelled"
+    assert pair("refund")[1] == "Success"
+    assert pair("cancel")[1] == "Cancelled"
     assert out["cancel_status"] == ["Cancelled", "Canceled"]
     assert out["balance"] == "8.000000"  # $10 - $3 settled + $1 refunded
-    assert out["card_reserve"][1] == "Reserved"
-    assert out["card_settle"][1] == "Success"
+    assert pair("card_reserve")[1] == "Reserved"
+    assert pair("card_settle")[1] == "Success"
     assert out["errors"] == {
         "settle_again": ["InvalidTransactionState", 400, "InvalidTransactionState"],
         "settle_cancelled": ["InvalidTransactionState", 400, "InvalidTransactionState"],

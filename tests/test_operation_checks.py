@@ -37,7 +37,7 @@ MODULES = {
     Operation.write_off_debt: ("write_off",),
     Operation.refund: ("refund",),
     Operation.withdraw: ("withdraw",),
-    Operation.reserve: ("reserve", "pay", "reserve_authorized"),
+    Operation.reserve: ("reserve", "pay", "reserve_authorized", "authorized"),
     Operation.settle: ("settle_reserve",),
 }
 

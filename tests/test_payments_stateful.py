@@ -1,14 +1,20 @@
 """Stateful property test: the payments service on a real store against a reference model.
 
 Hypothesis drives :class:`penny.services.payments.Payments` with random mixes of FundPrepaid,
-Pay (prepaid and postpaid), SettleDebt, WriteOffDebt, Refund, CancelToken (followed by an
-attempt to use the token), clock advances followed by ``complete_due``, retries of earlier
+Pay (prepaid and postpaid), SettleDebt, WriteOffDebt, Refund, Reserve, Settle (whole or
+partial) and Cancel (of a reserve or a pending charge; issue #19), CancelToken (followed by an
+attempt to use the token), clock advances followed by ``complete_due`` (which also expires
+reserves past their timeout), retries of earlier
 requests under the same CallerReference (same content, and other content) and batches of
-several requests in one ``submit``. The reference model below is written from the documented
+several requests in one ``submit``, and (issue #19) SingleUse, MultiUse and Recurring tokens:
+issuing them and Pay with them on every kind of payment method, with their limits (one use,
+the most one payment may be, payments per day, the global amount limit) and refunds of
+those Pays. The reference model below is written from the documented
 rules (docs/decisions.md, docs/sandbox.md, docs/fees.md), independently of
 :mod:`penny.domain.rules`: per instrument its posted prepaid balance or debt, what is pending
 on it, the total funded and charged, and which Pays a settlement has been accepted since; per
-merchant its payable balance (amount − fee of every successful money movement); per buyer the
+merchant its payable balance (amount − fee of every successful money movement); per instrument
+what reserves hold on it (off the prepaid balance, within the credit line); per buyer the
 Penny balance; per transaction its status and the amount refunded. For every request the model
 says what must happen: a transaction with status Success, Pending or Failure (and its amount,
 fee and method), or the exact :class:`Refusal`.
@@ -54,7 +60,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import pytest
 from hypothesis import HealthCheck, event, settings
@@ -73,6 +79,7 @@ from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
 from penny.domain.model import (
+    AUTHORIZATION_TOKEN_KINDS,
     FeePayer,
     Operation,
     RecipientToken,
@@ -80,24 +87,31 @@ from penny.domain.model import (
     TokenKind,
     TokenStatus,
     Transaction,
+    UsageLimitTerm,
+    UsageLimitType,
 )
 from penny.domain.parties import Party, PaymentMethod, PaymentMethodKind
 from penny.engine.ledger import Ledger
 from penny.ledger.model import Leg, NewJournal
 from penny.money import Money
 from penny.parties import Directory
-from penny.sandbox.instruments import postpaid_setup, prepaid_setup
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup, sender_token_setup
 from penny.services.factory import Services
 from penny.services.payments import (
+    CancelRequest,
     FundPrepaidRequest,
     InstrumentSetup,
     PaymentRequest,
     Payments,
     PayRequest,
     RefundRequest,
+    ReserveRequest,
     Result,
     SettleDebtRequest,
+    SettleRequest,
     WriteOffDebtRequest,
+    cancel_request,
+    settle_request,
 )
 from penny.storage.database import Database
 
@@ -112,6 +126,11 @@ FEES: Final = {Method.card: 50, Method.bank: 20, Method.balance: 5}
 #: rules.MAX_AMOUNT_MINOR: $1,000,000.00.
 MAX_AMOUNT: Final = 100_000_000
 UNKNOWN_ID: Final = "UNKNOWN0000000000000000000000000000"
+MINUTE: Final = HOUR // 60
+#: docs/decisions.md (#19): an unsettled reserve expires after 7 days (in minutes).
+RESERVE_TIMEOUT: Final = 7 * 24 * 60
+#: The transactions that charged an instrument (a Refund gives them back).
+CHARGES: Final = (Operation.pay, Operation.settle)
 #: Set to False once a Pay accepted after a settlement at the same instant (one batch) may be
 #: refunded (test_refund_of_a_pay_accepted_after_a_settlement_in_the_same_batch); until then
 #: the machine tolerates the refusal for exactly those Pays.
@@ -143,6 +162,19 @@ PENDING: Final[dict[Source, tuple[int, bool]]] = {
     "bank": (BANK_ANSWERS_AFTER, True),
     "returned": (BANK_ANSWERS_AFTER, False),
 }
+
+
+#: Pays with SingleUse, MultiUse and Recurring tokens (issue #19): a card answers Pending and
+#: then its final answer at the next completion; otherwise as the sources above.
+AUTH_PENDING: Final[dict[Source, tuple[int, bool]]] = {
+    "card": (0, True),
+    "declined": (0, False),
+    "fail_later": (CARD_FAILS_AFTER, False),
+    "bank": (BANK_ANSWERS_AFTER, True),
+    "returned": (BANK_ANSWERS_AFTER, False),
+}
+#: docs/decisions.md (#19): a SingleUse token is valid 3 hours, a MultiUse token a year.
+SINGLE_USE_HOURS: Final = 3
 
 
 def sometimes(values: st.SearchStrategy[int]) -> st.SearchStrategy[int | None]:
@@ -236,14 +268,35 @@ class MInstrument:
     pending: int = 0
     #: Prepaid: everything funded that has not failed (success and pending).
     funded: int = 0
-    #: Postpaid: every Pay charged, less refunds.
+    #: Postpaid: every Pay charged, less refunds (and what reserves hold).
     charged: int = 0
+    #: What open reserves hold: off the prepaid balance, or within the credit line.
+    held: int = 0
     #: When the last settlement was accepted (to tell Pays accepted at the same instant).
     last_settled_at: int | None = None
 
     @property
     def id(self) -> str:
         return self.setup.instrument.id
+
+
+@dataclass(eq=False)
+class MAuth(MInstrument):
+    """The authorization of a SingleUse, MultiUse or Recurring token (issue #19); its
+    ``setup`` names the token twice (sender and second), ``max_charge`` and ``global_limit``
+    are the token's, ``charged`` what its accepted payments add up to (less failures and
+    refunds)."""
+
+    kind: TokenKind = TokenKind.multi_use
+    #: At most this many payments per day from the token's start (a MultiUse Count limit of
+    #: "1 Day", a Recurring token's period of "1 Day"), or None.
+    per_day: int | None = None
+    spent: bool = False
+    uses: list[int] = field(default_factory=list)
+
+    def used_today(self, now: int) -> int:
+        start = self.valid_from + (now - self.valid_from) // MICROS_PER_DAY * MICROS_PER_DAY
+        return sum(1 for at in self.uses if at >= start)
 
 
 @dataclass(eq=False)
@@ -275,6 +328,8 @@ class MTxn:
     marketplace_fee: int = 0
     penny_fee: int = 0
     fee_payer: FeePayer = FeePayer.recipient
+    #: A Settle: its reserve.
+    parent: str | None = None
 
 
 class RefusedError(Exception):
@@ -302,6 +357,8 @@ class Expect:
     tolerated: Refusal | None = None
     #: A marketplace Pay or its refund: the seller is the recipient.
     seller: bool = False
+    #: A Cancel: the answer is this existing transaction (no new one), with ``status``.
+    existing: str | None = None
 
 
 @dataclass
@@ -329,7 +386,10 @@ class Model:
         return [i for i in self.instruments.values() if i.prepaid]
 
     def credits(self) -> list[MInstrument]:
-        return [i for i in self.instruments.values() if not i.prepaid]
+        return [i for i in self.instruments.values() if not i.prepaid and not isinstance(i, MAuth)]
+
+    def auths(self) -> list[MAuth]:
+        return [i for i in self.instruments.values() if isinstance(i, MAuth)]
 
     # -- deciding ----------------------------------------------------------------------
 
@@ -340,6 +400,12 @@ class Model:
                 return Expect(replay=prior[1])
             return Expect(refusal=Refusal.duplicate_request)
         try:
+            if isinstance(request, ReserveRequest):
+                return self._reserve(request, now)
+            if isinstance(request, SettleRequest):
+                return self._settle_reserve(request, now)
+            if isinstance(request, CancelRequest):
+                return self._cancel(request)
             if isinstance(request, PayRequest):
                 return self._pay(request, now)
             if isinstance(request, FundPrepaidRequest):
@@ -381,7 +447,7 @@ class Model:
             raise RefusedError(Refusal.amount_out_of_range)
         return amount.minor
 
-    def _record(self, txn: Transaction, expect: Expect, **extra: int | bool) -> MTxn:
+    def _record(self, txn: Transaction, expect: Expect, **extra: int | bool | str) -> MTxn:
         assert expect.operation is not None
         assert expect.instrument is not None
         assert expect.method is not None
@@ -406,6 +472,9 @@ class Model:
             raise RefusedError(Refusal.not_marketplace_app)
         if request.recipient_token_id is not None:
             return self._marketplace_pay(request, now)
+        found = self.tokens.get(request.sender_token_id)
+        if found is not None and found.kind in AUTHORIZATION_TOKEN_KINDS:
+            return self._auth_pay(request, now)
         token = self._token(
             request.sender_token_id, {TokenKind.prepaid_sender, TokenKind.credit_sender}
         )
@@ -436,7 +505,7 @@ class Model:
             raise RefusedError(Refusal.amount_above_maximum)
         if inst.global_limit is not None and inst.charged + amount > inst.global_limit:
             raise RefusedError(Refusal.exceeds_instrument_limits)
-        if inst.debt + amount > inst.credit_limit:
+        if inst.debt + inst.held + amount > inst.credit_limit:
             raise RefusedError(Refusal.exceeds_instrument_limits)
 
         def owe(txn: Transaction) -> None:
@@ -529,6 +598,49 @@ class Model:
         expect.apply = pay_seller
         return expect
 
+    def _auth_pay(self, request: PayRequest, now: int) -> Expect:
+        token = self._token(request.sender_token_id, set(AUTHORIZATION_TOKEN_KINDS))
+        inst = token.instrument
+        assert isinstance(inst, MAuth)
+        self._valid(inst, now)
+        amount = self._amount(request.amount)
+        if inst.kind is TokenKind.single_use and inst.spent:
+            raise RefusedError(Refusal.token_used_already)
+        if inst.max_charge is not None and amount > inst.max_charge:
+            raise RefusedError(Refusal.amount_above_maximum)
+        if inst.per_day is not None and inst.used_today(now) >= inst.per_day:
+            raise RefusedError(Refusal.token_usage_exceeded)
+        if inst.global_limit is not None and inst.charged + amount > inst.global_limit:
+            raise RefusedError(Refusal.token_usage_exceeded)
+        source = inst.source
+        if source == "balance" and self.balances[inst.buyer] < amount:
+            raise RefusedError(Refusal.insufficient_balance)
+        fee = fee_of(source, amount)
+        pending = AUTH_PENDING.get(source)
+        expect = Expect(
+            status=Status.success if pending is None else Status.pending,
+            operation=Operation.pay,
+            instrument=inst,
+            amount=amount,
+            fee=fee,
+            method=RAIL[source],
+        )
+
+        def charge(txn: Transaction) -> None:
+            inst.spent = True
+            inst.uses.append(now)
+            inst.charged += amount
+            if pending is None:
+                self.balances[inst.buyer] -= amount
+                self.payable += amount - fee
+                self._record(txn, expect)
+            else:
+                self._record(txn, expect, completes_at=now + pending[0], completes_ok=pending[1])
+                self.payable_pending += amount - fee
+
+        expect.apply = charge
+        return expect
+
     def _fund(self, request: FundPrepaidRequest, now: int) -> Expect:
         token = self._token(request.funding_token_id, {TokenKind.funding})
         inst = self.instruments.get(request.instrument_id)
@@ -545,7 +657,7 @@ class Model:
     def _settle(self, request: SettleDebtRequest, now: int) -> Expect:
         token = self._token(request.settlement_token_id, {TokenKind.settlement})
         inst = self.instruments.get(request.instrument_id)
-        if inst is None or inst.prepaid:
+        if inst is None or inst.prepaid or isinstance(inst, MAuth):
             raise RefusedError(Refusal.unknown_instrument)
         # No validity check: an expired instrument's debt may still be settled.
         if token.instrument is not inst:
@@ -585,7 +697,7 @@ class Model:
             if settling:
                 inst.last_settled_at = now
                 for other in self.txns.values():
-                    if other.instrument is inst and other.operation is Operation.pay:
+                    if other.instrument is inst and other.operation in CHARGES:
                         other.settled_since = True
             else:
                 inst.funded += amount
@@ -610,7 +722,7 @@ class Model:
 
     def _write_off(self, request: WriteOffDebtRequest) -> Expect:
         inst = self.instruments.get(request.instrument_id)
-        if inst is None or inst.prepaid:
+        if inst is None or inst.prepaid or isinstance(inst, MAuth):
             raise RefusedError(Refusal.unknown_instrument)
         amount = self._amount(request.amount)
         if inst.pending + amount > inst.debt:
@@ -634,9 +746,14 @@ class Model:
         original = self.txns.get(request.transaction_id)
         if original is None:
             raise RefusedError(Refusal.unknown_transaction)
-        if original.operation is not Operation.pay:
+        if original.operation is Operation.reserve and original.status is Status.reserved:
+            raise RefusedError(Refusal.invalid_transaction_state)
+        if original.operation not in CHARGES:
             raise RefusedError(Refusal.not_refundable)
-        assert original.status is Status.success  # a Pay is never pending nor failed
+        if original.status is Status.pending:  # a Pay with an authorization token (#19)
+            raise RefusedError(Refusal.original_not_complete)
+        if original.status is Status.failure:
+            raise RefusedError(Refusal.original_failed)
         left = original.amount - original.refunded
         if left <= 0:
             raise RefusedError(Refusal.fully_refunded)
@@ -644,20 +761,14 @@ class Model:
         if amount > left:
             raise RefusedError(Refusal.refund_exceeds_original)
         inst = original.instrument
+        if isinstance(inst, MAuth):
+            return self._auth_refund(original, inst, amount)
         if not inst.prepaid and original.settled_since:
             raise RefusedError(Refusal.debt_already_settled)
         shares = self._refund_shares(original, amount, request.refund_marketplace_fee)
         if not inst.prepaid and inst.pending + amount > inst.debt:
             raise RefusedError(Refusal.debt_already_settled)
-        expect = Expect(
-            status=Status.success,
-            operation=Operation.refund,
-            instrument=inst,
-            amount=amount,
-            method=original.method,
-            parent=original.id,
-            seller=original.marketplace,
-        )
+        expect = self._refund_expect(original, inst, amount)
         if (
             TOLERATE_SAME_INSTANT_SETTLEMENT
             and not inst.prepaid
@@ -702,12 +813,141 @@ class Model:
             raise RefusedError(Refusal.insufficient_balance)
         return seller_back, caller_back, penny_back
 
+    # -- Reserve, Settle, Cancel (issue #19) ----------------------------------------------
+
+    def _reserve(self, request: ReserveRequest, now: int) -> Expect:
+        """Pay's checks and refusals; the amount is held, not spent (docs/decisions.md)."""
+        pay = self._pay(request, now)
+        assert pay.instrument is not None
+        inst, amount = pay.instrument, pay.amount
+        timeout = RESERVE_TIMEOUT if request.timeout_minutes is None else request.timeout_minutes
+        expect = replace(pay, status=Status.reserved, operation=Operation.reserve)
+
+        def hold(txn: Transaction) -> None:
+            inst.held += amount
+            if inst.prepaid:
+                inst.available -= amount
+            else:
+                inst.charged += amount
+            self._record(txn, expect, completes_at=now + timeout * MINUTE)
+
+        expect.apply = hold
+        return expect
+
+    def _release(self, txn: MTxn) -> None:
+        """A reserve's hold given back whole (Cancel, expiry)."""
+        inst = txn.instrument
+        inst.held -= txn.amount
+        if inst.prepaid:
+            inst.available += txn.amount
+        else:
+            inst.charged -= txn.amount
+
+    def _settle_reserve(self, request: SettleRequest, now: int) -> Expect:
+        reserve = self.txns.get(request.reserve_transaction_id)
+        if reserve is None:
+            raise RefusedError(Refusal.unknown_transaction)
+        assert reserve.completes_at is not None or reserve.status is not Status.reserved
+        if reserve.status is not Status.reserved or now >= (reserve.completes_at or 0):
+            raise RefusedError(Refusal.invalid_transaction_state)
+        amount = reserve.amount if request.amount is None else self._amount(request.amount)
+        if amount > reserve.amount:
+            raise RefusedError(Refusal.settle_exceeds_reserve)
+        inst = reserve.instrument
+        expect = Expect(
+            status=Status.success,
+            operation=Operation.settle,
+            instrument=inst,
+            amount=amount,
+            method=reserve.method,
+            parent=reserve.id,
+        )
+
+        def charge(txn: Transaction) -> None:
+            self._release(reserve)
+            reserve.status = Status.success
+            if inst.prepaid:
+                inst.available -= amount
+            else:
+                inst.debt += amount
+                inst.charged += amount
+            self._record(txn, expect, parent=reserve.id)
+
+        expect.apply = charge
+        return expect
+
+    def _cancel(self, request: CancelRequest) -> Expect:
+        txn = self.txns.get(request.transaction_id)
+        if txn is None:
+            raise RefusedError(Refusal.unknown_transaction)
+        expect = Expect(existing=txn.id, status=Status.cancelled)
+        if txn.status is Status.cancelled:
+            expect.apply = lambda _txn: None
+            return expect
+        if txn.status is Status.reserved:
+            expect.apply = lambda _txn: self._cancelled(txn)
+            return expect
+        if txn.status is not Status.pending:
+            raise RefusedError(Refusal.invalid_transaction_state)
+        expect.apply = lambda _txn: self._cancelled(txn)
+        return expect
+
+    def _cancelled(self, txn: MTxn) -> None:
+        """``txn`` (Reserved, or a pending charge) cancelled: its hold released."""
+        if txn.status is Status.reserved:
+            self._release(txn)
+        else:  # a pending funding, settlement or Pay that will never arrive
+            inst = txn.instrument
+            self.payable_pending -= txn.amount - txn.fee
+            if isinstance(inst, MAuth):
+                inst.charged -= txn.amount  # as a failed Pay: off the charged total
+            else:
+                inst.pending -= txn.amount
+            if txn.operation is Operation.fund_prepaid:
+                inst.funded -= txn.amount
+        txn.status = Status.cancelled
+
+    @staticmethod
+    def _refund_expect(original: MTxn, inst: MInstrument, amount: int) -> Expect:
+        return Expect(
+            status=Status.success,
+            operation=Operation.refund,
+            instrument=inst,
+            amount=amount,
+            method=original.method,
+            parent=original.id,
+            seller=original.marketplace,
+        )
+
+    def _auth_refund(self, original: MTxn, inst: MAuth, amount: int) -> Expect:
+        """Back to the payment method, from the payable less the fee's share (#19)."""
+        fee_back = original.fee * amount // original.amount
+        if self.payable < amount - fee_back:
+            raise RefusedError(Refusal.insufficient_balance)
+        expect = self._refund_expect(original, inst, amount)
+
+        def give_back(txn: Transaction) -> None:
+            original.refunded += amount
+            self.payable -= amount - fee_back
+            if inst.source == "balance":
+                self.balances[inst.buyer] += amount
+            inst.charged = max(0, inst.charged - amount)
+            self._record(txn, expect)
+
+        expect.apply = give_back
+        return expect
+
     # -- time ----------------------------------------------------------------------------
 
     def complete(self, now: int) -> dict[str, Status]:
-        """Finish the pending transactions whose answer is due; their new statuses."""
+        """Finish the pending transactions whose answer is due, and expire the reserves past
+        their timeout; their new statuses."""
         done: dict[str, Status] = {}
         for txn in self.txns.values():
+            if txn.status is Status.reserved and (txn.completes_at or 0) <= now:
+                self._release(txn)
+                txn.status = done[txn.id] = Status.cancelled
+                continue
             if txn.status is not Status.pending:
                 continue
             assert txn.completes_at is not None
@@ -722,7 +962,9 @@ class Model:
                 self._post(inst, txn.amount, txn.fee, settling)
             else:
                 txn.status = Status.failure
-                if not settling:
+                if isinstance(inst, MAuth):
+                    inst.charged -= txn.amount  # a failed Pay leaves the charged total
+                elif not settling:
                     inst.funded -= txn.amount  # a failed funding gives its room back
             done[txn.id] = txn.status
         return done
@@ -731,7 +973,18 @@ class Model:
 # -- the machine ---------------------------------------------------------------------------
 
 DraftKind = Literal[
-    "fund", "pay", "market", "settle", "write_off", "refund", "retry", "billing_cycle"
+    "fund",
+    "pay",
+    "market",
+    "auth_pay",
+    "settle",
+    "write_off",
+    "refund",
+    "retry",
+    "billing_cycle",
+    "reserve",
+    "settle_reserve",
+    "cancel",
 ]
 #: The kinds of single requests, Pay and FundPrepaid more often.
 REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
@@ -739,6 +992,8 @@ REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
     "pay",
     "market",
     "market",
+    "auth_pay",
+    "auth_pay",
     "fund",
     "fund",
     "settle",
@@ -746,19 +1001,16 @@ REQUEST_KINDS: Final[tuple[DraftKind, ...]] = (
     "refund",
     "refund",
     "retry",
+    "reserve",
+    "reserve",
+    "settle_reserve",
+    "settle_reserve",
+    "cancel",
 )
-#: The kinds of requests in a batch; a billing cycle is a SettleDebt and a new postpaid Pay on
-#: one credit instrument (the Pay comes after the settlement, at the same instant).
-DRAFT_KINDS: Final[tuple[DraftKind, ...]] = (
-    "fund",
-    "pay",
-    "market",
-    "settle",
-    "write_off",
-    "refund",
-    "retry",
-    "billing_cycle",
-)
+#: The kinds of requests in a batch (every kind); a billing cycle is a SettleDebt and a new
+#: postpaid Pay on one credit instrument (the Pay comes after the settlement, at the same
+#: instant).
+DRAFT_KINDS: Final[tuple[DraftKind, ...]] = get_args(DraftKind)
 
 
 class PaymentsMachine(RuleBasedStateMachine):
@@ -929,6 +1181,13 @@ class PaymentsMachine(RuleBasedStateMachine):
             )
             return
         assert expect.refusal is None, f"{what}: expected {expect.refusal}, got {result}"
+        if expect.existing is not None:  # a Cancel answers the cancelled transaction itself
+            assert (result.id, result.status) == (expect.existing, expect.status), what
+            assert result.completed_at is not None
+            event("cancelled")
+            assert expect.apply is not None
+            expect.apply(result)
+            return
         event(f"{expect.operation}: {expect.status}")
         assert expect.instrument is not None
         assert expect.apply is not None
@@ -955,9 +1214,13 @@ class PaymentsMachine(RuleBasedStateMachine):
             "fund": self.draft_fund,
             "pay": self.draft_pay,
             "market": self.draft_market_pay,
+            "auth_pay": self.draft_auth_pay,
             "settle": self.draft_settle,
             "write_off": self.draft_write_off,
             "refund": self.draft_refund,
+            "reserve": self.draft_reserve,
+            "settle_reserve": self.draft_settle_reserve,
+            "cancel": self.draft_cancel,
         }
         if kind == "retry":
             if self.history or batch:
@@ -1018,7 +1281,7 @@ class PaymentsMachine(RuleBasedStateMachine):
             fit = inst.available
             anchors = [inst.available, inst.available + 1]
         else:
-            room = inst.credit_limit - inst.debt
+            room = inst.credit_limit - inst.debt - inst.held
             if inst.global_limit is not None:
                 room = min(room, inst.global_limit - inst.charged)
             fit = min(room, inst.max_charge or room)
@@ -1070,6 +1333,81 @@ class PaymentsMachine(RuleBasedStateMachine):
             marketplace_variable_fee=variable,
             charge_fee_to=charge_fee_to,
         )
+
+    def draft_reserve(self, data: st.DataObject) -> PaymentRequest:
+        """A Pay's draft, reserved: held for the default 7 days, or for an hour or a few
+        (so that clock advances expire some)."""
+        pay = self.draft_pay(data)
+        assert isinstance(pay, PayRequest)
+        timeout = data.draw(st.sampled_from([None, None, 60, 6 * 60, 30 * 60]), label="timeout")
+        ref = self.ref("reserve")
+        token, amount = pay.sender_token_id, pay.amount
+        return ReserveRequest(pay.caller_id, ref, token, amount, timeout_minutes=timeout)
+
+    def _reserve_target(self, data: st.DataObject, label: str) -> MTxn | None:
+        """Mostly an open reserve (recent ones more often), sometimes any transaction; None:
+        an unknown id."""
+        txns = list(self.model.txns.values())
+        open_ = [t for t in txns if t.status is Status.reserved]
+        variant = data.draw(st.integers(0, 9), label=f"{label} variant")
+        if open_ and variant <= 6:
+            return data.draw(st.sampled_from(open_[-3:] if variant <= 3 else open_), label=label)
+        if txns and variant <= 8:
+            return data.draw(st.sampled_from(txns), label=label)
+        return None
+
+    def draft_settle_reserve(self, data: st.DataObject) -> PaymentRequest:
+        reserve = self._reserve_target(data, "reserve")
+        if reserve is None:
+            return settle_request(self.merchant_id, UNKNOWN_ID, None)
+        how = data.draw(st.integers(0, 5), label="settle amount")
+        amount: Money | None
+        if how <= 1:
+            amount = None  # the whole reserve
+        elif how == 2:
+            amount = usd(data.draw(st.integers(1, max(1, reserve.amount))))
+        elif how == 3:
+            amount = usd(reserve.amount)
+        elif how == 4:
+            amount = usd(reserve.amount + 1)
+        else:
+            amount = data.draw(st.sampled_from([usd(0), Money(1, "EUR"), usd(MAX_AMOUNT + 1)]))
+        return settle_request(self.merchant_id, reserve.id, amount)
+
+    def draft_cancel(self, data: st.DataObject) -> PaymentRequest:
+        pending = [t for t in self.model.txns.values() if t.status is Status.pending]
+        if pending and data.draw(st.integers(0, 4), label="cancel pending") == 4:
+            target: MTxn | None = data.draw(st.sampled_from(pending), label="pending")
+        else:
+            target = self._reserve_target(data, "cancelled")
+        return cancel_request(self.merchant_id, UNKNOWN_ID if target is None else target.id)
+
+    def draft_auth_pay(self, data: st.DataObject) -> PaymentRequest:
+        """A Pay with a SingleUse, MultiUse or Recurring token (a prepaid or postpaid Pay
+        while there is none)."""
+        auths = self.model.auths()
+        if not auths:
+            return self.draft_pay(data)
+        inst = self.pick(
+            data,
+            list(auths),
+            lambda i: (
+                self.valid(i)
+                and self.model.tokens[i.setup.sender_token.id].active
+                and not (isinstance(i, MAuth) and i.kind is TokenKind.single_use and i.spent)
+            ),
+        )
+        assert isinstance(inst, MAuth)
+        token_id = inst.setup.sender_token.id
+        if data.draw(st.integers(0, 12), label="auth pay variant") == 12:
+            token_id = UNKNOWN_ID
+        room = 5_000 if inst.global_limit is None else inst.global_limit - inst.charged
+        fit = min(room, inst.max_charge or room)
+        anchors = [room, room + 1, self.model.balances[inst.buyer]]
+        if inst.max_charge is not None:
+            anchors += [inst.max_charge, inst.max_charge + 1]
+        amount = self.amount(data, anchors, fit)
+        return PayRequest(self.merchant_id, self.ref("auth-pay"), token_id, amount)
 
     def draft_settle(self, data: st.DataObject) -> PaymentRequest:
         inst = self.pick(
@@ -1152,7 +1490,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         else:
             original = data.draw(st.sampled_from([*self.history, *batch]), label="retried")
         how = data.draw(st.integers(0, 2), label="retry content")
-        if how == 0:
+        # Settle and Cancel carry no description; Cancel no amount: those retry as they were.
+        if how == 0 or not hasattr(original, ("caller_description", "amount")[how - 1]):
             return original
         # Every request type has these two fields (PaymentRequest, their base, has neither).
         if how == 1:
@@ -1208,6 +1547,62 @@ class PaymentsMachine(RuleBasedStateMachine):
     @rule(data=st.data(), prepaid=st.booleans())
     def add_instrument(self, data: st.DataObject, prepaid: bool) -> None:
         self.setup_instrument(data, prepaid)
+
+    @precondition(lambda self: len(self.model.auths()) < 4)
+    @rule(data=st.data())
+    def add_authorization(self, data: st.DataObject) -> None:
+        """A SingleUse, MultiUse or Recurring token (issue #19) on one of a buyer's methods."""
+        now = self.now
+        buyer_index = data.draw(st.integers(0, len(self.buyers) - 1), label="buyer")
+        buyer = self.buyers[buyer_index]
+        source = data.draw(st.sampled_from(SOURCE_CHOICES), label="source")
+        kind = data.draw(st.sampled_from(sorted(AUTHORIZATION_TOKEN_KINDS, key=str)))
+        amount = data.draw(st.integers(100, 5_000), label="transaction amount")
+        terms: dict[str, Any] = {}
+        per_day: int | None = None
+        global_limit: int | None = None
+        max_charge: int | None = amount
+        valid_until: int | None = None
+        if kind is TokenKind.single_use:
+            terms["transaction_amount"] = usd(amount)
+            valid_until = now + SINGLE_USE_HOURS * HOUR
+        elif kind is TokenKind.recurring:
+            terms |= {"transaction_amount": usd(amount), "recurring_period": "1 Day"}
+            per_day = 1
+        else:
+            global_limit = data.draw(st.integers(500, 20_000), label="global amount limit")
+            per_day = data.draw(sometimes(st.integers(1, 3)), label="per day")
+            terms["global_amount_limit"] = usd(global_limit)
+            if per_day is not None:
+                limit = UsageLimitTerm(UsageLimitType.count, per_day, "1 Day")
+                terms["usage_limits"] = (limit,)
+            max_charge = None
+            valid_until = now + 365 * MICROS_PER_DAY
+        made = self.stack.payments.setup_sender_token(
+            sender_token_setup(
+                self.merchant_id,
+                buyer.party.id,
+                buyer.methods[source].id,
+                self.ref("auth"),
+                kind,
+                **terms,
+            )
+        )
+        assert (made.instrument.valid_from, made.instrument.valid_until) == (now, valid_until)
+        setup = InstrumentSetup(made.instrument, made.token, made.token)
+        auth = MAuth(
+            setup,
+            False,
+            buyer_index,
+            source,
+            now,
+            valid_until,
+            global_limit=global_limit,
+            max_charge=max_charge,
+            kind=kind,
+            per_day=per_day,
+        )
+        self.model.add(auth)
 
     @rule(data=st.data())
     def top_up_buyer_balance(self, data: st.DataObject) -> None:
@@ -1273,7 +1668,11 @@ class PaymentsMachine(RuleBasedStateMachine):
         inst = token.instrument
         amount = usd(1)
         use: PaymentRequest
-        if token.kind in (TokenKind.prepaid_sender, TokenKind.credit_sender):
+        if token.kind in (
+            TokenKind.prepaid_sender,
+            TokenKind.credit_sender,
+            *AUTHORIZATION_TOKEN_KINDS,
+        ):
             use = PayRequest(self.merchant_id, self.ref("pay"), token_id, amount)
         elif token.kind is TokenKind.funding:
             use = FundPrepaidRequest(self.merchant_id, self.ref("fund"), token_id, inst.id, amount)
@@ -1349,6 +1748,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         payments, merchant = self.stack.payments, self.merchant_id
         model = self.model
         for inst in model.instruments.values():
+            if isinstance(inst, MAuth):
+                continue  # no balance of its own: its Pays show in the payable and the buyers'
             if inst.prepaid:
                 balance = payments.prepaid_balance(merchant, inst.id)
                 assert balance.main.minor >= 0
@@ -1362,10 +1763,14 @@ class PaymentsMachine(RuleBasedStateMachine):
                 assert 0 <= debt.main.minor <= inst.credit_limit
         # GetTotalPrepaidLiability: main is the sum of the posted (available) prepaid balances;
         # pending fundings are not part of it, they are its `pending` part.
+        for inst in model.credits():  # what reserves hold stays within the credit line
+            assert inst.debt + inst.held <= inst.credit_limit, inst.id
+            assert inst.global_limit is None or inst.charged <= inst.global_limit, inst.id
+        # GetTotalPrepaidLiability is posted value: what reserves hold on it is still owed.
         liability = payments.total_prepaid_liability(merchant)
         prepaids = model.prepaids()
         assert (liability.main.minor, liability.pending.minor) == (
-            sum(i.available for i in prepaids),
+            sum(i.available + i.held for i in prepaids),
             sum(i.pending for i in prepaids),
         )
         owed = payments.outstanding_debt(merchant)

@@ -357,6 +357,10 @@ def test_single_use_reserve_token_reserves_settles_partly_and_is_spent(world: Wo
     assert (settle.status, settle.amount, settle.fees) == (Status.success, 1200, 50)
     assert world.payable() == 1200 - 50  # $12.00 less the card's $0.50
     assert world.status_of(reserve) == (Status.success, "Success")
+    # A refund of the Settle goes back to the card, with the fee's share ($0.50 x 6/12).
+    refund = world.do(RefundRequest(world.merchant.id, "rf-1", settle.id, usd("6")))
+    assert (refund.status, refund.parent_id) == (Status.success, settle.id)
+    assert world.payable() == 1200 - 50 - (600 - 25)
     # The token was spent by its one use.
     again = _reserve_on(world, token, "1", "r-2")
     assert world.refused(again) is Refusal.token_used_already

@@ -43,8 +43,8 @@ from penny.domain.parties import Party, PaymentMethod
 from penny.ledger.model import Leg, NewJournal
 from penny.services import instructions
 from penny.services.factory import Services
-from penny.services.payments import PayRequest, SenderTokenSetup
-from penny.storage import terms_sql
+from penny.services.payments import PayRequest, RefundRequest, SenderTokenSetup
+from penny.storage import ipn_sql, terms_sql
 
 MICROS_PER_HOUR = 3_600 * 1_000_000
 
@@ -96,6 +96,15 @@ class World:
     def status(self, txn: Transaction) -> tuple[Status, StatusCode]:
         found = self.services.payments.transaction(self.merchant.id, txn.id)
         return found.status, found.status_code
+
+    def deposit(self, minor: int) -> None:
+        """Money on the buyer's balance, straight through the ledger (as a deposit would)."""
+        chart = self.services.payments.chart()
+        account = self.buyer.balance_account_id
+        assert account is not None
+        legs = (Leg(chart.external_funding, minor, "USD"), Leg(account, -minor, "USD"))
+        (outcome,) = self.services.ledger.execute([NewJournal("test", f"deposit-{minor}", legs)])
+        assert outcome.ok
 
     def fees_collected(self) -> int:
         chart = self.services.payments.chart()
@@ -209,12 +218,7 @@ def test_a_bank_payment_is_pending_for_four_days(world: World) -> None:
 def test_the_balance_pays_at_once_when_it_is_there(world: World) -> None:
     made = world.token(TokenKind.multi_use, method=world.balance, global_amount_limit="50")
     assert world.refused(made, "1.00", "pay-1") is Refusal.insufficient_balance
-    # Put $20 on the buyer's balance straight through the ledger (as a deposit would).
-    chart = world.services.payments.chart()
-    account = world.buyer.balance_account_id
-    assert account is not None
-    legs = (Leg(chart.external_funding, 2000, "USD"), Leg(account, -2000, "USD"))
-    world.services.ledger.execute([NewJournal("test", "deposit-1", legs)])
+    world.deposit(2000)
     txn = world.pay(made, "12.00", "pay-2")
     assert (txn.status, txn.method, txn.fees) == (Status.success, Method.balance, 5)
     assert world.payable() == (1195, 0)
@@ -336,3 +340,48 @@ def test_token_queries_show_the_new_kinds(world: World) -> None:
     with pytest.raises(PaymentsError) as refused:
         instructions.token_usage(payments, world.merchant.id, single.token.id)
     assert refused.value.refusal is Refusal.invalid_token_type
+
+
+def test_refunds_go_back_to_the_payment_method_with_the_fees_share(world: World) -> None:
+    made = world.token(TokenKind.multi_use, global_amount_limit="20")
+    txn = world.pay(made, "10.00", "pay-1")
+    refund = RefundRequest(world.merchant.id, "refund-0", txn.id, usd("1"))
+    (early,) = world.services.payments.submit([refund])
+    assert isinstance(early, PaymentsError)
+    assert early.refusal is Refusal.original_not_complete
+    world.complete()
+    assert world.payable() == (950, 0)
+    # $4 of $10 back: the fee's share is 50¢ × 4/10 = 20¢, so the payable gives $3.80.
+    back = world.services.payments.execute(
+        RefundRequest(world.merchant.id, "refund-1", txn.id, usd("4"))
+    )
+    assert (back.status, back.method, back.parent_id) == (Status.success, Method.card, txn.id)
+    assert world.payable() == (570, 0)
+    assert world.fees_collected() == 30
+    # The refund gives room back under the global amount limit: $14 more fits in $20.
+    world.pay(made, "14.00", "pay-2")
+    world.complete()
+    assert world.payable() == (570 + 1350, 0)
+
+
+def test_a_balance_payment_is_refunded_to_the_balance(world: World) -> None:
+    made = world.token(TokenKind.multi_use, method=world.balance, global_amount_limit="50")
+    world.deposit(1000)
+    txn = world.pay(made, "10.00", "pay-1")
+    world.services.payments.execute(RefundRequest(world.merchant.id, "refund-1", txn.id))
+    assert world.services.payments.account_balance(world.buyer.id).total.minor == 1000
+    assert world.payable() == (0, 0)
+    assert world.fees_collected() == 0
+
+
+def test_an_ipn_for_the_pending_card_payment_and_one_for_its_answer(world: World) -> None:
+    world.services.directory.set_ipn_url(world.merchant.id, "https://shop.example/ipn")
+    made = world.token(TokenKind.single_use, transaction_amount="2.22")
+    txn = world.pay(made, "2.22", "pay-1")
+    world.complete()
+    with world.services.database.read() as conn:
+        found = ipn_sql.listing(conn, subject_id=txn.id)
+    params = [dict(n.params) for n in found]
+    sent = sorted((p["transactionStatus"], p["statusCode"]) for p in params)
+    assert sent == [("PENDING", "PendingNetworkResponse"), ("SUCCESS", "Success")]
+    assert {p["paymentMethod"] for p in params} == {"CC"}

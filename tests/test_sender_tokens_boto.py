@@ -72,6 +72,16 @@ r = conn.get_token_by_caller(CallerReference="boto-single-1")
 out["token"] = [r.GetTokenByCallerResult.TokenId, r.GetTokenByCallerResult.TokenType]
 r = conn.get_token_usage(TokenId=job["multi"])
 out["usage"] = [r.GetTokenUsageResult.Count, r.GetTokenUsageResult.LastResetCount]
+r = conn.get_tokens(TokenType="MultiUse")
+out["multi_tokens"] = [[t.TokenId, t.TokenType] for t in r.GetTokensResult.Token]
+conn.cancel_token(TokenId=job["multi"])
+r = conn.get_token_by_caller(TokenId=job["multi"])
+out["cancelled"] = r.GetTokenByCallerResult.TokenStatus
+try:
+    conn.pay(SenderTokenId=job["multi"], TransactionAmount="1.00",
+             CallerReference="boto-multi-pay-2")
+except Exception as error:
+    out["after_cancel"] = [error.status, error.error_code]
 print(json.dumps(out))
 """
 )
@@ -145,6 +155,9 @@ def test_boto_cbui_then_pay_with_single_and_multi_use_tokens(
             assert paid["second_use"] == [400, "SameTokenIdUsedMultipleTimes"]
             assert paid["token"] == [single, "SingleUse"]
             assert paid["usage"] == ["1", "0"]
+            assert paid["multi_tokens"] == [[multi, "MultiUse"]]
+            assert paid["cancelled"] == "Inactive"
+            assert paid["after_cancel"] == [400, "TokenNotActive_Sender"]
             ids = {
                 "single": paid["single_pay"][0],  # type: ignore[index]
                 "multi": paid["multi_pay"][0],  # type: ignore[index]

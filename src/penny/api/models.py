@@ -20,7 +20,16 @@ MAX_DESCRIPTION: Final = 160
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
 Description = Annotated[str, Meta(max_length=MAX_DESCRIPTION, pattern="^[^\\x00]*$")]
 Minor = Annotated[int, Meta(ge=0, le=MAX_MINOR_UNITS)]
-Operation = Literal["pay", "refund", "settle_debt", "write_off_debt", "fund_prepaid", "withdraw"]
+Operation = Literal[
+    "pay",
+    "refund",
+    "settle_debt",
+    "write_off_debt",
+    "fund_prepaid",
+    "withdraw",
+    "reserve",
+    "settle",
+]
 Status = Literal["pending", "success", "failure", "reserved", "cancelled"]
 
 

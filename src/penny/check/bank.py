@@ -10,10 +10,12 @@ The run, in order:
 2. P ``penny serve`` processes start on 127.0.0.1;
 3. C client threads issue Pay (prepaid and credit, and marketplace Pays: a prepaid Pay that
    names the next merchant's recipient token, with the caller's fee — issue #19), FundPrepaid,
-   SettleDebt, WriteOffDebt, Refund and the four balance reads. Every mutating operation gets
-   a fresh ``CallerReference``, written to the history *before* the first send, and is
-   retried on a timeout, a connection error or a 5xx with the same reference (on the next
-   process) until it has an answer;
+   SettleDebt, WriteOffDebt, Refund, Reserve on the prepaid instrument then Settle (whole or
+   part) or Cancel of it (issue #19), and the four balance reads. Every mutating operation gets
+   a fresh ``CallerReference`` (Settle's is the one Penny derives from the reserve and the
+   amount; Cancel needs none: cancelling twice is harmless), written to the history *before*
+   the first send, and is retried on a timeout, a connection error or a 5xx with the same
+   reference (on the next process) until it has an answer;
 4. the nemesis SIGKILLs a random Penny process at random moments and restarts it; with the
    throwaway PostgreSQL it also crash-restarts the database once, half-way;
 5. after the clients stop, every instrument's and merchant's balances are read once more with
@@ -35,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -58,6 +60,7 @@ from penny.sandbox.instruments import postpaid_setup, prepaid_setup
 from penny.security import SERVER_KEY_ENV, ServerKey, load_server_key
 from penny.services.factory import Services, build_services
 from penny.services.marketplace import SetupRecipient, issue_recipient_token
+from penny.services.payments import settle_request
 from penny.storage.database import Database, open_database
 
 CARD: Final = "4111111111111111"
@@ -74,13 +77,16 @@ MIX: Final = {
     "settle": 8,
     "write_off": 4,
     "refund": 8,
+    "reserve": 6,
+    "settle_reserve": 4,
+    "cancel": 2,
     "read_prepaid": 8,
     "read_debt": 6,
     "read_liability": 5,
     "read_outstanding": 5,
 }
 MUTATING: Final = frozenset(
-    {"pay_prepaid", "pay_market", "pay_credit", "fund", "settle", "write_off", "refund"}
+    {"pay_prepaid", "pay_market", "pay_credit", "fund", "settle", "write_off", "refund", "reserve"}
 )
 #: What a marketplace Pay takes for the caller: $0.10 plus 5 % (within the recipient's terms).
 MARKET_FEES: Final = {
@@ -263,18 +269,27 @@ class Run:
 
 
 Paid = tuple[int, str, int, bool]  # merchant, transaction id, amount, credit
+Reserved = tuple[int, int, str, int]  # merchant, buyer, reserve id, amount
+
+
+@dataclass
+class Mine:
+    """What one client made that it may act on later: payments to refund, open reserves."""
+
+    paid: list[Paid] = field(default_factory=list)
+    reserved: list[Reserved] = field(default_factory=list)
 
 
 def client_loop(run: Run, index: int) -> None:
     rng = random.Random(f"{run.config.seed}/client/{index}")
     kinds = list(MIX)
     weights = [MIX[k] for k in kinds]
-    paid: list[Paid] = []
+    mine = Mine()
     while not run.stop_new.is_set():
         kind = rng.choices(kinds, weights)[0]
         buyer = rng.choice(run.world.buyers)
         op = Op(run.next_id(), index, kind, buyer.merchant, buyer.index)
-        request = _request(op, buyer, rng, paid, run.world)
+        request = _request(op, buyer, rng, mine, run.world)
         if request is None:
             continue
         action, params = request
@@ -285,26 +300,70 @@ def client_loop(run: Run, index: int) -> None:
         if reply.status != 200:
             continue
         read_value(op, reply)
-        if op.transaction_id is not None and kind in {"pay_prepaid", "pay_market", "pay_credit"}:
-            paid.append((op.merchant, op.transaction_id, op.amount, kind == "pay_credit"))
+        _remember(op, mine)
+
+
+def _remember(op: Op, mine: Mine) -> None:
+    """What an acknowledged ``op`` made that the client may refund, settle or cancel."""
+    if op.transaction_id is None:
+        return
+    if op.kind in {"pay_prepaid", "pay_market", "pay_credit", "settle_reserve"}:
+        mine.paid.append((op.merchant, op.transaction_id, op.amount, op.kind == "pay_credit"))
+    elif op.kind == "reserve" and op.buyer is not None:
+        mine.reserved.append((op.merchant, op.buyer, op.transaction_id, op.amount))
+
+
+def _follow_up(op: Op, rng: random.Random, mine: Mine) -> tuple[str, dict[str, str]] | None:
+    """Settle (whole or part) or Cancel one of the client's open reserves, each once."""
+    if not mine.reserved:
+        return None
+    merchant, buyer, reserve_id, held = mine.reserved.pop(rng.randrange(len(mine.reserved)))
+    op.merchant, op.buyer, op.target = merchant, buyer, reserve_id
+    if op.kind == "cancel":
+        op.amount = held
+        return "Cancel", {"TransactionId": reserve_id}
+    if rng.random() < 0.3:
+        op.amount = held
+        op.reference = settle_request("", reserve_id, None).caller_reference
+        return "Settle", {"ReserveTransactionId": reserve_id}
+    op.amount = rng.randint(1, held)
+    amount = Money(op.amount, "USD")
+    op.reference = settle_request("", reserve_id, amount).caller_reference
+    return "Settle", {"ReserveTransactionId": reserve_id, **_amount("TransactionAmount", op.amount)}
+
+
+def _market_pay(
+    op: Op, buyer: Buyer, rng: random.Random, world: World
+) -> tuple[str, dict[str, str]] | None:
+    """A marketplace Pay to the buyer's merchant's recipient token (``None``: no marketplace
+    with a single merchant)."""
+    recipient_token = world.merchants[buyer.merchant].recipient_token
+    if not recipient_token:
+        return None
+    op.amount = rng.randint(20, 500)  # more than the fees
+    return "Pay", {
+        "SenderTokenId": buyer.prepaid_token,
+        "RecipientTokenId": recipient_token,
+        **_amount("TransactionAmount", op.amount),
+        **MARKET_FEES,
+    }
 
 
 def _request(
-    op: Op, buyer: Buyer, rng: random.Random, paid: list[Paid], world: World
+    op: Op, buyer: Buyer, rng: random.Random, mine: Mine, world: World
 ) -> tuple[str, dict[str, str]] | None:
-    """The FPS action and parameters of ``op`` (``None``: nothing to refund yet, or no
-    marketplace with a single merchant)."""
+    """The FPS action and parameters of ``op`` (``None``: nothing to refund, settle or cancel
+    yet, or no marketplace with a single merchant)."""
     kind = op.kind
+    if kind in {"settle_reserve", "cancel"}:
+        return _follow_up(op, rng, mine)
     if kind == "pay_market":
-        recipient_token = world.merchants[buyer.merchant].recipient_token
-        if not recipient_token:
-            return None
-        op.amount = rng.randint(20, 500)  # more than the fees
-        return "Pay", {
+        return _market_pay(op, buyer, rng, world)
+    if kind == "reserve":
+        op.amount = rng.randint(1, 500)
+        return "Reserve", {
             "SenderTokenId": buyer.prepaid_token,
-            "RecipientTokenId": recipient_token,
             **_amount("TransactionAmount", op.amount),
-            **MARKET_FEES,
         }
     if kind in {"pay_prepaid", "pay_credit"}:
         op.amount = rng.randint(1, 500)
@@ -331,9 +390,9 @@ def _request(
             **_amount("AdjustmentAmount", op.amount),
         }
     if kind == "refund":
-        if not paid:
+        if not mine.paid:
             return None
-        merchant, target, amount, credit = rng.choice(paid)
+        merchant, target, amount, credit = rng.choice(mine.paid)
         op.merchant, op.buyer, op.target, op.target_credit = merchant, None, target, credit
         op.amount = rng.randint(1, amount)
         return "Refund", {"TransactionId": target, **_amount("RefundAmount", op.amount)}

@@ -4,7 +4,8 @@
 the ledger journals behind them, duplicate journal keys). :func:`check` then verifies:
 
 * ``lost``: every acknowledged operation is in the store, exactly as answered (id, status,
-  amount), with a journal that moved value;
+  amount), with a journal that moved value (a Reserve: its row, whose status may have moved on
+  to Success or Cancelled since; a Cancel: its reserve is Cancelled);
 * ``duplicate``: no ``CallerReference`` and no journal key appears twice;
 * ``refused-applied``: an operation refused with an FPS error changed nothing;
 * ``partial``: an operation that got no answer is either absent or fully applied (its
@@ -17,7 +18,11 @@ the ledger journals behind them, duplicate journal keys). :func:`check` then ver
   snapshot of one moment in its window);
 * ``final``: once the run is over, each instrument's balance, each merchant's total prepaid
   liability and outstanding debt equal what the applied operations add up to, and the liability
-  equals the sum of the prepaid balances;
+  equals the sum of the prepaid balances and of what open reserves still hold on them;
+
+A Reserve takes its amount off the prepaid balance but not off the liability (held value is
+still owed); its Settle gives back the part not settled to the balance and takes the settled
+part off the liability; a Cancel gives the whole hold back to the balance.
 * ``audit``: ``penny audit`` (counters re-derived from the legs, value conserved) is clean —
   on a Patroni cluster, on the primary and on every standby after catch-up;
 * ``replica``: on a Patroni cluster, every standby holds exactly what the primary holds.
@@ -121,6 +126,7 @@ def check(record: RunRecord) -> Verdict:
         if _check_op(op, row, facts, verdict):
             assert row is not None
             applied[op.id] = row
+    _check_cancels(record, verdict)
     _check_values(record, applied, verdict)
     if not record.audit_clean:
         verdict.add("audit", "penny audit is not clean:\n" + record.audit_output.strip())
@@ -141,7 +147,7 @@ def _counts(ops: list[Op], mutating: list[Op]) -> dict[str, int]:
         "marketplace": sum(op.kind == "pay_market" and op.outcome == "ok" for op in mutating),
         "refused": sum(op.outcome == "refused" for op in mutating),
         "unknown": sum(op.outcome == "unknown" for op in mutating),
-        "reads": sum(op.reference is None for op in ops),
+        "reads": sum(op.reference is None and op.kind != "cancel" for op in ops),
         "retried": sum(op.sent > 1 for op in ops),
     }
 
@@ -176,7 +182,11 @@ def _check_op(op: Op, row: Row | None, facts: Facts, verdict: Verdict) -> bool:
                 op.id,
             )
             return False
-        if (row.id, row.status, row.amount) != (op.transaction_id, op.status, op.amount):
+        # A Reserve answered Reserved may have been settled or cancelled since.
+        status = (
+            row.status if op.kind != "reserve" or row.status not in RESERVE_ENDS else "Reserved"
+        )
+        if (row.id, status, row.amount) != (op.transaction_id, op.status, op.amount):
             verdict.add(
                 "lost",
                 f"op {op.id} {op.kind} was answered ({op.transaction_id}, {op.status}, "
@@ -193,6 +203,8 @@ def _check_op(op: Op, row: Row | None, facts: Facts, verdict: Verdict) -> bool:
         return False
     if row is None:
         return False
+    if op.kind == "reserve":  # its hold is a pending journal, written with the row
+        return True
     if row.status == "Success":
         journal = facts.journals.get(row.journal_id) if row.journal_id else None
         if journal is None or journal[0] != 0 or journal[1] == 0:
@@ -205,6 +217,29 @@ def _check_op(op: Op, row: Row | None, facts: Facts, verdict: Verdict) -> bool:
             return False
         return True
     return False
+
+
+#: Where a reserve can end up after it was answered Reserved.
+RESERVE_ENDS = frozenset({"Reserved", "Success", "Cancelled"})
+
+
+def _check_cancels(record: RunRecord, verdict: Verdict) -> None:
+    """A Cancel creates no row: an acknowledged one left its reserve Cancelled (``lost``
+    otherwise), a refused one did not (``refused-applied``)."""
+    rows = {row.id: row for row in record.facts.rows}
+    for op in record.ops:
+        if op.kind != "cancel" or op.target is None:
+            continue
+        row = rows.get(op.target)
+        cancelled = row is not None and row.status == "Cancelled"
+        if op.outcome == "ok" and not cancelled:
+            verdict.add("lost", f"op {op.id} cancelled {op.target}, which is not Cancelled", op.id)
+        if op.outcome == "refused" and cancelled:
+            verdict.add(
+                "refused-applied",
+                f"op {op.id} cancel was refused ({op.error}) but {op.target} is Cancelled",
+                op.id,
+            )
 
 
 def _setup_reference(reference: str) -> bool:
@@ -222,29 +257,50 @@ def _effects(record: RunRecord, applied: dict[int, Row]) -> dict[Key, list[Windo
     for buyer in record.world.buyers:
         instrument[buyer.prepaid_id] = ("prepaid", buyer.index, buyer.merchant)
         instrument[buyer.credit_id] = ("debt", buyer.index, buyer.merchant)
-    sign = {
-        "pay_prepaid": -1,
-        "pay_market": -1,  # a marketplace Pay spends prepaid value like any Pay (#19)
-        "fund": 1,
-        "pay_credit": 1,
-        "settle": -1,
-        "write_off": -1,
-    }
+    rows = {row.id: row for row in record.facts.rows}
     effects: dict[Key, list[Window]] = defaultdict(list)
     for op in record.ops:
         row = applied.get(op.id)
+        if op.kind == "cancel" and op.target in rows:
+            row = rows[op.target]  # the cancelled reserve: its row, when it is Cancelled
         if row is None or row.instrument_id is None:
             continue
         kind, owner, merchant = instrument[row.instrument_id]
-        if op.kind == "refund":
-            delta = row.amount if kind == "prepaid" else -row.amount
-        else:
-            delta = sign[op.kind] * row.amount
-        window = (op.invoked, op.completed if op.completed is not None else INF, delta)
+        own, total = _deltas(op, row, rows, kind)
+        window = (op.invoked, op.completed if op.completed is not None else INF, own)
         effects[(kind, owner)].append(window)
-        total = "liability" if kind == "prepaid" else "outstanding"
-        effects[(total, merchant)].append(window)
+        effects[("liability" if kind == "prepaid" else "outstanding", merchant)].append(
+            (window[0], window[1], total)
+        )
     return effects
+
+
+SIGN = {
+    "pay_prepaid": -1,
+    "pay_market": -1,  # a marketplace Pay spends prepaid value like any Pay (#19)
+    "fund": 1,
+    "pay_credit": 1,
+    "settle": -1,
+    "write_off": -1,
+}
+
+
+def _deltas(op: Op, row: Row, rows: dict[str, Row], kind: str) -> tuple[int, int]:
+    """What ``op`` (applied as ``row``) adds to its instrument's balance and to the merchant's
+    total: the same, except for what reserves hold (off the balance, still in the total)."""
+    if op.kind == "refund":
+        delta = row.amount if kind == "prepaid" else -row.amount
+        return delta, delta
+    if op.kind == "reserve":
+        return -row.amount, 0
+    if op.kind == "cancel":
+        return (row.amount, 0) if row.status == "Cancelled" else (0, 0)
+    if op.kind == "settle_reserve":
+        reserve = rows.get(op.target or "")
+        held = row.amount if reserve is None else reserve.amount
+        return held - row.amount, -row.amount
+    delta = SIGN[op.kind] * row.amount
+    return delta, delta
 
 
 class _Bounds:
@@ -336,6 +392,7 @@ def _check_values(record: RunRecord, applied: dict[int, Row], verdict: Verdict) 
                 f"{op.completed}], possible only within [{low}, {high}]",
                 op.id,
             )
+    held = _held(record)
     for merchant in record.world.merchants:
         mine = [b.index for b in record.world.buyers if b.merchant == merchant.index]
         for total, part in (("liability", "prepaid"), ("outstanding", "debt")):
@@ -343,12 +400,24 @@ def _check_values(record: RunRecord, applied: dict[int, Row], verdict: Verdict) 
             whole = finals.get((total, merchant.index))
             if whole is not None and None not in parts:
                 added = sum(p for p in parts if p is not None)
+                if total == "liability":
+                    added += held.get(merchant.index, 0)
                 if whole != added:
                     verdict.add(
                         "final",
                         f"merchant {merchant.index}: {total} {whole} != sum of {part} "
                         f"balances {added}",
                     )
+
+
+def _held(record: RunRecord) -> dict[int, int]:
+    """Per merchant: what the reserves still open at the end hold on its prepaid balances."""
+    merchant_of = {b.prepaid_id: b.merchant for b in record.world.buyers}
+    held: dict[int, int] = defaultdict(int)
+    for row in record.facts.rows:
+        if row.operation == "Reserve" and row.status == "Reserved" and row.instrument_id:
+            held[merchant_of[row.instrument_id]] += row.amount
+    return held
 
 
 def summary(record: RunRecord, verdict: Verdict) -> dict[str, Any]:

@@ -199,6 +199,26 @@ def direct_pay_legs(
     return _without_zero_legs(legs)
 
 
+def direct_refund_legs(
+    books: MerchantBooks, chart: Chart, source_account: int, amount: Money, fee_back: Money
+) -> tuple[Leg, ...]:
+    """Refund (part of) a Pay on an authorization: ``amount`` back to the buyer's payment
+    method (``source_account``), from the merchant's payable balance less ``fee_back`` — the
+    fee's share of the refund, which the fee account gives back."""
+    c = amount.currency
+    legs = [
+        Leg(books.payable, amount.minor - fee_back.minor, c),
+        Leg(chart.fees, fee_back.minor, c),
+        Leg(source_account, -amount.minor, c),
+    ]
+    return _without_zero_legs(legs)
+
+
+def refunded_fee(fee: int, amount: int, refund: int) -> int:
+    """The fee's share of a refund of ``refund`` out of ``amount`` (rounded down)."""
+    return fee * refund // amount
+
+
 def write_off_legs(instrument: Instrument, books: MerchantBooks, amount: Money) -> tuple[Leg, ...]:
     """WriteOffDebt: the debt goes down and no money moves."""
     c = amount.currency

@@ -22,13 +22,16 @@ amount leaves the authorization's charged total).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.fees import Method
 from penny.domain.funding import ChargeOutcome, network_answer
-from penny.domain.model import InstrumentKind, Operation, Token, Transaction
-from penny.domain.parties import PaymentMethodKind
+from penny.domain.model import Instrument, InstrumentKind, Operation, Token, Transaction
+from penny.domain.parties import PaymentMethod, PaymentMethodKind
+from penny.ledger.model import Leg
+from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch
@@ -45,10 +48,26 @@ if TYPE_CHECKING:
     from penny.services.payments.pay import PayRequest
 
 
-def decide(
-    batch: Batch, request: PayRequest, print_: str, token: Token, recipient: gk.Slot | None
-) -> Transaction:
-    """The Pay ``request`` on ``token`` (``recipient``: the caller's installed token)."""
+class Checked(NamedTuple):
+    """A payment on an authorization that passed every check but the ledger's (Pay's, and
+    Reserve's: :mod:`.reserve_authorized`)."""
+
+    instrument: Instrument
+    payment_method: PaymentMethod
+    method: Method
+    slots: list[gk.Slot]
+    context: gk.Context
+
+
+def check(
+    batch: Batch,
+    request: PayRequest,
+    token: Token,
+    recipient: gk.Slot | None,
+    operation: Operation = Operation.pay,
+) -> Checked:
+    """The checks of a payment of ``request`` on ``token``, in their order; the scripts are
+    evaluated for ``operation``."""
     refuse(rules.check_token(token, token.kind, request.caller_id))
     instrument = batch.instruments.get(token.instrument_id)
     kind = InstrumentKind.authorization
@@ -61,7 +80,7 @@ def decide(
     if recipient is not None:
         slots.append(recipient)
     context = gk.Context(
-        operation=Operation.pay.value,
+        operation=operation.value,
         amount=request.amount,
         now=batch.now,
         payment_method=None if method is None else method.value,
@@ -76,6 +95,36 @@ def decide(
     refuse(rules.check_authorized_total(instrument, request.amount))
     if method is None or payment_method is None or payment_method.party_id != instrument.sender_id:
         raise PaymentsError(Refusal.invalid_params, "the token's payment method is gone")
+    return Checked(instrument, payment_method, method, slots, context)
+
+
+def legs_of(batch: Batch, checked: Checked, amount: Money, fee: Money) -> tuple[Leg, ...]:
+    """The payment's journal: from the payment method to the merchant, less the fee."""
+    instrument = checked.instrument
+    books = books_of(batch.parties[instrument.recipient_id])
+    if checked.payment_method.kind is PaymentMethodKind.balance:
+        sender = batch.parties[instrument.sender_id]
+        assert sender.balance_account_id is not None
+        source = sender.balance_account_id
+    else:
+        source = batch.chart.external_funding
+    return rules.direct_pay_legs(books, batch.chart, source, amount, fee)
+
+
+def counted(batch: Batch, checked: Checked, amount: Money) -> None:
+    """The payment counted: the token's usage, the authorization's charged total."""
+    batch.guard.record(checked.slots, checked.context)
+    instrument = checked.instrument
+    charged = instrument.charged_total + amount.minor
+    batch.put_instrument(replace(instrument, charged_total=charged))
+
+
+def decide(
+    batch: Batch, request: PayRequest, print_: str, token: Token, recipient: gk.Slot | None
+) -> Transaction:
+    """The Pay ``request`` on ``token`` (``recipient``: the caller's installed token)."""
+    checked = check(batch, request, token, recipient)
+    instrument, payment_method, method = checked.instrument, checked.payment_method, checked.method
     fee = batch.settings.fees.fee(method, request.amount)
     txn = new_transaction(batch, request, print_, Operation.pay, instrument, method, request.amount)
     txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=request.ipn_url)
@@ -83,14 +132,7 @@ def decide(
     decision = network_answer(payment_method, decision, batch.now)
     if decision.outcome is ChargeOutcome.declined:  # not a card: declined at once
         raise PaymentsError(Refusal.payment_method_declined, decision.reason)
-    books = books_of(batch.parties[instrument.recipient_id])
-    if payment_method.kind is PaymentMethodKind.balance:
-        sender = batch.parties[instrument.sender_id]
-        assert sender.balance_account_id is not None
-        source = sender.balance_account_id
-    else:
-        source = batch.chart.external_funding
-    legs = rules.direct_pay_legs(books, batch.chart, source, request.amount, fee)
+    legs = legs_of(batch, checked, request.amount, fee)
     if decision.outcome is ChargeOutcome.succeeded:
         done = succeeded(txn, book(batch, txn.id, legs), batch.now)
     else:
@@ -98,7 +140,5 @@ def decide(
         done = replace(
             pending(txn, journal_id, decision.completes_at), completes_ok=decision.completes_ok
         )
-    batch.guard.record(slots, context)
-    charged = instrument.charged_total + request.amount.minor
-    batch.put_instrument(replace(instrument, charged_total=charged))
+    counted(batch, checked, request.amount)
     return done

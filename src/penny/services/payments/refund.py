@@ -3,7 +3,10 @@ Reserve; the Reserve itself is not refundable).
 
 A prepaid Pay's refund returns the amount to the prepaid balance; a postpaid Pay's refund
 takes it off the debt, but only while the debt it added has not been settled since (a
-SettleDebt is never refunded). Several partial refunds may add up to the Pay's amount.
+SettleDebt is never refunded). A Pay with a SingleUse, MultiUse or Recurring token (issue
+#19) gives the money back to the buyer's card, bank account or balance, from the merchant's
+payable balance, with the fee's share of the refund. Several partial refunds may add up to
+the Pay's amount.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from dataclasses import dataclass, replace
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.model import InstrumentKind, Operation, Status, Transaction
+from penny.domain.fees import Method
+from penny.domain.model import Instrument, InstrumentKind, Operation, Status, Transaction
+from penny.ledger.model import Leg
 from penny.money import Money
 from penny.services.payment_queries import books_of
 from penny.services.payments import marketplace as market
@@ -59,6 +64,26 @@ def _refundable(batch: Batch, request: RefundRequest) -> Transaction:
     return original
 
 
+def _direct_legs(
+    batch: Batch,
+    original: Transaction,
+    instrument: Instrument,
+    books: rules.MerchantBooks,
+    amount: Money,
+) -> tuple[Leg, ...]:
+    """A Pay on an authorization (issue #19): the money goes back where it came from."""
+    if original.method is Method.balance:
+        account = batch.parties[instrument.sender_id].balance_account_id
+        assert account is not None
+        source = account
+    else:
+        source = batch.chart.external_funding
+    fee_back = rules.refunded_fee(original.fees, original.amount, amount.minor)
+    return rules.direct_refund_legs(
+        books, batch.chart, source, amount, Money(fee_back, amount.currency)
+    )
+
+
 def decide(batch: Batch, request: RefundRequest, print_: str) -> Transaction:
     original = _refundable(batch, request)
     left = original.amount - original.refunded
@@ -73,7 +98,10 @@ def decide(batch: Batch, request: RefundRequest, print_: str) -> Transaction:
     ):
         raise PaymentsError(Refusal.debt_already_settled)
     books = books_of(batch.parties[instrument.recipient_id])
-    legs = rules.refund_legs(instrument, books, amount)
+    if instrument.kind is InstrumentKind.authorization:
+        legs = _direct_legs(batch, original, instrument, books, amount)
+    else:
+        legs = rules.refund_legs(instrument, books, amount)
     operation = Operation.refund
     txn = new_transaction(batch, request, print_, operation, instrument, original.method, amount)
     txn = replace(txn, parent_id=original.id, ipn_url=request.ipn_url)
@@ -97,7 +125,7 @@ def decide(batch: Batch, request: RefundRequest, print_: str) -> Transaction:
     batch.changed_transactions[original.id] = replace(
         original, refunded=original.refunded + amount.minor
     )
-    if instrument.kind is InstrumentKind.credit:
+    if instrument.kind is not InstrumentKind.prepaid:
         charged = max(0, instrument.charged_total - amount.minor)
         batch.put_instrument(replace(instrument, charged_total=charged))
     return succeeded(txn, journal_id, batch.now)

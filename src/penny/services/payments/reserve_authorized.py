@@ -22,7 +22,6 @@ from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.funding import ChargeOutcome, network_answer
 from penny.domain.model import (
     RESERVED_MESSAGE,
-    InstrumentKind,
     Operation,
     Status,
     StatusCode,
@@ -30,11 +29,10 @@ from penny.domain.model import (
     TokenKind,
     Transaction,
 )
-from penny.domain.parties import PaymentMethodKind
 from penny.services import gatekeeper as gk
-from penny.services.payment_queries import books_of
+from penny.services.payments import authorized
 from penny.services.payments.batch import Batch
-from penny.services.payments.steps import METHOD_KINDS, book, new_transaction, refuse
+from penny.services.payments.steps import book, new_transaction, refuse
 
 if TYPE_CHECKING:
     from penny.services.payments.reserve import ReserveRequest
@@ -52,50 +50,27 @@ def decide(
     refuse(rules.check_token(token, token.kind, request.caller_id))
     if token.kind is TokenKind.recurring:
         raise PaymentsError(Refusal.wrong_token_type, "A Recurring token cannot reserve.")
-    instrument = batch.instruments.get(token.instrument_id)
-    kind = InstrumentKind.authorization
-    refuse(rules.check_instrument(instrument, kind, request.caller_id, batch.now))
-    assert instrument is not None
-    refuse(rules.check_amount(request.amount, instrument.currency))
-    payment_method = batch.methods.get(token.payment_method_id or "")
-    method = None if payment_method is None else METHOD_KINDS[payment_method.kind]
-    slots = [gk.authorization_slot(token)] + ([] if recipient is None else [recipient])
     single = token.kind is TokenKind.single_use
-    context = gk.Context(
-        operation=(Operation.reserve if single else Operation.pay).value,
-        amount=request.amount,
-        now=batch.now,
-        payment_method=None if method is None else method.value,
-        sender_id=instrument.sender_id,
-        recipient_id=instrument.recipient_id,
-        caller_id=request.caller_id,
-        sender_token=token.id,
-        recipient_token=request.recipient_token_id,
-    )
-    if batch.settings.check_scripts:
-        batch.guard.check(slots, context)
-    refuse(rules.check_authorized_total(instrument, request.amount))
-    if method is None or payment_method is None or payment_method.party_id != instrument.sender_id:
-        raise PaymentsError(Refusal.invalid_params, "the token's payment method is gone")
-    fee = batch.settings.fees.fee(method, request.amount)
+    operation = Operation.reserve if single else Operation.pay
+    checked = authorized.check(batch, request, token, recipient, operation)
+    fee = batch.settings.fees.fee(checked.method, request.amount)
     txn = new_transaction(
-        batch, request, print_, Operation.reserve, instrument, method, request.amount
+        batch,
+        request,
+        print_,
+        Operation.reserve,
+        checked.instrument,
+        checked.method,
+        request.amount,
     )
+    payment_method = checked.payment_method
     decision = batch.settings.funding.charge(payment_method, request.amount, txn.id, batch.now)
     decision = network_answer(payment_method, decision, batch.now)
     if decision.outcome is ChargeOutcome.declined or not decision.completes_ok:
         raise PaymentsError(Refusal.payment_method_declined, decision.reason)
-    books = books_of(batch.parties[instrument.recipient_id])
-    if payment_method.kind is PaymentMethodKind.balance:
-        source = batch.parties[instrument.sender_id].balance_account_id
-        assert source is not None
-    else:
-        source = batch.chart.external_funding
-    legs = rules.direct_pay_legs(books, batch.chart, source, request.amount, fee)
+    legs = authorized.legs_of(batch, checked, request.amount, fee)
     journal_id = book(batch, txn.id, legs, pending=True)
-    batch.guard.record(slots, context)
-    charged = instrument.charged_total + request.amount.minor
-    batch.put_instrument(replace(instrument, charged_total=charged))
+    authorized.counted(batch, checked, request.amount)
     return replace(
         txn,
         fees=fee.minor,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.ids import MAX_CALLER_REFERENCE
-from penny.domain.model import AUTHORIZATION_TOKEN_KINDS, Transaction
+from penny.domain.model import AUTHORIZATION_TOKEN_KINDS, InstrumentKind, Transaction
 from penny.engine.ledger import LedgerSession
 from penny.services import gatekeeper as gk
 from penny.services.payments.batch import Batch, Needs, Settings
@@ -104,9 +104,10 @@ def load(
     # A refund's original: a marketplace Pay's recipient is not the instrument's.
     party_ids.update(o.recipient_id for o in originals.values())
     party_ids.update(i.recipient_id for i in instruments.values())
-    # Tokens on an authorization (issue #19) may charge the buyer's balance.
+    # Pays on an authorization (issue #19), and their refunds, may move the buyer's balance.
     authorizing = [t for t in tokens.values() if t.kind in AUTHORIZATION_TOKEN_KINDS]
-    if authorizing or any(spec.loads_senders for spec in specs):
+    authorized = any(i.kind is InstrumentKind.authorization for i in instruments.values())
+    if authorized or any(spec.loads_senders for spec in specs):
         party_ids.update(i.sender_id for i in instruments.values())
     parties = parties_sql.load_parties(conn, party_ids)
     methods = parties_sql.load_payment_methods(
