@@ -46,6 +46,7 @@ _LIST_PARAMETERS: Final[dict[str, dict[str, Any]]] = {
     "status": {"type": "string", "enum": list(m.Status.__args__)},  # type: ignore[attr-defined]
     "created_gte": {"type": "integer", "minimum": 0, "maximum": 99_999_999_999},
     "created_lt": {"type": "integer", "minimum": 0, "maximum": 99_999_999_999},
+    "type": {"type": "string", "enum": list(m.EventType.__args__)},  # type: ignore[attr-defined]
 }
 
 
@@ -94,7 +95,7 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     if route.body is not None:
         operation["requestBody"] = {
-            "required": route.kind == "commit",
+            "required": route.kind in ("commit", "create"),
             "content": {"application/json": {"schema": _ref(route.body)}},
         }
         operation["description"] = (route.body.__doc__ or "").strip()

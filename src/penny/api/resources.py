@@ -168,7 +168,12 @@ def get_token(payments: PaymentQueries, caller_id: str, token_id: str) -> m.Toke
 
 
 def encode_cursor(txn: Transaction) -> str:
-    raw = f"{txn.received_at}:{txn.id}".encode()
+    return encode_position(txn.received_at, txn.id)
+
+
+def encode_position(at: int, last_id: str) -> str:
+    """A page's cursor: the time and id of its last item."""
+    raw = f"{at}:{last_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -179,7 +184,7 @@ def decode_cursor(cursor: str) -> tuple[int, str] | ApiFault:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return fault
     at, _, last_id = raw.partition(":")
-    if not at.isdigit() or not last_id or len(at) > 19 or not last_id.isalnum():
+    if not at.isdigit() or not last_id or len(at) > 19 or not last_id.replace("_", "").isalnum():
         return fault
     return int(at), last_id
 
@@ -213,6 +218,11 @@ LIST_PARAMETERS: Final = (
     "created_gte",
     "created_lt",
 )
+
+
+def limit_of(query: Mapping[str, str]) -> int | ApiFault:
+    """The ``limit`` of a list (1 to MAX_LIMIT; DEFAULT_LIMIT when absent)."""
+    return _limit(query)
 
 
 def _limit(query: Mapping[str, str]) -> int | ApiFault:

@@ -375,3 +375,29 @@ api_idempotency_keys: Final = Table(
     Column("body", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# -- events and webhook endpoints (migration 0010) ------------------------------------------------
+
+events: Final = Table(
+    "events",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+webhook_endpoints: Final = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    _party("account_id"),
+    Column("url", String(2048), nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("event_types", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("description", String(160), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -207,6 +207,8 @@ class ApiFront:
                 return fault_reply(e.invalid_body(error), caller.request_id)
             if route.kind == "commit":
                 return await self._commit(caller, decoded, key)
+            if route.kind == "create":
+                return await self._create(caller, decoded, key)
             return await self._cancel(caller, decoded, key)
         query = _query(scope)
         if isinstance(query, e.ApiFault):
@@ -252,6 +254,30 @@ class ApiFront:
                 return outcome_response(request_id, refused)
             return Response(200, e.encode(r.token_out(token)))
 
+        return await self._in_transaction(caller, decoded, key, act)
+
+    async def _create(self, caller: Caller, decoded: Any, key: str | None) -> Reply:
+        create, server_key = caller.match.route.create, self.endpoint.directory.server_key
+        assert create is not None
+
+        def act(session: LedgerSession) -> Response:
+            made = create(session, server_key, caller.party_id, decoded)
+            if isinstance(made, e.ApiFault):
+                body = e.render_fault(made, caller.request_id)
+                return Response(made.status, body)
+            return Response(200, e.encode(made))
+
+        return await self._in_transaction(caller, decoded, key, act)
+
+    async def _in_transaction(
+        self,
+        caller: Caller,
+        decoded: Any,
+        key: str | None,
+        act: Callable[[LedgerSession], Response],
+    ) -> Reply:
+        """``act`` in a write transaction of its own; with ``key``, answered once per key."""
+        request_id = caller.request_id
         ledger = self.payments.ledger
         if key is None:
             return _reply_of(await run_in_threadpool(ledger.run, act))

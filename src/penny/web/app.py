@@ -138,7 +138,11 @@ def create_app(
     directory, payments, signer = services.directory, services.payments, services.signer()
     endpoint = FpsEndpoint(directory, payments, request_clock or SystemClock(), signer)
     ipn_runner = (
-        None if ipn is None else DeliveryRunner(Deliverer(database, signer, services.clock, ipn))
+        None
+        if ipn is None
+        else DeliveryRunner(
+            Deliverer(database, signer, services.clock, ipn, server_key=services.server_key)
+        )
     )
 
     @asynccontextmanager
