@@ -31,7 +31,7 @@ from penny.api.openapi import docs_page, openapi_document
 from penny.engine.ledger import Ledger
 from test_ipn_processes import Serve, Shop, open_shop
 
-#: Examples per operation (13 operations; about a minute on both stores together in CI).
+#: Examples per operation (20 operations; about a minute on both stores together in CI).
 EXAMPLES = int(os.environ.get("PENNY_API_FUZZ_EXAMPLES", "25"))
 CHECKS = [
     not_a_server_error,
@@ -84,7 +84,7 @@ def test_the_fuzzer_finds_no_server_error_and_no_answer_outside_the_document(
     before = _transactions(shop)
     balance = shop.payments.prepaid_balance(shop.merchant_id, shop.setup.instrument.id)
     operations = [r.ok() for r in schema.get_all_operations() if isinstance(r, Ok)]
-    assert len(operations) == 13
+    assert len(operations) == 20
     statuses: list[int] = []
     for operation in operations:
 

@@ -172,10 +172,14 @@ def list_events(
         return after
     with payments.database.read() as conn:
         page = webhooks_sql.page_of_events(
-            conn, caller, after=after, event_type=kind, limit=limit + 1
+            conn,
+            caller,
+            after=None if after is None else after[0],
+            event_type=kind,
+            limit=limit + 1,
         )
     more = len(page) > limit
-    cursor = r.encode_position(page[limit - 1].created_at, page[limit - 1].id) if more else None
+    cursor = r.encode_position(page[limit - 1].seq, page[limit - 1].id) if more else None
     data = [event_out(e) for e in page[:limit]]
     return m.EventList(data=data, has_more=more, next_cursor=cursor)
 

@@ -43,6 +43,7 @@ from penny.cli.common import (
 from penny.cli.gatekeeper import bench_gatekeeper
 from penny.cli.ipn import ipn_app
 from penny.cli.sandbox import sandbox_app
+from penny.cli.webhooks import webhooks_app
 from penny.engine.ledger import Ledger
 from penny.ledger.audit import AuditReport
 from penny.storage.database import DatabaseError, current_revision
@@ -224,6 +225,7 @@ app.add_typer(sandbox_app, name="sandbox")
 bench_app.command("gatekeeper")(bench_gatekeeper)
 app.add_typer(ipn_app, name="ipn")
 app.add_typer(check_app, name="check")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _listed_last(group: typer.Typer, names: Sequence[str]) -> None:

@@ -381,7 +381,8 @@ api_idempotency_keys: Final = Table(
 events: Final = Table(
     "events",
     metadata,
-    Column("id", String(32), primary_key=True),
+    Column("seq", _ID, primary_key=True),
+    Column("id", String(32), nullable=False),
     Column("account_id", String(32), nullable=False),
     Column("type", String(40), nullable=False),
     Column("subject_id", String(64), nullable=False),

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from penny.storage import schema
 
@@ -36,6 +36,8 @@ class StoredEvent:
     subject_id: str
     created_at: int
     body: bytes
+    #: Its place in the order events were written (assigned by the store).
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ class Delivery:
 
 def _event(row: Any) -> StoredEvent:
     return StoredEvent(
-        row.id, row.account_id, row.type, row.subject_id, row.created_at, bytes(row.body)
+        row.id, row.account_id, row.type, row.subject_id, row.created_at, bytes(row.body), row.seq
     )
 
 
@@ -195,20 +197,17 @@ def page_of_events(
     conn: Connection,
     account_id: str,
     *,
-    after: tuple[int, str] | None,
+    after: int | None,
     event_type: str | None,
     limit: int,
 ) -> list[StoredEvent]:
-    """The account's events, newest first, after the cursor ``(created_at, id)``."""
+    """The account's events, newest first, after the one at ``seq`` ``after``."""
     query = select(events).where(events.c.account_id == account_id)
     if event_type is not None:
         query = query.where(events.c.type == event_type)
     if after is not None:
-        at, last_id = after
-        query = query.where(
-            or_(events.c.created_at < at, and_(events.c.created_at == at, events.c.id > last_id))
-        )
-    query = query.order_by(events.c.created_at.desc(), events.c.id).limit(limit)
+        query = query.where(events.c.seq < after)
+    query = query.order_by(events.c.seq.desc()).limit(limit)
     return [_event(row) for row in conn.execute(query)]
 
 

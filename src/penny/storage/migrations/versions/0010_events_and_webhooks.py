@@ -1,12 +1,12 @@
 """Events and webhook endpoints (issue #17).
 
 ``events`` holds one row per event (``payment.succeeded``, ``refund.succeeded``,
-``token.cancelled``, …), written in the same database transaction as the change it reports;
-``body`` is the event's JSON exactly as it is served at ``/v1/events/{id}`` and POSTed to
-endpoints. ``webhook_endpoints`` holds each merchant's endpoints: URL, the ``whsec_`` secret
-sealed with the server key, the event types it takes (a JSON list; empty: all) and whether it is
-enabled. Deliveries are rows of ``ipn_notifications`` of kind ``webhook`` (the same outbox and
-retries as IPN).
+``token.cancelled``, …; ``seq`` orders them), written in the same database transaction as the
+change it reports; ``body`` is the event's JSON exactly as it is served at
+``/v1/events/{id}`` and POSTed to endpoints. ``webhook_endpoints`` holds each merchant's
+endpoints: URL, the ``whsec_`` secret sealed with the server key, the event types it takes (a
+JSON list; empty: all) and whether it is enabled. Deliveries are rows of ``ipn_notifications``
+of kind ``webhook`` (the same outbox and retries as IPN).
 
 Revision ID: 0010
 Revises: 0009
@@ -23,18 +23,22 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
         "events",
-        sa.Column("id", sa.String(32), primary_key=True),
+        # The order they were written in (the list's order and its cursor), then the id.
+        sa.Column("seq", ID, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.String(32), nullable=False, unique=True),
         sa.Column("account_id", sa.String(32), nullable=False),
         sa.Column("type", sa.String(40), nullable=False),
         sa.Column("subject_id", sa.String(64), nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=False),
     )
-    op.create_index("ix_events_account", "events", ["account_id", "created_at", "id"])
+    op.create_index("ix_events_account", "events", ["account_id", "seq"])
     op.create_table(
         "webhook_endpoints",
         sa.Column("id", sa.String(32), primary_key=True),
