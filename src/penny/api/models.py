@@ -247,6 +247,7 @@ class WebhookEndpointCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     url: WebhookUrl
     enabled_events: list[EventType] = []
     description: Description = ""
+    enabled: bool = True
 
 
 class WebhookEndpoint(Struct, kw_only=True):

@@ -98,6 +98,7 @@ def create_endpoint(
             body.url,
             event_types=body.enabled_events,
             description=body.description,
+            enabled=body.enabled,
             now=session.now,
         )
     except endpoints.EndpointError as error:

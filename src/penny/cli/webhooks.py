@@ -4,7 +4,9 @@
   secret, once;
 * ``list [--account ID]`` — endpoints (never their secrets);
 * ``remove ID`` — deliveries not yet sent to it fail;
-* ``rotate-secret ID`` — a new secret, printed once; deliveries from now on are signed with it.
+* ``rotate-secret ID`` — a new secret, printed once; deliveries from now on are signed with it;
+* ``disable ID`` / ``enable ID`` — a disabled endpoint is sent nothing (its merchant's events
+  are still recorded).
 
 Every command takes ``--database`` and ``--json``. Registered by :mod:`penny.cli.main`.
 """
@@ -127,3 +129,32 @@ def rotate_secret(
         raise fail(f"no webhook endpoint has the id {endpoint_id!r}")
     data = _endpoint_json(made.endpoint) | {"secret": made.secret}
     emit(as_json, data, [_line(made.endpoint), f"new secret (shown once): {made.secret}"])
+
+
+def _set_enabled(endpoint_id: str, enabled: bool, database: str | None, as_json: bool) -> None:
+    with open_store(database) as services, services.database.write() as conn:
+        done = webhooks_sql.set_enabled(conn, endpoint_id.strip(), enabled)
+        found = webhooks_sql.load_endpoint(conn, None, endpoint_id.strip()) if done else None
+    if found is None:
+        raise fail(f"no webhook endpoint has the id {endpoint_id!r}")
+    emit(as_json, _endpoint_json(found), [_line(found) + ("" if enabled else "  (disabled)")])
+
+
+@webhooks_app.command("disable")
+def disable(
+    endpoint_id: Annotated[str, typer.Argument(metavar="ID", help="The endpoint id (we_…).")],
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send an endpoint nothing more until it is enabled again."""
+    _set_enabled(endpoint_id, False, database, as_json)
+
+
+@webhooks_app.command("enable")
+def enable(
+    endpoint_id: Annotated[str, typer.Argument(metavar="ID", help="The endpoint id (we_…).")],
+    database: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send an endpoint the events of its types again (from now on)."""
+    _set_enabled(endpoint_id, True, database, as_json)

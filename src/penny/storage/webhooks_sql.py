@@ -1,8 +1,9 @@
 """SQL for events and webhook endpoints (tables ``events`` and ``webhook_endpoints``, migration
 0010); deliveries are ``ipn_notifications`` rows of kind ``webhook`` (:mod:`.ipn_sql`).
 
-* :func:`insert_events` and :func:`endpoints_of` run inside the payments transaction (the
-  outbox write, :class:`penny.webhooks.events.EventOutbox`);
+* :func:`endpoints_of` and :func:`insert_events` run inside the payments transaction (the
+  outbox write, :class:`penny.webhooks.events.EventOutbox`), on the driver's cursor as the
+  batch's other hot statements do (:mod:`.driver`);
 * :func:`delivery_material` gives the delivering process the bodies and sealed secrets of the
   deliveries it claimed;
 * the rest serve the API and ``penny webhooks``.
@@ -11,13 +12,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from penny.storage import schema
+from penny.storage import driver, schema
 
 events = schema.events
 endpoints = schema.webhook_endpoints
@@ -26,6 +27,16 @@ attempts = schema.ipn_attempts
 
 #: ``ipn_notifications.kind`` of a webhook delivery.
 WEBHOOK: Final = "webhook"
+
+_INSERT_EVENT: Final = (
+    "INSERT INTO events (id, account_id, type, subject_id, created_at, body) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_ENDPOINT_NAMES: Final = tuple(c.name for c in endpoints.c)
+_ENDPOINTS_OF: Final = (
+    f"SELECT {', '.join(_ENDPOINT_NAMES)} FROM webhook_endpoints WHERE {{where}} "
+    "ORDER BY created_at, id"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +91,16 @@ def _event(row: Any) -> StoredEvent:
     )
 
 
-def _endpoint(row: Any) -> Endpoint:
+def _endpoint(row: Mapping[Any, Any]) -> Endpoint:
     return Endpoint(
-        id=row.id,
-        account_id=row.account_id,
-        url=row.url,
-        sealed_secret=bytes(row.secret),
-        event_types=tuple(json.loads(row.event_types)),
-        enabled=bool(row.enabled),
-        description=row.description,
-        created_at=row.created_at,
+        id=row["id"],
+        account_id=row["account_id"],
+        url=row["url"],
+        sealed_secret=bytes(row["secret"]),
+        event_types=tuple(json.loads(row["event_types"])),
+        enabled=bool(row["enabled"]),
+        description=row["description"],
+        created_at=row["created_at"],
     )
 
 
@@ -97,35 +108,20 @@ def _endpoint(row: Any) -> Endpoint:
 
 
 def insert_events(conn: Connection, new: Sequence[StoredEvent]) -> None:
-    if not new:
-        return
-    conn.execute(
-        insert(events),
-        [
-            {
-                "id": e.id,
-                "account_id": e.account_id,
-                "type": e.type,
-                "subject_id": e.subject_id,
-                "created_at": e.created_at,
-                "body": e.body,
-            }
-            for e in new
-        ],
-    )
+    """Store ``new`` events (on the driver's cursor: this runs in every payments batch)."""
+    rows = [(e.id, e.account_id, e.type, e.subject_id, e.created_at, e.body) for e in new]
+    driver.execute_many(conn, _INSERT_EVENT, rows)
 
 
 def endpoints_of(conn: Connection, account_ids: Collection[str]) -> list[Endpoint]:
-    """The enabled endpoints of these accounts, oldest first."""
+    """The endpoints of these accounts, enabled or not, oldest first (on the driver's cursor:
+    this runs in every payments batch)."""
     if not account_ids:
         return []
-    query = (
-        select(endpoints)
-        .where(endpoints.c.account_id.in_(sorted(account_ids)))
-        .where(endpoints.c.enabled.is_(True))
-        .order_by(endpoints.c.created_at, endpoints.c.id)
-    )
-    return [_endpoint(row) for row in conn.execute(query)]
+    postgresql = driver.is_postgresql(conn)
+    sql = _ENDPOINTS_OF.format(where=driver.in_clause(postgresql, "account_id"))
+    rows = driver.fetch_all(conn, sql, (driver.bound_list(postgresql, sorted(account_ids)),))
+    return [_endpoint(dict(zip(_ENDPOINT_NAMES, row, strict=True))) for row in rows]
 
 
 # -- delivery -------------------------------------------------------------------------------------
@@ -136,7 +132,7 @@ def delivery_material(
 ) -> tuple[dict[str, Endpoint], dict[str, bytes]]:
     """The endpoints (by id) and event bodies (by id) that claimed deliveries need."""
     found = conn.execute(select(endpoints).where(endpoints.c.id.in_(sorted(endpoint_ids))))
-    by_id = {row.id: _endpoint(row) for row in found}
+    by_id = {row.id: _endpoint(row._mapping) for row in found}
     rows = conn.execute(
         select(events.c.id, events.c.body).where(events.c.id.in_(sorted(event_ids)))
     )
@@ -167,7 +163,7 @@ def load_endpoint(conn: Connection, account_id: str | None, endpoint_id: str) ->
     if account_id is not None:
         query = query.where(endpoints.c.account_id == account_id)
     row = conn.execute(query).first()
-    return None if row is None else _endpoint(row)
+    return None if row is None else _endpoint(row._mapping)
 
 
 def list_endpoints(conn: Connection, account_id: str | None) -> list[Endpoint]:
@@ -175,11 +171,16 @@ def list_endpoints(conn: Connection, account_id: str | None) -> list[Endpoint]:
     query = select(endpoints).order_by(endpoints.c.created_at, endpoints.c.id)
     if account_id is not None:
         query = query.where(endpoints.c.account_id == account_id)
-    return [_endpoint(row) for row in conn.execute(query)]
+    return [_endpoint(row._mapping) for row in conn.execute(query)]
 
 
 def delete_endpoint(conn: Connection, endpoint_id: str) -> bool:
     return conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id)).rowcount == 1
+
+
+def set_enabled(conn: Connection, endpoint_id: str, enabled: bool) -> bool:
+    query = update(endpoints).where(endpoints.c.id == endpoint_id).values(enabled=enabled)
+    return conn.execute(query).rowcount == 1
 
 
 def set_secret(conn: Connection, endpoint_id: str, sealed: bytes) -> bool:

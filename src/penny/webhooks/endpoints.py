@@ -44,9 +44,10 @@ def create(
     *,
     event_types: Sequence[str] = (),
     description: str = "",
+    enabled: bool = True,
     now: int,
 ) -> WithSecret:
-    """A new enabled endpoint of ``account_id`` (``event_types`` empty: every type)."""
+    """A new endpoint of ``account_id`` (``event_types`` empty: every type)."""
     refusal = refusal_of(url)
     if refusal is not None or not url.startswith(("http://", "https://")):
         raise EndpointError(f"the URL is {refusal or 'not http(s)'}")
@@ -58,7 +59,7 @@ def create(
         url=url,
         sealed_secret=server_key.encrypt_secret(secret, endpoint_id),
         event_types=tuple(dict.fromkeys(event_types)),
-        enabled=True,
+        enabled=enabled,
         description=description,
         created_at=now,
     )

@@ -1,11 +1,13 @@
 """Events: what they are called, and the outbox that writes them with the change.
 
 An event is written for every change the IPN outbox would notify (a new transaction, whatever
-its first status, or a change of status; a token cancelled by ``CancelToken``), for every
-merchant, whether or not it has a webhook endpoint (docs/decisions.md, #17 webhooks): so
-``/v1/events`` is a complete history. Its type is ``<resource>.<status>`` (:func:`event_type`)
-and its body the /v1 rendering of the transaction or token (``data``), encoded once, stored,
-served by ``/v1/events`` and POSTed unchanged.
+its first status, or a change of status; a token cancelled by ``CancelToken``) of a merchant
+that has a webhook endpoint (enabled or not); for a merchant with none, nothing is rendered or
+written — one indexed read per batch, as the IPN outbox writes nothing for a merchant without
+an IPN URL (docs/decisions.md, #17 webhooks: always storing them cost ~30–45 µs a Pay). Its
+type is ``<resource>.<status>`` (:func:`event_type`) and its body the /v1 rendering of the
+transaction or token (``data``), encoded once, stored, served by ``/v1/events`` and POSTed
+unchanged.
 
 :class:`EventOutbox` is the IPN outbox extended: in the same database transaction as the
 change (and the IPN rows) it inserts the events and, for each enabled endpoint of the
@@ -86,10 +88,16 @@ class EventOutbox(IpnOutbox):
         known: Known | None = None,
     ) -> None:
         super().transactions_changed(session, changes, known)
-        now, new = session.now, self.new_event_id
         notable = [c.transaction for c in changes if notifies(c.before, c.transaction)]
-        written = [_event(new(), event_type(t), t, now, transaction_out(t)) for t in notable]
-        self._write(session, written)
+        found = _endpoints(session, {t.caller_id for t in notable})
+        if found:
+            hooked, now, new = {e.account_id for e in found}, session.now, self.new_event_id
+            written = [
+                _event(new(), event_type(t), t, now, transaction_out(t))
+                for t in notable
+                if t.caller_id in hooked
+            ]
+            self._store(session, written, found)
 
     def token_cancelled(
         self,
@@ -98,21 +106,23 @@ class EventOutbox(IpnOutbox):
         ipn_url: str | None = None,
     ) -> None:
         super().token_cancelled(session, token, ipn_url)
-        if isinstance(token, Token):  # an installed payment instruction has no /v1 resource
+        # An installed payment instruction has no /v1 resource: only tokens have an event.
+        found = _endpoints(session, {token.caller_id}) if isinstance(token, Token) else []
+        if found and isinstance(token, Token):
             event = _event(
                 self.new_event_id(), TOKEN_CANCELLED, token, session.now, token_out(token)
             )
-            self._write(session, [event])
+            self._store(session, [event], found)
 
-    def _write(self, session: LedgerSession, written: list[StoredEvent]) -> None:
-        """Insert the events, and a delivery for each endpoint that takes one."""
-        if not written:
-            return
+    def _store(
+        self,
+        session: LedgerSession,
+        written: list[StoredEvent],
+        found: list[webhooks_sql.Endpoint],
+    ) -> None:
+        """Insert the events, and a delivery for each enabled endpoint that takes one."""
         conn = session.conn
         webhooks_sql.insert_events(conn, written)
-        found = webhooks_sql.endpoints_of(conn, {e.account_id for e in written})
-        if not found:
-            return
         rows = [
             ipn_sql.NewNotification(
                 self.new_delivery_id(),
@@ -129,6 +139,11 @@ class EventOutbox(IpnOutbox):
             if endpoint.account_id == event.account_id and endpoint.takes(event.type)
         ]
         ipn_sql.insert_notifications(conn, rows)
+
+
+def _endpoints(session: LedgerSession, account_ids: set[str]) -> list[webhooks_sql.Endpoint]:
+    """The endpoints of these merchants (none: no query)."""
+    return webhooks_sql.endpoints_of(session.conn, account_ids) if account_ids else []
 
 
 def _event(
