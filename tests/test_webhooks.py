@@ -8,11 +8,16 @@ or a timestamp older than five minutes fails, a receiver's 500 is retried.
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +29,7 @@ from builders import new_merchant, open_store, prepaid
 from ipn_receiver import Receiver, Reply
 from penny.cli.main import app as cli_app
 from penny.clock import MICROS_PER_SECOND
+from penny.devtools.processes import free_port
 from penny.ipn.delivery import Deliverer, DrainReport, drain
 from penny.ipn.settings import IpnSettings
 from penny.security import ServerKey
@@ -274,6 +280,15 @@ def test_the_cli_adds_lists_rotates_and_removes_endpoints(database_url: str) -> 
 # -- deliveries ---------------------------------------------------------------------------------
 
 
+def deliver(w: World, wall: Any = time.time) -> DrainReport:
+    """Send what is due now (as ``penny serve``'s delivery lanes do), signing at ``wall``."""
+    server_key = w.directory.server_key
+    settings = IpnSettings(timeout_us=2 * MICROS_PER_SECOND, lease_us=10 * MICROS_PER_SECOND)
+    signer = load_signer(w.db, server_key, w.clock)
+    deliverer = Deliverer(w.db, signer, w.clock, settings, server_key=server_key, wall=wall)
+    return drain(deliverer)
+
+
 @dataclass
 class Hooks:
     world: World
@@ -283,12 +298,7 @@ class Hooks:
     verified: list[Any]
 
     def drain(self, wall: Any = time.time) -> DrainReport:
-        w = self.world
-        server_key = w.directory.server_key
-        settings = IpnSettings(timeout_us=2 * MICROS_PER_SECOND, lease_us=10 * MICROS_PER_SECOND)
-        signer = load_signer(w.db, server_key, w.clock)
-        deliverer = Deliverer(w.db, signer, w.clock, settings, server_key=server_key, wall=wall)
-        return drain(deliverer)
+        return deliver(self.world, wall)
 
     def deliveries(self, event_id: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = ok(get(self.world, f"/v1/events/{event_id}/deliveries"))[
@@ -424,3 +434,34 @@ def test_our_signature_is_the_reference_librarys() -> None:
     at = 1_765_000_000
     ours = sign(secret, "evt_1", at, body)
     assert ours == Webhook(secret).sign("evt_1", datetime.fromtimestamp(at, UTC), body)
+
+
+def test_the_receiver_in_docs_api_md_verifies_a_delivery(world: World, tmp_path: Path) -> None:
+    """docs/api.md's receiver, run as written, against a real delivery."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    [code] = [
+        block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "Webhook(" in block
+    ]
+    (tmp_path / "receiver.py").write_text(code)
+    port = free_port()
+    made = subscribe(world, f"http://127.0.0.1:{port}/hooks", enabled_events=["payment.succeeded"])
+    env = {**os.environ, "WEBHOOK_SECRET": made["secret"], "PORT": str(port)}
+    process = subprocess.Popen(  # the docs' script, with this interpreter
+        [sys.executable, str(tmp_path / "receiver.py")], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        setup = world.prepaid()
+        ok(fund(world, setup, 5000))
+        payment = ok(pay(world, setup, 150))
+        deadline = time.monotonic() + 20
+        while (report := deliver(world)).delivered == 0 and time.monotonic() < deadline:
+            world.clock.advance(3600 * MICROS_PER_SECOND)  # not listening yet: try again
+            time.sleep(0.2)
+        assert report.delivered == 1
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=10)
+    assert (
+        out.splitlines()[-1]
+        == f"payment.succeeded {payment['id']} {{'amount': 150, 'currency': 'USD'}}"
+    )
