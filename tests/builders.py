@@ -9,6 +9,7 @@
   "Bea Buyer"), and the sandbox's test card and bank numbers.
 * :func:`prepaid` / :func:`postpaid` — instruments issued through
   :mod:`penny.sandbox.instruments`, valid for 30 days from the store's clock.
+* :func:`sender_token` — a SingleUse, MultiUse or Recurring token (issue #19).
 * :func:`Shop` / :func:`new_shop` — the usual world: a merchant, another merchant, a buyer with
   a card and a bank account.
 * :func:`application` — the ASGI application over the same store, clock and key;
@@ -32,15 +33,21 @@ from starlette.applications import Starlette
 from penny.check.servers import free_port
 from penny.clock import Clock, ManualClock
 from penny.domain.fees import FeeSchedule
+from penny.domain.model import TokenKind
 from penny.domain.parties import Party, PaymentMethod, random_id
 from penny.ipn.settings import IpnSettings
 from penny.money import Money, parse_amount
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
-from penny.sandbox.instruments import postpaid_setup, prepaid_setup, valid_for_days
+from penny.sandbox.instruments import (
+    postpaid_setup,
+    prepaid_setup,
+    sender_token_setup,
+    valid_for_days,
+)
 from penny.security import ServerKey, load_server_key
 from penny.services.factory import Services, build_services
-from penny.services.payments import InstrumentSetup, Payments
+from penny.services.payments import InstrumentSetup, Payments, SenderTokenSetup
 from penny.storage.database import open_database
 from penny.web.app import create_app
 
@@ -212,6 +219,26 @@ def postpaid(
     )
 
 
+def sender_token(
+    payments: Payments,
+    merchant_id: str,
+    buyer_id: str,
+    method_id: str,
+    ref: str,
+    kind: TokenKind,
+    **terms: Any,
+) -> SenderTokenSetup:
+    """A SingleUse, MultiUse or Recurring token (issue #19) under the caller reference
+    ``ref``; ``terms`` are :func:`penny.sandbox.instruments.sender_token_setup`'s (amounts as
+    text are read as USD)."""
+    for name in ("transaction_amount", "global_amount_limit"):
+        if isinstance(terms.get(name), str):
+            terms[name] = usd(terms[name])
+    return payments.setup_sender_token(
+        sender_token_setup(merchant_id, buyer_id, method_id, ref, kind, **terms)
+    )
+
+
 # -- the usual world -------------------------------------------------------------------------
 
 
@@ -233,6 +260,14 @@ class Shop:
     def postpaid(self, ref: str = "c", limit: str = "100") -> InstrumentSetup:
         payments, merchant_id = self.services.payments, self.merchant.id
         return postpaid(payments, merchant_id, self.buyer.id, self.card.id, ref, limit=limit)
+
+    def token(
+        self, kind: TokenKind, ref: str = "t", method: PaymentMethod | None = None, **terms: Any
+    ) -> SenderTokenSetup:
+        """A SingleUse, MultiUse or Recurring token on ``method`` (the card by default)."""
+        method_id = (method or self.card).id
+        payments, merchant_id = self.services.payments, self.merchant.id
+        return sender_token(payments, merchant_id, self.buyer.id, method_id, ref, kind, **terms)
 
 
 def new_shop(services: Services, *, bank: bool = True) -> Shop:

@@ -177,7 +177,7 @@ def test_inconsistent_inputs_are_explained(params: dict[str, str], message: str)
 
 
 def test_unknown_pipelines_and_marketplace_callers() -> None:
-    error = refused(prepaid(pipelineName="SingleUse"))
+    error = refused(prepaid(pipelineName="SetupSomething"))
     assert error.status is Status.caller_exception
     assert error.fields == ("pipelineName",)
     error = refused(postpaid(recipientToken="R123"))

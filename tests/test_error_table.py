@@ -183,4 +183,6 @@ def test_status_codes_are_the_ones_fps_reported() -> None:
         "Success",
         "PendingNetworkResponse",
         "TransactionDenied",
+        "Canceled",
+        "Expired",
     ]

@@ -21,9 +21,11 @@ from builders import (
     open_store,
     postpaid,
     prepaid,
+    sender_token,
     serving,
 )
 from penny.clock import SystemClock
+from penny.domain.model import TokenKind
 
 #: Seconds the server may take to start or stop.
 
@@ -240,6 +242,142 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
         ],
         "duplicate": ["DuplicateRequest", 400, "DuplicateRequest", False],
         "unknown_transaction": ["InvalidTransactionId", 400, "InvalidTransactionId", False],
+    }
+    assert services.ledger.audit().ok
+    services.database.dispose()
+
+
+RESERVE_DRIVER = r"""
+
+job = json.load(sys.stdin)
+conn = m.FPSConnection(
+    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
+    host="127.0.0.1", port=job["port"], is_secure=False,
+)
+conn.num_retries = 0
+out = {}
+
+
+def pair(result):
+    return [result.TransactionId, result.TransactionStatus]
+
+
+conn.fund_prepaid(PrepaidInstrumentId=job["prepaid"], SenderTokenId=job["funding"],
+                  FundingAmount="10.00", CallerReference="boto-fund-1")
+r = conn.reserve(SenderTokenId=job["prepaid_sender"], TransactionAmount="4",
+                 CallerReference="boto-reserve-1")
+out["reserve"] = pair(r.ReserveResult)
+r = conn.get_prepaid_balance(PrepaidInstrumentId=job["prepaid"])
+out["held"] = str(r.GetPrepaidBalanceResult.PrepaidBalance.AvailableBalance.Value)
+# boto requires settle's TransactionAmount (FPS did not): a partial settle.
+r = conn.settle(ReserveTransactionId=out["reserve"][0], TransactionAmount="3")
+out["settle"] = pair(r.SettleResult)
+r = conn.get_transaction(TransactionId=out["settle"][0])
+txn = r.GetTransactionResult.Transaction
+out["settle_detail"] = [txn.FPSOperation, str(txn.TransactionAmount.Value),
+                        txn.TransactionStatus]
+r = conn.get_transaction_status(TransactionId=out["reserve"][0])
+out["reserve_status"] = r.GetTransactionStatusResult.TransactionStatus
+r = conn.refund(TransactionId=out["settle"][0], RefundAmount="1",
+                CallerReference="boto-refund-1")
+out["refund"] = pair(r.RefundResult)
+r = conn.reserve(SenderTokenId=job["prepaid_sender"], TransactionAmount="2",
+                 CallerReference="boto-reserve-2")
+second = r.ReserveResult.TransactionId
+r = conn.cancel(TransactionId=second, Description="out of stock")
+out["cancel"] = pair(r.CancelResult)
+r = conn.get_transaction_status(TransactionId=second)
+out["cancel_status"] = [r.GetTransactionStatusResult.TransactionStatus,
+                        r.GetTransactionStatusResult.StatusCode]
+r = conn.get_prepaid_balance(PrepaidInstrumentId=job["prepaid"])
+out["balance"] = str(r.GetPrepaidBalanceResult.PrepaidBalance.AvailableBalance.Value)
+
+r = conn.reserve(SenderTokenId=job["single_use"], TransactionAmount="20",
+                 CallerReference="boto-reserve-card")
+out["card_reserve"] = pair(r.ReserveResult)
+r = conn.settle(ReserveTransactionId=out["card_reserve"][0], TransactionAmount="20")
+out["card_settle"] = pair(r.SettleResult)
+
+r = conn.reserve(SenderTokenId=job["prepaid_sender"], TransactionAmount="1",
+                 CallerReference="boto-reserve-4")
+third = r.ReserveResult.TransactionId
+errors = {}
+for name, call in [
+    ("settle_again", lambda: conn.settle(ReserveTransactionId=out["reserve"][0],
+                                         TransactionAmount="1")),
+    ("settle_cancelled", lambda: conn.settle(ReserveTransactionId=second,
+                                             TransactionAmount="1")),
+    ("settle_too_much", lambda: conn.settle(ReserveTransactionId=third,
+                                            TransactionAmount="5")),
+    ("cancel_settled", lambda: conn.cancel(TransactionId=out["settle"][0])),
+    ("reserve_too_much", lambda: conn.reserve(SenderTokenId=job["prepaid_sender"],
+                                              TransactionAmount="50",
+                                              CallerReference="boto-reserve-3")),
+]:
+    try:
+        call()
+    except Exception as error:
+        errors[name] = [type(error).__name__, error.status, error.error_code]
+out["errors"] = errors
+print(json.dumps(out))
+"""
+
+
+@needs_boto
+def test_boto_reserves_settles_and_cancels(database_url: str, tmp_path: Path) -> None:
+    """boto's ``reserve``, ``settle`` and ``cancel`` (issue #19): a prepaid reserve settled in
+    part and refunded, another cancelled, a SingleUse reserve token on a card settled."""
+    services = open_store(database_url, clock=SystemClock())
+    payments = services.payments
+    merchant = new_merchant(services)
+    buyer = new_buyer(services)
+    card = add_card(services, buyer.id)
+    setup = prepaid(payments, merchant.id, buyer.id, card.id, "p")
+    single_use = sender_token(
+        payments,
+        merchant.id,
+        buyer.id,
+        card.id,
+        "su",
+        TokenKind.single_use,
+        transaction_amount="20",
+        reserve=True,
+    )
+    with serving(application(services)) as port:
+        job = {
+            "key": merchant.access_key,
+            "secret": merchant.secret,
+            "port": port,
+            "prepaid": setup.instrument.id,
+            "funding": setup.second_token.id,
+            "prepaid_sender": setup.sender_token.id,
+            "single_use": single_use.token.id,
+        }
+        out = run_boto(RESERVE_DRIVER, job, tmp_path)
+
+    reserve_id, settle_id = out["reserve"][0], out["settle"][0]
+    assert out["reserve"] == [reserve_id, "Reserved"]
+    assert out["held"] == "6.000000"
+    assert out["settle"] == [settle_id, "Success"]
+    assert settle_id != reserve_id
+    assert out["settle_detail"] == ["Settle", "3.000000", "Success"]
+    assert out["reserve_status"] == "Success"
+    assert out["refund"][1] == "Success"
+    assert out["cancel"][1] == "Cancelled"
+    assert out["cancel_status"] == ["Cancelled", "Canceled"]
+    assert out["balance"] == "8.000000"  # $10 - $3 settled + $1 refunded
+    assert out["card_reserve"][1] == "Reserved"
+    assert out["card_settle"][1] == "Success"
+    assert out["errors"] == {
+        "settle_again": ["InvalidTransactionState", 400, "InvalidTransactionState"],
+        "settle_cancelled": ["InvalidTransactionState", 400, "InvalidTransactionState"],
+        "settle_too_much": [
+            "SettleAmountGreaterThanReserveAmount",
+            400,
+            "SettleAmountGreaterThanReserveAmount",
+        ],
+        "cancel_settled": ["InvalidTransactionState", 400, "InvalidTransactionState"],
+        "reserve_too_much": ["InsufficientBalance", 400, "InsufficientBalance"],
     }
     assert services.ledger.audit().ok
     services.database.dispose()

@@ -421,7 +421,7 @@ def test_authentication_and_envelope_errors(world: World) -> None:
     assert (reply.status, reply.code) == (400, "MissingParameter")
     reply = world.get("NoSuchAction")
     assert reply.code == "InvalidAction"
-    reply = world.get("Reserve", SenderTokenId="T")
+    reply = world.get("GetSubscriptionDetails", SubscriptionId="S")
     assert (reply.status, reply.code) == (400, "InvalidAction")
     assert "not supported" in reply.message
     reply = world.reply(world.client.put("/"))

@@ -486,10 +486,12 @@ STEPS: Final[tuple[Step, ...]] = (
         400,
     ),
     # -- actions not served, and the front end's refusals
+    # (Reserve was refused here with InvalidAction before #19; a refusal that draws no id keeps
+    # the later steps' ids and dates.)
     Step(
-        "Reserve.error.InvalidAction",
-        "Reserve",
-        _pay("1", "reserve-1"),
+        "Cancel.error.InvalidTransactionId",
+        "Cancel",
+        _const(TransactionId="NOSUCH"),
         400,
     ),
     Step("NoSuchAction.error.InvalidAction", "NoSuchAction", status=400),
@@ -634,6 +636,77 @@ STEPS: Final[tuple[Step, ...]] = (
         lambda s: {"TokenId": s.token_id("v2008.InstallPaymentInstruction.success")},
         version=V2008,
     ),
+    # -- Reserve, Settle and Cancel (issue #19): appended
+    Step("Reserve.success", "Reserve", _pay("3", "reserve-1")),
+    Step("Reserve.error.InsufficientBalance", "Reserve", _pay("50", "reserve-2"), 400),
+    Step("Reserve.error.DuplicateRequest", "Reserve", _pay("2", "reserve-1"), 400),
+    Step(
+        "Settle.error.SettleAmountGreaterThanReserveAmount",
+        "Settle",
+        lambda s: {
+            "ReserveTransactionId": s.txn_id("Reserve.success"),
+            **_amount("TransactionAmount", "3.01"),
+        },
+        400,
+    ),
+    Step(
+        "Settle.success",
+        "Settle",
+        lambda s: {
+            "ReserveTransactionId": s.txn_id("Reserve.success"),
+            **_amount("TransactionAmount", "2"),
+        },
+    ),
+    Step(
+        "Settle.error.InvalidTransactionState",
+        "Settle",
+        lambda s: {
+            "ReserveTransactionId": s.txn_id("Reserve.success"),
+            **_amount("TransactionAmount", "1"),
+        },
+        400,
+    ),
+    Step(
+        "Settle.error.MissingParameter",
+        "Settle",
+        lambda _s: _amount("TransactionAmount", "1"),
+        400,
+    ),
+    Step("GetTransaction.success.reserve", "GetTransaction", _of("Reserve.success")),
+    Step("GetTransaction.success.settle", "GetTransaction", _of("Settle.success")),
+    Step(
+        "Refund.success.settle",
+        "Refund",
+        lambda s: {
+            "TransactionId": s.txn_id("Settle.success"),
+            "CallerReference": "refund-settle-1",
+            **_amount("RefundAmount", "0.50"),
+        },
+    ),
+    Step("Reserve.success.to-cancel", "Reserve", _pay("1", "reserve-3")),
+    Step(
+        "Refund.error.InvalidTransactionState",
+        "Refund",
+        lambda s: {"TransactionId": s.txn_id("Reserve.success.to-cancel"), "CallerReference": "r"},
+        400,
+    ),
+    Step("Cancel.success", "Cancel", _of("Reserve.success.to-cancel")),
+    Step("Cancel.error.InvalidTransactionState", "Cancel", _of("Settle.success"), 400),
+    Step(
+        "GetTransactionStatus.success.cancelled",
+        "GetTransactionStatus",
+        _of("Reserve.success.to-cancel"),
+    ),
+    Step("GetTransaction.success.cancelled", "GetTransaction", _of("Reserve.success.to-cancel")),
+    Step("v2008.Reserve.success", "Reserve", _pay("1", "reserve-2008"), version=V2008),
+    Step(
+        "v2008.Settle.success",
+        "Settle",
+        lambda s: {"ReserveTransactionId": s.txn_id("v2008.Reserve.success")},
+        version=V2008,
+    ),
+    Step("v2008.Reserve.success.to-cancel", "Reserve", _pay("1", "reserve-2008-2"), version=V2008),
+    Step("v2008.Cancel.success", "Cancel", _of("v2008.Reserve.success.to-cancel"), version=V2008),
 )
 
 STEP_NAMES: Final = tuple(step.name for step in STEPS)
@@ -890,6 +963,12 @@ RESULTS: Final[dict[str, tuple[Member, ...] | None]] = {
     "SettleDebt": _TRANSACTION_RESULT,
     "WriteOffDebt": _TRANSACTION_RESULT,
     "Refund": _TRANSACTION_RESULT,
+    "Reserve": _TRANSACTION_RESULT,
+    "Settle": _TRANSACTION_RESULT,
+    "Cancel": (
+        m("TransactionId", opt=True),
+        m("TransactionStatus", "TransactionStatus", opt=True),
+    ),
     "CancelToken": None,
     "GetPrepaidBalance": (m("PrepaidBalance", "PrepaidBalance", opt=True),),
     "GetTotalPrepaidLiability": (

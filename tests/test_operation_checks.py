@@ -29,13 +29,16 @@ from penny.services import instructions
 from penny.services.payments import InstrumentSetup, Payments, PayRequest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "penny"
+#: Each operation's modules: its own, and the operation's whose checks it shares.
 MODULES = {
-    Operation.pay: "pay",
-    Operation.fund_prepaid: "fund",
-    Operation.settle_debt: "settle",
-    Operation.write_off_debt: "write_off",
-    Operation.refund: "refund",
-    Operation.withdraw: "withdraw",
+    Operation.pay: ("pay",),
+    Operation.fund_prepaid: ("fund",),
+    Operation.settle_debt: ("settle",),
+    Operation.write_off_debt: ("write_off",),
+    Operation.refund: ("refund",),
+    Operation.withdraw: ("withdraw",),
+    Operation.reserve: ("reserve", "pay", "reserve_authorized"),
+    Operation.settle: ("settle_reserve",),
 }
 
 
@@ -73,9 +76,20 @@ def _calls(node: ast.AST) -> set[str]:
 def _reachable(operation: Operation) -> set[Refusal]:
     """What the operation's code can refuse: its own module, the runner's request checks, the
     rules it calls, the scripts it evaluates, a charge, and whatever the ledger refuses."""
-    module = _tree(f"services/payments/{MODULES[operation]}.py")
+    module = ast.Module(
+        body=[
+            node
+            for name in MODULES[operation]
+            for node in _tree(f"services/payments/{name}.py").body
+        ],
+        type_ignores=[],
+    )
     found = _named(module) | _named(_functions("services/payments/runner.py")["decide"])
     calls = _calls(module)
+    if operation is Operation.pay:  # SingleUse, MultiUse and Recurring tokens (issue #19)
+        authorized = _tree("services/payments/authorized.py")
+        found |= _named(authorized)
+        calls |= _calls(authorized)
     rules = _functions("domain/rules.py")
     for name in calls & set(rules):
         found |= _named(rules[name])

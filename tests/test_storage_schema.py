@@ -29,6 +29,7 @@ from penny.storage import (
     schema,
     signing_sql,
     webhooks_sql,
+    terms_sql,
 )
 from penny.storage.database import Database, open_database
 
@@ -108,6 +109,7 @@ def test_every_storage_module_uses_the_one_metadata() -> None:
         payments_sql,
         signing_sql,
         webhooks_sql,
+        terms_sql,
     )
     seen: set[str] = set()
     for module in modules:

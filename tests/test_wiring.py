@@ -29,7 +29,7 @@ TESTS = ROOT / "tests"
 
 WIRED = {"Payments", "Directory", "IpnOutbox"}
 WIRED_IN_TESTS = {"Payments", "Directory"}
-SETUPS = {"SetupPrepaid", "SetupPostpaid"}
+SETUPS = {"SetupPrepaid", "SetupPostpaid", "SetupSenderToken"}
 
 
 def _calls(path: Path, names: set[str]) -> list[str]:

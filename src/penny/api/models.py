@@ -112,7 +112,15 @@ class Token(Struct, kw_only=True):
 
     id: str
     object: Literal["token"] = "token"
-    kind: Literal["prepaid_sender", "funding", "credit_sender", "settlement"]
+    kind: Literal[
+        "prepaid_sender",
+        "funding",
+        "credit_sender",
+        "settlement",
+        "single_use",
+        "multi_use",
+        "recurring",
+    ]
     instrument: str
     status: Literal["active", "inactive"]
     caller_reference: str

@@ -541,30 +541,25 @@ class StoreRun:
 @contextmanager
 def _store(store: str, tmp: Path) -> Iterator[tuple[Database, Any]]:
     if store == "sqlite":
-        database = open_database("sqlite:///" + str(tmp / "bench.db"))
-        try:
+        with open_database("sqlite:///" + str(tmp / "bench.db")) as database:
             yield database, None
-        finally:
-            database.dispose()
         return
     if store == "patroni":  # etcd + three Patroni nodes, synchronous replication (#18)
         from penny.devtools.patroni import PatroniCluster
 
-        with PatroniCluster.start() as patroni:
-            database = open_database(patroni.create_database("penny_bench"))
-            try:
-                yield database, patroni
-            finally:
-                database.dispose()
+        with (
+            PatroniCluster.start() as patroni,
+            open_database(patroni.create_database("penny_bench")) as database,
+        ):
+            yield database, patroni
         return
     from penny.devtools.pgcluster import PgCluster
 
-    with PgCluster.start() as cluster:
-        database = open_database(cluster.create_database("penny_bench"))
-        try:
-            yield database, cluster
-        finally:
-            database.dispose()
+    with (
+        PgCluster.start() as cluster,
+        open_database(cluster.create_database("penny_bench")) as database,
+    ):
+        yield database, cluster
 
 
 def _fixture(database: Database, the_seed: Seed) -> Fixture:

@@ -344,28 +344,23 @@ def balance_read_latency(ledger: Ledger, fixture: Fixture, reads: int = 2000) ->
 def bench_database(url: str | None, store: str) -> Iterator[Database]:
     """The store to measure: ``url`` if given, else a fresh one of kind ``store``."""
     if url is not None:
-        database = open_database(url)
-        try:
+        with open_database(url) as database:
             yield database
-        finally:
-            database.dispose()
         return
     if store == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="penny-bench-") as tmp:
-            database = open_database("sqlite:///" + os.path.join(tmp, "bench.db"))
-            try:
-                yield database
-            finally:
-                database.dispose()
+        with (
+            tempfile.TemporaryDirectory(prefix="penny-bench-") as tmp,
+            open_database("sqlite:///" + os.path.join(tmp, "bench.db")) as database,
+        ):
+            yield database
         return
     from penny.devtools.pgcluster import PgCluster
 
-    with PgCluster.start() as cluster:
-        database = open_database(cluster.create_database("penny_bench"))
-        try:
-            yield database
-        finally:
-            database.dispose()
+    with (
+        PgCluster.start() as cluster,
+        open_database(cluster.create_database("penny_bench")) as database,
+    ):
+        yield database
 
 
 def run_ledger_bench(

@@ -406,11 +406,8 @@ def run_bank(config: BankConfig, progress: ProgressFn = lambda _line: None) -> R
     """Set up, run clients and nemesis, take the final reads; the record to check."""
     config.out_dir.mkdir(parents=True, exist_ok=True)
     with prepared_store(config) as (url, env, cluster), ExitStack() as stack:
-        db = open_database(url)
-        try:
+        with open_database(url) as db:
             world = build_world(db, _server_key(url, env), config)
-        finally:
-            db.dispose()
         progress(
             f"store ready: {len(world.merchants)} merchants, {len(world.buyers)} buyers "
             f"({_store_name(config, url)})"
@@ -509,11 +506,8 @@ def _wrap_up(
         timeout=600,
         check=False,
     )
-    db = open_database(url, migrate=False)
-    try:
+    with open_database(url, migrate=False) as db:
         facts = load_facts(db, world)
-    finally:
-        db.dispose()
     replicas: list[Any] = []
     if config.store == "patroni" and cluster is not None:
         from penny.check.ha import check_replicas

@@ -125,12 +125,9 @@ def check_replicas(cluster: PatroniCluster, dbname: str, world: World) -> list[R
     results: list[ReplicaCheck] = []
     primary_facts: Facts | None = None
     for node in sorted(cluster.nodes, key=lambda n: n is not leader):
-        db = open_database(cluster.node_url(node, dbname), migrate=False)
-        try:
+        with open_database(cluster.node_url(node, dbname), migrate=False) as db:
             audit = Ledger(db).audit()
             facts = load_facts(db, world)
-        finally:
-            db.dispose()
         if primary_facts is None:
             primary_facts = facts
         role = "primary" if node is leader else "standby"

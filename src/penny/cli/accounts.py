@@ -77,7 +77,7 @@ _CREDIT_NORMAL = {
 
 
 @contextmanager
-def open_store(url: str | None, *, create: bool = False) -> Iterator[Services]:
+def open_services(url: str | None, *, create: bool = False) -> Iterator[Services]:
     """The services over the store at ``url`` (:func:`penny.services.factory.build_services`,
     on sandbox time shared with every Penny process); their user errors become one-line
     errors. A missing store (and its server key) is made only with ``create``."""
@@ -96,8 +96,8 @@ def open_store(url: str | None, *, create: bool = False) -> Iterator[Services]:
 
 @contextmanager
 def open_directory(url: str | None, *, create: bool = False) -> Iterator[Directory]:
-    """The :class:`Directory` of :func:`open_store`."""
-    with open_store(url, create=create) as services:
+    """The :class:`Directory` of :func:`open_services`."""
+    with open_services(url, create=create) as services:
         yield services.directory
 
 
@@ -313,7 +313,7 @@ def withdraw(
         money = parse_positive_amount(amount, "USD")
     except MoneyError as exc:
         raise fail(f"--amount: {exc}") from None
-    with open_store(database) as services:
+    with open_services(database) as services:
         party_id = _account_id(services.directory, account, email)
         try:
             txn = services.payments.execute(WithdrawRequest(party_id, reference, money))

@@ -183,10 +183,8 @@ def open_store(url: str | None, *, create: bool = False) -> Iterator[Database]:
         raise fail(missing_database(exc)) from None
     except DatabaseError as exc:
         raise fail(str(exc)) from None
-    try:
+    with database:
         yield database
-    finally:
-        database.dispose()
 
 
 def ensure_server_key(database: Database) -> None:

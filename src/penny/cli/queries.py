@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from penny.cli.accounts import accounts_app, open_directory, open_store, party_json
+from penny.cli.accounts import accounts_app, open_directory, open_services, party_json
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, app, emit, fail
 from penny.domain.model import Instrument, InstrumentKind, Operation, Status, Token, Transaction
@@ -403,7 +403,7 @@ def instruments_show(
 ) -> None:
     """One instrument: its limits and validity, its balance (prepaid: what is left; credit:
     the debt), its tokens and its latest transactions."""
-    with open_store(database) as services:
+    with open_services(database) as services:
         with services.database.read() as conn:
             instrument = sql.load_instruments(conn, [instrument_id]).get(instrument_id)
             tokens = sql.tokens_of_instrument(conn, instrument_id)

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from penny.cli.accounts import open_store
+from penny.cli.accounts import open_services
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, command_name, emit, fail
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
@@ -51,7 +51,7 @@ class _Sandbox:
 
 @contextmanager
 def _sandbox(url: str | None, *, create: bool = False) -> Iterator[_Sandbox]:
-    with open_store(url, create=create) as services:
+    with open_services(url, create=create) as services:
         clock = services.clock
         assert isinstance(clock, SandboxClock)
         yield _Sandbox(clock, services.ledger, services.directory, services.payments)

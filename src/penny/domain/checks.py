@@ -101,32 +101,62 @@ def _funds(where: str) -> Check:
     return Check("funds", _FUNDS, (_LEDGER,), where)
 
 
+#: Pay's checks; Reserve makes the same ones, in the same order (payments.pay.authorise).
+_PAY: Final = (
+    *_REQUEST,
+    Check(
+        "recipient_token",
+        (R.unknown_recipient_token, R.recipient_token_not_active),
+        (_SERVICE,),
+        "payments.pay._recipient_slot",
+    ),
+    Check("sender_token", _TOKEN, (_RULES,), "rules.check_token"),
+    Check(
+        "instrument",
+        _VALIDITY,
+        (_RULES, _SCRIPT),
+        "rules.check_instrument; generated rules not_yet_valid and expired",
+    ),
+    _AMOUNT,
+    Check("scripts", _SCRIPTS, (_SCRIPT,), "services.gatekeeper.Guard.check (both tokens)"),
+    Check(
+        "global_amount_limit",
+        (R.exceeds_instrument_limits, R.token_usage_exceeded),
+        (_RULES,),
+        "rules.check_global_amount_limit (credit); rules.check_authorized_total (MultiUse)",
+    ),
+    Check(
+        "payment_method",
+        (R.invalid_params, R.payment_method_declined),
+        (_SERVICE,),
+        "payments.authorized (SingleUse, MultiUse, Recurring: the token's payment method"
+        " is gone, or declined at once)",
+    ),
+    _funds(
+        "prepaid: balance may not go negative; credit: debit limit = credit limit;"
+        " an authorization on the balance: the buyer's balance"
+    ),
+)
+
 #: Every operation's checks in precedence order (see the module docstring).
 CHECKS: Final[Mapping[Operation, tuple[Check, ...]]] = {
-    Operation.pay: (
+    Operation.pay: _PAY,
+    Operation.reserve: _PAY,
+    Operation.settle: (
         *_REQUEST,
         Check(
-            "recipient_token",
-            (R.unknown_recipient_token, R.recipient_token_not_active),
+            "reserve",
+            (R.unknown_transaction, R.invalid_transaction_state),
             (_SERVICE,),
-            "payments.pay._recipient_slot",
-        ),
-        Check("sender_token", _TOKEN, (_RULES,), "rules.check_token"),
-        Check(
-            "instrument",
-            _VALIDITY,
-            (_RULES, _SCRIPT),
-            "rules.check_instrument; generated rules not_yet_valid and expired",
+            "payments.settle_reserve (Reserved, not past its timeout)",
         ),
         _AMOUNT,
-        Check("scripts", _SCRIPTS, (_SCRIPT,), "services.gatekeeper.Guard.check (both tokens)"),
         Check(
-            "global_amount_limit",
-            (R.exceeds_instrument_limits,),
-            (_RULES,),
-            "rules.check_global_amount_limit (credit)",
+            "reserve_amount",
+            (R.settle_exceeds_reserve,),
+            (_SERVICE,),
+            "payments.settle_reserve (the hold always posts)",
         ),
-        _funds("prepaid: balance may not go negative; credit: debit limit = credit limit"),
     ),
     Operation.fund_prepaid: (
         *_REQUEST,
@@ -166,6 +196,7 @@ CHECKS: Final[Mapping[Operation, tuple[Check, ...]]] = {
             "original",
             (
                 R.unknown_transaction,
+                R.invalid_transaction_state,
                 R.not_refundable,
                 R.original_not_complete,
                 R.original_failed,

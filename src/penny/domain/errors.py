@@ -68,6 +68,9 @@ class Refusal(enum.Enum):
     recipient_token_not_active = "recipient_token_not_active"
     token_used_already = "token_used_already"
     invalid_token_type = "invalid_token_type"
+    # Reserve, Settle and Cancel (issue #19)
+    invalid_transaction_state = "invalid_transaction_state"
+    settle_exceeds_reserve = "settle_exceeds_reserve"
     #: Not a refusal of the domain: the server failed unexpectedly (a bug, an outage).
     internal_error = "internal_error"
 
@@ -305,6 +308,21 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         "OriginalTransactionFailed",
         False,
         "The original transaction failed.",
+        SE,
+        kind=ErrorKind.unprocessable,
+    ),
+    Refusal.invalid_transaction_state: FpsError(
+        "InvalidTransactionState",
+        False,
+        "The transaction is not in a state that allows this (only a Reserved transaction can"
+        " be settled; only a Reserved or Pending one cancelled).",
+        SE,
+        kind=ErrorKind.conflict,
+    ),
+    Refusal.settle_exceeds_reserve: FpsError(
+        "SettleAmountGreaterThanReserveAmount",
+        False,
+        "The amount to settle is greater than the reserved amount.",
         SE,
         kind=ErrorKind.unprocessable,
     ),

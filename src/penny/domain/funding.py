@@ -95,6 +95,20 @@ class FundingSource(Protocol):
     ) -> ChargeDecision: ...
 
 
+def network_answer(method: PaymentMethod, decision: ChargeDecision, now_us: int) -> ChargeDecision:
+    """A payment on a card as FPS answered it (issue #19): always ``Pending`` first, the
+    card network's answer arriving once the payment is completed (at once for an answer the
+    source gave now: success, or a decline that fails the pending payment). Bank transfers
+    are pending anyway and the balance answers at once, so both are left as they are."""
+    if method.kind is not PaymentMethodKind.card:
+        return decision
+    if decision.outcome is ChargeOutcome.succeeded:
+        return ChargeDecision.pending_until(now_us, ok=True)
+    if decision.outcome is ChargeOutcome.declined:
+        return ChargeDecision.pending_until(now_us, ok=False)
+    return decision
+
+
 class SandboxFunding:
     """The sandbox processor: decisions follow the method's stored behaviour (see the table)."""
 

@@ -6,6 +6,13 @@
 * A **credit instrument** is a postpaid tab: its debt lives in a ledger account whose net debit
   is bounded by the credit limit and that cannot be repaid beyond the debt. It comes with a
   *credit sender token* (for ``Pay``) and a *settlement token* (for ``SettleDebt``).
+* An **authorization** (issue #19) is a buyer's consent that a caller may charge one of the
+  buyer's payment methods (a card, a bank account, the Penny balance) within limits: the
+  instrument of a *SingleUse*, *MultiUse* or *Recurring* sender token (FPS's own token kinds).
+  It holds the terms an instrument holds (who, currency, validity, the global amount limit and
+  its charged total, the least and most one payment may be) and a ledger account that never
+  moves (its bounds hold it at zero): money goes from the payment method straight to the
+  merchant. :class:`TokenTerms` holds what is particular to the token kind.
 * A **transaction** is the record of one accepted FPS operation, with FPS statuses.
 
 Times are microseconds since the epoch; amounts are minor units of the instrument's currency.
@@ -22,6 +29,8 @@ from penny.domain.fees import Method
 class InstrumentKind(enum.Enum):
     prepaid = "prepaid"
     credit = "credit"
+    #: A buyer's authorization to charge a payment method (SingleUse/MultiUse/Recurring).
+    authorization = "authorization"
 
 
 class TokenKind(enum.Enum):
@@ -31,11 +40,87 @@ class TokenKind(enum.Enum):
     funding = "funding"
     credit_sender = "credit_sender"
     settlement = "settlement"
+    #: FPS's own sender tokens on an authorization (issue #19).
+    single_use = "single_use"
+    multi_use = "multi_use"
+    recurring = "recurring"
 
     @property
     def fps_type(self) -> str:
-        """The FPS ``TokenType`` reported for it (see docs/decisions.md: all are MultiUse)."""
-        return "MultiUse"
+        """The FPS ``TokenType`` reported for it (see docs/decisions.md: the Aggregated
+        Payments tokens are all MultiUse; the authorization tokens are their own kind)."""
+        return _FPS_TYPES.get(self, "MultiUse")
+
+    @property
+    def authorizes(self) -> bool:
+        """Whether it is a sender token on an authorization (SingleUse, MultiUse, Recurring)."""
+        return self in AUTHORIZATION_TOKEN_KINDS
+
+
+_FPS_TYPES: dict[TokenKind, str] = {
+    TokenKind.single_use: "SingleUse",
+    TokenKind.multi_use: "MultiUse",
+    TokenKind.recurring: "Recurring",
+}
+#: The sender token kinds of an authorization instrument.
+AUTHORIZATION_TOKEN_KINDS: frozenset[TokenKind] = frozenset(_FPS_TYPES)
+#: The FPS token type of each authorization token kind, and back.
+AUTHORIZATION_KIND_OF_TYPE: dict[str, TokenKind] = {v: k for k, v in _FPS_TYPES.items()}
+
+
+class AmountType(enum.Enum):
+    """How a MultiUse token's ``transactionAmount`` bounds each payment (FPS ``amountType``)."""
+
+    exact = "Exact"
+    maximum = "Maximum"
+    minimum = "Minimum"
+
+
+class UsageLimitType(enum.Enum):
+    """What a token usage limit counts (FPS ``usageLimitTypeN``)."""
+
+    amount = "Amount"
+    count = "Count"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLimitTerm:
+    """One usage limit of a MultiUse token: at most ``value`` (minor units for ``Amount``, a
+    number of payments for ``Count``) per ``period`` (FPS text such as ``1 Month``; None: the
+    token's whole life)."""
+
+    type: UsageLimitType
+    value: int
+    period: str | None = None
+
+
+#: How long a SingleUse token is valid when the caller sets no expiry (spec §7.4: 3 hours).
+SINGLE_USE_VALIDITY_US = 3 * 3_600 * 1_000_000
+#: How long a MultiUse token is valid when the caller sets no expiry (spec §7.4: 1 year).
+MULTI_USE_VALIDITY_US = 365 * 86_400 * 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TokenTerms:
+    """What an authorization token allows beyond its instrument's terms (issue #19).
+
+    * SingleUse: one payment of at most ``transaction_amount``; ``reserve`` — the token is for
+      ``Reserve`` (then ``Settle``) instead of ``Pay``.
+    * MultiUse: payments bounded by ``transaction_amount`` as ``amount_type`` says (when
+      given), the instrument's global amount limit, and up to two ``usage_limits``.
+    * Recurring: at most one payment of at most ``transaction_amount`` per
+      ``recurring_period`` (FPS text such as ``1 Month``), counted from the validity start.
+
+    ``old_token_id`` is the token an EditToken replaced (FPS ``OldTokenId``).
+    """
+
+    token_id: str
+    transaction_amount: int | None = None
+    amount_type: AmountType | None = None
+    reserve: bool = False
+    recurring_period: str | None = None
+    usage_limits: tuple[UsageLimitTerm, ...] = ()
+    old_token_id: str | None = None
 
 
 class TokenStatus(enum.Enum):
@@ -53,6 +138,10 @@ class Operation(enum.Enum):
     fund_prepaid = "FundPrepaid"
     #: A merchant moving its payable balance to its bank (FPS's IPN-only WITHDRAW_FUNDS).
     withdraw = "Withdraw"
+    #: A hold on the sender's instrument (issue #19), finished by Settle or Cancel or expiry.
+    reserve = "Reserve"
+    #: The part of a Reserve that was charged (a transaction of its own; parent: the Reserve).
+    settle = "Settle"
 
     @property
     def ipn_name(self) -> str:
@@ -64,6 +153,8 @@ class Operation(enum.Enum):
             Operation.write_off_debt: "WRITE_OFF_DEBT",
             Operation.fund_prepaid: "FUND_PREPAID",
             Operation.withdraw: "WITHDRAW_FUNDS",
+            Operation.reserve: "RESERVE",
+            Operation.settle: "SETTLE",
         }[self]
 
 
@@ -86,11 +177,18 @@ class StatusCode(enum.StrEnum):
     success = "Success"
     pending_network_response = "PendingNetworkResponse"
     transaction_denied = "TransactionDenied"
+    #: Cancelled by the caller (FPS spelled this code with one *l*, the status with two).
+    canceled = "Canceled"
+    #: A reserve not settled within its timeout (or a transaction past its timeout).
+    expired = "Expired"
 
 
 #: Status messages Penny reports with them (FPS StatusMessage, §6.2 of the spec).
 SUCCESS_MESSAGE = "The transaction was successful and the payment instrument was charged."
 PENDING_MESSAGE = "The transaction is awaiting a response from the backend payment processor."
+RESERVED_MESSAGE = "The requested amount was reserved successfully."
+CANCELED_MESSAGE = "The transaction was explicitly canceled by the caller."
+EXPIRED_MESSAGE = "The reserved amount was not settled within the timeout."
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,11 +86,21 @@ def check_instrument(
 
 
 def check_global_amount_limit(instrument: Instrument, amount: Money) -> Refusal | None:
-    """Postpaid: the lifetime total charged may not pass the global amount limit (a counter
-    of the instrument: refunds lower it, so it is not a GateKeeper usage limit)."""
+    """Postpaid, and a MultiUse token's authorization: the lifetime total charged may not
+    pass the global amount limit (a counter of the instrument: refunds lower it, so it is not
+    a GateKeeper usage limit)."""
     limit = instrument.global_amount_limit
     if limit is not None and instrument.charged_total + amount.minor > limit:
         return Refusal.exceeds_instrument_limits
+    return None
+
+
+def check_authorized_total(instrument: Instrument, amount: Money) -> Refusal | None:
+    """A MultiUse token's global amount limit (its authorization's, issue #19): FPS's
+    ``TokenUsageError``, like the token's other usage limits."""
+    limit = instrument.global_amount_limit
+    if limit is not None and instrument.charged_total + amount.minor > limit:
+        return Refusal.token_usage_exceeded
     return None
 
 
@@ -172,6 +182,21 @@ def settlement_legs(
     """SettleDebt: the debt goes down by the full amount."""
     counterpart = books.credit_extended
     return _charge_legs(instrument, counterpart, chart, books, source_account, amount, fee)
+
+
+def direct_pay_legs(
+    books: MerchantBooks, chart: Chart, source_account: int, amount: Money, fee: Money
+) -> tuple[Leg, ...]:
+    """Pay on an authorization (a SingleUse, MultiUse or Recurring token, issue #19): money
+    from the buyer's payment method (``source_account``: external funding for a card or a
+    bank, the buyer's balance) to the merchant, less the fee (to the fee account)."""
+    c = amount.currency
+    legs = [
+        Leg(source_account, amount.minor, c),
+        Leg(books.payable, -(amount.minor - fee.minor), c),
+        Leg(chart.fees, -fee.minor, c),
+    ]
+    return _without_zero_legs(legs)
 
 
 def write_off_legs(instrument: Instrument, books: MerchantBooks, amount: Money) -> tuple[Leg, ...]:

@@ -161,3 +161,39 @@ def sender_token_script(rules: TokenRules) -> str:
     if rules.payment_method is not None:
         lines.append(f"string PaymentMethod := {_quote(rules.payment_method)};")
     return "".join(f"{line}\n" for line in lines)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitDeclaration:
+    """A usage limit Penny declares in an authorization token's script (issue #19): an
+    ``Amount`` limit (``amount``) or a ``Count`` limit (``count``), per ``period`` (a
+    duration literal such as ``1 Month``; None: the token's life), counted from ``start``
+    (an instant; None: from the token's installation)."""
+
+    amount: Money | None = None
+    count: int | None = None
+    period: str | None = None
+    start: int | None = None
+
+    def __post_init__(self) -> None:
+        assert (self.amount is None) != (self.count is None), "an Amount or a Count limit"
+
+
+def usage_limit_declarations(limits: tuple[LimitDeclaration, ...]) -> str:
+    """The declarations of ``limits`` (numbered from 1), one statement per line; appended to
+    :func:`sender_token_script`'s text, they leave its assertions' lines where they were."""
+    lines: list[str] = []
+    for index, limit in enumerate(limits, start=1):
+        name = f"MyTokenUsageLimit{index}"
+        if limit.amount is not None:
+            lines.append(f"string {name}Type := 'Amount';")
+            lines.append(f"money {name} := {_quote(str(limit.amount))};")
+        else:
+            lines.append(f"string {name}Type := 'Count';")
+            lines.append(f"integer {name} := {limit.count};")
+        if limit.period is not None:
+            lines.append(f"duration {name}Period := {_quote(limit.period)};")
+        if limit.start is not None:
+            start = format_datetime(Instant(limit.start))
+            lines.append(f"datetime {name}StartTime := {_quote(start)};")
+    return "".join(f"{line}\n" for line in lines)

@@ -9,7 +9,7 @@ it, and a refused command changes nothing. The book is pure: no SQL, no clock, n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from penny.ledger.fingerprint import fingerprint
@@ -118,17 +118,10 @@ class Book:
             code = self._check_accounts(command.legs)
         deltas: dict[int, _Delta] = {}
         if code is ResultCode.ok:
-            for leg in command.legs:
-                delta = deltas.setdefault(leg.account_id, _Delta())
-                if command.pending:
-                    if leg.amount > 0:
-                        delta.debits_pending += leg.amount
-                    else:
-                        delta.credits_pending -= leg.amount
-                elif leg.amount > 0:
-                    delta.debits_posted += leg.amount
-                else:
-                    delta.credits_posted -= leg.amount
+            if command.pending:
+                _add_held(deltas, command.legs, 1)
+            else:
+                _add_posted(deltas, command.legs)
             code = self._check_bounds(deltas)
         kind = JournalKind.pending if command.pending else JournalKind.posted
         if code is not ResultCode.ok:
@@ -166,18 +159,8 @@ class Book:
         deltas: dict[int, _Delta] = {}
         if code is ResultCode.ok:
             assert pending is not None
-            for held in pending.legs:
-                delta = deltas.setdefault(held.account_id, _Delta())
-                if held.amount > 0:
-                    delta.debits_pending -= held.amount
-                else:
-                    delta.credits_pending += held.amount
-            for leg in legs:
-                delta = deltas.setdefault(leg.account_id, _Delta())
-                if leg.amount > 0:
-                    delta.debits_posted += leg.amount
-                else:
-                    delta.credits_posted -= leg.amount
+            _add_held(deltas, pending.legs, -1)
+            _add_posted(deltas, legs)
             code = self._check_bounds(deltas)
         if code is not ResultCode.ok:
             return self._remember(command, print_, code, kind)
@@ -257,12 +240,7 @@ class Book:
 
     def _release(self, pending: Pending) -> None:
         deltas: dict[int, _Delta] = {}
-        for held in pending.legs:
-            delta = deltas.setdefault(held.account_id, _Delta())
-            if held.amount > 0:
-                delta.debits_pending -= held.amount
-            else:
-                delta.credits_pending += held.amount
+        _add_held(deltas, pending.legs, -1)
         self._commit(deltas)
 
     def _set_pending_state(self, pending: Pending, state: PendingState) -> None:
@@ -384,6 +362,26 @@ def _first(codes: list[ResultCode]) -> ResultCode:
     """The failing code of highest precedence (lowest value), or ``ok``."""
     failing = [code for code in codes if code is not ResultCode.ok]
     return min(failing) if failing else ResultCode.ok
+
+
+def _add_posted(deltas: dict[int, _Delta], legs: Sequence[Leg]) -> None:
+    """Add ``legs`` to ``deltas`` as posted amounts (debits positive, credits negative)."""
+    for leg in legs:
+        delta = deltas.setdefault(leg.account_id, _Delta())
+        if leg.amount > 0:
+            delta.debits_posted += leg.amount
+        else:
+            delta.credits_posted -= leg.amount
+
+
+def _add_held(deltas: dict[int, _Delta], legs: Sequence[Leg], sign: int) -> None:
+    """Add ``legs`` to ``deltas`` as pending amounts: ``sign`` 1 holds them, -1 releases them."""
+    for leg in legs:
+        delta = deltas.setdefault(leg.account_id, _Delta())
+        if leg.amount > 0:
+            delta.debits_pending += sign * leg.amount
+        else:
+            delta.credits_pending -= sign * leg.amount
 
 
 def _bounds_after(account: Account, delta: _Delta) -> ResultCode:

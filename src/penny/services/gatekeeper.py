@@ -35,6 +35,8 @@ from penny.domain.model import (
     Instrument,
     Token,
     TokenKind,
+    TokenTerms,
+    UsageLimitType,
 )
 from penny.gatekeeper import (
     BadRule,
@@ -133,6 +135,61 @@ def pipeline_slot(token: Token, instrument: Instrument) -> Slot:
         token.created_at,
         pipeline=True,
         rules=rules if native else None,
+    )
+
+
+def authorization_script(
+    kind: TokenKind, instrument: Instrument, caller_id: str, terms: TokenTerms, method: str
+) -> str:
+    """The script of a SingleUse, MultiUse or Recurring token (issue #19) on ``instrument``
+    (an authorization), for a buyer paying with ``method`` (``CC``, ``ACH``, ``ABT``): the
+    generated assertions of a pipeline token for ``Pay`` (``Reserve`` for a SingleUse token
+    with ``reserve``), the instrument's least and most payment, then the usage limits — a
+    MultiUse token's own, or a Recurring token's one payment per period from its start."""
+
+    def money(minor: int | None) -> Money | None:
+        return None if minor is None else Money(minor, instrument.currency)
+
+    rules = generate.TokenRules(
+        operation="Reserve" if terms.reserve else "Pay",
+        sender_id=instrument.sender_id,
+        recipient_id=instrument.recipient_id,
+        caller_id=caller_id,
+        valid_from=instrument.valid_from,
+        valid_until=instrument.valid_until,
+        payment_method=method,
+        min_charge=money(instrument.min_charge),
+        max_charge=money(instrument.max_charge),
+    )
+    if kind is TokenKind.recurring:
+        limits: tuple[generate.LimitDeclaration, ...] = (
+            generate.LimitDeclaration(
+                count=1, period=terms.recurring_period, start=instrument.valid_from
+            ),
+        )
+    else:
+        limits = tuple(
+            generate.LimitDeclaration(
+                amount=money(limit.value) if limit.type is UsageLimitType.amount else None,
+                count=limit.value if limit.type is UsageLimitType.count else None,
+                period=limit.period,
+            )
+            for limit in terms.usage_limits
+        )
+    return generate.sender_token_script(rules) + generate.usage_limit_declarations(limits)
+
+
+def authorization_slot(token: Token) -> Slot:
+    """A SingleUse, MultiUse or Recurring token in the sender slot: its stored script,
+    compiled (it may declare usage limits); a SingleUse token is spent by one use."""
+    assert token.script is not None, "authorization tokens are issued with their script"
+    return Slot(
+        Role.SENDER,
+        token.id,
+        token.script,
+        token.created_at,
+        pipeline=True,
+        single_use=token.kind is TokenKind.single_use,
     )
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.ids import TOKEN_ID_LENGTH
-from penny.domain.model import PaymentInstruction, Token, TokenStatus
+from penny.domain.model import PaymentInstruction, Token, TokenKind, TokenStatus
 from penny.gatekeeper import BadRule, CompiledScript, Role, UsageKind, compile_script
 from penny.gatekeeper.usage import UsageRecord
 from penny.money import Money
@@ -232,17 +232,41 @@ class LimitUsage:
 
 
 def token_usage(payments: Services, caller_id: str, token_id: str) -> list[LimitUsage] | None:
-    """GetTokenUsage of an installed token (None: ``token_id`` is not one of the caller's)."""
+    """GetTokenUsage of an installed token, or of a SingleUse, MultiUse or Recurring token
+    (issue #19), by its script's usage limits (None: ``token_id`` is neither of the
+    caller's); a SingleUse token has no usage to show (``InvalidTokenType``)."""
     now = payments.clock.now_us()
     with payments.database.read() as conn:
         found = gk_sql.load_instructions(conn, [token_id]).get(token_id)
-        if found is None or found.caller_id != caller_id:
-            return None
+        if found is not None and found.caller_id == caller_id:
+            single, script, created_at = (
+                found.token_type == SINGLE_USE,
+                found.script,
+                found.created_at,
+            )
+        else:
+            token = sql.load_tokens(conn, [token_id]).get(token_id)
+            if token is None or token.caller_id != caller_id or not token.kind.authorizes:
+                return None
+            assert token.script is not None
+            single = token.kind is TokenKind.single_use
+            script, created_at = token.script, token.created_at
         stored = gk_sql.load_usage(conn, [token_id])
-    if found.token_type == SINGLE_USE:
+    if single:
         raise PaymentsError(Refusal.invalid_token_type)
-    slot = Slot(Role.RECIPIENT, found.id, found.script, found.created_at)
-    script = compiled(found.script)
+    return _usage_of(token_id, script, created_at, stored, now)
+
+
+def _usage_of(
+    token_id: str,
+    text: str,
+    created_at: int,
+    stored: dict[gk_sql.UsageKey, UsageRecord],
+    now: int,
+) -> list[LimitUsage]:
+    """Each usage limit of the script ``text``: its current window and the one before it."""
+    slot = Slot(Role.RECIPIENT, token_id, text, created_at)
+    script = compiled(text)
     windows = Guard()._windows(slot, script, now)
     limits = []
     for limit in script.usage_limits:

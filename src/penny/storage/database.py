@@ -208,6 +208,13 @@ class Database:
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
 
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Leaving a ``with open_database(...) as database:`` block disposes of the engines."""
+        self.dispose()
+
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
     engine = create_engine(

@@ -295,12 +295,17 @@ def load_transactions(
     return {row.id: _transaction(row._mapping) for row in conn.execute(query)}
 
 
-def due_transactions(conn: Connection, now: int, limit: int) -> list[str]:
+def due_transactions(
+    conn: Connection, now: int, limit: int, status: Status = Status.pending
+) -> list[str]:
+    """Transactions in ``status`` whose time has come: pending ones whose money source has
+    answered, or (``Status.reserved``) reserves past their timeout. Each status has its own
+    partial index on ``completes_at`` (migrations 0003 and 0012)."""
     rows = conn.execute(
         select(transactions.c.id)
         .where(
             and_(
-                transactions.c.status == Status.pending.value,
+                transactions.c.status == status.value,
                 transactions.c.completes_at.is_not(None),
                 transactions.c.completes_at <= now,
             )

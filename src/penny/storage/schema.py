@@ -376,7 +376,26 @@ api_idempotency_keys: Final = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
-# -- events and webhook endpoints (migration 0010) ------------------------------------------------
+# -- SingleUse, MultiUse and Recurring sender tokens (migration 0011, issue #19) -----------------
+
+token_terms: Final = Table(
+    "token_terms",
+    metadata,
+    Column("token_id", String(64), ForeignKey("tokens.id"), primary_key=True),
+    Column("transaction_amount", BigInteger),
+    Column("amount_type", String(8)),
+    Column("reserve", Boolean, nullable=False),
+    Column("recurring_period", String(32)),
+    Column("usage_limit1_type", String(8)),
+    Column("usage_limit1_value", BigInteger),
+    Column("usage_limit1_period", String(32)),
+    Column("usage_limit2_type", String(8)),
+    Column("usage_limit2_value", BigInteger),
+    Column("usage_limit2_period", String(32)),
+    Column("old_token_id", String(64)),
+)
+
+# -- events and webhook endpoints (migration 0013) ------------------------------------------------
 
 events: Final = Table(
     "events",

@@ -1,5 +1,5 @@
 """SQL for events and webhook endpoints (tables ``events`` and ``webhook_endpoints``, migration
-0010); deliveries are ``ipn_notifications`` rows of kind ``webhook`` (:mod:`.ipn_sql`).
+0013); deliveries are ``ipn_notifications`` rows of kind ``webhook`` (:mod:`.ipn_sql`).
 
 * :func:`endpoints_of` and :func:`insert_events` run inside the payments transaction (the
   outbox write, :class:`penny.webhooks.events.EventOutbox`), on the driver's cursor as the

@@ -8,5 +8,5 @@
 * :mod:`penny.webhooks.delivery` — the body and signed headers of a claimed delivery, for the
   IPN deliverer (:mod:`penny.ipn.delivery`), whose claims, retries and attempts it shares.
 
-Storage is :mod:`penny.storage.webhooks_sql` (migration 0010).
+Storage is :mod:`penny.storage.webhooks_sql` (migration 0013).
 """

@@ -1,7 +1,11 @@
-"""The money-moving actions: Pay, FundPrepaid, SettleDebt, WriteOffDebt and Refund.
+"""The money-moving actions: Pay, FundPrepaid, SettleDebt, WriteOffDebt, Refund, Reserve,
+Settle and Cancel.
 
 Each validation turns the parameters into the payments service's typed request; the answer
-of all five is the transaction's ``TransactionId`` then ``TransactionStatus`` (spec §5).
+of all eight is the transaction's ``TransactionId`` then ``TransactionStatus`` (spec §5):
+Settle answers the new Settle transaction, Cancel the cancelled transaction itself. Settle and
+Cancel carry no ``CallerReference``: their keys are derived from what they settle or cancel
+(docs/decisions.md, #19).
 
 * ``RecipientTokenId`` on Pay names a payment instruction the caller installed (the payments
   service refuses any other id with ``InvalidParams``; docs/decisions.md #7).
@@ -21,11 +25,16 @@ from penny.fps.actions.call import MAX_DESCRIPTION, Call, invalid
 from penny.fps.actions.spec import CommitAction, amount_names, names
 from penny.fps.wire import WireFault, Xml, leaf, refusal_error
 from penny.services.payments import (
+    CancelRequest,
     FundPrepaidRequest,
     PayRequest,
     RefundRequest,
+    ReserveRequest,
     SettleDebtRequest,
+    SettleRequest,
     WriteOffDebtRequest,
+    cancel_request,
+    settle_request,
 )
 
 
@@ -50,20 +59,43 @@ def _descriptions(call: Call) -> tuple[str, str, str | None]:
     )
 
 
-def _pay(call: Call) -> PayRequest:
-    sender_token = call.required("SenderTokenId")
-    amount = call.amount("TransactionAmount")
-    assert amount is not None
-    reference = call.reference()
-    recipient_token = call.optional("RecipientTokenId")
-    if call.choice("ChargeFeeTo", ("Caller", "Recipient")) == "Caller":
-        raise invalid("ChargeFeeTo=Caller is not supported: the recipient pays the fees.")
-    if call.optional("MarketplaceFixedFee.Value") or call.optional("MarketplaceVariableFee"):
-        raise invalid("Marketplace fees are not supported.")
-    call.common_pay_options()
-    return PayRequest(
-        call.caller_id, reference, sender_token, amount, *_descriptions(call), recipient_token
-    )
+_Pay = TypeVar("_Pay", PayRequest, ReserveRequest)
+
+
+def _pay_validator(request_type: type[_Pay]) -> Callable[[Call], _Pay]:
+    """Pay's validation, and Reserve's (the same parameters; a Reserve's timeout is its
+    ``TransactionTimeoutInMins``, which Pay validates and ignores)."""
+
+    def validate(call: Call) -> _Pay:
+        sender_token = call.required("SenderTokenId")
+        amount = call.amount("TransactionAmount")
+        assert amount is not None
+        reference = call.reference()
+        recipient_token = call.optional("RecipientTokenId")
+        if call.choice("ChargeFeeTo", ("Caller", "Recipient")) == "Caller":
+            raise invalid("ChargeFeeTo=Caller is not supported: the recipient pays the fees.")
+        if call.optional("MarketplaceFixedFee.Value") or call.optional("MarketplaceVariableFee"):
+            raise invalid("Marketplace fees are not supported.")
+        call.common_pay_options()
+        fields = (call.caller_id, reference, sender_token, amount, *_descriptions(call))
+        if request_type is ReserveRequest:
+            timeout = call.integer("TransactionTimeoutInMins", 1, 1_000_000)
+            return request_type(*fields, recipient_token, timeout)
+        return request_type(*fields, recipient_token)
+
+    return validate
+
+
+def _settle(call: Call) -> SettleRequest:
+    reserve_id = call.required("ReserveTransactionId")
+    amount = call.amount("TransactionAmount", required=False)
+    return settle_request(call.caller_id, reserve_id, amount, call.ipn_url())
+
+
+def _cancel(call: Call) -> CancelRequest:
+    transaction_id = call.required("TransactionId")
+    description = call.text("Description", MAX_DESCRIPTION)
+    return cancel_request(call.caller_id, transaction_id, description, call.ipn_url())
 
 
 _Charge = TypeVar("_Charge", FundPrepaidRequest, SettleDebtRequest)
@@ -131,9 +163,8 @@ _DESCRIPTOR: Final = names(
 )
 _PAY_OPTIONS: Final = names("SenderDescription", "CallerDescription") | _DESCRIPTOR
 
-PAY: Final = CommitAction(
-    validate=_pay,
-    parameters=names(
+_PAY_PARAMETERS: Final = (
+    names(
         "SenderTokenId",
         "RecipientTokenId",
         "ChargeFeeTo",
@@ -141,7 +172,16 @@ PAY: Final = CommitAction(
         "MarketplaceVariableFee",
     )
     | _PAY_OPTIONS
-    | amount_names("TransactionAmount", "MarketplaceFixedFee"),
+    | amount_names("TransactionAmount", "MarketplaceFixedFee")
+)
+PAY: Final = CommitAction(validate=_pay_validator(PayRequest), parameters=_PAY_PARAMETERS)
+RESERVE: Final = CommitAction(validate=_pay_validator(ReserveRequest), parameters=_PAY_PARAMETERS)
+SETTLE: Final = CommitAction(
+    validate=_settle,
+    parameters=names("ReserveTransactionId", "OverrideIPNURL") | amount_names("TransactionAmount"),
+)
+CANCEL: Final = CommitAction(
+    validate=_cancel, parameters=names("TransactionId", "Description", "OverrideIPNURL")
 )
 
 

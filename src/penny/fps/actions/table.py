@@ -72,14 +72,14 @@ ACTIONS: Final[Mapping[str, ActionSpec]] = {
     "InstallPaymentInstruction": instructions.INSTALL_PAYMENT_INSTRUCTION,
     "GetPaymentInstruction": instructions.GET_PAYMENT_INSTRUCTION,
     "GetAccountActivity": transactions.GET_ACCOUNT_ACTIVITY,
+    "Reserve": payments.RESERVE,
+    "Settle": payments.SETTLE,
+    "Cancel": payments.CANCEL,
 }
 
 #: The actions of the 2010-08-28 WSDL Penny does not serve yet.
 NOT_SUPPORTED: Final = frozenset(
     {
-        "Reserve",
-        "Settle",
-        "Cancel",
         "CancelSubscriptionAndRefund",
         "GetSubscriptionDetails",
         "GetTransactionsForSubscription",

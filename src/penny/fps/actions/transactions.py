@@ -36,13 +36,18 @@ def _status_history(txn: Transaction) -> Xml:
     """The transaction's history, oldest first (boto keeps the last entry's status)."""
     amount = amount_element("Amount", _money(txn, txn.amount))
     entries: list[Xml] = []
-    if txn.completed_at is None or txn.completed_at > txn.received_at:
+    # A Reserve was Reserved first (its own code Success); anything else Pending until done.
+    reserve = txn.operation is Operation.reserve
+    if reserve or txn.completed_at is None or txn.completed_at > txn.received_at:
         entries.append(
             element(
                 "StatusHistory",
                 leaf("Date", fps_datetime(txn.received_at)),
-                leaf("TransactionStatus", Status.pending.value),
-                leaf("StatusCode", StatusCode.pending_network_response),
+                leaf("TransactionStatus", (Status.reserved if reserve else Status.pending).value),
+                leaf(
+                    "StatusCode",
+                    StatusCode.success if reserve else StatusCode.pending_network_response,
+                ),
                 amount,
             )
         )
@@ -69,7 +74,7 @@ def _related(call: Call, txn: Transaction) -> Xml:
                 leaf("RelationType", "Parent"),
             )
         )
-    if txn.operation is Operation.pay:
+    if txn.operation is Operation.pay or txn.operation is Operation.settle:
         related.extend(
             element(
                 "RelatedTransaction",

@@ -94,3 +94,6 @@ class OperationSpec(Generic[R]):
     #: Whether the decision reads its instruments' senders (a charge from the buyer's
     #: balance does); otherwise only their recipients are loaded (#14: half the rows).
     loads_senders: bool = False
+    #: Whether the decision is a new transaction, recorded under the request's reference;
+    #: Cancel's is the cancelled transaction itself (changed, not new).
+    records: bool = True

@@ -2,23 +2,35 @@
 
 The sender token decides which: a prepaid sender token spends its prepaid instrument's
 balance, a credit sender token adds debt to its credit instrument up to the credit limit (the
-ledger's debit limit on the instrument's account). The token's GateKeeper script (validity,
-min/max charge, the caller's own rules) and, when ``RecipientTokenId`` names one, a payment
-instruction the caller installed are evaluated before anything is booked.
+ledger's debit limit on the instrument's account); a SingleUse, MultiUse or Recurring token
+charges the buyer's payment method (:mod:`.authorized`, issue #19). The token's GateKeeper
+script (validity, min/max charge, the caller's own rules) and, when ``RecipientTokenId``
+names one, a payment instruction the caller installed are evaluated before anything is booked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.ids import TRANSACTION_ID_LENGTH
-from penny.domain.model import InstrumentKind, Operation, TokenKind, Transaction
+from penny.domain.model import (
+    AUTHORIZATION_TOKEN_KINDS,
+    Instrument,
+    InstrumentKind,
+    Operation,
+    Token,
+    TokenKind,
+    Transaction,
+)
+from penny.ledger.model import Leg
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
+from penny.services.payments import authorized
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
 from penny.services.payments.steps import book, booked, installed_slot, refuse
@@ -52,11 +64,32 @@ def _recipient_slot(batch: Batch, request: PayRequest) -> gk.Slot:
     return installed_slot(instruction)
 
 
-def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
-    # The recipient's own token first: any id but one of its installed tokens is a
-    # parameter error, as RecipientTokenId was before installed tokens existed.
+class Authorised(NamedTuple):
+    """What Pay and Reserve know once every check but the ledger's passed."""
+
+    token: Token
+    instrument: Instrument
+    credit: bool
+    method: Method
+    slots: list[gk.Slot]
+    context: gk.Context
+
+
+def tokens_of(batch: Batch, request: PayRequest) -> tuple[gk.Slot | None, Token | None]:
+    """The caller's installed token named by RecipientTokenId (checked first: any id but one
+    of its installed tokens is a parameter error, as RecipientTokenId was before installed
+    tokens existed), and the sender token (not checked yet)."""
     recipient = None if request.recipient_token_id is None else _recipient_slot(batch, request)
-    token = batch.tokens.get(request.sender_token_id)
+    return recipient, batch.tokens.get(request.sender_token_id)
+
+
+def authorise(
+    batch: Batch, request: PayRequest, recipient: gk.Slot | None, token: Token | None
+) -> Authorised:
+    """Pay's checks on a prepaid or credit sender token, in their order after the recipient's
+    installed token: the sender token and its instrument, the amount, then the tokens'
+    GateKeeper scripts (evaluated for a Pay: a Reserve on these instruments is a Pay whose
+    charge waits for its Settle, docs/decisions.md #19)."""
     if token is not None and token.kind is TokenKind.credit_sender:
         kind, instrument_kind = TokenKind.credit_sender, InstrumentKind.credit
     else:
@@ -70,7 +103,8 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     if recipient is not None:
         slots.append(recipient)
     refuse(rules.check_amount(request.amount, instrument.currency))
-    method = Method.prepaid if instrument_kind is InstrumentKind.prepaid else Method.debt
+    credit = instrument_kind is InstrumentKind.credit
+    method = Method.debt if credit else Method.prepaid
     context = gk.Context(
         operation=Operation.pay.value,
         amount=request.amount,
@@ -84,16 +118,30 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     )
     if batch.settings.check_scripts:  # validity, min/max charge and the caller's own rules
         batch.guard.check(slots, context)
+    return Authorised(token, instrument, credit, method, slots, context)
+
+
+def spend_legs(batch: Batch, instrument: Instrument, amount: Money) -> tuple[Leg, ...]:
+    """Pay's journal on ``instrument`` (Reserve holds it, Settle posts it): prepaid value
+    spent, or debt recorded."""
     books = books_of(batch.parties[instrument.recipient_id])
-    if instrument_kind is InstrumentKind.prepaid:
-        legs = rules.prepaid_pay_legs(instrument, books, request.amount)
-    else:
+    if instrument.kind is InstrumentKind.credit:
+        return rules.postpaid_pay_legs(instrument, books, amount)
+    return rules.prepaid_pay_legs(instrument, books, amount)
+
+
+def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
+    recipient, token = tokens_of(batch, request)
+    if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:  # issue #19
+        return authorized.decide(batch, request, print_, token, recipient)
+    c = authorise(batch, request, recipient, token)
+    instrument, credit = c.instrument, c.credit
+    if credit:
         refuse(rules.check_global_amount_limit(instrument, request.amount))
-        legs = rules.postpaid_pay_legs(instrument, books, request.amount)
+    legs = spend_legs(batch, instrument, request.amount)
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     journal_id = book(batch, txn_id, legs)
-    batch.guard.record(slots, context)
-    credit = instrument_kind is InstrumentKind.credit
+    batch.guard.record(c.slots, c.context)
     if credit:
         charged = instrument.charged_total + request.amount.minor
         batch.put_instrument(replace(instrument, charged_total=charged))
@@ -104,10 +152,10 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
         txn_id,
         journal_id,
         instrument,
-        method,
+        c.method,
         request.amount,
         operation=Operation.pay,
-        sender_token_id=token.id,
+        sender_token_id=c.token.id,
         settlements_before=instrument.settlement_count if credit else None,
         ipn_url=request.ipn_url,
     )

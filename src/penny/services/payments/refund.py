@@ -1,4 +1,5 @@
-"""Refund: give back (part of) a successful Pay.
+"""Refund: give back (part of) a successful Pay, or of a Settle (the charged part of a
+Reserve; the Reserve itself is not refundable).
 
 A prepaid Pay's refund returns the amount to the prepaid balance; a postpaid Pay's refund
 takes it off the debt, but only while the debt it added has not been settled since (a
@@ -32,12 +33,18 @@ def needs(request: RefundRequest) -> Needs:
 
 
 def _refundable(batch: Batch, request: RefundRequest) -> Transaction:
-    """The Pay to refund, as this batch left it; refused unless it can still be refunded."""
+    """The Pay or Settle to refund, as this batch left it; refused unless it can still be
+    refunded."""
     original = batch.originals.get(request.transaction_id)
     if original is None or original.caller_id != request.caller_id:
         raise PaymentsError(Refusal.unknown_transaction)
     original = batch.changed_transactions.get(original.id, original)
-    if original.operation is not Operation.pay:
+    if original.operation is Operation.reserve:
+        # A reserve is refunded through its Settle; while Reserved, nothing was charged.
+        if original.status is Status.reserved:
+            raise PaymentsError(Refusal.invalid_transaction_state)
+        raise PaymentsError(Refusal.not_refundable, "Refund the Settle transaction instead.")
+    if original.operation is not Operation.pay and original.operation is not Operation.settle:
         raise PaymentsError(Refusal.not_refundable)
     if original.status is Status.pending:
         raise PaymentsError(Refusal.original_not_complete)

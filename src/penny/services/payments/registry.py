@@ -10,13 +10,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from penny.services.payments import fund, pay, refund, settle, withdraw, write_off
+from penny.services.payments import (
+    cancel,
+    fund,
+    pay,
+    refund,
+    reserve,
+    settle,
+    settle_reserve,
+    withdraw,
+    write_off,
+)
 from penny.services.payments.batch import OperationSpec
 from penny.services.payments.requests import PaymentRequest
 
 OPERATIONS: Final[Mapping[type[PaymentRequest], OperationSpec[Any]]] = {
     spec.request_type: spec
-    for spec in (pay.SPEC, fund.SPEC, settle.SPEC, write_off.SPEC, refund.SPEC, withdraw.SPEC)
+    for spec in (
+        pay.SPEC,
+        fund.SPEC,
+        settle.SPEC,
+        write_off.SPEC,
+        refund.SPEC,
+        withdraw.SPEC,
+        reserve.SPEC,
+        settle_reserve.SPEC,
+        cancel.SPEC,
+    )
 }
 
 

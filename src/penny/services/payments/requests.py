@@ -17,7 +17,15 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from penny.domain.errors import PaymentsError
-from penny.domain.model import Instrument, Token, Transaction
+from penny.domain.model import (
+    AmountType,
+    Instrument,
+    Token,
+    TokenKind,
+    TokenTerms,
+    Transaction,
+    UsageLimitTerm,
+)
 from penny.money import Money
 
 
@@ -103,3 +111,35 @@ class InstrumentSetup:
     instrument: Instrument
     sender_token: Token
     second_token: Token  # the funding token (prepaid) or the settlement token (postpaid)
+
+
+@dataclass(frozen=True, slots=True)
+class SetupSenderToken:
+    """Issue a SingleUse, MultiUse or Recurring sender token on a new authorization (what
+    those pipelines do once the buyer agrees; issue #19). ``kind`` is one of
+    :data:`penny.domain.model.AUTHORIZATION_TOKEN_KINDS`; the terms each kind takes are
+    :class:`penny.domain.model.TokenTerms`'s. Keyed by the one caller reference."""
+
+    caller_id: str
+    recipient_id: str
+    sender_id: str
+    payment_method_id: str
+    caller_reference: str
+    kind: TokenKind
+    currency: str
+    transaction_amount: Money | None = None
+    amount_type: AmountType | None = None
+    global_amount_limit: Money | None = None
+    usage_limits: tuple[UsageLimitTerm, ...] = ()
+    recurring_period: str | None = None
+    reserve: bool = False
+    valid_from: int | None = None
+    valid_until: int | None = None
+    payment_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SenderTokenSetup:
+    instrument: Instrument  # of kind authorization
+    token: Token
+    terms: TokenTerms

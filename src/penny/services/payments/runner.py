@@ -19,8 +19,9 @@ from collections.abc import Iterable, Sequence
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.ids import MAX_CALLER_REFERENCE
-from penny.domain.model import Transaction
+from penny.domain.model import AUTHORIZATION_TOKEN_KINDS, Transaction
 from penny.engine.ledger import LedgerSession
+from penny.services import gatekeeper as gk
 from penny.services.payments.batch import Batch, Needs, Settings
 from penny.services.payments.listener import ChangeListener, Known, TransactionChange
 from penny.services.payments.registry import spec_of
@@ -61,7 +62,10 @@ def decide(batch: Batch, request: PaymentRequest) -> Transaction:
         if previous.fingerprint != print_:
             raise PaymentsError(Refusal.duplicate_request)
         return previous
-    txn = spec_of(request).decide(batch, request, print_)
+    spec = spec_of(request)
+    txn = spec.decide(batch, request, print_)
+    if not spec.records:
+        return txn
     batch.known[key] = txn
     batch.new_transactions.append(txn)
     return txn
@@ -92,7 +96,9 @@ def load(
     instruments = sql.load_instruments(conn, instrument_ids, lock=True)
     party_ids = set(_ids(needs, "parties"))
     party_ids.update(i.recipient_id for i in instruments.values())
-    if any(spec.loads_senders for spec in specs):
+    # Tokens on an authorization (issue #19) may charge the buyer's balance.
+    authorizing = [t for t in tokens.values() if t.kind in AUTHORIZATION_TOKEN_KINDS]
+    if authorizing or any(spec.loads_senders for spec in specs):
         party_ids.update(i.sender_id for i in instruments.values())
     parties = parties_sql.load_parties(conn, party_ids)
     methods = parties_sql.load_payment_methods(
@@ -102,12 +108,19 @@ def load(
     accounts.update(i.ledger_account_id for i in instruments.values())
     for party in parties.values():
         accounts.update(party.ledger_accounts.values())
+    # Holds the batch posts or releases (Settle, Cancel): pending journals lock first.
+    holds = [o.pending_journal_id for o in originals.values() if o.pending_journal_id]
+    if holds:
+        session.load(pending_ids=holds)
     session.load(account_ids=accounts)
     batch = Batch(session, chart, settings, known, tokens, instruments, parties, methods, originals)
+    slots = [gk.authorization_slot(t) for t in authorizing]
     instruction_ids = _ids(needs, "instructions")
     if instruction_ids:
         batch.instructions = gk_sql.load_instructions(conn, instruction_ids)
-        batch.guard.prepare(session, [installed_slot(i) for i in batch.instructions.values()])
+        slots.extend(installed_slot(i) for i in batch.instructions.values())
+    if slots:
+        batch.guard.prepare(session, slots)
     return batch
 
 

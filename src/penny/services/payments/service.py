@@ -24,15 +24,17 @@ from penny.domain.parties import random_id
 from penny.engine.ledger import Ledger, LedgerSession
 from penny.ledger.model import AccountFlags, AccountSpec
 from penny.services.payment_queries import PaymentQueries
-from penny.services.payments import completion, runner
+from penny.services.payments import authorize, completion, runner
 from penny.services.payments.batch import Settings
 from penny.services.payments.listener import ChangeListener
 from penny.services.payments.requests import (
     InstrumentSetup,
     PaymentRequest,
     Result,
+    SenderTokenSetup,
     SetupPostpaid,
     SetupPrepaid,
+    SetupSenderToken,
 )
 from penny.services.payments.setup import setup_instrument
 from penny.storage import payments_sql as sql
@@ -108,6 +110,13 @@ class Payments(PaymentQueries):
         )
         references = (request.caller_reference_sender, request.caller_reference_settlement)
         return self._setup(InstrumentKind.credit, request, currency, references, spec)
+
+    def setup_sender_token(self, request: SetupSenderToken) -> SenderTokenSetup:
+        """Issue a SingleUse, MultiUse or Recurring sender token on a new authorization."""
+        self.chart(request.currency)  # its payments book against the currency's system accounts
+        return self.ledger.run(
+            lambda session: authorize.setup_sender_token(session, request, self.new_id)
+        )
 
     # -- mutating operations --------------------------------------------------------------
 

@@ -6,19 +6,24 @@ retry returns what the first call made; the same references with other content a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection
 
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.ids import TOKEN_ID_LENGTH
 from penny.domain.model import Instrument, InstrumentKind, Token, TokenKind, TokenStatus
-from penny.domain.parties import PartyKind
+from penny.domain.parties import PartyKind, PaymentMethod
 from penny.engine.ledger import LedgerSession
 from penny.ledger.model import AccountSpec
 from penny.money import Money
 from penny.services import gatekeeper as gk
-from penny.services.payments.requests import InstrumentSetup, SetupPostpaid, SetupPrepaid
+from penny.services.payments.requests import (
+    InstrumentSetup,
+    SetupPostpaid,
+    SetupPrepaid,
+    SetupSenderToken,
+)
 from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import parties_sql
 from penny.storage import payments_sql as sql
@@ -26,16 +31,19 @@ from penny.storage import payments_sql as sql
 Setup = SetupPrepaid | SetupPostpaid
 
 
-def _check_parties(session: LedgerSession, request: Setup, references: tuple[str, str]) -> None:
-    """The caller issues for itself, to a personal sender paying with its own method."""
+def check_parties(
+    session: LedgerSession, request: Setup | SetupSenderToken, references: Sequence[str]
+) -> PaymentMethod:
+    """The caller issues for itself, to a personal sender paying with its own method (which
+    is returned); the caller references are given and differ."""
     conn = session.conn
     if request.caller_id != request.recipient_id:
         raise PaymentsError(Refusal.instrument_access_denied)
     if request.sender_id == request.recipient_id:
         raise PaymentsError(Refusal.same_sender_and_recipient)
-    if not references[0] or not references[1] or references[0] == references[1]:
+    if not all(references) or len(set(references)) != len(references):
         raise PaymentsError(
-            Refusal.invalid_params, "the two caller references must be given and differ"
+            Refusal.invalid_params, "the caller references must be given and differ"
         )
     parties = parties_sql.load_parties(conn, [request.recipient_id, request.sender_id])
     recipient, sender = parties.get(request.recipient_id), parties.get(request.sender_id)
@@ -48,6 +56,7 @@ def _check_parties(session: LedgerSession, request: Setup, references: tuple[str
     )
     if method is None or method.party_id != request.sender_id:
         raise PaymentsError(Refusal.invalid_params, "unknown payment method of the sender")
+    return method
 
 
 def setup_instrument(
@@ -62,7 +71,7 @@ def setup_instrument(
 ) -> InstrumentSetup:
     """Issue the instrument and its two tokens, or return what a first call made."""
     conn, now = session.conn, session.now
-    _check_parties(session, request, references)
+    check_parties(session, request, references)
     session.lock_keys("token", [(request.caller_id, ref) for ref in references])
     existing = sql.tokens_by_reference(conn, request.caller_id, references)
     if any(gk_sql.instruction_by_reference(conn, request.caller_id, r) for r in references):

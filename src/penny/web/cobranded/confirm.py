@@ -1,6 +1,7 @@
 """The last steps: review, then confirm (the payments service issues the instrument and its
-tokens), cancel, or "none of my methods is allowed". Each ends the pipeline with a redirect to
-the merchant's ``returnURL`` signed by :class:`~penny.signing.Signer` (spec §3, §7).
+tokens, or the SingleUse, MultiUse or Recurring token), cancel, or "none of my methods is
+allowed". Each ends the pipeline with a redirect to the merchant's ``returnURL`` signed by
+:class:`~penny.signing.Signer` (spec §3, §7).
 
 A confirm is idempotent twice over: the pipeline row finishes once (a conditional update; a
 second confirm, or a concurrent cancel, gets the first one's answer) and the payments service's
@@ -10,13 +11,19 @@ set-up is idempotent on the caller references.
 from __future__ import annotations
 
 from penny.domain.errors import PaymentsError
-from penny.sandbox.instruments import postpaid_setup, prepaid_setup
-from penny.services.payments import InstrumentSetup, Payments
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup, sender_token_setup
+from penny.services.payments import InstrumentSetup, Payments, SenderTokenSetup
 from penny.signing import Signer
 from penny.storage import cobranded_sql as sql
 from penny.web.cobranded.http import Incoming, Page, Settings, to_step
 from penny.web.cobranded.methods import MethodStep, decline_reason
-from penny.web.cobranded.params import METHOD_CODES, Pipeline, PipelineRequest, Status
+from penny.web.cobranded.params import (
+    METHOD_CODES,
+    TOKEN_PIPELINES,
+    Pipeline,
+    PipelineRequest,
+    Status,
+)
 from penny.web.cobranded.pipeline import Context, Pipelines
 from penny.web.cobranded.returns import REFUSAL_STATUS, success_params
 from penny.web.cobranded.views import describe, to_merchant, view
@@ -83,9 +90,26 @@ class ConfirmStep:
 
     def _setup(
         self, caller_id: str, buyer_id: str, method_id: str, request: PipelineRequest
-    ) -> InstrumentSetup:
+    ) -> InstrumentSetup | SenderTokenSetup:
         """The buyer agreed: the set-up built by the one builder (``sandbox/instruments.py``)."""
         parties = (caller_id, buyer_id, method_id)
+        kind = TOKEN_PIPELINES.get(request.pipeline)
+        if kind is not None:
+            token = sender_token_setup(
+                *parties,
+                request.caller_reference_sender,
+                kind,
+                transaction_amount=request.transaction_amount,
+                amount_type=request.amount_type,
+                global_amount_limit=request.global_amount_limit,
+                usage_limits=request.usage_limits,
+                recurring_period=request.recurring_period,
+                reserve=request.reserve,
+                valid_from=request.valid_from,
+                valid_until=request.valid_until,
+                payment_reason=request.payment_reason,
+            )
+            return self.payments.setup_sender_token(token)
         references = (request.caller_reference_sender, request.caller_reference_second)
         if request.pipeline is Pipeline.prepaid:
             prepaid = prepaid_setup(

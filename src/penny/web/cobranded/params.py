@@ -1,10 +1,11 @@
 """The start request of a Co-Branded UI pipeline and the return-URL status codes (spec §7).
 
-:func:`parse_start` checks every parameter of a ``SetupPrepaid`` or ``SetupPostpaid`` start
-request (spec §7.1–§7.3) and answers a :class:`PipelineRequest` or a :class:`StartError` that
-names the status to send back (``CE``, ``NM``) and the inputs at fault. :data:`STATUS` is the
-table of every status Penny sends (spec §7.5) and :func:`success_status` picks SA/SB/SC by the
-payment method the buyer chose. Pure: no SQL, no HTTP, "now" is handed in.
+:func:`parse_start` checks every parameter of a ``SetupPrepaid``, ``SetupPostpaid``,
+``SingleUse``, ``MultiUse`` or ``Recurring`` start request (spec §7.1–§7.4) and answers a
+:class:`PipelineRequest` or a :class:`StartError` that names the status to send back (``CE``,
+``NM``) and the inputs at fault. :data:`STATUS` is the table of every status Penny sends
+(spec §7.5) and :func:`success_status` picks SA/SB/SC by the payment method the buyer chose.
+Pure: no SQL, no HTTP, "now" is handed in.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from penny.domain.model import AmountType, TokenKind, UsageLimitTerm, UsageLimitType
 from penny.domain.parties import PaymentMethodKind
 from penny.fps.outbound import SIGNATURE_PARAMETERS, Endpoint, OutboundError
+from penny.gatekeeper import parse_duration
 from penny.money import Money, MoneyError, parse_amount
 
 MICROS: Final = 1_000_000
@@ -36,6 +39,23 @@ MAX_EPOCH_S: Final = 253_402_300_799
 class Pipeline(enum.StrEnum):
     prepaid = "SetupPrepaid"
     postpaid = "SetupPostpaid"
+    #: FPS's sender token pipelines (issue #19): one token on the buyer's payment method.
+    single_use = "SingleUse"
+    multi_use = "MultiUse"
+    recurring = "Recurring"
+
+    @property
+    def issues_token(self) -> bool:
+        """A SingleUse, MultiUse or Recurring pipeline (one token, ``callerReference``)."""
+        return self in TOKEN_PIPELINES
+
+
+#: The sender token pipelines and the kind of token each issues.
+TOKEN_PIPELINES: Final[Mapping[Pipeline, TokenKind]] = {
+    Pipeline.single_use: TokenKind.single_use,
+    Pipeline.multi_use: TokenKind.multi_use,
+    Pipeline.recurring: TokenKind.recurring,
+}
 
 
 class Status(enum.StrEnum):
@@ -112,6 +132,8 @@ _COMMON: Final = frozenset(
         "phoneNumber",
         # A marketplace caller acting for another recipient names it so (refused with NM).
         "recipientToken",
+        # boto 2's cbui_url adds a capitalised CallerReference of its own (a uuid): ignored.
+        "CallerReference",
     }
 )
 _ADDRESS: Final = ("addressName", "addressLine1", "addressLine2", "city", "state", "zip")
@@ -127,6 +149,30 @@ _POSTPAID: Final = frozenset(
         "maxChargeAmount",
     }
 )
+_LIMITS: Final = frozenset(
+    f"usageLimit{what}{n}" for what in ("Type", "Value", "Period") for n in (1, 2)
+)
+#: SingleUse's display-only amounts (spec §7.4): checked as amounts, not kept.
+_DISPLAY: Final = ("discount", "giftWrapping", "handling", "itemTotal", "shipping", "tax")
+_TOKEN_PARAMETERS: Final[Mapping[Pipeline, frozenset[str]]] = {
+    Pipeline.single_use: frozenset(
+        {"callerReference", "transactionAmount", "reserve", "collectEmailAddress", *_DISPLAY}
+    ),
+    Pipeline.multi_use: frozenset(
+        {
+            "callerReference",
+            "globalAmountLimit",
+            "amountType",
+            "transactionAmount",
+            "isRecipientCobranding",
+            "recipientTokenList",
+            *_LIMITS,
+        }
+    ),
+    Pipeline.recurring: frozenset(
+        {"callerReference", "transactionAmount", "recurringPeriod", "isRecipientCobranding"}
+    ),
+}
 #: Names the return URL may not already carry: Penny adds them.
 RETURN_PARAMETERS: Final = frozenset(
     {
@@ -142,6 +188,8 @@ RETURN_PARAMETERS: Final = frozenset(
         "callerReferenceSender",
         "callerReferenceFunding",
         "callerReferenceSettlement",
+        "tokenID",
+        "callerReference",
         *SIGNATURE_PARAMETERS,
     }
 )
@@ -153,6 +201,12 @@ class PipelineRequest:
 
     ``limit`` is the prepaid ``fundingAmount`` or the postpaid ``creditLimit``; the second
     reference is ``callerReferenceFunding`` or ``callerReferenceSettlement``. Times are µs.
+
+    A token pipeline (SingleUse, MultiUse, Recurring) has one reference, ``callerReference``
+    (``caller_reference_sender``; the second is empty), and ``limit`` is its headline amount:
+    the ``transactionAmount`` of a SingleUse or Recurring token, a MultiUse token's
+    ``globalAmountLimit`` (also ``global_amount_limit``); the other terms are the fields
+    below it.
     """
 
     pipeline: Pipeline
@@ -169,6 +223,11 @@ class PipelineRequest:
     methods: tuple[PaymentMethodKind, ...] = tuple(METHOD_CODES.values())
     payment_reason: str = ""
     website_description: str = ""
+    transaction_amount: Money | None = None
+    amount_type: AmountType | None = None
+    usage_limits: tuple[UsageLimitTerm, ...] = ()
+    recurring_period: str | None = None
+    reserve: bool = False
 
     @property
     def second_reference_name(self) -> str:
@@ -178,6 +237,8 @@ class PipelineRequest:
 
     def references(self) -> dict[str, str]:
         """The caller references by their parameter names (echoed on the return URL)."""
+        if self.pipeline.issues_token:
+            return {"callerReference": self.caller_reference_sender}
         return {
             "callerReferenceSender": self.caller_reference_sender,
             self.second_reference_name: self.caller_reference_second,
@@ -203,6 +264,11 @@ class PipelineRequest:
                 "methods": [kind.value for kind in self.methods],
                 "reason": self.payment_reason,
                 "site": self.website_description,
+                "amount": money(self.transaction_amount),
+                "amount_type": None if self.amount_type is None else self.amount_type.value,
+                "usage": [[u.type.value, u.value, u.period] for u in self.usage_limits],
+                "period": self.recurring_period,
+                "reserve": self.reserve,
             }
         )
 
@@ -228,6 +294,16 @@ class PipelineRequest:
             methods=tuple(PaymentMethodKind(kind) for kind in data["methods"]),
             payment_reason=data["reason"],
             website_description=data["site"],
+            transaction_amount=money(data.get("amount")),
+            amount_type=None
+            if data.get("amount_type") is None
+            else AmountType(data["amount_type"]),
+            usage_limits=tuple(
+                UsageLimitTerm(UsageLimitType(kind), value, period)
+                for kind, value, period in data.get("usage", ())
+            ),
+            recurring_period=data.get("period"),
+            reserve=bool(data.get("reserve", False)),
         )
 
 
@@ -315,10 +391,12 @@ def parse_start(params: Mapping[str, str], now_us: int) -> PipelineRequest | Sta
         return StartError(
             Status.caller_exception,
             "The following input(s) are not well formed: [pipelineName] "
-            "(Penny serves SetupPrepaid and SetupPostpaid)",
+            "(Penny serves SetupPrepaid, SetupPostpaid, SingleUse, MultiUse and Recurring)",
             ("pipelineName",),
         )
     pipeline = Pipeline(name)
+    if pipeline.issues_token:
+        return _parse_token_start(check, pipeline, now_us)
     known = _COMMON | (_PREPAID if pipeline is Pipeline.prepaid else _POSTPAID)
     for unknown in sorted(set(params) - known):
         check.bad(unknown)
@@ -333,15 +411,9 @@ def parse_start(params: Mapping[str, str], now_us: int) -> PipelineRequest | Sta
     methods = _methods(check)
     amounts = _amounts(check, pipeline)
     valid_from, valid_until = _validity(check, now_us // MICROS)
-    if check.malformed:
-        listed = ", ".join(check.malformed)
-        return StartError(
-            Status.caller_exception,
-            f"The following input(s) are not well formed: [{listed}]",
-            tuple(check.malformed),
-        )
-    if check.problems:
-        return StartError(Status.caller_exception, "; ".join(check.problems) + ".")
+    refused = _refused(check)
+    if refused is not None:
+        return refused
     sender, second, limit, global_limit, min_charge, max_charge = amounts
     assert limit is not None
     return PipelineRequest(
@@ -456,3 +528,130 @@ def return_url_problem(url: str) -> str | None:
     if len(set(names)) != len(names) or RETURN_PARAMETERS & set(names):
         return "the returnURL repeats a parameter or carries one Penny adds"
     return None
+
+
+# -- the sender token pipelines (issue #19) ---------------------------------------------------
+
+
+def _refused(check: _Checker) -> StartError | None:
+    """The CE answer when the checker found anything wrong."""
+    if check.malformed:
+        listed = ", ".join(check.malformed)
+        return StartError(
+            Status.caller_exception,
+            f"The following input(s) are not well formed: [{listed}]",
+            tuple(check.malformed),
+        )
+    if check.problems:
+        return StartError(Status.caller_exception, "; ".join(check.problems) + ".")
+    return None
+
+
+def _parse_token_start(
+    check: _Checker, pipeline: Pipeline, now_us: int
+) -> PipelineRequest | StartError:
+    """A SingleUse, MultiUse or Recurring start request (spec §7.4)."""
+    params = check.params
+    for unknown in sorted(set(params) - _COMMON - _TOKEN_PARAMETERS[pipeline]):
+        check.bad(unknown)
+    if params.get("recipientToken") or params.get("recipientTokenList"):
+        return StartError(
+            Status.not_marketplace,
+            f"Penny's {pipeline.value} tokens pay their caller: a marketplace recipient token "
+            "is not accepted here.",
+            ("recipientToken" if params.get("recipientToken") else "recipientTokenList",),
+        )
+    caller_key, return_url, site, reason = _common(check)
+    methods = _methods(check)
+    reference = check.reference("callerReference")
+    amount = check.amount("transactionAmount", required=pipeline is not Pipeline.multi_use)
+    for name in _DISPLAY:
+        check.amount(name, required=False)
+    for name in ("reserve", "collectEmailAddress", "isRecipientCobranding"):
+        if params.get(name, "False") not in {"True", "False"}:
+            check.bad(name)
+    global_limit = None
+    amount_type = None
+    limits: tuple[UsageLimitTerm, ...] = ()
+    period = None
+    if pipeline is Pipeline.multi_use:
+        global_limit = check.amount("globalAmountLimit", required=True)
+        amount_type = _amount_type(check, amount)
+        limits = tuple(u for u in (_usage_limit(check, 1), _usage_limit(check, 2)) if u)
+    if pipeline is Pipeline.recurring:
+        period = _period(check, "recurringPeriod", required=True)
+    valid_from, valid_until = _validity(check, now_us // MICROS)
+    refused = _refused(check)
+    if refused is not None:
+        return refused
+    headline = amount if pipeline is not Pipeline.multi_use else global_limit
+    assert headline is not None
+    return PipelineRequest(
+        pipeline=pipeline,
+        caller_key=caller_key,
+        return_url=return_url,
+        caller_reference_sender=reference,
+        caller_reference_second="",
+        limit=headline,
+        global_amount_limit=global_limit,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        methods=methods,
+        payment_reason=reason,
+        website_description=site,
+        transaction_amount=amount,
+        amount_type=amount_type,
+        usage_limits=limits,
+        recurring_period=period,
+        reserve=params.get("reserve") == "True",
+    )
+
+
+def _amount_type(check: _Checker, amount: Money | None) -> AmountType | None:
+    text = check.params.get("amountType")
+    if text is None or text == "":
+        return None if amount is None else AmountType.exact
+    if text not in {kind.value for kind in AmountType} or amount is None:
+        check.bad("amountType")
+        return None
+    return AmountType(text)
+
+
+def _period(check: _Checker, name: str, *, required: bool) -> str | None:
+    text = check.params.get(name)
+    if text is None or text == "":
+        if required:
+            check.bad(name)
+        return None
+    try:
+        period = parse_duration(text)
+    except ValueError:
+        check.bad(name)
+        return None
+    if period.months <= 0 and period.micros < 3_600 * MICROS:
+        check.bad(name)
+        return None
+    return text
+
+
+def _usage_limit(check: _Checker, n: int) -> UsageLimitTerm | None:
+    """``usageLimitTypeN``, ``usageLimitValueN``, ``usageLimitPeriodN`` (spec §7.1)."""
+    kind_name, value_name = f"usageLimitType{n}", f"usageLimitValue{n}"
+    kind = check.params.get(kind_name)
+    if not kind:
+        for name in (value_name, f"usageLimitPeriod{n}"):
+            if check.params.get(name):
+                check.bad(name)
+        return None
+    period = _period(check, f"usageLimitPeriod{n}", required=False)
+    if kind == UsageLimitType.amount.value:
+        money = check.amount(value_name, required=True)
+        return None if money is None else UsageLimitTerm(UsageLimitType.amount, money.minor, period)
+    if kind != UsageLimitType.count.value:
+        check.bad(kind_name)
+        return None
+    text = check.params.get(value_name, "")
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 1_000_000:
+        check.bad(value_name)
+        return None
+    return UsageLimitTerm(UsageLimitType.count, int(text), period)

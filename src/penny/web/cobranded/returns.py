@@ -1,6 +1,7 @@
 """What Penny appends to the merchant's return URL (spec §7.2, §7.3, §7.5; docs/cobranded-ui.md).
 
-:func:`success_params` for a confirmed pipeline (SA/SB/SC with the new ids and ``expiry``),
+:func:`success_params` for a confirmed pipeline (SA/SB/SC with the new ids and ``expiry``;
+``tokenID`` for a SingleUse, MultiUse or Recurring token),
 :func:`error_params` for a refused start request, :data:`REFUSAL_STATUS` for the payments
 service's refusals at confirmation: every refusal's status is a field of its entry in the one
 table (:data:`penny.domain.errors.FPS_ERRORS`), checked here against the statuses Penny sends.
@@ -15,7 +16,7 @@ from typing import Final
 from penny.domain.errors import FPS_ERRORS, Refusal
 from penny.domain.parties import PaymentMethod
 from penny.epoch import to_datetime
-from penny.services.payments import InstrumentSetup
+from penny.services.payments import InstrumentSetup, SenderTokenSetup
 from penny.web.cobranded.params import (
     Pipeline,
     PipelineRequest,
@@ -32,9 +33,14 @@ REFUSAL_STATUS: Final[Mapping[Refusal, Status]] = {
 
 
 def success_params(
-    request: PipelineRequest, method: PaymentMethod, made: InstrumentSetup
+    request: PipelineRequest, method: PaymentMethod, made: InstrumentSetup | SenderTokenSetup
 ) -> dict[str, str]:
     params = {"status": success_status(method.kind).value}
+    if isinstance(made, SenderTokenSetup):  # SingleUse, MultiUse, Recurring (spec §7.4)
+        params["tokenID"] = made.token.id
+        if made.instrument.valid_until is not None:
+            params["expiry"] = to_datetime(made.instrument.valid_until).strftime("%m/%Y")
+        return params
     if request.pipeline is Pipeline.prepaid:
         params |= {
             "prepaidInstrumentID": made.instrument.id,
@@ -56,7 +62,12 @@ def success_params(
 def error_params(error: StartError, params: Mapping[str, str]) -> dict[str, str]:
     """The return parameters of a refused start (the references echoed when well formed)."""
     out = {"status": error.status.value, "errorMessage": error.message}
-    for name in ("callerReferenceSender", "callerReferenceFunding", "callerReferenceSettlement"):
+    for name in (
+        "callerReferenceSender",
+        "callerReferenceFunding",
+        "callerReferenceSettlement",
+        "callerReference",
+    ):
         value = params.get(name)
         if value and name not in error.fields and value.isprintable() and len(value) <= 128:
             out[name] = value

@@ -146,11 +146,17 @@ class StartStep:
         return None
 
 
+#: The hosts boto 2's ``cbui_url`` signs for, whatever the connection's host (it hard-codes
+#: Amazon's CBUI endpoint): accepted too, so a boto-built start URL with
+#: its host replaced by Penny's verifies (issue #19; the secret is still the caller's).
+AMAZON_CBUI_HOSTS = ("authorize.payments.amazon.com", "authorize.payments-sandbox.amazon.com")
+
+
 def _signature_ok(incoming: Incoming, params: Mapping[str, str], secret: str) -> bool:
     method = params.get("signatureMethod", "")
     if params.get("signatureVersion") != "2" or not is_signature_method(method):
         return False
-    hosts = candidate_hosts(incoming.host, incoming.server_port)
+    hosts = (*candidate_hosts(incoming.host, incoming.server_port), *AMAZON_CBUI_HOSTS)
     host = matching_host(
         secret, "GET", hosts, START_PATH, params, method, signature_name="signature"
     )

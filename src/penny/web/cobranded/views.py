@@ -11,13 +11,14 @@ from typing import Any, Final
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from penny.domain.model import AmountType, UsageLimitType
 from penny.domain.parties import PaymentMethod
 from penny.epoch import MICROS_PER_SECOND, to_datetime, to_seconds
 from penny.money import Money
 from penny.storage import cobranded_sql as sql
 from penny.web.cobranded import security
 from penny.web.cobranded.http import Page
-from penny.web.cobranded.params import Pipeline
+from penny.web.cobranded.params import Pipeline, PipelineRequest
 from penny.web.cobranded.pipeline import Context
 
 #: Seconds before an error page sends the buyer back to the merchant on its own.
@@ -84,6 +85,11 @@ def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:
         "valid_from": _date(request.valid_from),
         "valid_until": _date(request.valid_until),
         "reason": request.payment_reason,
+        "token": request.pipeline.value if request.pipeline.issues_token else None,
+        "terms": token_terms(request) if request.pipeline.issues_token else None,
+        "amount": _money(request.transaction_amount),
+        "period": request.recurring_period,
+        "reserve": request.reserve,
         "signed_in": ctx.session.party_id is not None,
         "errors": {},
         "values": {},
@@ -91,6 +97,55 @@ def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:
     }
     origin = security.origin_of(request.return_url)
     return Page(status, template, context, form_targets=(origin,) if origin else ())
+
+
+def token_terms(request: PipelineRequest) -> list[tuple[str, str]]:
+    """What a SingleUse, MultiUse or Recurring token allows, as the summary's rows."""
+    rows = [("Authorization", _TOKEN_TITLES[request.pipeline])]
+    amount = _money(request.transaction_amount)
+    if amount is not None:
+        kind = request.amount_type or AmountType.maximum
+        rows.append((_AMOUNT_LABELS[kind], amount))
+    if request.pipeline is Pipeline.recurring and request.recurring_period:
+        rows.append(("How often", f"at most once every {request.recurring_period}"))
+    total = _money(request.global_amount_limit)
+    if total is not None:
+        rows.append(("Total payments up to", total))
+    for limit in request.usage_limits:
+        if limit.type is UsageLimitType.amount:
+            what = f"up to {_money(Money(limit.value, request.limit.currency))}"
+        else:
+            what = f"at most {limit.value} payment{'s' if limit.value != 1 else ''}"
+        rows.append(("Limit", f"{what} {_per(limit.period)}"))
+    starts = _date(request.valid_from) or "now"
+    ends = _date(request.valid_until)
+    rows.append(
+        ("Valid", f"from {starts}" + (f" until {ends}" if ends else _DEFAULT_END[request.pipeline]))
+    )
+    if request.payment_reason:
+        rows.append(("Reason", request.payment_reason))
+    return rows
+
+
+_TOKEN_TITLES: Final = {
+    Pipeline.single_use: "one payment",
+    Pipeline.multi_use: "several payments",
+    Pipeline.recurring: "a recurring payment",
+}
+_AMOUNT_LABELS: Final = {
+    AmountType.exact: "Each payment",
+    AmountType.maximum: "Each payment up to",
+    AmountType.minimum: "Each payment at least",
+}
+_DEFAULT_END: Final = {
+    Pipeline.single_use: ", for 3 hours",
+    Pipeline.multi_use: ", for one year",
+    Pipeline.recurring: ", with no end date",
+}
+
+
+def _per(period: str | None) -> str:
+    return "in all" if period is None else f"every {period}"
 
 
 def finished(ctx: Context) -> Page | None:

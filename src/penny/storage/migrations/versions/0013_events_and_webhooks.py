@@ -8,8 +8,8 @@ endpoints: URL, the ``whsec_`` secret sealed with the server key, the event type
 JSON list; empty: all) and whether it is enabled. Deliveries are rows of ``ipn_notifications``
 of kind ``webhook`` (the same outbox and retries as IPN).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,104 @@
+"""Pay with a SingleUse, MultiUse or Recurring sender token (issue #19).
+
+:mod:`.pay` hands these tokens here (one test of the token's kind; the prepaid and postpaid
+path does nothing more). The checks, in :data:`penny.domain.checks.CHECKS` order: the token
+(this caller's, active), its authorization (valid now), the amount, the scripts (the token's:
+validity, the least and most one payment may be, the payment method, usage limits — a
+SingleUse token is spent by one payment, a Recurring token pays once per period — and the
+caller's installed token when RecipientTokenId names one), the global amount limit, then the
+funds. The money then comes from the buyer's payment method through the
+:class:`~penny.domain.funding.FundingSource`:
+
+* a card: ``Pending`` (a pending journal), then ``Success`` or ``Failure`` when the payment is
+  completed (:func:`penny.domain.funding.network_answer`);
+* a bank account: ``Pending`` for the sandbox's bank delay, then ``Success`` or ``Failure``;
+* the buyer's balance: ``Success`` at once (the ledger refuses it when the balance is short).
+
+The merchant's payable balance gets the amount less the fee; the token's usage counts from
+the moment the payment is accepted (a payment that fails later does not give it back; its
+amount leaves the authorization's charged total).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from penny.domain import rules
+from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.funding import ChargeOutcome, network_answer
+from penny.domain.model import InstrumentKind, Operation, Token, Transaction
+from penny.domain.parties import PaymentMethodKind
+from penny.services import gatekeeper as gk
+from penny.services.payment_queries import books_of
+from penny.services.payments.batch import Batch
+from penny.services.payments.steps import (
+    METHOD_KINDS,
+    book,
+    new_transaction,
+    pending,
+    refuse,
+    succeeded,
+)
+
+if TYPE_CHECKING:
+    from penny.services.payments.pay import PayRequest
+
+
+def decide(
+    batch: Batch, request: PayRequest, print_: str, token: Token, recipient: gk.Slot | None
+) -> Transaction:
+    """The Pay ``request`` on ``token`` (``recipient``: the caller's installed token)."""
+    refuse(rules.check_token(token, token.kind, request.caller_id))
+    instrument = batch.instruments.get(token.instrument_id)
+    kind = InstrumentKind.authorization
+    refuse(rules.check_instrument(instrument, kind, request.caller_id, batch.now))
+    assert instrument is not None
+    refuse(rules.check_amount(request.amount, instrument.currency))
+    payment_method = batch.methods.get(token.payment_method_id or "")
+    method = None if payment_method is None else METHOD_KINDS[payment_method.kind]
+    slots = [gk.authorization_slot(token)]
+    if recipient is not None:
+        slots.append(recipient)
+    context = gk.Context(
+        operation=Operation.pay.value,
+        amount=request.amount,
+        now=batch.now,
+        payment_method=None if method is None else method.value,
+        sender_id=instrument.sender_id,
+        recipient_id=instrument.recipient_id,
+        caller_id=request.caller_id,
+        sender_token=token.id,
+        recipient_token=request.recipient_token_id,
+    )
+    if batch.settings.check_scripts:
+        batch.guard.check(slots, context)
+    refuse(rules.check_authorized_total(instrument, request.amount))
+    if method is None or payment_method is None or payment_method.party_id != instrument.sender_id:
+        raise PaymentsError(Refusal.invalid_params, "the token's payment method is gone")
+    fee = batch.settings.fees.fee(method, request.amount)
+    txn = new_transaction(batch, request, print_, Operation.pay, instrument, method, request.amount)
+    txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=request.ipn_url)
+    decision = batch.settings.funding.charge(payment_method, request.amount, txn.id, batch.now)
+    decision = network_answer(payment_method, decision, batch.now)
+    if decision.outcome is ChargeOutcome.declined:  # not a card: declined at once
+        raise PaymentsError(Refusal.payment_method_declined, decision.reason)
+    books = books_of(batch.parties[instrument.recipient_id])
+    if payment_method.kind is PaymentMethodKind.balance:
+        sender = batch.parties[instrument.sender_id]
+        assert sender.balance_account_id is not None
+        source = sender.balance_account_id
+    else:
+        source = batch.chart.external_funding
+    legs = rules.direct_pay_legs(books, batch.chart, source, request.amount, fee)
+    if decision.outcome is ChargeOutcome.succeeded:
+        done = succeeded(txn, book(batch, txn.id, legs), batch.now)
+    else:
+        journal_id = book(batch, txn.id, legs, pending=True)
+        done = replace(
+            pending(txn, journal_id, decision.completes_at), completes_ok=decision.completes_ok
+        )
+    batch.guard.record(slots, context)
+    charged = instrument.charged_total + request.amount.minor
+    batch.put_instrument(replace(instrument, charged_total=charged))
+    return done

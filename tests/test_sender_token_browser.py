@@ -1,0 +1,196 @@
+"""The SingleUse, MultiUse and Recurring pipelines (issue #19) end to end in headless Chromium
+(Playwright), against a real server on 127.0.0.1 and a merchant's return-URL receiver, on
+SQLite and PostgreSQL.
+
+Each flow: the signed start, sign in (or a new account), the buyer picks a card, a bank
+account or the balance, the review shows the token's terms (checked with axe-core: no
+violations), confirm, the signed return (verified with VerifySignature) carries SC/SB/SA and
+``tokenID``, and the merchant pays with the token over the FPS API. Screenshots of the review
+pages go to ``test-artifacts/screenshots/`` (the SQLite run).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
+from cobranded_support import (
+    BUYER_PASSWORD,
+    LiveServer,
+    Receiver,
+    World,
+    live_server,
+    make_world,
+    receiver,
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    return axe_source()
+
+
+class Flow:
+    def __init__(
+        self, browser: Browser, server: LiveServer, shop: Receiver, store: str, axe: str
+    ) -> None:
+        self.server, self.shop, self.store, self.axe = server, shop, store, axe
+        self.context = browser.new_context(viewport=PHONE)
+        self.page: Page = self.context.new_page()
+        self.page.set_default_timeout(15_000)
+
+    @property
+    def world(self) -> World:
+        return self.server.world
+
+    def params(self, pipeline: str, ref: str, **more: str) -> dict[str, str]:
+        return {
+            "callerKey": self.world.access_key,
+            "pipelineName": pipeline,
+            "version": "2009-01-09",
+            "returnURL": self.shop.url,
+            "callerReference": ref,
+            "websiteDescription": "the Game Shop",
+            **more,
+        }
+
+    def start_and_sign_in(self, params: dict[str, str], email: str) -> None:
+        self.page.goto(self.server.start_url(params))
+        expect(self.page.get_by_role("heading", level=1)).to_have_text(
+            "Sign in to authorize this payment"
+        )
+        self.check_axe()
+        self.page.get_by_label("Email address").fill(email)
+        self.page.get_by_label("Password").fill(BUYER_PASSWORD)
+        self.page.get_by_role("button", name="Sign in").click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
+
+    def choose(self, label: str) -> None:
+        self.page.get_by_label(label).check()
+        self.page.get_by_role("button", name="Continue").click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("Review and confirm")
+
+    def check_axe(self) -> None:
+        assert axe_violations(self.page, self.axe) == []
+
+    def review(self, shot: str, *texts: str) -> None:
+        main = self.page.locator("main")
+        for text in texts:
+            expect(main).to_contain_text(text)
+        self.check_axe()
+        if self.store == "sqlite":
+            screenshot(self.page, shot)
+
+    def confirm(self) -> dict[str, str]:
+        self.page.get_by_role("button", name="Confirm").click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text("Thanks, back at the shop")
+        url, params = self.shop.last()
+        assert self.server.verify(url) == "Success"
+        return params
+
+    def pay(self, token: str, amount: str, ref: str) -> ET.Element:
+        return self.server.fps(
+            "Pay",
+            SenderTokenId=token,
+            CallerReference=ref,
+            **{"TransactionAmount.Value": amount, "TransactionAmount.CurrencyCode": "USD"},
+        )
+
+
+@pytest.fixture
+def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
+    world = make_world(database_url)
+    buyer = world.directory.create_personal("Bea Buyer", "bea@example.com", BUYER_PASSWORD)
+    world.directory.add_card(buyer.id, "4111 1111 1111 1111", 12, 2030)
+    world.directory.add_bank(buyer.id, "110000000", "000123456789")
+    store = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    with live_server(world) as server, receiver() as shop:
+        flow = Flow(browser, server, shop, store, axe)
+        try:
+            yield flow
+        finally:
+            flow.context.close()
+            world.db.dispose()
+
+
+def _status(answer: ET.Element) -> str:
+    (found,) = [node.text for node in answer.iter() if node.tag.endswith("TransactionStatus")]
+    return found or ""
+
+
+def _error(answer: ET.Element) -> str:
+    (found,) = [node.text for node in answer.iter() if node.tag.endswith("Code")]
+    return found or ""
+
+
+def test_single_use_by_card(flow: Flow) -> None:
+    params = flow.params("SingleUse", "single-1", transactionAmount="4.99", paymentReason="Game")
+    flow.start_and_sign_in(params, "bea@example.com")
+    flow.choose("Visa •••• 1111, expires 12/2030")
+    flow.review("review-single-use", "one payment", "$4.99 USD", "for 3 hours", "•••• 1111", "Game")
+    got = flow.confirm()
+    assert got["status"] == "SC"
+    assert got["callerReference"] == "single-1"
+    assert _status(flow.pay(got["tokenID"], "4.99", "pay-1")) == "Pending"
+    assert _error(flow.pay(got["tokenID"], "1", "pay-2")) == "SameTokenIdUsedMultipleTimes"
+
+
+def test_multi_use_by_bank_with_limits(flow: Flow) -> None:
+    params = flow.params(
+        "MultiUse",
+        "multi-1",
+        globalAmountLimit="100",
+        transactionAmount="10",
+        amountType="Maximum",
+        usageLimitType1="Count",
+        usageLimitValue1="2",
+        usageLimitPeriod1="1 Day",
+    )
+    flow.start_and_sign_in(params, "bea@example.com")
+    flow.choose("Bank account •••• 6789")
+    flow.review(
+        "review-multi-use",
+        "several payments",
+        "Each payment up to",
+        "$100.00 USD",
+        "at most 2 payments every 1 Day",
+    )
+    got = flow.confirm()
+    assert got["status"] == "SB"
+    token = got["tokenID"]
+    assert _status(flow.pay(token, "10", "pay-1")) == "Pending"
+    assert _error(flow.pay(token, "10.01", "pay-2")) == "TransactionDenied"  # over the maximum
+    assert _status(flow.pay(token, "5", "pay-3")) == "Pending"
+    assert _error(flow.pay(token, "5", "pay-4")) == "TokenUsageError"
+
+
+def test_recurring_by_balance_then_cancel_is_a(flow: Flow) -> None:
+    params = flow.params("Recurring", "sub-1", transactionAmount="9.99", recurringPeriod="1 Month")
+    flow.start_and_sign_in(params, "bea@example.com")
+    flow.choose("Penny balance")
+    flow.review("review-recurring", "a recurring payment", "once every 1 Month", "$9.99 USD")
+    got = flow.confirm()
+    assert got["status"] == "SA"
+    # The buyer's balance is empty: the merchant's Pay is refused, nothing moves.
+    assert _error(flow.pay(got["tokenID"], "9.99", "pay-1")) == "InsufficientBalance"
+    # Signed in already, the next pipeline opens on the methods; the buyer cancels it (A).
+    flow.page.goto(
+        flow.server.start_url(
+            flow.params("Recurring", "sub-2", transactionAmount="1", recurringPeriod="7 Days")
+        )
+    )
+    flow.page.get_by_role("button", name="Cancel and return to the Game Shop").click()
+    expect(flow.page.get_by_role("heading", level=1)).to_have_text("Thanks, back at the shop")
+    _, back = flow.shop.last()
+    assert back["status"] == "A"
+    assert back["callerReference"] == "sub-2"
