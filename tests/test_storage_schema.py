@@ -28,8 +28,8 @@ from penny.storage import (
     payments_sql,
     schema,
     signing_sql,
-    webhooks_sql,
     terms_sql,
+    webhooks_sql,
 )
 from penny.storage.database import Database, open_database
 
@@ -108,8 +108,8 @@ def test_every_storage_module_uses_the_one_metadata() -> None:
         parties_sql,
         payments_sql,
         signing_sql,
-        webhooks_sql,
         terms_sql,
+        webhooks_sql,
     )
     seen: set[str] = set()
     for module in modules:
