@@ -11,6 +11,7 @@ actions, printing what boto parsed. Skipped on Python 3.12+ only, where boto 2 c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from boto_client import needs_boto, run_boto
 from builders import (
@@ -353,7 +354,7 @@ def test_boto_reserves_settles_and_cancels(database_url: str, tmp_path: Path) ->
             "prepaid_sender": setup.sender_token.id,
             "single_use": single_use.token.id,
         }
-        out = run_boto(RESERVE_DRIVER, job, tmp_path)
+        out: dict[str, Any] = run_boto(RESERVE_DRIVER, job, tmp_path)
 
     reserve_id, settle_id = out["reserve"][0], out["settle"][0]
     assert out["reserve"] == [reserve_id, "Reserved"]

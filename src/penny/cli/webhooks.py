@@ -18,7 +18,7 @@ from typing import Annotated, Any, get_args
 import typer
 
 from penny.api.models import EventType
-from penny.cli.accounts import AccountOption, _account_id, _when, open_store
+from penny.cli.accounts import AccountOption, _account_id, _when, open_services
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, emit, fail
 from penny.storage import webhooks_sql
@@ -68,7 +68,7 @@ def add(
     unknown = sorted(set(event or ()) - set(EVENT_TYPES))
     if unknown:
         raise fail(f"unknown event type {unknown[0]!r}; one of: {', '.join(EVENT_TYPES)}")
-    with open_store(database) as services:
+    with open_services(database) as services:
         account_id = _account_id(services.directory, account)
         try:
             with services.database.write() as conn:
@@ -94,7 +94,7 @@ def list_endpoints(
     as_json: JsonOption = False,
 ) -> None:
     """Webhook endpoints, oldest first (of one account with --account); never their secrets."""
-    with open_store(database) as services:
+    with open_services(database) as services:
         account_id = None if account is None else _account_id(services.directory, account)
         with services.database.read() as conn:
             found = webhooks_sql.list_endpoints(conn, account_id)
@@ -109,7 +109,7 @@ def remove(
     as_json: JsonOption = False,
 ) -> None:
     """Remove a webhook endpoint: deliveries not yet sent to it fail."""
-    with open_store(database) as services, services.database.write() as conn:
+    with open_services(database) as services, services.database.write() as conn:
         found = endpoints.remove(conn, endpoint_id.strip())
     if found is None:
         raise fail(f"no webhook endpoint has the id {endpoint_id!r}")
@@ -123,7 +123,7 @@ def rotate_secret(
     as_json: JsonOption = False,
 ) -> None:
     """Give an endpoint a new secret (printed once); deliveries from now on use it."""
-    with open_store(database) as services, services.database.write() as conn:
+    with open_services(database) as services, services.database.write() as conn:
         made = endpoints.rotate_secret(conn, services.server_key, endpoint_id.strip())
     if made is None:
         raise fail(f"no webhook endpoint has the id {endpoint_id!r}")
@@ -132,7 +132,7 @@ def rotate_secret(
 
 
 def _set_enabled(endpoint_id: str, enabled: bool, database: str | None, as_json: bool) -> None:
-    with open_store(database) as services, services.database.write() as conn:
+    with open_services(database) as services, services.database.write() as conn:
         done = webhooks_sql.set_enabled(conn, endpoint_id.strip(), enabled)
         found = webhooks_sql.load_endpoint(conn, None, endpoint_id.strip()) if done else None
     if found is None:
