@@ -60,7 +60,7 @@ def add(
         list[str] | None,
         typer.Option(metavar="TYPE", help="Only this event type (repeat for more; none: all)."),
     ] = None,
-    description: Annotated[str, typer.Option(metavar="TEXT", help="A note for you.")] = "",
+    description: Annotated[str, typer.Option(metavar="WORDS", help="A note for you.")] = "",
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
