@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Final, get_args
+from typing import Any, Final, get_args
 
 import msgspec
 
@@ -77,10 +78,22 @@ def _when(micros: int | None) -> datetime | None:
     return None if micros is None else epoch.to_datetime(micros)
 
 
-def _no_parameters(query: Mapping[str, str]) -> ApiFault | None:
-    for name in query:
-        return invalid_parameter(name, f"Unknown parameter {name!r}.")
-    return None
+Work = Callable[[PaymentQueries, str, tuple[str, ...]], Any]
+Query = Callable[[PaymentQueries, str, tuple[str, ...], Mapping[str, str]], Any]
+
+
+def _no_parameters(work: Work) -> Query:
+    """``work`` as a route's query that takes no query parameters."""
+
+    @functools.wraps(work)
+    def answer(
+        payments: PaymentQueries, caller: str, ids: tuple[str, ...], query: Mapping[str, str]
+    ) -> Any:
+        for name in query:
+            return invalid_parameter(name, f"Unknown parameter {name!r}.")
+        return work(payments, caller, ids)
+
+    return answer
 
 
 # -- endpoints ----------------------------------------------------------------------------------
@@ -106,36 +119,30 @@ def create_endpoint(
     return endpoint_out(made.endpoint, made.secret)
 
 
+@_no_parameters
 def list_endpoints(
-    payments: PaymentQueries, caller: str, _ids: tuple[str, ...], query: Mapping[str, str]
+    payments: PaymentQueries, caller: str, _ids: tuple[str, ...]
 ) -> m.WebhookEndpointList | ApiFault:
-    fault = _no_parameters(query)
-    if fault is not None:
-        return fault
     with payments.database.read() as conn:
         found = webhooks_sql.list_endpoints(conn, caller)
     data = [endpoint_out(e) for e in found]
     return m.WebhookEndpointList(data=data, has_more=False, next_cursor=None)
 
 
+@_no_parameters
 def get_endpoint(
-    payments: PaymentQueries, caller: str, ids: tuple[str, ...], query: Mapping[str, str]
+    payments: PaymentQueries, caller: str, ids: tuple[str, ...]
 ) -> m.WebhookEndpoint | ApiFault:
-    fault = _no_parameters(query)
-    if fault is not None:
-        return fault
     with payments.database.read() as conn:
         found = webhooks_sql.load_endpoint(conn, caller, ids[0])
     return NO_SUCH_ENDPOINT if found is None else endpoint_out(found)
 
 
+@_no_parameters
 def delete_endpoint(
-    payments: PaymentQueries, caller: str, ids: tuple[str, ...], query: Mapping[str, str]
+    payments: PaymentQueries, caller: str, ids: tuple[str, ...]
 ) -> m.WebhookEndpoint | ApiFault:
     """DELETE /v1/webhook_endpoints/{id}: its deliveries not yet sent fail."""
-    fault = _no_parameters(query)
-    if fault is not None:
-        return fault
     with payments.database.write() as conn:
         found = endpoints.remove(conn, ids[0], caller)
     return NO_SUCH_ENDPOINT if found is None else endpoint_out(found, deleted=True)
@@ -144,12 +151,8 @@ def delete_endpoint(
 # -- events -------------------------------------------------------------------------------------
 
 
-def get_event(
-    payments: PaymentQueries, caller: str, ids: tuple[str, ...], query: Mapping[str, str]
-) -> m.Event | ApiFault:
-    fault = _no_parameters(query)
-    if fault is not None:
-        return fault
+@_no_parameters
+def get_event(payments: PaymentQueries, caller: str, ids: tuple[str, ...]) -> m.Event | ApiFault:
     with payments.database.read() as conn:
         found = webhooks_sql.load_event(conn, caller, ids[0])
     return NO_SUCH_EVENT if found is None else event_out(found)
@@ -185,13 +188,11 @@ def list_events(
     return m.EventList(data=data, has_more=more, next_cursor=cursor)
 
 
+@_no_parameters
 def event_deliveries(
-    payments: PaymentQueries, caller: str, ids: tuple[str, ...], query: Mapping[str, str]
+    payments: PaymentQueries, caller: str, ids: tuple[str, ...]
 ) -> m.WebhookDeliveryList | ApiFault:
     """GET /v1/events/{id}/deliveries: each endpoint's delivery of the event, and its state."""
-    fault = _no_parameters(query)
-    if fault is not None:
-        return fault
     with payments.database.read() as conn:
         if webhooks_sql.load_event(conn, caller, ids[0]) is None:
             return NO_SUCH_EVENT
