@@ -217,6 +217,7 @@ def test_webhook_endpoints_through_the_api(world: World) -> None:
     assert ok(get(world, "/v1/webhook_endpoints"))["data"] == [shown]
     for bad in (
         {"url": "ftp://x.example/"},
+        {"url": "https://x.example/\u0000"},  # PostgreSQL stores no NUL: refused first
         {"url": "https://x.example/", "enabled_events": ["x"]},
     ):
         refused(

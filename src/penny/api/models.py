@@ -226,7 +226,8 @@ EventData = Annotated[
         },
     ),
 ]
-WebhookUrl = Annotated[str, Meta(min_length=8, max_length=2048, pattern="^https?://[^\\s]+$")]
+#: An absolute http(s) URL in printable ASCII (percent-encode anything else).
+WebhookUrl = Annotated[str, Meta(min_length=8, max_length=2048, pattern="^https?://[!-~]+$")]
 
 
 class Event(Struct, kw_only=True):

@@ -22,6 +22,7 @@ from penny.storage.webhooks_sql import Endpoint
 from penny.webhooks.signature import new_secret
 
 ENDPOINT_PREFIX: Final = "we_"
+MAX_URL: Final = 2048
 
 
 class EndpointError(ValueError):
@@ -48,6 +49,8 @@ def create(
     now: int,
 ) -> WithSecret:
     """A new endpoint of ``account_id`` (``event_types`` empty: every type)."""
+    if not url.isascii() or not url.isprintable() or " " in url or len(url) > MAX_URL:
+        raise EndpointError("a URL is at most 2048 printable ASCII characters, no spaces")
     refusal = refusal_of(url)
     if refusal is not None or not url.startswith(("http://", "https://")):
         raise EndpointError(f"the URL is {refusal or 'not http(s)'}")
