@@ -281,7 +281,7 @@ def test_the_cli_adds_lists_rotates_and_removes_endpoints(database_url: str) -> 
 # -- deliveries ---------------------------------------------------------------------------------
 
 
-def deliver(w: World, wall: Any = time.time) -> DrainReport:
+def deliver(w: World, wall: Any = time.time_ns) -> DrainReport:
     """Send what is due now (as ``penny serve``'s delivery lanes do), signing at ``wall``."""
     server_key = w.directory.server_key
     settings = IpnSettings(timeout_us=2 * MICROS_PER_SECOND, lease_us=10 * MICROS_PER_SECOND)
@@ -298,7 +298,7 @@ class Hooks:
     endpoint_id: str
     verified: list[Any]
 
-    def drain(self, wall: Any = time.time) -> DrainReport:
+    def drain(self, wall: Any = time.time_ns) -> DrainReport:
         return deliver(self.world, wall)
 
     def deliveries(self, event_id: str) -> list[dict[str, Any]]:
@@ -368,7 +368,7 @@ def test_a_delivery_verifies_with_standardwebhooks(hooks: Hooks) -> None:
 
 def test_an_old_timestamp_is_refused_and_the_delivery_retried(hooks: Hooks) -> None:
     _setup, event = paid(hooks)
-    report = hooks.drain(wall=lambda: time.time() - 301)  # signed more than 5 minutes ago
+    report = hooks.drain(wall=lambda: time.time_ns() - 301 * 10**9)  # signed 5 min 1 s ago
     assert (report.attempts, report.delivered, report.retrying) == (1, 0, 1)
     assert hooks.receiver.received[0].status == 400
     assert hooks.verified == []

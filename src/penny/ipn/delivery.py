@@ -134,12 +134,12 @@ class Deliverer:
         worker: str | None = None,
         rng: random.Random | None = None,
         server_key: ServerKey | None = None,
-        wall: Callable[[], float] = time.time,
+        wall: Callable[[], int] = time.time_ns,
     ) -> None:
         self.database = database
         #: Unseals webhook endpoints' secrets (without it webhook deliveries fail).
         self.server_key = server_key
-        #: The wall clock (seconds) of ``webhook-timestamp``: receivers compare it with theirs.
+        #: The wall clock (ns) of ``webhook-timestamp``: receivers compare it with theirs.
         self.wall = wall
         self.signer = signer
         self.clock = clock
@@ -232,7 +232,7 @@ class Deliverer:
     def _prepare(self, claimed: ipn_sql.Claimed, material: webhooks.Material) -> _Prepared:
         """The signed body of ``claimed``, or why it can never be sent."""
         if claimed.kind == WEBHOOK:
-            signed = webhooks.sign(material, claimed, self.server_key, int(self.wall()))
+            signed = webhooks.sign(material, claimed, self.server_key, self.wall() // 1_000_000_000)
             if isinstance(signed, str):
                 return _Prepared(claimed, None, f"not deliverable: {signed}")
             return _Prepared(claimed, signed.body, None, webhooks.CONTENT_TYPE, signed.headers)
