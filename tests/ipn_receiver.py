@@ -2,7 +2,8 @@
 
 It records every POST (path with query, headers, raw body, parsed pairs, arrival time) and
 answers from a script: a queue of :class:`Reply` (status, delay, headers, or ``hang`` until
-released), then ``default_status``.
+released), then ``judge`` (headers and body → status: a webhook receiver that verifies
+signatures) if it has one, else ``default_status``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -52,13 +53,20 @@ class _State:
     default_status: int = 200
     #: Replies by path (without the query), ahead of the script.
     routes: dict[str, Reply] = field(default_factory=dict)
+    #: Answers what the script does not: (lower-cased headers, body) → HTTP status.
+    judge: Callable[[dict[str, str], bytes], int] | None = None
 
 
 class Receiver:
     """``with Receiver() as r: … r.url("/ipn") …``"""
 
-    def __init__(self, script: Iterable[Reply] = (), default_status: int = 200) -> None:
-        state = _State(deque(script), default_status=default_status)
+    def __init__(
+        self,
+        script: Iterable[Reply] = (),
+        default_status: int = 200,
+        judge: Callable[[dict[str, str], bytes], int] | None = None,
+    ) -> None:
+        state = _State(deque(script), default_status=default_status, judge=judge)
         self.state = state
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +79,9 @@ class Receiver:
                     reply = state.routes.get(self.path.split("?", 1)[0])
                     if reply is None and state.script:
                         reply = state.script.popleft()
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if reply is None and state.judge is not None:
+                    reply = Reply(state.judge(headers, body))
                 reply = reply or Reply(state.default_status)
                 if reply.hang:
                     state.hanging.set()
@@ -79,7 +90,7 @@ class Receiver:
                     time.sleep(reply.delay_s)
                 record = Received(
                     self.path,
-                    {k.lower(): v for k, v in self.headers.items()},
+                    headers,
                     body,
                     time.time(),
                     reply.status,

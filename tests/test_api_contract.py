@@ -32,7 +32,7 @@ from penny.api.routes import ROUTES
 from penny.engine.ledger import Ledger
 from test_ipn_processes import Serve, Shop, open_shop
 
-#: Examples per operation (13 operations; about a minute on both stores together in CI).
+#: Examples per operation (20 operations; about a minute on both stores together in CI).
 EXAMPLES = int(os.environ.get("PENNY_API_FUZZ_EXAMPLES", "25"))
 CHECKS = [
     not_a_server_error,

@@ -32,6 +32,7 @@ from penny.storage import (
     schema,
     signing_sql,
     terms_sql,
+    webhooks_sql,
 )
 from penny.storage.database import Database, open_database
 
@@ -114,6 +115,7 @@ def test_every_storage_module_uses_the_one_metadata() -> None:
         payments_sql,
         signing_sql,
         terms_sql,
+        webhooks_sql,
     )
     seen: set[str] = set()
     for module in modules:

@@ -8,7 +8,7 @@ a request is refused by the decoder). Times are RFC 3339 UTC strings.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta, Struct
 
@@ -266,5 +266,137 @@ class InstrumentList(Struct, kw_only=True):
 
     object: Literal["list"] = "list"
     data: list[Instrument]
+    has_more: bool
+    next_cursor: str | None
+
+
+# -- events and webhook endpoints (issue #17, webhooks) ---------------------------------------
+
+#: Every event type: ``<resource>.<status>`` for each kind of transaction and status (a
+#: write-off, say, is never pending: those Penny never emits), and ``token.cancelled``.
+EventType = Literal[
+    "payment.pending",
+    "payment.succeeded",
+    "payment.failed",
+    "payment.reserved",
+    "payment.cancelled",
+    "funding.pending",
+    "funding.succeeded",
+    "funding.failed",
+    "funding.reserved",
+    "funding.cancelled",
+    "settlement.pending",
+    "settlement.succeeded",
+    "settlement.failed",
+    "settlement.reserved",
+    "settlement.cancelled",
+    "write_off.pending",
+    "write_off.succeeded",
+    "write_off.failed",
+    "write_off.reserved",
+    "write_off.cancelled",
+    "refund.pending",
+    "refund.succeeded",
+    "refund.failed",
+    "refund.reserved",
+    "refund.cancelled",
+    "withdrawal.pending",
+    "withdrawal.succeeded",
+    "withdrawal.failed",
+    "withdrawal.reserved",
+    "withdrawal.cancelled",
+    "token.cancelled",
+]
+EventData = Annotated[
+    Any,
+    Meta(
+        description="The transaction or token the event is about, as /v1 renders it.",
+        extra_json_schema={
+            "oneOf": [
+                {"$ref": "#/components/schemas/Transaction"},
+                {"$ref": "#/components/schemas/Token"},
+            ]
+        },
+    ),
+]
+#: An absolute http(s) URL in printable ASCII (percent-encode anything else).
+WebhookUrl = Annotated[str, Meta(min_length=8, max_length=2048, pattern="^https?://[!-~]+$")]
+
+
+class Event(Struct, kw_only=True):
+    """Something that happened to a transaction or token; the body POSTed to webhook endpoints."""
+
+    id: str
+    object: Literal["event"] = "event"
+    type: EventType
+    created_at: datetime
+    data: EventData
+
+
+class EventList(Struct, kw_only=True):
+    """A page of events, newest first; ``next_cursor`` fetches the next page."""
+
+    object: Literal["list"] = "list"
+    data: list[Event]
+    has_more: bool
+    next_cursor: str | None
+
+
+class WebhookEndpointCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Register a URL to receive events, signed with the Standard Webhooks scheme; the answer
+    carries the endpoint's ``whsec_`` secret, the only time it is shown."""
+
+    url: WebhookUrl
+    enabled_events: list[EventType] = []
+    description: Description = ""
+    enabled: bool = True
+
+
+class WebhookEndpoint(Struct, kw_only=True):
+    """A merchant's webhook endpoint (``enabled_events`` empty: every event type). ``secret``
+    is shown once, when it is created (or by ``penny webhooks rotate-secret``); else null."""
+
+    id: str
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    url: str
+    enabled_events: list[EventType]
+    enabled: bool
+    description: str
+    created_at: datetime
+    secret: str | None = None
+    deleted: bool = False
+
+
+class WebhookEndpointList(Struct, kw_only=True):
+    """Every webhook endpoint of the merchant, oldest first."""
+
+    object: Literal["list"] = "list"
+    data: list[WebhookEndpoint]
+    has_more: bool
+    next_cursor: str | None
+
+
+class WebhookDelivery(Struct, kw_only=True):
+    """An event's delivery to one endpoint: its state, attempts and the last one's outcome."""
+
+    id: str
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    event: str
+    endpoint: str
+    url: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_http_status: int | None
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+class WebhookDeliveryList(Struct, kw_only=True):
+    """The deliveries of one event, one per endpoint that takes its type."""
+
+    object: Literal["list"] = "list"
+    data: list[WebhookDelivery]
     has_more: bool
     next_cursor: str | None

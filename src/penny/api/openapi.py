@@ -47,6 +47,7 @@ _LIST_PARAMETERS: Final[dict[str, dict[str, Any]]] = {
     "created_gte": {"type": "integer", "minimum": 0, "maximum": 99_999_999_999},
     "created_lt": {"type": "integer", "minimum": 0, "maximum": 99_999_999_999},
     "kind": {"type": "string", "enum": ["prepaid", "credit"]},
+    "type": {"type": "string", "enum": list(m.EventType.__args__)},  # type: ignore[attr-defined]
 }
 
 

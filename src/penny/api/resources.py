@@ -170,7 +170,12 @@ def get_token(payments: PaymentQueries, caller_id: str, token_id: str) -> m.Toke
 
 
 def encode_cursor(txn: Transaction) -> str:
-    raw = f"{txn.received_at}:{txn.id}".encode()
+    return encode_position(txn.received_at, txn.id)
+
+
+def encode_position(at: int, last_id: str) -> str:
+    """A page's cursor: the time and id of its last item."""
+    raw = f"{at}:{last_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -181,7 +186,7 @@ def decode_cursor(cursor: str) -> tuple[int, str] | ApiFault:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return fault
     at, _, last_id = raw.partition(":")
-    if not at.isdigit() or not last_id or len(at) > 19 or not last_id.isalnum():
+    if not at.isdigit() or not last_id or len(at) > 19 or not last_id.replace("_", "").isalnum():
         return fault
     return int(at), last_id
 

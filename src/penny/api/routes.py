@@ -1,12 +1,13 @@
 """The JSON API's routes: the one list the front dispatches on and the OpenAPI document
-describes. Each route is one of four kinds:
+describes. Each route is one of five kinds:
 
 * ``commit``  a money-moving POST: body → payments request → the group commit (as FPS's);
 * ``cancel``  POST /v1/tokens/{id}/cancel (its own small transaction);
+* ``create``  any other POST (a webhook endpoint): its own small transaction, keyed;
 * ``balance`` an instrument's balance: the batched balance reads (as FPS's GetPrepaidBalance);
-* ``query``   any other GET: a read in a worker thread;
-* ``create``  a POST that stores a resource of the API's own (an authorization session) in
-  its own small transaction, like ``cancel``.
+* ``query``   any other GET, and DELETE: a read (or a small delete) in a worker thread;
+* ``create``  a POST that stores a resource of the API's own (an authorization session, a
+  webhook endpoint) in its own small transaction, like ``cancel``.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from penny.api import instruments as ins
 from penny.api import models as m
 from penny.api import resources as r
 from penny.api import sessions as sess
+from penny.api import webhooks as w
 from penny.api.errors import ApiFault
 from penny.domain.model import InstrumentKind
 from penny.services.payment_queries import PaymentQueries
 from penny.services.payments import PaymentRequest
 
-Kind = Literal["commit", "cancel", "balance", "query", "create"]
+Kind = Literal["commit", "cancel", "create", "balance", "query"]
 #: A ``query`` route's work: (payments, caller, path ids, query parameters) → model or fault.
 Query = Callable[[PaymentQueries, str, tuple[str, ...], Mapping[str, str]], Any]
+#: A ``create`` route's work: (decoded body, what creating needs) → model or fault.
+Create = Callable[[Any, "sess.Creation"], "msgspec.Struct | ApiFault"]
 #: What an id in a path may be (anything else is no such resource).
 ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -40,7 +44,7 @@ class TokenCancel(msgspec.Struct, forbid_unknown_fields=True):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    method: Literal["GET", "POST"]
+    method: Literal["GET", "POST", "DELETE"]
     path: str
     kind: Kind
     operation_id: str
@@ -55,7 +59,7 @@ class Route:
     #: ``query`` parameters it takes (the OpenAPI document lists them).
     parameters: tuple[str, ...] = ()
     #: ``create``: the decoded body and what creating needs → the response model or a fault.
-    create: Callable[[Any, sess.Creation], msgspec.Struct | ApiFault] | None = None
+    create: Create | None = None
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -167,6 +171,36 @@ ROUTES: Final = (
         "GET", "/v1/balances/outstanding_debt", "query", "getOutstandingDebt",
         "Outstanding debt over all credit instruments", m.MerchantBalance,
         query=_merchant(r.outstanding_debt),
+    ),
+    # -- events and webhook endpoints (penny.api.webhooks) --
+    Route(
+        "POST", "/v1/webhook_endpoints", "create", "createWebhookEndpoint",
+        "Register a webhook endpoint", m.WebhookEndpoint, body=m.WebhookEndpointCreate,
+        create=w.create_endpoint,
+    ),
+    Route(
+        "GET", "/v1/webhook_endpoints", "query", "listWebhookEndpoints",
+        "List webhook endpoints", m.WebhookEndpointList, query=w.list_endpoints,
+    ),
+    Route(
+        "GET", "/v1/webhook_endpoints/{id}", "query", "getWebhookEndpoint",
+        "Get a webhook endpoint", m.WebhookEndpoint, query=w.get_endpoint,
+    ),
+    Route(
+        "DELETE", "/v1/webhook_endpoints/{id}", "query", "deleteWebhookEndpoint",
+        "Delete a webhook endpoint", m.WebhookEndpoint, query=w.delete_endpoint,
+    ),
+    Route(
+        "GET", "/v1/events", "query", "listEvents", "List events", m.EventList,
+        query=w.list_events, parameters=w.EVENT_PARAMETERS,
+    ),
+    Route(
+        "GET", "/v1/events/{id}", "query", "getEvent", "Get an event", m.Event,
+        query=w.get_event,
+    ),
+    Route(
+        "GET", "/v1/events/{id}/deliveries", "query", "listEventDeliveries",
+        "An event's webhook deliveries", m.WebhookDeliveryList, query=w.event_deliveries,
     ),
 )  # fmt: skip
 

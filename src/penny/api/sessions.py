@@ -25,6 +25,7 @@ from penny.api.errors import ApiFault
 from penny.domain.parties import random_id
 from penny.fps.signature import sign_v2
 from penny.money import Money
+from penny.security import ServerKey
 from penny.storage import api_sessions_sql as sql
 from penny.storage import payments_sql
 from penny.web.cobranded.http import START_PATH
@@ -67,8 +68,9 @@ _TEXTS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Creation:
-    """What creating a session needs besides its body: the caller's key pair, Penny's base
-    URL as the buyer's browser will reach it, and the open transaction."""
+    """What creating a resource of the API's own (a session, a webhook endpoint) needs
+    besides its body: the open transaction and its time, the caller's key pair, Penny's base
+    URL as the buyer's browser will reach it, and the server key."""
 
     conn: Connection
     now: int
@@ -76,6 +78,8 @@ class Creation:
     access_key_id: str
     secret: str
     base_url: str
+    #: The server key (what encrypts secrets Penny stores, e.g. a webhook endpoint's).
+    server_key: ServerKey
 
 
 def start_params(

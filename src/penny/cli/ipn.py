@@ -194,10 +194,12 @@ def deliver(
         raise fail(str(exc)) from None
     with _database(database) as db:
         try:
-            signer = load_signer(db, load_server_key(db.url))
+            server_key = load_server_key(db.url)
+            signer = load_signer(db, server_key)
         except ServerKeyError as exc:
             raise fail(str(exc)) from None
-        report = drain(Deliverer(db, signer, SandboxClock(db), settings), lanes=settings.lanes)
+        deliverer = Deliverer(db, signer, SandboxClock(db), settings, server_key=server_key)
+        report = drain(deliverer, lanes=settings.lanes)
     data = {
         "attempts": report.attempts,
         "delivered": report.delivered,

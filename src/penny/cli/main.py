@@ -44,6 +44,7 @@ from penny.cli.common import (
 from penny.cli.gatekeeper import bench_gatekeeper
 from penny.cli.ipn import ipn_app
 from penny.cli.sandbox import sandbox_app
+from penny.cli.webhooks import webhooks_app
 from penny.engine.ledger import Ledger
 from penny.ledger.audit import AuditReport
 from penny.storage.database import DatabaseError, current_revision
@@ -226,6 +227,7 @@ bench_app.command("gatekeeper")(bench_gatekeeper)
 app.add_typer(ipn_app, name="ipn")
 app.add_typer(check_app, name="check")
 app.add_typer(api_app, name="api")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _listed_last(group: typer.Typer, names: Sequence[str]) -> None:

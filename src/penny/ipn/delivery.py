@@ -16,6 +16,11 @@ following a redirect, each bounded by the timeout.
 * A URL that cannot be signed or, with the SSRF guard, a non-public address: ``failed`` at
   once (retrying cannot help; an operator can ``penny ipn retry`` after fixing it).
 
+Webhook deliveries (kind ``webhook``, :mod:`penny.webhooks`) share all of this: they are
+claimed, retried and recorded the same way; only their body (the event's JSON) and headers
+(Standard Webhooks, signed with the endpoint's secret, unsealed with ``server_key``) differ,
+made by :mod:`penny.webhooks.delivery`.
+
 :class:`DeliveryRunner` keeps ``lanes`` lanes going in the server's event loop (started by
 the application's lifespan); :func:`drain` runs lanes until nothing is due (the CLI, tests).
 Times for scheduling come from the clock handed in (the sandbox clock in ``penny serve``, so
@@ -32,7 +37,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
@@ -46,9 +51,12 @@ from penny.clock import Clock
 from penny.fps.outbound import OutboundError
 from penny.ipn.guard import BlockedAddressError, Target, pinned_target
 from penny.ipn.settings import IpnSettings
+from penny.security import ServerKey
 from penny.signing import Signer
 from penny.storage import ipn_sql
 from penny.storage.database import Database
+from penny.storage.webhooks_sql import WEBHOOK
+from penny.webhooks import delivery as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +107,8 @@ class _Prepared:
     claimed: ipn_sql.Claimed
     body: bytes | None
     refusal: str | None
+    content_type: str = CONTENT_TYPE
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -123,8 +133,14 @@ class Deliverer:
         *,
         worker: str | None = None,
         rng: random.Random | None = None,
+        server_key: ServerKey | None = None,
+        wall: Callable[[], int] = time.time_ns,
     ) -> None:
         self.database = database
+        #: Unseals webhook endpoints' secrets (without it webhook deliveries fail).
+        self.server_key = server_key
+        #: The wall clock (ns) of ``webhook-timestamp``: receivers compare it with theirs.
+        self.wall = wall
         self.signer = signer
         self.clock = clock
         self.settings = settings
@@ -173,6 +189,7 @@ class Deliverer:
         out and those notifications are sent again (at-least-once)."""
         now = self.clock.now_us()
         claimed: list[ipn_sql.Claimed] = []
+        material = webhooks.Material({}, {})
         try:
             if claim and not results:
                 with self.database.read() as conn:
@@ -192,11 +209,13 @@ class Deliverer:
                         claim=secrets.token_hex(8),
                         skip_locked=self.database.is_postgresql,
                     )
+                    hooks = [c for c in claimed if c.kind == WEBHOOK]
+                    material = webhooks.load(conn, hooks) if hooks else material
         except SQLAlchemyError as error:
             logger.warning("IPN: could not record or claim notifications: %s", error)
             return []
         self._count(results)
-        return [self._prepare(c) for c in claimed]
+        return [self._prepare(c, material) for c in claimed]
 
     def _count(self, results: Sequence[ipn_sql.AttemptResult]) -> None:
         report = self.report
@@ -210,8 +229,13 @@ class Deliverer:
             else:
                 report.retrying += 1
 
-    def _prepare(self, claimed: ipn_sql.Claimed) -> _Prepared:
-        """The signed form body of ``claimed``, or why it can never be sent."""
+    def _prepare(self, claimed: ipn_sql.Claimed, material: webhooks.Material) -> _Prepared:
+        """The signed body of ``claimed``, or why it can never be sent."""
+        if claimed.kind == WEBHOOK:
+            signed = webhooks.sign(material, claimed, self.server_key, self.wall() // 1_000_000_000)
+            if isinstance(signed, str):
+                return _Prepared(claimed, None, f"not deliverable: {signed}")
+            return _Prepared(claimed, signed.body, None, webhooks.CONTENT_TYPE, signed.headers)
         try:
             fields = self.signer.signed_post(
                 self.settings.public_url, claimed.url, dict(claimed.params)
@@ -251,7 +275,8 @@ class Deliverer:
         claimed, body = prepared.claimed, prepared.body
         if body is None:
             return _Sent(REFUSED, error=prepared.refusal, permanent=True)
-        headers = {"Content-Type": CONTENT_TYPE, NOTIFICATION_HEADER: claimed.id}
+        headers = {"Content-Type": prepared.content_type, NOTIFICATION_HEADER: claimed.id}
+        headers.update(prepared.headers)
         try:
             async with asyncio.timeout(seconds(self.settings.timeout_us)):
                 target = (

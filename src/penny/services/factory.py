@@ -8,7 +8,9 @@ metered ledger) and returns :class:`Services`, a frozen object holding the graph
 * the party :class:`~penny.parties.Directory` (accounts, API keys, payment methods);
 * :class:`~penny.services.payments.Payments`, **always with the IPN outbox**
   (:class:`~penny.ipn.outbox.IpnOutbox`) as its listener, so every change a Payments makes
-  writes its notifications in the same transaction. No other module in ``src/`` constructs
+  writes its notifications in the same transaction; the outbox is its extension
+  :class:`~penny.webhooks.events.EventOutbox`, which also writes events and their webhook
+  deliveries. No other module in ``src/`` constructs
   ``Payments`` (``tests/test_wiring.py`` checks it);
 * the signer (:meth:`Services.signer`), loaded on demand because loading it may store a
   first signing key.
@@ -26,12 +28,12 @@ from penny.clock import Clock
 from penny.domain.fees import FeeSchedule
 from penny.domain.parties import random_id
 from penny.engine.ledger import Ledger
-from penny.ipn.outbox import IpnOutbox
 from penny.parties import Directory
 from penny.security import ServerKey, load_server_key
 from penny.services.payments import Payments
 from penny.signing import Signer, load_signer
 from penny.storage.database import Database
+from penny.webhooks.events import EventOutbox
 
 __all__ = ["Services", "build_services"]
 
@@ -78,5 +80,5 @@ def build_services(
         server_key = load_server_key(database.url)
     ledger = ledger_type(database, clock)
     directory = Directory(database, ledger, clock, server_key)
-    payments = Payments(ledger, clock=clock, fees=fees, new_id=new_id, listener=IpnOutbox())
+    payments = Payments(ledger, clock=clock, fees=fees, new_id=new_id, listener=EventOutbox())
     return Services(database, clock, server_key, ledger, directory, payments)

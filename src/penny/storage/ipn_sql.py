@@ -86,6 +86,8 @@ class Claimed:
     number: int
     claim: str
     window_start: int
+    #: ``TransactionStatus``, ``TokenCancellation`` or ``webhook`` (:mod:`penny.webhooks`).
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,12 +226,15 @@ def claim_due(
             notifications.c.params,
             notifications.c.attempts,
             notifications.c.window_start,
+            notifications.c.kind,
         )
         .where(notifications.c.id.in_(ids))
         .order_by(notifications.c.next_attempt_at, notifications.c.id)
     ).all()
     claimed = [
-        Claimed(row.id, row.url, _params(row.params), row.attempts, claim, row.window_start)
+        Claimed(
+            row.id, row.url, _params(row.params), row.attempts, claim, row.window_start, row.kind
+        )
         for row in rows
     ]
     _open_attempts(conn, claimed, worker=worker, now=now)

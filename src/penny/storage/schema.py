@@ -451,3 +451,30 @@ recipient_tokens: Final = Table(
     Column("payment_reason", String(256), nullable=False),
     Column("cancelled_at", BigInteger),
 )
+
+# -- events and webhook endpoints (migration 0017) ------------------------------------------------
+
+events: Final = Table(
+    "events",
+    metadata,
+    Column("seq", _ID, primary_key=True),
+    Column("id", String(32), nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+webhook_endpoints: Final = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    _party("account_id"),
+    Column("url", String(2048), nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("event_types", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("description", String(160), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

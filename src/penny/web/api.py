@@ -263,7 +263,8 @@ class ApiFront:
         return await self._once(caller, decoded, key, act)
 
     async def _create(self, caller: Caller, scope: Scope, decoded: Any, key: str | None) -> Reply:
-        """A resource of the API's own (an authorization session), in its own transaction."""
+        """A resource of the API's own (an authorization session, a webhook endpoint), in its
+        own transaction."""
         create = caller.match.route.create
         assert create is not None
         secret = self.keys.secret_for(caller.key_id)
@@ -273,7 +274,15 @@ class ApiFront:
         def act(session: LedgerSession) -> Response:
             made = create(
                 decoded,
-                Creation(session.conn, session.now, caller.party_id, caller.key_id, secret, base),
+                Creation(
+                    session.conn,
+                    session.now,
+                    caller.party_id,
+                    caller.key_id,
+                    secret,
+                    base,
+                    self.endpoint.directory.server_key,
+                ),
             )
             if isinstance(made, e.ApiFault):
                 return Response(made.status, e.render_fault(made, caller.request_id))

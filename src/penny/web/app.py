@@ -44,7 +44,7 @@ from penny.ipn.delivery import Deliverer, DeliveryRunner
 from penny.ipn.settings import IpnSettings
 from penny.security import ServerKey
 from penny.services import idempotency
-from penny.services.factory import build_services
+from penny.services.factory import Services, build_services
 from penny.signing import Signer
 from penny.storage.database import (
     DATABASE_URL_ENV,
@@ -101,6 +101,14 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return Response(content, status_code=status, media_type=XML_CONTENT_TYPE)
 
 
+def _delivery(services: Services, signer: Signer, ipn: IpnSettings | None) -> DeliveryRunner | None:
+    """The lanes that deliver IPNs and webhooks (none without ``ipn`` settings)."""
+    if ipn is None:
+        return None
+    clock, key = services.clock, services.server_key
+    return DeliveryRunner(Deliverer(services.database, signer, clock, ipn, server_key=key))
+
+
 def create_app(
     database: Database,
     *,
@@ -137,9 +145,7 @@ def create_app(
     metrics = AppMetrics(ledger)
     directory, payments, signer = services.directory, services.payments, services.signer()
     endpoint = FpsEndpoint(directory, payments, request_clock or SystemClock(), signer)
-    ipn_runner = (
-        None if ipn is None else DeliveryRunner(Deliverer(database, signer, services.clock, ipn))
-    )
+    ipn_runner = _delivery(services, signer, ipn)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
