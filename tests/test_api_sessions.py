@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from builders import CARD
 from cobranded_support import BUYER_PASSWORD, PIPELINE_PATH, UiClient, World, csrf_of
 from penny.api.auth import bearer_secret
 from test_cobranded_pages import world
@@ -39,7 +40,7 @@ def fetch(ui: UiClient, path: str) -> dict[str, Any]:
 
 
 def complete_pages(ui: UiClient, url: str) -> dict[str, str]:
-    """Follow a start URL as Bea: sign in, choose her balance, confirm; the return params."""
+    """Follow a start URL as Bea: sign in, add and choose a card, confirm; the return params."""
     started = ui.client.get(url)
     assert started.status_code == 303, started.text
     match = PIPELINE_PATH.search(started.headers["location"])
@@ -48,11 +49,12 @@ def complete_pages(ui: UiClient, url: str) -> dict[str, str]:
     csrf = csrf_of(ui.get(pid, "signin").text)
     form = {"csrf": csrf, "email": "bea@example.com", "password": BUYER_PASSWORD}
     assert ui.post(pid, "signin", form).status_code == 303
-    page = ui.get(pid, "method")
-    csrf = csrf_of(page.text)
     bea = ui.world.directory.party_by_email("bea@example.com")
     assert bea is not None
-    method = ui.world.directory.payment_methods(bea.id)[0].id
+    # Her card: an empty Penny balance cannot pay and is refused (#16's hosted-page fix).
+    method = ui.world.directory.add_card(bea.id, CARD, 12, 2030).id
+    page = ui.get(pid, "method")
+    csrf = csrf_of(page.text)
     assert ui.post(pid, "method", {"csrf": csrf, "method_id": method}).status_code == 303
     done = ui.post(pid, "confirm", {"csrf": csrf})
     assert done.status_code == 303, done.text
@@ -86,7 +88,7 @@ def test_a_prepaid_session_is_completed_on_the_hosted_pages(world: World) -> Non
     assert fetch(ui, f"/v1/authorization_sessions/{session['id']}") == session
 
     back = complete_pages(ui, session["url"])
-    assert back["status"] == "SA"
+    assert back["status"] == "SC"  # a card (SA would be the Penny balance)
     assert back["callerReferenceSender"] == session["caller_reference_sender"]
     done = fetch(ui, f"/v1/authorization_sessions/{session['id']}")
     assert done["status"] == "complete"
