@@ -186,7 +186,11 @@ def test_a_batch_in_flight_when_the_primary_dies_is_unavailable_then_applied_onc
     assert (status, body["status"], body["role"]) == (200, "ok", "primary"), body
     assert body["server"] == f"127.0.0.1:{new.pg_port}"
     standby = next(n for n in cluster.nodes if n is not new and n.postmaster_pid() is not None)
-    status, body = _health(cluster.node_url(standby, "inflight"))
+    standby_url = cluster.node_url(standby, "inflight")
+    # Right after the failover a standby may still be starting (Patroni restarts the old
+    # primary as one): until it takes connections it answers "unavailable" with no role.
+    _wait(lambda: "role" in _health(standby_url)[1], 60, "the standby to answer with its role")
+    status, body = _health(standby_url)
     assert (status, body["status"], body["role"]) == (503, "unavailable", "standby"), body
     dead = cluster.node_url(standby, "inflight").replace(str(standby.pg_port), "1")
     status, body = _health(dead)
