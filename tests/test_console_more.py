@@ -175,6 +175,76 @@ def test_ipn_url_deliveries_attempts_and_retry(shop: Shop) -> None:
     ).status_code == (404)
 
 
+def _sent_rows(html: str) -> list[tuple[str, str, str, str]]:
+    """(state, attempts, last HTTP status, notification id) of each row of the IPN-sent table."""
+    table = html[html.index('id="ipn-sent"') :]
+    table = table[: table.index("</table>")]
+    return re.findall(
+        r'<span class="status status-[a-z]+">([a-z]+)</span></td>\s*'
+        r'<td class="num">(\d+)</td>\s*<td class="num">([^<]+)</td>\s*'
+        r'<td class="id"><a href="/account/merchant/ipn/([^"]+)">',
+        table,
+    )
+
+
+def _deliver(shop: Shop, notification_id: str, http_status: int) -> None:
+    """Claim every due notification as a worker would, and record ``notification_id`` sent."""
+    now = shop.world.clock.now_us()
+    with shop.world.db.write() as conn:
+        claimed = ipn_sql.claim_due(
+            conn,
+            now=now,
+            limit=1000,
+            lease_until=now + 60_000_000,
+            worker="test",
+            claim="test-claim",
+            skip_locked=False,
+        )
+        mine = [c for c in claimed if c.id == notification_id]
+        assert len(mine) == 1
+        result = ipn_sql.AttemptResult(
+            mine[0], now + 1000, 1000, http_status, ipn_sql.DELIVERED, None, ipn_sql.DELIVERED
+        )
+        ipn_sql.record_results(conn, [result])
+
+
+def test_the_transaction_page_shows_the_ipn_sent_for_it(shop: Shop) -> None:
+    world, side, other = shop.world, shop.main, shop.other
+    client = _merchant(shop)
+    pay = side.pays[0]
+    with world.db.read() as conn:
+        sent = ipn_sql.listing(conn, account_id=side.merchant.id, subject_id=pay.id)
+    assert len(sent) == 1
+    nid = sent[0].id
+    path = f"/account/merchant/transactions/{pay.id}"
+    page = client.get(path)
+    assert page.status_code == 200
+    assert _sent_rows(page.text) == [("pending", "0", "none", nid)]
+    _deliver(shop, nid, 200)
+    assert _sent_rows(client.get(path).text) == [("delivered", "1", "200", nid)]
+    assert client.get(f"/account/merchant/ipn/{nid}").status_code == 200
+    # Without an IPN URL nothing is sent, and the page says so.
+    world.directory.set_ipn_url(side.merchant.id, None)
+    quiet = world.payments.execute(
+        PayRequest(side.merchant.id, "a-quiet", side.prepaid.sender_token.id, usd("0.10"))
+    )
+    assert quiet.status is Status.success
+    page = client.get(f"/account/merchant/transactions/{quiet.id}")
+    assert page.status_code == 200
+    assert _sent_rows(page.text) == []
+    assert "No IPN was sent." in page.text
+    # Another merchant sees neither the transaction nor its notification.
+    theirs = ConsoleClient(world)
+    theirs.sign_in_merchant(other)
+    assert theirs.get(path).status_code == 404
+    assert theirs.get(f"/account/merchant/ipn/{nid}").status_code == 404
+    own = theirs.get(f"/account/merchant/transactions/{other.pays[0].id}")
+    assert own.status_code == 200
+    rows = _sent_rows(own.text)
+    assert len(rows) == 1
+    assert nid not in own.text
+
+
 def test_withdrawals_are_listed_with_their_state_and_complete_in_the_sandbox(shop: Shop) -> None:
     world, side = shop.world, shop.main
     payments, merchant = world.payments, side.merchant.id

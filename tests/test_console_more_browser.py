@@ -112,6 +112,15 @@ def _ipn(walk: Walk, shop: Shop) -> None:
     with world.db.read() as conn:
         actions = [a.action for a in console_sql.actions_of(conn, side.merchant.id)]
     assert actions[:2] == ["ipn.retry", "ipn.url"]
+    # The transaction it is about lists it, and links back to it.
+    assert newest.kind == "TransactionStatus"
+    walk.go(f"/account/merchant/transactions/{newest.subject_id}")
+    sent = walk.page.locator("#ipn-sent tbody tr")
+    expect(sent).to_have_count(1)
+    expect(sent.locator("td").nth(1)).to_have_text("pending")
+    walk.check("transaction-ipn")
+    sent.get_by_role("link", name=newest.id).click()
+    walk.heading(f"Notification {newest.id}")
 
 
 def _withdrawals_and_sandbox(walk: Walk, shop: Shop) -> None:

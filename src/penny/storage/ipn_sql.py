@@ -383,6 +383,38 @@ def listing(
     return [_notification(row) for row in conn.execute(query)]
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A notification as a subject's page lists it, with its last attempt's HTTP status."""
+
+    notification: Notification
+    last_http_status: int | None
+
+
+def sent_about(conn: Connection, *, account_id: str, subject_id: str, kind: str) -> list[Sent]:
+    """The ``kind`` notifications sent to ``account_id`` about ``subject_id``, oldest first.
+
+    Uses ``ix_ipn_notifications_subject`` (subject, created): a subject has a handful of rows.
+    """
+    last_status = (
+        select(attempts.c.http_status)
+        .where(attempts.c.notification_id == notifications.c.id)
+        .order_by(attempts.c.number.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = (
+        select(notifications, last_status.label("last_http_status"))
+        .where(
+            notifications.c.subject_id == subject_id,
+            notifications.c.account_id == account_id,
+            notifications.c.kind == kind,
+        )
+        .order_by(notifications.c.created_at, notifications.c.id)
+    )
+    return [Sent(_notification(row), row.last_http_status) for row in conn.execute(query)]
+
+
 def counts(conn: Connection) -> dict[str, int]:
     """How many notifications are in each state."""
     query = select(notifications.c.state, func.count()).group_by(notifications.c.state)

@@ -23,9 +23,10 @@ from starlette.routing import BaseRoute
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Operation, Status, Transaction
 from penny.domain.parties import PartyKind
+from penny.ipn.params import TRANSACTION_STATUS
 from penny.money import Money, MoneyError, parse_positive_amount
 from penny.services.payments import RefundRequest
-from penny.storage import console_sql, merchant_sql
+from penny.storage import console_sql, ipn_sql, merchant_sql
 from penny.web.cobranded import security
 from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import history, views
@@ -201,6 +202,9 @@ class MerchantPages(PagesOf):
                 for leg in self.payments.ledger.sql.legs(conn, journal)
             ]
             labels = console_sql.account_labels(conn, [leg.account_id for _j, leg in legs])
+            sent = ipn_sql.sent_about(
+                conn, account_id=viewer.party.id, subject_id=txn.id, kind=TRANSACTION_STATUS
+            )
         refunds = self.payments.refunds(viewer.party.id, txn.id)
         return self.site.view(
             viewer,
@@ -214,6 +218,7 @@ class MerchantPages(PagesOf):
             refunds=[views.row_of(r) for r in refunds],
             refundable=_refundable(txn),
             left=txn.amount - txn.refunded,
+            sent=sent,
         )
 
     def refund(self, viewer: Viewer) -> Page:
