@@ -174,3 +174,27 @@ def test_a_marketplace_pay_books_the_callers_fee_then_a_refund_gives_it_back(
     )
     assert error["param"] == "marketplace_fee.variable_bps"
     assert balance(world, setup) == (5000, 0)
+
+
+def test_reserves_write_their_events(world: World) -> None:
+    made = post(world, "/v1/webhook_endpoints", {"url": "https://shop.example/hooks"})
+    ok(made)
+    setup = world.prepaid()
+    ok(fund(world, setup, 5000))
+    held = ok(reserve(world, setup, 2000))
+    settled = ok(post(world, f"/v1/reserves/{held['id']}/settle", {"amount": usd(500)}))
+    other = ok(reserve(world, setup, 1000))
+    ok(post(world, f"/v1/reserves/{other['id']}/cancel", {"description": "out of stock"}))
+    found = ok(get(world, "/v1/events", limit="100"))["data"]
+    assert [event["type"] for event in reversed(found)] == [
+        "funding.succeeded",
+        "reserve.reserved",
+        "reserve_settlement.succeeded",  # the Settle, then the reserve it settled
+        "reserve.succeeded",
+        "reserve.reserved",
+        "reserve.cancelled",
+    ]
+    by_type = {event["type"]: event["data"] for event in found}
+    assert by_type["reserve_settlement.succeeded"] == settled
+    assert by_type["reserve.cancelled"]["id"] == other["id"]
+    assert balance(world, setup) == (4500, 0)

@@ -346,6 +346,16 @@ EventType = Literal[
     "withdrawal.failed",
     "withdrawal.reserved",
     "withdrawal.cancelled",
+    "reserve.pending",
+    "reserve.succeeded",
+    "reserve.failed",
+    "reserve.reserved",
+    "reserve.cancelled",
+    "reserve_settlement.pending",
+    "reserve_settlement.succeeded",
+    "reserve_settlement.failed",
+    "reserve_settlement.reserved",
+    "reserve_settlement.cancelled",
     "token.cancelled",
 ]
 EventData = Annotated[
