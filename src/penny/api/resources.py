@@ -13,7 +13,7 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from penny import epoch
 from penny.api import models as m
@@ -55,29 +55,29 @@ def pay(body: m.PaymentCreate, caller_id: str, reference: str) -> PaymentRequest
     fee = body.marketplace_fee
     fixed = None if fee is None or fee.fixed is None else money(fee.fixed)
     return PayRequest(
-        caller_id=caller_id,
-        caller_reference=reference,
-        sender_token_id=body.sender_token,
-        amount=money(body.amount),
-        sender_description=body.sender_description,
-        caller_description=body.description,
-        recipient_token_id=body.recipient_token,
+        caller_id,
+        reference,
+        **_charge(body),
         marketplace_fixed_fee=0 if fixed is None else fixed.minor,
         marketplace_variable_fee=0 if fee is None else fee.variable_bps,
         charge_fee_to=None if body.charge_fee_to is None else FeePayer[body.charge_fee_to],
     )
 
 
+def _charge(body: m.PaymentCreate | m.ReserveCreate) -> dict[str, Any]:
+    """The fields Pay and Reserve share (Reserve is Pay's request plus a timeout)."""
+    return {
+        "sender_token_id": body.sender_token,
+        "amount": money(body.amount),
+        "sender_description": body.sender_description,
+        "caller_description": body.description,
+        "recipient_token_id": body.recipient_token,
+    }
+
+
 def reserve(body: m.ReserveCreate, caller_id: str, reference: str) -> PaymentRequest:
     return ReserveRequest(
-        caller_id=caller_id,
-        caller_reference=reference,
-        sender_token_id=body.sender_token,
-        amount=money(body.amount),
-        sender_description=body.sender_description,
-        caller_description=body.description,
-        recipient_token_id=body.recipient_token,
-        timeout_minutes=body.timeout_minutes,
+        caller_id, reference, **_charge(body), timeout_minutes=body.timeout_minutes
     )
 
 

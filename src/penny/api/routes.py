@@ -73,19 +73,14 @@ class Route:
 
 
 def _commit(path: str, name: str, summary: str, body: type[msgspec.Struct], build: Any) -> Route:
-    """A money-moving POST on a collection (its request is built from the body alone)."""
-
-    def build_it(decoded: Any, caller: str, reference: str, _ids: tuple[str, ...]) -> Any:
-        return build(decoded, caller, reference)
-
-    return Route("POST", path, "commit", name, summary, m.Transaction, body=body, build=build_it)
-
-
-def _commit_at(path: str, name: str, summary: str, body: type[msgspec.Struct], build: Any) -> Route:
-    """A money-moving POST on one resource (``{id}``: the reserve settled or cancelled)."""
+    """A money-moving POST: on a collection (built from the body) or on one resource (built
+    from the body and its ``{id}``: the reserve settled or cancelled)."""
+    at = "{id}" in path
 
     def build_it(decoded: Any, caller: str, reference: str, ids: tuple[str, ...]) -> Any:
-        return build(decoded, caller, reference, ids[0])
+        return (
+            build(decoded, caller, reference, *ids[:1]) if at else build(decoded, caller, reference)
+        )
 
     return Route("POST", path, "commit", name, summary, m.Transaction, body=body, build=build_it)
 
@@ -140,11 +135,11 @@ ROUTES: Final = (
         "/v1/reserves", "createReserve", "Reserve an amount on a sender token", m.ReserveCreate,
         r.reserve,
     ),
-    _commit_at(
+    _commit(
         "/v1/reserves/{id}/settle", "settleReserve", "Settle a reserve (all or part)",
         m.ReserveSettle, r.settle_reserve,
     ),
-    _commit_at(
+    _commit(
         "/v1/reserves/{id}/cancel", "cancelReserve", "Cancel a reserve", m.ReserveCancel,
         r.cancel_reserve,
     ),
