@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from penny.clock import MICROS_PER_SECOND
 from penny.money import Money
 from penny.services.marketplace import SetupRecipient, issue_recipient_token
 from penny.services.payments import InstrumentSetup
@@ -198,3 +199,29 @@ def test_reserves_write_their_events(world: World) -> None:
     assert by_type["reserve_settlement.succeeded"] == settled
     assert by_type["reserve.cancelled"]["id"] == other["id"]
     assert balance(world, setup) == (4500, 0)
+
+
+def test_a_reserve_times_out_and_one_made_over_fps_settles_over_json(world: World) -> None:
+    setup = world.prepaid()
+    ok(fund(world, setup, 5000))
+    body = {"sender_token": setup.sender_token.id, "amount": usd(1000), "timeout_minutes": 1}
+    short = ok(post(world, "/v1/reserves", body))
+    world.clock.advance(61 * MICROS_PER_SECOND)
+    late = post(world, f"/v1/reserves/{short['id']}/settle", {})
+    refused(late, 409, "invalid_transaction_state", "conflict_error")
+    # Through the FPS door, settled through the JSON one: one core, one reserve.
+    made = world.get(
+        "Reserve",
+        SenderTokenId=setup.sender_token.id,
+        CallerReference="fps-hold",
+        **{"TransactionAmount.Value": "5.00", "TransactionAmount.CurrencyCode": "USD"},
+    )
+    assert made.status == 200, made.raw
+    reserve_id = made.text(".//TransactionId")
+    assert ok(get(world, f"/v1/transactions/{reserve_id}"))["status"] == "reserved"
+    settled = ok(post(world, f"/v1/reserves/{reserve_id}/settle", {"amount": usd(200)}))
+    assert (settled["parent_transaction"], settled["amount"]) == (reserve_id, usd(200))
+    # The timed-out hold is still there until the sweep releases it; 2.00 of 5.00 charged.
+    assert world.payments.complete_due()[0].id == short["id"]
+    # 50.00 − 10.00 held − 5.00 held + 3.00 released + 10.00 released by the sweep.
+    assert balance(world, setup) == (4800, 0)
