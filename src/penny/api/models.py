@@ -48,6 +48,44 @@ class PaymentCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     recipient_token: Id | None = None
     description: Description = ""
     sender_description: Description = ""
+    #: A marketplace Pay's fee (needs ``recipient_token``): booked to the caller (#19).
+    marketplace_fee: MarketplaceFee | None = None
+    #: Who bears Penny's fee: ``recipient`` (the default) or ``caller`` (needs
+    #: ``recipient_token``).
+    charge_fee_to: Literal["recipient", "caller"] | None = None
+
+
+class MarketplaceFee(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A marketplace Pay's fee for the caller: a ``fixed`` amount plus ``variable_bps`` basis
+    points (hundredths of a percent, 0 to 10000) of the payment's amount."""
+
+    fixed: Amount | None = None
+    variable_bps: Annotated[int, Meta(ge=0, le=10_000)] = 0
+
+
+class ReserveCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Reserve: hold an amount on a sender token's instrument, to settle (all or part) or
+    cancel later; the hold expires after ``timeout_minutes`` (Penny's default otherwise)."""
+
+    sender_token: Id
+    amount: Amount
+    recipient_token: Id | None = None
+    description: Description = ""
+    sender_description: Description = ""
+    timeout_minutes: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+
+
+class ReserveSettle(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Settle a reserve: charge all of it (no amount) or a part (the rest is released). The
+    answer is the new ``settle`` transaction (its parent: the reserve)."""
+
+    amount: Amount | None = None
+
+
+class ReserveCancel(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Cancel a reserve: release the hold. The answer is the reserve, now ``cancelled``."""
+
+    description: Description = ""
 
 
 class FundingCreate(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -84,6 +122,9 @@ class RefundCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     transaction: Id
     amount: Amount | None = None
     description: Description = ""
+    #: A marketplace Pay's refund: the caller gives back its fee's share too (FPS's
+    #: MarketplaceRefundPolicy=MasterAndMarketplaceTxn); false: it keeps its fee.
+    refund_marketplace_fee: bool = False
 
 
 class Transaction(Struct, kw_only=True):
@@ -305,6 +346,16 @@ EventType = Literal[
     "withdrawal.failed",
     "withdrawal.reserved",
     "withdrawal.cancelled",
+    "reserve.pending",
+    "reserve.succeeded",
+    "reserve.failed",
+    "reserve.reserved",
+    "reserve.cancelled",
+    "reserve_settlement.pending",
+    "reserve_settlement.succeeded",
+    "reserve_settlement.failed",
+    "reserve_settlement.reserved",
+    "reserve_settlement.cancelled",
     "token.cancelled",
 ]
 EventData = Annotated[

@@ -96,7 +96,8 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     if route.body is not None:
         operation["requestBody"] = {
-            "required": route.kind in ("commit", "create"),
+            # optional when every field has a default (a cancel, a settle): empty means {}
+            "required": any(f.required for f in msgspec.structs.fields(route.body)),
             "content": {"application/json": {"schema": _ref(route.body)}},
         }
         operation["description"] = (route.body.__doc__ or "").strip()

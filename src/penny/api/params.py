@@ -28,6 +28,7 @@ ROLES: Final[Mapping[Refusal, Role]] = {
     Refusal.funding_limit_exceeded: "amount",
     Refusal.settle_exceeds_debt: "amount",
     Refusal.refund_exceeds_original: "amount",
+    Refusal.settle_exceeds_reserve: "amount",
     Refusal.unknown_token: "token",
     Refusal.token_not_active: "token",
     Refusal.wrong_token_type: "token",
@@ -72,6 +73,15 @@ FIELDS: Final[Mapping[str, Mapping[Role, str]]] = {
     },
     "createWriteOff": {"amount": "amount", "instrument": "credit_instrument", "key": _KEY},
     "createRefund": {"amount": "amount", "transaction": "transaction", "key": _KEY},
+    "createReserve": {
+        "amount": "amount",
+        "token": "sender_token",
+        "instrument": "sender_token",
+        "recipient": "recipient_token",
+        "key": _KEY,
+    },
+    "settleReserve": {"amount": "amount", "key": _KEY},
+    "cancelReserve": {"key": _KEY},
 }
 
 

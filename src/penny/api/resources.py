@@ -13,20 +13,23 @@ import base64
 import binascii
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from penny import epoch
 from penny.api import models as m
 from penny.api.errors import ApiFault, invalid_parameter
-from penny.domain.model import Operation, Status, Token, Transaction
+from penny.domain.model import FeePayer, Operation, Status, Token, Transaction
 from penny.money import Money
 from penny.services.payment_queries import PaymentQueries, TwoBalances
 from penny.services.payments import (
+    CancelRequest,
     FundPrepaidRequest,
     PaymentRequest,
     PayRequest,
     RefundRequest,
+    ReserveRequest,
     SettleDebtRequest,
+    SettleRequest,
     WriteOffDebtRequest,
 )
 from penny.storage import payments_sql as sql
@@ -44,16 +47,54 @@ def money(amount: m.Amount) -> Money:
     return Money(amount.amount, amount.currency)
 
 
-def pay(body: m.PaymentCreate, caller_id: str, reference: str) -> PaymentRequest:
+def pay(body: m.PaymentCreate, caller_id: str, reference: str) -> PaymentRequest | ApiFault:
+    if body.charge_fee_to == "caller" and body.recipient_token is None:
+        return invalid_parameter(
+            "charge_fee_to", "charge_fee_to=caller needs a recipient_token: you are the recipient."
+        )
+    fee = body.marketplace_fee
+    fixed = None if fee is None or fee.fixed is None else money(fee.fixed)
     return PayRequest(
-        caller_id=caller_id,
-        caller_reference=reference,
-        sender_token_id=body.sender_token,
-        amount=money(body.amount),
-        sender_description=body.sender_description,
-        caller_description=body.description,
-        recipient_token_id=body.recipient_token,
+        caller_id,
+        reference,
+        **_charge(body),
+        marketplace_fixed_fee=0 if fixed is None else fixed.minor,
+        marketplace_variable_fee=0 if fee is None else fee.variable_bps,
+        charge_fee_to=None if body.charge_fee_to is None else FeePayer[body.charge_fee_to],
     )
+
+
+def _charge(body: m.PaymentCreate | m.ReserveCreate) -> dict[str, Any]:
+    """The fields Pay and Reserve share (Reserve is Pay's request plus a timeout)."""
+    return {
+        "sender_token_id": body.sender_token,
+        "amount": money(body.amount),
+        "sender_description": body.sender_description,
+        "caller_description": body.description,
+        "recipient_token_id": body.recipient_token,
+    }
+
+
+def reserve(body: m.ReserveCreate, caller_id: str, reference: str) -> PaymentRequest:
+    return ReserveRequest(
+        caller_id, reference, **_charge(body), timeout_minutes=body.timeout_minutes
+    )
+
+
+def settle_reserve(
+    body: m.ReserveSettle, caller_id: str, reference: str, reserve_id: str
+) -> PaymentRequest:
+    """FPS's Settle, keyed by the Idempotency-Key (FPS's own Settle derives its key from what
+    it settles; a reserve is settled once either way: docs/decisions.md, #17 reserves)."""
+    amount = None if body.amount is None else money(body.amount)
+    return SettleRequest(caller_id, reference, reserve_id, amount)
+
+
+def cancel_reserve(
+    body: m.ReserveCancel, caller_id: str, reference: str, reserve_id: str
+) -> PaymentRequest:
+    """FPS's Cancel, keyed by the Idempotency-Key (see :func:`settle_reserve`)."""
+    return CancelRequest(caller_id, reference, reserve_id, body.description)
 
 
 def fund(body: m.FundingCreate, caller_id: str, reference: str) -> PaymentRequest:
@@ -97,6 +138,7 @@ def refund(body: m.RefundCreate, caller_id: str, reference: str) -> PaymentReque
         transaction_id=body.transaction,
         amount=None if body.amount is None else money(body.amount),
         caller_description=body.description,
+        refund_marketplace_fee=body.refund_marketplace_fee,
     )
 
 

@@ -51,8 +51,9 @@ class Route:
     summary: str
     response: type[msgspec.Struct]
     body: type[msgspec.Struct] | None = None
-    #: ``commit``: the decoded body, caller and CallerReference → the payments request.
-    build: Callable[[Any, str, str], PaymentRequest] | None = None
+    #: ``commit``: the decoded body, caller, CallerReference and path ids → the payments
+    #: request.
+    build: Callable[[Any, str, str, tuple[str, ...]], PaymentRequest | ApiFault] | None = None
     #: ``balance``: the instrument kind (and the response's ``object``).
     instrument: InstrumentKind | None = None
     query: Query | None = None
@@ -72,7 +73,16 @@ class Route:
 
 
 def _commit(path: str, name: str, summary: str, body: type[msgspec.Struct], build: Any) -> Route:
-    return Route("POST", path, "commit", name, summary, m.Transaction, body=body, build=build)
+    """A money-moving POST: on a collection (built from the body) or on one resource (built
+    from the body and its ``{id}``: the reserve settled or cancelled)."""
+    at = "{id}" in path
+
+    def build_it(decoded: Any, caller: str, reference: str, ids: tuple[str, ...]) -> Any:
+        return (
+            build(decoded, caller, reference, *ids[:1]) if at else build(decoded, caller, reference)
+        )
+
+    return Route("POST", path, "commit", name, summary, m.Transaction, body=body, build=build_it)
 
 
 def _id_query(work: Callable[[PaymentQueries, str, str], Any]) -> Query:
@@ -121,6 +131,18 @@ ROUTES: Final = (
         r.write_off,
     ),
     _commit("/v1/refunds", "createRefund", "Refund a payment", m.RefundCreate, r.refund),
+    _commit(
+        "/v1/reserves", "createReserve", "Reserve an amount on a sender token", m.ReserveCreate,
+        r.reserve,
+    ),
+    _commit(
+        "/v1/reserves/{id}/settle", "settleReserve", "Settle a reserve (all or part)",
+        m.ReserveSettle, r.settle_reserve,
+    ),
+    _commit(
+        "/v1/reserves/{id}/cancel", "cancelReserve", "Cancel a reserve", m.ReserveCancel,
+        r.cancel_reserve,
+    ),
     Route(
         "POST", "/v1/authorization_sessions", "create", "createAuthorizationSession",
         "Send a buyer to the hosted pages to authorize an instrument", m.AuthorizationSession,

@@ -54,6 +54,10 @@ _KEY_CHARS: Final = frozenset(chr(c) for c in range(0x21, 0x7F))
 _DECODERS: Final = {
     route.body: msgspec.json.Decoder(route.body) for route in routes.ROUTES if route.body
 }
+#: The bodies whose fields all have defaults (a cancel, a settle): an empty body is ``{}``.
+_OPTIONAL_BODIES: Final = frozenset(
+    body for body in _DECODERS if not any(f.required for f in msgspec.structs.fields(body))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +211,7 @@ class ApiFront:
             assert route.body is not None
             try:
                 decoded = _DECODERS[route.body].decode(
-                    body or b"{}" if route.kind == "cancel" else body
+                    body or b"{}" if route.body in _OPTIONAL_BODIES else body
                 )
             except (msgspec.ValidationError, msgspec.DecodeError) as error:
                 return fault_reply(e.invalid_body(error), caller.request_id)
@@ -231,8 +235,10 @@ class ApiFront:
         route = caller.match.route
         assert route.build is not None
         reference = key if key is not None else UNKEYED_PREFIX + random_id(24)
-        request = route.build(decoded, caller.party_id, reference)
+        request = route.build(decoded, caller.party_id, reference, caller.match.ids)
         request_id = caller.request_id
+        if isinstance(request, e.ApiFault):
+            return fault_reply(request, request_id)
         batched = self.endpoint.batched
         self.endpoint.attach()
         if key is None:

@@ -43,6 +43,10 @@ RESOURCES: Final = {
     Operation.write_off_debt: "write_off",
     Operation.refund: "refund",
     Operation.withdraw: "withdrawal",
+    # #19's reserves: the hold (reserved, then succeeded once settled, or cancelled) and the
+    # charge that settles it (a transaction of its own).
+    Operation.reserve: "reserve",
+    Operation.settle: "reserve_settlement",
 }
 OUTCOMES: Final = {
     Status.pending: "pending",
