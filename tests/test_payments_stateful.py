@@ -562,7 +562,7 @@ class Model:
         # the credit limit.
         if caller_pays > self.payable or (inst.prepaid and amount > inst.available):
             raise RefusedError(Refusal.insufficient_balance)
-        if not inst.prepaid and inst.debt + amount > inst.credit_limit:
+        if not inst.prepaid and inst.debt + inst.held + amount > inst.credit_limit:
             raise RefusedError(Refusal.exceeds_instrument_limits)
         expect = Expect(
             status=Status.success,
@@ -633,6 +633,7 @@ class Model:
             if pending is None:
                 self.balances[inst.buyer] -= amount
                 self.payable += amount - fee
+                self.penny_fees += fee
                 self._record(txn, expect)
             else:
                 self._record(txn, expect, completes_at=now + pending[0], completes_ok=pending[1])
@@ -752,7 +753,7 @@ class Model:
             raise RefusedError(Refusal.not_refundable)
         if original.status is Status.pending:  # a Pay with an authorization token (#19)
             raise RefusedError(Refusal.original_not_complete)
-        if original.status is Status.failure:
+        if original.status is not Status.success:  # failed, or cancelled while pending
             raise RefusedError(Refusal.original_failed)
         left = original.amount - original.refunded
         if left <= 0:
@@ -929,6 +930,7 @@ class Model:
         def give_back(txn: Transaction) -> None:
             original.refunded += amount
             self.payable -= amount - fee_back
+            self.penny_fees -= fee_back
             if inst.source == "balance":
                 self.balances[inst.buyer] += amount
             inst.charged = max(0, inst.charged - amount)
@@ -1167,7 +1169,12 @@ class PaymentsMachine(RuleBasedStateMachine):
         if expect.replay is not None:
             assert isinstance(result, Transaction), f"{what}: a retry got {result!r}"
             assert result.id == expect.replay, f"{what}: a retry made a new transaction"
-            assert result.status is self.model.txns[result.id].status
+            current = self.model.txns[result.id].status
+            # A Reserve retried in the batch that settles or cancels it may answer with its
+            # original Reserved (the answer it first gave); any other retry answers the
+            # transaction as it is now.
+            original = isinstance(request, ReserveRequest) and result.status is Status.reserved
+            assert result.status is current or original, (result.status, current)
             event("same-content retry")
             return
         if isinstance(result, PaymentsError):
