@@ -12,12 +12,12 @@ the console's action log.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Final
 
 from starlette.routing import BaseRoute
 
+from penny.api.auth import live_from_env
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Instrument, InstrumentKind, Operation, Token
 from penny.domain.parties import (
@@ -27,7 +27,6 @@ from penny.domain.parties import (
     InvalidDetailsError,
     PartyKind,
 )
-from penny.ipn.settings import MODE_ENV
 from penny.money import MoneyError, parse_positive_amount
 from penny.sandbox.advance import finish_due
 from penny.services.payments import WithdrawRequest
@@ -52,9 +51,8 @@ _CARD_WORDS: Final = {
 
 
 def sandbox_mode(environ: dict[str, str] | None = None) -> bool:
-    """True unless ``PENNY_MODE`` says ``production``."""
-    env = os.environ if environ is None else environ
-    return env.get(MODE_ENV, "sandbox").strip().lower() != "production"
+    """True unless ``PENNY_MODE`` says ``production`` (the JSON API's switch, read once)."""
+    return not live_from_env(environ)
 
 
 class MoreMerchantPages(PagesOf):
