@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -27,6 +27,7 @@ from penny.fps.signature import sign_v2
 from penny.fps.wire import ACTIONS_2010_08_28, fps_amount
 from penny.money import Money, parse_amount
 from penny.parties import Directory
+from penny.services.marketplace import SetupRecipient, issue_recipient_token
 from penny.services.payments import (
     InstrumentSetup,
     Payments,
@@ -818,3 +819,26 @@ def test_an_access_key_id_with_a_nul_is_refused_before_any_lookup(world: World) 
         reply = world.reply(world.client.get("/?" + query))
         assert reply.status < 500, (key_id, reply)
         assert reply.code in ("InvalidRequest", "MissingParameter", "InvalidClientTokenId")
+
+
+def test_cancel_token_on_a_recipient_token(world: World) -> None:
+    """CancelToken cancels a Recipient pipeline's token (#19): a later marketplace Pay naming
+    it is TokenNotActive_Recipient; the recipient may cancel its own consent too."""
+    setup = world.prepaid()
+    world.fund(setup, "10", "fund-1")
+    consent = SetupRecipient(world.merchant.id, world.other.id, "r1", usd("1"), 1000, True)
+    token = issue_recipient_token(world.payments, consent)
+    fees = {"MarketplaceFixedFee.Value": "0.10", "MarketplaceFixedFee.CurrencyCode": "USD"}
+    amount = {"TransactionAmount.Value": "1", "TransactionAmount.CurrencyCode": "USD"}
+    sender = setup.sender_token.id
+    paid = world.get("Pay", SenderTokenId=sender, RecipientTokenId=token.id, CallerReference="m1",
+                     **amount, **fees)  # fmt: skip
+    success(paid, "Pay")
+    success(world.get("CancelToken", TokenId=token.id), "CancelToken")
+    success(world.get("CancelToken", TokenId=token.id), "CancelToken")  # twice is harmless
+    refused = world.get("Pay", SenderTokenId=sender, RecipientTokenId=token.id,
+                        CallerReference="m2", **amount)  # fmt: skip
+    assert refused.code == "TokenNotActive_Recipient"
+    second = issue_recipient_token(world.payments, replace(consent, caller_reference="r2"))
+    success(world.get_other("CancelToken", TokenId=second.id), "CancelToken")
+    assert world.get_other("CancelToken", TokenId="NOSUCHTOKEN").code == "InvalidTokenId_Sender"

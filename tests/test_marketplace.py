@@ -14,18 +14,20 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from builders import Shop, new_shop, open_store, prepaid, recipient_token
+from builders import Shop, new_merchant, new_shop, open_store, prepaid, recipient_token
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule
-from penny.domain.model import FeePayer, RecipientToken, Status, Transaction
+from penny.domain.model import FeePayer, RecipientToken, Status, TokenStatus, Transaction
 from penny.money import Money, parse_amount
 from penny.services.factory import Services
 from penny.services.marketplace import (
     SetupRecipient,
     VerificationStatus,
+    cancel_recipient_token,
     issue_recipient_token,
     verification_status,
 )
+from penny.services.marketplace import recipient_token as recipient_token_of
 from penny.services.payments import (
     FundPrepaidRequest,
     InstrumentSetup,
@@ -275,3 +277,32 @@ def test_issuing_a_recipient_token_is_idempotent_and_checked(world: World) -> No
             SetupRecipient(world.caller, world.shop.buyer.id, "buyer", usd("1"), 0, True),
         )
     assert buyer.value.refusal is Refusal.invalid_params
+
+
+def test_cancel_token_cancels_a_recipient_token(world: World) -> None:
+    """CancelToken on a recipient token (#19): by the marketplace that holds it or by the
+    merchant that gave it; anyone else gets InvalidTokenId; later Pays naming it are
+    TokenNotActive_Recipient, and a Pay made before it stays as it was."""
+    services, shop = world.services, world.shop
+    token = shop.recipient_token("r1")
+    paid = world.execute(world.pay("1", "p1", token, fixed="0.10"))
+    third = new_merchant(services, "Third", "third@example.com")
+    with pytest.raises(PaymentsError) as stranger:
+        cancel_recipient_token(services.payments, third.id, token.id)
+    assert stranger.value.refusal is Refusal.unknown_token
+    with pytest.raises(PaymentsError) as unknown:
+        cancel_recipient_token(services.payments, world.caller, "NOSUCHTOKEN")
+    assert unknown.value.refusal is Refusal.unknown_token
+    cancelled = cancel_recipient_token(services.payments, world.caller, token.id)
+    assert cancelled.status is TokenStatus.inactive
+    assert cancelled.cancelled_at == services.clock.now_us()
+    assert cancel_recipient_token(services.payments, world.caller, token.id) == cancelled
+    assert world.refused(world.pay("1", "p2", token)) is Refusal.recipient_token_not_active
+    with pytest.raises(PaymentsError) as inactive:
+        verification_status(recipient_token_of(services.payments, world.caller, token.id))
+    assert inactive.value.refusal is Refusal.recipient_token_not_active
+    # The recipient may withdraw its own consent too.
+    second = shop.recipient_token("r2")
+    assert cancel_recipient_token(services.payments, shop.other.id, second.id).active is False
+    assert world.refused(world.pay("1", "p3", second)) is Refusal.recipient_token_not_active
+    assert services.payments.transaction(world.caller, paid.id).status is Status.success

@@ -4,7 +4,8 @@ A merchant (the recipient) signs in on the hosted Recipient pipeline a marketpla
 sent it to and accepts the caller's terms: :func:`issue_recipient_token` stores its consent,
 idempotently by the caller's ``callerReference`` (the same request again returns the same
 token; other content under that reference is ``DuplicateRequest``). :func:`recipient_token`
-and :func:`verification_status` serve ``GetRecipientVerificationStatus``. The Pays that name
+and :func:`verification_status` serve ``GetRecipientVerificationStatus``;
+:func:`cancel_recipient_token` serves ``CancelToken`` on a recipient token. The Pays that name
 a recipient token are :mod:`penny.services.payments.marketplace`'s.
 """
 
@@ -117,3 +118,19 @@ def recipient_token_by_reference(
     ``callerReference``), if any."""
     with payments.database.read() as conn:
         return sql.recipient_token_by_reference(conn, caller_id, reference)
+
+
+def cancel_recipient_token(payments: Payments, party_id: str, token_id: str) -> RecipientToken:
+    """CancelToken on a recipient token, by the marketplace that holds it (its caller) or by
+    the merchant that gave it (its recipient); cancelling twice is harmless. Later Pays and
+    Reserves naming it are ``TokenNotActive_Recipient``. Anyone else's, or no such token, is
+    ``InvalidTokenId`` (``Refusal.unknown_token``), as for the other tokens."""
+    with payments.database.write() as conn:
+        token = sql.load_recipient_tokens(conn, [token_id]).get(token_id)
+        if token is None or party_id not in (token.caller_id, token.recipient_id):
+            raise PaymentsError(Refusal.unknown_token)
+        if not token.active:
+            return token
+        now = payments.clock.now_us()
+        sql.cancel_recipient_token(conn, token_id, now)
+    return replace(token, status=TokenStatus.inactive, cancelled_at=now)

@@ -1,7 +1,8 @@
 """The token actions: CancelToken, GetTokenByCaller, GetTokens and GetTokenUsage.
 
 They answer for both kinds of token: the tokens the pipelines issued (prepaid, credit,
-funding, settlement) and the payment instructions a caller installed with
+funding, settlement; CancelToken also cancels a Recipient pipeline's recipient token) and the
+payment instructions a caller installed with
 InstallPaymentInstruction (:mod:`.instructions`).
 """
 
@@ -17,7 +18,7 @@ from penny.fps.wire import Xml, amount_element, element, fps_datetime, leaf
 from penny.gatekeeper import UsageKind
 from penny.money import Money
 from penny.services import gatekeeper as gk
-from penny.services import instructions
+from penny.services import instructions, marketplace
 
 
 def token_element(view: instructions.TokenView) -> Xml:
@@ -46,9 +47,16 @@ def _cancel_token(call: Call) -> Xml | None:
     except PaymentsError as error:
         if error.refusal is not Refusal.unknown_token:
             raise
-        instructions.cancel_instruction(
-            call.payments, call.caller_id, token_id, ipn_url
-        )  # or unknown
+    else:
+        return None
+    try:  # a recipient token (the marketplace's Recipient pipeline, #19)
+        marketplace.cancel_recipient_token(call.payments, call.caller_id, token_id)
+    except PaymentsError as error:
+        if error.refusal is not Refusal.unknown_token:
+            raise
+    else:
+        return None
+    instructions.cancel_instruction(call.payments, call.caller_id, token_id, ipn_url)  # or unknown
     return None
 
 
