@@ -282,6 +282,22 @@ def sender_token(
     )
 
 
+def edited_token(
+    payments: Payments, old: SenderTokenSetup, method_id: str, ref: str, **terms: Any
+) -> SenderTokenSetup:
+    """EditToken (issue #19): ``old`` replaced by a token of the same kind with ``terms`` (all
+    of them, as :func:`sender_token` takes them) on ``method_id``, under the reference
+    ``ref``."""
+    for name in ("transaction_amount", "global_amount_limit"):
+        if isinstance(terms.get(name), str):
+            terms[name] = usd(terms[name])
+    token = old.token
+    request = sender_token_setup(
+        token.caller_id, token.sender_id, method_id, ref, token.kind, **terms
+    )
+    return payments.edit_sender_token(token.id, request)
+
+
 # -- the usual world -------------------------------------------------------------------------
 
 

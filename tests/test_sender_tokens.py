@@ -20,6 +20,7 @@ from builders import (
     RETURNED_BANK_ACCOUNT,
     add_bank,
     add_card,
+    edited_token,
     new_buyer,
     new_merchant,
     open_store,
@@ -41,6 +42,7 @@ from penny.domain.model import (
 )
 from penny.domain.parties import Party, PaymentMethod
 from penny.ledger.model import Leg, NewJournal
+from penny.sandbox.instruments import sender_token_setup
 from penny.services import instructions
 from penny.services.factory import Services
 from penny.services.payments import PayRequest, RefundRequest, SenderTokenSetup
@@ -385,3 +387,99 @@ def test_an_ipn_for_the_pending_card_payment_and_one_for_its_answer(world: World
     sent = sorted((p["transactionStatus"], p["statusCode"]) for p in params)
     assert sent == [("PENDING", "PendingNetworkResponse"), ("SUCCESS", "Success")]
     assert {p["paymentMethod"] for p in params} == {"CC"}
+
+
+# -- EditToken -------------------------------------------------------------------------------
+
+
+def test_edit_token_replaces_a_multi_use_token_and_carries_its_usage(world: World) -> None:
+    """The new token is on the same authorization: the charged total (the global limit's
+    counter) and the usage windows carry over; the old token is cancelled and recorded as
+    the new one's OldTokenId; the same edit again answers the same token."""
+    limits = (UsageLimitTerm(UsageLimitType.count, 3, "1 Day"),)
+    old = world.token(TokenKind.multi_use, "m", global_amount_limit="20", usage_limits=limits)
+    world.pay(old, "5", "p1")
+    world.pay(old, "5", "p2")
+    world.clock.advance(MICROS_PER_HOUR)
+    terms: dict[str, Any] = {
+        "global_amount_limit": "15",
+        "transaction_amount": "4",
+        "amount_type": AmountType.maximum,
+        "usage_limits": limits,
+    }
+    new = edited_token(world.services.payments, old, world.bank.id, "m-2", **terms)
+    assert new.token.id != old.token.id
+    assert new.instrument.id == old.instrument.id
+    assert new.instrument.charged_total == 1000
+    assert (new.instrument.global_amount_limit, new.instrument.max_charge) == (1500, 400)
+    assert new.terms.old_token_id == old.token.id
+    assert new.token.payment_method_id == world.bank.id
+    assert new.token.created_at == world.clock.now_us()
+    assert world.refused(old, "1", "p3") is Refusal.token_not_active
+    assert world.refused(new, "5", "p4") is Refusal.amount_above_maximum
+    world.pay(new, "4", "p5")  # the third payment today: 14 of 15 charged
+    assert world.refused(new, "1", "p6") is Refusal.token_usage_exceeded  # 3 a day, carried
+    world.clock.advance(MICROS_PER_DAY)
+    assert world.refused(new, "2", "p7") is Refusal.token_usage_exceeded  # 16 > 15 in all
+    world.pay(new, "1", "p8")
+    again = edited_token(world.services.payments, old, world.bank.id, "m-2", **terms)
+    assert again.token == new.token
+    with pytest.raises(PaymentsError) as other:
+        edited_token(world.services.payments, old, world.card.id, "m-2", **terms)
+    assert other.value.refusal is Refusal.duplicate_request
+    with pytest.raises(PaymentsError) as replaced:
+        edited_token(world.services.payments, old, world.card.id, "m-3", **terms)
+    assert replaced.value.refusal is Refusal.token_not_active
+    usage = instructions.token_usage(world.services.payments, world.merchant.id, new.token.id)
+    assert usage is not None
+    assert [(u.count, u.last_count) for u in usage] == [(1, 3)]
+    world.clock.advance(4 * MICROS_PER_DAY)  # the bank's delay
+    world.complete()
+    # 5 + 5 by card (50¢ each), then 4 + 1 from the bank (20¢ each).
+    assert world.payable() == (1500 - 2 * 50 - 2 * 20, 0)
+
+
+def test_edit_token_of_a_recurring_token_keeps_its_period(world: World) -> None:
+    weekly: dict[str, Any] = {"recurring_period": "7 Days"}
+    old = world.token(TokenKind.recurring, "r", transaction_amount="5", **weekly)
+    world.pay(old, "5", "week-1")
+    payments = world.services.payments
+    same = edited_token(payments, old, world.card.id, "r-2", transaction_amount="5", **weekly)
+    assert same.token == old.token  # nothing changed: the token stays (the pipeline's SU)
+    new = edited_token(payments, old, world.card.id, "r-3", transaction_amount="8", **weekly)
+    assert world.refused(new, "8", "week-1b") is Refusal.token_usage_exceeded  # paid this week
+    world.clock.advance(7 * MICROS_PER_DAY)
+    assert world.refused(new, "8.01", "week-2a") is Refusal.amount_above_maximum
+    world.pay(new, "8", "week-2")
+    with pytest.raises(PaymentsError) as period:
+        edited_token(payments, new, world.card.id, "r-4", transaction_amount="8",
+                     recurring_period="1 Month")  # fmt: skip
+    assert period.value.refusal is Refusal.invalid_params
+    world.complete()
+    assert world.payable() == (500 - 50 + 800 - 50, 0)
+
+
+def test_edit_token_refuses_other_callers_other_kinds_and_buyers(world: World) -> None:
+    payments = world.services.payments
+    single = world.token(TokenKind.single_use, "s", transaction_amount="5")
+    with pytest.raises(PaymentsError) as kind:
+        edited_token(payments, single, world.card.id, "s-2", transaction_amount="4")
+    assert kind.value.refusal is Refusal.invalid_token_type
+    multi = world.token(TokenKind.multi_use, "m", global_amount_limit="10")
+    other = new_merchant(world.services, "Elsewhere", "else@example.com")
+    with pytest.raises(PaymentsError) as theirs:
+        payments.editable_token(other.id, multi.token.id)
+    assert theirs.value.refusal is Refusal.unknown_token
+    stranger = new_buyer(world.services, "Sam", "sam@example.com")
+    card = add_card(world.services, stranger.id)
+    request = sender_token_setup(
+        world.merchant.id, stranger.id, card.id, "m-2", TokenKind.multi_use,
+        global_amount_limit=usd("5"),
+    )  # fmt: skip
+    with pytest.raises(PaymentsError) as buyer:
+        payments.edit_sender_token(multi.token.id, request)
+    assert buyer.value.refusal is Refusal.invalid_params
+    payments.cancel_token(world.merchant.id, multi.token.id)
+    with pytest.raises(PaymentsError) as cancelled:
+        payments.editable_token(world.merchant.id, multi.token.id)
+    assert cancelled.value.refusal is Refusal.token_not_active

@@ -139,13 +139,22 @@ def pipeline_slot(token: Token, instrument: Instrument) -> Slot:
 
 
 def authorization_script(
-    kind: TokenKind, instrument: Instrument, caller_id: str, terms: TokenTerms, method: str
+    kind: TokenKind,
+    instrument: Instrument,
+    caller_id: str,
+    terms: TokenTerms,
+    method: str,
+    *,
+    anchor: int | None = None,
 ) -> str:
     """The script of a SingleUse, MultiUse or Recurring token (issue #19) on ``instrument``
     (an authorization), for a buyer paying with ``method`` (``CC``, ``ACH``, ``ABT``): the
     generated assertions of a pipeline token for ``Pay`` (``Reserve`` for a SingleUse token
     with ``reserve``), the instrument's least and most payment, then the usage limits — a
-    MultiUse token's own, or a Recurring token's one payment per period from its start."""
+    MultiUse token's own, or a Recurring token's one payment per period from its start.
+    ``anchor`` is when a MultiUse token's usage windows start (None: at its installation;
+    an EditToken's new token counts from the authorization's start, as the token it
+    replaces did)."""
 
     def money(minor: int | None) -> Money | None:
         return None if minor is None else Money(minor, instrument.currency)
@@ -173,6 +182,7 @@ def authorization_script(
                 amount=money(limit.value) if limit.type is UsageLimitType.amount else None,
                 count=limit.value if limit.type is UsageLimitType.count else None,
                 period=limit.period,
+                start=anchor,
             )
             for limit in terms.usage_limits
         )

@@ -24,7 +24,7 @@ from penny.domain.parties import PaymentMethodKind, random_id
 from penny.engine.ledger import Ledger, LedgerSession
 from penny.ledger.model import AccountFlags, AccountSpec
 from penny.services.payment_queries import PaymentQueries
-from penny.services.payments import authorize, completion, runner
+from penny.services.payments import authorize, completion, edit_token, runner
 from penny.services.payments.batch import Settings
 from penny.services.payments.listener import ChangeListener
 from penny.services.payments.requests import (
@@ -118,6 +118,20 @@ class Payments(PaymentQueries):
         return self.ledger.run(
             lambda session: authorize.setup_sender_token(session, request, self.new_id)
         )
+
+    def edit_sender_token(self, old_token_id: str, request: SetupSenderToken) -> SenderTokenSetup:
+        """EditToken: replace a MultiUse or Recurring token by one with ``request``'s terms
+        (:mod:`.edit_token`); the old token itself when nothing changes."""
+        return self.ledger.run(
+            lambda session: edit_token.edit_sender_token(
+                session, old_token_id, request, self.new_id
+            )
+        )
+
+    def editable_token(self, caller_id: str, token_id: str) -> edit_token.Editable:
+        """The caller's token EditToken may change, or PaymentsError (:mod:`.edit_token`)."""
+        with self.database.read() as conn:
+            return edit_token.editable_token(conn, caller_id, token_id)
 
     # -- mutating operations --------------------------------------------------------------
 

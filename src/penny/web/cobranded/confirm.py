@@ -1,7 +1,7 @@
 """The last steps: review, then confirm (the payments service issues the instrument and its
-tokens, or the SingleUse, MultiUse or Recurring token), cancel, or "none of my methods is
-allowed". Each ends the pipeline with a redirect to the merchant's ``returnURL`` signed by
-:class:`~penny.signing.Signer` (spec §3, §7).
+tokens, or the SingleUse, MultiUse or Recurring token, or EditToken's replacement), cancel, or
+"none of my methods is allowed". Each ends the pipeline with a redirect to the merchant's
+``returnURL`` signed by :class:`~penny.signing.Signer` (spec §3, §7).
 
 A confirm is idempotent twice over: the pipeline row finishes once (a conditional update; a
 second confirm, or a concurrent cancel, gets the first one's answer) and the payments service's
@@ -109,6 +109,8 @@ class ConfirmStep:
                 valid_until=request.valid_until,
                 payment_reason=request.payment_reason,
             )
+            if request.old_token_id is not None:  # EditToken: the new terms replace the old
+                return self.payments.edit_sender_token(request.old_token_id, token)
             return self.payments.setup_sender_token(token)
         references = (request.caller_reference_sender, request.caller_reference_second)
         if request.pipeline is Pipeline.prepaid:

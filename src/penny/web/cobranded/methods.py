@@ -84,6 +84,12 @@ class MethodStep:
     def problem(self, ctx: Context, buyer: Party, method: PaymentMethod) -> str | None:
         """Why ``method`` cannot pay for this pipeline (``None``: it can, as far as is known
         before charging it)."""
+        owner = ctx.request.old_sender_id
+        if owner is not None and owner != buyer.id:  # EditToken: only the token's own buyer
+            return (
+                "This authorization was given by another Penny account: sign out, and sign in "
+                "as the account that gave it."
+            )
         declined = decline_reason(method, self.payments.clock.now_us())
         if declined is not None or method.kind is not PaymentMethodKind.balance:
             return declined

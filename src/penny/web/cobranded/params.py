@@ -66,6 +66,8 @@ class Status(enum.StrEnum):
     success_card = "SC"
     #: The Recipient pipeline: the recipient token was issued (#19).
     success_recipient = "SR"
+    #: EditToken (#19): the buyer confirmed the token as it was; nothing changed.
+    unchanged = "SU"
     system_error = "SE"
     aborted = "A"
     caller_exception = "CE"
@@ -80,6 +82,7 @@ STATUS: Final[Mapping[Status, str]] = {
     Status.success_bank: "success: the buyer pays with a bank account (ACH)",
     Status.success_card: "success: the buyer pays with a credit card (CC)",
     Status.success_recipient: "success: the merchant accepted your terms (Recipient pipeline)",
+    Status.unchanged: "EditToken: the buyer kept the token as it was (tokenID is the old one)",
     Status.system_error: "system error: nothing was created; send the buyer again",
     Status.aborted: "the buyer cancelled; nothing was created",
     Status.caller_exception: "the request was invalid; errorMessage names the inputs",
@@ -231,10 +234,14 @@ class PipelineRequest:
     usage_limits: tuple[UsageLimitTerm, ...] = ()
     recurring_period: str | None = None
     reserve: bool = False
+    #: EditToken (#19): the token these terms replace and its buyer (the pipeline is the
+    #: token's own, MultiUse or Recurring, so the pages show its terms as that pipeline's).
+    old_token_id: str | None = None
+    old_sender_id: str | None = None
 
     @property
     def pipeline_name(self) -> str:
-        return self.pipeline.value
+        return "EditToken" if self.old_token_id is not None else self.pipeline.value
 
     @property
     def second_reference_name(self) -> str:
@@ -276,6 +283,8 @@ class PipelineRequest:
                 "usage": [[u.type.value, u.value, u.period] for u in self.usage_limits],
                 "period": self.recurring_period,
                 "reserve": self.reserve,
+                "old": self.old_token_id,
+                "old_sender": self.old_sender_id,
             }
         )
 
@@ -311,6 +320,8 @@ class PipelineRequest:
             ),
             recurring_period=data.get("period"),
             reserve=bool(data.get("reserve", False)),
+            old_token_id=data.get("old"),
+            old_sender_id=data.get("old_sender"),
         )
 
 

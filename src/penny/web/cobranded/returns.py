@@ -1,7 +1,8 @@
 """What Penny appends to the merchant's return URL (spec §7.2, §7.3, §7.5; docs/cobranded-ui.md).
 
 :func:`success_params` for a confirmed pipeline (SA/SB/SC with the new ids and ``expiry``;
-``tokenID`` for a SingleUse, MultiUse or Recurring token),
+``tokenID`` for a SingleUse, MultiUse or Recurring token, or EditToken's new token — its old
+one with ``SU`` when nothing changed),
 :func:`error_params` for a refused start request, :data:`REFUSAL_STATUS` for the payments
 service's refusals at confirmation: every refusal's status is a field of its entry in the one
 table (:data:`penny.domain.errors.FPS_ERRORS`), checked here against the statuses Penny sends.
@@ -37,6 +38,8 @@ def success_params(
 ) -> dict[str, str]:
     params = {"status": success_status(method.kind).value}
     if isinstance(made, SenderTokenSetup):  # SingleUse, MultiUse, Recurring (spec §7.4)
+        if made.token.id == request.old_token_id:  # EditToken, nothing changed
+            params["status"] = Status.unchanged.value
         params["tokenID"] = made.token.id
         if made.instrument.valid_until is not None:
             params["expiry"] = to_datetime(made.instrument.valid_until).strftime("%m/%Y")

@@ -10,13 +10,16 @@ methods when the session is signed in already.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
-from penny.domain.errors import PaymentsError
+from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.parties import Party
 from penny.fps.signature import candidate_hosts, is_signature_method, matching_host
 from penny.parties import Directory
 from penny.services.payments import Payments
 from penny.signing import Signer
+from penny.web.cobranded.edit_params import PIPELINE as EDIT_TOKEN
+from penny.web.cobranded.edit_params import edit_request, parse_edit
 from penny.web.cobranded.http import (
     PREFIX,
     START_PATH,
@@ -68,7 +71,10 @@ class StartStep:
         can_return = trusted and return_url_problem(return_url) is None
         if params.get("pipelineName") == RECIPIENT and self.recipient is not None:
             return self.recipient.start(incoming, params, merchant, can_return)
-        parsed = parse_start(params, self.payments.clock.now_us())
+        if params.get("pipelineName") == EDIT_TOKEN:
+            parsed = self._edit(merchant.id, params)
+        else:
+            parsed = parse_start(params, self.payments.clock.now_us())
         if isinstance(parsed, PipelineRequest):
             used = self._references_used(merchant.id, parsed)
             if used:
@@ -135,6 +141,19 @@ class StartStep:
             )
         return trusted
 
+    def _edit(self, caller_id: str, params: Mapping[str, str]) -> PipelineRequest | StartError:
+        """An EditToken start request checked against the caller's token (CE when the token
+        is not an active MultiUse or Recurring token of the caller's)."""
+        edit = parse_edit(params, self.payments.clock.now_us())
+        if isinstance(edit, StartError):
+            return edit
+        try:
+            found = self.payments.editable_token(caller_id, edit.token_id)
+        except PaymentsError as error:
+            name = "tokenID" if "tokenID" in params else "tokenId"
+            return StartError(Status.caller_exception, _EDIT_REFUSALS[error.refusal], (name,))
+        return edit_request(edit, found.token, found.instrument, found.terms)
+
     def _references_used(self, caller_id: str, request: PipelineRequest) -> str | None:
         for name, reference in request.references().items():
             try:
@@ -144,6 +163,13 @@ class StartStep:
             return name
         return None
 
+
+#: Why an EditToken's token cannot be edited, as the CE message says it.
+_EDIT_REFUSALS: Final[Mapping[Refusal, str]] = {
+    Refusal.unknown_token: "tokenId does not name a token of yours.",
+    Refusal.invalid_token_type: "EditToken changes MultiUse and Recurring tokens only.",
+    Refusal.token_not_active: "The token was cancelled (or replaced by an edit).",
+}
 
 #: The hosts boto 2's ``cbui_url`` signs for, whatever the connection's host (it hard-codes
 #: Amazon's CBUI endpoint): accepted too, so a boto-built start URL with

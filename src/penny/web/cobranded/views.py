@@ -111,6 +111,7 @@ def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:
         "amount": _money(request.transaction_amount),
         "period": request.recurring_period,
         "reserve": request.reserve,
+        "editing": request.old_token_id,
         "signed_in": ctx.session.party_id is not None,
         "errors": {},
         "values": {},
@@ -131,8 +132,11 @@ AMOUNT_LABELS: Final = {
 
 
 def token_terms(request: PipelineRequest) -> list[tuple[str, str]]:
-    """What a SingleUse, MultiUse or Recurring token allows, as the summary's rows."""
+    """What a SingleUse, MultiUse or Recurring token allows (or an EditToken's new terms), as
+    the summary's rows."""
     rows = [("Authorization", _TOKEN_TITLES[request.pipeline])]
+    if request.old_token_id is not None:  # EditToken: the new terms of an existing token
+        rows.append(("Replaces", f"your authorization {request.old_token_id}"))
     amount = _money(request.transaction_amount)
     if amount is not None:
         kind = request.amount_type or AmountType.maximum
