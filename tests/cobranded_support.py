@@ -131,22 +131,8 @@ class LiveServer:
 
     def fps(self, action: str, **params: str) -> ET.Element:
         """A signed FPS call (GET, like boto); the XML answer without namespaces."""
-        moment = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        request = {
-            "Action": action,
-            "AWSAccessKeyId": self.world.access_key,
-            "SignatureVersion": "2",
-            "SignatureMethod": "HmacSHA256",
-            "Timestamp": moment,
-            "Version": "2010-08-28",
-            **params,
-        }
-        request["Signature"] = sign_v2(self.world.secret, "GET", "127.0.0.1", "/", request)
-        answer = httpx.get(f"{self.base}/?{urlencode(request)}", timeout=10)
-        root = ET.fromstring(answer.content)
-        for node in root.iter():
-            node.tag = node.tag.rpartition("}")[2]
-        return root
+        query = fps_query(self.world, "127.0.0.1", action, params)
+        return fps_root(httpx.get(f"{self.base}/?{query}", timeout=10).content)
 
     def verify(self, received: str) -> str:
         """VerifySignature (unsigned, as Amazon's Java library sends it) of a received URL."""
@@ -165,6 +151,30 @@ class LiveServer:
         found = [n.text for n in root.iter() if n.tag.endswith("VerificationStatus")]
         assert len(found) == 1, answer.text
         return found[0] or ""
+
+
+def fps_query(world: World, host: str, action: str, params: Mapping[str, str]) -> str:
+    """The query of an FPS call signed as the world's merchant (GET, like boto)."""
+    moment = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request = {
+        "Action": action,
+        "AWSAccessKeyId": world.access_key,
+        "SignatureVersion": "2",
+        "SignatureMethod": "HmacSHA256",
+        "Timestamp": moment,
+        "Version": "2010-08-28",
+        **params,
+    }
+    request["Signature"] = sign_v2(world.secret, "GET", host, "/", request)
+    return urlencode(request)
+
+
+def fps_root(content: bytes) -> ET.Element:
+    """An FPS answer's XML without namespaces."""
+    root = ET.fromstring(content)
+    for node in root.iter():
+        node.tag = node.tag.rpartition("}")[2]
+    return root
 
 
 @contextmanager
@@ -263,6 +273,11 @@ class UiClient:
     def get(self, pid: str, step: str) -> httpx.Response:
         answer: httpx.Response = self.client.get(f"/cobranded-ui/pipelines/{pid}/{step}")
         return answer
+
+    def fps(self, action: str, **params: str) -> ET.Element:
+        """A signed FPS call in process; the XML answer without namespaces."""
+        query = fps_query(self.world, "testserver", action, params)
+        return fps_root(self.client.get(f"/?{query}").content)
 
 
 def csrf_of(html: str) -> str:

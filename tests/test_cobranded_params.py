@@ -187,7 +187,7 @@ def test_unknown_pipelines_and_marketplace_callers() -> None:
 
 def test_the_return_code_table() -> None:
     assert {status.value for status in Status} == {
-        "SA", "SB", "SC", "SR", "SE", "A", "CE", "PE", "NP", "NM"
+        "SA", "SB", "SC", "SR", "SU", "SE", "A", "CE", "PE", "NP", "NM"
     }  # fmt: skip
     assert set(STATUS) == set(Status)
     assert success_status(PaymentMethodKind.balance) is Status.success_balance

@@ -84,12 +84,9 @@ class MethodStep:
     def problem(self, ctx: Context, buyer: Party, method: PaymentMethod) -> str | None:
         """Why ``method`` cannot pay for this pipeline (``None``: it can, as far as is known
         before charging it)."""
-        owner = ctx.request.old_sender_id
-        if owner is not None and owner != buyer.id:  # EditToken: only the token's own buyer
-            return (
-                "This authorization was given by another Penny account: sign out, and sign in "
-                "as the account that gave it."
-            )
+        foreign = not_theirs(ctx, buyer)
+        if foreign is not None:
+            return foreign
         declined = decline_reason(method, self.payments.clock.now_us())
         if declined is not None or method.kind is not PaymentMethodKind.balance:
             return declined
@@ -128,6 +125,9 @@ class MethodStep:
 
     def page(self, ctx: Context, buyer: Party, status: int = 200, **more: Any) -> Page:
         allowed = ctx.request.methods
+        foreign = not_theirs(ctx, buyer)
+        if foreign is not None and not more.get("errors"):
+            more["errors"] = {"method_id": foreign}
         options = self.options(ctx, buyer)
         can_pay = [o.id for o in options if o.problem is None]
         chosen = ctx.row.payment_method_id
@@ -218,6 +218,18 @@ def add_bank_from(directory: Directory, buyer_id: str, form: dict[str, str]) -> 
     except DirectoryError as error:
         return {"account": sentence(str(error))}
     return {}
+
+
+def not_theirs(ctx: Context, buyer: Party) -> str | None:
+    """Why ``buyer`` cannot confirm an EditToken of another buyer's token (``None``: they
+    can, or it is not an EditToken)."""
+    owner = ctx.request.old_sender_id
+    if owner is None or owner == buyer.id:
+        return None
+    return (
+        "This authorization was given by another Penny account: sign out, and sign in as "
+        "the account that gave it."
+    )
 
 
 def needed(request: PipelineRequest) -> Money | None:
