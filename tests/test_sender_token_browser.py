@@ -1,5 +1,5 @@
-"""The SingleUse, MultiUse and Recurring pipelines (issue #19) end to end in headless Chromium
-(Playwright), against a real server on 127.0.0.1 and a merchant's return-URL receiver, on
+"""The SingleUse, MultiUse, Recurring and EditToken pipelines (issue #19) end to end in headless
+Chromium (Playwright), against a real server on 127.0.0.1 and a merchant's return-URL receiver, on
 SQLite and PostgreSQL.
 
 Each flow: the signed start, sign in (or a new account), the buyer picks a card, a bank
@@ -200,3 +200,52 @@ def test_recurring_by_balance_then_cancel_is_a(flow: Flow) -> None:
     _, back = flow.shop.last()
     assert back["status"] == "A"
     assert back["callerReference"] == "sub-2"
+
+
+def test_edit_token_changes_a_multi_use_token(flow: Flow) -> None:
+    """EditToken (#19): the merchant asks for new limits on a MultiUse token; the buyer (signed
+    in already) picks another method, reviews the new terms and confirms; the return carries
+    the new token, the old one is refused, and FPS Pay obeys the new limits."""
+    params = flow.params(
+        "MultiUse",
+        "multi-1",
+        globalAmountLimit="20",
+        usageLimitType1="Count",
+        usageLimitValue1="3",
+        usageLimitPeriod1="1 Day",
+    )
+    flow.start_and_sign_in(params, "bea@example.com")
+    flow.choose("Visa •••• 1111, expires 12/2030")
+    old = flow.confirm()["tokenID"]
+    assert _status(flow.pay(old, "5", "pay-1")) == "Pending"
+    assert _status(flow.pay(old, "5", "pay-2")) == "Pending"
+    edit = flow.params(
+        "EditToken",
+        "edit-1",
+        tokenId=old,
+        globalAmountLimit="15",
+        transactionAmount="4",
+        amountType="Maximum",
+        paymentMethod="CC,ACH",
+    )
+    flow.page.goto(flow.server.start_url(edit))
+    expect(flow.page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
+    flow.check_axe()
+    flow.choose("Bank account •••• 6789")
+    flow.review(
+        "review-edit-token",
+        f"your authorization {old}",
+        "$15.00 USD",
+        "Each payment up to",
+        "at most 3 payments every 1 Day",
+        "These terms replace those of the authorization named above",
+    )
+    got = flow.confirm()
+    assert got["status"] == "SB"
+    assert got["callerReference"] == "edit-1"
+    new = got["tokenID"]
+    assert new != old
+    assert _error(flow.pay(old, "1", "pay-3")) == "TokenNotActive_Sender"
+    assert _error(flow.pay(new, "5", "pay-4")) == "TransactionDenied"  # at most $4 now
+    assert _status(flow.pay(new, "4", "pay-5")) == "Pending"
+    assert _error(flow.pay(new, "1", "pay-6")) == "TokenUsageError"  # the 4th payment today
