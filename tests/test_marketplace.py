@@ -9,7 +9,7 @@ $0.50, and a marketplace Pay (money between two Penny balances: the ABT rule) $0
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import pytest
 from sqlalchemy import select
@@ -34,6 +34,9 @@ from penny.services.payments import (
     PaymentRequest,
     PayRequest,
     RefundRequest,
+    ReserveRequest,
+    cancel_request,
+    settle_request,
 )
 from penny.storage import marketplace_sql, schema
 
@@ -109,6 +112,12 @@ class World:
             marketplace_variable_fee=variable,
             charge_fee_to=charge_fee_to,
         )
+
+    def reserve(
+        self, amount: str, ref: str, token: RecipientToken, *, fixed: str = "0", variable: int = 0
+    ) -> ReserveRequest:
+        pay = self.pay(amount, ref, token, fixed=fixed, variable=variable)
+        return ReserveRequest(**{f.name: getattr(pay, f.name) for f in fields(pay)})
 
     def refund(self, txn: Transaction, amount: str, ref: str, *, with_fee: bool) -> RefundRequest:
         return RefundRequest(self.caller, ref, txn.id, usd(amount), refund_marketplace_fee=with_fee)
@@ -306,3 +315,66 @@ def test_cancel_token_cancels_a_recipient_token(world: World) -> None:
     assert cancel_recipient_token(services.payments, shop.other.id, second.id).active is False
     assert world.refused(world.pay("1", "p3", second)) is Refusal.recipient_token_not_active
     assert services.payments.transaction(world.caller, paid.id).status is Status.success
+
+
+def test_a_marketplace_reserve_holds_the_fees_and_settle_takes_them_pro_rata(
+    world: World,
+) -> None:
+    """Reserve $10.00 with the caller's $0.25 + 5 % ($0.75) and Penny's $0.05 (the balance
+    rule, borne by the recipient): all held; Settle $6.00 takes the caller's fee pro rata
+    (75 × 6 / 10 = $0.45) and Penny's $0.05 of the settled amount; its refund follows
+    MarketplaceRefundPolicy; a cancelled marketplace reserve releases everything."""
+    token = world.shop.recipient_token(max_fixed="0.25", max_variable=500)
+    other = world.shop.other.id
+    services = world.services
+    held = world.execute(world.reserve("10", "res-1", token, fixed="0.25", variable=500))
+    assert (held.status, held.fees, held.marketplace_fee, held.recipient_id) == (
+        Status.reserved,
+        5,
+        75,
+        other,
+    )
+    assert world.prepaid_balance() == 1000  # the hold is taken off the prepaid balance
+    assert world.payable(other) == 0  # nothing posted yet: $9.20 pending in
+    assert services.payments.account_balance(other).pending_in.minor == 920
+    assert services.payments.account_balance(world.caller).pending_out.minor == 925
+    # The hold counts: $10.00 of prepaid value is left, so a second $11 reserve is refused.
+    second = world.reserve("11", "res-2", token, fixed="0.25", variable=500)
+    assert world.refused(second) is Refusal.insufficient_balance
+
+    settle = world.execute(settle_request(world.caller, held.id, usd("6")))
+    # $6.00: the caller's fee 75 × 600 // 1000 = $0.45, Penny's $0.05; the recipient $5.50.
+    assert (settle.amount, settle.fees, settle.marketplace_fee, settle.fees_paid_by) == (
+        600,
+        5,
+        45,
+        FeePayer.recipient,
+    )
+    assert (settle.recipient_id, settle.recipient_token_id) == (other, token.id)
+    assert sorted(world.legs(settle.journal_id)) == sorted([600, -600, 555, -550, -5])
+    assert world.prepaid_balance() == 1400  # the $4.00 not settled is free again
+    assert world.payable(other) == 550
+    assert world.payable(world.caller) == 1950 - 555
+    assert world.fees() == 55
+
+    # MasterAndMarketplaceTxn, all $6.00: everyone gives back what it took.
+    world.execute(world.refund(settle, "6", "refund-1", with_fee=True))
+    assert world.prepaid_balance() == 2000
+    assert (world.payable(other), world.payable(world.caller), world.fees()) == (0, 1950, 50)
+
+    again = world.execute(world.reserve("2", "res-3", token, fixed="0.10"))
+    world.execute(cancel_request(world.caller, again.id, "", None))
+    assert world.prepaid_balance() == 2000
+    assert services.payments.account_balance(other).pending_in.minor == 0
+    assert (world.payable(other), world.payable(world.caller), world.fees()) == (0, 1950, 50)
+
+
+def test_a_marketplace_reserve_keeps_the_recipients_terms(world: World) -> None:
+    token = world.shop.recipient_token(max_fixed="0.25", max_variable=500)
+    too_high = world.reserve("10", "r1", token, fixed="0.26")
+    assert world.refused(too_high) is Refusal.marketplace_fee_too_high
+    held = world.execute(world.reserve("1", "r2", token, fixed="0.25", variable=500))
+    # Settling $0.01 of it ($0.00 caller's fee pro rata, Penny's $0.05) leaves the recipient
+    # nothing.
+    tiny = settle_request(world.caller, held.id, usd("0.01"))
+    assert world.refused(tiny) is Refusal.fees_exceed_amount

@@ -14,6 +14,9 @@ one journal then (signs as in the ledger: + debit, − credit):
 
 So the caller keeps its fee in its payable balance, every leg is in one journal and the legs
 sum to zero by construction. A refund reverses part of it (:func:`refund_transfer_legs`).
+On a SingleUse, MultiUse or Recurring token the buyer's money comes from their payment method
+straight to the recipient (:func:`direct_transfer_legs`); a Reserve holds the same journal and
+its Settle takes the caller's fee pro rata (:func:`settled_split`).
 Pure: no SQL, HTTP or clock.
 """
 
@@ -106,6 +109,42 @@ def transfer_legs(
     if split.penny_fee:
         legs.append(Leg(fees_account, -split.penny_fee, c))
     return tuple(legs)
+
+
+def direct_transfer_legs(
+    source: int,
+    caller_payable: int,
+    recipient_payable: int,
+    fees_account: int,
+    amount: Money,
+    split: Split,
+) -> tuple[Leg, ...]:
+    """A marketplace Pay (or Reserve) on a SingleUse, MultiUse or Recurring token: the buyer's
+    money from ``source`` (their card or bank through external funding, or their balance)
+    straight to the recipient, less the caller's fee (to the caller's payable) and Penny's (to
+    the fee account; the caller's payable pays it instead under ``ChargeFeeTo=Caller``). One
+    leg per account, so a pending journal holds on the caller's payable only what it takes."""
+    c = amount.currency
+    caller_gets = split.marketplace_fee
+    if split.fee_payer is FeePayer.caller:
+        caller_gets -= split.penny_fee
+    legs = [
+        Leg(source, amount.minor, c),
+        Leg(recipient_payable, -split.recipient_gets(amount.minor), c),
+        Leg(caller_payable, -caller_gets, c),
+        Leg(fees_account, -split.penny_fee, c),
+    ]
+    return tuple(leg for leg in legs if leg.amount != 0)
+
+
+def settled_split(reserved: int, shares: Split, settled: int, penny_fee: int) -> Split | Refusal:
+    """The fees of a Settle of ``settled`` of a marketplace reserve of ``reserved``: the
+    caller's fee pro rata (rounded down), Penny's fee of the settled amount, borne as the
+    reserve said; refused when they leave the recipient nothing."""
+    result = Split(shares.marketplace_fee * settled // reserved, penny_fee, shares.fee_payer)
+    if result.recipient_gets(settled) <= 0:
+        return Refusal.fees_exceed_amount
+    return result
 
 
 @dataclass(frozen=True, slots=True)

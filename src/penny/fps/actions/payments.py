@@ -7,7 +7,7 @@ Settle answers the new Settle transaction, Cancel the cancelled transaction itse
 Cancel carry no ``CallerReference``: their keys are derived from what they settle or cancel
 (docs/decisions.md, #19).
 
-* ``RecipientTokenId`` on Pay names a recipient token a merchant gave the caller (a
+* ``RecipientTokenId`` on Pay and Reserve names a recipient token a merchant gave the caller (a
   marketplace Pay, with ``MarketplaceFixedFee``/``MarketplaceVariableFee`` and ``ChargeFeeTo``;
   #19) or a payment instruction the caller installed (docs/decisions.md #7); the payments
   service refuses any other id with ``InvalidParams``. ``ChargeFeeTo=Caller`` without one is
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from penny.domain.errors import PaymentsError
 from penny.domain.marketplace import MAX_VARIABLE_FEE
@@ -72,7 +72,7 @@ _Pay = TypeVar("_Pay", PayRequest, ReserveRequest)
 def _pay_validator(request_type: type[_Pay]) -> Callable[[Call], _Pay]:
     """Pay's validation, and Reserve's (the same parameters; a Reserve's timeout is its
     ``TransactionTimeoutInMins``, which Pay validates and ignores). Marketplace fees and
-    ``ChargeFeeTo`` are Pay's (#19); a Reserve refuses them."""
+    ``ChargeFeeTo`` are both's (#19)."""
 
     def validate(call: Call) -> _Pay:
         sender_token = call.required("SenderTokenId")
@@ -80,8 +80,6 @@ def _pay_validator(request_type: type[_Pay]) -> Callable[[Call], _Pay]:
         assert amount is not None
         reference = call.reference()
         recipient_token = call.optional("RecipientTokenId")
-        if request_type is ReserveRequest:
-            _no_marketplace(call)
         charge_fee_to = call.choice("ChargeFeeTo", ("Caller", "Recipient"))
         if charge_fee_to == "Caller" and recipient_token is None:
             raise invalid(
@@ -91,26 +89,19 @@ def _pay_validator(request_type: type[_Pay]) -> Callable[[Call], _Pay]:
         variable = _variable_fee(call)
         call.common_pay_options()
         fields = (call.caller_id, reference, sender_token, amount, *_descriptions(call))
+        extra: dict[str, Any] = {}
         if request_type is ReserveRequest:
-            timeout = call.integer("TransactionTimeoutInMins", 1, 1_000_000)
-            return request_type(*fields, recipient_token, timeout_minutes=timeout)
+            extra["timeout_minutes"] = call.integer("TransactionTimeoutInMins", 1, 1_000_000)
         return request_type(
             *fields,
             recipient_token,
             marketplace_fixed_fee=0 if fixed is None else fixed.minor,
             marketplace_variable_fee=variable,
             charge_fee_to=None if charge_fee_to is None else FeePayer(charge_fee_to),
+            **extra,
         )
 
     return validate
-
-
-def _no_marketplace(call: Call) -> None:
-    """Reserve takes no marketplace fees (docs/decisions.md, #19)."""
-    if call.choice("ChargeFeeTo", ("Caller", "Recipient")) == "Caller":
-        raise invalid("ChargeFeeTo=Caller is not supported on Reserve.")
-    if call.optional("MarketplaceFixedFee.Value") or call.optional("MarketplaceVariableFee"):
-        raise invalid("Marketplace fees are not supported on Reserve.")
 
 
 def _settle(call: Call) -> SettleRequest:

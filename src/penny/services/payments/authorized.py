@@ -14,7 +14,9 @@ funds. The money then comes from the buyer's payment method through the
 * a bank account: ``Pending`` for the sandbox's bank delay, then ``Success`` or ``Failure``;
 * the buyer's balance: ``Success`` at once (the ledger refuses it when the balance is short).
 
-The merchant's payable balance gets the amount less the fee; the token's usage counts from
+The merchant's payable balance gets the amount less the fee — or, when ``RecipientTokenId``
+names a recipient token (a marketplace Pay), the recipient gets it less the caller's fee, which
+stays with the caller (:func:`deal_of`); the token's usage counts from
 the moment the payment is accepted (a payment that fails later does not give it back; its
 amount leaves the authorization's charged total).
 """
@@ -24,16 +26,25 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
+from penny.domain import marketplace as mk
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.funding import ChargeOutcome, network_answer
-from penny.domain.model import Instrument, InstrumentKind, Operation, Token, Transaction
+from penny.domain.model import (
+    Instrument,
+    InstrumentKind,
+    Operation,
+    RecipientToken,
+    Token,
+    Transaction,
+)
 from penny.domain.parties import PaymentMethod, PaymentMethodKind
 from penny.ledger.model import Leg
 from penny.money import Money
 from penny.services import gatekeeper as gk
 from penny.services.payment_queries import books_of
+from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch
 from penny.services.payments.steps import (
     METHOD_KINDS,
@@ -98,17 +109,48 @@ def check(
     return Checked(instrument, payment_method, method, slots, context)
 
 
-def legs_of(batch: Batch, checked: Checked, amount: Money, fee: Money) -> tuple[Leg, ...]:
-    """The payment's journal: from the payment method to the merchant, less the fee."""
-    instrument = checked.instrument
-    books = books_of(batch.parties[instrument.recipient_id])
+def _source(batch: Batch, checked: Checked) -> int:
+    """Where the money comes from: the buyer's balance, or external funding (card, bank)."""
     if checked.payment_method.kind is PaymentMethodKind.balance:
-        sender = batch.parties[instrument.sender_id]
+        sender = batch.parties[checked.instrument.sender_id]
         assert sender.balance_account_id is not None
-        source = sender.balance_account_id
-    else:
-        source = batch.chart.external_funding
+        return sender.balance_account_id
+    return batch.chart.external_funding
+
+
+def legs_of(
+    batch: Batch, checked: Checked, amount: Money, fee: Money, deal: Deal | None = None
+) -> tuple[Leg, ...]:
+    """The payment's journal: from the payment method to the merchant, less the fee; or, on a
+    marketplace payment (``deal``), to the recipient less the caller's fee and Penny's."""
+    source = _source(batch, checked)
+    if deal is not None:
+        token, shares = deal
+        return market.direct_legs(
+            batch, source, checked.instrument, token.recipient_id, amount, shares
+        )
+    books = books_of(batch.parties[checked.instrument.recipient_id])
     return rules.direct_pay_legs(books, batch.chart, source, amount, fee)
+
+
+#: A marketplace payment's recipient token and fees (issue #19).
+Deal = tuple[RecipientToken, mk.Split]
+
+
+def deal_of(
+    batch: Batch, request: PayRequest, merchant: RecipientToken | None, fee: Money
+) -> Deal | None:
+    """The marketplace fees of a payment on an authorization that names a recipient token
+    (``merchant``), checked against its terms; Penny's fee is the payment method's."""
+    if merchant is None:
+        return None
+    fees = mk.MarketplaceFees(
+        request.marketplace_fixed_fee, request.marketplace_variable_fee, request.charge_fee_to
+    )
+    shares = mk.split(merchant, fees, request.amount, fee)
+    if isinstance(shares, Refusal):
+        raise PaymentsError(shares)
+    return merchant, shares
 
 
 def counted(batch: Batch, checked: Checked, amount: Money) -> None:
@@ -120,19 +162,26 @@ def counted(batch: Batch, checked: Checked, amount: Money) -> None:
 
 
 def decide(
-    batch: Batch, request: PayRequest, print_: str, token: Token, recipient: gk.Slot | None
+    batch: Batch,
+    request: PayRequest,
+    print_: str,
+    token: Token,
+    recipient: gk.Slot | None,
+    merchant: RecipientToken | None = None,
 ) -> Transaction:
-    """The Pay ``request`` on ``token`` (``recipient``: the caller's installed token)."""
+    """The Pay ``request`` on ``token`` (``recipient``: the caller's installed token;
+    ``merchant``: the recipient token of a marketplace Pay)."""
     checked = check(batch, request, token, recipient)
     instrument, payment_method, method = checked.instrument, checked.payment_method, checked.method
     fee = batch.settings.fees.fee(method, request.amount)
+    deal = deal_of(batch, request, merchant, fee)
     txn = new_transaction(batch, request, print_, Operation.pay, instrument, method, request.amount)
     txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=request.ipn_url)
     decision = batch.settings.funding.charge(payment_method, request.amount, txn.id, batch.now)
     decision = network_answer(payment_method, decision, batch.now)
     if decision.outcome is ChargeOutcome.declined:  # not a card: declined at once
         raise PaymentsError(Refusal.payment_method_declined, decision.reason)
-    legs = legs_of(batch, checked, request.amount, fee)
+    legs = legs_of(batch, checked, request.amount, fee, deal)
     if decision.outcome is ChargeOutcome.succeeded:
         done = succeeded(txn, book(batch, txn.id, legs), batch.now)
     else:
@@ -141,4 +190,4 @@ def decide(
             pending(txn, journal_id, decision.completes_at), completes_ok=decision.completes_ok
         )
     counted(batch, checked, request.amount)
-    return done
+    return done if deal is None else market.marked(done, *deal)

@@ -1,7 +1,8 @@
 """The marketplace steps of Pay and Refund (issue #19), over a :class:`Batch`.
 
-Pay calls :func:`pay_legs` only when its ``RecipientTokenId`` names a recipient token, so the
-plain prepaid and postpaid Pay stays as it was (docs/decisions.md, #19). The rules — the fee
+Pay and Reserve call :func:`pay_legs` (:func:`direct_legs` on a SingleUse, MultiUse or
+Recurring token) only when their ``RecipientTokenId`` names a recipient token, so the plain
+prepaid and postpaid Pay stays as it was (docs/decisions.md, #19). The rules — the fee
 caps, who bears Penny's fee, the legs — are :mod:`penny.domain.marketplace`'s.
 """
 
@@ -43,9 +44,39 @@ def pay_legs(
 ) -> tuple[Any, ...]:
     """The legs that pay the recipient from the caller's payable balance (the caller is the
     instrument's recipient)."""
+    return transfer(batch, instrument, token.recipient_id, amount, shares)
+
+
+def transfer(
+    batch: Batch, instrument: Instrument, recipient_id: str, amount: Money, shares: mk.Split
+) -> tuple[Any, ...]:
+    """:func:`pay_legs` to the recipient ``recipient_id`` (a Settle knows the reserve's
+    recipient, not its token)."""
     caller = books_of(batch.parties[instrument.recipient_id])
-    recipient = books_of(batch.parties[token.recipient_id])
+    recipient = books_of(batch.parties[recipient_id])
     return mk.transfer_legs(caller.payable, recipient.payable, batch.chart.fees, amount, shares)
+
+
+def direct_legs(
+    batch: Batch,
+    source: int,
+    instrument: Instrument,
+    recipient_id: str,
+    amount: Money,
+    shares: mk.Split,
+) -> tuple[Any, ...]:
+    """A marketplace payment on an authorization: from ``source`` to the recipient, the
+    caller keeping its fee (:func:`penny.domain.marketplace.direct_transfer_legs`)."""
+    caller = books_of(batch.parties[instrument.recipient_id])
+    recipient = books_of(batch.parties[recipient_id])
+    return mk.direct_transfer_legs(
+        source, caller.payable, recipient.payable, batch.chart.fees, amount, shares
+    )
+
+
+def split_of(txn: Transaction) -> mk.Split:
+    """The fees a marketplace transaction recorded."""
+    return mk.Split(txn.marketplace_fee, txn.fees, txn.fees_paid_by)
 
 
 def marked(txn: Transaction, token: RecipientToken, shares: mk.Split) -> Transaction:
@@ -75,7 +106,7 @@ def refund_legs(
     recipient = books_of(batch.parties[original.recipient_id])
     shares = mk.refund_shares(
         original.amount,
-        mk.Split(original.marketplace_fee, original.fees, original.fees_paid_by),
+        split_of(original),
         amount.minor,
         with_marketplace_fee=with_marketplace_fee,
     )

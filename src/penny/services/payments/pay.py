@@ -109,11 +109,8 @@ def tokens_of(
     """The caller's installed token named by RecipientTokenId (checked first: any id but one
     of its installed tokens is a parameter error, as RecipientTokenId was before installed
     tokens existed), and the sender token (not checked yet). A recipient token (the
-    marketplace, #19) is Pay's: Pay passes it as ``merchant`` and it fills no slot; another
-    operation naming one (Reserve) is refused."""
+    marketplace, #19) is passed as ``merchant`` (Pay's and Reserve's) and fills no slot."""
     named = request.recipient_token_id
-    if named is not None and named in batch.recipient_tokens and merchant is None:
-        raise PaymentsError(Refusal.invalid_params, "A recipient token is for Pay only.")
     recipient = None if named is None or merchant else _recipient_slot(batch, request)
     return recipient, batch.tokens.get(request.sender_token_id)
 
@@ -169,14 +166,12 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     merchant = marketplace_of(batch, request)
     recipient, token = tokens_of(batch, request, merchant)
     if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:  # issue #19
-        if merchant is not None:
-            raise PaymentsError(Refusal.invalid_params, MARKETPLACE_TOKENS)
-        return authorized.decide(batch, request, print_, token, recipient)
+        return authorized.decide(batch, request, print_, token, recipient, merchant)
     c = authorise(batch, request, recipient, token)
     instrument, credit = c.instrument, c.credit
     deal = None
     if merchant is not None:
-        deal = (merchant, market.split(batch, merchant, _fees(request), request.amount))
+        deal = (merchant, market.split(batch, merchant, fees_of(request), request.amount))
     if credit:
         refuse(rules.check_global_amount_limit(instrument, request.amount))
     legs = spend_legs(batch, instrument, request.amount)
@@ -209,14 +204,8 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     return txn
 
 
-#: Why a marketplace Pay on a SingleUse, MultiUse or Recurring token is refused (for now).
-MARKETPLACE_TOKENS = (
-    "A recipient token is served with prepaid and postpaid sender tokens only "
-    "(docs/decisions.md, #19)."
-)
-
-
-def _fees(request: PayRequest) -> mk.MarketplaceFees:
+def fees_of(request: PayRequest) -> mk.MarketplaceFees:
+    """The marketplace fees a Pay (or Reserve) asks for."""
     return mk.MarketplaceFees(
         request.marketplace_fixed_fee, request.marketplace_variable_fee, request.charge_fee_to
     )

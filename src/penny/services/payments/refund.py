@@ -79,6 +79,8 @@ def _direct_legs(
     else:
         source = batch.chart.external_funding
     fee_back = rules.refunded_fee(original.fees, original.amount, amount.minor)
+    if market.is_marketplace(original):  # Penny's share goes back by the marketplace legs
+        fee_back = 0
     return rules.direct_refund_legs(
         books, batch.chart, source, amount, Money(fee_back, amount.currency)
     )

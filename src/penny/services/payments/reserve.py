@@ -7,10 +7,12 @@ A Reserve takes Pay's parameters and makes Pay's checks (the sender token and it
 instrument, the amount, the GateKeeper scripts evaluated for a Pay, usage counted now), then
 books Pay's journal as a *pending* journal: the prepaid balance or the credit line is held
 (the ledger counts pending debits against what may be spent, so a hold cannot be spent twice)
-and nothing reaches the merchant yet. The transaction is ``Reserved`` until Settle charges
-(part of) it, Cancel releases it, or its timeout passes (``complete_due`` expires it:
-``Cancelled`` with status code ``Expired``). The timeout is the request's
-``TransactionTimeoutInMins``, else :data:`RESERVE_TIMEOUT_DAYS` (docs/decisions.md, #19).
+and nothing reaches the merchant yet. A ``RecipientTokenId`` naming a recipient token makes
+it a marketplace Reserve: Pay's marketplace legs are held in the same journal, and Settle
+takes the caller's fee pro rata (docs/decisions.md, #19). The transaction is ``Reserved``
+until Settle charges (part of) it, Cancel releases it, or its timeout passes
+(``complete_due`` expires it: ``Cancelled`` with status code ``Expired``). The timeout is the
+request's ``TransactionTimeoutInMins``, else :data:`RESERVE_TIMEOUT_DAYS`.
 """
 
 from __future__ import annotations
@@ -29,9 +31,18 @@ from penny.domain.model import (
     Transaction,
 )
 from penny.epoch import MICROS_PER_DAY, MICROS_PER_SECOND
+from penny.services.payments import marketplace as market
 from penny.services.payments import reserve_authorized
 from penny.services.payments.batch import Batch, OperationSpec
-from penny.services.payments.pay import PayRequest, authorise, needs, spend_legs, tokens_of
+from penny.services.payments.pay import (
+    PayRequest,
+    authorise,
+    fees_of,
+    marketplace_of,
+    needs,
+    spend_legs,
+    tokens_of,
+)
 from penny.services.payments.steps import book, booked, refuse
 
 #: How long an unsettled reserve holds its amount when the request names no timeout.
@@ -53,15 +64,21 @@ def expires_at(request: ReserveRequest, now: int) -> int:
 
 
 def decide(batch: Batch, request: ReserveRequest, print_: str) -> Transaction:
-    recipient, token = tokens_of(batch, request)
+    merchant = marketplace_of(batch, request)
+    recipient, token = tokens_of(batch, request, merchant)
     if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:
         expiry = expires_at(request, batch.now)
-        return reserve_authorized.decide(batch, request, print_, token, recipient, expiry)
+        return reserve_authorized.decide(batch, request, print_, token, recipient, expiry, merchant)
     c = authorise(batch, request, recipient, token)
     instrument = c.instrument
+    deal = None
+    if merchant is not None:  # a marketplace Reserve: Pay's fees, held with the rest
+        deal = (merchant, market.split(batch, merchant, fees_of(request), request.amount))
     if c.credit:
         refuse(rules.check_global_amount_limit(instrument, request.amount))
     legs = spend_legs(batch, instrument, request.amount)
+    if deal is not None:
+        legs += market.pay_legs(batch, instrument, deal[0], request.amount, deal[1])
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     journal_id = book(batch, txn_id, legs, pending=True)
     batch.guard.record(c.slots, c.context)
@@ -81,6 +98,8 @@ def decide(batch: Batch, request: ReserveRequest, print_: str) -> Transaction:
         sender_token_id=c.token.id,
         ipn_url=request.ipn_url,
     )
+    if deal is not None:
+        txn = market.marked(txn, *deal)
     return replace(
         txn,
         status=Status.reserved,

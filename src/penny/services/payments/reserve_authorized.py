@@ -8,8 +8,9 @@ with ``wrong_token_type``) and for a ``Pay`` when it is MultiUse. A Recurring to
 fixed amount per period and cannot reserve. The payment method is asked at once: a decline —
 now or, for a card, later — refuses the Reserve (``payment_method_declined``). The hold is
 Pay's journal on these tokens, pending: from the card or bank (external funding) or the buyer's
-balance (the ledger holds it there) to the merchant less the fee. The amount counts toward the
-authorization's charged total until it is released.
+balance (the ledger holds it there) to the merchant less the fee — or, on a marketplace
+Reserve, to the recipient less the caller's fee and Penny's (:func:`authorized.deal_of`). The
+amount counts toward the authorization's charged total until it is released.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from penny.domain.funding import ChargeOutcome, network_answer
 from penny.domain.model import (
     RESERVED_MESSAGE,
     Operation,
+    RecipientToken,
     Status,
     StatusCode,
     Token,
@@ -31,6 +33,7 @@ from penny.domain.model import (
 )
 from penny.services import gatekeeper as gk
 from penny.services.payments import authorized
+from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch
 from penny.services.payments.steps import book, new_transaction, refuse
 
@@ -45,8 +48,10 @@ def decide(
     token: Token,
     recipient: gk.Slot | None,
     expires_at: int,
+    merchant: RecipientToken | None = None,
 ) -> Transaction:
-    """The Reserve ``request`` on ``token``, held until ``expires_at``."""
+    """The Reserve ``request`` on ``token``, held until ``expires_at`` (``merchant``: the
+    recipient token of a marketplace Reserve)."""
     refuse(rules.check_token(token, token.kind, request.caller_id))
     if token.kind is TokenKind.recurring:
         raise PaymentsError(Refusal.wrong_token_type, "A Recurring token cannot reserve.")
@@ -54,6 +59,7 @@ def decide(
     operation = Operation.reserve if single else Operation.pay
     checked = authorized.check(batch, request, token, recipient, operation)
     fee = batch.settings.fees.fee(checked.method, request.amount)
+    deal = authorized.deal_of(batch, request, merchant, fee)
     txn = new_transaction(
         batch,
         request,
@@ -68,9 +74,11 @@ def decide(
     decision = network_answer(payment_method, decision, batch.now)
     if decision.outcome is ChargeOutcome.declined or not decision.completes_ok:
         raise PaymentsError(Refusal.payment_method_declined, decision.reason)
-    legs = authorized.legs_of(batch, checked, request.amount, fee)
+    legs = authorized.legs_of(batch, checked, request.amount, fee, deal)
     journal_id = book(batch, txn.id, legs, pending=True)
     authorized.counted(batch, checked, request.amount)
+    if deal is not None:
+        txn = market.marked(txn, *deal)
     return replace(
         txn,
         fees=fee.minor,

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from penny.domain import marketplace as mk
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.fees import Method
 from penny.domain.ids import LEDGER_OWNER, TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     SUCCESS_MESSAGE,
@@ -27,6 +29,7 @@ from penny.domain.model import (
 from penny.ledger.model import Leg, PostPending
 from penny.money import Money
 from penny.services.payment_queries import books_of
+from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.pay import spend_legs
 from penny.services.payments.requests import PaymentRequest
@@ -74,7 +77,7 @@ def decide(batch: Batch, request: SettleRequest, print_: str) -> Transaction:
     instrument = batch.instruments[reserve.instrument_id]
     txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
     batch.session.assume_new_keys([(LEDGER_OWNER, txn_id)])
-    legs, fee = _posted_legs(batch, reserve, instrument, amount)
+    legs, fee, shares = _posted_legs(batch, reserve, instrument, amount)
     outcome = batch.session.apply(
         PostPending(LEDGER_OWNER, txn_id, reserve.pending_journal_id, legs)
     )
@@ -107,26 +110,71 @@ def decide(batch: Batch, request: SettleRequest, print_: str) -> Transaction:
         settlements_before=instrument.settlement_count if credit else None,
         ipn_url=request.ipn_url,
     )
+    if shares is not None:  # a marketplace reserve's Settle is a marketplace charge too
+        settle = replace(
+            settle,
+            recipient_id=reserve.recipient_id,
+            recipient_token_id=reserve.recipient_token_id,
+            marketplace_fee=shares.marketplace_fee,
+            fees_paid_by=shares.fee_payer,
+        )
     return settle if fee == 0 else replace(settle, fees=fee)
 
 
 def _posted_legs(
     batch: Batch, reserve: Transaction, instrument: Instrument, amount: Money
-) -> tuple[tuple[Leg, ...], int]:
-    """The legs that post ``amount`` of the reserve's hold, and the fee they take: Pay's
-    journal for that amount (on an authorization, from the payment method the hold is on,
-    with the fee of the amount settled)."""
-    if instrument.kind is not InstrumentKind.authorization:
-        return spend_legs(batch, instrument, amount), 0
+) -> tuple[tuple[Leg, ...], int, mk.Split | None]:
+    """The legs that post ``amount`` of the reserve's hold, the fee they take and, for a
+    marketplace reserve, its fees: Pay's journal for that amount (on an authorization, from
+    the payment method the hold is on, with the fee of the amount settled; on a marketplace
+    reserve, the caller's fee pro rata and Penny's of the amount settled)."""
     assert reserve.pending_journal_id is not None
     held = batch.session.book.pendings[reserve.pending_journal_id].legs
+    shares = _settled_shares(batch, reserve, instrument, amount)
+    if instrument.kind is not InstrumentKind.authorization:
+        legs = spend_legs(batch, instrument, amount)
+        if shares is None:
+            return legs, 0, None
+        assert reserve.recipient_id is not None
+        legs += market.transfer(batch, instrument, reserve.recipient_id, amount, shares)
+        return _mirroring(held, legs), shares.penny_fee, shares
+    if shares is not None:
+        assert reserve.recipient_id is not None
+        source = held[0].account_id
+        legs = market.direct_legs(batch, source, instrument, reserve.recipient_id, amount, shares)
+        return _mirroring(held, legs), shares.penny_fee, shares
     fee = batch.settings.fees.fee(reserve.method, amount)
     books = books_of(batch.parties[instrument.recipient_id])
     legs = rules.direct_pay_legs(books, batch.chart, held[0].account_id, amount, fee)
-    if [leg.account_id for leg in legs] != [leg.account_id for leg in held]:
-        # A fee of the whole amount left the merchant no leg: the held journal had one.
+    return _mirroring(held, legs), fee.minor, None
+
+
+def _settled_shares(
+    batch: Batch, reserve: Transaction, instrument: Instrument, amount: Money
+) -> mk.Split | None:
+    """A marketplace reserve's fees for a Settle of ``amount`` (None: not a marketplace
+    reserve): Penny's fee as Pay's (the payment method's on an authorization, the balance
+    rule on a prepaid or postpaid instrument)."""
+    if not market.is_marketplace(reserve):
+        return None
+    method = reserve.method if instrument.kind is InstrumentKind.authorization else Method.balance
+    penny_fee = batch.settings.fees.fee(method, amount).minor
+    shares = mk.settled_split(reserve.amount, market.split_of(reserve), amount.minor, penny_fee)
+    if isinstance(shares, Refusal):
+        raise PaymentsError(shares)
+    return shares
+
+
+def _mirroring(held: tuple[Leg, ...], legs: tuple[Leg, ...]) -> tuple[Leg, ...]:
+    """``legs``, when they post part of the hold leg by leg (the same accounts, the same
+    signs): a fee that takes a whole leg's share of a small amount drops a leg, and a fee
+    that does not scale with the amount may turn one, so such an amount cannot settle."""
+    shape = [(leg.account_id, leg.amount > 0) for leg in legs]
+    if shape != [(leg.account_id, leg.amount > 0) for leg in held] or any(
+        abs(leg.amount) > abs(hold.amount) for leg, hold in zip(legs, held, strict=True)
+    ):
         raise PaymentsError(Refusal.invalid_amount, "The amount is too small to settle.")
-    return legs, fee.minor
+    return legs
 
 
 SPEC = OperationSpec(SettleRequest, needs, decide)
