@@ -24,6 +24,7 @@ from builders import (
     new_buyer,
     new_merchant,
     open_store,
+    recipient_token,
     sender_token,
     usd,
 )
@@ -32,7 +33,9 @@ from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
 from penny.domain.model import (
     AmountType,
+    FeePayer,
     InstrumentKind,
+    RecipientToken,
     Status,
     StatusCode,
     TokenKind,
@@ -45,8 +48,14 @@ from penny.ledger.model import Leg, NewJournal
 from penny.sandbox.instruments import sender_token_setup
 from penny.services import instructions
 from penny.services.factory import Services
-from penny.services.payments import PayRequest, RefundRequest, SenderTokenSetup
-from penny.storage import ipn_sql, terms_sql
+from penny.services.payments import (
+    PayRequest,
+    RefundRequest,
+    ReserveRequest,
+    SenderTokenSetup,
+    settle_request,
+)
+from penny.storage import ipn_sql, payments_sql, terms_sql
 
 MICROS_PER_HOUR = 3_600 * 1_000_000
 
@@ -83,6 +92,11 @@ class World:
 
     def refused(self, token: SenderTokenSetup, amount: str, ref: str) -> Refusal:
         request = PayRequest(self.merchant.id, ref, token.token.id, usd(amount))
+        (result,) = self.services.payments.submit([request])
+        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
+        return result.refusal
+
+    def refused_request(self, request: PayRequest) -> Refusal:
         (result,) = self.services.payments.submit([request])
         assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
         return result.refusal
@@ -483,3 +497,146 @@ def test_edit_token_refuses_other_callers_other_kinds_and_buyers(world: World) -
     with pytest.raises(PaymentsError) as cancelled:
         payments.editable_token(world.merchant.id, multi.token.id)
     assert cancelled.value.refusal is Refusal.token_not_active
+
+
+# -- the marketplace on these tokens ---------------------------------------------------------
+
+
+def _market(world: World, **terms: Any) -> tuple[str, RecipientToken]:
+    other = new_merchant(world.services, "Elsewhere", "else@example.com").party
+    token = recipient_token(world.services, world.merchant.id, other.id, **terms)
+    return other.id, token
+
+
+def _payable(world: World, party_id: str) -> tuple[int, int]:
+    balance = world.services.payments.account_balance(party_id)
+    return balance.total.minor, balance.pending_in.minor
+
+
+def _three(world: World, other: str) -> tuple[tuple[int, int], tuple[int, int], int]:
+    """The recipient's payable, the caller's and Penny's fees."""
+    return _payable(world, other), world.payable(), world.fees_collected()
+
+
+def test_a_marketplace_pay_from_the_balance_and_its_refund(world: World) -> None:
+    """$10.00 from the buyer's balance: the caller's $0.25 + 5 % = $0.75, Penny's $0.05 (the
+    balance's fee, borne by the recipient), the recipient $9.20, in one journal; a refund of
+    $4.00 under MasterAndMarketplaceTxn gives back $0.02 of Penny's fee and $0.30 of the
+    caller's, the recipient $3.68, the buyer $4.00."""
+    world.deposit(2000)
+    other, recipient = _market(world, max_fixed="0.25", max_variable=500)
+    made = world.token(TokenKind.multi_use, method=world.balance, global_amount_limit="50")
+    request = PayRequest(
+        world.merchant.id, "p1", made.token.id, usd("10"), recipient_token_id=recipient.id,
+        marketplace_fixed_fee=25, marketplace_variable_fee=500,
+    )  # fmt: skip
+    paid = world.services.payments.execute(request)
+    assert (paid.status, paid.fees, paid.marketplace_fee, paid.recipient_id) == (
+        Status.success,
+        5,
+        75,
+        other,
+    )
+    assert (paid.fees_paid_by, paid.recipient_token_id) == (FeePayer.recipient, recipient.id)
+    buyer = world.buyer.id
+    assert world.services.payments.account_balance(buyer).total.minor == 1000
+    assert (_payable(world, other), world.payable(), world.fees_collected()) == (
+        (920, 0),
+        (75, 0),
+        5,
+    )
+    refund = RefundRequest(world.merchant.id, "r1", paid.id, usd("4"), refund_marketplace_fee=True)
+    back = world.services.payments.execute(refund)
+    assert (back.recipient_id, back.parent_id) == (other, paid.id)
+    assert world.services.payments.account_balance(buyer).total.minor == 1400
+    assert (_payable(world, other), world.payable(), world.fees_collected()) == (
+        (552, 0),
+        (45, 0),
+        3,
+    )
+    # The authorization's charged total counts the $10.00, less the refund.
+    with world.services.database.read() as conn:
+        instrument = payments_sql.load_instruments(conn, [made.instrument.id])[made.instrument.id]
+    assert instrument.charged_total == 600
+
+
+def test_a_marketplace_card_pay_is_pending_then_pays_the_recipient(world: World) -> None:
+    other, recipient = _market(world, max_fixed="1", max_variable=0, recipient_pays_fee=False)
+    made = world.token(TokenKind.single_use, transaction_amount="10")
+    request = PayRequest(
+        world.merchant.id, "p1", made.token.id, usd("10"), recipient_token_id=recipient.id,
+        marketplace_fixed_fee=100,
+    )  # fmt: skip
+    paid = world.services.payments.execute(request)
+    # The caller bears Penny's $0.50 (the recipient did not agree to): it keeps $1.00 − $0.50.
+    assert (paid.status, paid.fees, paid.marketplace_fee, paid.fees_paid_by) == (
+        Status.pending,
+        50,
+        100,
+        FeePayer.caller,
+    )
+    assert (_payable(world, other), world.payable()) == ((0, 900), (0, 50))
+    world.complete()
+    assert (_payable(world, other), world.payable(), world.fees_collected()) == (
+        (900, 0),
+        (50, 0),
+        50,
+    )
+
+
+def test_charge_fee_to_caller_needs_the_callers_money(world: World) -> None:
+    """ChargeFeeTo=Caller with a $0.25 fee and Penny's $0.50 (card): the caller pays $0.25 out
+    of its own payable balance, which is empty; once it has $0.25, the Pay goes through."""
+    other, recipient = _market(world, max_fixed="1", max_variable=0)
+    made = world.token(TokenKind.multi_use, global_amount_limit="50")
+
+    def pay(ref: str) -> PayRequest:
+        return PayRequest(
+            world.merchant.id, ref, made.token.id, usd("10"), recipient_token_id=recipient.id,
+            marketplace_fixed_fee=25, charge_fee_to=FeePayer.caller,
+        )  # fmt: skip
+
+    assert world.refused_request(pay("p1")) is Refusal.insufficient_balance
+    world.pay(made, "1", "own")  # the caller's own $1.00 sale: $0.50 to its payable
+    world.complete()
+    assert world.payable() == (50, 0)
+    paid = world.services.payments.execute(pay("p2"))
+    world.complete()
+    assert (_payable(world, other), world.payable()) == ((975, 0), (25, 0))
+    assert paid.fees_paid_by is FeePayer.caller
+
+
+def test_a_marketplace_reserve_on_a_card_and_its_settle(world: World) -> None:
+    """Reserve $10.00 on a SingleUse reserve token with the caller's $1.00 (recipient pays
+    Penny's $0.50); Settle $8.00: the caller's fee 100 × 8 / 10 = $0.80, Penny's $0.50, the
+    recipient $6.70; the rest of the hold is released."""
+    other, recipient = _market(world, max_fixed="1", max_variable=0)
+    made = world.token(TokenKind.single_use, transaction_amount="10", reserve=True)
+    request = ReserveRequest(
+        world.merchant.id, "res-1", made.token.id, usd("10"), recipient_token_id=recipient.id,
+        marketplace_fixed_fee=100,
+    )  # fmt: skip
+    held = world.services.payments.execute(request)
+    assert (held.status, held.fees, held.marketplace_fee) == (Status.reserved, 50, 100)
+    assert (_payable(world, other), world.payable()) == ((0, 850), (0, 100))
+    settle = world.services.payments.execute(settle_request(world.merchant.id, held.id, usd("8")))
+    assert (settle.amount, settle.fees, settle.marketplace_fee, settle.recipient_id) == (
+        800,
+        50,
+        80,
+        other,
+    )
+    assert (_payable(world, other), world.payable(), world.fees_collected()) == (
+        (670, 0),
+        (80, 0),
+        50,
+    )
+    # Refund $2.00 of the Settle, the caller keeping its fee (MasterTxnOnly): Penny gives
+    # back 50 × 2 / 8 = $0.12 to the recipient, which gives back $2.00 − $0.12 = $1.88.
+    refund = RefundRequest(world.merchant.id, "r1", settle.id, usd("2"))
+    world.services.payments.execute(refund)
+    assert (_payable(world, other), world.payable(), world.fees_collected()) == (
+        (482, 0),
+        (80, 0),
+        38,
+    )

@@ -186,3 +186,17 @@ def refund_transfer_legs(
     if shares.penny_fee:
         legs.append(Leg(fees_account, shares.penny_fee, c))
     return tuple(leg for leg in legs if leg.amount != 0)
+
+
+def netted(legs: tuple[Leg, ...]) -> tuple[Leg, ...]:
+    """``legs`` with one leg per account (the ledger takes each account once per journal),
+    in the order of their first leg, and no leg of zero: a refund of a marketplace payment on
+    an authorization moves the caller's payable twice (the refund's own leg and its fee's
+    share)."""
+    totals: dict[int, int] = {}
+    currency: dict[int, str] = {}
+    for leg in legs:
+        totals[leg.account_id] = totals.get(leg.account_id, 0) + leg.amount
+        currency[leg.account_id] = leg.currency
+    return tuple(Leg(a, total, currency[a]) for a, total in totals.items() if total != 0)
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from penny.domain import marketplace as mk
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
@@ -115,6 +116,8 @@ def decide(batch: Batch, request: RefundRequest, print_: str) -> Transaction:
             amount,
             with_marketplace_fee=request.refund_marketplace_fee,
         )
+        if instrument.kind is InstrumentKind.authorization:
+            legs = mk.netted(legs)  # the caller's payable twice: the refund and its fee share
         txn = replace(
             txn, recipient_id=original.recipient_id, recipient_token_id=original.recipient_token_id
         )
