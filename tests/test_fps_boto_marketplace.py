@@ -1,7 +1,8 @@
 """The real boto 2.49.0 ``FPSConnection`` drives the marketplace (issue #19) against a real
 Penny server over HTTP, on both stores: ``get_recipient_verification_status``, a marketplace
 ``pay`` with both marketplace fees, ``get_transaction`` showing the recipient token and fees,
-a ``refund`` with a MarketplaceRefundPolicy, and boto's errors for the refusals (see
+a ``refund`` with a MarketplaceRefundPolicy, a ``reserve`` with marketplace fees and its
+partial ``settle``, and boto's errors for the refusals (see
 ``tests/test_fps_boto.py`` for how boto runs in a subprocess)."""
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from pathlib import Path
 from boto_client import needs_boto, run_boto
 from builders import application, new_shop, open_store, serving
 from penny.clock import SystemClock
-from penny.money import parse_amount
+from penny.money import Money, parse_amount
 from penny.services.payments import FundPrepaidRequest
+
+
+def usd(text: str) -> Money:
+    return parse_amount(text, "USD")
+
 
 BOTO_DRIVER = r"""
 
@@ -111,5 +117,78 @@ def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> Non
         "not_marketplace": ["NotMarketplaceApp", 400, "NotMarketplaceApp"],
         "unknown_token": ["InvalidParams", 400, "InvalidParams"],
     }
+    assert services.ledger.audit().ok
+    services.database.dispose()
+
+
+BOTO_RESERVE = r"""
+
+job = json.load(sys.stdin)
+conn = m.FPSConnection(
+    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
+    host="127.0.0.1", port=job["port"], is_secure=False,
+)
+conn.num_retries = 0
+out = {}
+fees = {"MarketplaceFixedFee.Value": "0.25", "MarketplaceFixedFee.CurrencyCode": "USD",
+        "MarketplaceVariableFee": "5"}
+r = conn.reserve(SenderTokenId=job["sender"], TransactionAmount="10",
+                 RecipientTokenId=job["recipient_token"], CallerReference="boto-mr-1", **fees)
+out["reserve"] = [r.ReserveResult.TransactionId, r.ReserveResult.TransactionStatus]
+r = conn.settle(ReserveTransactionId=out["reserve"][0], TransactionAmount="6")
+out["settle"] = [r.SettleResult.TransactionId, r.SettleResult.TransactionStatus]
+r = conn.get_transaction(TransactionId=out["settle"][0])
+txn = r.GetTransactionResult.Transaction
+out["transaction"] = [txn.FPSOperation, txn.RecipientTokenId, str(txn.FPSFees.Value),
+                      txn.FPSFeesPaidBy, txn.RecipientName]
+r = conn.refund(TransactionId=out["settle"][0], RefundAmount="6", CallerReference="boto-mr-r1",
+                MarketplaceRefundPolicy="MasterAndMarketplaceTxn")
+out["refund"] = [r.RefundResult.TransactionStatus]
+try:
+    conn.reserve(SenderTokenId=job["sender"], TransactionAmount="1",
+                 RecipientTokenId=job["recipient_token"], MarketplaceVariableFee="6",
+                 CallerReference="boto-mr-2")
+except Exception as error:
+    out["too_high"] = [type(error).__name__, error.status, error.error_code]
+print(json.dumps(out))
+"""
+
+
+@needs_boto
+def test_boto_drives_a_marketplace_reserve_and_settle(database_url: str, tmp_path: Path) -> None:
+    # The server's default fee schedule: a marketplace charge costs 0.5 % + $0.01 (ABT).
+    services = open_store(database_url, clock=SystemClock())
+    payments = services.payments
+    shop = new_shop(services, bank=False)
+    setup = shop.prepaid()
+    funding = FundPrepaidRequest(
+        shop.merchant.id, "fund-1", setup.second_token.id, setup.instrument.id, usd("20")
+    )
+    payments.execute(funding)
+    caller_before = payments.account_balance(shop.merchant.id).total.minor
+    token = shop.recipient_token(max_fixed="0.25", max_variable=500)
+
+    with serving(application(services)) as port:
+        job = {
+            "key": shop.merchant.access_key,
+            "secret": shop.merchant.secret,
+            "port": port,
+            "sender": setup.sender_token.id,
+            "recipient_token": token.id,
+        }
+        out = run_boto(BOTO_RESERVE, job, tmp_path)
+
+    assert out["reserve"][1] == "Reserved"
+    assert out["settle"][1] == "Success"
+    # Settle $6.00 of $10.00: the caller's $0.75 pro rata is $0.45, Penny's 0.5 % + $0.01 of
+    # $6.00 is $0.04, so the recipient got $5.51 and the caller paid out $5.55.
+    assert out["transaction"] == ["Settle", token.id, "0.040000", "Recipient", "Elsewhere"]
+    settle = payments.transaction(shop.merchant.id, out["settle"][0])
+    assert (settle.amount, settle.fees, settle.marketplace_fee) == (600, 4, 45)
+    assert out["refund"] == ["Success"]
+    # Refunded in full with the fee: every balance is back where it was.
+    assert payments.account_balance(shop.other.id).total.minor == 0
+    assert payments.account_balance(shop.merchant.id).total.minor == caller_before
+    assert out["too_high"] == ["IncompatibleTokens", 400, "IncompatibleTokens"]
     assert services.ledger.audit().ok
     services.database.dispose()
