@@ -178,12 +178,15 @@ def test_boto_drives_a_marketplace_reserve_and_settle(database_url: str, tmp_pat
         }
         out = run_boto(BOTO_RESERVE, job, tmp_path)
 
-    assert out["reserve"][1] == "Reserved"
-    assert out["settle"][1] == "Success"
+    reserve, settled = out["reserve"], out["settle"]
+    assert isinstance(reserve, list)
+    assert isinstance(settled, list)
+    assert reserve[1] == "Reserved"
+    assert settled[1] == "Success"
     # Settle $6.00 of $10.00: the caller's $0.75 pro rata is $0.45, Penny's 0.5 % + $0.01 of
     # $6.00 is $0.04, so the recipient got $5.51 and the caller paid out $5.55.
     assert out["transaction"] == ["Settle", token.id, "0.040000", "Recipient", "Elsewhere"]
-    settle = payments.transaction(shop.merchant.id, out["settle"][0])
+    settle = payments.transaction(shop.merchant.id, settled[0])
     assert (settle.amount, settle.fees, settle.marketplace_fee) == (600, 4, 45)
     assert out["refund"] == ["Success"]
     # Refunded in full with the fee: every balance is back where it was.
