@@ -42,6 +42,18 @@ m.__dict__["filter"] = lambda f, it: list(builtins.filter(f, it))
 exec(compile(src, m.__file__, "exec"), m.__dict__)
 """
 
+#: A script's usual start after the shim: the job from stdin, ``conn`` to the Penny server on
+#: 127.0.0.1 at the job's port with its key and secret (no retries), and ``out`` to print.
+BOTO_CONNECT = r"""
+job = json.load(sys.stdin)
+conn = m.FPSConnection(
+    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
+    host="127.0.0.1", port=job["port"], is_secure=False,
+)
+conn.num_retries = 0
+out = {}
+"""
+
 _PROXIES = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}
 
 

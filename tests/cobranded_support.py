@@ -25,13 +25,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 from starlette.applications import Starlette
 
-from builders import application, new_merchant, open_store, serving
-from penny.domain.parties import Party
+from builders import application, new_merchant, open_store, serving, top_up_balance
+from penny.domain.parties import Party, PaymentMethodKind
 from penny.fps.signature import sign_v2
 from penny.parties import Directory
 from penny.sandbox.clock import SandboxClock
 from penny.security import ServerKey
 from penny.services.payments import Payments
+from penny.signing import load_signer
 from penny.storage.database import Database
 
 START_PATH = "/cobranded-ui/actions/start"
@@ -284,3 +285,39 @@ def csrf_of(html: str) -> str:
     match = _CSRF.search(html)
     assert match is not None, html
     return match.group(1)
+
+
+def confirmed(
+    world: World, params: Mapping[str, str], kind: PaymentMethodKind, email: str
+) -> dict[str, str]:
+    """A token pipeline run in process: sign in as ``email`` (password
+    :data:`BUYER_PASSWORD`), pick their method of ``kind``, review, confirm; the verified
+    return parameters, and the review page's text as ``review``."""
+    ui = UiClient(world)
+    pid, csrf = ui.open({**params, "callerKey": world.access_key})
+    signed_in = ui.post(pid, "signin", {"csrf": csrf, "email": email, "password": BUYER_PASSWORD})
+    assert signed_in.status_code == 303, signed_in.text
+    csrf = csrf_of(ui.get(pid, "method").text)
+    buyer = world.directory.party_by_email(email)
+    assert buyer is not None
+    (method,) = [m for m in world.directory.payment_methods(buyer.id) if m.kind is kind]
+    assert ui.post(pid, "method", {"csrf": csrf, "method_id": method.id}).status_code == 303
+    review = ui.get(pid, "review")
+    assert review.status_code == 200, review.text
+    done = ui.post(pid, "confirm", {"csrf": csrf})
+    assert done.status_code == 303, done.text
+    target = urlsplit(done.headers["location"])
+    pairs = parse_qsl(target.query, keep_blank_values=True)
+    signer = load_signer(world.db, world.server_key)
+    assert signer.verify(f"{target.scheme}://{target.netloc}{target.path}", pairs)
+    return dict(pairs) | {"review": review.text}
+
+
+def add_bea(world: World) -> Party:
+    """Bea, a buyer with a card, a bank account and $100.00 on her balance (#16: a balance
+    that cannot pay what an authorization may charge cannot be picked)."""
+    buyer = world.directory.create_personal("Bea", "bea@example.com", BUYER_PASSWORD)
+    world.directory.add_card(buyer.id, "4111111111111111", 12, 2030)
+    world.directory.add_bank(buyer.id, "110000000", "000123456789")
+    top_up_balance(world.payments, buyer, 10_000)
+    return buyer

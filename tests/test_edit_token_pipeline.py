@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from cobranded_support import BUYER_PASSWORD, UiClient, World, csrf_of, make_world
+from cobranded_support import (
+    BUYER_PASSWORD,
+    UiClient,
+    World,
+    add_bea,
+    confirmed,
+    csrf_of,
+    make_world,
+)
 from penny.domain.model import TokenStatus
 from penny.domain.parties import PaymentMethodKind
 from penny.money import Money
-from penny.signing import load_signer
 from penny.web.cobranded.edit_params import EditStart, parse_edit
 from penny.web.cobranded.params import StartError, Status
 
@@ -81,9 +87,7 @@ def test_malformed_edit_requests_are_ce(params: dict[str, str], fields: tuple[st
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
     made = make_world(database_url)
-    buyer = made.directory.create_personal("Bea", "bea@example.com", BUYER_PASSWORD)
-    made.directory.add_card(buyer.id, "4111111111111111", 12, 2030)
-    made.directory.add_bank(buyer.id, "110000000", "000123456789")
+    add_bea(made)
     made.directory.create_personal("Sam", "sam@example.com", BUYER_PASSWORD)
     yield made
     made.db.dispose()
@@ -95,26 +99,7 @@ def run(
     kind: PaymentMethodKind,
     email: str = "bea@example.com",
 ) -> dict[str, str]:
-    """Sign in, pick the buyer's method of ``kind``, confirm: the verified return parameters
-    (and the review page's text as ``review``)."""
-    ui = UiClient(world)
-    pid, csrf = ui.open({**params, "callerKey": world.access_key})
-    signed_in = ui.post(pid, "signin", {"csrf": csrf, "email": email, "password": BUYER_PASSWORD})
-    assert signed_in.status_code == 303, signed_in.text
-    csrf = csrf_of(ui.get(pid, "method").text)
-    buyer = world.directory.party_by_email(email)
-    assert buyer is not None
-    (method,) = [m for m in world.directory.payment_methods(buyer.id) if m.kind is kind]
-    assert ui.post(pid, "method", {"csrf": csrf, "method_id": method.id}).status_code == 303
-    review = ui.get(pid, "review")
-    assert review.status_code == 200, review.text
-    done = ui.post(pid, "confirm", {"csrf": csrf})
-    assert done.status_code == 303, done.text
-    target = urlsplit(done.headers["location"])
-    pairs = parse_qsl(target.query, keep_blank_values=True)
-    signer = load_signer(world.db, world.server_key)
-    assert signer.verify(f"{target.scheme}://{target.netloc}{target.path}", pairs)
-    return dict(pairs) | {"review": review.text}
+    return confirmed(world, params, kind, email)
 
 
 def multi_use(world: World, ref: str = "multi-1") -> str:

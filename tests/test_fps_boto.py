@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from boto_client import needs_boto, run_boto
+from boto_client import BOTO_CONNECT, needs_boto, run_boto
 from builders import (
     add_card,
     application,
@@ -30,15 +30,9 @@ from penny.domain.model import TokenKind
 
 #: Seconds the server may take to start or stop.
 
-BOTO_DRIVER = r"""
-
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
+BOTO_DRIVER = (
+    BOTO_CONNECT
+    + r"""
 
 
 def pair(result):
@@ -136,6 +130,7 @@ for name, call in [
 out["errors"] = errors
 print(json.dumps(out))
 """
+)
 
 
 @needs_boto
@@ -248,15 +243,7 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     services.database.dispose()
 
 
-RESERVE_DRIVER = r"""
-
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
+RESERVE_DRIVER = BOTO_CONNECT + r"""
 
 
 def pair(result):

@@ -7,28 +7,62 @@ partial ``settle``, and boto's errors for the refusals (see
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from boto_client import needs_boto, run_boto
-from builders import application, new_shop, open_store, serving
+from boto_client import BOTO_CONNECT, needs_boto, run_boto
+from builders import Shop, application, new_shop, open_store, serving
 from penny.clock import SystemClock
-from penny.money import Money, parse_amount
+from penny.domain.model import RecipientToken
+from penny.money import parse_amount
+from penny.services.factory import Services
 from penny.services.payments import FundPrepaidRequest
 
 
-def usd(text: str) -> Money:
-    return parse_amount(text, "USD")
+@dataclass
+class Market:
+    """A store on the system clock (boto signs with the wall clock), the usual shop, the
+    buyer's prepaid sender token (its instrument funded with $20.00) and the other merchant's
+    recipient token ($0.25 + 5 % at most)."""
+
+    services: Services
+    shop: Shop
+    sender_token_id: str
+    token: RecipientToken
+
+    def drive(self, script: str, tmp_path: Path) -> dict[str, object]:
+        """Run the boto ``script`` against a live server with this market's ids."""
+        shop = self.shop
+        with serving(application(self.services)) as port:
+            job = {
+                "key": shop.merchant.access_key,
+                "secret": shop.merchant.secret,
+                "port": port,
+                "sender": self.sender_token_id,
+                "recipient_token": self.token.id,
+            }
+            return run_boto(script, job, tmp_path)
 
 
-BOTO_DRIVER = r"""
+def marketplace(database_url: str) -> Market:
+    services = open_store(database_url, clock=SystemClock())
+    shop = new_shop(services, bank=False)
+    setup = shop.prepaid()
+    funding = FundPrepaidRequest(
+        shop.merchant.id,
+        "fund-1",
+        setup.second_token.id,
+        setup.instrument.id,
+        parse_amount("20", "USD"),
+    )
+    services.payments.execute(funding)
+    token = shop.recipient_token(max_fixed="0.25", max_variable=500)
+    return Market(services, shop, setup.sender_token.id, token)
 
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
+
+BOTO_DRIVER = (
+    BOTO_CONNECT
+    + r"""
 
 r = conn.get_recipient_verification_status(RecipientTokenId=job["recipient_token"])
 out["verification"] = r.GetRecipientVerificationStatusResult.RecipientVerificationStatus
@@ -65,34 +99,16 @@ for name, call in [
 out["errors"] = errors
 print(json.dumps(out))
 """
+)
 
 
 @needs_boto
 def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> None:
     # The server's default fee schedule: a marketplace Pay costs 0.5 % + $0.01 (ABT).
-    services = open_store(database_url, clock=SystemClock())
+    market = marketplace(database_url)
+    services, shop, token = market.services, market.shop, market.token
     payments = services.payments
-    shop = new_shop(services, bank=False)
-    setup = shop.prepaid()
-    funding = FundPrepaidRequest(
-        shop.merchant.id,
-        "fund-1",
-        setup.second_token.id,
-        setup.instrument.id,
-        parse_amount("20", "USD"),
-    )
-    payments.execute(funding)
-    token = shop.recipient_token(max_fixed="0.25", max_variable=500)
-
-    with serving(application(services)) as port:
-        job = {
-            "key": shop.merchant.access_key,
-            "secret": shop.merchant.secret,
-            "port": port,
-            "sender": setup.sender_token.id,
-            "recipient_token": token.id,
-        }
-        out = run_boto(BOTO_DRIVER, job, tmp_path)
+    out = market.drive(BOTO_DRIVER, tmp_path)
 
     assert out["verification"] == "VerificationComplete"
     pay = out["pay"]
@@ -121,15 +137,9 @@ def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> Non
     services.database.dispose()
 
 
-BOTO_RESERVE = r"""
-
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
+BOTO_RESERVE = (
+    BOTO_CONNECT
+    + r"""
 fees = {"MarketplaceFixedFee.Value": "0.25", "MarketplaceFixedFee.CurrencyCode": "USD",
         "MarketplaceVariableFee": "5"}
 r = conn.reserve(SenderTokenId=job["sender"], TransactionAmount="10",
@@ -152,31 +162,17 @@ except Exception as error:
     out["too_high"] = [type(error).__name__, error.status, error.error_code]
 print(json.dumps(out))
 """
+)
 
 
 @needs_boto
 def test_boto_drives_a_marketplace_reserve_and_settle(database_url: str, tmp_path: Path) -> None:
     # The server's default fee schedule: a marketplace charge costs 0.5 % + $0.01 (ABT).
-    services = open_store(database_url, clock=SystemClock())
+    market = marketplace(database_url)
+    services, shop, token = market.services, market.shop, market.token
     payments = services.payments
-    shop = new_shop(services, bank=False)
-    setup = shop.prepaid()
-    funding = FundPrepaidRequest(
-        shop.merchant.id, "fund-1", setup.second_token.id, setup.instrument.id, usd("20")
-    )
-    payments.execute(funding)
     caller_before = payments.account_balance(shop.merchant.id).total.minor
-    token = shop.recipient_token(max_fixed="0.25", max_variable=500)
-
-    with serving(application(services)) as port:
-        job = {
-            "key": shop.merchant.access_key,
-            "secret": shop.merchant.secret,
-            "port": port,
-            "sender": setup.sender_token.id,
-            "recipient_token": token.id,
-        }
-        out = run_boto(BOTO_RESERVE, job, tmp_path)
+    out = market.drive(BOTO_RESERVE, tmp_path)
 
     reserve, settled = out["reserve"], out["settle"]
     assert isinstance(reserve, list)

@@ -7,16 +7,13 @@ SetupPrepaid's."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from builders import top_up_balance
-from cobranded_support import BUYER_PASSWORD, UiClient, World, csrf_of, make_world
+from cobranded_support import UiClient, World, add_bea, confirmed, make_world
 from penny.domain.model import AmountType, TokenKind, UsageLimitTerm, UsageLimitType
 from penny.domain.parties import PaymentMethodKind
 from penny.money import Money
-from penny.signing import load_signer
 from penny.web.cobranded.params import Pipeline, PipelineRequest, StartError, Status, parse_start
 
 RETURN = "https://shop.example/cbui/return"
@@ -132,38 +129,15 @@ def test_a_marketplace_recipient_token_is_nm() -> None:
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
     made = make_world(database_url)
-    buyer = made.directory.create_personal("Bea", "bea@example.com", BUYER_PASSWORD)
-    made.directory.add_card(buyer.id, "4111111111111111", 12, 2030)
-    made.directory.add_bank(buyer.id, "110000000", "000123456789")
-    top_up_balance(made.payments, buyer, 10_000)  # the balance can pay (#16)
+    add_bea(made)
     yield made
     made.db.dispose()
 
 
 def run_pipeline(world: World, params: dict[str, str], kind: PaymentMethodKind) -> dict[str, str]:
     """Sign in as Bea, pick her method of ``kind``, confirm: the verified return parameters."""
-    ui = UiClient(world)
-    pid, csrf = ui.open({**params, "callerKey": world.access_key})
-    signed_in = ui.post(
-        pid, "signin", {"csrf": csrf, "email": "bea@example.com", "password": BUYER_PASSWORD}
-    )
-    assert signed_in.status_code == 303, signed_in.text
-    page = ui.get(pid, "method")
-    csrf = csrf_of(page.text)
-    buyer = world.directory.party_by_email("bea@example.com")
-    assert buyer is not None
-    (method,) = [m for m in world.directory.payment_methods(buyer.id) if m.kind is kind]
-    assert ui.post(pid, "method", {"csrf": csrf, "method_id": method.id}).status_code == 303
-    review = ui.get(pid, "review")
-    assert review.status_code == 200
     assert params["pipelineName"] in {"SingleUse", "MultiUse", "Recurring"}
-    done = ui.post(pid, "confirm", {"csrf": csrf})
-    assert done.status_code == 303, done.text
-    target = urlsplit(done.headers["location"])
-    pairs = parse_qsl(target.query, keep_blank_values=True)
-    signer = load_signer(world.db, world.server_key)
-    assert signer.verify(f"{target.scheme}://{target.netloc}{target.path}", pairs)
-    return dict(pairs) | {"review": review.text}
+    return confirmed(world, params, kind, "bea@example.com")
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from boto_client import needs_boto, run_boto
+from boto_client import BOTO_CONNECT, needs_boto, run_boto
 from builders import (
     BUYER_PASSWORD,
     add_bank,
@@ -30,15 +30,7 @@ from builders import (
 )
 from penny.clock import SystemClock
 
-CONNECT = r"""
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
-"""
+CONNECT = BOTO_CONNECT
 
 CBUI_URLS = (
     CONNECT
