@@ -243,7 +243,9 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     services.database.dispose()
 
 
-RESERVE_DRIVER = BOTO_CONNECT + r"""
+RESERVE_DRIVER = (
+    BOTO_CONNECT
+    + r"""
 
 
 def pair(result):
@@ -309,6 +311,7 @@ for name, call in [
 out["errors"] = errors
 print(json.dumps(out))
 """
+)
 
 
 @needs_boto
