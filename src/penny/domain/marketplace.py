@@ -199,4 +199,3 @@ def netted(legs: tuple[Leg, ...]) -> tuple[Leg, ...]:
         totals[leg.account_id] = totals.get(leg.account_id, 0) + leg.amount
         currency[leg.account_id] = leg.currency
     return tuple(Leg(a, total, currency[a]) for a, total in totals.items() if total != 0)
-
