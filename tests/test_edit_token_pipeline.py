@@ -147,6 +147,13 @@ def test_edit_token_replaces_the_token_and_pay_obeys_the_new_limits(world: World
     merchant = world.merchant.id
     assert world.payments.token_by_caller(merchant, token_id=old).status is TokenStatus.inactive
     assert world.payments.token_by_caller(merchant, caller_reference="edit-1").id == new
+    shown = UiClient(world).fps("GetTokenByCaller", TokenId=new)
+    assert shown.findtext(".//Token/OldTokenId") == old
+    (token,) = shown.iter("Token")
+    assert [node.tag for node in token][5:7] == ["TokenType", "OldTokenId"]
+    listed = UiClient(world).fps("GetTokens")
+    olds = {t.findtext("TokenId"): t.findtext("OldTokenId") for t in listed.iter("Token")}
+    assert olds == {old: None, new: old}
     assert pay(world, old, "1", "p3") == "TokenNotActive_Sender"
     assert pay(world, new, "5", "p4") == "TransactionDenied"  # each payment at most $4 now
     assert pay(world, new, "4", "p5") == "Pending"  # a bank payment: 14 of 15 charged

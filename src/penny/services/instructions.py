@@ -127,6 +127,8 @@ class TokenView:
     token_type: str
     payment_reason: str
     script: str
+    #: The token an EditToken replaced with this one (FPS ``OldTokenId``; #19).
+    old_token_id: str | None = None
 
 
 def view_of_instruction(instruction: PaymentInstruction) -> TokenView:
@@ -142,7 +144,7 @@ def view_of_instruction(instruction: PaymentInstruction) -> TokenView:
     )
 
 
-def view_of_token(token: Token, script: str) -> TokenView:
+def view_of_token(token: Token, script: str, old_token_id: str | None = None) -> TokenView:
     return TokenView(
         token.id,
         token.friendly_name,
@@ -152,6 +154,7 @@ def view_of_token(token: Token, script: str) -> TokenView:
         token.kind.fps_type,
         token.payment_reason,
         script,
+        old_token_id,
     )
 
 

@@ -30,12 +30,14 @@ def token_element(view: instructions.TokenView) -> Xml:
         leaf("DateInstalled", fps_datetime(view.created_at)),
         leaf("CallerReference", view.caller_reference),
         leaf("TokenType", view.token_type),
+        leaf("OldTokenId", view.old_token_id) if view.old_token_id else None,
         leaf("PaymentReason", view.payment_reason) if view.payment_reason else None,
     )
 
 
-def _token(token: Token) -> Xml:
-    return token_element(instructions.view_of_token(token, token.script or ""))
+def _token(call: Call, token: Token) -> Xml:
+    old = call.payments.old_token_ids([token]).get(token.id)
+    return token_element(instructions.view_of_token(token, token.script or "", old))
 
 
 def _cancel_token(call: Call) -> Xml | None:
@@ -76,7 +78,7 @@ def _get_token_by_caller(call: Call) -> Xml | None:
         if installed is None:
             raise error from None
         return token_element(instructions.view_of_instruction(installed))
-    return _token(token)
+    return _token(call, token)
 
 
 def _get_tokens(call: Call) -> Xml | None:
@@ -95,7 +97,8 @@ def _get_tokens(call: Call) -> Xml | None:
         caller_reference=reference,
         friendly_name=friendly,
     )
-    views = [instructions.view_of_token(t, "") for t in tokens]
+    old = call.payments.old_token_ids(tokens)
+    views = [instructions.view_of_token(t, "", old.get(t.id)) for t in tokens]
     views += [instructions.view_of_instruction(i) for i in installed]
     views.sort(key=lambda view: (view.created_at, view.id))
     chosen = [view for view in views if kind is None or view.token_type == kind]

@@ -7,7 +7,8 @@ the charged total, the global amount limit's counter, carries over), copies the 
 usage windows to it (so a usage limit already reached stays reached), records the old token in
 ``token_terms.old_token_id`` (FPS ``OldTokenId``) and cancels the old token. When nothing
 changes (the same method, the same terms) the old token stays as it is and is returned (the
-pipeline's ``SU``). :func:`editable_token` is what the pipeline's start reads.
+pipeline's ``SU``). :func:`editable_token` is what the pipeline's start reads, and
+:func:`old_token_ids` what the token queries show as ``OldTokenId``.
 
 Keyed by the caller reference of the new token: a retry with the same content returns what the
 first call made; the same reference with other content is ``DuplicateRequest``.
@@ -174,3 +175,12 @@ def _replayed(
     if not same:
         raise PaymentsError(Refusal.duplicate_request)
     return SenderTokenSetup(instrument, token, terms)
+
+
+def old_token_ids(conn: Connection, tokens: list[Token]) -> dict[str, str]:
+    """The token each of ``tokens`` replaced by an EditToken (FPS ``OldTokenId``), by token id;
+    only MultiUse and Recurring tokens can have one, so others cost no query."""
+    edited = [token.id for token in tokens if token.kind in EDITABLE_KINDS]
+    found = terms_sql.load_terms(conn, edited)
+    return {tid: terms.old_token_id for tid, terms in found.items() if terms.old_token_id}
+

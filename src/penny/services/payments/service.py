@@ -133,6 +133,11 @@ class Payments(PaymentQueries):
         with self.database.read() as conn:
             return edit_token.editable_token(conn, caller_id, token_id)
 
+    def old_token_ids(self, tokens: list[Token]) -> dict[str, str]:
+        """The tokens ``tokens`` replaced by EditToken (FPS ``OldTokenId``), by token id."""
+        with self.database.read() as conn:
+            return edit_token.old_token_ids(conn, tokens)
+
     # -- mutating operations --------------------------------------------------------------
 
     def settings(self) -> Settings:
