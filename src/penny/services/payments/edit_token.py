@@ -183,4 +183,3 @@ def old_token_ids(conn: Connection, tokens: list[Token]) -> dict[str, str]:
     edited = [token.id for token in tokens if token.kind in EDITABLE_KINDS]
     found = terms_sql.load_terms(conn, edited)
     return {tid: terms.old_token_id for tid, terms in found.items() if terms.old_token_id}
-
