@@ -363,7 +363,12 @@ def test_a_marketplace_reserve_holds_the_fees_and_settle_takes_them_pro_rata(
     assert (world.payable(other), world.payable(world.caller), world.fees()) == (0, 1950, 50)
 
     again = world.execute(world.reserve("2", "res-3", token, fixed="0.10"))
-    world.execute(cancel_request(world.caller, again.id, "", None))
+    cancelled = world.execute(cancel_request(world.caller, again.id, "", None))
+    assert (cancelled.status, cancelled.fees, cancelled.marketplace_fee) == (
+        Status.cancelled,
+        0,
+        0,
+    )
     assert world.prepaid_balance() == 2000
     assert services.payments.account_balance(other).pending_in.minor == 0
     assert (world.payable(other), world.payable(world.caller), world.fees()) == (0, 1950, 50)

@@ -46,6 +46,7 @@ def release(
     done = replace(
         txn,
         fees=0,
+        marketplace_fee=0,  # nothing was charged, so no fee was taken (#19)
         status=Status.cancelled,
         status_code=code,
         status_message=message,
