@@ -5,7 +5,8 @@ bulk SQL (a chunk per statement, not through Pay: 10⁶ Pays would take far long
 measured). The mix is a shop's: Pays from a prepaid balance, FundPrepaids, Refunds and a few
 failures. The rows are real rows of ``transactions`` (the same columns, ids and indexes the
 services write), with no ledger journals behind them: the console's pages read only the
-transactions table and the ledger's counters.
+transactions table, the ledger's counters and the dashboard's daily sums (``console_days``,
+which Pay keeps: the seed computes them once from the seeded rows).
 
 Then ``penny serve`` (one worker) is started on 127.0.0.1 and the console is timed over HTTP,
 signed in as the merchant: the transactions page (the newest page, a filtered page and a page
@@ -40,6 +41,7 @@ from penny.money import Money
 from penny.sandbox.instruments import prepaid_setup
 from penny.security import ServerKey
 from penny.services.factory import build_services
+from penny.storage import console_days_sql
 from penny.storage.database import Database
 
 Progress = Callable[[str, float], None]
@@ -143,8 +145,10 @@ def seed(database: Database, rows: int, days: int, progress: Progress) -> Seeded
             seed_rows(conn, database.is_postgresql, done, count, **names)
         done += count
         progress(f"seed {rows:,} transactions", done / rows)
-    if database.is_postgresql:
-        with database.write() as conn:
+    with database.write() as conn:
+        # Bulk SQL passes by what Pay's writes keep: the dashboard's daily sums.
+        console_days_sql.rebuild(conn)
+        if database.is_postgresql:
             conn.exec_driver_sql("ANALYZE transactions")
     seeded = Seeded(merchant.id, key.key.access_key_id, key.secret, key_hex)
     deep = max(1, rows * 9 // 10)
