@@ -10,8 +10,10 @@ which Pay keeps: the seed computes them once from the seeded rows).
 
 Then ``penny serve`` (one worker) is started on 127.0.0.1 and the console is timed over HTTP,
 signed in as the merchant: the transactions page (the newest page, a filtered page and a page
-deep in the keyset order) and the dashboard (30 and 90 days), ``repeat`` times each after one
-warm-up: median and 95th percentile in milliseconds. Last, the CSV export of all rows is read
+deep in the keyset order) and the dashboard (30 and 90 days), once (the first render: nothing
+of the period was read before) and then ``repeat`` times: median and 95th percentile in
+milliseconds. ``under_target`` says whether every first render and every median is under
+:data:`TARGET_MS`. Last, the CSV export of all rows is read
 while the server's resident memory is sampled every 50 ms: the growth over the export shows
 whether it streams in constant memory.
 """
@@ -283,6 +285,7 @@ def run_console_bench(
                 export = export_memory(client, server)
                 report("CSV export", 1.0)
     slowest = max(t["median_ms"] for t in timings.values())
+    slowest_first = max(t["first_ms"] for t in timings.values())
     return {
         "store": store,
         "rows": rows,
@@ -291,6 +294,7 @@ def run_console_bench(
         "seed_seconds": round(seed_seconds, 1),
         "pages": timings,
         "slowest_median_ms": slowest,
-        "under_target": slowest < TARGET_MS,
+        "slowest_first_ms": slowest_first,
+        "under_target": max(slowest, slowest_first) < TARGET_MS,
         "export": export,
     }

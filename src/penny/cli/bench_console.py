@@ -75,6 +75,11 @@ def bench_console(
                 f"{timing['p95_ms']:.1f}",
             )
         out.print(table)
+        verdict = "under" if result["under_target"] else "NOT under"
+        out.print(
+            f"Every first render and median {verdict} {TARGET_MS:.0f} ms (slowest first render "
+            f"{result['slowest_first_ms']} ms, slowest median {result['slowest_median_ms']} ms)"
+        )
         export = result["export"]
         out.print(
             f"CSV export: {export['csv_lines']:,} lines in {export['seconds']} s; server RSS "
