@@ -7,20 +7,22 @@ sandbox clock moves) and the sandbox page (clock, test cards; absent in producti
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import Table, delete, insert, select, text
 
-from builders import application, usd
+from builders import application, prepaid, usd
 from console_support import ConsoleClient, Shop, make_shop
+from penny.api.resources import encode_position
 from penny.clock import MICROS_PER_DAY
 from penny.domain.model import Operation, Status
 from penny.sandbox.advance import finish_due
 from penny.services.factory import build_services
 from penny.services.payments import FundPrepaidRequest, PayRequest, RefundRequest
-from penny.storage import console_days_sql, console_sql, ipn_sql, schema
+from penny.storage import console_days_sql, console_sql, ipn_sql, payments_sql, schema
 from penny.storage.database import current_revision, upgrade
 from penny.web.console import merchant_more
 from penny.web.console.views import money
@@ -126,6 +128,91 @@ def test_instruments_and_tokens_of_the_merchant_s_buyers_only(shop: Shop) -> Non
     for wrong in (other.prepaid.instrument.id, other.prepaid.sender_token.id):
         assert client.get(f"/account/merchant/instruments/{wrong}").status_code == 404
         assert client.get(f"/account/merchant/tokens/{wrong}").status_code == 404
+
+
+def _walk(client: ConsoleClient, path: str, link: str, what: str) -> list[list[str]]:
+    """Follow a list's "Older" links from ``path`` to its last page: the ids each page links
+    to with ``link``, page by page."""
+    pages: list[list[str]] = []
+    url: str | None = path
+    while url is not None:
+        page = client.get(url)
+        assert page.status_code == 200, url
+        pages.append(re.findall(rf'href="{re.escape(link)}([A-Za-z0-9_-]+)"', page.text))
+        older = re.search(rf'href="([^"]+)" rel="next">Older {what}<', page.text)
+        url = html.unescape(older.group(1)) if older else None
+        if len(pages) > 1:
+            assert f">Newest {what}<" in page.text
+        assert len(pages) < 100
+    return pages
+
+
+def _newest_first(shop: Shop, table: Table, owner: str) -> list[str]:
+    """The main merchant's rows of ``table`` (``owner``: the column naming it) as the lists
+    order them, ``created_at`` then id, newest first: read here, not through the console."""
+    with shop.world.db.read() as conn:
+        rows = conn.execute(
+            select(table.c.id, table.c.created_at).where(table.c[owner] == shop.main.merchant.id)
+        ).all()
+    return [str(i) for _at, i in sorted(((r.created_at, r.id) for r in rows), reverse=True)]
+
+
+def test_instruments_tokens_and_ipn_lists_are_paged_by_keyset(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    side = shop.main
+    # A third instrument (on the test clock, perhaps at the instant of another: ids break ties).
+    card = shop.world.directory.add_card(side.buyer.id, "5555555555554444", 12, 2031)
+    prepaid(shop.world.payments, side.merchant.id, side.buyer.id, card.id, "a-p3", limit="10")
+    monkeypatch.setattr(merchant_more, "LIST_SIZE", 2)
+    client = _merchant(shop)
+    lists = (
+        (
+            "/account/merchant/instruments",
+            "/account/merchant/instruments/",
+            "instruments",
+            schema.instruments,
+            "recipient_id",
+        ),
+        (
+            "/account/merchant/instruments",
+            "/account/merchant/tokens/",
+            "tokens",
+            schema.tokens,
+            "caller_id",
+        ),
+        (
+            "/account/merchant/ipn",
+            "/account/merchant/ipn/",
+            "deliveries",
+            schema.ipn_notifications,
+            "account_id",
+        ),
+    )
+    for path, link, what, table, owner in lists:
+        pages = _walk(client, path, link, what)
+        expected = _newest_first(shop, table, owner)
+        assert len(expected) > 2, what
+        # Page 2 exists; every page but the last is full; no row twice or lost, in order.
+        assert len(pages) == -(-len(expected) // 2), what
+        assert all(len(page) == 2 for page in pages[:-1]), what
+        assert [i for page in pages for i in page] == expected, what
+    # A list's cursor leaves the other list of the page where it was.
+    second = client.get("/account/merchant/instruments?instruments=" + _cursor_after(shop))
+    assert second.status_code == 200
+    assert ">Newest instruments<" in second.text
+    assert ">Newest tokens<" not in second.text
+    # A cursor that is not one of ours starts at the newest.
+    junk = client.get("/account/merchant/ipn?after=%25%25not-a-cursor")
+    assert junk.status_code == 200
+    assert ">Newest deliveries<" in junk.text
+
+
+def _cursor_after(shop: Shop) -> str:
+    first = _newest_first(shop, schema.instruments, "recipient_id")[0]
+    with shop.world.db.read() as conn:
+        instrument = payments_sql.load_instruments(conn, [first])[first]
+    return encode_position(instrument.created_at, instrument.id)
 
 
 def test_ipn_url_deliveries_attempts_and_retry(shop: Shop) -> None:
@@ -365,9 +452,9 @@ def _sums_stored(shop: Shop) -> dict[tuple[str, int, str], tuple[int, int, int]]
     with shop.world.db.read() as conn:
         rows = conn.execute(select(days))
         return {
-            (r.party_id, r.day, r.item): (r.amount, r.fees, r.count)
-            for r in rows
-            if r.amount or r.fees or r.count
+            (party, day, item): (amount, fees, count)
+            for party, day, item, amount, fees, count in rows
+            if amount or fees or count
         }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.sql import Select
 from penny.domain.model import Instrument, Token
 from penny.storage import payments_sql
 from penny.storage.database import Database
+from penny.storage.keyset import newest_first
 
 _txns = payments_sql.transactions
 _instruments = payments_sql.instruments
@@ -61,25 +62,22 @@ def _loaded(
     return [found[i] for i in ids]
 
 
-def instruments_of_merchant(conn: Connection, merchant_id: str, limit: int) -> list[Instrument]:
-    """The instruments whose recipient is the merchant, newest first (at most ``limit``)."""
-    query = (
-        select(_instruments.c.id)
-        .where(_instruments.c.recipient_id == merchant_id)
-        .order_by(_instruments.c.created_at.desc(), _instruments.c.id)
-        .limit(limit)
-    )
+def instruments_of_merchant(
+    conn: Connection, merchant_id: str, after: tuple[int, str] | None, limit: int
+) -> list[Instrument]:
+    """The instruments whose recipient is the merchant, newest first (``created_at``, id),
+    after ``after``, at most ``limit``."""
+    query = select(_instruments.c.id).where(_instruments.c.recipient_id == merchant_id)
+    query = newest_first(query, _instruments.c.created_at, _instruments.c.id, after, limit)
     return _loaded(conn, query, payments_sql.load_instruments)
 
 
-def tokens_of_merchant(conn: Connection, merchant_id: str, limit: int) -> list[Token]:
-    """The tokens the merchant installed (its callers' tokens), newest first."""
-    query = (
-        select(_tokens.c.id)
-        .where(_tokens.c.caller_id == merchant_id)
-        .order_by(_tokens.c.created_at.desc(), _tokens.c.id)
-        .limit(limit)
-    )
+def tokens_of_merchant(
+    conn: Connection, merchant_id: str, after: tuple[int, str] | None, limit: int
+) -> list[Token]:
+    """The tokens the merchant installed (its callers' tokens), newest first, as above."""
+    query = select(_tokens.c.id).where(_tokens.c.caller_id == merchant_id)
+    query = newest_first(query, _tokens.c.created_at, _tokens.c.id, after, limit)
     return _loaded(conn, query, payments_sql.load_tokens)
 
 

@@ -92,15 +92,14 @@ class BuyerPages(PagesOf):
         with self.site.database.read() as conn:
             rows = console_sql.transactions_page(conn, where, after, views.PAGE_SIZE + 1)
             names = console_sql.party_names(conn, [instrument.recipient_id])
-        more = len(rows) > views.PAGE_SIZE
-        rows = rows[: views.PAGE_SIZE]
+        rows, cursor = views.page_of(rows, views.received_position)
         balances = self._balances(viewer.party.id, [instrument])
         return self.site.view(
             viewer,
             "buyer_instrument.html",
             line=_line(instrument, balances, names),
             rows=[views.row_of(t) for t in rows],
-            next_after=views.encode_cursor(rows[-1]) if more else None,
+            next_after=cursor,
             first_page=after is None,
         )
 
