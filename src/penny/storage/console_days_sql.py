@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from penny.domain.fees import Method
 from penny.domain.model import Operation, Status
-from penny.storage import schema
+from penny.storage import driver, schema
 
 days = schema.console_days
 _txns = schema.transactions
@@ -115,30 +114,22 @@ def contribute(sums: Sums, row: Mapping[str, Any], times: int, count: int = 1) -
             _add(sums, (party, day, item), times * sign * amount, 0, 0)
 
 
+#: Add a row's sums to the stored ones (a row created at zero when missing); the same text on
+#: both stores, sent straight to the driver (see :mod:`penny.storage.driver`): it is on the
+#: path of every Pay.
+_UPSERT: Final = (
+    "INSERT INTO console_days (party_id, day, item, amount, fees, count) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (party_id, day, item) DO UPDATE SET amount = console_days.amount +"
+    " excluded.amount, fees = console_days.fees + excluded.fees,"
+    " count = console_days.count + excluded.count"
+)
+
+
 def _upsert(conn: Connection, sums: Sums) -> None:
-    """Add the sums to the table (a row per key, created at zero when missing), keys in order
-    (concurrent writers lock the same rows in the same order)."""
-    rows = [
-        {"party_id": p, "day": d, "item": i, "amount": a, "fees": f, "count": n}
-        for (p, d, i), (a, f, n) in sorted(sums.items())
-        if a or f or n
-    ]
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(days)
-    excluded = statement.excluded
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[days.c.party_id, days.c.day, days.c.item],
-            set_={
-                "amount": days.c.amount + excluded.amount,
-                "fees": days.c.fees + excluded.fees,
-                "count": days.c.count + excluded.count,
-            },
-        ),
-        rows,
-    )
+    """Add the sums to the table, keys in order (concurrent writers lock the same rows in the
+    same order)."""
+    rows = [(*key, a, f, n) for key, (a, f, n) in sorted(sums.items()) if a or f or n]
+    driver.execute_many(conn, _UPSERT, rows)
 
 
 def record(
@@ -158,14 +149,12 @@ def rows_before(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
     is about to change them)."""
     if not ids:
         return []
-    query = select(_txns.c.id, *(_txns.c[name] for name in COLUMNS)).where(_txns.c.id.in_(ids))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return [dict(row._mapping) for row in conn.execute(query)]
+    return driver.rows_by_id(conn, "transactions", ("id", *COLUMNS), ids, lock=True)
 
 
 def rebuild(conn: Connection) -> None:
-    """Every sum computed again from ``transactions`` (in one grouped scan)."""
+    """Every sum computed again from ``transactions``, in one grouped scan (in the caller's
+    write transaction)."""
     received = (_txns.c.received_at - _txns.c.received_at % DAY_US).label("received_at")
     completed = (_txns.c.completed_at - _txns.c.completed_at % DAY_US).label("completed_at")
     group = (_txns.c.caller_id, received, completed, _txns.c.operation, _txns.c.method)
