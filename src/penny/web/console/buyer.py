@@ -11,7 +11,7 @@ it is the sender of; any other id is answered like an unknown one.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from starlette.routing import BaseRoute
 
@@ -152,25 +152,23 @@ class BuyerPages(PagesOf):
         if token.kind.authorizes:
             methods = self.directory.payment_methods(viewer.party.id)
             (found,) = self._authorizations([token], names, methods)
-            return self.site.view(
-                viewer,
-                "buyer_token.html",
-                token=token,
-                merchant=merchant,
-                instrument=instrument,
-                authorization=found,
-                usage=usage,
-                rules=authorizations.rules_in_words(found),
-            )
+            shown: dict[str, Any] = {
+                "authorization": found,
+                "rules": authorizations.rules_in_words(found),
+            }
+        else:
+            shown = {
+                "limit": _limit(instrument),
+                "rules": rules_in_words(token, instrument, merchant),
+            }
         return self.site.view(
             viewer,
             "buyer_token.html",
             token=token,
             merchant=merchant,
             instrument=instrument,
-            limit=_limit(instrument),
             usage=usage,
-            rules=rules_in_words(token, instrument, merchant),
+            **shown,
         )
 
     def cancel(self, viewer: Viewer) -> Page:
