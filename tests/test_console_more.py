@@ -1,8 +1,11 @@
 """The merchant console's other pages in process (Starlette's TestClient), on SQLite and
 PostgreSQL: the dashboard's liability and debt over time against the ledger (today's and that
-of two sandbox days ago), the buyers' instruments and tokens, IPN (the URL, deliveries,
-attempts, retry with CSRF and the log), withdrawals (state, refusals, completion after the
-sandbox clock moves) and the sandbox page (clock, test cards; absent in production).
+of two sandbox days ago), its daily sums against sums computed here from every transaction
+(after each kind of write, after a rebuild and after migration 0020), the buyers' instruments
+and tokens and the IPN deliveries walked page by page (keyset pages: every row once, in
+order), IPN (the URL, deliveries, attempts, retry with CSRF and the log), withdrawals (state,
+refusals, completion after the sandbox clock moves) and the sandbox page (clock, test cards;
+absent in production).
 """
 
 from __future__ import annotations
