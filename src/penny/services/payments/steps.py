@@ -22,6 +22,7 @@ from penny.domain.model import (
     Status,
     StatusCode,
     Token,
+    TokenKind,
     Transaction,
 )
 from penny.domain.parties import PaymentMethodKind
@@ -152,6 +153,15 @@ def book(batch: Batch, key: str, legs: tuple[Any, ...], *, pending: bool = False
     raise PaymentsError(refusal)
 
 
+def checked_token(batch: Batch, token_id: str, kind: TokenKind, caller_id: str) -> Token:
+    """The batch's token ``token_id``, refused unless it is a usable ``kind`` token of
+    ``caller_id``'s (FundPrepaid's funding, SettleDebt's settlement token)."""
+    token = batch.tokens.get(token_id)
+    refuse(rules.check_token(token, kind, caller_id))
+    assert token is not None
+    return token
+
+
 def charge(
     batch: Batch,
     request: PaymentRequest,
@@ -163,9 +173,10 @@ def charge(
     ipn_url: str | None,
     legs: InstrumentLegs,
 ) -> Transaction:
-    """FundPrepaid's and SettleDebt's charge (once the operation checked the pipeline token's
-    script): ``amount`` taken from the token's payment method and booked (now, or as pending)
-    with ``legs`` (to the instrument's merchant) as the journal."""
+    """FundPrepaid's and SettleDebt's charge: the pipeline token's script checked, then
+    ``amount`` taken from the token's payment method and booked (now, or as pending) with
+    ``legs`` (to the instrument's merchant) as the journal."""
+    check_pipeline_token(batch, request, amount, operation, instrument, token)
     books = books_of(batch.parties[instrument.recipient_id])
     method_id = token.payment_method_id
     assert method_id is not None
