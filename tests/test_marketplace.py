@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from builders import Shop, new_shop, open_store, prepaid, recipient_token
+from builders import Shop, new_shop, open_store, prepaid, recipient_token, refusal
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule
 from penny.domain.model import FeePayer, RecipientToken, Status, Transaction
@@ -82,9 +82,7 @@ class World:
         return result
 
     def refused(self, request: PaymentRequest) -> Refusal:
-        result = self.submit(request)
-        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
-        return result.refusal
+        return refusal(self.services.payments, request)
 
     def pay(
         self,

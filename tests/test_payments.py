@@ -23,6 +23,7 @@ from builders import (
     postpaid,
     prepaid,
     quiet_payments,
+    refusal,
 )
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
@@ -103,9 +104,7 @@ class World:
         return PayRequest(self.merchant.id, ref, setup.sender_token.id, usd(amount))
 
     def refused(self, request: PaymentRequest) -> Refusal:
-        (result,) = self.payments.submit([request])
-        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
-        return result.refusal
+        return refusal(self.payments, request)
 
     def payable(self) -> int:
         return self.payments.account_balance(self.merchant.id).total.minor
