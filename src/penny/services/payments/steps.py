@@ -138,6 +138,12 @@ def pending(txn: Transaction, journal_id: int, completes_at: int | None) -> Tran
     )
 
 
+def book_new(batch: Batch, legs: tuple[Any, ...], *, pending: bool = False) -> tuple[str, int]:
+    """A new transaction id, and the journal of ``legs`` booked under it (see :func:`book`)."""
+    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
+    return txn_id, book(batch, txn_id, legs, pending=pending)
+
+
 def book(batch: Batch, key: str, legs: tuple[Any, ...], *, pending: bool = False) -> int:
     """Apply a journal to the batch's ledger working set; a ledger refusal becomes the
     domain's (any other is a bug: the domain built a journal the ledger cannot take)."""

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
-from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import InstrumentKind, Operation, Transaction
 from penny.money import Money
 from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import book, booked, refuse
+from penny.services.payments.steps import book_new, booked, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +36,7 @@ def decide(batch: Batch, request: WriteOffDebtRequest, print_: str) -> Transacti
     refuse(rules.check_amount(request.amount, instrument.currency))
     books = books_of(batch.parties[instrument.recipient_id])
     legs = rules.write_off_legs(instrument, books, request.amount)
-    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
-    journal_id = book(batch, txn_id, legs)
+    txn_id, journal_id = book_new(batch, legs)
     return booked(
         batch,
         request,
