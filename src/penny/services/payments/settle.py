@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Transaction
+from penny.domain.model import Operation, Status, TokenKind, Transaction
 from penny.money import Money
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import charge, checked_token, refuse
+from penny.services.payments.steps import charge, checked_token, own_credit_instrument, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +35,7 @@ def needs(request: SettleDebtRequest) -> Needs:
 def decide(batch: Batch, request: SettleDebtRequest, print_: str) -> Transaction:
     token_id, caller_id = request.settlement_token_id, request.caller_id
     token = checked_token(batch, token_id, TokenKind.settlement, caller_id)
-    instrument = batch.instruments.get(request.instrument_id)
-    if instrument is None or instrument.kind is not InstrumentKind.credit:
-        raise PaymentsError(Refusal.unknown_instrument)
-    if instrument.recipient_id != request.caller_id:
-        raise PaymentsError(Refusal.unknown_instrument)
+    instrument = own_credit_instrument(batch, request.instrument_id, request.caller_id)
     if token.instrument_id != instrument.id:
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))

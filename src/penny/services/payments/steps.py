@@ -17,6 +17,7 @@ from penny.domain.model import (
     PENDING_MESSAGE,
     SUCCESS_MESSAGE,
     Instrument,
+    InstrumentKind,
     Operation,
     PaymentInstruction,
     Status,
@@ -166,6 +167,17 @@ def checked_token(batch: Batch, token_id: str, kind: TokenKind, caller_id: str) 
     refuse(rules.check_token(token, kind, caller_id))
     assert token is not None
     return token
+
+
+def own_credit_instrument(batch: Batch, instrument_id: str, caller_id: str) -> Instrument:
+    """The batch's credit instrument ``instrument_id`` whose merchant is ``caller_id``
+    (SettleDebt, WriteOffDebt); any other is unknown to the caller."""
+    instrument = batch.instruments.get(instrument_id)
+    if instrument is None or instrument.kind is not InstrumentKind.credit:
+        raise PaymentsError(Refusal.unknown_instrument)
+    if instrument.recipient_id != caller_id:
+        raise PaymentsError(Refusal.unknown_instrument)
+    return instrument
 
 
 def charge(
