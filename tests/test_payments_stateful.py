@@ -63,7 +63,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -114,6 +114,7 @@ from penny.services.payments import (
     settle_request,
 )
 from penny.storage.database import Database
+from stateful_support import machine_settings
 
 # -- the documented rules, written down here rather than imported --------------------------
 
@@ -1837,12 +1838,7 @@ def test_payments_against_the_model(database_url: str) -> None:
         OnThisStore.stack = stack
         run_state_machine_as_test(
             OnThisStore,
-            settings=settings(
-                max_examples=12 if postgresql else 25,
-                stateful_step_count=30,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            ),
+            settings=machine_settings(12 if postgresql else 25),
         )
         assert stack.ledger.audit().ok
 
