@@ -15,6 +15,7 @@ from penny.domain.funding import ChargeOutcome
 from penny.domain.ids import LEDGER_OWNER, TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     PENDING_MESSAGE,
+    RESERVED_MESSAGE,
     SUCCESS_MESSAGE,
     Instrument,
     InstrumentKind,
@@ -136,6 +137,18 @@ def pending(txn: Transaction, journal_id: int, completes_at: int | None) -> Tran
         status_message=PENDING_MESSAGE,
         pending_journal_id=journal_id,
         completes_at=completes_at,
+    )
+
+
+def reserved(txn: Transaction, journal_id: int, expires_at: int) -> Transaction:
+    """A Reserve's answer: the amount held (``journal_id``, pending) until ``expires_at``."""
+    return replace(
+        txn,
+        status=Status.reserved,
+        status_code=StatusCode.success,
+        status_message=RESERVED_MESSAGE,
+        pending_journal_id=journal_id,
+        completes_at=expires_at,
     )
 
 
