@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from browser_support import PHONE, axe_violations, screenshot
 from cobranded_browser_support import BrowserFlow, running_flow
-from cobranded_support import BUYER_PASSWORD, LiveServer, World, make_world
+from cobranded_support import BUYER_PASSWORD, LiveServer, World, make_world, start_params
 from penny.money import parse_amount
 from penny.sandbox.instruments import prepaid_setup
 from penny.services.payments import FundPrepaidRequest
@@ -62,17 +62,16 @@ def _walk(
 ) -> None:
     page.goto(
         server.start_url(
-            {
-                "callerKey": server.world.access_key,
-                "pipelineName": "Recipient",
-                "version": "2009-01-09",
-                "returnURL": back,
-                "callerReference": "seller-1",
-                "maxFixedFee": "0.50",
-                "maxVariableFee": "0",
-                "recipientPaysFee": "True",
-                "websiteDescription": "the Music Market",
-            }
+            start_params(
+                server.world,
+                "Recipient",
+                back,
+                callerReference="seller-1",
+                maxFixedFee="0.50",
+                maxVariableFee="0",
+                recipientPaysFee="True",
+                websiteDescription="the Music Market",
+            )
         )
     )
     expect(page.get_by_role("heading", level=1)).to_have_text(

@@ -23,20 +23,22 @@ from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
     BUYER_PASSWORD,
     make_world,
+    start_params,
 )
 
 
 class Flow(BrowserFlow):
     def params(self, pipeline: str, ref: str, **more: str) -> dict[str, str]:
-        return {
-            "callerKey": self.world.access_key,
-            "pipelineName": pipeline,
-            "version": "2009-01-09",
-            "returnURL": self.shop.url,
-            "callerReference": ref,
-            "websiteDescription": "the Game Shop",
-            **more,
-        }
+        return start_params(
+            self.world,
+            pipeline,
+            self.shop.url,
+            **{
+                "callerReference": ref,
+                "websiteDescription": "the Game Shop",
+                **more,
+            },
+        )
 
     def start_and_sign_in(self, params: dict[str, str], email: str) -> None:
         self.page.goto(self.server.start_url(params))
