@@ -118,10 +118,18 @@ def contribute(sums: Sums, row: Mapping[str, Any], times: int, count: int = 1) -
 #: both stores, sent straight to the driver (see :mod:`penny.storage.driver`): it is on the
 #: path of every Pay.
 _UPSERT: Final = (
-    "INSERT INTO console_days (party_id, day, item, amount, fees, count) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO console_days (party_id, day, item, amount, fees, count) {rows}"
     " ON CONFLICT (party_id, day, item) DO UPDATE SET amount = console_days.amount +"
     " excluded.amount, fees = console_days.fees + excluded.fees,"
     " count = console_days.count + excluded.count"
+)
+_UPSERT_ROW: Final = _UPSERT.format(rows="VALUES (?, ?, ?, ?, ?, ?)")
+#: On PostgreSQL the rows go as six arrays in one statement: a statement per row cost ~5 µs
+#: more per Pay in ``penny bench path`` (a batch there touches ~40 merchants). On SQLite,
+#: ``executemany`` of the one-row statement is as fast (measured).
+_UPSERT_ARRAYS: Final = _UPSERT.format(
+    rows="SELECT * FROM unnest(?::varchar[], ?::bigint[], ?::varchar[], ?::bigint[],"
+    " ?::bigint[], ?::integer[])"
 )
 
 
@@ -129,7 +137,13 @@ def _upsert(conn: Connection, sums: Sums) -> None:
     """Add the sums to the table, keys in order (concurrent writers lock the same rows in the
     same order)."""
     rows = [(*key, a, f, n) for key, (a, f, n) in sorted(sums.items()) if a or f or n]
-    driver.execute_many(conn, _UPSERT, rows)
+    if not rows:
+        return
+    if driver.is_postgresql(conn):
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        driver.execute_many(conn, _UPSERT_ARRAYS, [columns])
+    else:
+        driver.execute_many(conn, _UPSERT_ROW, rows)
 
 
 def record(
