@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from playwright.sync_api import Browser, Page
 
-from browser_support import PHONE, store_label
+from browser_support import PHONE, axe_violations, screenshot, store_label
 from cobranded_support import LiveServer, Receiver, World, live_server, receiver
 
 
@@ -29,6 +29,18 @@ class BrowserFlow:
     @property
     def world(self) -> World:
         return self.server.world
+
+    def check_axe(self, name: str = "") -> None:
+        """axe-core finds nothing on the page."""
+        violations = axe_violations(self.page, self.axe)
+        assert violations == [], (name, violations)
+
+    def shot(self, name: str) -> None:
+        """axe-core finds nothing on the page; screenshots at phone and desktop width (SQLite
+        run only)."""
+        self.check_axe(name)
+        if self.store == "sqlite":
+            screenshot(self.page, name)
 
 
 FlowT = TypeVar("FlowT", bound=BrowserFlow)

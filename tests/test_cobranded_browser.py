@@ -24,7 +24,6 @@ import pytest
 from playwright.sync_api import Browser, expect
 from typer.testing import CliRunner
 
-from browser_support import axe_violations, screenshot
 from builders import top_up_balance
 from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
@@ -38,14 +37,6 @@ from penny.cli.main import app as cli_app
 
 class Flow(BrowserFlow):
     """One buyer in one browser context (phone width), with the live server and receiver."""
-
-    def shot(self, name: str) -> None:
-        """axe-core finds nothing on the page; screenshots at phone and desktop width (SQLite
-        run only)."""
-        violations = axe_violations(self.page, self.axe)
-        assert violations == [], (name, violations)
-        if self.store == "sqlite":
-            screenshot(self.page, name)
 
     def start(self, params: dict[str, str]) -> None:
         self.page.goto(self.server.start_url(params))

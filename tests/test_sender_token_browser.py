@@ -17,7 +17,6 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from browser_support import axe_violations, screenshot
 from builders import top_up_balance
 from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
@@ -56,16 +55,11 @@ class Flow(BrowserFlow):
         self.page.get_by_role("button", name="Continue").click()
         expect(self.page.get_by_role("heading", level=1)).to_have_text("Review and confirm")
 
-    def check_axe(self) -> None:
-        assert axe_violations(self.page, self.axe) == []
-
     def review(self, shot: str, *texts: str) -> None:
         main = self.page.locator("main")
         for text in texts:
             expect(main).to_contain_text(text)
-        self.check_axe()
-        if self.store == "sqlite":
-            screenshot(self.page, shot)
+        self.shot(shot)
 
     def confirm(self) -> dict[str, str]:
         self.page.get_by_role("button", name="Confirm").click()
