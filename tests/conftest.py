@@ -46,6 +46,8 @@ from penny.devtools.pgcluster import PgCluster, create_database_at, drop_databas
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
+    from console_support import Shop
+
 DATABASE_URL_ENV = "PENNY_TEST_DATABASE_URL"
 """Environment variable naming an existing PostgreSQL server (admin URL) to test against."""
 
@@ -133,3 +135,13 @@ def axe() -> str:
     from browser_support import axe_source
 
     return axe_source()
+
+
+@pytest.fixture
+def shop(database_url: str) -> Iterator[Shop]:
+    """The console's shop (``console_support.make_shop``) on the test's store."""
+    from console_support import make_shop
+
+    made = make_shop(database_url)
+    yield made
+    made.world.db.dispose()
