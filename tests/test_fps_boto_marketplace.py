@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from boto_client import BOTO_CONNECT, needs_boto, run_boto
-from builders import Shop, application, new_shop, open_store, serving
+from boto_client import BOTO_CONNECT, boto_server, needs_boto, run_boto
+from builders import Shop, new_shop, open_store
 from penny.clock import SystemClock
 from penny.domain.model import RecipientToken
 from penny.money import parse_amount
@@ -32,15 +32,8 @@ class Market:
 
     def drive(self, script: str, tmp_path: Path) -> dict[str, object]:
         """Run the boto ``script`` against a live server with this market's ids."""
-        shop = self.shop
-        with serving(application(self.services)) as port:
-            job = {
-                "key": shop.merchant.access_key,
-                "secret": shop.merchant.secret,
-                "port": port,
-                "sender": self.sender_token_id,
-                "recipient_token": self.token.id,
-            }
+        with boto_server(self.services, self.shop.merchant) as connect:
+            job = {**connect, "sender": self.sender_token_id, "recipient_token": self.token.id}
             return run_boto(script, job, tmp_path)
 
 
@@ -63,7 +56,6 @@ def marketplace(database_url: str) -> Market:
 BOTO_DRIVER = (
     BOTO_CONNECT
     + r"""
-
 r = conn.get_recipient_verification_status(RecipientTokenId=job["recipient_token"])
 out["verification"] = r.GetRecipientVerificationStatusResult.RecipientVerificationStatus
 fees = {"MarketplaceFixedFee.Value": "0.25", "MarketplaceFixedFee.CurrencyCode": "USD",
@@ -81,8 +73,7 @@ r = conn.refund(TransactionId=out["pay"][0], RefundAmount="4", CallerReference="
                 MarketplaceRefundPolicy="MasterAndMarketplaceTxn")
 out["refund"] = [r.RefundResult.TransactionStatus]
 
-errors = {}
-for name, call in [
+out["errors"] = refusals([
     ("too_high", lambda: conn.pay(SenderTokenId=job["sender"], TransactionAmount="1",
                                   RecipientTokenId=job["recipient_token"],
                                   MarketplaceVariableFee="6", CallerReference="boto-mp-2")),
@@ -91,12 +82,7 @@ for name, call in [
                                          CallerReference="boto-mp-3")),
     ("unknown_token", lambda: conn.get_recipient_verification_status(
         RecipientTokenId="NOSUCH")),
-]:
-    try:
-        call()
-    except Exception as error:
-        errors[name] = [type(error).__name__, error.status, error.error_code]
-out["errors"] = errors
+])
 print(json.dumps(out))
 """
 )

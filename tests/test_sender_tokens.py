@@ -18,19 +18,21 @@ from builders import (
     DECLINED_CARD,
     LATE_FAILING_CARD,
     RETURNED_BANK_ACCOUNT,
+    BuyerWorld,
     add_bank,
     add_card,
     edited_token,
+    flat_fee_parties,
     new_buyer,
     new_merchant,
-    open_store,
     recipient_token,
+    refusal,
     sender_token,
     usd,
 )
-from penny.clock import MICROS_PER_DAY, ManualClock
+from penny.clock import MICROS_PER_DAY
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.fees import FeeSchedule, Method
+from penny.domain.fees import Method
 from penny.domain.model import (
     AmountType,
     FeePayer,
@@ -43,11 +45,10 @@ from penny.domain.model import (
     UsageLimitTerm,
     UsageLimitType,
 )
-from penny.domain.parties import Party, PaymentMethod
+from penny.domain.parties import PaymentMethod
 from penny.ledger.model import Leg, NewJournal
 from penny.sandbox.instruments import sender_token_setup
 from penny.services import instructions
-from penny.services.factory import Services
 from penny.services.payments import (
     PayRequest,
     RefundRequest,
@@ -61,12 +62,7 @@ MICROS_PER_HOUR = 3_600 * 1_000_000
 
 
 @dataclass
-class World:
-    services: Services
-    clock: ManualClock
-    merchant: Party
-    buyer: Party
-    card: PaymentMethod
+class World(BuyerWorld):
     declined_card: PaymentMethod
     late_card: PaymentMethod
     bank: PaymentMethod
@@ -92,14 +88,7 @@ class World:
 
     def refused(self, token: SenderTokenSetup, amount: str, ref: str) -> Refusal:
         request = PayRequest(self.merchant.id, ref, token.token.id, usd(amount))
-        (result,) = self.services.payments.submit([request])
-        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
-        return result.refusal
-
-    def refused_request(self, request: PayRequest) -> Refusal:
-        (result,) = self.services.payments.submit([request])
-        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
-        return result.refusal
+        return refusal(self.services.payments, request)
 
     def payable(self) -> tuple[int, int]:
         """The merchant's payable balance: posted, and pending in."""
@@ -131,11 +120,7 @@ class World:
 
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
-    services = open_store(database_url, fees=FeeSchedule.flat(card=50, bank=20, balance=5))
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
-    merchant = new_merchant(services).party
-    buyer = new_buyer(services)
+    services, clock, merchant, buyer = flat_fee_parties(database_url)
     balance = next(
         m for m in services.directory.payment_methods(buyer.id) if m.kind.value == "balance"
     )
@@ -596,7 +581,7 @@ def test_charge_fee_to_caller_needs_the_callers_money(world: World) -> None:
             marketplace_fixed_fee=25, charge_fee_to=FeePayer.caller,
         )  # fmt: skip
 
-    assert world.refused_request(pay("p1")) is Refusal.insufficient_balance
+    assert refusal(world.services.payments, pay("p1")) is Refusal.insufficient_balance
     world.pay(made, "1", "own")  # the caller's own $1.00 sale: $0.50 to its payable
     world.complete()
     assert world.payable() == (50, 0)

@@ -30,7 +30,7 @@ from penny.domain import marketplace as mk
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
-from penny.domain.funding import ChargeOutcome, network_answer
+from penny.domain.funding import ChargeDecision, ChargeOutcome, network_answer
 from penny.domain.model import (
     Instrument,
     InstrumentKind,
@@ -138,12 +138,14 @@ Deal = tuple[RecipientToken, mk.Split]
 
 
 def deal_of(
-    batch: Batch, request: PayRequest, merchant: RecipientToken | None, fee: Money
+    batch: Batch, request: PayRequest, merchant: RecipientToken | None, method: Method
 ) -> Deal | None:
     """The marketplace fees of a payment on an authorization that names a recipient token
-    (``merchant``), checked against its terms; Penny's fee is the payment method's."""
+    (``merchant``), checked against its terms; Penny's fee is the payment method's
+    (``method``'s)."""
     if merchant is None:
         return None
+    fee = batch.settings.fees.fee(method, request.amount)
     fees = mk.MarketplaceFees(
         request.marketplace_fixed_fee, request.marketplace_variable_fee, request.charge_fee_to
     )
@@ -161,6 +163,25 @@ def counted(batch: Batch, checked: Checked, amount: Money) -> None:
     batch.put_instrument(replace(instrument, charged_total=charged))
 
 
+def charged(
+    batch: Batch,
+    request: PayRequest,
+    print_: str,
+    operation: Operation,
+    token: Token,
+    checked: Checked,
+) -> tuple[Transaction, Money, ChargeDecision]:
+    """Pay's and Reserve's ``operation`` on ``token``: its transaction (not yet decided; the
+    fee, the token and the IPN URL set), the fee, and the payment method's answer to the
+    charge (as the card network will give it)."""
+    payment_method, method, amount = checked.payment_method, checked.method, request.amount
+    fee = batch.settings.fees.fee(method, amount)
+    txn = new_transaction(batch, request, print_, operation, checked.instrument, method, amount)
+    txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=request.ipn_url)
+    decision = batch.settings.funding.charge(payment_method, amount, txn.id, batch.now)
+    return txn, fee, network_answer(payment_method, decision, batch.now)
+
+
 def decide(
     batch: Batch,
     request: PayRequest,
@@ -172,13 +193,8 @@ def decide(
     """The Pay ``request`` on ``token`` (``recipient``: the caller's installed token;
     ``merchant``: the recipient token of a marketplace Pay)."""
     checked = check(batch, request, token, recipient)
-    instrument, payment_method, method = checked.instrument, checked.payment_method, checked.method
-    fee = batch.settings.fees.fee(method, request.amount)
-    deal = deal_of(batch, request, merchant, fee)
-    txn = new_transaction(batch, request, print_, Operation.pay, instrument, method, request.amount)
-    txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=request.ipn_url)
-    decision = batch.settings.funding.charge(payment_method, request.amount, txn.id, batch.now)
-    decision = network_answer(payment_method, decision, batch.now)
+    deal = deal_of(batch, request, merchant, checked.method)
+    txn, fee, decision = charged(batch, request, print_, Operation.pay, token, checked)
     if decision.outcome is ChargeOutcome.declined:  # not a card: declined at once
         raise PaymentsError(Refusal.payment_method_declined, decision.reason)
     legs = legs_of(batch, checked, request.amount, fee, deal)
