@@ -42,9 +42,11 @@ from penny.engine.ledger import Ledger
 from penny.fps.wire import HTTP_BAD_REQUEST, INVALID_REQUEST, new_request_id, render_error
 from penny.ipn.delivery import Deliverer, DeliveryRunner
 from penny.ipn.settings import IpnSettings
+from penny.sandbox.advance import finish_due
 from penny.security import ServerKey
 from penny.services import idempotency
 from penny.services.factory import Services, build_services
+from penny.services.payments import Payments
 from penny.signing import Signer
 from penny.storage.database import (
     DATABASE_URL_ENV,
@@ -67,6 +69,10 @@ logger = logging.getLogger("penny.web.app")
 PURGE_EVERY_S = 3600
 #: How long after the start the first purge runs.
 FIRST_PURGE_S = 60
+#: How often ``penny serve`` finishes what is due (:meth:`Payments.complete_due`), by default.
+COMPLETE_EVERY_S = 5.0
+#: ``penny serve --complete-every`` for the worker processes (seconds; 0: never).
+COMPLETE_EVERY_ENV = "PENNY_COMPLETE_EVERY"
 
 
 def _healthz(database: Database) -> Route:
@@ -118,6 +124,7 @@ def create_app(
     dispose_on_shutdown: bool = False,
     ipn: IpnSettings | None = None,
     live: bool = False,
+    complete_every_s: float | None = None,
 ) -> Starlette:
     """Build the application over an open ``database``.
 
@@ -136,6 +143,10 @@ def create_app(
     ``live``: the JSON API takes ``sk_live_`` bearer secrets rather than ``sk_test_`` ones
     (:mod:`penny.api.auth`; ``penny serve`` passes ``PENNY_MODE=production``). Its lifespan
     also forgets idempotency keys older than a day, hourly.
+
+    ``complete_every_s``: the lifespan also finishes what is due (card and bank payments whose
+    answer has come, reserves past their timeout: :meth:`Payments.complete_due`) every that
+    many seconds (``penny serve`` passes ``--complete-every``, 5 by default); None: never.
     """
     services = build_services(
         database, clock=clock, server_key=server_key, ledger_type=MeteredLedger
@@ -152,7 +163,7 @@ def create_app(
         if ipn_runner is not None:
             await ipn_runner.start()
         try:
-            async with purging(ledger):
+            async with purging(ledger), completing(payments, complete_every_s):
                 yield
         finally:
             if ipn_runner is not None:
@@ -207,6 +218,46 @@ async def purge_idempotency_keys(
         await asyncio.sleep(every_s)
 
 
+@asynccontextmanager
+async def completing(payments: Payments, every_s: float | None) -> AsyncIterator[None]:
+    """:func:`complete_due_every` in the background while the block runs (nothing when
+    ``every_s`` is None or not positive)."""
+    if every_s is None or every_s <= 0:
+        yield
+        return
+    task = asyncio.get_running_loop().create_task(complete_due_every(payments, every_s))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # a sweep under way commits or rolls back first
+
+
+async def complete_due_every(payments: Payments, every_s: float) -> None:
+    """Finish what is due every ``every_s`` seconds, until cancelled: what ``penny sandbox
+    advance`` finishes after moving the clock (:func:`penny.sandbox.advance.finish_due`).
+    Several Penny processes may sweep one store: each due row is locked and taken only while
+    it is still due (:func:`penny.services.payments.completion.complete_due`). A failure is
+    logged and the next sweep tries again."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            finished, expired = await run_in_threadpool(finish_due, payments)
+            if finished or expired:
+                logger.info(
+                    "finished %d due transactions, expired %d holds", len(finished), expired
+                )
+        except Exception:  # the store may be away (a failover): try again next time
+            logger.warning("finishing due transactions failed", exc_info=True)
+
+
+def complete_every_from_env() -> float | None:
+    """``$PENNY_COMPLETE_EVERY`` (seconds; unset: the default; 0: never)."""
+    text = os.environ.get(COMPLETE_EVERY_ENV, "")
+    return float(text) if text else COMPLETE_EVERY_S
+
+
 def app_from_env() -> Starlette:
     """The application over ``$PENNY_DATABASE_URL``, for ``uvicorn --factory`` (one per worker).
 
@@ -219,6 +270,7 @@ def app_from_env() -> Starlette:
         dispose_on_shutdown=True,
         ipn=IpnSettings.from_env(),
         live=live_from_env(),
+        complete_every_s=complete_every_from_env(),
     )
     freeze_startup_objects()
     return app
