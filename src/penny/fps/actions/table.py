@@ -29,6 +29,7 @@ from penny.fps.actions import (
     marketplace,
     payments,
     signatures,
+    subscriptions,
     tokens,
     transactions,
 )
@@ -84,16 +85,13 @@ ACTIONS: Final[Mapping[str, ActionSpec]] = {
     "Settle": payments.SETTLE,
     "Cancel": payments.CANCEL,
     "GetRecipientVerificationStatus": marketplace.GET_RECIPIENT_VERIFICATION_STATUS,
+    "GetSubscriptionDetails": subscriptions.GET_SUBSCRIPTION_DETAILS,
+    "GetTransactionsForSubscription": subscriptions.GET_TRANSACTIONS_FOR_SUBSCRIPTION,
+    "CancelSubscriptionAndRefund": subscriptions.CANCEL_SUBSCRIPTION_AND_REFUND,
 }
 
-#: The actions of the 2010-08-28 WSDL Penny does not serve yet.
-NOT_SUPPORTED: Final = frozenset(
-    {
-        "CancelSubscriptionAndRefund",
-        "GetSubscriptionDetails",
-        "GetTransactionsForSubscription",
-    }
-)
+#: The actions of the 2010-08-28 WSDL Penny does not serve yet: none since #19.
+NOT_SUPPORTED: Final[frozenset[str]] = frozenset()
 
 #: The actions the server answers from a batch (a group commit or a batched read).
 BATCHED: Final = frozenset(name for name, spec in ACTIONS.items() if spec.batched)
