@@ -78,9 +78,11 @@ class Subscription:
 @dataclass(frozen=True, slots=True)
 class CancelSubscription:
     """CancelSubscriptionAndRefund: ``refund_amount`` None refunds what is still refundable of
-    the most recent Pay (nothing when it failed or is refunded already), keyed by
-    ``caller_reference`` or else by the subscription; a given amount needs
-    ``caller_reference``. ``reason`` (CancelReason) is the refund's CallerDescription."""
+    the most recent Pay (nothing when it failed or is refunded already), keyed by the
+    subscription (:data:`DEFAULT_REFUND_REFERENCE`: boto sends a random CallerReference on
+    every call, so a retry would not find it); a given amount is keyed by
+    ``caller_reference``, which it needs. ``reason`` (CancelReason) is the refund's
+    CallerDescription."""
 
     caller_id: str
     subscription_id: str
@@ -127,7 +129,7 @@ def _refund_of(
         )
     if last is None:
         return None
-    reference = request.caller_reference or DEFAULT_REFUND_REFERENCE.format(request.subscription_id)
+    reference = DEFAULT_REFUND_REFERENCE.format(request.subscription_id)
     made = sql.transactions_by_reference(conn, [(caller, reference)])
     refundable = last.status is Status.success and last.amount > last.refunded
     if not made and not refundable and last.status is not Status.pending:

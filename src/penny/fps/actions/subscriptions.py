@@ -82,7 +82,8 @@ def _get_transactions_for_subscription(call: Call) -> Xml | None:
 def _cancel_subscription_and_refund(call: Call) -> Xml | None:
     subscription_id = call.required("SubscriptionId")
     amount = call.amount("RefundAmount", required=False)
-    # Required only with a RefundAmount (spec §5); without one it keys the default refund.
+    # Required only with a RefundAmount (spec §5); without one it is not used (boto sends a
+    # random one on every call: the default refund is keyed by the subscription).
     reference = call.text("CallerReference", MAX_CALLER_REFERENCE, required=amount is not None)
     request = CancelSubscription(
         call.caller_id,
