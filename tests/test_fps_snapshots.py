@@ -136,9 +136,11 @@ class Session:
             self._subscription = made.token.id
         return self._subscription
 
-    def complete_due(self) -> None:
-        """What is due finishes (the card answers), as ``penny serve`` does every few seconds."""
+    def completed(self, params: dict[str, str]) -> dict[str, str]:
+        """``params``, once what is due has finished (the card answered), as ``penny serve``
+        finishes it every few seconds."""
         self.shop.services.payments.complete_due()
+        return params
 
     def timestamp(self, *, millis: bool = False, offset_s: int = 0) -> str:
         seconds = self.clock.now_us() // MICROS_PER_SECOND + offset_s
@@ -863,15 +865,14 @@ STEPS: Final[tuple[Step, ...]] = (
     Step(
         "CancelSubscriptionAndRefund.success",
         "CancelSubscriptionAndRefund",
-        lambda s: (
-            s.complete_due(),
+        lambda s: s.completed(
             {
                 "SubscriptionId": s.subscription(),
                 "CallerReference": "sub-cancel-1",
                 "CancelReason": "Moved away",
                 **_amount("RefundAmount", "4"),
-            },
-        )[1],
+            }
+        ),
     ),
     Step(
         "CancelSubscriptionAndRefund.error.DuplicateRequest",

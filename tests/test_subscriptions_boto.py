@@ -88,8 +88,10 @@ def test_boto_drives_a_subscription_to_its_cancellation_and_refund(
                 "sub": made.token.id,
             }
             paid = run_boto(PAY, job, tmp_path)
-            pay_id, status = paid["pay"]  # type: ignore[misc]
-            assert status == "Pending"
+            pay = paid["pay"]
+            assert isinstance(pay, list)
+            pay_id = str(pay[0])
+            assert pay[1] == "Pending"
             services.payments.complete_due()  # the card answers (penny serve: on its own)
             payable = services.payments.account_balance(shop.merchant.id).total.minor
             assert payable == 1000 - 59
