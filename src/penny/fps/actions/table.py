@@ -9,9 +9,10 @@ the content of the ``<{Action}Result>`` element in schema order (spec §4.4, §5
 CancelToken (which has no Result), or a :class:`~penny.fps.wire.WireFault`:
 :func:`committed_result`, :func:`read_result`, :func:`query_result`.
 
-Actions of the 2010-08-28 WSDL that Penny does not serve yet answer ``InvalidAction`` with a
-message saying so (HTTP 400): the standard AWS code for an action a service does not offer,
-which every client handles as a non-retriable error. Domain refusals come from
+Every action of the 2010-08-28 WSDL is served since #19 (:data:`NOT_SUPPORTED` is empty); one
+not in :data:`ACTIONS` would answer ``InvalidAction`` with a message saying so (HTTP 400): the
+standard AWS code for an action a service does not offer, which every client handles as a
+non-retriable error. Domain refusals come from
 :data:`penny.domain.errors.FPS_ERRORS` through :func:`~penny.fps.wire.refusal_error`; another
 merchant's ids are refused exactly like unknown ones (the payments service checks ownership).
 """
