@@ -142,11 +142,8 @@ def create_app(
 
     ``live``: the JSON API takes ``sk_live_`` bearer secrets rather than ``sk_test_`` ones
     (:mod:`penny.api.auth`; ``penny serve`` passes ``PENNY_MODE=production``). Its lifespan
-    also forgets idempotency keys older than a day, hourly.
-
-    ``complete_every_s``: the lifespan also finishes what is due (card and bank payments whose
-    answer has come, reserves past their timeout: :meth:`Payments.complete_due`) every that
-    many seconds (``penny serve`` passes ``--complete-every``, 5 by default); None: never.
+    also forgets idempotency keys older than a day, hourly, and every ``complete_every_s``
+    seconds (None: never) finishes what is due (:func:`completing`; ``penny serve``: 5).
     """
     services = build_services(
         database, clock=clock, server_key=server_key, ledger_type=MeteredLedger
