@@ -42,6 +42,19 @@ m.__dict__["filter"] = lambda f, it: list(builtins.filter(f, it))
 exec(compile(src, m.__file__, "exec"), m.__dict__)
 """
 
+#: The start of a test's script: its job from stdin, an ``FPSConnection`` to the Penny on
+#: ``job["port"]`` with the merchant's ``job["key"]``/``job["secret"]``, no retries, and the
+#: ``out`` dict it prints as JSON at the end.
+CONNECT = r"""
+job = json.load(sys.stdin)
+conn = m.FPSConnection(
+    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
+    host="127.0.0.1", port=job["port"], is_secure=False,
+)
+conn.num_retries = 0
+out = {}
+"""
+
 _PROXIES = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}
 
 

@@ -15,19 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boto_client import needs_boto, run_boto
+from boto_client import CONNECT, needs_boto, run_boto
 from builders import application, new_shop, open_store, serving
 from penny.domain.model import TokenKind
-
-CONNECT = r"""
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
-"""
 
 PAY = (
     CONNECT
