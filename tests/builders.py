@@ -335,18 +335,18 @@ def application(
     *,
     request_clock: bool = False,
     ipn: IpnSettings | None = None,
-    complete_every_s: float | None = None,
+    complete_every_us: int | None = None,
 ) -> Starlette:
     """The application over ``services``' store, clock and server key; with
     ``request_clock`` signed requests' timestamps are checked against that clock too;
-    ``complete_every_s``: its lifespan finishes what is due that often (``penny serve``'s)."""
+    ``complete_every_us``: its lifespan finishes what is due that often (``penny serve``'s)."""
     return create_app(
         services.database,
         clock=services.clock,
         server_key=services.server_key,
         request_clock=services.clock if request_clock else None,
         ipn=ipn,
-        complete_every_s=complete_every_s,
+        complete_every_us=complete_every_us,
     )
 
 

@@ -17,13 +17,14 @@ from typer.testing import CliRunner
 from builders import application, new_shop, open_store, serving, usd
 from ipn_receiver import Receiver
 from penny.cli.main import app as cli_app
+from penny.clock import MICROS_PER_SECOND
 from penny.domain.model import Status, TokenKind, Transaction
 from penny.fps.signature import sign_v2
 from penny.ipn.settings import IpnSettings
 from penny.services.factory import Services
 from penny.services.payments import PayRequest
 from penny.storage import ipn_sql
-from penny.web.app import COMPLETE_EVERY_S, complete_every_from_env
+from penny.web.app import COMPLETE_EVERY_US, complete_every_from_env
 
 WAIT_S = 20.0
 
@@ -53,7 +54,7 @@ def test_a_pending_card_pay_completes_with_its_ipn_without_an_advance(database_u
     token = shop.token(TokenKind.single_use, transaction_amount="5")
     key, secret = shop.merchant.access_key, shop.merchant.secret
     ipn = IpnSettings(public_url="http://127.0.0.1", poll_us=50_000)
-    app = application(services, ipn=ipn, complete_every_s=0.2)
+    app = application(services, ipn=ipn, complete_every_us=200_000)
     try:
         with Receiver() as receiver, serving(app, lifespan=True) as port, httpx.Client() as http:
             paid = http.get(
@@ -92,8 +93,8 @@ def test_penny_serve_sweeps_every_five_seconds_unless_told() -> None:
     shown = CliRunner().invoke(cli_app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0
     assert re.search(r"--complete-every SECONDS .*\[default: 5\.0; x>=0\]", shown.output, re.S)
-    assert COMPLETE_EVERY_S == 5.0
-    assert complete_every_from_env() == COMPLETE_EVERY_S  # the workers' default too
+    assert COMPLETE_EVERY_US == 5 * MICROS_PER_SECOND
+    assert complete_every_from_env() == COMPLETE_EVERY_US  # the workers' default too
 
 
 def test_two_sweeps_racing_finish_each_pending_pay_once(database_url: str) -> None:

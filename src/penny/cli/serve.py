@@ -163,6 +163,11 @@ def serve(
                 _serve_workers(db, sock, workers, limits)
 
 
+def _micros(seconds: float) -> int:
+    """``--complete-every`` (seconds) as the server takes it (µs: integer time)."""
+    return round(seconds * 1_000_000)
+
+
 def _server_key(db: Database) -> Any:
     from penny.security import ServerKeyError, load_server_key
 
@@ -181,7 +186,7 @@ def _prepare(request_timeout: int, complete_every: float) -> None:
     configure_logging()
     _install_test_faults()
     os.environ[REQUEST_TIMEOUT_ENV] = str(request_timeout)
-    os.environ[COMPLETE_EVERY_ENV] = str(complete_every)  # for the worker processes
+    os.environ[COMPLETE_EVERY_ENV] = str(_micros(complete_every))  # for the worker processes
 
 
 def _serve_here(
@@ -206,7 +211,7 @@ def _serve_here(
             if self.started:
                 announce()
 
-    app = create_app(db, ipn=ipn, server_key=server_key, complete_every_s=complete_every)
+    app = create_app(db, ipn=ipn, server_key=server_key, complete_every_us=_micros(complete_every))
     freeze_startup_objects()
     config = uvicorn.Config(app, log_level="warning", http=GuardedHttpToolsProtocol, **limits)
     _Server(config).run(sockets=[sock])

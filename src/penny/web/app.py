@@ -37,10 +37,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from penny.api.auth import live_from_env
-from penny.clock import Clock, SystemClock
+from penny.clock import MICROS_PER_SECOND, Clock, SystemClock
 from penny.engine.ledger import Ledger
 from penny.fps.wire import HTTP_BAD_REQUEST, INVALID_REQUEST, new_request_id, render_error
-from penny.ipn.delivery import Deliverer, DeliveryRunner
+from penny.ipn.delivery import Deliverer, DeliveryRunner, seconds
 from penny.ipn.settings import IpnSettings
 from penny.sandbox.advance import finish_due
 from penny.security import ServerKey
@@ -69,10 +69,10 @@ logger = logging.getLogger("penny.web.app")
 PURGE_EVERY_S = 3600
 #: How long after the start the first purge runs.
 FIRST_PURGE_S = 60
-#: How often ``penny serve`` finishes what is due (:meth:`Payments.complete_due`), by default.
-COMPLETE_EVERY_S = 5.0
-#: ``penny serve --complete-every`` for the worker processes (seconds; 0: never).
-COMPLETE_EVERY_ENV = "PENNY_COMPLETE_EVERY"
+#: How often ``penny serve`` finishes what is due (:meth:`Payments.complete_due`), by default (µs).
+COMPLETE_EVERY_US = 5 * MICROS_PER_SECOND
+#: ``penny serve --complete-every`` for the worker processes (microseconds; 0: never).
+COMPLETE_EVERY_ENV = "PENNY_COMPLETE_EVERY_US"
 
 
 def _healthz(database: Database) -> Route:
@@ -124,7 +124,7 @@ def create_app(
     dispose_on_shutdown: bool = False,
     ipn: IpnSettings | None = None,
     live: bool = False,
-    complete_every_s: float | None = None,
+    complete_every_us: int | None = None,
 ) -> Starlette:
     """Build the application over an open ``database``.
 
@@ -142,8 +142,8 @@ def create_app(
 
     ``live``: the JSON API takes ``sk_live_`` bearer secrets rather than ``sk_test_`` ones
     (:mod:`penny.api.auth`; ``penny serve`` passes ``PENNY_MODE=production``). Its lifespan
-    also forgets idempotency keys older than a day, hourly, and every ``complete_every_s``
-    seconds (None: never) finishes what is due (:func:`completing`; ``penny serve``: 5).
+    also forgets idempotency keys older than a day, hourly, and every ``complete_every_us``
+    microseconds (None: never) finishes what is due (:func:`completing`; ``penny serve``: 5 s).
     """
     services = build_services(
         database, clock=clock, server_key=server_key, ledger_type=MeteredLedger
@@ -160,7 +160,7 @@ def create_app(
         if ipn_runner is not None:
             await ipn_runner.start()
         try:
-            async with purging(ledger), completing(payments, complete_every_s):
+            async with purging(ledger), completing(payments, complete_every_us):
                 yield
         finally:
             if ipn_runner is not None:
@@ -216,13 +216,13 @@ async def purge_idempotency_keys(
 
 
 @asynccontextmanager
-async def completing(payments: Payments, every_s: float | None) -> AsyncIterator[None]:
+async def completing(payments: Payments, every_us: int | None) -> AsyncIterator[None]:
     """:func:`complete_due_every` in the background while the block runs (nothing when
-    ``every_s`` is None or not positive)."""
-    if every_s is None or every_s <= 0:
+    ``every_us`` is None or not positive)."""
+    if every_us is None or every_us <= 0:
         yield
         return
-    task = asyncio.get_running_loop().create_task(complete_due_every(payments, every_s))
+    task = asyncio.get_running_loop().create_task(complete_due_every(payments, every_us))
     try:
         yield
     finally:
@@ -231,14 +231,14 @@ async def completing(payments: Payments, every_s: float | None) -> AsyncIterator
             await task  # a sweep under way commits or rolls back first
 
 
-async def complete_due_every(payments: Payments, every_s: float) -> None:
-    """Finish what is due every ``every_s`` seconds, until cancelled: what ``penny sandbox
+async def complete_due_every(payments: Payments, every_us: int) -> None:
+    """Finish what is due every ``every_us`` microseconds, until cancelled: what ``penny sandbox
     advance`` finishes after moving the clock (:func:`penny.sandbox.advance.finish_due`).
     Several Penny processes may sweep one store: each due row is locked and taken only while
     it is still due (:func:`penny.services.payments.completion.complete_due`). A failure is
     logged and the next sweep tries again."""
     while True:
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(seconds(every_us))
         try:
             finished, expired = await run_in_threadpool(finish_due, payments)
             if finished or expired:
@@ -249,10 +249,10 @@ async def complete_due_every(payments: Payments, every_s: float) -> None:
             logger.warning("finishing due transactions failed", exc_info=True)
 
 
-def complete_every_from_env() -> float | None:
-    """``$PENNY_COMPLETE_EVERY`` (seconds; unset: the default; 0: never)."""
+def complete_every_from_env() -> int:
+    """``$PENNY_COMPLETE_EVERY_US`` (microseconds; unset: the default; 0: never)."""
     text = os.environ.get(COMPLETE_EVERY_ENV, "")
-    return float(text) if text else COMPLETE_EVERY_S
+    return int(text) if text else COMPLETE_EVERY_US
 
 
 def app_from_env() -> Starlette:
@@ -267,7 +267,7 @@ def app_from_env() -> Starlette:
         dispose_on_shutdown=True,
         ipn=IpnSettings.from_env(),
         live=live_from_env(),
-        complete_every_s=complete_every_from_env(),
+        complete_every_us=complete_every_from_env(),
     )
     freeze_startup_objects()
     return app
