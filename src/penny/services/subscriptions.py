@@ -143,6 +143,9 @@ def cancel_and_refund(payments: Payments, request: CancelSubscription) -> Transa
 
     def work(session: LedgerSession, run: RunBatch) -> Transaction | None:
         conn = session.conn
+        # Two cancels of one subscription at once: the second waits and finds it cancelled
+        # (one TokenCancellation IPN, not two).
+        session.lock_keys("subscription", [(request.caller_id, request.subscription_id)])
         token = _token(conn, request.caller_id, request.subscription_id)
         pays = sql.pays_with_token(conn, token.sender_id, token.id)
         refund = _refund_of(conn, request, pays[-1] if pays else None)
