@@ -10,12 +10,13 @@ back the fee's share, rounded down: ``fee × refund // amount``.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
 import test_sender_tokens
-from builders import new_merchant, usd
+from builders import new_merchant, new_shop, open_store, usd
 from penny.clock import MICROS_PER_DAY
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import Status, TokenKind, TokenStatus, Transaction
@@ -24,6 +25,7 @@ from penny.fps.actions import run_action
 from penny.fps.wire import WireFault
 from penny.gatekeeper.usage import add_months
 from penny.services import subscriptions as subs
+from penny.services.payments import PayRequest
 from penny.services.subscriptions import CancelSubscription
 from penny.storage import ipn_sql
 from test_sender_tokens import World
@@ -203,3 +205,44 @@ def test_details_follow_the_token_through_its_life(world: World) -> None:
 )
 def test_the_frequency_is_an_fps_duration(period: str, expected: Frequency) -> None:
     assert frequency(period) == expected
+
+
+def test_two_cancels_at_once_refund_and_notify_once(database_url: str) -> None:
+    """Two processes (two services: one Ledger serialises its own writers) cancel the same
+    subscription at the same moment: one refund, one TokenCancellation IPN, same answers."""
+    services = open_store(database_url)
+    other = open_store(database_url, clock=services.clock, server_key=services.server_key)
+    try:
+        shop = new_shop(services, bank=False)
+        services.directory.set_ipn_url(shop.merchant.id, "https://shop.example/ipn")
+        made = shop.token(TokenKind.recurring, **MONTHLY)
+        pay = services.payments.execute(
+            PayRequest(shop.merchant.id, "month-1", made.token.id, usd("10"))
+        )
+        services.payments.complete_due()
+        start = threading.Barrier(2)
+        answers: list[Transaction | None] = [None, None]
+
+        def cancel(slot: int) -> None:
+            payments = (services.payments, other.payments)[slot]
+            start.wait()
+            answers[slot] = subs.cancel_and_refund(
+                payments, CancelSubscription(shop.merchant.id, made.token.id)
+            )
+
+        threads = [threading.Thread(target=cancel, args=(slot,)) for slot in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        first, second = answers
+        assert first is not None
+        assert second is not None
+        assert (first.id, first.parent_id, first.amount) == (second.id, pay.id, 1000)
+        with services.database.read() as conn:
+            notes = ipn_sql.listing(conn, subject_id=made.token.id)
+        assert [n.kind for n in notes] == ["TokenCancellation"]
+        assert services.ledger.audit().ok
+    finally:
+        other.database.dispose()
+        services.database.dispose()
