@@ -1,7 +1,8 @@
 """``penny bench console`` in short (10⁴ transactions), on SQLite and PostgreSQL: the bulk
 seed is read by the real console over HTTP (the newest page and a deep keyset page are full,
 the filtered page finds rows), the pages answer, and the CSV export of every row streams in
-bounded memory. The 10⁶ run is the documented command (docs/performance.md)."""
+bounded memory, and every page's first render and median are under the issue's 200 ms. The
+10⁶ run is the documented command (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 
 from typer.testing import CliRunner
 
-from penny.bench.console import run_console_bench
+from penny.bench.console import TARGET_MS, run_console_bench
 from penny.cli.main import app
 from penny.web.console.views import PAGE_SIZE
 
@@ -32,7 +33,11 @@ def test_the_console_bench_seeds_serves_and_exports(database_url: str) -> None:
     assert pages["transactions_filtered"]["rows_shown"] > 0
     for name, timing in pages.items():
         assert 0 < timing["median_ms"] <= timing["p95_ms"], name
-        assert timing["median_ms"] < 5_000, name  # a sanity bound on a loaded CI machine
+        # The issue's bound, on every page's first render (the dashboard's: a period nothing
+        # read before) and median; 10⁶ rows is the documented run (docs/performance.md).
+        assert timing["first_ms"] < TARGET_MS, (name, timing)
+        assert timing["median_ms"] < TARGET_MS, (name, timing)
+    assert result["under_target"] is True
     export = result["export"]
     assert export["csv_lines"] == ROWS + 1  # the header and every row
     assert export["rss_growth_mib"] < 30

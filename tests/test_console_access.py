@@ -16,9 +16,11 @@ from collections.abc import Iterator
 import pytest
 from starlette.routing import Route
 
+from builders import sender_token, usd
 from console_support import ConsoleClient, Shop, make_shop
-from penny.domain.model import Operation
-from penny.storage import console_sql, ipn_sql
+from penny.api.resources import encode_position
+from penny.domain.model import Operation, TokenKind
+from penny.storage import console_sql, ipn_sql, payments_sql
 from penny.storage.database import open_database
 
 PUBLIC = {
@@ -50,8 +52,9 @@ def _private_routes(shop: Shop) -> list[tuple[str, str]]:
     return found
 
 
-def _fill(path: str, shop: Shop, unknown: bool) -> str:
-    """The path with the other side's ids (or unknown ones) for its parameters."""
+def _fill(path: str, shop: Shop, unknown: bool, token: str | None = None) -> str:
+    """The path with the other side's ids (or unknown ones) for its parameters (``token``:
+    another of its tokens than its prepaid sender token)."""
     other = shop.other
     ids = {
         "/account/merchant/transactions/{tid}": other.pays[1].id,
@@ -63,6 +66,8 @@ def _fill(path: str, shop: Shop, unknown: bool) -> str:
         "/account/merchant/ipn/{nid}": _a_notification_of(shop, other.merchant.id),
         "/account/buyer/methods/{mid}": _card_of(shop, other.buyer.id),
     }
+    if token is not None:
+        ids["/account/buyer/tokens/{tid}"] = ids["/account/merchant/tokens/{tkid}"] = token
     for prefix, value in ids.items():
         name = prefix.rsplit("/", 1)[1]
         if path.startswith(prefix):
@@ -156,6 +161,60 @@ def test_another_party_s_ids_answer_exactly_like_unknown_ones(shop: Shop) -> Non
     )
     assert f"/transactions/{other.pays[1].id}" not in listed.text
     assert "No transactions." in listed.text
+
+
+def test_another_party_s_authorizations_and_list_cursors_reach_nothing(shop: Shop) -> None:
+    """A SingleUse, MultiUse or Recurring token of the other side, on every token route: like
+    an unknown id signed in, a redirect without a session; and a page cursor made from the
+    other side's rows lists only one's own."""
+    other = shop.other
+    card = _card_of(shop, other.buyer.id)
+    given = sender_token(
+        shop.world.payments,
+        other.merchant.id,
+        other.buyer.id,
+        card,
+        "acc-multi",
+        TokenKind.multi_use,
+        transaction_amount=usd("5"),
+        global_amount_limit=usd("20"),
+    ).token
+    merchant = ConsoleClient(shop.world)
+    merchant.sign_in_merchant(shop.main)
+    buyer = ConsoleClient(shop.world)
+    buyer.sign_in_buyer(shop.main)
+    anonymous = ConsoleClient(shop.world)
+    routes = [(m, p) for m, p in _private_routes(shop) if "{tid}" in p or "{tkid}" in p]
+    assert len(routes) >= 3
+    for method, pattern in routes:
+        client = merchant if _home_kind(pattern) == "merchant" else buyer
+        answers = []
+        for who, unknown in ((client, False), (client, True), (anonymous, False)):
+            path = _fill(pattern, shop, unknown, token=given.id)
+            form = {"csrf": who.csrf()} if who is client else {}
+            answers.append(who.get(path) if method == "GET" else who.post(path, form))
+        theirs, nobody_s, no_session = answers
+        assert theirs.status_code == nobody_s.status_code == 404, (method, pattern)
+        assert theirs.content == nobody_s.content
+        assert no_session.status_code == 303
+    assert shop.world.payments.token_by_caller(other.merchant.id, token_id=given.id).active
+    with shop.world.db.read() as conn:
+        instrument = payments_sql.load_instruments(conn, [other.prepaid.instrument.id])
+        notification = ipn_sql.load(conn, _a_notification_of(shop, other.merchant.id))
+    assert notification is not None
+    at = instrument[other.prepaid.instrument.id]
+    cursors = {
+        "/account/merchant/instruments?instruments=": encode_position(at.created_at, at.id + "~"),
+        "/account/merchant/instruments?tokens=": encode_position(given.created_at, given.id + "~"),
+        "/account/merchant/ipn?after=": encode_position(
+            notification.created_at, notification.id + "~"
+        ),
+    }
+    for path, cursor in cursors.items():
+        page = merchant.get(path + cursor)
+        assert page.status_code == 200
+        for theirs_id in (at.id, given.id, notification.id, other.prepaid.sender_token.id):
+            assert theirs_id not in page.text, (path, theirs_id)
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ Playwright), against a real server on 127.0.0.1, on SQLite and PostgreSQL.
 A merchant walks the landing page, sign-in, the dashboard (its figures checked against the
 ledger), the transaction list, a detail page (its legs sum to zero), a refund with its
 confirmation (checked in the store), a filtered CSV export, creating and revoking an API key,
-and the activity log. A buyer walks their account, a prepaid instrument's history and an
-authorization, and cancels it (the token is inactive, the merchant's IPN is in the outbox).
+and the activity log. A buyer walks their account, a MultiUse authorization (what it allows,
+its rules in words) which they cancel (the merchant's IPN is in the outbox, a later Pay is
+refused), a prepaid instrument's history and a prepaid balance's authorization, and cancels
+it too (the token is inactive, the merchant's IPN is in the outbox).
 Every page is checked with axe-core (zero violations), for fitting a 360 px screen without
 scrolling sideways (wide tables scroll in their own region), and for its skip link being the
 first keyboard stop; screenshots of every page at 360 px and 1280 px go to
@@ -23,10 +25,19 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
-from builders import BUYER_PASSWORD, top_up_balance
+from builders import BUYER_PASSWORD, sender_token, top_up_balance, usd
 from cobranded_support import LiveServer, live_server
 from console_support import Shop, make_shop, notifications_about
-from penny.domain.model import TokenStatus
+from penny.domain.errors import PaymentsError
+from penny.domain.model import (
+    AmountType,
+    Token,
+    TokenKind,
+    TokenStatus,
+    UsageLimitTerm,
+    UsageLimitType,
+)
+from penny.services.payments import PayRequest
 from penny.web.console.views import money
 
 
@@ -191,6 +202,20 @@ def test_a_buyer_sees_their_instruments_and_cancels_an_authorization(
 ) -> None:
     payments, side = shop.world.payments, shop.main
     token = side.prepaid.sender_token
+    (card,) = [m for m in shop.world.directory.payment_methods(side.buyer.id) if m.last4]
+    every_week = UsageLimitTerm(UsageLimitType.count, 2, "1 Week")
+    given = sender_token(
+        payments,
+        side.merchant.id,
+        side.buyer.id,
+        card.id,
+        "walk-multi",
+        TokenKind.multi_use,
+        transaction_amount=usd("10"),
+        amount_type=AmountType.maximum,
+        global_amount_limit=usd("60"),
+        usage_limits=(every_week,),
+    ).token
     with live_server(shop.world) as server:
         walk = Walk(browser, server, _store(database_url), axe)
         walk.go("/account/signin/buyer")
@@ -205,7 +230,11 @@ def test_a_buyer_sees_their_instruments_and_cancels_an_authorization(
         debt = payments.debt_balance(side.buyer.id, side.postpaid.instrument.id).main
         assert money(debt.minor) in walk.text_of("#postpaid-table")
         assert "Visa •••• 1111" in walk.text_of("#method-list")
+        given_row = walk.text_of("#authorization-table")
+        for words in (side.merchant.name, "Multi use", "at most $10.00", "2 payments every 1 Week"):
+            assert words in given_row, words
         walk.check("buyer")
+        _cancel_the_authorization(walk, shop, given)
         walk.page.locator("#prepaid-table").get_by_role("link").first.click()
         walk.heading(f"Prepaid balance with {side.merchant.name}")
         assert walk.text_of("#inst-balance") == money(balance.minor)
@@ -221,6 +250,24 @@ def test_a_buyer_sees_their_instruments_and_cancels_an_authorization(
     assert cancelled.status is TokenStatus.inactive
     sent = notifications_about(shop.world, token.id)
     assert sent == 1
+
+
+def _cancel_the_authorization(walk: Walk, shop: Shop, given: Token) -> None:
+    """From the home page: a MultiUse authorization's page (what it allows, its rules in
+    words), Cancel, and back home; the merchant is told and a later Pay is refused."""
+    merchant = shop.main.merchant
+    walk.page.get_by_role("link", name=f"Details of authorization {given.id}").click()
+    walk.heading(f"Authorization for {merchant.name}")
+    expect(walk.page.locator("#token-rules")).to_contain_text("At most 2 payments every 1 Week")
+    walk.check("buyer-authorization")
+    walk.page.get_by_role("button", name="Cancel the authorization").click()
+    expect(walk.page.locator("#token-state")).to_contain_text("Cancelled")
+    assert notifications_about(shop.world, given.id) == 1
+    with pytest.raises(PaymentsError):
+        shop.world.payments.execute(PayRequest(merchant.id, "walk-late", given.id, usd("1")))
+    walk.page.get_by_role("link", name="Back to my account").click()
+    walk.heading("My account")
+    assert "Cancelled" in walk.text_of("#authorization-table")
 
 
 def test_a_buyer_adds_and_removes_payment_methods_and_reads_the_balance(

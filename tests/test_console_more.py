@@ -1,24 +1,32 @@
 """The merchant console's other pages in process (Starlette's TestClient), on SQLite and
 PostgreSQL: the dashboard's liability and debt over time against the ledger (today's and that
-of two sandbox days ago), the buyers' instruments and tokens, IPN (the URL, deliveries,
-attempts, retry with CSRF and the log), withdrawals (state, refusals, completion after the
-sandbox clock moves) and the sandbox page (clock, test cards; absent in production).
+of two sandbox days ago), its daily sums against sums computed here from every transaction
+(after each kind of write, after a rebuild and after migration 0020), the buyers' instruments
+and tokens and the IPN deliveries walked page by page (keyset pages: every row once, in
+order), IPN (the URL, deliveries, attempts, retry with CSRF and the log), withdrawals (state,
+refusals, completion after the sandbox clock moves) and the sandbox page (clock, test cards;
+absent in production).
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Table, delete, insert, select, text
 
-from builders import application, usd
+from builders import application, prepaid, usd
 from console_support import ConsoleClient, Shop, make_shop
+from penny.api.resources import encode_position
 from penny.clock import MICROS_PER_DAY
 from penny.domain.model import Operation, Status
+from penny.sandbox.advance import finish_due
 from penny.services.factory import build_services
 from penny.services.payments import FundPrepaidRequest, PayRequest, RefundRequest
-from penny.storage import console_sql, ipn_sql, merchant_sql
+from penny.storage import console_days_sql, console_sql, ipn_sql, payments_sql, schema
+from penny.storage.database import current_revision, upgrade
 from penny.web.console import merchant_more
 from penny.web.console.views import money
 
@@ -123,6 +131,91 @@ def test_instruments_and_tokens_of_the_merchant_s_buyers_only(shop: Shop) -> Non
     for wrong in (other.prepaid.instrument.id, other.prepaid.sender_token.id):
         assert client.get(f"/account/merchant/instruments/{wrong}").status_code == 404
         assert client.get(f"/account/merchant/tokens/{wrong}").status_code == 404
+
+
+def _walk(client: ConsoleClient, path: str, link: str, what: str) -> list[list[str]]:
+    """Follow a list's "Older" links from ``path`` to its last page: the ids each page links
+    to with ``link``, page by page."""
+    pages: list[list[str]] = []
+    url: str | None = path
+    while url is not None:
+        page = client.get(url)
+        assert page.status_code == 200, url
+        pages.append(re.findall(rf'href="{re.escape(link)}([A-Za-z0-9_-]+)"', page.text))
+        older = re.search(rf'href="([^"]+)" rel="next">Older {what}<', page.text)
+        url = html.unescape(older.group(1)) if older else None
+        if len(pages) > 1:
+            assert f">Newest {what}<" in page.text
+        assert len(pages) < 100
+    return pages
+
+
+def _newest_first(shop: Shop, table: Table, owner: str) -> list[str]:
+    """The main merchant's rows of ``table`` (``owner``: the column naming it) as the lists
+    order them, ``created_at`` then id, newest first: read here, not through the console."""
+    with shop.world.db.read() as conn:
+        rows = conn.execute(
+            select(table.c.id, table.c.created_at).where(table.c[owner] == shop.main.merchant.id)
+        ).all()
+    return [str(i) for _at, i in sorted(((r.created_at, r.id) for r in rows), reverse=True)]
+
+
+def test_instruments_tokens_and_ipn_lists_are_paged_by_keyset(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    side = shop.main
+    # A third instrument (on the test clock, perhaps at the instant of another: ids break ties).
+    card = shop.world.directory.add_card(side.buyer.id, "5555555555554444", 12, 2031)
+    prepaid(shop.world.payments, side.merchant.id, side.buyer.id, card.id, "a-p3", limit="10")
+    monkeypatch.setattr(merchant_more, "LIST_SIZE", 2)
+    client = _merchant(shop)
+    lists = (
+        (
+            "/account/merchant/instruments",
+            "/account/merchant/instruments/",
+            "instruments",
+            schema.instruments,
+            "recipient_id",
+        ),
+        (
+            "/account/merchant/instruments",
+            "/account/merchant/tokens/",
+            "tokens",
+            schema.tokens,
+            "caller_id",
+        ),
+        (
+            "/account/merchant/ipn",
+            "/account/merchant/ipn/",
+            "deliveries",
+            schema.ipn_notifications,
+            "account_id",
+        ),
+    )
+    for path, link, what, table, owner in lists:
+        pages = _walk(client, path, link, what)
+        expected = _newest_first(shop, table, owner)
+        assert len(expected) > 2, what
+        # Page 2 exists; every page but the last is full; no row twice or lost, in order.
+        assert len(pages) == -(-len(expected) // 2), what
+        assert all(len(page) == 2 for page in pages[:-1]), what
+        assert [i for page in pages for i in page] == expected, what
+    # A list's cursor leaves the other list of the page where it was.
+    second = client.get("/account/merchant/instruments?instruments=" + _cursor_after(shop))
+    assert second.status_code == 200
+    assert ">Newest instruments<" in second.text
+    assert ">Newest tokens<" not in second.text
+    # A cursor that is not one of ours starts at the newest.
+    junk = client.get("/account/merchant/ipn?after=%25%25not-a-cursor")
+    assert junk.status_code == 200
+    assert ">Newest deliveries<" in junk.text
+
+
+def _cursor_after(shop: Shop) -> str:
+    first = _newest_first(shop, schema.instruments, "recipient_id")[0]
+    with shop.world.db.read() as conn:
+        instrument = payments_sql.load_instruments(conn, [first])[first]
+    return encode_position(instrument.created_at, instrument.id)
 
 
 def test_ipn_url_deliveries_attempts_and_retry(shop: Shop) -> None:
@@ -326,39 +419,118 @@ def test_sandbox_pages_wear_the_badge(shop: Shop) -> None:
     assert "no real money moves" in dashboard
 
 
-def test_finished_days_are_cached_and_read_back_the_same(shop: Shop) -> None:
-    world, merchant = shop.world, shop.main.merchant.id
+def _sums_from_transactions(shop: Shop) -> dict[tuple[str, int, str], tuple[int, int, int]]:
+    """The daily sums computed here, from every row of ``transactions`` (not through
+    console_days_sql): per caller, day and operation the successful ones received that day;
+    per caller and day the liability and debt moved by the successful ones completed that day."""
+    moves = {
+        ("FundPrepaid", None): (1, 0),
+        ("Pay", "Prepaid"): (-1, 0),
+        ("Refund", "Prepaid"): (1, 0),
+        ("Pay", "Debt"): (0, 1),
+        ("Refund", "Debt"): (0, -1),
+        ("SettleDebt", None): (0, -1),
+        ("WriteOffDebt", None): (0, -1),
+    }
+    found: dict[tuple[str, int, str], tuple[int, int, int]] = {}
+    with shop.world.db.read() as conn:
+        rows = list(conn.execute(select(schema.transactions)))
+    for t in rows:
+        if t.status != "Success":
+            continue
+        key = (t.caller_id, t.received_at // MICROS_PER_DAY * MICROS_PER_DAY, t.operation)
+        a, f, n = found.get(key, (0, 0, 0))
+        found[key] = (a + t.amount, f + t.fees, n + 1)
+        move = moves.get((t.operation, t.method), moves.get((t.operation, None), (0, 0)))
+        day = t.completed_at // MICROS_PER_DAY * MICROS_PER_DAY
+        for item, sign in zip(("Δliability", "Δdebt"), move, strict=True):
+            if sign:
+                a = found.get((t.caller_id, day, item), (0, 0, 0))[0]
+                found[(t.caller_id, day, item)] = (a + sign * t.amount, 0, 0)
+    return {key: sums for key, sums in found.items() if sums != (0, 0, 0)}
+
+
+def _sums_stored(shop: Shop) -> dict[tuple[str, int, str], tuple[int, int, int]]:
+    days = schema.console_days
+    with shop.world.db.read() as conn:
+        rows = conn.execute(select(days))
+        return {
+            (party, day, item): (amount, fees, count)
+            for party, day, item, amount, fees, count in rows
+            if amount or fees or count
+        }
+
+
+def test_the_daily_sums_are_the_transactions_sums_after_every_kind_of_write(shop: Shop) -> None:
+    world, side = shop.world, shop.main
+    merchant = side.merchant.id
+    assert _sums_stored(shop) == _sums_from_transactions(shop) != {}
     client = _merchant(shop)
     fresh = client.get("/account/merchant?days=30").text
-    opened = world.clock.now_us()
-    first_day = opened - opened % MICROS_PER_DAY
-    with world.db.read() as conn:
-        before = merchant_sql.cached_days(conn, merchant, 0, 2**62)
-    # Days that ended more than five days ago are cached (empty ones too); recent ones are not.
-    assert len(before) == 30 - 6
-    assert max(before) == first_day - 6 * MICROS_PER_DAY
-    world.clock.advance(10 * MICROS_PER_DAY)
-    page = client.get("/account/merchant?days=30")
-    with world.db.read() as conn:
-        cached = merchant_sql.cached_days(conn, merchant, 0, 2**62)
-        computed = merchant_sql.day_facts(conn, merchant, first_day, first_day + MICROS_PER_DAY)
-    assert cached[first_day] == computed[first_day]
-    assert cached[first_day].totals["Pay"][2] == 4
-    assert max(cached) == first_day + 4 * MICROS_PER_DAY
-    again = client.get("/account/merchant?days=30")
-    assert _balance_rows(again.text) == _balance_rows(page.text)
-    assert _balance_rows(page.text)[-11][1:] == _balance_rows(fresh)[-1][1:]
-    for figure in ("fig-sales", "fig-fees", "fig-net", "fig-refunds"):
-        assert _figure(again.text, figure) == _figure(fresh, figure)
-    # The cache is what is read: a changed row shows (and nothing recomputes it).
+    # Pending bank-funded FundPrepaids complete days later; Pays, Refunds and a settlement move
+    # other days: every write keeps the sums.
+    world.clock.advance(3 * MICROS_PER_DAY)
+    payments = world.payments
+    tab = payments.execute(PayRequest(merchant, "s-tab", side.postpaid.sender_token.id, usd("4")))
+    payments.execute(RefundRequest(merchant, "s-tab-back", tab.id, usd("1")))
+    paid = payments.execute(PayRequest(merchant, "s-pay", side.prepaid.sender_token.id, usd("2")))
+    payments.execute(RefundRequest(merchant, "s-pay-back", paid.id, usd("2")))
+    world.clock.advance(6 * MICROS_PER_DAY)
+    finish_due(world.payments)
+    stored = _sums_stored(shop)
+    assert stored == _sums_from_transactions(shop)
+    # Computing them again from the table gives the same rows.
+    with world.db.write() as conn:
+        console_days_sql.rebuild(conn)
+    assert _sums_stored(shop) == stored
+    # The dashboard shows them: 30 days of sales, and the liability walked back to the ledger.
+    page = client.get("/account/merchant?days=30").text
+    now = world.clock.now_us()
+    first = now - now % MICROS_PER_DAY - 29 * MICROS_PER_DAY
+    sales = sum(
+        amount
+        for (party, day, item), (amount, _f, _n) in stored.items()
+        if party == merchant and item == "Pay" and day >= first
+    )
+    assert _figure(page, "fig-sales") == money(sales)
+    assert _balance_rows(page)[-10][1:] == _balance_rows(fresh)[-1][1:]
+    assert _balance_rows(page)[-1][1:] == tuple(money(v) for v in _ledger(shop))
+    # The table is what is read: a changed row shows.
     with world.db.write() as conn:
         conn.execute(
-            merchant_sql.days.update()
-            .where(merchant_sql.days.c.party_id == merchant, merchant_sql.days.c.item == "Pay")
-            .values(amount=merchant_sql.days.c.amount + 100)
+            schema.console_days.update()
+            .where(schema.console_days.c.party_id == merchant)
+            .where(schema.console_days.c.item == "Pay")
+            .values(amount=schema.console_days.c.amount + 100)
         )
     bumped = client.get("/account/merchant?days=30").text
-    assert _figure(bumped, "fig-sales") == money(sum(t.amount for t in shop.main.pays) + 100)
+    assert _figure(bumped, "fig-sales") != _figure(page, "fig-sales")
+
+
+def test_the_migration_computes_the_daily_sums_of_existing_transactions(shop: Shop) -> None:
+    """A store at 0017 had only the finished days a dashboard had read, with ``""`` markers:
+    revision 0020 replaces them with every day's sums."""
+    db = shop.world.db
+    expected = _sums_from_transactions(shop)
+    with db.write() as conn:
+        conn.execute(delete(schema.console_days))
+        conn.execute(
+            insert(schema.console_days),
+            [
+                {
+                    "party_id": shop.main.merchant.id,
+                    "day": 0,
+                    "item": "",
+                    "amount": 0,
+                    "fees": 0,
+                    "count": 0,
+                }
+            ],
+        )
+        conn.execute(text("UPDATE alembic_version SET version_num = '0017'"))
+    upgrade(db)
+    assert current_revision(db) == "0020"
+    assert _sums_stored(shop) == expected != {}
 
 
 def _figure(html: str, name: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Dialect
 from penny.storage import (
     api_sessions_sql,
     cobranded_sql,
+    console_days_sql,
     console_sql,
     gatekeeper_sql,
     idempotency_sql,
@@ -105,6 +106,7 @@ def test_every_storage_module_uses_the_one_metadata() -> None:
     modules = (
         api_sessions_sql,
         cobranded_sql,
+        console_days_sql,
         console_sql,
         gatekeeper_sql,
         idempotency_sql,

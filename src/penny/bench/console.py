@@ -5,12 +5,15 @@ bulk SQL (a chunk per statement, not through Pay: 10⁶ Pays would take far long
 measured). The mix is a shop's: Pays from a prepaid balance, FundPrepaids, Refunds and a few
 failures. The rows are real rows of ``transactions`` (the same columns, ids and indexes the
 services write), with no ledger journals behind them: the console's pages read only the
-transactions table and the ledger's counters.
+transactions table, the ledger's counters and the dashboard's daily sums (``console_days``,
+which Pay keeps: the seed computes them once from the seeded rows).
 
 Then ``penny serve`` (one worker) is started on 127.0.0.1 and the console is timed over HTTP,
 signed in as the merchant: the transactions page (the newest page, a filtered page and a page
-deep in the keyset order) and the dashboard (30 and 90 days), ``repeat`` times each after one
-warm-up: median and 95th percentile in milliseconds. Last, the CSV export of all rows is read
+deep in the keyset order) and the dashboard (30 and 90 days), once (the first render: nothing
+of the period was read before) and then ``repeat`` times: median and 95th percentile in
+milliseconds. ``under_target`` says whether every first render and every median is under
+:data:`TARGET_MS`. Last, the CSV export of all rows is read
 while the server's resident memory is sampled every 50 ms: the growth over the export shows
 whether it streams in constant memory.
 """
@@ -40,6 +43,7 @@ from penny.money import Money
 from penny.sandbox.instruments import prepaid_setup
 from penny.security import ServerKey
 from penny.services.factory import build_services
+from penny.storage import console_days_sql
 from penny.storage.database import Database
 
 Progress = Callable[[str, float], None]
@@ -143,8 +147,10 @@ def seed(database: Database, rows: int, days: int, progress: Progress) -> Seeded
             seed_rows(conn, database.is_postgresql, done, count, **names)
         done += count
         progress(f"seed {rows:,} transactions", done / rows)
-    if database.is_postgresql:
-        with database.write() as conn:
+    with database.write() as conn:
+        # Bulk SQL passes by what Pay's writes keep: the dashboard's daily sums.
+        console_days_sql.rebuild(conn)
+        if database.is_postgresql:
             conn.exec_driver_sql("ANALYZE transactions")
     seeded = Seeded(merchant.id, key.key.access_key_id, key.secret, key_hex)
     deep = max(1, rows * 9 // 10)
@@ -279,6 +285,7 @@ def run_console_bench(
                 export = export_memory(client, server)
                 report("CSV export", 1.0)
     slowest = max(t["median_ms"] for t in timings.values())
+    slowest_first = max(t["first_ms"] for t in timings.values())
     return {
         "store": store,
         "rows": rows,
@@ -287,6 +294,7 @@ def run_console_bench(
         "seed_seconds": round(seed_seconds, 1),
         "pages": timings,
         "slowest_median_ms": slowest,
-        "under_target": slowest < TARGET_MS,
+        "slowest_first_ms": slowest_first,
+        "under_target": max(slowest, slowest_first) < TARGET_MS,
         "export": export,
     }

@@ -19,13 +19,13 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.sql import Select
 
 from penny.domain.model import Instrument, Operation, Status, Token, Transaction
 from penny.ledger.model import JournalKind, PendingState
 from penny.storage import payments_sql, schema
+from penny.storage.keyset import newest_first
 from penny.storage.parties_sql import parties
 
 sessions = schema.console_sessions
@@ -165,9 +165,7 @@ def page_query(
         query = query.where(
             or_(_txns.c.id == where.search, _txns.c.caller_reference == where.search)
         )
-    if after is not None:
-        query = query.where(tuple_(_txns.c.received_at, _txns.c.id) < tuple_(*after))
-    return query.order_by(_txns.c.received_at.desc(), _txns.c.id.desc()).limit(limit)
+    return newest_first(query, _txns.c.received_at, _txns.c.id, after, limit)
 
 
 def transactions_page(

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from penny.storage import schema
+from penny.storage.keyset import newest_first
 
 notifications = schema.ipn_notifications
 attempts = schema.ipn_attempts
@@ -369,9 +370,11 @@ def listing(
     state: str | None = None,
     account_id: str | None = None,
     subject_id: str | None = None,
+    after: tuple[int, str] | None = None,
     limit: int = 50,
 ) -> list[Notification]:
-    """The newest notifications first, optionally only one state, account or subject."""
+    """The newest notifications first (``created_at``, id), optionally only one state, account
+    or subject, and only those after ``after`` (a keyset page)."""
     query = select(notifications)
     if state is not None:
         query = query.where(notifications.c.state == state)
@@ -379,7 +382,7 @@ def listing(
         query = query.where(notifications.c.account_id == account_id)
     if subject_id is not None:
         query = query.where(notifications.c.subject_id == subject_id)
-    query = query.order_by(notifications.c.created_at.desc(), notifications.c.id).limit(limit)
+    query = newest_first(query, notifications.c.created_at, notifications.c.id, after, limit)
     return [_notification(row) for row in conn.execute(query)]
 
 

@@ -36,7 +36,7 @@ from penny.domain.model import (
     TokenStatus,
     Transaction,
 )
-from penny.storage import driver, schema
+from penny.storage import console_days_sql, driver, schema
 
 system_accounts = schema.system_accounts
 settings = schema.settings
@@ -337,13 +337,20 @@ def due_transactions(
 
 def insert_transactions(conn: Connection, new: Sequence[Transaction]) -> None:
     rows = []
+    dicts = []
     for txn in new:
         row = _transaction_row(txn)
+        dicts.append(row)
         rows.append(tuple(row[name] for name in _TRANSACTION_NAMES))
     driver.execute_many(conn, _INSERT_TRANSACTION, rows)
+    console_days_sql.record(conn, (), dicts)
 
 
 def update_transactions(conn: Connection, changed: Iterable[Transaction]) -> None:
+    """Write the transactions' changed state, and what it changes of the console's daily sums
+    (:mod:`penny.storage.console_days_sql`)."""
+    changed = list(changed)
+    before = console_days_sql.rows_before(conn, [txn.id for txn in changed])
     for txn in changed:
         conn.execute(
             update(transactions)
@@ -358,6 +365,17 @@ def update_transactions(conn: Connection, changed: Iterable[Transaction]) -> Non
                 fees=txn.fees,
             )
         )
+    news = {txn.id: txn for txn in changed}
+    after = [
+        {
+            **row,
+            "status": news[row["id"]].status.value,
+            "completed_at": news[row["id"]].completed_at,
+            "fees": news[row["id"]].fees,
+        }
+        for row in before
+    ]
+    console_days_sql.record(conn, before, after)
 
 
 def refunds_of(conn: Connection, parent_id: str) -> list[Transaction]:

@@ -399,7 +399,7 @@ token_terms: Final = Table(
     Column("old_token_id", String(64)),
 )
 
-# -- the console's cache of finished days (migration 0014) -------------------------------------
+# -- the console's daily sums (migration 0014; kept by every write since 0020) ----------------
 
 console_days: Final = Table(
     "console_days",
@@ -407,8 +407,8 @@ console_days: Final = Table(
     Column("party_id", String(32), ForeignKey("parties.id"), primary_key=True),
     Column("day", BigInteger, primary_key=True),
     #: An operation (its successful transactions received that day), ``Δliability`` or
-    #: ``Δdebt`` (the change made by transactions completed that day), or ``""`` (the day is
-    #: cached, even with nothing in it).
+    #: ``Δdebt`` (the change made by transactions completed that day); see
+    #: :mod:`penny.storage.console_days_sql`.
     Column("item", String(16), primary_key=True),
     Column("amount", BigInteger, nullable=False),
     Column("fees", BigInteger, nullable=False),

@@ -1,6 +1,7 @@
 """The buyer account (personal accounts): payment methods, the Penny balance, prepaid and
-postpaid instruments with their history, and the authorizations (tokens) given to merchants,
-which the buyer may cancel.
+postpaid instruments with their history, and the authorizations (tokens) given to merchants —
+those of prepaid and postpaid instruments, and SingleUse, MultiUse and Recurring ones (see
+:mod:`penny.web.console.authorizations`) — which the buyer may cancel.
 
 Cancelling goes through :meth:`Payments.cancel_token` on the token's merchant's behalf, exactly
 as the merchant's own ``CancelToken``: the merchant's IPN is written to the outbox in the same
@@ -10,18 +11,19 @@ it is the sender of; any other id is answered like an unknown one.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from starlette.routing import BaseRoute
 
-from penny.domain.model import Instrument, InstrumentKind, Token
-from penny.domain.parties import PartyKind
+from penny.domain.model import Instrument, InstrumentKind, Token, TokenTerms
+from penny.domain.parties import PartyKind, PaymentMethod
 from penny.money import Money
 from penny.services import gatekeeper
 from penny.services.payment_queries import BalanceQuery, TwoBalances
-from penny.storage import console_sql, payments_sql
+from penny.storage import console_sql, payments_sql, terms_sql
 from penny.web.cobranded.http import Page, decode_query
-from penny.web.console import views
+from penny.web.console import authorizations, views
+from penny.web.console.authorizations import Authorization
 from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
 from penny.web.console.wallet import WalletPages
 
@@ -61,7 +63,10 @@ class BuyerPages(PagesOf):
             names = console_sql.party_names(conn, [i.recipient_id for i in instruments])
             names.update(console_sql.party_names(conn, [t.caller_id for t in tokens]))
         balances = self._balances(buyer, instruments)
-        methods = [m for m in self.directory.payment_methods(buyer) if m.last4 is not None]
+        every_method = self.directory.payment_methods(buyer)
+        methods = [m for m in every_method if m.last4 is not None]
+        given = [t for t in tokens if t.kind.authorizes]
+        authorizations = self._authorizations(given, names, every_method)
         return self.site.view(
             viewer,
             "buyer_home.html",
@@ -73,8 +78,31 @@ class BuyerPages(PagesOf):
             postpaid=[
                 _line(i, balances, names) for i in instruments if i.kind is InstrumentKind.credit
             ],
-            tokens=[(t, names.get(t.caller_id, t.caller_id)) for t in tokens],
+            tokens=[(t, names.get(t.caller_id, t.caller_id)) for t in tokens if t not in given],
+            authorizations=[
+                (found, self.payments.token_usage(found.token.caller_id, found.token.id))
+                for found in authorizations
+            ],
         )
+
+    def _authorizations(
+        self, tokens: list[Token], names: dict[str, str], methods: list[PaymentMethod]
+    ) -> list[Authorization]:
+        """SingleUse, MultiUse and Recurring tokens with their instruments, terms and method."""
+        with self.site.database.read() as conn:
+            instruments = payments_sql.load_instruments(conn, [t.instrument_id for t in tokens])
+            terms = terms_sql.load_terms(conn, [t.id for t in tokens])
+        by_id = {m.id: m for m in methods}
+        return [
+            Authorization(
+                token,
+                instruments[token.instrument_id],
+                terms.get(token.id, TokenTerms(token.id)),
+                names.get(token.caller_id, token.caller_id),
+                by_id.get(token.payment_method_id or ""),
+            )
+            for token in tokens
+        ]
 
     def _own_instrument(self, viewer: Viewer, iid: str) -> Instrument:
         with self.site.database.read() as conn:
@@ -92,15 +120,14 @@ class BuyerPages(PagesOf):
         with self.site.database.read() as conn:
             rows = console_sql.transactions_page(conn, where, after, views.PAGE_SIZE + 1)
             names = console_sql.party_names(conn, [instrument.recipient_id])
-        more = len(rows) > views.PAGE_SIZE
-        rows = rows[: views.PAGE_SIZE]
+        rows, cursor = views.page_of(rows, views.received_position)
         balances = self._balances(viewer.party.id, [instrument])
         return self.site.view(
             viewer,
             "buyer_instrument.html",
             line=_line(instrument, balances, names),
             rows=[views.row_of(t) for t in rows],
-            next_after=views.encode_cursor(rows[-1]) if more else None,
+            next_after=cursor,
             first_page=after is None,
         )
 
@@ -122,15 +149,26 @@ class BuyerPages(PagesOf):
             )
         assert instrument is not None
         merchant = names.get(token.caller_id, token.caller_id)
+        if token.kind.authorizes:
+            methods = self.directory.payment_methods(viewer.party.id)
+            (found,) = self._authorizations([token], names, methods)
+            shown: dict[str, Any] = {
+                "authorization": found,
+                "rules": authorizations.rules_in_words(found),
+            }
+        else:
+            shown = {
+                "limit": _limit(instrument),
+                "rules": rules_in_words(token, instrument, merchant),
+            }
         return self.site.view(
             viewer,
             "buyer_token.html",
             token=token,
             merchant=merchant,
             instrument=instrument,
-            limit=_limit(instrument),
             usage=usage,
-            rules=rules_in_words(token, instrument, merchant),
+            **shown,
         )
 
     def cancel(self, viewer: Viewer) -> Page:

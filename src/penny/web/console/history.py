@@ -1,6 +1,6 @@
-"""The dashboard's figures by day (issue #16): :func:`dashboard_facts` reads them, finished
-days from the cache ``console_days`` and recent ones from ``transactions``, so the dashboard's
-cost does not grow with the merchant's volume; the period's totals and daily sales are sums of
+"""The dashboard's figures by day (issue #16): :func:`dashboard_facts` reads them from the
+daily sums ``console_days`` that every write of ``transactions`` keeps, so the dashboard's cost
+does not grow with the merchant's volume; the period's totals and daily sales are sums of
 them; and the prepaid liability and outstanding debt over time are the ledger's figures today
 walked back day by day through the changes the merchant's completed transactions made, drawn
 as SVG bar charts with a table of the same numbers.
@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy.exc import IntegrityError
 
 from penny.domain.model import Operation
-from penny.storage import merchant_sql
+from penny.storage import console_days_sql
 from penny.web.console import views
 from penny.web.console.charts import Bar, bar_chart
 from penny.web.console.site import ConsoleSite
@@ -22,31 +21,15 @@ from penny.web.console.site import ConsoleSite
 
 def dashboard_facts(
     site: ConsoleSite, merchant_id: str, first_day: int, now: int
-) -> dict[int, merchant_sql.DayFacts]:
-    """The facts of every day from ``first_day`` to today: finished days from the cache, the
-    others from ``transactions`` in one range from the first day not cached (finished days
-    read there are cached for next time)."""
+) -> dict[int, console_days_sql.DayFacts]:
+    """The facts of every day from ``first_day`` to today, from the daily sums every write of
+    ``transactions`` keeps (at most a row per day and item: the period's volume costs nothing)."""
     today = now - now % views.DAY_US
-    finished_end = now - merchant_sql.COMPLETION_US - views.DAY_US + 1
     with site.database.read() as conn:
-        facts = merchant_sql.cached_days(conn, merchant_id, first_day, today + views.DAY_US)
-        missing = [d for d in range(first_day, today + 1, views.DAY_US) if d not in facts]
-        fresh = (
-            merchant_sql.day_facts(conn, merchant_id, missing[0], today + views.DAY_US)
-            if missing
-            else {}
-        )
-    new = {d: fact for d, fact in fresh.items() if d not in facts and d < finished_end}
-    if new:
-        try:
-            with site.database.write() as conn:
-                merchant_sql.cache_days(conn, merchant_id, new)
-        except IntegrityError:
-            pass  # another request cached them first: the same facts
-    return {**fresh, **facts}
+        return console_days_sql.day_facts(conn, merchant_id, first_day, today + views.DAY_US)
 
 
-def period_totals(facts: dict[int, merchant_sql.DayFacts]) -> dict[str, tuple[int, int, int]]:
+def period_totals(facts: dict[int, console_days_sql.DayFacts]) -> dict[str, tuple[int, int, int]]:
     """The days' totals by operation: amount, fees, count."""
     found: dict[str, tuple[int, int, int]] = {}
     for fact in facts.values():
@@ -56,7 +39,7 @@ def period_totals(facts: dict[int, merchant_sql.DayFacts]) -> dict[str, tuple[in
     return found
 
 
-def daily_sales(facts: dict[int, merchant_sql.DayFacts]) -> dict[int, tuple[int, int]]:
+def daily_sales(facts: dict[int, console_days_sql.DayFacts]) -> dict[int, tuple[int, int]]:
     """Successful Pays by day: amount and count."""
     pay = Operation.pay.value
     return {
@@ -67,7 +50,7 @@ def daily_sales(facts: dict[int, merchant_sql.DayFacts]) -> dict[int, tuple[int,
 
 
 def balance_history(
-    site: ConsoleSite, merchant_id: str, facts: dict[int, merchant_sql.DayFacts], now: int
+    site: ConsoleSite, merchant_id: str, facts: dict[int, console_days_sql.DayFacts], now: int
 ) -> dict[str, Any]:
     """The dashboard's liability and debt at the end of each day from ``first_day`` to today:
     today's figures are the ledger's; each earlier day's is the next day's less that day's

@@ -135,9 +135,8 @@ class MerchantPages(PagesOf):
                 rows = console_sql.transactions_page(
                     conn, filters.where, after, views.PAGE_SIZE + 1
                 )
-        more = len(rows) > views.PAGE_SIZE
-        rows = rows[: views.PAGE_SIZE]
-        next_query = filters.query(after=views.encode_cursor(rows[-1])) if more else None
+        rows, cursor = views.page_of(rows, views.received_position)
+        next_query = filters.query(after=cursor) if cursor else None
         return self.site.view(
             viewer,
             "merchant_transactions.html",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from typing import Final
+from urllib.parse import urlencode
 
 from starlette.routing import BaseRoute
 
@@ -39,7 +40,7 @@ from penny.web.console.buyer import _line as instrument_line
 from penny.web.console.merchant import BASE
 from penny.web.console.site import ConsoleSite, NotFoundError, PagesOf, Viewer
 
-#: Rows on the instruments, tokens and IPN lists (the newest).
+#: Rows on a page of the instruments, tokens and IPN lists (keyset pages, newest first).
 LIST_SIZE: Final = 100
 MAX_ADVANCE_DAYS: Final = 365
 _REFERENCE: Final = re.compile(r"\Aconsole-[A-Za-z0-9_-]{16,48}\Z")
@@ -85,18 +86,28 @@ class MoreMerchantPages(PagesOf):
     # -- instruments and tokens ----------------------------------------------------------
 
     def instruments(self, viewer: Viewer) -> Page:
+        """Two keyset-paged lists, each with its own cursor (``instruments``, ``tokens``)."""
         merchant = viewer.party.id
+        cursors = _cursors(viewer, "instruments", "tokens")
         with self.site.database.read() as conn:
-            found = merchant_sql.instruments_of_merchant(conn, merchant, LIST_SIZE)
-            tokens = merchant_sql.tokens_of_merchant(conn, merchant, LIST_SIZE)
+            found = merchant_sql.instruments_of_merchant(
+                conn, merchant, views.decode_cursor(cursors["instruments"]), LIST_SIZE + 1
+            )
+            tokens = merchant_sql.tokens_of_merchant(
+                conn, merchant, views.decode_cursor(cursors["tokens"]), LIST_SIZE + 1
+            )
             names = console_sql.party_names(conn, [i.sender_id for i in found])
             names.update(console_sql.party_names(conn, [t.sender_id for t in tokens]))
+        found, next_instruments = views.page_of(found, _created, LIST_SIZE)
+        tokens, next_tokens = views.page_of(tokens, _created, LIST_SIZE)
         return self.site.view(
             viewer,
             "merchant_instruments.html",
             instruments=[self._line(i, names) for i in found],
             tokens=[_token_line(t, names) for t in tokens],
             limit=LIST_SIZE,
+            instrument_pages=_pager(cursors, "instruments", next_instruments),
+            token_pages=_pager(cursors, "tokens", next_tokens),
         )
 
     def _line(self, instrument: Instrument, names: dict[str, str]) -> dict[str, object]:
@@ -165,8 +176,15 @@ class MoreMerchantPages(PagesOf):
             else:
                 self.site.record(viewer, "ipn.url", party.id, party.ipn_url or "(none)")
                 return Page(location=f"{BASE}/ipn")
+        cursors = _cursors(viewer, "after")
         with self.site.database.read() as conn:
-            found = ipn_sql.listing(conn, account_id=party.id, limit=LIST_SIZE)
+            found = ipn_sql.listing(
+                conn,
+                account_id=party.id,
+                after=views.decode_cursor(cursors["after"]),
+                limit=LIST_SIZE + 1,
+            )
+        found, next_page = views.page_of(found, _created, LIST_SIZE)
         return self.site.view(
             viewer,
             "merchant_ipn.html",
@@ -176,6 +194,7 @@ class MoreMerchantPages(PagesOf):
             errors=errors,
             values=values or {"url": party.ipn_url or ""},
             limit=LIST_SIZE,
+            pages=_pager(cursors, "after", next_page),
         )
 
     def _own_notification(self, viewer: Viewer) -> ipn_sql.Notification:
@@ -280,6 +299,26 @@ class MoreMerchantPages(PagesOf):
             errors=errors,
             values={"days": viewer.form.get("days", "")[:8]},
         )
+
+
+def _created(item: Instrument | Token | ipn_sql.Notification) -> tuple[int, str]:
+    return item.created_at, item.id
+
+
+def _cursors(viewer: Viewer, *names: str) -> dict[str, str]:
+    """The page cursors the query string carries, by parameter name ("" for the first page)."""
+    params = decode_query(viewer.incoming.query)
+    return {name: params.get(name, "")[:128] for name in names}
+
+
+def _pager(cursors: dict[str, str], name: str, after: str | None) -> dict[str, str | None]:
+    """The query strings of a list's "Newest" (``None`` on its first page) and "Older" links
+    (``None`` on its last page); the page's other lists keep their own cursors."""
+    others = {k: v for k, v in cursors.items() if k != name and v}
+    return {
+        "newest": urlencode(others) if cursors[name] else None,
+        "older": urlencode({**others, name: after}) if after else None,
+    }
 
 
 def _token_line(token: Token, names: dict[str, str]) -> dict[str, object]:

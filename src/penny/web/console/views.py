@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import Final, TypeVar
 from urllib.parse import urlencode
 
 from penny import epoch
+from penny.api.resources import encode_position, paged
 from penny.domain.model import Operation, Status, Transaction
 from penny.money import Money
 from penny.storage.console_sql import TransactionFilter
@@ -24,6 +25,7 @@ PAGE_SIZE: Final = 50
 #: The dashboard's periods (days).
 PERIODS: Final = (7, 30, 90)
 DAY_US: Final = 86_400 * 1_000_000
+T = TypeVar("T")
 
 OPERATIONS: Final = tuple(op.value for op in Operation)
 STATUSES: Final = tuple(status.value for status in Status)
@@ -110,9 +112,19 @@ def read_filters(params: Mapping[str, str], caller_id: str) -> Filters:
     return Filters(values, where, errors)
 
 
-def encode_cursor(txn: Transaction) -> str:
-    raw = f"{txn.received_at}:{txn.id}".encode("ascii")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+def received_position(txn: Transaction) -> tuple[int, str]:
+    """Where a transaction stands in a list newest first (by ``received_at``, then id)."""
+    return txn.received_at, txn.id
+
+
+def page_of(
+    rows: Sequence[T], position: Callable[[T], tuple[int, str]], size: int = PAGE_SIZE
+) -> tuple[list[T], str | None]:
+    """A keyset page read with ``size + 1`` rows (newest first by ``position``: a time and an
+    id): the rows to show and the cursor of the next page (``None`` on the last page), the
+    JSON API's cursor format, which :func:`decode_cursor` reads back."""
+    kept, _more, cursor = paged(rows, size, lambda row: encode_position(*position(row)))
+    return list(kept), cursor
 
 
 def decode_cursor(text: str) -> tuple[int, str] | None:
