@@ -5,7 +5,9 @@ one docs/fps-compatibility.md shows as ``penny_boto.py``), and its vendored ``si
 and ``import imp`` would disturb this interpreter's warnings filters (which turn warnings
 into errors). So each test runs a script in a fresh interpreter: :data:`BOTO_SHIM` followed
 by the test's own lines, with the test's job as JSON on stdin and the script's findings as
-JSON on stdout.
+JSON on stdout. A script usually starts with :data:`BOTO_CONNECT` (``conn`` to the server the
+job names, ``out`` for the findings, ``pair``), and :func:`boto_server` serves the application
+and gives the job's connection part.
 
 The dev extra installs boto on Python < 3.12 only (it does not import on 3.12+). There the
 boto tests must run, and a missing boto fails them; on 3.12+ they are skipped, because no
@@ -18,9 +20,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from builders import Merchant, application, serving
+from penny.services.factory import Services
 
 needs_boto = pytest.mark.skipif(
     sys.version_info >= (3, 12),
@@ -42,10 +49,11 @@ m.__dict__["filter"] = lambda f, it: list(builtins.filter(f, it))
 exec(compile(src, m.__file__, "exec"), m.__dict__)
 """
 
-#: The start of a test's script: its job from stdin, an ``FPSConnection`` to the Penny on
-#: ``job["port"]`` with the merchant's ``job["key"]``/``job["secret"]``, no retries, and the
-#: ``out`` dict it prints as JSON at the end.
-CONNECT = r"""
+#: Connects ``conn`` (no retries) to the job's server as the job's merchant; ``out`` holds what
+#: the script found, ``pair(result)`` is a result's transaction id and status, and
+#: ``refusals(calls)`` runs each ``(name, call)`` and maps the names of those boto raised for
+#: to the error's type, HTTP status and code (and, with ``retry=True``, whether boto may retry).
+BOTO_CONNECT = r"""
 job = json.load(sys.stdin)
 conn = m.FPSConnection(
     aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
@@ -53,6 +61,23 @@ conn = m.FPSConnection(
 )
 conn.num_retries = 0
 out = {}
+
+
+def pair(result):
+    return [result.TransactionId, result.TransactionStatus]
+
+
+def refusals(calls, retry=False):
+    found = {}
+    for name, call in calls:
+        try:
+            call()
+        except Exception as error:
+            found[name] = [type(error).__name__, error.status, error.error_code]
+            if retry:
+                found[name].append(bool(error.retry))
+    return found
+
 """
 
 _PROXIES = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}
@@ -74,3 +99,11 @@ def run_boto(script: str, job: dict[str, object], tmp_path: Path) -> dict[str, o
     assert completed.returncode == 0, completed.stderr
     result: dict[str, object] = json.loads(completed.stdout)
     return result
+
+
+@contextmanager
+def boto_server(services: Services, merchant: Merchant) -> Iterator[dict[str, object]]:
+    """The application over ``services`` served on 127.0.0.1; yields the job's connection
+    part for :data:`BOTO_CONNECT`: ``merchant``'s key and secret, and the port."""
+    with serving(application(services)) as port:
+        yield {"key": merchant.access_key, "secret": merchant.secret, "port": port}

@@ -1,5 +1,6 @@
 """What browser tests share: Debian's Chromium under Playwright, page sizes, the screenshot
-folder, and axe-core (the accessibility checker) installed from the npm registry.
+folder, and axe-core (the accessibility checker) installed from the npm registry (the
+``browser`` and ``axe`` fixtures over them are in conftest.py).
 
 axe-core is never vendored: :func:`axe_source` runs ``npm install --prefix`` for the pinned
 version into a cache folder the first time (``$PENNY_AXE_CACHE``, else
@@ -47,6 +48,11 @@ def chromium() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+def store_label(database_url: str) -> str:
+    """``sqlite`` or ``postgresql``: which store a test runs on (screenshots: SQLite only)."""
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
 
 
 def axe_source() -> str:

@@ -7,11 +7,14 @@
 * :func:`new_merchant` (a business with its API key), :func:`new_buyer`, :func:`add_card`,
   :func:`add_bank` — the parties the tests share ("DigitalDownload", "Elsewhere",
   "Bea Buyer"), and the sandbox's test card and bank numbers.
+* :func:`refusal` — the refusal a request is answered with (the test fails if it is accepted).
 * :func:`top_up_balance` — money into a buyer's Penny balance (a ledger journal: no service
   credits a balance yet).
 * :func:`prepaid` / :func:`postpaid` — instruments issued through
   :mod:`penny.sandbox.instruments`, valid for 30 days from the store's clock.
 * :func:`sender_token` — a SingleUse, MultiUse or Recurring token (issue #19).
+* :class:`BuyerWorld` / :func:`flat_fee_parties` — a store with flat fees on a manual clock,
+  a merchant and a buyer with a card (the reserve and sender-token tests' worlds).
 * :func:`Shop` / :func:`new_shop` — the usual world: a merchant, another merchant, a buyer with
   a card and a bank account.
 * :func:`application` — the ASGI application over the same store, clock and key;
@@ -35,6 +38,7 @@ from starlette.applications import Starlette
 
 from penny.check.servers import free_port
 from penny.clock import Clock, ManualClock
+from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule
 from penny.domain.model import RecipientToken, TokenKind
 from penny.domain.parties import Party, PaymentMethod, random_id
@@ -52,7 +56,7 @@ from penny.sandbox.instruments import (
 from penny.security import ServerKey, load_server_key
 from penny.services.factory import Services, build_services
 from penny.services.marketplace import SetupRecipient, issue_recipient_token
-from penny.services.payments import InstrumentSetup, Payments, SenderTokenSetup
+from penny.services.payments import InstrumentSetup, PaymentRequest, Payments, SenderTokenSetup
 from penny.storage.database import open_database
 from penny.web.app import create_app
 
@@ -165,6 +169,13 @@ def add_card(
 
 def add_bank(services: Services, buyer_id: str, account: str = BANK_ACCOUNT) -> PaymentMethod:
     return services.directory.add_bank(buyer_id, ROUTING, account)
+
+
+def refusal(payments: Payments, request: PaymentRequest) -> Refusal:
+    """The refusal ``payments`` answers ``request`` with; fails the test if it is accepted."""
+    (result,) = payments.submit([request])
+    assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
+    return result.refusal
 
 
 def top_up_balance(payments: Payments, buyer: Party, minor: int) -> int:
@@ -315,6 +326,31 @@ class Shop:
         method_id = (method or self.card).id
         payments, merchant_id = self.services.payments, self.merchant.id
         return sender_token(payments, merchant_id, self.buyer.id, method_id, ref, kind, **terms)
+
+
+FLAT_FEES = FeeSchedule.flat(card=50, bank=20, balance=5)
+
+
+@dataclass
+class BuyerWorld:
+    """A store on a manual clock with a merchant and a buyer with a card; a test module's
+    ``World`` extends it with its own helpers (and more payment methods)."""
+
+    services: Services
+    clock: ManualClock
+    merchant: Party
+    buyer: Party
+    card: PaymentMethod
+
+
+def flat_fee_parties(url: str) -> tuple[Services, ManualClock, Party, Party]:
+    """A store with :data:`FLAT_FEES` on a manual clock, a merchant and a buyer (in this
+    order)."""
+    services = open_store(url, fees=FLAT_FEES)
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    merchant = new_merchant(services).party
+    return services, clock, merchant, new_buyer(services)
 
 
 def new_shop(services: Services, *, bank: bool = True) -> Shop:

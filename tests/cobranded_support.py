@@ -74,38 +74,52 @@ def make_world(database_url: str, merchant_name: str = "DigitalDownload") -> Wor
     )
 
 
+def start_params(world: World, pipeline: str, return_url: str, **more: str) -> dict[str, str]:
+    """A start request's parameters (before signing): the merchant's key, the pipeline, the
+    CBUI version and where to return, then ``more``."""
+    return {
+        "callerKey": world.access_key,
+        "pipelineName": pipeline,
+        "version": "2009-01-09",
+        "returnURL": return_url,
+        **more,
+    }
+
+
 def prepaid_params(
     world: World, return_url: str, ref: str = "order-1", **more: str
 ) -> dict[str, str]:
-    return {
-        "callerKey": world.access_key,
-        "pipelineName": "SetupPrepaid",
-        "version": "2009-01-09",
-        "returnURL": return_url,
-        "callerReferenceSender": f"{ref}-sender",
-        "callerReferenceFunding": f"{ref}-funding",
-        "fundingAmount": "25.00",
-        "paymentReason": "Game credits",
-        "validityExpiry": str(world.clock.now_us() // 1_000_000 + 30 * 86_400),
-        **more,
-    }
+    return start_params(
+        world,
+        "SetupPrepaid",
+        return_url,
+        **{
+            "callerReferenceSender": f"{ref}-sender",
+            "callerReferenceFunding": f"{ref}-funding",
+            "fundingAmount": "25.00",
+            "paymentReason": "Game credits",
+            "validityExpiry": str(world.clock.now_us() // 1_000_000 + 30 * 86_400),
+            **more,
+        },
+    )
 
 
 def postpaid_params(
     world: World, return_url: str, ref: str = "tab-1", **more: str
 ) -> dict[str, str]:
-    return {
-        "callerKey": world.access_key,
-        "pipelineName": "SetupPostpaid",
-        "version": "2009-01-09",
-        "returnURL": return_url,
-        "callerReferenceSender": f"{ref}-sender",
-        "callerReferenceSettlement": f"{ref}-settlement",
-        "creditLimit": "50",
-        "globalAmountLimit": "500",
-        "paymentReason": "Monthly tab",
-        **more,
-    }
+    return start_params(
+        world,
+        "SetupPostpaid",
+        return_url,
+        **{
+            "callerReferenceSender": f"{ref}-sender",
+            "callerReferenceSettlement": f"{ref}-settlement",
+            "creditLimit": "50",
+            "globalAmountLimit": "500",
+            "paymentReason": "Monthly tab",
+            **more,
+        },
+    )
 
 
 def signed_start(world: World, host: str, params: Mapping[str, str], base: str = "") -> str:

@@ -19,6 +19,11 @@ Fixtures
     PostgreSQL variant carries the ``postgresql`` marker). When no PostgreSQL variant is selected,
     no cluster is started.
 
+``browser`` (module) and ``axe`` (module)
+    Debian's Chromium under Playwright, one per test module that asks (not session-wide:
+    Playwright's sync API keeps an event loop on the main thread while it runs, and other modules
+    call ``asyncio.run``), and the text of axe-core (tests/browser_support.py).
+
 Helpers
 -------
 ``sqlite_url(directory)`` builds the SQLite URL used for the ``sqlite`` variant, for tests that
@@ -32,10 +37,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from penny.devtools.pgcluster import PgCluster, create_database_at, drop_database_at
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from console_support import Shop
 
 DATABASE_URL_ENV = "PENNY_TEST_DATABASE_URL"
 """Environment variable naming an existing PostgreSQL server (admin URL) to test against."""
@@ -107,3 +118,30 @@ def database_url_for_module(
     """URL of a new, empty database per store, shared by one module's tests."""
     with _new_database(request, tmp_path_factory.mktemp("module")) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the asking module's tests (Playwright is imported only when asked)."""
+    from browser_support import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    """The text of axe-core's ``axe.min.js`` (installed with npm when missing)."""
+    from browser_support import axe_source
+
+    return axe_source()
+
+
+@pytest.fixture
+def shop(database_url: str) -> Iterator[Shop]:
+    """The console's shop (``console_support.make_shop``) on the test's store."""
+    from console_support import make_shop
+
+    made = make_shop(database_url)
+    yield made
+    made.world.db.dispose()

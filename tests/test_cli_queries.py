@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from builders import open_command_store
+from builders import open_command_store, usd
 from penny.cli.main import app
 from penny.clock import MICROS_PER_DAY
 from penny.domain.model import Status
-from penny.money import Money, parse_amount
+from penny.money import parse_amount
 from penny.security import SERVER_KEY_ENV
 from penny.services.payments import FundPrepaidRequest, PayRequest, RefundRequest
 
@@ -37,10 +37,6 @@ class World:
     fund: str
     pays: list[str]
     refund: str
-
-
-def usd(text: str) -> Money:
-    return parse_amount(text, "USD")
 
 
 def invoke(url: str, *args: str) -> Result:

@@ -65,21 +65,31 @@ def test_listening_is_said_once_the_port_accepts_connections(tmp_path: Path) -> 
         assert health.json()["status"] == "ok"
 
 
-def test_a_busy_port_is_one_line_naming_it(tmp_path: Path) -> None:
+def _on_a_busy_port(
+    tmp_path: Path, *more: str, cwd: Path | None = None
+) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """``penny serve`` (with ``more``) on a port another socket holds: the port, and how the
+    command ended."""
     url = _seeded(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [PENNY, "serve", "--database", url, "--port", str(port)],
+            [PENNY, "serve", "--database", url, "--port", str(port), *more],
             capture_output=True,
             check=False,
             text=True,
             timeout=60,
             env=_env(),
-            cwd=tmp_path,  # penny is not on PATH, so the hint spells out its path
+            cwd=cwd,
         )
+    return port, done
+
+
+def test_a_busy_port_is_one_line_naming_it(tmp_path: Path) -> None:
+    # penny is not on PATH, so the hint spells out its path
+    port, done = _on_a_busy_port(tmp_path, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stdout == ""
     assert "listening" not in done.stderr
@@ -90,19 +100,7 @@ def test_a_busy_port_is_one_line_naming_it(tmp_path: Path) -> None:
 
 
 def test_a_busy_port_with_workers_is_the_same_line(tmp_path: Path) -> None:
-    url = _seeded(tmp_path)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = subprocess.run(
-            [PENNY, "serve", "--database", url, "--port", str(port), "--workers", "2"],
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=60,
-            env=_env(),
-        )
+    port, done = _on_a_busy_port(tmp_path, "--workers", "2")
     assert done.returncode == 2
     assert f"error: port {port} on 127.0.0.1 is already in use" in done.stderr
     assert "listening" not in done.stderr

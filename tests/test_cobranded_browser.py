@@ -21,60 +21,22 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 from typer.testing import CliRunner
 
-from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
 from builders import top_up_balance
+from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
     BUYER_PASSWORD,
-    LiveServer,
-    Receiver,
-    World,
-    live_server,
     make_world,
     postpaid_params,
     prepaid_params,
-    receiver,
 )
 from penny.cli.main import app as cli_app
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One browser for this module's tests. Not session-wide: Playwright's sync API keeps an
-    event loop on the main thread while it runs, and other modules call ``asyncio.run``."""
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
-
-
-class Flow:
+class Flow(BrowserFlow):
     """One buyer in one browser context (phone width), with the live server and receiver."""
-
-    def __init__(
-        self, browser: Browser, server: LiveServer, shop: Receiver, store: str, axe: str
-    ) -> None:
-        self.server, self.shop, self.store, self.axe = server, shop, store, axe
-        self.context = browser.new_context(viewport=PHONE)
-        self.page: Page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-
-    @property
-    def world(self) -> World:
-        return self.server.world
-
-    def shot(self, name: str) -> None:
-        """axe-core finds nothing on the page; screenshots at phone and desktop width (SQLite
-        run only)."""
-        violations = axe_violations(self.page, self.axe)
-        assert violations == [], (name, violations)
-        if self.store == "sqlite":
-            screenshot(self.page, name)
 
     def start(self, params: dict[str, str]) -> None:
         self.page.goto(self.server.start_url(params))
@@ -121,15 +83,8 @@ class Flow:
 
 @pytest.fixture
 def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
-    world = make_world(database_url)
-    store = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    with live_server(world) as server, receiver() as shop:
-        flow = Flow(browser, server, shop, store, axe)
-        try:
-            yield flow
-        finally:
-            flow.context.close()
-            world.db.dispose()
+    with running_flow(Flow, browser, axe, make_world(database_url), database_url) as flow:
+        yield flow
 
 
 def _text(root: object, tag: str) -> str:

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from builders import Merchant
-from cobranded_support import UiClient, World, csrf_of, make_world
+from cobranded_support import UiClient, World, csrf_of, make_world, start_params
 from penny.domain.model import TokenStatus
 from penny.services import marketplace
 from penny.signing import load_signer
@@ -28,17 +28,18 @@ def world(database_url: str) -> Iterator[World]:
 
 
 def recipient_params(world: World, ref: str = "seller-7", **more: str) -> dict[str, str]:
-    return {
-        "callerKey": world.access_key,
-        "pipelineName": "Recipient",
-        "version": "2009-01-09",
-        "returnURL": RETURN,
-        "callerReference": ref,
-        "maxFixedFee": "0.25",
-        "maxVariableFee": "5.5",
-        "recipientPaysFee": "True",
-        **more,
-    }
+    return start_params(
+        world,
+        "Recipient",
+        RETURN,
+        **{
+            "callerReference": ref,
+            "maxFixedFee": "0.25",
+            "maxVariableFee": "5.5",
+            "recipientPaysFee": "True",
+            **more,
+        },
+    )
 
 
 def returned(world: World, location: str) -> dict[str, str]:

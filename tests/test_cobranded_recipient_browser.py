@@ -7,27 +7,15 @@ every page passes axe-core, fits a phone and starts the keyboard at the skip lin
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
-from cobranded_support import BUYER_PASSWORD, LiveServer, World, live_server, make_world, receiver
+from browser_support import PHONE, axe_violations, screenshot
+from cobranded_browser_support import BrowserFlow, running_flow
+from cobranded_support import BUYER_PASSWORD, LiveServer, World, make_world, start_params
 from penny.money import parse_amount
 from penny.sandbox.instruments import prepaid_setup
 from penny.services.payments import FundPrepaidRequest
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
 
 
 def check(page: Page, axe: str, name: str, store: str) -> None:
@@ -50,22 +38,23 @@ def _text(root: ET.Element, tag: str) -> str:
 
 def test_a_recipient_accepts_and_is_paid(browser: Browser, axe: str, database_url: str) -> None:
     world = make_world(database_url)
-    store = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     seller, seller_key = world.directory.create_business("Elsewhere", "else@example.com")
-    context = browser.new_context(viewport=PHONE)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    try:
-        with live_server(world) as server, receiver() as shop:
-            _walk(page, axe, store, server, shop.url, seller_key.access_key_id, seller_key.secret)
-            url, got = shop.last()
-            assert server.verify(url) == "Success"
-            assert (got["status"], got["callerReference"]) == ("SR", "seller-1")
-            _pay(server, world, got["tokenID"])
-            assert world.payments.account_balance(seller.id).total.minor == 1000 - 50 - 6
-    finally:
-        context.close()
-        world.db.dispose()
+    with running_flow(BrowserFlow, browser, axe, world, database_url) as flow:
+        server, shop = flow.server, flow.shop
+        _walk(
+            flow.page,
+            axe,
+            flow.store,
+            server,
+            shop.url,
+            seller_key.access_key_id,
+            seller_key.secret,
+        )
+        url, got = shop.last()
+        assert server.verify(url) == "Success"
+        assert (got["status"], got["callerReference"]) == ("SR", "seller-1")
+        _pay(server, world, got["tokenID"])
+        assert world.payments.account_balance(seller.id).total.minor == 1000 - 50 - 6
 
 
 def _walk(
@@ -73,17 +62,16 @@ def _walk(
 ) -> None:
     page.goto(
         server.start_url(
-            {
-                "callerKey": server.world.access_key,
-                "pipelineName": "Recipient",
-                "version": "2009-01-09",
-                "returnURL": back,
-                "callerReference": "seller-1",
-                "maxFixedFee": "0.50",
-                "maxVariableFee": "0",
-                "recipientPaysFee": "True",
-                "websiteDescription": "the Music Market",
-            }
+            start_params(
+                server.world,
+                "Recipient",
+                back,
+                callerReference="seller-1",
+                maxFixedFee="0.50",
+                maxVariableFee="0",
+                recipientPaysFee="True",
+                websiteDescription="the Music Market",
+            )
         )
     )
     expect(page.get_by_role("heading", level=1)).to_have_text(

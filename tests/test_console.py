@@ -10,23 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from builders import usd
-from console_support import ConsoleClient, Shop, make_shop, notifications_about
+from console_support import ConsoleClient, Shop, notifications_about
 from penny.domain.errors import PaymentsError
 from penny.domain.model import TokenStatus
 from penny.services.payments import PayRequest
 from penny.web.console.views import PAGE_SIZE, money
-
-
-@pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
-    made = make_shop(database_url)
-    yield made
-    made.world.db.dispose()
 
 
 def _ids(html: str) -> list[str]:

@@ -11,13 +11,11 @@ sort, on both stores: that is what keeps a page as fast at 10⁶ rows as at ten.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from starlette.routing import Route
 
 from builders import sender_token, usd
-from console_support import ConsoleClient, Shop, make_shop
+from console_support import ConsoleClient, Shop
 from penny.api.resources import encode_position
 from penny.domain.model import Operation, TokenKind
 from penny.storage import console_sql, ipn_sql, payments_sql
@@ -32,13 +30,6 @@ PUBLIC = {
     "/account/signout",
 }
 UNKNOWN = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"
-
-
-@pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
-    made = make_shop(database_url)
-    yield made
-    made.world.db.dispose()
 
 
 def _private_routes(shop: Shop) -> list[tuple[str, str]]:

@@ -9,12 +9,11 @@ authorization is answered like an unknown one.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 
 import pytest
 
 from builders import sender_token, usd
-from console_support import ConsoleClient, Shop, Side, make_shop, notifications_about
+from console_support import ConsoleClient, Shop, Side, notifications_about
 from penny.clock import MICROS_PER_DAY
 from penny.domain.errors import PaymentsError
 from penny.domain.model import (
@@ -28,13 +27,6 @@ from penny.domain.model import (
 from penny.sandbox.advance import finish_due
 from penny.services.payments import PayRequest
 from penny.services.payments.requests import SenderTokenSetup
-
-
-@pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
-    made = make_shop(database_url)
-    yield made
-    made.world.db.dispose()
 
 
 def give(shop: Shop, side: Side, ref: str, kind: TokenKind, **terms: object) -> SenderTokenSetup:

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
+from browser_support import PHONE, axe_violations, screenshot
 from builders import BUYER_PASSWORD, sender_token, top_up_balance, usd
 from cobranded_support import LiveServer, live_server
-from console_support import Shop, make_shop, notifications_about
+from console_support import Shop, notifications_about
 from penny.domain.errors import PaymentsError
 from penny.domain.model import (
     AmountType,
@@ -39,17 +38,6 @@ from penny.domain.model import (
 )
 from penny.services.payments import PayRequest
 from penny.web.console.views import money
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
 
 
 class Walk:
@@ -83,13 +71,6 @@ class Walk:
 
     def text_of(self, selector: str) -> str:
         return self.page.locator(selector).inner_text().strip()
-
-
-@pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
-    made = make_shop(database_url)
-    yield made
-    made.world.db.dispose()
 
 
 def _store(database_url: str) -> str:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Table, delete, insert, select, text
 
 from builders import application, prepaid, usd
-from console_support import ConsoleClient, Shop, make_shop
+from console_support import ConsoleClient, Shop
 from penny.api.resources import encode_position
 from penny.clock import MICROS_PER_DAY
 from penny.domain.model import Operation, Status
@@ -29,13 +28,6 @@ from penny.storage import console_days_sql, console_sql, ipn_sql, payments_sql, 
 from penny.storage.database import current_revision, upgrade
 from penny.web.console import merchant_more
 from penny.web.console.views import money
-
-
-@pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
-    made = make_shop(database_url)
-    yield made
-    made.world.db.dispose()
 
 
 def _merchant(shop: Shop) -> ConsoleClient:

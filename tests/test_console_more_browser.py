@@ -8,40 +8,14 @@ at 360 and 1280 px in ``test-artifacts/screenshots/`` (the SQLite run).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from playwright.sync_api import Browser, expect
 
-from browser_support import axe_source, chromium
 from cobranded_support import live_server
-from console_support import Shop, make_shop
+from console_support import Shop
 from penny.domain.model import Operation, Status
 from penny.storage import console_sql, ipn_sql
 from penny.web.console.views import money
-from test_console_browser import Walk
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
-
-
-@pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
-    made = make_shop(database_url)
-    yield made
-    made.world.db.dispose()
-
-
-def _store(database_url: str) -> str:
-    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+from test_console_browser import Walk, _store
 
 
 def test_a_merchant_walks_instruments_ipn_withdrawals_and_the_sandbox(

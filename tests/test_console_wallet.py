@@ -14,12 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from builders import BANK_ACCOUNT, ROUTING, prepaid, top_up_balance, usd
-from console_support import ConsoleClient, Shop, make_shop, notifications_about
+from console_support import ConsoleClient, Shop, notifications_about
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import Status
 from penny.services.payments import (
@@ -32,13 +31,6 @@ from penny.storage import console_sql
 from penny.web.console.views import money
 
 METHODS = "/account/buyer/methods"
-
-
-@pytest.fixture
-def shop(database_url: str) -> Iterator[Shop]:
-    made = make_shop(database_url)
-    yield made
-    made.world.db.dispose()
 
 
 def _buyer(shop: Shop) -> ConsoleClient:

@@ -6,12 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from builders import usd
 from penny.domain.fees import DEFAULT_RULES, FeeRule, FeeSchedule, Method
-from penny.money import Money, parse_amount
-
-
-def usd(text: str) -> Money:
-    return parse_amount(text, "USD")
+from penny.money import Money
 
 
 @pytest.mark.parametrize(

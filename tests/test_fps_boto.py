@@ -13,38 +13,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from boto_client import needs_boto, run_boto
+from boto_client import BOTO_CONNECT, boto_server, needs_boto, run_boto
 from builders import (
     add_card,
-    application,
     new_buyer,
     new_merchant,
     open_store,
     postpaid,
     prepaid,
     sender_token,
-    serving,
 )
 from penny.clock import SystemClock
 from penny.domain.model import TokenKind
 
 #: Seconds the server may take to start or stop.
 
-BOTO_DRIVER = r"""
-
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
-
-
-def pair(result):
-    return [result.TransactionId, result.TransactionStatus]
-
-
+BOTO_DRIVER = (
+    BOTO_CONNECT
+    + r"""
 r = conn.fund_prepaid(PrepaidInstrumentId=job["prepaid"], SenderTokenId=job["funding"],
                       FundingAmount="10.00", CallerReference="boto-fund-1")
 out["fund"] = pair(r.FundPrepaidResult)
@@ -117,8 +103,7 @@ for endpoint, http_parameters in job["signed"]:
     verified.append(r.VerifySignatureResult.VerificationStatus)
 out["verified"] = verified
 
-errors = {}
-for name, call in [
+out["errors"] = refusals([
     ("pay_cancelled", lambda: conn.pay(SenderTokenId=job["prepaid_sender"],
                                        TransactionAmount="1", CallerReference="boto-pay-3")),
     ("write_off_too_much", lambda: conn.write_off_debt(
@@ -128,14 +113,10 @@ for name, call in [
         PrepaidInstrumentId=job["prepaid"], SenderTokenId=job["funding"],
         FundingAmount="11", CallerReference="boto-fund-1")),
     ("unknown_transaction", lambda: conn.get_transaction(TransactionId="NOSUCH")),
-]:
-    try:
-        call()
-    except Exception as error:
-        errors[name] = [type(error).__name__, error.status, error.error_code, bool(error.retry)]
-out["errors"] = errors
+], retry=True)
 print(json.dumps(out))
 """
+)
 
 
 @needs_boto
@@ -159,11 +140,9 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
         ["https://shop.example/return", query.replace("status=SC", "status=SA")],
     ]
 
-    with serving(application(services)) as port:
+    with boto_server(services, merchant) as connect:
         job = {
-            "key": merchant.access_key,
-            "secret": merchant.secret,
-            "port": port,
+            **connect,
             "prepaid": prepaid_setup.instrument.id,
             "funding": prepaid_setup.second_token.id,
             "prepaid_sender": prepaid_setup.sender_token.id,
@@ -248,21 +227,9 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     services.database.dispose()
 
 
-RESERVE_DRIVER = r"""
-
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
-
-
-def pair(result):
-    return [result.TransactionId, result.TransactionStatus]
-
-
+RESERVE_DRIVER = (
+    BOTO_CONNECT
+    + r"""
 conn.fund_prepaid(PrepaidInstrumentId=job["prepaid"], SenderTokenId=job["funding"],
                   FundingAmount="10.00", CallerReference="boto-fund-1")
 r = conn.reserve(SenderTokenId=job["prepaid_sender"], TransactionAmount="4",
@@ -302,8 +269,7 @@ out["card_settle"] = pair(r.SettleResult)
 r = conn.reserve(SenderTokenId=job["prepaid_sender"], TransactionAmount="1",
                  CallerReference="boto-reserve-4")
 third = r.ReserveResult.TransactionId
-errors = {}
-for name, call in [
+out["errors"] = refusals([
     ("settle_again", lambda: conn.settle(ReserveTransactionId=out["reserve"][0],
                                          TransactionAmount="1")),
     ("settle_cancelled", lambda: conn.settle(ReserveTransactionId=second,
@@ -314,14 +280,10 @@ for name, call in [
     ("reserve_too_much", lambda: conn.reserve(SenderTokenId=job["prepaid_sender"],
                                               TransactionAmount="50",
                                               CallerReference="boto-reserve-3")),
-]:
-    try:
-        call()
-    except Exception as error:
-        errors[name] = [type(error).__name__, error.status, error.error_code]
-out["errors"] = errors
+])
 print(json.dumps(out))
 """
+)
 
 
 @needs_boto
@@ -344,11 +306,9 @@ def test_boto_reserves_settles_and_cancels(database_url: str, tmp_path: Path) ->
         transaction_amount="20",
         reserve=True,
     )
-    with serving(application(services)) as port:
+    with boto_server(services, merchant) as connect:
         job = {
-            "key": merchant.access_key,
-            "secret": merchant.secret,
-            "port": port,
+            **connect,
             "prepaid": setup.instrument.id,
             "funding": setup.second_token.id,
             "prepaid_sender": setup.sender_token.id,

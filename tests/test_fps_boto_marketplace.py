@@ -8,22 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boto_client import needs_boto, run_boto
-from builders import application, new_shop, open_store, serving
+from boto_client import BOTO_CONNECT, boto_server, needs_boto, run_boto
+from builders import new_shop, open_store
 from penny.clock import SystemClock
 from penny.money import parse_amount
 from penny.services.payments import FundPrepaidRequest
 
-BOTO_DRIVER = r"""
-
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
-
+BOTO_DRIVER = (
+    BOTO_CONNECT
+    + r"""
 r = conn.get_recipient_verification_status(RecipientTokenId=job["recipient_token"])
 out["verification"] = r.GetRecipientVerificationStatusResult.RecipientVerificationStatus
 fees = {"MarketplaceFixedFee.Value": "0.25", "MarketplaceFixedFee.CurrencyCode": "USD",
@@ -41,8 +34,7 @@ r = conn.refund(TransactionId=out["pay"][0], RefundAmount="4", CallerReference="
                 MarketplaceRefundPolicy="MasterAndMarketplaceTxn")
 out["refund"] = [r.RefundResult.TransactionStatus]
 
-errors = {}
-for name, call in [
+out["errors"] = refusals([
     ("too_high", lambda: conn.pay(SenderTokenId=job["sender"], TransactionAmount="1",
                                   RecipientTokenId=job["recipient_token"],
                                   MarketplaceVariableFee="6", CallerReference="boto-mp-2")),
@@ -51,14 +43,10 @@ for name, call in [
                                          CallerReference="boto-mp-3")),
     ("unknown_token", lambda: conn.get_recipient_verification_status(
         RecipientTokenId="NOSUCH")),
-]:
-    try:
-        call()
-    except Exception as error:
-        errors[name] = [type(error).__name__, error.status, error.error_code]
-out["errors"] = errors
+])
 print(json.dumps(out))
 """
+)
 
 
 @needs_boto
@@ -78,11 +66,9 @@ def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> Non
     payments.execute(funding)
     token = shop.recipient_token(max_fixed="0.25", max_variable=500)
 
-    with serving(application(services)) as port:
+    with boto_server(services, shop.merchant) as connect:
         job = {
-            "key": shop.merchant.access_key,
-            "secret": shop.merchant.secret,
-            "port": port,
+            **connect,
             "sender": setup.sender_token.id,
             "recipient_token": token.id,
         }

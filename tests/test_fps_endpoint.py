@@ -25,7 +25,6 @@ from penny.fps.actions import ACTIONS, NOT_SUPPORTED
 from penny.fps.decode import MAX_REQUEST_BYTES
 from penny.fps.signature import sign_v2
 from penny.fps.wire import ACTIONS_2010_08_28, fps_amount
-from penny.money import Money, parse_amount
 from penny.parties import Directory
 from penny.services.payments import (
     InstrumentSetup,
@@ -42,10 +41,6 @@ with warnings.catch_warnings():
 HOST = "testserver"
 NS = "{http://fps.amazonaws.com/doc/2010-08-28/}"
 JAVA_AGENT = "Amazon FPS 2010-08-28 Java Library"
-
-
-def usd(text: str) -> Money:
-    return parse_amount(text, "USD")
 
 
 def strip(root: ET.Element) -> ET.Element:

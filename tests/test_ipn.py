@@ -14,7 +14,7 @@ import secrets
 import time
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -388,20 +388,15 @@ PENDING = {"code": "PendingNetworkResponse", "message": PENDING_MESSAGE}
 MUSIC = {"method": "Prepaid", "reason": "Music card"}
 MUSIC_PAY = {"operation": "PAY", "amount": "USD 2.22", **MUSIC}
 ACH = {"operation": "FUND_PREPAID", "method": "ACH", "amount": "USD 10.00"}
-CC5 = {"operation": "FUND_PREPAID", "method": "CC", "amount": "USD 5.00"}
+FUND_CC = {"operation": "FUND_PREPAID", "method": "CC"}
+CC5 = {**FUND_CC, "amount": "USD 5.00"}
 
 #: (the transaction, its status) → what its notification says besides the common parameters.
 EVENT_TABLE = [
     pytest.param(
         "by_card",
         "SUCCESS",
-        {
-            **SUCCESS,
-            "operation": "FUND_PREPAID",
-            "method": "CC",
-            "amount": "USD 25.00",
-            "reason": "Music card",
-        },
+        {**SUCCESS, **FUND_CC, "amount": "USD 25.00", "reason": "Music card"},
         id="fund-by-card",
     ),
     pytest.param("pay", "SUCCESS", {**SUCCESS, **MUSIC_PAY}, id="pay"),
@@ -430,8 +425,7 @@ EVENT_TABLE = [
         {
             "code": "TransactionDenied",
             "message": "The card was declined by the issuing bank.",
-            "operation": "FUND_PREPAID",
-            "method": "CC",
+            **FUND_CC,
             "amount": "USD 7.50",
         },
         id="declined-card",
@@ -556,44 +550,45 @@ def test_verify_signature_over_the_fps_api_accepts_them_and_refuses_any_change(
 # -- which changes notify, and where --------------------------------------------------------
 
 
+class _Hooked(IpnOutbox):
+    """Writes its rows, then calls ``after`` (which may make the batch fail)."""
+
+    def __init__(self, after: Callable[[], None]) -> None:
+        super().__init__()
+        self.after = after
+
+    def transactions_changed(
+        self,
+        session: LedgerSession,
+        changes: Sequence[TransactionChange],
+        known: Known | None = None,
+    ) -> None:
+        super().transactions_changed(session, changes, known)
+        self.after()
+
+
 def test_the_outbox_commits_with_the_change_and_only_the_last_run(world: World) -> None:
     music = world.funded()
+    runs: list[int] = []
 
-    class Flaky(IpnOutbox):
-        """Writes its rows, then makes the batch conflict once (the engine re-runs it)."""
+    def conflict_once() -> None:
+        """The batch conflicts once (the engine re-runs it)."""
+        runs.append(len(runs) + 1)
+        if len(runs) == 1:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
 
-        runs = 0
-
-        def transactions_changed(
-            self,
-            session: LedgerSession,
-            changes: Sequence[TransactionChange],
-            known: Known | None = None,
-        ) -> None:
-            super().transactions_changed(session, changes, known)
-            Flaky.runs += 1
-            if Flaky.runs == 1:
-                raise OperationalError("INSERT", {}, Exception("database is locked"))
-
-    world.payments.listener = Flaky()
+    world.payments.listener = _Hooked(conflict_once)
     pay = world.payments.execute(
         PayRequest(world.merchant.id, "pay-1", music.sender_token.id, usd("1"))
     )
-    assert Flaky.runs == 2
+    assert len(runs) == 2
     (only,) = world.notifications(subject=pay.id)  # the first run's row rolled back
     assert only.state == ipn_sql.PENDING
 
-    class Broken(IpnOutbox):
-        def transactions_changed(
-            self,
-            session: LedgerSession,
-            changes: Sequence[TransactionChange],
-            known: Known | None = None,
-        ) -> None:
-            super().transactions_changed(session, changes, known)
-            raise RuntimeError("the batch fails after the outbox write")
+    def fail() -> None:
+        raise RuntimeError("the batch fails after the outbox write")
 
-    world.payments.listener = Broken()
+    world.payments.listener = _Hooked(fail)
     with pytest.raises(RuntimeError):
         world.payments.execute(
             PayRequest(world.merchant.id, "pay-2", music.sender_token.id, usd("1"))

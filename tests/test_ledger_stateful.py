@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -51,6 +51,7 @@ from penny.ledger.model import (
 )
 from penny.ledger.results import ResultCode
 from penny.storage.database import open_database
+from stateful_support import machine_settings
 
 # Written down here rather than imported, so that the model does not share the core's constants.
 SUPPORTED: Final = frozenset({"USD", "EUR", "GBP", "CAD", "AUD", "CHF", "JPY", "KRW", "BHD", "KWD"})
@@ -660,12 +661,7 @@ def test_ledger_against_the_model(database_url: str) -> None:
 
         run_state_machine_as_test(
             OnThisStore,
-            settings=settings(
-                max_examples=20 if postgresql else 40,
-                stateful_step_count=30,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            ),
+            settings=machine_settings(20 if postgresql else 40),
         )
         assert ledger.audit().ok
     finally:

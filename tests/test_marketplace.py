@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from builders import Shop, new_shop, open_store, prepaid, recipient_token
+from builders import Shop, new_shop, open_store, prepaid, recipient_token, refusal, usd
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule
 from penny.domain.model import FeePayer, RecipientToken, Status, Transaction
-from penny.money import Money, parse_amount
 from penny.services.factory import Services
 from penny.services.marketplace import (
     SetupRecipient,
@@ -34,10 +33,6 @@ from penny.services.payments import (
     RefundRequest,
 )
 from penny.storage import marketplace_sql, schema
-
-
-def usd(text: str) -> Money:
-    return parse_amount(text, "USD")
 
 
 @dataclass
@@ -82,9 +77,7 @@ class World:
         return result
 
     def refused(self, request: PaymentRequest) -> Refusal:
-        result = self.submit(request)
-        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
-        return result.refusal
+        return refusal(self.services.payments, request)
 
     def pay(
         self,

@@ -75,7 +75,8 @@ def _calls(node: ast.AST) -> set[str]:
 
 def _reachable(operation: Operation) -> set[Refusal]:
     """What the operation's code can refuse: its own module, the runner's request checks, the
-    rules it calls, the scripts it evaluates, a charge, and whatever the ledger refuses."""
+    shared steps and rules it calls, the scripts it evaluates, a charge, and whatever the
+    ledger refuses."""
     module = ast.Module(
         body=[
             node
@@ -90,13 +91,19 @@ def _reachable(operation: Operation) -> set[Refusal]:
         authorized = _tree("services/payments/authorized.py")
         found |= _named(authorized)
         calls |= _calls(authorized)
+    # The shared steps it calls (steps.py), and the steps those call, with what they name.
+    steps_of = _functions("services/payments/steps.py")
+    todo = calls & set(steps_of)
+    while todo:
+        step = steps_of[todo.pop()]
+        found |= _named(step)
+        todo |= (_calls(step) - calls) & set(steps_of)
+        calls |= _calls(step)
     rules = _functions("domain/rules.py")
     for name in calls & set(rules):
         found |= _named(rules[name])
     if calls & {"check", "check_pipeline_token"}:
         found |= _named(_tree("services/gatekeeper.py"))
-    if "charge" in calls:
-        found |= _named(_functions("services/payments/steps.py")["charge"])
     if calls & {"book", "charge"}:
         found |= set(LEDGER_REFUSALS.values())
     # The marketplace steps (#19) it calls, and the domain rules they call.

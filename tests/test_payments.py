@@ -23,6 +23,8 @@ from builders import (
     postpaid,
     prepaid,
     quiet_payments,
+    refusal,
+    usd,
 )
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
@@ -30,7 +32,7 @@ from penny.domain.fees import FeeSchedule, Method
 from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, TokenStatus
 from penny.domain.parties import Party, PaymentMethod
 from penny.engine.ledger import Ledger
-from penny.money import Money, parse_amount
+from penny.money import Money
 from penny.parties import Directory
 from penny.sandbox.instruments import prepaid_setup
 from penny.services.factory import Services
@@ -46,10 +48,6 @@ from penny.services.payments import (
     WriteOffDebtRequest,
 )
 from penny.storage.database import Database
-
-
-def usd(text: str) -> Money:
-    return parse_amount(text, "USD")
 
 
 @dataclass
@@ -103,9 +101,7 @@ class World:
         return PayRequest(self.merchant.id, ref, setup.sender_token.id, usd(amount))
 
     def refused(self, request: PaymentRequest) -> Refusal:
-        (result,) = self.payments.submit([request])
-        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
-        return result.refusal
+        return refusal(self.payments, request)
 
     def payable(self) -> int:
         return self.payments.account_balance(self.merchant.id).total.minor

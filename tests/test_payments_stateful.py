@@ -65,7 +65,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -118,6 +118,7 @@ from penny.services.payments import (
 )
 from penny.services.subscriptions import DEFAULT_REFUND_REFERENCE, CancelSubscription
 from penny.storage.database import Database
+from stateful_support import machine_settings
 
 # -- the documented rules, written down here rather than imported --------------------------
 
@@ -1249,20 +1250,27 @@ class PaymentsMachine(RuleBasedStateMachine):
             return
         batch.append(drafters[kind](data))
 
-    def draft_fund(self, data: st.DataObject) -> PaymentRequest:
-        inst = self.pick(
-            data,
-            self.model.prepaids(),
-            lambda i: self.valid(i) and self.model.tokens[i.setup.second_token.id].active,
-        )
+    def _charge_target(self, data: st.DataObject, inst: MInstrument, label: str) -> tuple[str, str]:
+        """The token and instrument a FundPrepaid or SettleDebt on ``inst`` names: its own
+        funding or settlement token, else (variants 10 to 12 of 0 to 12) any token, any
+        instrument or an unknown token."""
         token_id, instrument_id = inst.setup.second_token.id, inst.id
-        variant = data.draw(st.integers(0, 12), label="fund variant")
+        variant = data.draw(st.integers(0, 12), label=label)
         if variant == 10:
             token_id = data.draw(st.sampled_from(list(self.model.tokens)))
         elif variant == 11:
             instrument_id = data.draw(st.sampled_from(list(self.model.instruments)))
         elif variant == 12:
             token_id = UNKNOWN_ID
+        return token_id, instrument_id
+
+    def draft_fund(self, data: st.DataObject) -> PaymentRequest:
+        inst = self.pick(
+            data,
+            self.model.prepaids(),
+            lambda i: self.valid(i) and self.model.tokens[i.setup.second_token.id].active,
+        )
+        token_id, instrument_id = self._charge_target(data, inst, "fund variant")
         room = [] if inst.funding_limit is None else [inst.funding_limit - inst.funded]
         fee = FEES[RAIL[inst.source]]
         anchors = [*room, *(r + 1 for r in room), inst.available, fee, fee + 1]
@@ -1426,14 +1434,7 @@ class PaymentsMachine(RuleBasedStateMachine):
             self.model.credits(),
             lambda i: i.debt > i.pending and self.model.tokens[i.setup.second_token.id].active,
         )
-        token_id, instrument_id = inst.setup.second_token.id, inst.id
-        variant = data.draw(st.integers(0, 12), label="settle variant")
-        if variant == 10:
-            token_id = data.draw(st.sampled_from(list(self.model.tokens)))
-        elif variant == 11:
-            instrument_id = data.draw(st.sampled_from(list(self.model.instruments)))
-        elif variant == 12:
-            token_id = UNKNOWN_ID
+        token_id, instrument_id = self._charge_target(data, inst, "settle variant")
         owed = inst.debt - inst.pending
         fee = FEES[RAIL[inst.source]]
         anchors = [owed, owed + 1, 2 * owed, inst.debt, fee, fee + 1]
@@ -1921,12 +1922,7 @@ def test_payments_against_the_model(database_url: str) -> None:
         OnThisStore.stack = stack
         run_state_machine_as_test(
             OnThisStore,
-            settings=settings(
-                max_examples=12 if postgresql else 25,
-                stateful_step_count=30,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            ),
+            settings=machine_settings(12 if postgresql else 25),
         )
         assert stack.ledger.audit().ok
 

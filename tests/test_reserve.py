@@ -8,7 +8,6 @@ may still be spent, holds taken off.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -16,21 +15,19 @@ from builders import (
     CARD,
     DECLINED_CARD,
     LATE_FAILING_CARD,
+    BuyerWorld,
     add_card,
-    new_buyer,
+    flat_fee_parties,
     new_merchant,
-    open_store,
     postpaid,
     prepaid,
+    refusal,
     sender_token,
     usd,
 )
-from penny.clock import MICROS_PER_DAY, ManualClock
-from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.fees import FeeSchedule
+from penny.clock import MICROS_PER_DAY
+from penny.domain.errors import Refusal
 from penny.domain.model import Operation, Status, StatusCode, Token, TokenKind, Transaction
-from penny.domain.parties import Party, PaymentMethod
-from penny.services.factory import Services
 from penny.services.payments import (
     RESERVE_TIMEOUT_DAYS,
     FundPrepaidRequest,
@@ -47,14 +44,7 @@ from penny.storage import ipn_sql
 MINUTE = 60 * 1_000_000
 
 
-@dataclass
-class World:
-    services: Services
-    clock: ManualClock
-    merchant: Party
-    buyer: Party
-    card: PaymentMethod
-
+class World(BuyerWorld):
     def prepaid(self, funded: str = "10") -> InstrumentSetup:
         setup = prepaid(self.services.payments, self.merchant.id, self.buyer.id, self.card.id)
         funding = FundPrepaidRequest(
@@ -84,9 +74,7 @@ class World:
         return self.services.payments.execute(request)
 
     def refused(self, request: PaymentRequest) -> Refusal:
-        (result,) = self.services.payments.submit([request])
-        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
-        return result.refusal
+        return refusal(self.services.payments, request)
 
     def settle(self, reserve: Transaction, amount: str | None = None) -> PaymentRequest:
         money = None if amount is None else usd(amount)
@@ -125,12 +113,8 @@ class World:
 
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
-    services = open_store(database_url, fees=FeeSchedule.flat(card=50, bank=20, balance=5))
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
-    merchant = new_merchant(services).party
+    services, clock, merchant, buyer = flat_fee_parties(database_url)
     services.directory.set_ipn_url(merchant.id, "https://merchant.example/ipn")
-    buyer = new_buyer(services)
     yield World(services, clock, merchant, buyer, add_card(services, buyer.id))
     assert services.ledger.audit().ok, "every reserve test must leave a clean audit"
     services.database.dispose()

@@ -15,55 +15,29 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from browser_support import PHONE, axe_source, axe_violations, chromium, screenshot
 from builders import top_up_balance
+from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
     BUYER_PASSWORD,
-    LiveServer,
-    Receiver,
-    World,
-    live_server,
     make_world,
-    receiver,
+    start_params,
 )
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
-
-
-class Flow:
-    def __init__(
-        self, browser: Browser, server: LiveServer, shop: Receiver, store: str, axe: str
-    ) -> None:
-        self.server, self.shop, self.store, self.axe = server, shop, store, axe
-        self.context = browser.new_context(viewport=PHONE)
-        self.page: Page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-
-    @property
-    def world(self) -> World:
-        return self.server.world
-
+class Flow(BrowserFlow):
     def params(self, pipeline: str, ref: str, **more: str) -> dict[str, str]:
-        return {
-            "callerKey": self.world.access_key,
-            "pipelineName": pipeline,
-            "version": "2009-01-09",
-            "returnURL": self.shop.url,
-            "callerReference": ref,
-            "websiteDescription": "the Game Shop",
-            **more,
-        }
+        return start_params(
+            self.world,
+            pipeline,
+            self.shop.url,
+            **{
+                "callerReference": ref,
+                "websiteDescription": "the Game Shop",
+                **more,
+            },
+        )
 
     def start_and_sign_in(self, params: dict[str, str], email: str) -> None:
         self.page.goto(self.server.start_url(params))
@@ -81,16 +55,11 @@ class Flow:
         self.page.get_by_role("button", name="Continue").click()
         expect(self.page.get_by_role("heading", level=1)).to_have_text("Review and confirm")
 
-    def check_axe(self) -> None:
-        assert axe_violations(self.page, self.axe) == []
-
     def review(self, shot: str, *texts: str) -> None:
         main = self.page.locator("main")
         for text in texts:
             expect(main).to_contain_text(text)
-        self.check_axe()
-        if self.store == "sqlite":
-            screenshot(self.page, shot)
+        self.shot(shot)
 
     def confirm(self) -> dict[str, str]:
         self.page.get_by_role("button", name="Confirm").click()
@@ -114,14 +83,8 @@ def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
     buyer = world.directory.create_personal("Bea Buyer", "bea@example.com", BUYER_PASSWORD)
     world.directory.add_card(buyer.id, "4111 1111 1111 1111", 12, 2030)
     world.directory.add_bank(buyer.id, "110000000", "000123456789")
-    store = "sqlite" if database_url.startswith("sqlite") else "postgresql"
-    with live_server(world) as server, receiver() as shop:
-        flow = Flow(browser, server, shop, store, axe)
-        try:
-            yield flow
-        finally:
-            flow.context.close()
-            world.db.dispose()
+    with running_flow(Flow, browser, axe, world, database_url) as flow:
+        yield flow
 
 
 def _status(answer: ET.Element) -> str:

@@ -18,17 +18,18 @@ from builders import (
     DECLINED_CARD,
     LATE_FAILING_CARD,
     RETURNED_BANK_ACCOUNT,
+    BuyerWorld,
     add_bank,
     add_card,
-    new_buyer,
+    flat_fee_parties,
     new_merchant,
-    open_store,
+    refusal,
     sender_token,
     usd,
 )
-from penny.clock import MICROS_PER_DAY, ManualClock
+from penny.clock import MICROS_PER_DAY
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.fees import FeeSchedule, Method
+from penny.domain.fees import Method
 from penny.domain.model import (
     AmountType,
     InstrumentKind,
@@ -39,10 +40,9 @@ from penny.domain.model import (
     UsageLimitTerm,
     UsageLimitType,
 )
-from penny.domain.parties import Party, PaymentMethod
+from penny.domain.parties import PaymentMethod
 from penny.ledger.model import Leg, NewJournal
 from penny.services import instructions
-from penny.services.factory import Services
 from penny.services.payments import PayRequest, RefundRequest, SenderTokenSetup
 from penny.storage import ipn_sql, terms_sql
 
@@ -50,12 +50,7 @@ MICROS_PER_HOUR = 3_600 * 1_000_000
 
 
 @dataclass
-class World:
-    services: Services
-    clock: ManualClock
-    merchant: Party
-    buyer: Party
-    card: PaymentMethod
+class World(BuyerWorld):
     declined_card: PaymentMethod
     late_card: PaymentMethod
     bank: PaymentMethod
@@ -81,9 +76,7 @@ class World:
 
     def refused(self, token: SenderTokenSetup, amount: str, ref: str) -> Refusal:
         request = PayRequest(self.merchant.id, ref, token.token.id, usd(amount))
-        (result,) = self.services.payments.submit([request])
-        assert isinstance(result, PaymentsError), f"expected a refusal, got {result}"
-        return result.refusal
+        return refusal(self.services.payments, request)
 
     def payable(self) -> tuple[int, int]:
         """The merchant's payable balance: posted, and pending in."""
@@ -115,11 +108,7 @@ class World:
 
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
-    services = open_store(database_url, fees=FeeSchedule.flat(card=50, bank=20, balance=5))
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
-    merchant = new_merchant(services).party
-    buyer = new_buyer(services)
+    services, clock, merchant, buyer = flat_fee_parties(database_url)
     balance = next(
         m for m in services.directory.payment_methods(buyer.id) if m.kind.value == "balance"
     )

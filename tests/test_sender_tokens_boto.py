@@ -17,31 +17,19 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from boto_client import needs_boto, run_boto
+from boto_client import BOTO_CONNECT, boto_server, needs_boto, run_boto
 from builders import (
     BUYER_PASSWORD,
     add_bank,
     add_card,
-    application,
     new_buyer,
     new_merchant,
     open_store,
-    serving,
 )
 from penny.clock import SystemClock
 
-CONNECT = r"""
-job = json.load(sys.stdin)
-conn = m.FPSConnection(
-    aws_access_key_id=job["key"], aws_secret_access_key=job["secret"],
-    host="127.0.0.1", port=job["port"], is_secure=False,
-)
-conn.num_retries = 0
-out = {}
-"""
-
 CBUI_URLS = (
-    CONNECT
+    BOTO_CONNECT
     + r"""
 out["single"] = conn.cbui_url(
     returnURL="https://shop.example/return", pipelineName="SingleUse", version="2009-01-09",
@@ -55,7 +43,7 @@ print(json.dumps(out))
 )
 
 PAY = (
-    CONNECT
+    BOTO_CONNECT
     + r"""
 r = conn.pay(SenderTokenId=job["single"], TransactionAmount="4.00",
              CallerReference="boto-single-pay")
@@ -87,7 +75,7 @@ print(json.dumps(out))
 )
 
 STATUS = (
-    CONNECT
+    BOTO_CONNECT
     + r"""
 for name in ("single", "multi"):
     r = conn.get_transaction_status(TransactionId=job[name])
@@ -139,14 +127,9 @@ def test_boto_cbui_then_pay_with_single_and_multi_use_tokens(
     card = add_card(services, buyer.id)
     bank = add_bank(services, buyer.id)
     try:
-        with serving(application(services)) as port:
-            job: dict[str, object] = {
-                "key": merchant.access_key,
-                "secret": merchant.secret,
-                "port": port,
-            }
+        with boto_server(services, merchant) as job:
             urls = run_boto(CBUI_URLS, job, tmp_path)
-            base = f"http://127.0.0.1:{port}"
+            base = f"http://127.0.0.1:{job['port']}"
             single = authorize(base, str(urls["single"]), card.id)
             multi = authorize(base, str(urls["multi"]), bank.id)
             paid = run_boto(PAY, {**job, "single": single, "multi": multi}, tmp_path)

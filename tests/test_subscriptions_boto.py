@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from boto_client import CONNECT, needs_boto, run_boto
+from boto_client import BOTO_CONNECT, needs_boto, run_boto
 from builders import application, new_shop, open_store, serving
 from penny.domain.model import TokenKind
 
 PAY = (
-    CONNECT
+    BOTO_CONNECT
     + r"""
 r = conn.pay(SenderTokenId=job["sub"], TransactionAmount="10.00",
              CallerReference="boto-month-1", CallerDescription="Month 1")
@@ -30,7 +30,7 @@ print(json.dumps(out))
 )
 
 CANCEL = (
-    CONNECT
+    BOTO_CONNECT
     + r"""
 d = conn.get_subscription_details(SubscriptionId=job["sub"]).GetSubscriptionDetailsResult
 out["details"] = [d.SubscriptionId, d.SubscriptionStatus, d.NumberOfTransactionsProcessed,

@@ -179,10 +179,8 @@ def list_events(
             event_type=kind,
             limit=limit + 1,
         )
-    more = len(page) > limit
-    cursor = r.encode_position(page[limit - 1].seq, page[limit - 1].id) if more else None
-    data = [event_out(e) for e in page[:limit]]
-    return m.EventList(data=data, has_more=more, next_cursor=cursor)
+    kept, more, cursor = r.paged(page, limit, lambda e: r.encode_position(e.seq, e.id))
+    return m.EventList(data=[event_out(e) for e in kept], has_more=more, next_cursor=cursor)
 
 
 @_no_parameters

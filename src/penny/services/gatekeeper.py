@@ -88,23 +88,37 @@ _OPERATION_OF: Final = {
 
 def pipeline_rules(kind: TokenKind, instrument: Instrument, caller_id: str) -> generate.TokenRules:
     """What a pipeline token of ``kind`` on ``instrument`` allows."""
-
-    def money(minor: int | None) -> Money | None:
-        return None if minor is None else Money(minor, instrument.currency)
-
     method = {TokenKind.prepaid_sender: "Prepaid", TokenKind.credit_sender: "Debt"}.get(kind)
     charges = kind is TokenKind.credit_sender  # min/max charge limit Pays on credit only
+    validity = kind is not TokenKind.settlement
+    return _rules_on(instrument, caller_id, _OPERATION_OF[kind], method, charges, validity)
+
+
+def _rules_on(
+    instrument: Instrument,
+    caller_id: str,
+    operation: str,
+    method: str | None,
+    charges: bool,
+    check_validity: bool = True,
+) -> generate.TokenRules:
+    """The rules of a token for ``operation`` on ``instrument``: its parties, its validity
+    (checked unless not ``check_validity``), and with ``charges`` its least and most charge."""
+
+    def money(minor: int | None) -> Money | None:
+        return None if minor is None or not charges else Money(minor, instrument.currency)
+
     return generate.TokenRules(
-        operation=_OPERATION_OF[kind],
+        operation=operation,
         sender_id=instrument.sender_id,
         recipient_id=instrument.recipient_id,
         caller_id=caller_id,
         valid_from=instrument.valid_from,
         valid_until=instrument.valid_until,
         payment_method=method,
-        min_charge=money(instrument.min_charge) if charges else None,
-        max_charge=money(instrument.max_charge) if charges else None,
-        check_validity=kind is not TokenKind.settlement,
+        min_charge=money(instrument.min_charge),
+        max_charge=money(instrument.max_charge),
+        check_validity=check_validity,
     )
 
 
@@ -146,21 +160,8 @@ def authorization_script(
     generated assertions of a pipeline token for ``Pay`` (``Reserve`` for a SingleUse token
     with ``reserve``), the instrument's least and most payment, then the usage limits — a
     MultiUse token's own, or a Recurring token's one payment per period from its start."""
-
-    def money(minor: int | None) -> Money | None:
-        return None if minor is None else Money(minor, instrument.currency)
-
-    rules = generate.TokenRules(
-        operation="Reserve" if terms.reserve else "Pay",
-        sender_id=instrument.sender_id,
-        recipient_id=instrument.recipient_id,
-        caller_id=caller_id,
-        valid_from=instrument.valid_from,
-        valid_until=instrument.valid_until,
-        payment_method=method,
-        min_charge=money(instrument.min_charge),
-        max_charge=money(instrument.max_charge),
-    )
+    operation = "Reserve" if terms.reserve else "Pay"
+    rules = _rules_on(instrument, caller_id, operation, method, charges=True)
     if kind is TokenKind.recurring:
         limits: tuple[generate.LimitDeclaration, ...] = (
             generate.LimitDeclaration(
@@ -170,7 +171,11 @@ def authorization_script(
     else:
         limits = tuple(
             generate.LimitDeclaration(
-                amount=money(limit.value) if limit.type is UsageLimitType.amount else None,
+                amount=(
+                    Money(limit.value, instrument.currency)
+                    if limit.type is UsageLimitType.amount
+                    else None
+                ),
                 count=limit.value if limit.type is UsageLimitType.count else None,
                 period=limit.period,
             )

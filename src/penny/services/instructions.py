@@ -10,7 +10,7 @@ ids they draw are :mod:`penny.domain.ids`, below both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from penny.domain.errors import PaymentsError, Refusal
@@ -27,6 +27,7 @@ from penny.services.gatekeeper import (
     compiled,
     script_of,
 )
+from penny.services.payments.listener import cancel_found
 from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import payments_sql as sql
 
@@ -206,15 +207,8 @@ def cancel_instruction(
 
     def work(session: LedgerSession) -> PaymentInstruction:
         found = gk_sql.load_instructions(session.conn, [token_id]).get(token_id)
-        if found is None or found.caller_id != caller_id:
-            raise PaymentsError(Refusal.unknown_token)
-        if not found.active:
-            return found
-        cancelled = replace(found, status=TokenStatus.inactive, cancelled_at=session.now)
-        gk_sql.set_instruction_status(session.conn, cancelled)
-        if payments.listener is not None:
-            payments.listener.token_cancelled(session, cancelled, ipn_url)
-        return cancelled
+        save, listener = gk_sql.set_instruction_status, payments.listener
+        return cancel_found(session, found, caller_id, save, listener, ipn_url)
 
     return payments.ledger.run(work)
 

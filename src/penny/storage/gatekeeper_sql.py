@@ -49,25 +49,15 @@ def insert_instruction(conn: Connection, instruction: PaymentInstruction) -> Non
 
 
 def load_instructions(conn: Connection, ids: Iterable[str]) -> dict[str, PaymentInstruction]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = conn.execute(select(payment_instructions).where(payment_instructions.c.id.in_(wanted)))
-    return {row.id: _instruction(row._mapping) for row in rows}
+    rows = payments_sql.rows_with_ids(conn, payment_instructions, ids)
+    return {row["id"]: _instruction(row) for row in rows}
 
 
 def instruction_by_reference(
     conn: Connection, caller_id: str, reference: str
 ) -> PaymentInstruction | None:
-    row = conn.execute(
-        select(payment_instructions).where(
-            and_(
-                payment_instructions.c.caller_id == caller_id,
-                payment_instructions.c.caller_reference == reference,
-            )
-        )
-    ).first()
-    return None if row is None else _instruction(row._mapping)
+    row = payments_sql.row_by_reference(conn, payment_instructions, caller_id, reference)
+    return None if row is None else _instruction(row)
 
 
 def find_instructions(

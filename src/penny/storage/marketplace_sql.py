@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, insert, update
 
 from penny.domain.model import RecipientToken, TokenStatus
-from penny.storage import schema
+from penny.storage import payments_sql, schema
 
 recipient_tokens = schema.recipient_tokens
 
@@ -32,25 +32,15 @@ def insert_recipient_token(conn: Connection, token: RecipientToken) -> None:
 
 
 def load_recipient_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, RecipientToken]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = conn.execute(select(recipient_tokens).where(recipient_tokens.c.id.in_(wanted)))
-    return {row.id: _token(row._mapping) for row in rows}
+    rows = payments_sql.rows_with_ids(conn, recipient_tokens, ids)
+    return {row["id"]: _token(row) for row in rows}
 
 
 def recipient_token_by_reference(
     conn: Connection, caller_id: str, reference: str
 ) -> RecipientToken | None:
-    row = conn.execute(
-        select(recipient_tokens).where(
-            and_(
-                recipient_tokens.c.caller_id == caller_id,
-                recipient_tokens.c.caller_reference == reference,
-            )
-        )
-    ).first()
-    return None if row is None else _token(row._mapping)
+    row = payments_sql.row_by_reference(conn, recipient_tokens, caller_id, reference)
+    return None if row is None else _token(row)
 
 
 def cancel_recipient_token(conn: Connection, token_id: str, now: int) -> None:

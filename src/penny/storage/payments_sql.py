@@ -239,6 +239,23 @@ def active_tokens_charging(conn: Connection, sender_id: str, method_id: str) -> 
     return [_token(row._mapping) for row in rows]
 
 
+def rows_with_ids(conn: Connection, table: Table, ids: Iterable[str]) -> list[Mapping[Any, Any]]:
+    """The rows of ``table`` whose id is one of ``ids`` (unknown ids are simply absent)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    return [row._mapping for row in conn.execute(select(table).where(table.c.id.in_(wanted)))]
+
+
+def row_by_reference(
+    conn: Connection, table: Table, caller_id: str, reference: str
+) -> Mapping[Any, Any] | None:
+    """The row of ``table`` the caller made with CallerReference ``reference``, if any."""
+    where = and_(table.c.caller_id == caller_id, table.c.caller_reference == reference)
+    row = conn.execute(select(table).where(where)).first()
+    return None if row is None else row._mapping
+
+
 def find_owned(
     conn: Connection,
     table: Table,

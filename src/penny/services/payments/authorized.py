@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
-from penny.domain.funding import ChargeOutcome, network_answer
+from penny.domain.funding import ChargeDecision, ChargeOutcome, network_answer
 from penny.domain.model import Instrument, InstrumentKind, Operation, Token, Transaction
 from penny.domain.parties import PaymentMethod, PaymentMethodKind
 from penny.ledger.model import Leg
@@ -119,17 +119,31 @@ def counted(batch: Batch, checked: Checked, amount: Money) -> None:
     batch.put_instrument(replace(instrument, charged_total=charged))
 
 
+def charged(
+    batch: Batch,
+    request: PayRequest,
+    print_: str,
+    operation: Operation,
+    token: Token,
+    checked: Checked,
+) -> tuple[Transaction, Money, ChargeDecision]:
+    """Pay's and Reserve's ``operation`` on ``token``: its transaction (not yet decided; the
+    fee, the token and the IPN URL set), the fee, and the payment method's answer to the
+    charge (as the card network will give it)."""
+    payment_method, method, amount = checked.payment_method, checked.method, request.amount
+    fee = batch.settings.fees.fee(method, amount)
+    txn = new_transaction(batch, request, print_, operation, checked.instrument, method, amount)
+    txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=request.ipn_url)
+    decision = batch.settings.funding.charge(payment_method, amount, txn.id, batch.now)
+    return txn, fee, network_answer(payment_method, decision, batch.now)
+
+
 def decide(
     batch: Batch, request: PayRequest, print_: str, token: Token, recipient: gk.Slot | None
 ) -> Transaction:
     """The Pay ``request`` on ``token`` (``recipient``: the caller's installed token)."""
     checked = check(batch, request, token, recipient)
-    instrument, payment_method, method = checked.instrument, checked.payment_method, checked.method
-    fee = batch.settings.fees.fee(method, request.amount)
-    txn = new_transaction(batch, request, print_, Operation.pay, instrument, method, request.amount)
-    txn = replace(txn, fees=fee.minor, sender_token_id=token.id, ipn_url=request.ipn_url)
-    decision = batch.settings.funding.charge(payment_method, request.amount, txn.id, batch.now)
-    decision = network_answer(payment_method, decision, batch.now)
+    txn, fee, decision = charged(batch, request, print_, Operation.pay, token, checked)
     if decision.outcome is ChargeOutcome.declined:  # not a card: declined at once
         raise PaymentsError(Refusal.payment_method_declined, decision.reason)
     legs = legs_of(batch, checked, request.amount, fee)

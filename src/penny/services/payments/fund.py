@@ -15,7 +15,7 @@ from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Tra
 from penny.money import Money
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import charge, check_pipeline_token, refuse
+from penny.services.payments.steps import charge, checked_token, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +33,7 @@ def needs(request: FundPrepaidRequest) -> Needs:
 
 
 def decide(batch: Batch, request: FundPrepaidRequest, print_: str) -> Transaction:
-    token = batch.tokens.get(request.funding_token_id)
-    refuse(rules.check_token(token, TokenKind.funding, request.caller_id))
-    assert token is not None
+    token = checked_token(batch, request.funding_token_id, TokenKind.funding, request.caller_id)
     instrument = batch.instruments.get(request.instrument_id)
     refuse(rules.check_instrument(instrument, InstrumentKind.prepaid, request.caller_id, batch.now))
     assert instrument is not None
@@ -43,19 +41,9 @@ def decide(batch: Batch, request: FundPrepaidRequest, print_: str) -> Transactio
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
     refuse(rules.check_funding_limit(instrument, request.amount))
-    operation = Operation.fund_prepaid
-    check_pipeline_token(batch, request, request.amount, operation, instrument, token)
-    txn = charge(
-        batch,
-        request,
-        print_,
-        operation,
-        instrument,
-        token,
-        request.amount,
-        request.ipn_url,
-        rules.funding_legs,
-    )
+    operation, url = Operation.fund_prepaid, request.ipn_url
+    amount, legs = request.amount, rules.funding_legs
+    txn = charge(batch, request, print_, operation, instrument, token, amount, url, legs)
     if txn.status is not Status.failure:
         funded = instrument.funded_total + request.amount.minor
         batch.put_instrument(replace(instrument, funded_total=funded))

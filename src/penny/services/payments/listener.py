@@ -2,15 +2,20 @@
 
 The IPN outbox (:class:`penny.ipn.outbox.IpnOutbox`) is the listener in production: what it
 writes through the batch's connection commits or rolls back with the change.
+:func:`cancel_found` is CancelToken's change of a pipeline or an installed token, of which the
+listener is told.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
 
-from penny.domain.model import Instrument, PaymentInstruction, Token, Transaction
+from sqlalchemy import Connection
+
+from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.model import Instrument, PaymentInstruction, Token, TokenStatus, Transaction
 from penny.domain.parties import Party
 from penny.engine.ledger import LedgerSession
 
@@ -53,3 +58,28 @@ class ChangeListener(Protocol):
         token: Token | PaymentInstruction,
         ipn_url: str | None = None,
     ) -> None: ...
+
+
+Cancellable = TypeVar("Cancellable", Token, PaymentInstruction)
+
+
+def cancel_found(
+    session: LedgerSession,
+    found: Cancellable | None,
+    caller_id: str,
+    save: Callable[[Connection, Cancellable], None],
+    listener: ChangeListener | None,
+    ipn_url: str | None,
+) -> Cancellable:
+    """CancelToken of ``found`` (a pipeline token or an installed one) in ``session``'s
+    transaction: refused unless it is ``caller_id``'s; cancelling twice is harmless; else it is
+    inactive from now, saved with ``save``, and ``listener`` is told (with ``ipn_url``)."""
+    if found is None or found.caller_id != caller_id:
+        raise PaymentsError(Refusal.unknown_token)
+    if not found.active:
+        return found
+    cancelled = replace(found, status=TokenStatus.inactive, cancelled_at=session.now)
+    save(session.conn, cancelled)
+    if listener is not None:
+        listener.token_cancelled(session, cancelled, ipn_url)
+    return cancelled

@@ -21,7 +21,6 @@ from penny.domain import marketplace as mk
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
-from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     AUTHORIZATION_TOKEN_KINDS,
     FeePayer,
@@ -41,7 +40,7 @@ from penny.services.payments import authorized
 from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import book, booked, installed_slot, refuse
+from penny.services.payments.steps import book_new, booked, installed_slot, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +164,21 @@ def spend_legs(batch: Batch, instrument: Instrument, amount: Money) -> tuple[Leg
     return rules.prepaid_pay_legs(instrument, books, amount)
 
 
+def spend(
+    batch: Batch, c: Authorised, legs: tuple[Leg, ...], amount: Money, *, pending: bool = False
+) -> tuple[str, int]:
+    """Pay's and Reserve's booking: ``legs`` under a new transaction id (held when
+    ``pending``), the token's use recorded for its usage limits, and on a credit instrument
+    ``amount`` counted toward its global amount limit (a hold counts until it is released);
+    the transaction's id and the journal's."""
+    txn_id, journal_id = book_new(batch, legs, pending=pending)
+    batch.guard.record(c.slots, c.context)
+    if c.credit:
+        charged = c.instrument.charged_total + amount.minor
+        batch.put_instrument(replace(c.instrument, charged_total=charged))
+    return txn_id, journal_id
+
+
 def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     merchant = marketplace_of(batch, request)
     recipient, token = tokens_of(batch, request, merchant)
@@ -182,12 +196,7 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     legs = spend_legs(batch, instrument, request.amount)
     if deal is not None:
         legs += market.pay_legs(batch, instrument, deal[0], request.amount, deal[1])
-    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
-    journal_id = book(batch, txn_id, legs)
-    batch.guard.record(c.slots, c.context)
-    if credit:
-        charged = instrument.charged_total + request.amount.minor
-        batch.put_instrument(replace(instrument, charged_total=charged))
+    txn_id, journal_id = spend(batch, c, legs, request.amount)
     txn = booked(
         batch,
         request,

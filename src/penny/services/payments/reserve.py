@@ -15,24 +15,20 @@ and nothing reaches the merchant yet. The transaction is ``Reserved`` until Sett
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from penny.domain import rules
-from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     AUTHORIZATION_TOKEN_KINDS,
-    RESERVED_MESSAGE,
     Operation,
-    Status,
-    StatusCode,
     Transaction,
 )
 from penny.epoch import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.services.payments import reserve_authorized
 from penny.services.payments.batch import Batch, OperationSpec
-from penny.services.payments.pay import PayRequest, authorise, needs, spend_legs, tokens_of
-from penny.services.payments.steps import book, booked, refuse
+from penny.services.payments.pay import PayRequest, authorise, needs, spend, spend_legs, tokens_of
+from penny.services.payments.steps import booked, refuse, reserved
 
 #: How long an unsettled reserve holds its amount when the request names no timeout.
 RESERVE_TIMEOUT_DAYS: Final = 7
@@ -62,12 +58,7 @@ def decide(batch: Batch, request: ReserveRequest, print_: str) -> Transaction:
     if c.credit:
         refuse(rules.check_global_amount_limit(instrument, request.amount))
     legs = spend_legs(batch, instrument, request.amount)
-    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
-    journal_id = book(batch, txn_id, legs, pending=True)
-    batch.guard.record(c.slots, c.context)
-    if c.credit:  # the hold counts toward the global amount limit until it is released
-        charged = instrument.charged_total + request.amount.minor
-        batch.put_instrument(replace(instrument, charged_total=charged))
+    txn_id, journal_id = spend(batch, c, legs, request.amount, pending=True)
     txn = booked(
         batch,
         request,
@@ -81,14 +72,7 @@ def decide(batch: Batch, request: ReserveRequest, print_: str) -> Transaction:
         sender_token_id=c.token.id,
         ipn_url=request.ipn_url,
     )
-    return replace(
-        txn,
-        status=Status.reserved,
-        status_code=StatusCode.success,
-        status_message=RESERVED_MESSAGE,
-        pending_journal_id=journal_id,
-        completes_at=expires_at(request, batch.now),
-    )
+    return reserved(txn, journal_id, expires_at(request, batch.now))
 
 
 SPEC = OperationSpec(ReserveRequest, needs, decide)

@@ -14,17 +14,13 @@ authorization's charged total until it is released.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.funding import ChargeOutcome, network_answer
+from penny.domain.funding import ChargeOutcome
 from penny.domain.model import (
-    RESERVED_MESSAGE,
     Operation,
-    Status,
-    StatusCode,
     Token,
     TokenKind,
     Transaction,
@@ -32,7 +28,7 @@ from penny.domain.model import (
 from penny.services import gatekeeper as gk
 from penny.services.payments import authorized
 from penny.services.payments.batch import Batch
-from penny.services.payments.steps import book, new_transaction, refuse
+from penny.services.payments.steps import book, refuse, reserved
 
 if TYPE_CHECKING:
     from penny.services.payments.reserve import ReserveRequest
@@ -53,32 +49,12 @@ def decide(
     single = token.kind is TokenKind.single_use
     operation = Operation.reserve if single else Operation.pay
     checked = authorized.check(batch, request, token, recipient, operation)
-    fee = batch.settings.fees.fee(checked.method, request.amount)
-    txn = new_transaction(
-        batch,
-        request,
-        print_,
-        Operation.reserve,
-        checked.instrument,
-        checked.method,
-        request.amount,
+    txn, fee, decision = authorized.charged(
+        batch, request, print_, Operation.reserve, token, checked
     )
-    payment_method = checked.payment_method
-    decision = batch.settings.funding.charge(payment_method, request.amount, txn.id, batch.now)
-    decision = network_answer(payment_method, decision, batch.now)
     if decision.outcome is ChargeOutcome.declined or not decision.completes_ok:
         raise PaymentsError(Refusal.payment_method_declined, decision.reason)
     legs = authorized.legs_of(batch, checked, request.amount, fee)
     journal_id = book(batch, txn.id, legs, pending=True)
     authorized.counted(batch, checked, request.amount)
-    return replace(
-        txn,
-        fees=fee.minor,
-        sender_token_id=token.id,
-        ipn_url=request.ipn_url,
-        status=Status.reserved,
-        status_code=StatusCode.success,
-        status_message=RESERVED_MESSAGE,
-        pending_journal_id=journal_id,
-        completes_at=expires_at,
-    )
+    return reserved(txn, journal_id, expires_at)

@@ -11,22 +11,21 @@ journal, posted or voided by :meth:`Payments.complete_due` when its time comes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TypeVar
 
 from penny.clock import Clock
 from penny.domain import rules
-from penny.domain.errors import PaymentsError, Refusal
+from penny.domain.errors import PaymentsError
 from penny.domain.fees import FeeSchedule
 from penny.domain.funding import FundingSource, SandboxFunding
-from penny.domain.model import InstrumentKind, Token, TokenStatus, Transaction
+from penny.domain.model import InstrumentKind, Token, Transaction
 from penny.domain.parties import PaymentMethodKind, random_id
 from penny.engine.ledger import Ledger, LedgerSession
 from penny.ledger.model import AccountFlags, AccountSpec
 from penny.services.payment_queries import PaymentQueries
 from penny.services.payments import authorize, completion, runner
 from penny.services.payments.batch import Settings
-from penny.services.payments.listener import ChangeListener
+from penny.services.payments.listener import ChangeListener, cancel_found
 from penny.services.payments.requests import (
     InstrumentSetup,
     PaymentRequest,
@@ -194,15 +193,8 @@ class Payments(PaymentQueries):
     ) -> Token:
         """:meth:`cancel_token` in ``session``'s transaction."""
         token = sql.load_tokens(session.conn, [token_id]).get(token_id)
-        if token is None or token.caller_id != caller_id:
-            raise PaymentsError(Refusal.unknown_token)
-        if not token.active:
-            return token
-        cancelled = replace(token, status=TokenStatus.inactive, cancelled_at=session.now)
-        sql.set_token_status(session.conn, cancelled)
-        if self.listener is not None:
-            self.listener.token_cancelled(session, cancelled, ipn_url)
-        return cancelled
+        save, listener = sql.set_token_status, self.listener
+        return cancel_found(session, token, caller_id, save, listener, ipn_url)
 
     # -- payment methods --------------------------------------------------------------------
 

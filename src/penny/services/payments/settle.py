@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, Transaction
+from penny.domain.model import Operation, Status, TokenKind, Transaction
 from penny.money import Money
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import charge, check_pipeline_token, refuse
+from penny.services.payments.steps import charge, checked_token, own_credit_instrument, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,30 +33,15 @@ def needs(request: SettleDebtRequest) -> Needs:
 
 
 def decide(batch: Batch, request: SettleDebtRequest, print_: str) -> Transaction:
-    token = batch.tokens.get(request.settlement_token_id)
-    refuse(rules.check_token(token, TokenKind.settlement, request.caller_id))
-    assert token is not None
-    instrument = batch.instruments.get(request.instrument_id)
-    if instrument is None or instrument.kind is not InstrumentKind.credit:
-        raise PaymentsError(Refusal.unknown_instrument)
-    if instrument.recipient_id != request.caller_id:
-        raise PaymentsError(Refusal.unknown_instrument)
+    token_id, caller_id = request.settlement_token_id, request.caller_id
+    token = checked_token(batch, token_id, TokenKind.settlement, caller_id)
+    instrument = own_credit_instrument(batch, request.instrument_id, request.caller_id)
     if token.instrument_id != instrument.id:
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
-    operation = Operation.settle_debt
-    check_pipeline_token(batch, request, request.amount, operation, instrument, token)
-    txn = charge(
-        batch,
-        request,
-        print_,
-        operation,
-        instrument,
-        token,
-        request.amount,
-        request.ipn_url,
-        rules.settlement_legs,
-    )
+    operation, url = Operation.settle_debt, request.ipn_url
+    amount, legs = request.amount, rules.settlement_legs
+    txn = charge(batch, request, print_, operation, instrument, token, amount, url, legs)
     if txn.status is not Status.failure:
         settled = instrument.settlement_count + 1
         batch.put_instrument(replace(instrument, settlement_count=settled))

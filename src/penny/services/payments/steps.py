@@ -15,13 +15,16 @@ from penny.domain.funding import ChargeOutcome
 from penny.domain.ids import LEDGER_OWNER, TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     PENDING_MESSAGE,
+    RESERVED_MESSAGE,
     SUCCESS_MESSAGE,
     Instrument,
+    InstrumentKind,
     Operation,
     PaymentInstruction,
     Status,
     StatusCode,
     Token,
+    TokenKind,
     Transaction,
 )
 from penny.domain.parties import PaymentMethodKind
@@ -137,6 +140,24 @@ def pending(txn: Transaction, journal_id: int, completes_at: int | None) -> Tran
     )
 
 
+def reserved(txn: Transaction, journal_id: int, expires_at: int) -> Transaction:
+    """A Reserve's answer: the amount held (``journal_id``, pending) until ``expires_at``."""
+    return replace(
+        txn,
+        status=Status.reserved,
+        status_code=StatusCode.success,
+        status_message=RESERVED_MESSAGE,
+        pending_journal_id=journal_id,
+        completes_at=expires_at,
+    )
+
+
+def book_new(batch: Batch, legs: tuple[Any, ...], *, pending: bool = False) -> tuple[str, int]:
+    """A new transaction id, and the journal of ``legs`` booked under it (see :func:`book`)."""
+    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
+    return txn_id, book(batch, txn_id, legs, pending=pending)
+
+
 def book(batch: Batch, key: str, legs: tuple[Any, ...], *, pending: bool = False) -> int:
     """Apply a journal to the batch's ledger working set; a ledger refusal becomes the
     domain's (any other is a bug: the domain built a journal the ledger cannot take)."""
@@ -152,6 +173,26 @@ def book(batch: Batch, key: str, legs: tuple[Any, ...], *, pending: bool = False
     raise PaymentsError(refusal)
 
 
+def checked_token(batch: Batch, token_id: str, kind: TokenKind, caller_id: str) -> Token:
+    """The batch's token ``token_id``, refused unless it is a usable ``kind`` token of
+    ``caller_id``'s (FundPrepaid's funding, SettleDebt's settlement token)."""
+    token = batch.tokens.get(token_id)
+    refuse(rules.check_token(token, kind, caller_id))
+    assert token is not None
+    return token
+
+
+def own_credit_instrument(batch: Batch, instrument_id: str, caller_id: str) -> Instrument:
+    """The batch's credit instrument ``instrument_id`` whose merchant is ``caller_id``
+    (SettleDebt, WriteOffDebt); any other is unknown to the caller."""
+    instrument = batch.instruments.get(instrument_id)
+    if instrument is None or instrument.kind is not InstrumentKind.credit:
+        raise PaymentsError(Refusal.unknown_instrument)
+    if instrument.recipient_id != caller_id:
+        raise PaymentsError(Refusal.unknown_instrument)
+    return instrument
+
+
 def charge(
     batch: Batch,
     request: PaymentRequest,
@@ -163,9 +204,10 @@ def charge(
     ipn_url: str | None,
     legs: InstrumentLegs,
 ) -> Transaction:
-    """FundPrepaid's and SettleDebt's charge (once the operation checked the pipeline token's
-    script): ``amount`` taken from the token's payment method and booked (now, or as pending)
-    with ``legs`` (to the instrument's merchant) as the journal."""
+    """FundPrepaid's and SettleDebt's charge: the pipeline token's script checked, then
+    ``amount`` taken from the token's payment method and booked (now, or as pending) with
+    ``legs`` (to the instrument's merchant) as the journal."""
+    check_pipeline_token(batch, request, amount, operation, instrument, token)
     books = books_of(batch.parties[instrument.recipient_id])
     method_id = token.payment_method_id
     assert method_id is not None

@@ -9,14 +9,13 @@ from penny.clock import MICROS_PER_DAY
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
-from penny.domain.ids import TRANSACTION_ID_LENGTH
 from penny.domain.model import PENDING_MESSAGE, Operation, Status, StatusCode, Transaction
 from penny.domain.parties import PartyKind
 from penny.money import Money
 from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import book, refuse
+from penny.services.payments.steps import book_new, refuse
 
 #: How long a sandbox withdrawal to the merchant's bank takes.
 WITHDRAWAL_DAYS = 4
@@ -40,8 +39,7 @@ def decide(batch: Batch, request: WithdrawRequest, print_: str) -> Transaction:
         raise PaymentsError(Refusal.invalid_params, "only a business account can withdraw")
     refuse(rules.check_amount(request.amount, batch.chart.currency))
     legs = rules.withdrawal_legs(books_of(merchant), batch.chart, request.amount)
-    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
-    journal_id = book(batch, txn_id, legs, pending=True)
+    txn_id, journal_id = book_new(batch, legs, pending=True)
     return Transaction(
         id=txn_id,
         operation=Operation.withdraw,

@@ -6,15 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from penny.domain import rules
-from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
-from penny.domain.ids import TRANSACTION_ID_LENGTH
-from penny.domain.model import InstrumentKind, Operation, Transaction
+from penny.domain.model import Operation, Transaction
 from penny.money import Money
 from penny.services.payment_queries import books_of
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import book, booked, refuse
+from penny.services.payments.steps import book_new, booked, own_credit_instrument, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +27,11 @@ def needs(request: WriteOffDebtRequest) -> Needs:
 
 
 def decide(batch: Batch, request: WriteOffDebtRequest, print_: str) -> Transaction:
-    instrument = batch.instruments.get(request.instrument_id)
-    if instrument is None or instrument.kind is not InstrumentKind.credit:
-        raise PaymentsError(Refusal.unknown_instrument)
-    if instrument.recipient_id != request.caller_id:
-        raise PaymentsError(Refusal.unknown_instrument)
+    instrument = own_credit_instrument(batch, request.instrument_id, request.caller_id)
     refuse(rules.check_amount(request.amount, instrument.currency))
     books = books_of(batch.parties[instrument.recipient_id])
     legs = rules.write_off_legs(instrument, books, request.amount)
-    txn_id = batch.settings.new_id(TRANSACTION_ID_LENGTH)
-    journal_id = book(batch, txn_id, legs)
+    txn_id, journal_id = book_new(batch, legs)
     return booked(
         batch,
         request,

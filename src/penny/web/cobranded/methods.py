@@ -10,8 +10,9 @@ is never pre-selected, and is refused when picked or confirmed anyway (:meth:`Me
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from penny.domain.parties import (
     CardBehaviour,
@@ -161,31 +162,25 @@ class MethodStep:
         return to_step(ctx.row.id, "review")
 
     def add_card(self, incoming: Incoming) -> Page:
-        opened = self.open_with_buyer(incoming, check_csrf=True)
-        if isinstance(opened, Page):
-            return opened
-        ctx, buyer = opened
-        form = incoming.form or {}
-        if PaymentMethodKind.card not in ctx.request.methods:
-            return self.page(ctx, buyer, 400, errors={"card": "Cards are not allowed."})
-        errors = add_card_from(self.directory, buyer.id, form)
-        if errors:
-            values = {"number": "", "expiry": form.get("expiry", "")[:16]}
-            return self.page(ctx, buyer, 400, errors=errors, values=values)
-        return to_step(ctx.row.id, "method")
+        return self.add_method(incoming, PaymentMethodKind.card)
 
     def add_bank(self, incoming: Incoming) -> Page:
+        return self.add_method(incoming, PaymentMethodKind.bank)
+
+    def add_method(self, incoming: Incoming, kind: PaymentMethodKind) -> Page:
+        """The add-card or add-bank form posted: the method added (back to the choice), or
+        the form again with its mistakes."""
         opened = self.open_with_buyer(incoming, check_csrf=True)
         if isinstance(opened, Page):
             return opened
         ctx, buyer = opened
         form = incoming.form or {}
-        if PaymentMethodKind.bank not in ctx.request.methods:
-            return self.page(ctx, buyer, 400, errors={"account": "Bank accounts are not allowed."})
-        errors = add_bank_from(self.directory, buyer.id, form)
+        adding = _ADDING[kind]
+        if kind not in ctx.request.methods:
+            return self.page(ctx, buyer, 400, errors={adding.field: adding.not_allowed})
+        errors = adding.add(self.directory, buyer.id, form)
         if errors:
-            values = {"routing": form.get("routing", "")[:32]}
-            return self.page(ctx, buyer, 400, errors=errors, values=values)
+            return self.page(ctx, buyer, 400, errors=errors, values=adding.kept(form))
         return to_step(ctx.row.id, "method")
 
 
@@ -212,6 +207,32 @@ def add_bank_from(directory: Directory, buyer_id: str, form: dict[str, str]) -> 
     except DirectoryError as error:
         return {"account": sentence(str(error))}
     return {}
+
+
+class _Adding(NamedTuple):
+    """How the hosted pages add one kind of payment method: the adder, the field a refusal
+    of the kind stands at and its message, and the form values shown again after a mistake."""
+
+    add: Callable[[Directory, str, dict[str, str]], dict[str, str]]
+    field: str
+    not_allowed: str
+    kept: Callable[[dict[str, str]], dict[str, str]]
+
+
+_ADDING: Final = {
+    PaymentMethodKind.card: _Adding(
+        add_card_from,
+        "card",
+        "Cards are not allowed.",
+        lambda form: {"number": "", "expiry": form.get("expiry", "")[:16]},
+    ),
+    PaymentMethodKind.bank: _Adding(
+        add_bank_from,
+        "account",
+        "Bank accounts are not allowed.",
+        lambda form: {"routing": form.get("routing", "")[:32]},
+    ),
+}
 
 
 def needed(request: PipelineRequest) -> Money | None:

@@ -35,7 +35,7 @@ from penny.web.cobranded.recipient_params import (
     parse_recipient,
 )
 from penny.web.cobranded.returns import REFUSAL_STATUS
-from penny.web.cobranded.views import refused_start
+from penny.web.cobranded.views import pipeline_page, refused_start
 
 _TOO_MANY = "Too many failed sign-in attempts. Wait 15 minutes and try again."
 
@@ -204,20 +204,13 @@ def _percent(hundredths: int) -> str:
 def _view(ctx: RecipientContext, template: str, status: int = 200, **more: Any) -> Page:
     request = ctx.request
     context: dict[str, Any] = {
-        "pid": ctx.row.id,
-        "csrf": ctx.session.csrf_token,
-        "merchant": ctx.merchant.name,
-        "site": request.website_description,
         "max_fixed": f"${request.max_fixed_fee.plain()} {request.max_fixed_fee.currency}",
         "max_variable": _percent(request.max_variable_fee),
         "pays_fee": request.recipient_pays_fee,
         "reason": request.payment_reason,
-        "errors": {},
-        "values": {},
         **more,
     }
-    origin = security.origin_of(request.return_url)
-    return Page(status, template, context, form_targets=(origin,) if origin else ())
+    return pipeline_page(ctx, template, status, context)
 
 
 def _to_merchant(ctx: RecipientContext, url: str) -> Page:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -88,14 +88,47 @@ def refused_start(
     return problem(400, title, error.message, back=url, merchant=merchant.name, fields=error.fields)
 
 
-def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:
-    """A page of the pipeline ``ctx``: what every template is told, and ``more``."""
-    request = ctx.request
+class _Returning(Protocol):
+    @property
+    def website_description(self) -> str: ...
+    @property
+    def return_url(self) -> str: ...
+
+
+class Framed(Protocol):
+    """What :func:`pipeline_page` needs of a pipeline's context (token and Recipient)."""
+
+    @property
+    def row(self) -> sql.PipelineRow: ...
+    @property
+    def session(self) -> sql.SessionRow: ...
+    @property
+    def merchant(self) -> Party: ...
+    @property
+    def request(self) -> _Returning: ...
+
+
+def pipeline_page(ctx: Framed, template: str, status: int, fields: dict[str, Any]) -> Page:
+    """A page of the pipeline ``ctx`` (a token's or a Recipient's): what every pipeline
+    template is told (the pipeline, the CSRF token, the merchant and its site, no errors or
+    values yet), then ``fields``; forms may post to the return URL's origin."""
     context: dict[str, Any] = {
         "pid": ctx.row.id,
         "csrf": ctx.session.csrf_token,
         "merchant": ctx.merchant.name,
-        "site": request.website_description,
+        "site": ctx.request.website_description,
+        "errors": {},
+        "values": {},
+        **fields,
+    }
+    origin = security.origin_of(ctx.request.return_url)
+    return Page(status, template, context, form_targets=(origin,) if origin else ())
+
+
+def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:
+    """A page of the pipeline ``ctx``: what every template is told, and ``more``."""
+    request = ctx.request
+    context: dict[str, Any] = {
         "pipeline": request.pipeline.value,
         "prepaid": request.pipeline is Pipeline.prepaid,
         "limit": _money(request.limit),
@@ -112,12 +145,9 @@ def view(ctx: Context, template: str, status: int = 200, **more: Any) -> Page:
         "period": request.recurring_period,
         "reserve": request.reserve,
         "signed_in": ctx.session.party_id is not None,
-        "errors": {},
-        "values": {},
         **more,
     }
-    origin = security.origin_of(request.return_url)
-    return Page(status, template, context, form_targets=(origin,) if origin else ())
+    return pipeline_page(ctx, template, status, context)
 
 
 #: What the headline amount (``PipelineRequest.limit``) is, by pipeline: the page's big number.
