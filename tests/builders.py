@@ -383,25 +383,38 @@ def new_shop(services: Services, *, bank: bool = True) -> Shop:
 
 
 def application(
-    services: Services, *, request_clock: bool = False, ipn: IpnSettings | None = None
+    services: Services,
+    *,
+    request_clock: bool = False,
+    ipn: IpnSettings | None = None,
+    complete_every_us: int | None = None,
 ) -> Starlette:
     """The application over ``services``' store, clock and server key; with
-    ``request_clock`` signed requests' timestamps are checked against that clock too."""
+    ``request_clock`` signed requests' timestamps are checked against that clock too;
+    ``complete_every_us``: its lifespan finishes what is due that often (``penny serve``'s)."""
     return create_app(
         services.database,
         clock=services.clock,
         server_key=services.server_key,
         request_clock=services.clock if request_clock else None,
         ipn=ipn,
+        complete_every_us=complete_every_us,
     )
 
 
 @contextmanager
-def serving(app: Starlette) -> Iterator[int]:
-    """Run ``app`` on uvicorn on 127.0.0.1 in a thread (no lifespan); yields its port."""
+def serving(app: Starlette, *, lifespan: bool = False) -> Iterator[int]:
+    """Run ``app`` on uvicorn on 127.0.0.1 in a thread (without its lifespan unless asked:
+    IPN delivery, the sweeps); yields its port."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on" if lifespan else "off",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -404,3 +404,52 @@ def test_a_liability_without_what_reserves_hold_is_caught() -> None:
     ops, rows = _reserves()
     ops[-1] = read(11, "final_liability", 9.0, 9.1, 600)
     assert codes(record(ops, rows, {10: (0, 3), 12: (0, 2)})) == ["final", "final"]
+
+
+# -- subscriptions (issue #19) ---------------------------------------------------------------
+
+
+def _subscription() -> tuple[list[Op], list[Row]]:
+    """A subscription's card Pay answered Pending (completed since by the servers' sweep),
+    then CancelSubscriptionAndRefund with $1.00 back: both on the card (the authorization
+    instrument ``A0``), so no balance the checker reads moves."""
+    ops = [
+        _op(
+            1,
+            "sub_pay",
+            500,
+            reference="bank-1-1",
+            invoked=0.0,
+            completed=0.5,
+            transaction_id="T1",
+            status="Pending",
+        ),
+        _op(
+            2,
+            "sub_cancel",
+            100,
+            reference="bank-1-2",
+            invoked=6.0,
+            completed=6.5,
+            transaction_id="T2",
+            status="Success",
+        ),
+        read(3, "final_prepaid", 9.0, 9.1, 0),
+    ]
+    rows = [
+        Row("T1", "Pay", "M0", "bank-1-1", 500, "Success", 20, "A0"),
+        Row("T2", "Refund", "M0", "bank-1-2", 100, "Success", 21, "A0"),
+    ]
+    return ops, rows
+
+
+def test_a_subscription_pay_completed_since_and_its_refund_pass() -> None:
+    ops, rows = _subscription()
+    assert codes(record(ops, rows, {20: (0, 3), 21: (0, 3)})) == []
+
+
+def test_a_subscription_refund_acknowledged_but_not_stored_is_lost() -> None:
+    ops, rows = _subscription()
+    assert codes(record(ops, rows[:1], {20: (0, 3)})) == ["lost"]
+    ops[1] = replace(ops[1], outcome="refused", transaction_id=None, status=None)
+    assert codes(record(ops, rows, {20: (0, 3), 21: (0, 3)})) == ["refused-applied"]

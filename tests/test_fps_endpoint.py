@@ -223,6 +223,13 @@ def test_every_action_is_served_or_refused_as_not_supported() -> None:
     assert not set(ACTIONS) & NOT_SUPPORTED
 
 
+def test_all_27_actions_of_the_wsdl_are_served() -> None:
+    """Since #19 (subscriptions) no action of the 2010-08-28 WSDL answers InvalidAction."""
+    assert set(ACTIONS) == ACTIONS_2010_08_28
+    assert len(ACTIONS) == 27
+    assert not NOT_SUPPORTED
+
+
 # -- FundPrepaid, Pay, GetPrepaidBalance ---------------------------------------------------
 
 
@@ -417,9 +424,9 @@ def test_authentication_and_envelope_errors(world: World) -> None:
     assert (reply.status, reply.code) == (400, "MissingParameter")
     reply = world.get("NoSuchAction")
     assert reply.code == "InvalidAction"
-    reply = world.get("GetSubscriptionDetails", SubscriptionId="S")
-    assert (reply.status, reply.code) == (400, "InvalidAction")
-    assert "not supported" in reply.message
+    reply = world.get("GetSubscriptionDetails", SubscriptionId="S")  # served since #19
+    assert (reply.status, reply.code) == (400, "InvalidParams")
+    assert "Recurring token" in reply.message
     reply = world.reply(world.client.put("/"))
     assert (reply.status, reply.code) == (405, "InvalidRequest")
     reply = world.reply(

@@ -9,7 +9,9 @@ requests under the same CallerReference (same content, and other content) and ba
 several requests in one ``submit``, and (issue #19) SingleUse, MultiUse and Recurring tokens:
 issuing them and Pay with them on every kind of payment method, with their limits (one use,
 the most one payment may be, payments per day, the global amount limit) and refunds of
-those Pays. The reference model below is written from the documented
+those Pays, and CancelSubscriptionAndRefund of the Recurring ones (the refund of the most
+recent Pay decided as the model decides a Refund; a refused one leaves the token active). The
+reference model below is written from the documented
 rules (docs/decisions.md, docs/sandbox.md, docs/fees.md), independently of
 :mod:`penny.domain.rules`: per instrument its posted prepaid balance or debt, what is pending
 on it, the total funded and charged, and which Pays a settlement has been accepted since; per
@@ -96,6 +98,7 @@ from penny.ledger.model import Leg, NewJournal
 from penny.money import Money
 from penny.parties import Directory
 from penny.sandbox.instruments import postpaid_setup, prepaid_setup, sender_token_setup
+from penny.services import subscriptions as subs
 from penny.services.factory import Services
 from penny.services.payments import (
     CancelRequest,
@@ -113,6 +116,7 @@ from penny.services.payments import (
     cancel_request,
     settle_request,
 )
+from penny.services.subscriptions import DEFAULT_REFUND_REFERENCE, CancelSubscription
 from penny.storage.database import Database
 from stateful_support import machine_settings
 
@@ -1689,6 +1693,86 @@ class PaymentsMachine(RuleBasedStateMachine):
         (result,) = self.submit([use])
         assert isinstance(result, PaymentsError)
         assert result.refusal is Refusal.token_not_active
+
+    @precondition(lambda self: any(a.kind is TokenKind.recurring for a in self.model.auths()))
+    @rule(data=st.data())
+    def cancel_subscription_and_refund(self, data: st.DataObject) -> None:
+        """CancelSubscriptionAndRefund (#19) of a Recurring token: its most recent Pay is
+        refunded as the model decides a Refund (RefundAmount, or what is left of it) and the
+        token is cancelled — or the refund is refused and the token stays as it was."""
+        auth = self._subscription(data)
+        token_id = auth.setup.sender_token.id
+        token = self.model.tokens[token_id]
+        last = self._last_pay(auth)
+        if token.active and (last is None or data.draw(st.integers(0, 3), label="pay") == 0):
+            charge = usd(data.draw(st.integers(1, auth.max_charge or 1), label="period"))
+            self.submit([PayRequest(self.merchant_id, self.ref("sub-pay"), token_id, charge)])
+            last = self._last_pay(auth)  # checked like any Pay: it may have been refused
+        if last is not None and last.status is Status.pending and data.draw(st.integers(0, 3)):
+            self.stack.clock.advance(HOUR)  # the card answers first, mostly
+            self.complete_due()
+        amount = data.draw(sometimes(st.integers(1, 6_000)), label="refund amount")
+        ref = self.ref("sub-refund") if amount is not None else None
+        refund = self._subscription_refund(token_id, last, amount, ref)
+        self.stack.clock.advance(1)
+        now = self.now
+        call = CancelSubscription(
+            self.merchant_id, token_id, None if amount is None else usd(amount), ref
+        )
+        try:
+            result: Transaction | PaymentsError | None = subs.cancel_and_refund(
+                self.stack.payments, call
+            )
+        except PaymentsError as refused:
+            result = refused
+        if refund is None:
+            if amount is not None:  # an amount to refund, and no payment at all
+                assert isinstance(result, PaymentsError)
+                assert result.refusal is Refusal.invalid_params
+                return
+            assert result is None
+            event("subscription cancelled without a refund")
+        else:
+            assert result is not None, "the refund the model expects was not made"
+            self.check(refund, result, now)
+            self.history.append(refund)
+            if isinstance(result, PaymentsError):
+                status = self.stack.payments.token_by_caller(self.merchant_id, token_id=token_id)
+                assert status.active is token.active  # nothing changed
+                return
+            event("subscription cancelled with a refund")
+        token.active = False
+
+    def _subscription(self, data: st.DataObject) -> MAuth:
+        """A Recurring token: an active one mostly."""
+        recurring = [a for a in self.model.auths() if a.kind is TokenKind.recurring]
+        active = [a for a in recurring if self.model.tokens[a.setup.sender_token.id].active]
+        if active and data.draw(st.integers(0, 4), label="an active subscription") > 0:
+            recurring = active
+        return data.draw(st.sampled_from(recurring), label="subscription")
+
+    def _last_pay(self, auth: MAuth) -> MTxn | None:
+        pays = [t for t in self.model.txns.values() if t.instrument is auth]
+        return next((t for t in reversed(pays) if t.operation is Operation.pay), None)
+
+    def _subscription_refund(
+        self, token_id: str, last: MTxn | None, amount: int | None, ref: str | None
+    ) -> RefundRequest | None:
+        """The refund CancelSubscriptionAndRefund makes, as docs/decisions.md says."""
+        if last is None:
+            return None
+        if amount is not None:
+            assert ref is not None
+            return RefundRequest(self.merchant_id, ref, last.id, usd(amount))
+        key = DEFAULT_REFUND_REFERENCE.format(token_id)
+        refundable = last.status is Status.success and last.amount > last.refunded
+        if (
+            key not in self.model.remembered
+            and not refundable
+            and last.status is not Status.pending
+        ):
+            return None
+        return RefundRequest(self.merchant_id, key, last.id, None)
 
     @rule(hours=st.sampled_from([24, 96, 25, 97, 48]) | st.integers(1, 120), data=st.data())
     def advance_time(self, hours: int, data: st.DataObject) -> None:

@@ -11,11 +11,13 @@ The run, in order:
 3. C client threads issue Pay (prepaid and credit, and marketplace Pays: a prepaid Pay that
    names the next merchant's recipient token, with the caller's fee — issue #19), FundPrepaid,
    SettleDebt, WriteOffDebt, Refund, Reserve on the prepaid instrument then Settle (whole or
-   part) or Cancel of it (issue #19), and the four balance reads. Every mutating operation gets
-   a fresh ``CallerReference`` (Settle's is the one Penny derives from the reserve and the
-   amount; Cancel needs none: cancelling twice is harmless), written to the history *before*
-   the first send, and is retried on a timeout, a connection error or a 5xx with the same
-   reference (on the next process) until it has an answer;
+   part) or Cancel of it (issue #19), a Pay with the buyer's subscription (a Recurring token
+   on the card: Pending, then completed by the servers' own sweep; once a day at most) and
+   CancelSubscriptionAndRefund of it with a RefundAmount (#19), and the four balance reads.
+   Every mutating operation gets a fresh ``CallerReference`` (Settle's is the one Penny derives
+   from the reserve and the amount; Cancel needs none: cancelling twice is harmless), written
+   to the history *before* the first send, and is retried on a timeout, a connection error or
+   a 5xx with the same reference (on the next process) until it has an answer;
 4. the nemesis SIGKILLs a random Penny process at random moments and restarts it; with the
    throwaway PostgreSQL it also crash-restarts the database once, half-way;
 5. after the clients stop, every instrument's and merchant's balances are read once more with
@@ -55,12 +57,13 @@ from penny.check.history import (
 from penny.check.servers import PENNY, PennyServer
 from penny.check.verify import CREDIT_LIMIT, load_facts
 from penny.clock import MICROS_PER_DAY
+from penny.domain.model import TokenKind
 from penny.money import Money, parse_amount
-from penny.sandbox.instruments import postpaid_setup, prepaid_setup
+from penny.sandbox.instruments import postpaid_setup, prepaid_setup, sender_token_setup
 from penny.security import SERVER_KEY_ENV, ServerKey, load_server_key
 from penny.services.factory import Services, build_services
 from penny.services.marketplace import SetupRecipient, issue_recipient_token
-from penny.services.payments import settle_request
+from penny.services.payments import Payments, settle_request
 from penny.storage.database import Database, open_database
 
 CARD: Final = "4111111111111111"
@@ -80,14 +83,29 @@ MIX: Final = {
     "reserve": 6,
     "settle_reserve": 4,
     "cancel": 2,
+    "sub_pay": 3,
+    "sub_cancel": 2,
     "read_prepaid": 8,
     "read_debt": 6,
     "read_liability": 5,
     "read_outstanding": 5,
 }
 MUTATING: Final = frozenset(
-    {"pay_prepaid", "pay_market", "pay_credit", "fund", "settle", "write_off", "refund", "reserve"}
+    {
+        "pay_prepaid",
+        "pay_market",
+        "pay_credit",
+        "fund",
+        "settle",
+        "write_off",
+        "refund",
+        "reserve",
+        "sub_pay",
+        "sub_cancel",
+    }
 )
+#: Each buyer's subscription: at most $5.00, once a day (so about once per run).
+SUBSCRIPTION_AMOUNT: Final = 500
 #: What a marketplace Pay takes for the caller: $0.10 plus 5 % (within the recipient's terms).
 MARKET_FEES: Final = {
     "MarketplaceFixedFee.Value": "0.10",
@@ -181,10 +199,29 @@ def build_world(db: Database, key: ServerKey, config: BankConfig) -> World:
                 credit_id=credit.instrument.id,
                 credit_token=credit.sender_token.id,
                 settlement_token=credit.second_token.id,
+                subscription_token=_subscription(payments, merchant, person.id, card.id, tag, b),
             )
         )
     payments.chart("USD")
     return World(tuple(merchants), tuple(buyers))
+
+
+def _subscription(
+    payments: Payments, merchant: Merchant, buyer_id: str, card_id: str, tag: str, b: int
+) -> str:
+    """The buyer's Recurring token on its card at ``merchant`` (a subscription, #19)."""
+    made = payments.setup_sender_token(
+        sender_token_setup(
+            merchant.party_id,
+            buyer_id,
+            card_id,
+            f"bank-{tag}-{b}-subscription",
+            TokenKind.recurring,
+            transaction_amount=Money(SUBSCRIPTION_AMOUNT, "USD"),
+            recurring_period="1 Day",
+        )
+    )
+    return made.token.id
 
 
 def _marketplaces(services: Services, merchants: list[Merchant], tag: str) -> list[Merchant]:
@@ -349,6 +386,26 @@ def _market_pay(
     }
 
 
+def _subscription_request(
+    op: Op, buyer: Buyer, rng: random.Random
+) -> tuple[str, dict[str, str]] | None:
+    """A Pay with the buyer's subscription, or CancelSubscriptionAndRefund of it with a
+    RefundAmount (refused while its Pay is Pending or when there is none: nothing changes)."""
+    if not buyer.subscription_token:
+        return None
+    if op.kind == "sub_pay":
+        op.amount = rng.randint(100, SUBSCRIPTION_AMOUNT)
+        return "Pay", {
+            "SenderTokenId": buyer.subscription_token,
+            **_amount("TransactionAmount", op.amount),
+        }
+    op.amount = rng.randint(1, 100)
+    return "CancelSubscriptionAndRefund", {
+        "SubscriptionId": buyer.subscription_token,
+        **_amount("RefundAmount", op.amount),
+    }
+
+
 def _request(
     op: Op, buyer: Buyer, rng: random.Random, mine: Mine, world: World
 ) -> tuple[str, dict[str, str]] | None:
@@ -359,6 +416,8 @@ def _request(
         return _follow_up(op, rng, mine)
     if kind == "pay_market":
         return _market_pay(op, buyer, rng, world)
+    if kind in {"sub_pay", "sub_cancel"}:
+        return _subscription_request(op, buyer, rng)
     if kind == "reserve":
         op.amount = rng.randint(1, 500)
         return "Reserve", {
@@ -411,6 +470,8 @@ def read_value(op: Op, reply: Reply) -> None:
     if "TransactionId" in leaves:
         op.transaction_id = leaves["TransactionId"]
         op.status = leaves.get("TransactionStatus")
+    if leaves.get("RefundTransactionId"):  # a subscription's refund: Success at once
+        op.transaction_id, op.status = leaves["RefundTransactionId"], "Success"
     for prefix, main, pending in (
         ("PrepaidBalance", "AvailableBalance", "PendingInBalance"),
         ("DebtBalance", "AvailableBalance", "PendingOutBalance"),

@@ -60,6 +60,8 @@ class Buyer:
     credit_id: str
     credit_token: str
     settlement_token: str
+    #: A Recurring token on the buyer's card at the merchant: a subscription (#19).
+    subscription_token: str = ""
 
 
 @dataclass(frozen=True)

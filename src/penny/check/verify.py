@@ -182,10 +182,10 @@ def _check_op(op: Op, row: Row | None, facts: Facts, verdict: Verdict) -> bool:
                 op.id,
             )
             return False
-        # A Reserve answered Reserved may have been settled or cancelled since.
-        status = (
-            row.status if op.kind != "reserve" or row.status not in RESERVE_ENDS else "Reserved"
-        )
+        # A Reserve answered Reserved may have been settled or cancelled since, a card Pay
+        # answered Pending completed.
+        answered, later = LATER.get(op.kind, ("", frozenset()))
+        status = answered if row.status in later else row.status
         if (row.id, status, row.amount) != (op.transaction_id, op.status, op.amount):
             verdict.add(
                 "lost",
@@ -203,7 +203,7 @@ def _check_op(op: Op, row: Row | None, facts: Facts, verdict: Verdict) -> bool:
         return False
     if row is None:
         return False
-    if op.kind == "reserve":  # its hold is a pending journal, written with the row
+    if op.kind in LATER:  # a pending journal, written with the row
         return True
     if row.status == "Success":
         journal = facts.journals.get(row.journal_id) if row.journal_id else None
@@ -221,6 +221,12 @@ def _check_op(op: Op, row: Row | None, facts: Facts, verdict: Verdict) -> bool:
 
 #: Where a reserve can end up after it was answered Reserved.
 RESERVE_ENDS = frozenset({"Reserved", "Success", "Cancelled"})
+#: Operations whose answer may have moved on since: what they answered, where it may end up
+#: (a subscription's card Pay answers Pending, then the servers' sweep completes it).
+LATER = {
+    "reserve": ("Reserved", RESERVE_ENDS),
+    "sub_pay": ("Pending", frozenset({"Pending", "Success", "Failure"})),
+}
 
 
 def _check_cancels(record: RunRecord, verdict: Verdict) -> None:
@@ -243,7 +249,7 @@ def _check_cancels(record: RunRecord, verdict: Verdict) -> None:
 
 
 def _setup_reference(reference: str) -> bool:
-    return reference.endswith(("-prepaid", "-funding", "-credit", "-settlement"))
+    return reference.endswith(("-prepaid", "-funding", "-credit", "-settlement", "-subscription"))
 
 
 Key = tuple[str, int]
@@ -263,8 +269,8 @@ def _effects(record: RunRecord, applied: dict[int, Row]) -> dict[Key, list[Windo
         row = applied.get(op.id)
         if op.kind == "cancel" and op.target in rows:
             row = rows[op.target]  # the cancelled reserve: its row, when it is Cancelled
-        if row is None or row.instrument_id is None:
-            continue
+        if row is None or row.instrument_id not in instrument:
+            continue  # a subscription's Pay or refund: on the card, no balance read here
         kind, owner, merchant = instrument[row.instrument_id]
         own, total = _deltas(op, row, rows, kind)
         window = (op.invoked, op.completed if op.completed is not None else INF, own)

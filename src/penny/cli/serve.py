@@ -94,6 +94,17 @@ LimitConcurrencyOption = Annotated[
         help="Most connections and requests at once per worker; beyond it, HTTP 503.",
     ),
 ]
+CompleteEveryOption = Annotated[
+    float,
+    typer.Option(
+        min=0,
+        metavar="SECONDS",
+        help="Every this many seconds, finish what is due: card and bank payments whose "
+        "answer has come (Pending becomes Success or Failure, with its IPN), reserves past "
+        "their timeout. 0 never does (then `penny sandbox advance` does it). Safe with "
+        "several Penny processes on one database.",
+    ),
+]
 CreateDatabaseOption = Annotated[
     bool,
     typer.Option(
@@ -112,12 +123,14 @@ def serve(
     workers: WorkersOption = 1,
     request_timeout: RequestTimeoutOption = 10,
     limit_concurrency: LimitConcurrencyOption = 1000,
+    complete_every: CompleteEveryOption = 5.0,
     create_database: CreateDatabaseOption = False,
 ) -> None:
     """Run the Penny server.
 
     It serves the FPS Query API at /, the health check at /healthz and Prometheus metrics at
-    /metrics, and logs every FPS request as one JSON line on stderr.
+    /metrics, and logs every FPS request as one JSON line on stderr. Every
+    --complete-every seconds it finishes the payments and reserves that have come due.
     """
     from penny.ipn.settings import PUBLIC_URL_ENV, IpnConfigError, IpnSettings
 
@@ -138,16 +151,21 @@ def serve(
             raise fail("--workers > 1 needs a database file or a PostgreSQL server")
         server_key = _server_key(db)
         with bind(host, port) as sock:
-            _prepare(request_timeout)
+            _prepare(request_timeout, complete_every)
             limits: dict[str, Any] = {
                 "limit_concurrency": limit_concurrency,
                 "timeout_keep_alive": 5,
                 "backlog": BACKLOG,
             }
             if workers == 1:
-                _serve_here(db, sock, ipn, server_key, limits)
+                _serve_here(db, sock, ipn, server_key, limits, complete_every)
             else:
                 _serve_workers(db, sock, workers, limits)
+
+
+def _micros(seconds: float) -> int:
+    """``--complete-every`` (seconds) as the server takes it (µs: integer time)."""
+    return round(seconds * 1_000_000)
 
 
 def _server_key(db: Database) -> Any:
@@ -160,17 +178,24 @@ def _server_key(db: Database) -> Any:
         raise fail(str(exc)) from None
 
 
-def _prepare(request_timeout: int) -> None:
+def _prepare(request_timeout: int, complete_every: float) -> None:
+    from penny.web.app import COMPLETE_EVERY_ENV
     from penny.web.logs import configure_logging
     from penny.web.slowclients import REQUEST_TIMEOUT_ENV
 
     configure_logging()
     _install_test_faults()
     os.environ[REQUEST_TIMEOUT_ENV] = str(request_timeout)
+    os.environ[COMPLETE_EVERY_ENV] = str(_micros(complete_every))  # for the worker processes
 
 
 def _serve_here(
-    db: Database, sock: socket.socket, ipn: Any, server_key: Any, limits: dict[str, Any]
+    db: Database,
+    sock: socket.socket,
+    ipn: Any,
+    server_key: Any,
+    limits: dict[str, Any],
+    complete_every: float,
 ) -> None:
     """One process: the app over ``db``, announced once uvicorn has started on ``sock``."""
     import uvicorn
@@ -186,7 +211,7 @@ def _serve_here(
             if self.started:
                 announce()
 
-    app = create_app(db, ipn=ipn, server_key=server_key)
+    app = create_app(db, ipn=ipn, server_key=server_key, complete_every_us=_micros(complete_every))
     freeze_startup_objects()
     config = uvicorn.Config(app, log_level="warning", http=GuardedHttpToolsProtocol, **limits)
     _Server(config).run(sockets=[sock])

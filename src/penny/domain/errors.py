@@ -76,6 +76,8 @@ class Refusal(enum.Enum):
     # Reserve, Settle and Cancel (issue #19)
     invalid_transaction_state = "invalid_transaction_state"
     settle_exceeds_reserve = "settle_exceeds_reserve"
+    # subscriptions (issue #19)
+    unknown_subscription = "unknown_subscription"
     #: Not a refusal of the domain: the server failed unexpectedly (a bug, an outage).
     internal_error = "internal_error"
 
@@ -462,6 +464,13 @@ FPS_ERRORS: Final[dict[Refusal, FpsError]] = {
         False,
         "Transaction amount must be greater than Recipient Fee liability.",
         SE,
+    ),
+    Refusal.unknown_subscription: FpsError(
+        "InvalidParams",
+        False,
+        "SubscriptionId must be the token id of a Recurring token a buyer gave you.",
+        SE,
+        kind=ErrorKind.not_found,
     ),
     Refusal.internal_error: FpsError(
         "InternalError",

@@ -49,6 +49,17 @@ def window_start(anchor: int, period: Duration | None, now: int) -> int:
     return add_months(anchor, k * period.months)
 
 
+def next_window_start(anchor: int, period: Duration, now: int) -> int:
+    """Start of the window after the one that contains ``now`` (``now`` at or after
+    ``anchor``): where the next period of a Recurring token begins (issue #19)."""
+    start = window_start(anchor, period, now)
+    if period.months == 0:
+        return start + period.micros
+    at, begun = _at(anchor), _at(start)
+    steps = ((begun.year - at.year) * 12 + (begun.month - at.month)) // period.months
+    return add_months(anchor, (steps + 1) * period.months)
+
+
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
     """Stored usage of one limit of one token (amounts in minor units of ``currency``)."""

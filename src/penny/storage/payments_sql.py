@@ -563,3 +563,20 @@ def page_of_instruments(
     order = (instruments.c.created_at.desc(), instruments.c.id.desc())
     rows = conn.execute(query.order_by(*order).limit(limit))
     return [_instrument(row._mapping) for row in rows]
+
+
+def pays_with_token(conn: Connection, sender_id: str, token_id: str) -> list[Transaction]:
+    """The Pays made with sender token ``token_id`` of buyer ``sender_id``, oldest first (a
+    subscription's transactions, #19): found through the buyer's index on ``sender_id``."""
+    query = (
+        select(transactions)
+        .where(
+            and_(
+                transactions.c.sender_id == sender_id,
+                transactions.c.sender_token_id == token_id,
+                transactions.c.operation == Operation.pay.value,
+            )
+        )
+        .order_by(transactions.c.received_at, transactions.c.id)
+    )
+    return [_transaction(row._mapping) for row in conn.execute(query)]

@@ -37,14 +37,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from penny.api.auth import live_from_env
-from penny.clock import Clock, SystemClock
+from penny.clock import MICROS_PER_SECOND, Clock, SystemClock
 from penny.engine.ledger import Ledger
 from penny.fps.wire import HTTP_BAD_REQUEST, INVALID_REQUEST, new_request_id, render_error
-from penny.ipn.delivery import Deliverer, DeliveryRunner
+from penny.ipn.delivery import Deliverer, DeliveryRunner, seconds
 from penny.ipn.settings import IpnSettings
+from penny.sandbox.advance import finish_due
 from penny.security import ServerKey
 from penny.services import idempotency
 from penny.services.factory import Services, build_services
+from penny.services.payments import Payments
 from penny.signing import Signer
 from penny.storage.database import (
     DATABASE_URL_ENV,
@@ -67,6 +69,10 @@ logger = logging.getLogger("penny.web.app")
 PURGE_EVERY_S = 3600
 #: How long after the start the first purge runs.
 FIRST_PURGE_S = 60
+#: How often ``penny serve`` finishes what is due (:meth:`Payments.complete_due`), by default (µs).
+COMPLETE_EVERY_US = 5 * MICROS_PER_SECOND
+#: ``penny serve --complete-every`` for the worker processes (microseconds; 0: never).
+COMPLETE_EVERY_ENV = "PENNY_COMPLETE_EVERY_US"
 
 
 def _healthz(database: Database) -> Route:
@@ -118,6 +124,7 @@ def create_app(
     dispose_on_shutdown: bool = False,
     ipn: IpnSettings | None = None,
     live: bool = False,
+    complete_every_us: int | None = None,
 ) -> Starlette:
     """Build the application over an open ``database``.
 
@@ -135,7 +142,8 @@ def create_app(
 
     ``live``: the JSON API takes ``sk_live_`` bearer secrets rather than ``sk_test_`` ones
     (:mod:`penny.api.auth`; ``penny serve`` passes ``PENNY_MODE=production``). Its lifespan
-    also forgets idempotency keys older than a day, hourly.
+    also forgets idempotency keys older than a day, hourly, and every ``complete_every_us``
+    microseconds (None: never) finishes what is due (:func:`completing`; ``penny serve``: 5 s).
     """
     services = build_services(
         database, clock=clock, server_key=server_key, ledger_type=MeteredLedger
@@ -152,7 +160,7 @@ def create_app(
         if ipn_runner is not None:
             await ipn_runner.start()
         try:
-            async with purging(ledger):
+            async with purging(ledger), completing(payments, complete_every_us):
                 yield
         finally:
             if ipn_runner is not None:
@@ -207,6 +215,46 @@ async def purge_idempotency_keys(
         await asyncio.sleep(every_s)
 
 
+@asynccontextmanager
+async def completing(payments: Payments, every_us: int | None) -> AsyncIterator[None]:
+    """:func:`complete_due_every` in the background while the block runs (nothing when
+    ``every_us`` is None or not positive)."""
+    if every_us is None or every_us <= 0:
+        yield
+        return
+    task = asyncio.get_running_loop().create_task(complete_due_every(payments, every_us))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # a sweep under way commits or rolls back first
+
+
+async def complete_due_every(payments: Payments, every_us: int) -> None:
+    """Finish what is due every ``every_us`` microseconds, until cancelled: what ``penny sandbox
+    advance`` finishes after moving the clock (:func:`penny.sandbox.advance.finish_due`).
+    Several Penny processes may sweep one store: each due row is locked and taken only while
+    it is still due (:func:`penny.services.payments.completion.complete_due`). A failure is
+    logged and the next sweep tries again."""
+    while True:
+        await asyncio.sleep(seconds(every_us))
+        try:
+            finished, expired = await run_in_threadpool(finish_due, payments)
+            if finished or expired:
+                logger.info(
+                    "finished %d due transactions, expired %d holds", len(finished), expired
+                )
+        except Exception:  # the store may be away (a failover): try again next time
+            logger.warning("finishing due transactions failed", exc_info=True)
+
+
+def complete_every_from_env() -> int:
+    """``$PENNY_COMPLETE_EVERY_US`` (microseconds; unset: the default; 0: never)."""
+    text = os.environ.get(COMPLETE_EVERY_ENV, "")
+    return int(text) if text else COMPLETE_EVERY_US
+
+
 def app_from_env() -> Starlette:
     """The application over ``$PENNY_DATABASE_URL``, for ``uvicorn --factory`` (one per worker).
 
@@ -219,6 +267,7 @@ def app_from_env() -> Starlette:
         dispose_on_shutdown=True,
         ipn=IpnSettings.from_env(),
         live=live_from_env(),
+        complete_every_us=complete_every_from_env(),
     )
     freeze_startup_objects()
     return app

@@ -9,9 +9,10 @@ the content of the ``<{Action}Result>`` element in schema order (spec §4.4, §5
 CancelToken (which has no Result), or a :class:`~penny.fps.wire.WireFault`:
 :func:`committed_result`, :func:`read_result`, :func:`query_result`.
 
-Actions of the 2010-08-28 WSDL that Penny does not serve yet answer ``InvalidAction`` with a
-message saying so (HTTP 400): the standard AWS code for an action a service does not offer,
-which every client handles as a non-retriable error. Domain refusals come from
+Every action of the 2010-08-28 WSDL is served since #19 (:data:`NOT_SUPPORTED` is empty); one
+not in :data:`ACTIONS` would answer ``InvalidAction`` with a message saying so (HTTP 400): the
+standard AWS code for an action a service does not offer, which every client handles as a
+non-retriable error. Domain refusals come from
 :data:`penny.domain.errors.FPS_ERRORS` through :func:`~penny.fps.wire.refusal_error`; another
 merchant's ids are refused exactly like unknown ones (the payments service checks ownership).
 """
@@ -29,6 +30,7 @@ from penny.fps.actions import (
     marketplace,
     payments,
     signatures,
+    subscriptions,
     tokens,
     transactions,
 )
@@ -84,16 +86,13 @@ ACTIONS: Final[Mapping[str, ActionSpec]] = {
     "Settle": payments.SETTLE,
     "Cancel": payments.CANCEL,
     "GetRecipientVerificationStatus": marketplace.GET_RECIPIENT_VERIFICATION_STATUS,
+    "GetSubscriptionDetails": subscriptions.GET_SUBSCRIPTION_DETAILS,
+    "GetTransactionsForSubscription": subscriptions.GET_TRANSACTIONS_FOR_SUBSCRIPTION,
+    "CancelSubscriptionAndRefund": subscriptions.CANCEL_SUBSCRIPTION_AND_REFUND,
 }
 
-#: The actions of the 2010-08-28 WSDL Penny does not serve yet.
-NOT_SUPPORTED: Final = frozenset(
-    {
-        "CancelSubscriptionAndRefund",
-        "GetSubscriptionDetails",
-        "GetTransactionsForSubscription",
-    }
-)
+#: The actions of the 2010-08-28 WSDL Penny does not serve yet: none since #19.
+NOT_SUPPORTED: Final[frozenset[str]] = frozenset()
 
 #: The actions the server answers from a batch (a group commit or a batched read).
 BATCHED: Final = frozenset(name for name, spec in ACTIONS.items() if spec.batched)

@@ -58,15 +58,26 @@ def _finished(
     return _declined(txn, outcome.journal_id, session.now), given_back(txn, instrument)
 
 
+def _still_due(txn: Transaction, now: int) -> bool:
+    """Whether ``txn``, read under its lock, is still waiting for ``now``."""
+    waiting = txn.status is Status.pending or txn.status is Status.reserved
+    return waiting and txn.completes_at is not None and txn.completes_at <= now
+
+
 def complete_due(
     session: LedgerSession, limit: int, listener: ChangeListener | None
 ) -> list[Transaction]:
     """Finish up to ``limit`` due pending transactions and as many expired reserves, oldest
-    first."""
+    first.
+
+    Several processes may sweep at once (every ``penny serve`` does): the rows found due are
+    read again under a lock, and only those still due are finished, so a transaction another
+    sweep (or a Cancel) finished in the meantime is left as it is — never posted twice."""
     conn, now = session.conn, session.now
     ids = sql.due_transactions(conn, now, limit)
     ids += sql.due_transactions(conn, now, limit, Status.reserved)
-    due = sql.load_transactions(conn, ids, lock=True)
+    locked = sql.load_transactions(conn, ids, lock=True)
+    due = {i: t for i, t in locked.items() if _still_due(t, now)}
     instrument_ids = {t.instrument_id for t in due.values() if t.instrument_id}
     instruments = sql.load_instruments(conn, instrument_ids, lock=True)
     finished: list[Transaction] = []

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Final, Protocol
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from penny.domain.model import AmountType, UsageLimitType
@@ -22,6 +21,7 @@ from penny.web.cobranded import security
 from penny.web.cobranded.http import Incoming, Page, Settings
 from penny.web.cobranded.params import Pipeline, PipelineRequest, StartError
 from penny.web.cobranded.pipeline import Context
+from penny.web.templating import page_templates
 
 
 class Views:
@@ -30,12 +30,7 @@ class Views:
 
     def __init__(self, *, sandbox: bool = True) -> None:
         self.sandbox = sandbox
-        self.templates = Environment(
-            loader=PackageLoader("penny.web.cobranded", "templates"),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.templates = page_templates("penny.web.cobranded")
         self.css = resources.files("penny.web.cobranded").joinpath("static/penny.css").read_bytes()
 
     def render(self, page: Page) -> Response:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.types import Receive, Scope, Send
 
 from penny import __version__
 from penny.fps.wire import new_request_id
 from penny.web.cobranded import security
 from penny.web.logs import log_page
+from penny.web.templating import page_templates
 
 _HTML: Final = b"text/html"
 
@@ -38,10 +38,7 @@ class Landing:
     """``GET /`` for browsers, as a bare ASGI application."""
 
     def __init__(self) -> None:
-        templates = Environment(
-            loader=PackageLoader("penny.web.console", "templates"),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-        )
+        templates = page_templates("penny.web.console")
         self.body = templates.get_template("landing.html").render(version=__version__).encode()
         headers = security.security_headers()
         self.headers = [

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -40,6 +39,7 @@ from penny.web.cobranded import Settings, security
 from penny.web.cobranded.http import BadRequestError, Incoming, Page, read_incoming
 from penny.web.console import views
 from penny.web.logs import log_page
+from penny.web.templating import page_templates
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +99,7 @@ class ConsoleSite:
         self.settings = settings or Settings.from_env()
         #: Sessions and sign-in attempts run on real time; payments on the payments clock.
         self.web_clock = web_clock or SystemClock()
-        self.templates = Environment(
-            loader=PackageLoader("penny.web.console", "templates"),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.templates = page_templates("penny.web.console")
         self.templates.filters["money"] = views.money
         self.templates.filters["when"] = views.when
         self.css = resources.files("penny.web.console").joinpath("static/console.css").read_bytes()
