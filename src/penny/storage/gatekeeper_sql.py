@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     Connection,
@@ -35,6 +35,9 @@ def _instruction(row: Mapping[Any, Any]) -> PaymentInstruction:
     return PaymentInstruction(**values)
 
 
+_INSTRUCTIONS: Final = payments_sql.CallerRecords(payment_instructions, _instruction)
+
+
 def _instruction_row(instruction: PaymentInstruction) -> dict[str, Any]:
     row = asdict(instruction)
     row["status"] = instruction.status.value
@@ -49,15 +52,13 @@ def insert_instruction(conn: Connection, instruction: PaymentInstruction) -> Non
 
 
 def load_instructions(conn: Connection, ids: Iterable[str]) -> dict[str, PaymentInstruction]:
-    rows = payments_sql.rows_with_ids(conn, payment_instructions, ids)
-    return {row["id"]: _instruction(row) for row in rows}
+    return _INSTRUCTIONS.with_ids(conn, ids)
 
 
 def instruction_by_reference(
     conn: Connection, caller_id: str, reference: str
 ) -> PaymentInstruction | None:
-    row = payments_sql.row_by_reference(conn, payment_instructions, caller_id, reference)
-    return None if row is None else _instruction(row)
+    return _INSTRUCTIONS.by_reference(conn, caller_id, reference)
 
 
 def find_instructions(

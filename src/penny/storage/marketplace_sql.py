@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, insert, update
 
@@ -25,6 +25,9 @@ def _token(row: Mapping[Any, Any]) -> RecipientToken:
     return RecipientToken(**values)
 
 
+_TOKENS: Final = payments_sql.CallerRecords(recipient_tokens, _token)
+
+
 def insert_recipient_token(conn: Connection, token: RecipientToken) -> None:
     row = asdict(token)
     row["status"] = token.status.value
@@ -32,15 +35,13 @@ def insert_recipient_token(conn: Connection, token: RecipientToken) -> None:
 
 
 def load_recipient_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, RecipientToken]:
-    rows = payments_sql.rows_with_ids(conn, recipient_tokens, ids)
-    return {row["id"]: _token(row) for row in rows}
+    return _TOKENS.with_ids(conn, ids)
 
 
 def recipient_token_by_reference(
     conn: Connection, caller_id: str, reference: str
 ) -> RecipientToken | None:
-    row = payments_sql.row_by_reference(conn, recipient_tokens, caller_id, reference)
-    return None if row is None else _token(row)
+    return _TOKENS.by_reference(conn, caller_id, reference)
 
 
 def cancel_recipient_token(conn: Connection, token_id: str, now: int) -> None:

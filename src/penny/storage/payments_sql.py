@@ -7,10 +7,10 @@ transaction already holds the database's single write lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -254,6 +254,25 @@ def row_by_reference(
     where = and_(table.c.caller_id == caller_id, table.c.caller_reference == reference)
     row = conn.execute(select(table).where(where)).first()
     return None if row is None else row._mapping
+
+
+_Record = TypeVar("_Record")
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRecords(Generic[_Record]):
+    """A table of records callers make under a CallerReference (payment instructions,
+    recipient tokens), read as records by ``record``."""
+
+    table: Table
+    record: Callable[[Mapping[Any, Any]], _Record]
+
+    def with_ids(self, conn: Connection, ids: Iterable[str]) -> dict[str, _Record]:
+        return {row["id"]: self.record(row) for row in rows_with_ids(conn, self.table, ids)}
+
+    def by_reference(self, conn: Connection, caller_id: str, reference: str) -> _Record | None:
+        row = row_by_reference(conn, self.table, caller_id, reference)
+        return None if row is None else self.record(row)
 
 
 def find_owned(

@@ -73,9 +73,7 @@ class CobrandedUi:
         self.pipelines = Pipelines(directory, web_clock or SystemClock())
         self.views = Views(sandbox=self.settings.sandbox)
         self.recipient = RecipientStep(directory, payments, signer, self.settings, self.pipelines)
-        self.start = StartStep(
-            directory, payments, signer, self.settings, self.pipelines, self.recipient
-        )
+        self.start = StartStep(self.recipient)
         self.signin = SignInStep(directory, self.settings, self.pipelines)
         self.methods = MethodStep(directory, payments, self.pipelines)
         self.confirm = ConfirmStep(payments, signer, self.settings, self.pipelines, self.methods)

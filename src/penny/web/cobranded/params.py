@@ -344,11 +344,19 @@ class _Checker:
         if name not in self.malformed:
             self.malformed.append(name)
 
-    def text(self, name: str, *, required: bool = False, limit: int = MAX_TEXT_CHARS) -> str:
+    def given(self, name: str, *, required: bool = False) -> str | None:
+        """The parameter's value, or None when it is absent or empty (then malformed when
+        ``required``)."""
         value = self.params.get(name)
         if value is None or value == "":
             if required:
                 self.bad(name)
+            return None
+        return value
+
+    def text(self, name: str, *, required: bool = False, limit: int = MAX_TEXT_CHARS) -> str:
+        value = self.given(name, required=required)
+        if value is None:
             return ""
         if len(value) > limit or not _printable(value):
             self.bad(name)
@@ -368,10 +376,8 @@ class _Checker:
         return value
 
     def amount(self, name: str, *, required: bool) -> Money | None:
-        value = self.params.get(name)
-        if value is None or value == "":
-            if required:
-                self.bad(name)
+        value = self.given(name, required=required)
+        if value is None:
             return None
         try:
             money = parse_amount(value, "USD")
@@ -384,8 +390,8 @@ class _Checker:
         return money
 
     def epoch(self, name: str) -> int | None:
-        value = self.params.get(name)
-        if value is None or value == "":
+        value = self.given(name)
+        if value is None:
             return None
         if not value.isascii() or not value.isdigit() or len(value) > 12:
             self.bad(name)
@@ -636,10 +642,8 @@ def _amount_type(check: _Checker, amount: Money | None) -> AmountType | None:
 
 
 def _period(check: _Checker, name: str, *, required: bool) -> str | None:
-    text = check.params.get(name)
-    if text is None or text == "":
-        if required:
-            check.bad(name)
+    text = check.given(name, required=required)
+    if text is None:
         return None
     try:
         period = parse_duration(text)

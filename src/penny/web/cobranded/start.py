@@ -15,9 +15,6 @@ from typing import Final
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.parties import Party
 from penny.fps.signature import candidate_hosts, is_signature_method, matching_host
-from penny.parties import Directory
-from penny.services.payments import Payments
-from penny.signing import Signer
 from penny.web.cobranded.edit_params import PIPELINE as EDIT_TOKEN
 from penny.web.cobranded.edit_params import edit_request, parse_edit
 from penny.web.cobranded.http import (
@@ -26,7 +23,6 @@ from penny.web.cobranded.http import (
     BadRequestError,
     Incoming,
     Page,
-    Settings,
     decode_query,
     to_step,
 )
@@ -37,7 +33,6 @@ from penny.web.cobranded.params import (
     parse_start,
     return_url_problem,
 )
-from penny.web.cobranded.pipeline import Pipelines
 from penny.web.cobranded.recipient import RecipientStep
 from penny.web.cobranded.recipient_params import PIPELINE as RECIPIENT
 from penny.web.cobranded.returns import error_params
@@ -47,21 +42,14 @@ from penny.web.cobranded.views import refused_start
 class StartStep:
     """``GET /cobranded-ui/actions/start`` and ``GET …/pipelines/{pid}`` (resume)."""
 
-    def __init__(
-        self,
-        directory: Directory,
-        payments: Payments,
-        signer: Signer,
-        settings: Settings,
-        pipelines: Pipelines,
-        recipient: RecipientStep | None = None,
-    ) -> None:
-        self.directory = directory
-        self.payments = payments
-        self.signer = signer
-        self.settings = settings
-        self.pipelines = pipelines
+    def __init__(self, recipient: RecipientStep) -> None:
+        """Over what the Recipient pipeline's step is over; a Recipient start request is its."""
         self.recipient = recipient
+        self.directory = recipient.directory
+        self.payments = recipient.payments
+        self.signer = recipient.signer
+        self.settings = recipient.settings
+        self.pipelines = recipient.pipelines
 
     def start(self, incoming: Incoming) -> Page:
         params = decode_query(incoming.query)
@@ -69,7 +57,7 @@ class StartStep:
         trusted = self._trusted(incoming, params, secret)
         return_url = params.get("returnURL", "")
         can_return = trusted and return_url_problem(return_url) is None
-        if params.get("pipelineName") == RECIPIENT and self.recipient is not None:
+        if params.get("pipelineName") == RECIPIENT:
             return self.recipient.start(incoming, params, merchant, can_return)
         if params.get("pipelineName") == EDIT_TOKEN:
             parsed = self._edit(merchant.id, params)

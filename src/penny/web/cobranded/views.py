@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Final, Protocol
 
+from jinja2 import Environment
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from penny.domain.model import AmountType, UsageLimitType
@@ -34,25 +35,41 @@ class Views:
         self.css = resources.files("penny.web.cobranded").joinpath("static/penny.css").read_bytes()
 
     def render(self, page: Page) -> Response:
-        headers = security.security_headers(page.form_targets)
-        if page.location is not None:
-            response: Response = RedirectResponse(page.location, 303, headers=headers)
-        else:
-            assert page.template is not None
-            context = {"sandbox": self.sandbox, **page.context}
-            body = self.templates.get_template(page.template).render(context)
-            response = HTMLResponse(body, page.status, headers=headers)
-        if page.set_cookie is not None:
-            response.set_cookie(
-                security.COOKIE_NAME,
-                page.set_cookie,
-                max_age=security.SESSION_TTL_US // 1_000_000,
-                path=security.COOKIE_PATH,
-                secure=page.secure,
-                httponly=True,
-                samesite="lax",
-            )
-        return response
+        cookie = (security.COOKIE_NAME, security.COOKIE_PATH)
+        return rendered(page, self.templates, {"sandbox": self.sandbox}, cookie)
+
+
+def rendered(
+    page: Page,
+    templates: Environment,
+    base: Mapping[str, Any],
+    cookie: tuple[str, str],
+) -> Response:
+    """``page`` as a response with the security headers (the hosted pages' and the account
+    site's): a 303 to its location, or its template rendered with ``base`` under the page's own
+    context. Its cookie (``cookie``: the name and path) is set for the session's life, or ended
+    when the page sets it to ``""``."""
+    headers = security.security_headers(page.form_targets)
+    if page.location is not None:
+        response: Response = RedirectResponse(page.location, 303, headers=headers)
+    else:
+        assert page.template is not None
+        body = templates.get_template(page.template).render({**base, **page.context})
+        response = HTMLResponse(body, page.status, headers=headers)
+    name, path = cookie
+    if page.set_cookie == "":
+        response.delete_cookie(name, path=path, httponly=True, samesite="lax")
+    elif page.set_cookie is not None:
+        response.set_cookie(
+            name,
+            page.set_cookie,
+            max_age=security.SESSION_TTL_US // 1_000_000,
+            path=path,
+            secure=page.secure,
+            httponly=True,
+            samesite="lax",
+        )
+    return response
 
 
 def problem(status: int, title: str, message: str, *, back: str | None = None, **more: Any) -> Page:

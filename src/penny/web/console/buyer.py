@@ -24,7 +24,7 @@ from penny.storage import console_sql, payments_sql, terms_sql
 from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import authorizations, views
 from penny.web.console.authorizations import Authorization
-from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
+from penny.web.console.site import PREFIX, PagesOf, Viewer
 from penny.web.console.wallet import WalletPages
 
 BASE: Final = f"{PREFIX}/buyer"
@@ -105,12 +105,7 @@ class BuyerPages(PagesOf):
         ]
 
     def _own_instrument(self, viewer: Viewer, iid: str) -> Instrument:
-        with self.site.database.read() as conn:
-            found = payments_sql.load_instruments(conn, [iid]) if len(iid) <= 64 else {}
-        instrument = found.get(iid)
-        if instrument is None or instrument.sender_id != viewer.party.id:
-            raise NotFoundError
-        return instrument
+        return self.site.owned(payments_sql.load_instruments, iid, lambda i: i.sender_id, viewer)
 
     def instrument(self, viewer: Viewer) -> Page:
         instrument = self._own_instrument(viewer, viewer.incoming.path_params.get("iid", ""))
@@ -132,12 +127,7 @@ class BuyerPages(PagesOf):
         )
 
     def _own_token(self, viewer: Viewer, tid: str) -> Token:
-        with self.site.database.read() as conn:
-            found = payments_sql.load_tokens(conn, [tid]) if len(tid) <= 64 else {}
-        token = found.get(tid)
-        if token is None or token.sender_id != viewer.party.id:
-            raise NotFoundError
-        return token
+        return self.site.owned(payments_sql.load_tokens, tid, lambda t: t.sender_id, viewer)
 
     def token(self, viewer: Viewer) -> Page:
         token = self._own_token(viewer, viewer.incoming.path_params.get("tid", ""))

@@ -121,12 +121,7 @@ class MoreMerchantPages(PagesOf):
         return line
 
     def _own_instrument(self, viewer: Viewer, iid: str) -> Instrument:
-        with self.site.database.read() as conn:
-            found = payments_sql.load_instruments(conn, [iid]) if len(iid) <= 64 else {}
-        instrument = found.get(iid)
-        if instrument is None or instrument.recipient_id != viewer.party.id:
-            raise NotFoundError
-        return instrument
+        return self.site.owned(payments_sql.load_instruments, iid, lambda i: i.recipient_id, viewer)
 
     def instrument(self, viewer: Viewer) -> Page:
         instrument = self._own_instrument(viewer, viewer.incoming.path_params.get("iid", ""))

@@ -19,14 +19,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from penny.clock import Clock, SystemClock
@@ -37,6 +37,7 @@ from penny.services.payments import Payments
 from penny.storage import cobranded_sql, console_sql
 from penny.web.cobranded import Settings, security
 from penny.web.cobranded.http import BadRequestError, Incoming, Page, read_incoming
+from penny.web.cobranded.views import rendered
 from penny.web.console import views
 from penny.web.logs import log_page
 from penny.web.templating import page_templates
@@ -80,6 +81,7 @@ class Viewer:
 
 
 Handler = Callable[[Viewer], Page | Response]
+_Row = TypeVar("_Row")
 
 
 class ConsoleSite:
@@ -182,26 +184,7 @@ class ConsoleSite:
         return Route(path, self.page(kind, handler, path), methods=methods)
 
     def render(self, page: Page) -> Response:
-        headers = security.security_headers(page.form_targets)
-        if page.location is not None:
-            response: Response = RedirectResponse(page.location, 303, headers=headers)
-        else:
-            assert page.template is not None
-            body = self.templates.get_template(page.template).render(page.context)
-            response = HTMLResponse(body, page.status, headers=headers)
-        if page.set_cookie == "":
-            response.delete_cookie(COOKIE_NAME, path=PREFIX, httponly=True, samesite="lax")
-        elif page.set_cookie is not None:
-            response.set_cookie(
-                COOKIE_NAME,
-                page.set_cookie,
-                max_age=security.SESSION_TTL_US // 1_000_000,
-                path=PREFIX,
-                secure=page.secure,
-                httponly=True,
-                samesite="lax",
-            )
-        return response
+        return rendered(page, self.templates, {}, (COOKIE_NAME, PREFIX))
 
     def view(self, viewer: Viewer, template: str, status: int = 200, **more: Any) -> Page:
         context: dict[str, Any] = {
@@ -243,6 +226,22 @@ class ConsoleSite:
         if party.kind is PartyKind.business and not self.directory.active_keys([session.actor]):
             return None  # the key it signed in with was revoked (here or with `penny keys`)
         return Viewer(party, session, incoming)
+
+    def owned(
+        self,
+        load: Callable[[Any, list[str]], Mapping[str, _Row]],
+        row_id: str,
+        owner_of: Callable[[_Row], str],
+        viewer: Viewer,
+    ) -> _Row:
+        """The row ``load`` finds for ``row_id`` (an id from the path) when ``owner_of`` it is
+        the viewer; any other, or an id too long to be one, is not found."""
+        with self.database.read() as conn:
+            found = load(conn, [row_id]) if len(row_id) <= 64 else {}
+        row = found.get(row_id)
+        if row is None or owner_of(row) != viewer.party.id:
+            raise NotFoundError
+        return row
 
     def index(self, incoming: Incoming) -> Page:
         viewer = self.viewer(incoming)
