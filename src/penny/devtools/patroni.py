@@ -298,6 +298,15 @@ def _cleanup(pids: list[int], postmasters: list[Path], directory: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _end(process: subprocess.Popen[bytes] | None, log: IO[bytes] | None) -> None:
+    """SIGKILL ``process`` (Patroni, etcd) and wait for it to go; close its log."""
+    if process is not None:
+        kill(process.pid)
+        process.wait(timeout=30)
+    if log is not None:
+        log.close()
+
+
 class PatroniCluster(DestroyedOnExit):
     """etcd + :data:`NODES` Patroni nodes in a temporary directory. Create one with :meth:`start`.
 
@@ -685,13 +694,8 @@ class PatroniCluster(DestroyedOnExit):
         """A lost machine: SIGKILL ``node``'s Patroni and its postmaster, wait for the
         server's processes to go."""
         pid = node.postmaster_pid()
-        if node.process is not None:
-            kill(node.process.pid)
-            node.process.wait(timeout=30)
-            node.process = None
-        if node.log is not None:
-            node.log.close()
-            node.log = None
+        _end(node.process, node.log)
+        node.process, node.log = None, None
         if pid is not None:
             kill(pid)
         deadline = time.monotonic() + 30
@@ -727,13 +731,8 @@ class PatroniCluster(DestroyedOnExit):
             restored.stop()
         for node in self.nodes:
             self.kill_node(node)
-        if self.etcd is not None:
-            kill(self.etcd.pid)
-            self.etcd.wait(timeout=30)
-            self.etcd = None
-        if self._etcd_log is not None:
-            self._etcd_log.close()
-            self._etcd_log = None
+        _end(self.etcd, self._etcd_log)
+        self.etcd, self._etcd_log = None, None
         self._finalizer()
 
     def __repr__(self) -> str:

@@ -181,7 +181,7 @@ class MethodStep:
             return opened
         ctx, buyer = opened
         form = incoming.form or {}
-        adding = _ADDING[kind]
+        adding = ADDING[kind]
         if kind not in ctx.request.methods:
             return self.page(ctx, buyer, 400, errors={adding.field: adding.not_allowed})
         errors = adding.add(self.directory, buyer.id, form)
@@ -215,9 +215,10 @@ def add_bank_from(directory: Directory, buyer_id: str, form: dict[str, str]) -> 
     return {}
 
 
-class _Adding(NamedTuple):
-    """How the hosted pages add one kind of payment method: the adder, the field a refusal
-    of the kind stands at and its message, and the form values shown again after a mistake."""
+class Adding(NamedTuple):
+    """How one kind of payment method is added (the hosted pages and the buyer account): the
+    adder, the field a refusal of the kind stands at and its message (the hosted pages), and
+    the form values shown again after a mistake."""
 
     add: Callable[[Directory, str, dict[str, str]], dict[str, str]]
     field: str
@@ -225,14 +226,14 @@ class _Adding(NamedTuple):
     kept: Callable[[dict[str, str]], dict[str, str]]
 
 
-_ADDING: Final = {
-    PaymentMethodKind.card: _Adding(
+ADDING: Final = {
+    PaymentMethodKind.card: Adding(
         add_card_from,
         "card",
         "Cards are not allowed.",
         lambda form: {"number": "", "expiry": form.get("expiry", "")[:16]},
     ),
-    PaymentMethodKind.bank: _Adding(
+    PaymentMethodKind.bank: Adding(
         add_bank_from,
         "account",
         "Bank accounts are not allowed.",

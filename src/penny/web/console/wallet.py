@@ -2,7 +2,7 @@
 (last four digits only), and the balance with its activity.
 
 Adding goes through the directory, exactly as on the hosted pages (the same form reading:
-:func:`~penny.web.cobranded.methods.add_card_from`). Removing is a confirmation page, then
+:data:`~penny.web.cobranded.methods.ADDING`). Removing is a confirmation page, then
 :meth:`Payments.remove_payment_method`: the authorizations that charge the method are
 cancelled in the same transaction as the merchant's own ``CancelToken`` would (its IPN is
 sent), and what the instruments hold stays (docs/decisions.md, #16). The Penny balance cannot
@@ -20,7 +20,7 @@ from penny.domain.parties import PartyKind, PaymentMethod, PaymentMethodKind
 from penny.ledger.model import JournalKind, PendingState
 from penny.storage import console_sql, payments_sql
 from penny.web.cobranded.http import Page
-from penny.web.cobranded.methods import add_bank_from, add_card_from
+from penny.web.cobranded.methods import ADDING
 from penny.web.console import views
 from penny.web.console.site import PREFIX, NotFoundError, PagesOf, Viewer
 
@@ -62,19 +62,19 @@ class WalletPages(PagesOf):
         return self._page(viewer)
 
     def add_card(self, viewer: Viewer) -> Page:
-        errors = add_card_from(self.directory, viewer.party.id, viewer.form)
-        if errors:
-            values = {"expiry": viewer.form.get("expiry", "")[:16]}
-            return self._page(viewer, 400, errors=errors, values=values)
-        self.site.record(viewer, "method.add", "card")
-        return Page(location=f"{BASE}/methods")
+        return self._add(viewer, PaymentMethodKind.card, "card")
 
     def add_bank(self, viewer: Viewer) -> Page:
-        errors = add_bank_from(self.directory, viewer.party.id, viewer.form)
+        return self._add(viewer, PaymentMethodKind.bank, "bank account")
+
+    def _add(self, viewer: Viewer, kind: PaymentMethodKind, what: str) -> Page:
+        """Add the method the form describes, as the hosted pages do (:data:`ADDING`); the
+        activity log says ``what`` was added."""
+        adding = ADDING[kind]
+        errors = adding.add(self.directory, viewer.party.id, viewer.form)
         if errors:
-            values = {"routing": viewer.form.get("routing", "")[:32]}
-            return self._page(viewer, 400, errors=errors, values=values)
-        self.site.record(viewer, "method.add", "bank account")
+            return self._page(viewer, 400, errors=errors, values=adding.kept(viewer.form))
+        self.site.record(viewer, "method.add", what)
         return Page(location=f"{BASE}/methods")
 
     def _own_method(self, viewer: Viewer) -> PaymentMethod:
