@@ -30,6 +30,7 @@ webhooks_app: typer.Typer = penny_typer(
 )
 
 EVENT_TYPES = get_args(EventType)
+EndpointArgument = Annotated[str, typer.Argument(metavar="ID", help="The endpoint id (we_…).")]
 
 
 def _endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def list_endpoints(
 
 @webhooks_app.command("remove")
 def remove(
-    endpoint_id: Annotated[str, typer.Argument(metavar="ID", help="The endpoint id (we_…).")],
+    endpoint_id: EndpointArgument,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -118,7 +119,7 @@ def remove(
 
 @webhooks_app.command("rotate-secret")
 def rotate_secret(
-    endpoint_id: Annotated[str, typer.Argument(metavar="ID", help="The endpoint id (we_…).")],
+    endpoint_id: EndpointArgument,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -142,7 +143,7 @@ def _set_enabled(endpoint_id: str, enabled: bool, database: str | None, as_json:
 
 @webhooks_app.command("disable")
 def disable(
-    endpoint_id: Annotated[str, typer.Argument(metavar="ID", help="The endpoint id (we_…).")],
+    endpoint_id: EndpointArgument,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -152,7 +153,7 @@ def disable(
 
 @webhooks_app.command("enable")
 def enable(
-    endpoint_id: Annotated[str, typer.Argument(metavar="ID", help="The endpoint id (we_…).")],
+    endpoint_id: EndpointArgument,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
