@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from builders import application, new_merchant, open_store, serving, top_up_balance
@@ -73,6 +74,14 @@ def make_world(database_url: str, merchant_name: str = "DigitalDownload") -> Wor
         merchant.secret,
         application(services),
     )
+
+
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    """A merchant's Co-Branded world on the test's store, disposed of afterwards."""
+    made = make_world(database_url)
+    yield made
+    made.db.dispose()
 
 
 def start_params(world: World, pipeline: str, return_url: str, **more: str) -> dict[str, str]:
