@@ -28,10 +28,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -59,6 +60,9 @@ from penny.services.marketplace import SetupRecipient, issue_recipient_token
 from penny.services.payments import InstrumentSetup, PaymentRequest, Payments, SenderTokenSetup
 from penny.storage.database import open_database
 from penny.web.app import create_app
+
+if TYPE_CHECKING:  # importing it warns (see the tests that import it)
+    from starlette.testclient import TestClient
 
 CARD = "4111111111111111"
 DECLINED_CARD = "4000000000000002"
@@ -429,3 +433,22 @@ def serving(app: Starlette, *, lifespan: bool = False) -> Iterator[int]:
         server.should_exit = True
         thread.join(SERVER_WAIT)
         assert not thread.is_alive(), "the server did not stop"
+
+
+def verify_signature(client: TestClient, endpoint: str, http_parameters: str) -> str:
+    """FPS VerifySignature of ``http_parameters`` as received at ``endpoint``, asked over
+    ``client``: the VerificationStatus Penny answers (``Success`` or ``Failure``)."""
+    response = client.get(
+        "/",
+        params={
+            "Action": "VerifySignature",
+            "Version": "2010-08-28",
+            "UrlEndPoint": endpoint,
+            "HttpParameters": http_parameters,
+        },
+    )
+    assert response.status_code == 200, response.text
+    namespace = {"f": "http://fps.amazonaws.com/doc/2010-08-28/"}
+    status = ET.fromstring(response.text).find(".//f:VerificationStatus", namespace)
+    assert status is not None
+    return status.text or ""

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from builders import application, new_merchant, open_store, serving, top_up_balance
@@ -75,6 +76,14 @@ def make_world(database_url: str, merchant_name: str = "DigitalDownload") -> Wor
     )
 
 
+@pytest.fixture
+def world(database_url: str) -> Iterator[World]:
+    """A merchant's Co-Branded world on the test's store, disposed of afterwards."""
+    made = make_world(database_url)
+    yield made
+    made.db.dispose()
+
+
 def start_params(world: World, pipeline: str, return_url: str, **more: str) -> dict[str, str]:
     """A start request's parameters (before signing): the merchant's key, the pipeline, the
     CBUI version and where to return, then ``more``."""
@@ -87,40 +96,31 @@ def start_params(world: World, pipeline: str, return_url: str, **more: str) -> d
     }
 
 
+def _setup_params(
+    world: World, pipeline: str, return_url: str, ref: str, second: str, fields: dict[str, str]
+) -> dict[str, str]:
+    """A SetupPrepaid/SetupPostpaid start: the sender's reference and the ``second`` token's
+    (``funding`` or ``settlement``) from ``ref``, then the pipeline's ``fields``."""
+    references = {
+        "callerReferenceSender": f"{ref}-sender",
+        f"callerReference{second.title()}": f"{ref}-{second}",
+    }
+    return start_params(world, pipeline, return_url, **(references | fields))
+
+
 def prepaid_params(
     world: World, return_url: str, ref: str = "order-1", **more: str
 ) -> dict[str, str]:
-    return start_params(
-        world,
-        "SetupPrepaid",
-        return_url,
-        **{
-            "callerReferenceSender": f"{ref}-sender",
-            "callerReferenceFunding": f"{ref}-funding",
-            "fundingAmount": "25.00",
-            "paymentReason": "Game credits",
-            "validityExpiry": str(world.clock.now_us() // 1_000_000 + 30 * 86_400),
-            **more,
-        },
-    )
+    expiry = str(world.clock.now_us() // 1_000_000 + 30 * 86_400)
+    fields = {"fundingAmount": "25.00", "paymentReason": "Game credits", "validityExpiry": expiry}
+    return _setup_params(world, "SetupPrepaid", return_url, ref, "funding", fields | more)
 
 
 def postpaid_params(
     world: World, return_url: str, ref: str = "tab-1", **more: str
 ) -> dict[str, str]:
-    return start_params(
-        world,
-        "SetupPostpaid",
-        return_url,
-        **{
-            "callerReferenceSender": f"{ref}-sender",
-            "callerReferenceSettlement": f"{ref}-settlement",
-            "creditLimit": "50",
-            "globalAmountLimit": "500",
-            "paymentReason": "Monthly tab",
-            **more,
-        },
-    )
+    fields = {"creditLimit": "50", "globalAmountLimit": "500", "paymentReason": "Monthly tab"}
+    return _setup_params(world, "SetupPostpaid", return_url, ref, "settlement", fields | more)
 
 
 def signed_start(world: World, host: str, params: Mapping[str, str], base: str = "") -> str:

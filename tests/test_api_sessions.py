@@ -39,6 +39,19 @@ def fetch(ui: UiClient, path: str) -> dict[str, Any]:
     return found
 
 
+def completed(
+    ui: UiClient, session: dict[str, Any], instrument: str, *tokens: str | None
+) -> dict[str, Any]:
+    """The session, read again: complete, with its instrument and its sender, funding and
+    settlement ``tokens`` (None where the kind has none)."""
+    done = fetch(ui, f"/v1/authorization_sessions/{session['id']}")
+    assert done["status"] == "complete"
+    assert done["instrument"] == instrument
+    names = ("sender_token", "funding_token", "settlement_token")
+    assert tuple(done[name] for name in names) == tokens
+    return done
+
+
 def complete_pages(ui: UiClient, url: str) -> dict[str, str]:
     """Follow a start URL as Bea: sign in, add and choose a card, confirm; the return params."""
     started = ui.client.get(url)
@@ -90,12 +103,8 @@ def test_a_prepaid_session_is_completed_on_the_hosted_pages(world: World) -> Non
     back = complete_pages(ui, session["url"])
     assert back["status"] == "SC"  # a card (SA would be the Penny balance)
     assert back["callerReferenceSender"] == session["caller_reference_sender"]
-    done = fetch(ui, f"/v1/authorization_sessions/{session['id']}")
-    assert done["status"] == "complete"
-    assert done["instrument"] == back["prepaidInstrumentID"]
-    assert done["sender_token"] == back["senderTokenID"]
-    assert done["funding_token"] == back["fundingTokenID"]
-    assert done["settlement_token"] is None
+    tokens = back["senderTokenID"], back["fundingTokenID"], None
+    done = completed(ui, session, back["prepaidInstrumentID"], *tokens)
 
     instrument = fetch(ui, f"/v1/instruments/{done['instrument']}")
     assert instrument["kind"] == "prepaid"
@@ -125,12 +134,8 @@ def test_a_postpaid_session_is_completed_on_the_hosted_pages(world: World) -> No
         "tab-7-settlement",
     )
     back = complete_pages(ui, session["url"])
-    done = fetch(ui, f"/v1/authorization_sessions/{session['id']}")
-    assert done["status"] == "complete"
-    assert done["instrument"] == back["creditInstrumentID"]
-    assert done["sender_token"] == back["creditSenderTokenID"]
-    assert done["settlement_token"] == back["settlementTokenID"]
-    assert done["funding_token"] is None
+    tokens = back["creditSenderTokenID"], None, back["settlementTokenID"]
+    done = completed(ui, session, back["creditInstrumentID"], *tokens)
     instrument = fetch(ui, f"/v1/instruments/{done['instrument']}")
     assert (instrument["kind"], instrument["debt"], instrument["charged"]) == (
         "credit",

@@ -103,6 +103,13 @@ def _amount(prefix: str, value: str) -> dict[str, str]:
     return {f"{prefix}.Value": value, f"{prefix}.CurrencyCode": "USD"}
 
 
+def _shows(flow: Flow, *texts: str) -> None:
+    """The page's main region contains each of ``texts``."""
+    main = flow.page.locator("main")
+    for text in texts:
+        expect(main).to_contain_text(text)
+
+
 def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
     params = prepaid_params(flow.world, flow.shop.url, websiteDescription="the Game Shop")
     flow.start(params)
@@ -121,12 +128,8 @@ def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
     flow.shot("method")
     flow.add_card("4111 1111 1111 1111")
     flow.choose("Visa •••• 1111, expires 12/2030")
-    main = flow.page.locator("main")
-    expect(main).to_contain_text("DigitalDownload")
-    expect(main).to_contain_text("$25.00 USD")
-    expect(main).to_contain_text("•••• 1111")
-    expect(main).not_to_contain_text("4111 1111 1111 1111")
-    expect(main).to_contain_text("Game credits")
+    _shows(flow, "DigitalDownload", "$25.00 USD", "•••• 1111", "Game credits")
+    expect(flow.page.locator("main")).not_to_contain_text("4111 1111 1111 1111")
     flow.shot("review")
     got = flow.confirm()
     assert got["status"] == "SC"
@@ -188,10 +191,7 @@ def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
     flow.shot("signin-error")
     flow.sign_in("carl@example.com")
     flow.choose("Mastercard •••• 4444, expires 11/2031")
-    main = flow.page.locator("main")
-    expect(main).to_contain_text("Credit limit")
-    expect(main).to_contain_text("$50.00 USD")
-    expect(main).to_contain_text("$500.00 USD")
+    _shows(flow, "Credit limit", "$50.00 USD", "$500.00 USD")
     flow.shot("review-postpaid")
     got = flow.confirm()
     assert got["status"] == "SC"

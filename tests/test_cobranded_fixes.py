@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,8 +19,8 @@ from cobranded_support import (
     UiClient,
     World,
     csrf_of,
-    make_world,
     prepaid_params,
+    world,
 )
 from console_support import ConsoleClient
 from penny.domain.parties import Party
@@ -35,11 +34,7 @@ RETURN = "https://shop.example/cbui/return"
 _CHECKED = re.compile(r'<input type="radio" id="m-([A-Z0-9]+)"[^>]* checked')
 
 
-@pytest.fixture
-def world(database_url: str) -> Iterator[World]:
-    made = make_world(database_url)
-    yield made
-    made.db.dispose()
+__all__ = ["world"]  # the fixture
 
 
 def _bea(world: World) -> Party:

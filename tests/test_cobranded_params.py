@@ -22,33 +22,31 @@ NOW_S = 1_800_000_000
 NOW_US = NOW_S * 1_000_000
 
 
-def prepaid(**more: str) -> dict[str, str]:
+def _start(
+    pipeline: str, return_url: str, fields: dict[str, str], more: dict[str, str]
+) -> dict[str, str]:
+    """A start request's parameters: ``fields`` changed by ``more`` ("<drop>" drops one)."""
     params = {
         "callerKey": "PNYKEY",
-        "pipelineName": "SetupPrepaid",
+        "pipelineName": pipeline,
         "version": "2009-01-09",
-        "returnURL": "https://shop.example/return?order=7",
-        "callerReferenceSender": "s-1",
-        "callerReferenceFunding": "f-1",
-        "fundingAmount": "25.50",
+        "returnURL": return_url,
+        **fields,
     }
     params.update(more)
     return {name: value for name, value in params.items() if value != "<drop>"}
+
+
+def prepaid(**more: str) -> dict[str, str]:
+    references = {"callerReferenceSender": "s-1", "callerReferenceFunding": "f-1"}
+    fields = {**references, "fundingAmount": "25.50"}
+    return _start("SetupPrepaid", "https://shop.example/return?order=7", fields, more)
 
 
 def postpaid(**more: str) -> dict[str, str]:
-    params = {
-        "callerKey": "PNYKEY",
-        "pipelineName": "SetupPostpaid",
-        "version": "2009-01-09",
-        "returnURL": "https://shop.example/return",
-        "callerReferenceSender": "s-1",
-        "callerReferenceSettlement": "t-1",
-        "creditLimit": "100",
-        "globalAmountLimit": "1000",
-    }
-    params.update(more)
-    return {name: value for name, value in params.items() if value != "<drop>"}
+    references = {"callerReferenceSender": "s-1", "callerReferenceSettlement": "t-1"}
+    fields = {**references, "creditLimit": "100", "globalAmountLimit": "1000"}
+    return _start("SetupPostpaid", "https://shop.example/return", fields, more)
 
 
 def refused(params: dict[str, str]) -> StartError:

@@ -6,13 +6,10 @@ marketplace signing in as itself are all checked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
-
 from builders import Merchant
-from cobranded_support import UiClient, World, csrf_of, make_world, start_params
+from cobranded_support import UiClient, World, csrf_of, start_params, world
 from penny.domain.model import TokenStatus
 from penny.services import marketplace
 from penny.signing import load_signer
@@ -20,11 +17,7 @@ from penny.signing import load_signer
 RETURN = "https://shop.example/cbui/recipient?seller=7"
 
 
-@pytest.fixture
-def world(database_url: str) -> Iterator[World]:
-    made = make_world(database_url)
-    yield made
-    made.db.dispose()
+__all__ = ["world"]  # the fixture
 
 
 def recipient_params(world: World, ref: str = "seller-7", **more: str) -> dict[str, str]:

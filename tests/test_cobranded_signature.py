@@ -5,24 +5,17 @@ base64 signature in the query string unencoded), on both stores."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-import pytest
-
-from cobranded_support import START_PATH, UiClient, World, make_world, prepaid_params
+from cobranded_support import START_PATH, UiClient, World, prepaid_params, world
 from penny.fps.signature import matching_host, sign_v2
 
 HOST = "testserver"
 RETURN = "https://shop.example/cbui/return"
 
 
-@pytest.fixture
-def world(database_url: str) -> Iterator[World]:
-    made = make_world(database_url)
-    yield made
-    made.db.dispose()
+__all__ = ["world"]  # the fixture
 
 
 def signed_start_with_plus(world: World) -> dict[str, str]:

@@ -25,6 +25,7 @@ from builders import (
 )
 from penny.clock import SystemClock
 from penny.domain.model import TokenKind
+from penny.services.payments import InstrumentSetup
 
 #: Seconds the server may take to start or stop.
 
@@ -119,6 +120,16 @@ print(json.dumps(out))
 )
 
 
+def _ids(instrument: str, second: str, setup: InstrumentSetup) -> dict[str, str]:
+    """A set-up's ids as the scripts read them: ``instrument``, ``second`` (its funding or
+    settlement token) and ``{instrument}_sender``."""
+    return {
+        instrument: setup.instrument.id,
+        second: setup.second_token.id,
+        f"{instrument}_sender": setup.sender_token.id,
+    }
+
+
 @needs_boto
 def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     services = open_store(database_url, clock=SystemClock())
@@ -143,12 +154,8 @@ def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
     with boto_server(services, merchant) as connect:
         job = {
             **connect,
-            "prepaid": prepaid_setup.instrument.id,
-            "funding": prepaid_setup.second_token.id,
-            "prepaid_sender": prepaid_setup.sender_token.id,
-            "credit": credit.instrument.id,
-            "settlement": credit.second_token.id,
-            "credit_sender": credit.sender_token.id,
+            **_ids("prepaid", "funding", prepaid_setup),
+            **_ids("credit", "settlement", credit),
             "signed": signed,
         }
         out = run_boto(BOTO_DRIVER, job, tmp_path)
@@ -309,9 +316,7 @@ def test_boto_reserves_settles_and_cancels(database_url: str, tmp_path: Path) ->
     with boto_server(services, merchant) as connect:
         job = {
             **connect,
-            "prepaid": setup.instrument.id,
-            "funding": setup.second_token.id,
-            "prepaid_sender": setup.sender_token.id,
+            **_ids("prepaid", "funding", setup),
             "single_use": single_use.token.id,
         }
         out: dict[str, Any] = run_boto(RESERVE_DRIVER, job, tmp_path)

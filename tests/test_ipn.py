@@ -13,11 +13,11 @@ import json
 import secrets
 import time
 import warnings
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -37,6 +37,8 @@ from builders import (
     open_store,
     prepaid,
     quiet_payments,
+    usd,
+    verify_signature,
 )
 from ipn_receiver import Received, Receiver, Reply
 from penny.cli.main import app as cli_app
@@ -56,7 +58,6 @@ from penny.ipn.delivery import Deliverer, DrainReport, drain, retry_delay
 from penny.ipn.guard import BlockedAddressError, allowed, pinned_target
 from penny.ipn.outbox import IpnOutbox
 from penny.ipn.settings import IpnConfigError, IpnSettings
-from penny.money import parse_amount
 from penny.parties import Directory
 from penny.security import ServerKey
 from penny.services import instructions
@@ -79,12 +80,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 PUBLIC = "https://penny.example:8443"
-NAMESPACE = {"f": "http://fps.amazonaws.com/doc/2010-08-28/"}
 SIGNATURE_NAMES = ("signatureVersion", "signatureMethod", "certificateUrl", "signature")
-
-
-def usd(text: str) -> Any:
-    return parse_amount(text, "USD")
 
 
 @dataclass
@@ -509,21 +505,7 @@ def test_verify_signature_over_the_fps_api_accepts_them_and_refuses_any_change(
     received = world.receiver.wait_for(3)
     app = application(world.services)
     with TestClient(app) as client:
-
-        def verify(endpoint: str, http_parameters: str) -> str:
-            response = client.get(
-                "/",
-                params={
-                    "Action": "VerifySignature",
-                    "Version": "2010-08-28",
-                    "UrlEndPoint": endpoint,
-                    "HttpParameters": http_parameters,
-                },
-            )
-            assert response.status_code == 200, response.text
-            status = ET.fromstring(response.text).find(".//f:VerificationStatus", NAMESPACE)
-            assert status is not None
-            return status.text or ""
+        verify = partial(verify_signature, client)
 
         # What Penny serves at certificateUrl verifies them offline too.
         certificate_path = urlsplit(received[0].params["certificateUrl"]).path

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -106,12 +105,7 @@ class Serve:
     def __enter__(self) -> Serve:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -238,6 +232,17 @@ def test_a_server_killed_mid_delivery_delivers_after_restart(shop: Shop, tmp_pat
         assert attempts[0].worker != attempts[1].worker
 
 
+def _cent(shop: Shop, reference: str, ipn_url: str) -> PayRequest:
+    """A $0.01 Pay on the shop's prepaid sender token, notified at ``ipn_url``."""
+    return PayRequest(
+        shop.merchant_id,
+        reference,
+        shop.setup.sender_token.id,
+        parse_amount("0.01", "USD"),
+        ipn_url=ipn_url,
+    )
+
+
 def _percentile(values: list[int], fraction: float) -> int:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
@@ -274,16 +279,7 @@ def test_a_backlog_is_delivered_once_each_by_every_process(shop: Shop, tmp_path:
         started = time.perf_counter()
         for first in range(0, BACKLOG, 500):
             shop.payments.submit(
-                [
-                    PayRequest(
-                        shop.merchant_id,
-                        f"backlog-{n}",
-                        shop.setup.sender_token.id,
-                        parse_amount("0.01", "USD"),
-                        ipn_url=url,
-                    )
-                    for n in range(first, min(BACKLOG, first + 500))
-                ]
+                [_cent(shop, f"backlog-{n}", url) for n in range(first, min(BACKLOG, first + 500))]
             )
         enqueue_s = time.perf_counter() - started
         assert shop.counts()["pending"] == BACKLOG
@@ -296,18 +292,7 @@ def test_a_backlog_is_delivered_once_each_by_every_process(shop: Shop, tmp_path:
             drained = _attempt_rows(shop.db)
             # Latency: commit notifications while the servers run, a few at a time.
             for n in range(LATENCY_SAMPLES // 3):
-                shop.payments.submit(
-                    [
-                        PayRequest(
-                            shop.merchant_id,
-                            f"live-{n}-{k}",
-                            shop.setup.sender_token.id,
-                            parse_amount("0.01", "USD"),
-                            ipn_url=url,
-                        )
-                        for k in range(3)
-                    ]
-                )
+                shop.payments.submit([_cent(shop, f"live-{n}-{k}", url) for k in range(3)])
                 time.sleep(0.01)
             total = BACKLOG + LATENCY_SAMPLES // 3 * 3
             _wait_delivered(shop, total, timeout_s=60)

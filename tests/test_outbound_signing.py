@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import warnings
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select
 
+from builders import verify_signature
 from penny.clock import ManualClock
 from penny.fps import outbound
 from penny.security import ServerKey
@@ -168,20 +168,7 @@ def test_penny_serves_its_certificate_and_verify_signature(signing: Fixture) -> 
         assert client.get("/certs/0123456789abcdef/PKICert.pem").status_code == 404
 
         def verify(http_parameters: str, url_endpoint: str = endpoint) -> str:
-            response = client.get(
-                "/",
-                params={
-                    "Action": "VerifySignature",
-                    "Version": "2010-08-28",
-                    "UrlEndPoint": url_endpoint,
-                    "HttpParameters": http_parameters,
-                },
-            )
-            assert response.status_code == 200, response.text
-            namespace = {"f": "http://fps.amazonaws.com/doc/2010-08-28/"}
-            status = ET.fromstring(response.text).find(".//f:VerificationStatus", namespace)
-            assert status is not None
-            return status.text or ""
+            return verify_signature(client, url_endpoint, http_parameters)
 
         assert verify(urlencode(pairs)) == "Success"
         altered = [(n, "SB" if n == "status" else v) for n, v in pairs]

@@ -404,26 +404,13 @@ class Model:
             if prior[0] == request:
                 return Expect(replay=prior[1])
             return Expect(refusal=Refusal.duplicate_request)
+        decider = DECIDERS.get(type(request))
+        if decider is None:
+            raise AssertionError(f"the machine never drafts a {type(request).__name__}")
         try:
-            if isinstance(request, ReserveRequest):
-                return self._reserve(request, now)
-            if isinstance(request, SettleRequest):
-                return self._settle_reserve(request, now)
-            if isinstance(request, CancelRequest):
-                return self._cancel(request)
-            if isinstance(request, PayRequest):
-                return self._pay(request, now)
-            if isinstance(request, FundPrepaidRequest):
-                return self._fund(request, now)
-            if isinstance(request, SettleDebtRequest):
-                return self._settle(request, now)
-            if isinstance(request, WriteOffDebtRequest):
-                return self._write_off(request)
-            if isinstance(request, RefundRequest):
-                return self._refund(request)
+            return decider(self, request, now)
         except RefusedError as refused:
             return Expect(refusal=refused.refusal)
-        raise AssertionError(f"the machine never drafts a {type(request).__name__}")
 
     def _token(self, token_id: str, kinds: set[TokenKind]) -> MToken:
         token = self.tokens.get(token_id)
@@ -434,6 +421,12 @@ class Model:
         if not token.active:
             raise RefusedError(Refusal.token_not_active)
         return token
+
+    def _transaction(self, transaction_id: str) -> MTxn:
+        txn = self.txns.get(transaction_id)
+        if txn is None:
+            raise RefusedError(Refusal.unknown_transaction)
+        return txn
 
     @staticmethod
     def _valid(instrument: MInstrument, now: int) -> None:
@@ -480,12 +473,7 @@ class Model:
         found = self.tokens.get(request.sender_token_id)
         if found is not None and found.kind in AUTHORIZATION_TOKEN_KINDS:
             return self._auth_pay(request, now)
-        token = self._token(
-            request.sender_token_id, {TokenKind.prepaid_sender, TokenKind.credit_sender}
-        )
-        inst = token.instrument
-        self._valid(inst, now)
-        amount = self._amount(request.amount)
+        inst, amount = self._sender(request, now)
         method = Method.prepaid if inst.prepaid else Method.debt
         expect = Expect(
             status=Status.success,
@@ -504,10 +492,7 @@ class Model:
 
             expect.apply = spend
             return expect
-        if inst.min_charge is not None and amount < inst.min_charge:
-            raise RefusedError(Refusal.amount_below_minimum)
-        if inst.max_charge is not None and amount > inst.max_charge:
-            raise RefusedError(Refusal.amount_above_maximum)
+        self._script(inst, amount)
         if inst.global_limit is not None and inst.charged + amount > inst.global_limit:
             raise RefusedError(Refusal.exceeds_instrument_limits)
         if inst.debt + inst.held + amount > inst.credit_limit:
@@ -520,6 +505,21 @@ class Model:
 
         expect.apply = owe
         return expect
+
+    def _sender(self, request: PayRequest, now: int) -> tuple[MInstrument, int]:
+        """A Pay's sender token (prepaid or credit), its valid instrument and the amount."""
+        kinds = {TokenKind.prepaid_sender, TokenKind.credit_sender}
+        inst = self._token(request.sender_token_id, kinds).instrument
+        self._valid(inst, now)
+        return inst, self._amount(request.amount)
+
+    @staticmethod
+    def _script(inst: MInstrument, amount: int) -> None:
+        """A credit sender token's script: its minimum and maximum charge."""
+        if inst.min_charge is not None and amount < inst.min_charge:
+            raise RefusedError(Refusal.amount_below_minimum)
+        if inst.max_charge is not None and amount > inst.max_charge:
+            raise RefusedError(Refusal.amount_above_maximum)
 
     def _split(self, request: PayRequest, amount: int) -> tuple[int, int, FeePayer, int, int]:
         """The recipient token's terms (docs/decisions.md, #19): the caller's fee, Penny's
@@ -548,17 +548,9 @@ class Model:
     def _marketplace_pay(self, request: PayRequest, now: int) -> Expect:
         if self.recipient is None or request.recipient_token_id != self.recipient.id:
             raise RefusedError(Refusal.unknown_recipient_token)
-        token = self._token(
-            request.sender_token_id, {TokenKind.prepaid_sender, TokenKind.credit_sender}
-        )
-        inst = token.instrument
-        self._valid(inst, now)
-        amount = self._amount(request.amount)
-        if not inst.prepaid:  # the token's script: min and max charge
-            if inst.min_charge is not None and amount < inst.min_charge:
-                raise RefusedError(Refusal.amount_below_minimum)
-            if inst.max_charge is not None and amount > inst.max_charge:
-                raise RefusedError(Refusal.amount_above_maximum)
+        inst, amount = self._sender(request, now)
+        if not inst.prepaid:
+            self._script(inst, amount)
         marketplace_fee, penny_fee, payer, seller_gets, caller_pays = self._split(request, amount)
         over = inst.global_limit is not None and inst.charged + amount > inst.global_limit
         if not inst.prepaid and over:
@@ -582,11 +574,7 @@ class Model:
         def pay_seller(txn: Transaction) -> None:
             event("marketplace Pay: Success")
             assert (txn.marketplace_fee, txn.fees_paid_by) == (marketplace_fee, payer)
-            if inst.prepaid:
-                inst.available -= amount
-            else:
-                inst.debt += amount
-                inst.charged += amount
+            self._spend(inst, amount)
             self.payable -= caller_pays
             self.seller_payable += seller_gets
             self.penny_fees += penny_fee
@@ -726,7 +714,7 @@ class Model:
         self.payable += amount - fee
         self.penny_fees += fee
 
-    def _write_off(self, request: WriteOffDebtRequest) -> Expect:
+    def _write_off(self, request: WriteOffDebtRequest, now: int) -> Expect:
         inst = self.instruments.get(request.instrument_id)
         if inst is None or inst.prepaid or isinstance(inst, MAuth):
             raise RefusedError(Refusal.unknown_instrument)
@@ -748,10 +736,8 @@ class Model:
         expect.apply = forgive
         return expect
 
-    def _refund(self, request: RefundRequest) -> Expect:
-        original = self.txns.get(request.transaction_id)
-        if original is None:
-            raise RefusedError(Refusal.unknown_transaction)
+    def _refund(self, request: RefundRequest, now: int) -> Expect:
+        original = self._transaction(request.transaction_id)
         if original.operation is Operation.reserve and original.status is Status.reserved:
             raise RefusedError(Refusal.invalid_transaction_state)
         if original.operation not in CHARGES:
@@ -840,6 +826,15 @@ class Model:
         expect.apply = hold
         return expect
 
+    @staticmethod
+    def _spend(inst: MInstrument, amount: int) -> None:
+        """A charge booked: off the prepaid value, or onto the debt and the charged total."""
+        if inst.prepaid:
+            inst.available -= amount
+        else:
+            inst.debt += amount
+            inst.charged += amount
+
     def _release(self, txn: MTxn) -> None:
         """A reserve's hold given back whole (Cancel, expiry)."""
         inst = txn.instrument
@@ -850,9 +845,7 @@ class Model:
             inst.charged -= txn.amount
 
     def _settle_reserve(self, request: SettleRequest, now: int) -> Expect:
-        reserve = self.txns.get(request.reserve_transaction_id)
-        if reserve is None:
-            raise RefusedError(Refusal.unknown_transaction)
+        reserve = self._transaction(request.reserve_transaction_id)
         assert reserve.completes_at is not None or reserve.status is not Status.reserved
         if reserve.status is not Status.reserved or now >= (reserve.completes_at or 0):
             raise RefusedError(Refusal.invalid_transaction_state)
@@ -872,28 +865,19 @@ class Model:
         def charge(txn: Transaction) -> None:
             self._release(reserve)
             reserve.status = Status.success
-            if inst.prepaid:
-                inst.available -= amount
-            else:
-                inst.debt += amount
-                inst.charged += amount
+            self._spend(inst, amount)
             self._record(txn, expect, parent=reserve.id)
 
         expect.apply = charge
         return expect
 
-    def _cancel(self, request: CancelRequest) -> Expect:
-        txn = self.txns.get(request.transaction_id)
-        if txn is None:
-            raise RefusedError(Refusal.unknown_transaction)
+    def _cancel(self, request: CancelRequest, now: int) -> Expect:
+        txn = self._transaction(request.transaction_id)
         expect = Expect(existing=txn.id, status=Status.cancelled)
         if txn.status is Status.cancelled:
             expect.apply = lambda _txn: None
             return expect
-        if txn.status is Status.reserved:
-            expect.apply = lambda _txn: self._cancelled(txn)
-            return expect
-        if txn.status is not Status.pending:
+        if txn.status not in (Status.reserved, Status.pending):
             raise RefusedError(Refusal.invalid_transaction_state)
         expect.apply = lambda _txn: self._cancelled(txn)
         return expect
@@ -975,6 +959,19 @@ class Model:
                     inst.funded -= txn.amount  # a failed funding gives its room back
             done[txn.id] = txn.status
         return done
+
+
+#: What the model decides for each kind of request (the exact type: a Reserve is not a Pay).
+DECIDERS: Final[dict[type[PaymentRequest], Callable[[Model, Any, int], Expect]]] = {
+    ReserveRequest: Model._reserve,
+    SettleRequest: Model._settle_reserve,
+    CancelRequest: Model._cancel,
+    PayRequest: Model._pay,
+    FundPrepaidRequest: Model._fund,
+    SettleDebtRequest: Model._settle,
+    WriteOffDebtRequest: Model._write_off,
+    RefundRequest: Model._refund,
+}
 
 
 # -- the machine ---------------------------------------------------------------------------
