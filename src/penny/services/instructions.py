@@ -209,7 +209,7 @@ def cancel_instruction(
     IPN outbox) is told, with the request's OverrideIPNURL, as for a pipeline token."""
 
     def work(session: LedgerSession) -> PaymentInstruction:
-        found = gk_sql.load_instructions(session.conn, [token_id]).get(token_id)
+        found = gk_sql.load_instructions(session.conn, [token_id], lock=True).get(token_id)
         save, listener = gk_sql.set_instruction_status, payments.listener
         return cancel_found(session, found, caller_id, save, listener, ipn_url)
 

@@ -51,8 +51,10 @@ def insert_instruction(conn: Connection, instruction: PaymentInstruction) -> Non
     conn.execute(insert(payment_instructions).values(**_instruction_row(instruction)))
 
 
-def load_instructions(conn: Connection, ids: Iterable[str]) -> dict[str, PaymentInstruction]:
-    return _INSTRUCTIONS.with_ids(conn, ids)
+def load_instructions(
+    conn: Connection, ids: Iterable[str], *, lock: bool = False
+) -> dict[str, PaymentInstruction]:
+    return _INSTRUCTIONS.with_ids(conn, ids, lock=lock)
 
 
 def instruction_by_reference(

@@ -190,11 +190,14 @@ def update_instruments(conn: Connection, changed: Iterable[Instrument]) -> None:
     driver.execute_many(conn, _UPDATE_INSTRUMENT, rows)
 
 
-def load_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, Token]:
+def load_tokens(conn: Connection, ids: Iterable[str], *, lock: bool = False) -> dict[str, Token]:
+    """The tokens with these ids; ``lock`` takes their row locks on PostgreSQL (a writer
+    that decides from what it read, e.g. CancelToken, waits for another one's commit and reads
+    what it wrote)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = driver.rows_by_id(conn, "tokens", _TOKEN_NAMES, wanted)
+    rows = driver.rows_by_id(conn, "tokens", _TOKEN_NAMES, wanted, lock=lock)
     return {row["id"]: _token(row) for row in rows}
 
 
@@ -239,12 +242,16 @@ def active_tokens_charging(conn: Connection, sender_id: str, method_id: str) -> 
     return [_token(row._mapping) for row in rows]
 
 
-def rows_with_ids(conn: Connection, table: Table, ids: Iterable[str]) -> list[Mapping[Any, Any]]:
-    """The rows of ``table`` whose id is one of ``ids`` (unknown ids are simply absent)."""
+def rows_with_ids(
+    conn: Connection, table: Table, ids: Iterable[str], *, lock: bool = False
+) -> list[Mapping[Any, Any]]:
+    """The rows of ``table`` whose id is one of ``ids`` (unknown ids are simply absent);
+    ``lock`` as in :func:`load_tokens`."""
     wanted = sorted(set(ids))
     if not wanted:
         return []
-    return [row._mapping for row in conn.execute(select(table).where(table.c.id.in_(wanted)))]
+    query = select(table).where(table.c.id.in_(wanted)).order_by(table.c.id)
+    return [row._mapping for row in conn.execute(_lock(query, conn) if lock else query)]
 
 
 def row_by_reference(
@@ -267,8 +274,11 @@ class CallerRecords(Generic[_Record]):
     table: Table
     record: Callable[[Mapping[Any, Any]], _Record]
 
-    def with_ids(self, conn: Connection, ids: Iterable[str]) -> dict[str, _Record]:
-        return {row["id"]: self.record(row) for row in rows_with_ids(conn, self.table, ids)}
+    def with_ids(
+        self, conn: Connection, ids: Iterable[str], *, lock: bool = False
+    ) -> dict[str, _Record]:
+        rows = rows_with_ids(conn, self.table, ids, lock=lock)
+        return {row["id"]: self.record(row) for row in rows}
 
     def by_reference(self, conn: Connection, caller_id: str, reference: str) -> _Record | None:
         row = row_by_reference(conn, self.table, caller_id, reference)

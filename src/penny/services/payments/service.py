@@ -211,7 +211,8 @@ class Payments(PaymentQueries):
         self, session: LedgerSession, caller_id: str, token_id: str, ipn_url: str | None = None
     ) -> Token:
         """:meth:`cancel_token` in ``session``'s transaction."""
-        token = sql.load_tokens(session.conn, [token_id]).get(token_id)
+        # Locked: of two CancelTokens at once, the second reads the first's cancel (one IPN).
+        token = sql.load_tokens(session.conn, [token_id], lock=True).get(token_id)
         save, listener = sql.set_token_status, self.listener
         return cancel_found(session, token, caller_id, save, listener, ipn_url)
 
