@@ -34,18 +34,6 @@ LIABILITY: Final = "Δliability"
 DEBT: Final = "Δdebt"
 _SUCCESS: Final = Status.success.value
 
-#: What a row of ``transactions`` needs to say what it contributes (its ``count`` is 1).
-COLUMNS: Final = (
-    "caller_id",
-    "operation",
-    "method",
-    "status",
-    "received_at",
-    "completed_at",
-    "amount",
-    "fees",
-)
-
 _LIABILITY_SIGNS: Final = {
     (Operation.fund_prepaid.value, None): 1,
     (Operation.pay.value, Method.prepaid.value): -1,
@@ -156,14 +144,6 @@ def record(
     for row in after:
         contribute(sums, row, 1)
     _upsert(conn, sums)
-
-
-def rows_before(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
-    """The summed columns of these transactions as stored now (locked on PostgreSQL: the caller
-    is about to change them)."""
-    if not ids:
-        return []
-    return driver.rows_by_id(conn, "transactions", ("id", *COLUMNS), ids, lock=True)
 
 
 def rebuild(conn: Connection) -> None:

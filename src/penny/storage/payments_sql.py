@@ -392,12 +392,13 @@ def insert_transactions(conn: Connection, new: Sequence[Transaction]) -> None:
     console_days_sql.record(conn, (), dicts)
 
 
-def update_transactions(conn: Connection, changed: Iterable[Transaction]) -> None:
-    """Write the transactions' changed state, and what it changes of the console's daily sums
+def update_transactions(
+    conn: Connection, changes: Sequence[tuple[Transaction, Transaction]]
+) -> None:
+    """Write each ``(before, after)`` pair's changed state — ``before`` is the row as read under
+    its lock in this database transaction — and what it changes of the console's daily sums
     (:mod:`penny.storage.console_days_sql`)."""
-    changed = list(changed)
-    before = console_days_sql.rows_before(conn, [txn.id for txn in changed])
-    for txn in changed:
+    for _, txn in changes:
         conn.execute(
             update(transactions)
             .where(transactions.c.id == txn.id)
@@ -411,17 +412,8 @@ def update_transactions(conn: Connection, changed: Iterable[Transaction]) -> Non
                 fees=txn.fees,
             )
         )
-    news = {txn.id: txn for txn in changed}
-    after = [
-        {
-            **row,
-            "status": news[row["id"]].status.value,
-            "completed_at": news[row["id"]].completed_at,
-            "fees": news[row["id"]].fees,
-        }
-        for row in before
-    ]
-    console_days_sql.record(conn, before, after)
+    before = [_transaction_row(was) for was, _ in changes]
+    console_days_sql.record(conn, before, [_transaction_row(now) for _, now in changes])
 
 
 def refunds_of(conn: Connection, parent_id: str) -> list[Transaction]:

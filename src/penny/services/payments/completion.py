@@ -89,7 +89,7 @@ def complete_due(
             changed[instrument.id] = instrument
         finished.append(done)
     session.flush()
-    sql.update_transactions(conn, finished)
+    sql.update_transactions(conn, [(due[txn.id], txn) for txn in finished])
     sql.update_instruments(conn, changed.values())
     if listener is not None:
         listener.transactions_changed(

@@ -140,12 +140,11 @@ def write(batch: Batch, listener: ChangeListener | None) -> None:
     session.flush()  # journals first: transactions refer to them
     sql.insert_transactions(conn, batch.new_transactions)
     sql.update_instruments(conn, batch.changed_instruments.values())
-    sql.update_transactions(conn, batch.changed_transactions.values())
+    # Every changed transaction was read (locked) into ``originals`` when the batch loaded.
+    updated = [(batch.originals[t.id], t) for t in batch.changed_transactions.values()]
+    sql.update_transactions(conn, updated)
     batch.guard.save(conn)
     if listener is not None:
         changes = [TransactionChange(txn, None) for txn in batch.new_transactions]
-        changes.extend(
-            TransactionChange(txn, batch.originals.get(txn.id))
-            for txn in batch.changed_transactions.values()
-        )
+        changes.extend(TransactionChange(txn, was) for was, txn in updated)
         listener.transactions_changed(session, changes, Known(batch.parties, batch.instruments))
