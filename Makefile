@@ -4,7 +4,7 @@
 VENV := .venv/bin
 PATHS := src tests
 
-.PHONY: run test check lint typecheck fmt
+.PHONY: run test check lint typecheck fmt duplicates
 
 run:
 	./scripts/run
@@ -25,3 +25,8 @@ typecheck:
 fmt:
 	$(VENV)/ruff format $(PATHS)
 	$(VENV)/ruff check --fix $(PATHS)
+
+# Pairs of repeated code over src/ and tests/, sorted into record shapes and repeated logic
+# (needs the `duplicates` command on PATH; see src/penny/devtools/duplicates.py).
+duplicates:
+	$(VENV)/python -m penny.devtools.duplicates .

@@ -1,0 +1,303 @@
+"""Which repeated code is a record's shape and which is repeated logic (issue #15's guard).
+
+The ``duplicates`` command (a developer tool on the workstation, not a dependency) lists pairs
+of places that share six or more lines, the same or of the same shape. Many such pairs are two
+*records* that look alike: two dataclasses' fields, two enums' members, two calls passing
+keyword arguments, two dict displays, two signatures, two tables' columns. Those are one
+declaration per record, as they should be. Repeated *logic* is the kind worth merging.
+
+This module sorts the pairs into the two kinds with Python's own parser, so the sorting is a
+rule anyone can read (``declaration_lines``), not a judgement:
+
+- a **declaration line** belongs to an import, a class header or a class body statement that
+  declares rather than computes (an annotated field, an enum member or constant, a docstring,
+  ``pass``), a decorator, a function's signature (up to its body) or docstring, or an element of
+  a multi-line call's arguments, a dict, list, tuple or set display whose value is plain data
+  (a name, an attribute, a constant, a string, or a call/subscript of those);
+- a side of a pair is a **record shape** when every line the tool compares (not blank, not a
+  comment, not lone punctuation) is a declaration line; a pair is a record-shape pair when
+  both sides are. Every other pair is **logic** (or **markup**, for templates).
+
+``python -m penny.devtools.duplicates [ROOT]`` runs ``duplicates`` over ``src/`` and
+``tests/`` in chunks (it shows at most 200 rows a run), and prints each pair with its kind and
+the counts; ``--kind logic`` prints only those. It exits 2 when ``duplicates`` is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+ROW: Final = re.compile(r"^D\d+ (\S+):(\d+)-(\d+) ~ (\S+):(\d+)-(\d+)\s*(.*)$")
+"""One row of ``duplicates``' listing: two places and what it says of them."""
+
+_PLAIN_LINE: Final = re.compile(r"^[\s()\[\]{},:]*$|^\s*#")
+"""Lines the tool passes over: blank, lone punctuation, comments."""
+
+_DECLARING: Final = (ast.AnnAssign, ast.Pass, ast.Import, ast.ImportFrom)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Lines ``first``..``last`` (1-based, inclusive) of ``path`` (relative to the root)."""
+
+    path: str
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.first}-{self.last}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Two places ``duplicates`` found alike, and what it said of them (``shape`` …)."""
+
+    one: Place
+    other: Place
+    remark: str
+
+
+def parse_rows(output: str) -> list[Pair]:
+    """The pairs of one ``duplicates`` listing (its other lines are ignored)."""
+    pairs = []
+    for line in output.splitlines():
+        found = ROW.match(line)
+        if found:
+            a, a1, a2, b, b1, b2, remark = found.groups()
+            pairs.append(Pair(Place(a, int(a1), int(a2)), Place(b, int(b1), int(b2)), remark))
+    return pairs
+
+
+def _lines_of(node: ast.AST) -> range:
+    first: int = getattr(node, "lineno", 0)
+    last: int = getattr(node, "end_lineno", None) or first
+    return range(first, last + 1)
+
+
+def _is_plain(value: ast.expr) -> bool:
+    """A name, attribute, constant or string, or a call/subscript/unary of plain parts."""
+    match value:
+        case ast.Name() | ast.Constant() | ast.JoinedStr():
+            return True
+        case ast.Attribute(value=inner) | ast.Starred(value=inner) | ast.UnaryOp(operand=inner):
+            return _is_plain(inner)
+        case ast.Subscript(value=inner, slice=index):
+            return _is_plain(inner) and _is_plain(index)
+        case ast.Tuple(elts=items) | ast.List(elts=items) | ast.Set(elts=items):
+            return all(_is_plain(item) for item in items)
+        case ast.Dict(keys=keys, values=values):
+            return all(k is None or _is_plain(k) for k in keys) and all(map(_is_plain, values))
+        case ast.Call(func=func, args=args, keywords=keywords):
+            return (
+                _is_plain(func)
+                and all(_is_plain(a) for a in args)
+                and all(_is_plain(k.value) for k in keywords)
+            )
+        case _:
+            return False
+
+
+def _class_body_declares(statement: ast.stmt) -> bool:
+    match statement:
+        case ast.Expr(value=ast.Constant(value=str())):
+            return True
+        case ast.Assign(value=value):
+            return _is_plain(value)
+        case _:
+            return isinstance(statement, _DECLARING)
+
+
+def _display_items(node: ast.AST) -> Iterator[ast.AST]:
+    """The elements of a call's arguments or a display, when they span several lines."""
+    match node:
+        case ast.Call(args=args, keywords=keywords):
+            yield from (a for a in args if _is_plain(a))
+            yield from (k for k in keywords if _is_plain(k.value))
+        case ast.Dict(keys=keys, values=values):
+            for key, value in zip(keys, values, strict=True):
+                if (key is None or _is_plain(key)) and _is_plain(value):
+                    yield from (value,) if key is None else (key, value)
+        case ast.List(elts=items) | ast.Tuple(elts=items) | ast.Set(elts=items):
+            yield from (item for item in items if _is_plain(item))
+
+
+def _is_display(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call | ast.Dict | ast.List | ast.Tuple | ast.Set)
+
+
+def _signature_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[int]:
+    for decorator in function.decorator_list:
+        yield from _lines_of(decorator)
+    yield from range(function.lineno, function.body[0].lineno)
+    first = function.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        yield from _lines_of(first)
+
+
+def _is_record(value: ast.expr) -> bool:
+    """A display of plain data, or a record built from it: a class called (``Route(...)``, a
+    CapWords name) or ``replace(record, ...)``."""
+    match value:
+        case ast.Dict() | ast.List() | ast.Tuple() | ast.Set():
+            return _is_plain(value)
+        case ast.Call(func=ast.Name(id=name) | ast.Attribute(attr=name)):
+            return (name[:1].isupper() or name == "replace") and _is_plain(value)
+        case _:
+            return False
+
+
+def _constructs(statement: ast.stmt) -> bool:
+    """A statement that only builds a record: ``name = Record(...)``, ``return {...}``."""
+    match statement:
+        case ast.Assign(value=value) | ast.Return(value=value) | ast.AnnAssign(value=value):
+            return value is not None and _is_record(value)
+        case _:
+            return False
+
+
+def declaration_lines(source: str) -> set[int]:
+    """The line numbers of ``source`` that declare (see the module docstring)."""
+    tree = ast.parse(source)
+    declaring: set[int] = set()
+    for statement in tree.body:
+        if _class_body_declares(statement):
+            declaring.update(_lines_of(statement))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and _constructs(node):
+            declaring.update(_lines_of(node))
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            declaring.update(_lines_of(node))
+        elif isinstance(node, ast.ClassDef):
+            for decorator in node.decorator_list:
+                declaring.update(_lines_of(decorator))
+            declaring.update(range(node.lineno, node.body[0].lineno))
+            for statement in node.body:
+                if _class_body_declares(statement):
+                    declaring.update(_lines_of(statement))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            declaring.update(_signature_lines(node))
+        elif _is_display(node) and len(_lines_of(node)) > 1:
+            for item in _display_items(node):
+                declaring.update(_lines_of(item))
+    return declaring
+
+
+class Sorter:
+    """Sorts pairs by kind, reading and parsing each file once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._declaring: dict[str, set[int] | None] = {}
+        self._text: dict[str, list[str]] = {}
+
+    def _file(self, path: str) -> tuple[list[str], set[int] | None]:
+        if path not in self._text:
+            text = (self.root / path).read_text(errors="replace")
+            self._text[path] = text.splitlines()
+            try:
+                self._declaring[path] = declaration_lines(text) if path.endswith(".py") else None
+            except SyntaxError:
+                self._declaring[path] = None
+        return self._text[path], self._declaring[path]
+
+    def declares(self, place: Place) -> bool | None:
+        """True when every compared line of ``place`` declares; None for a non-Python file."""
+        lines, declaring = self._file(place.path)
+        if declaring is None:
+            return None
+        numbers = range(place.first, place.last + 1)
+        compared = [n for n in numbers if not _PLAIN_LINE.match(lines[n - 1])]
+        return all(n in declaring for n in compared)
+
+    def kind(self, pair: Pair) -> str:
+        """``record`` (both sides declare), ``markup`` (a template), else ``logic``."""
+        sides = (self.declares(pair.one), self.declares(pair.other))
+        if None in sides:
+            return "markup"
+        return "record" if all(sides) else "logic"
+
+
+def _chunk(path: str) -> str:
+    parts = path.split("/")
+    if parts[0] == "tests":
+        return "tests-a" if parts[-1] < "test_g" else "tests-b"
+    area = parts[2] if len(parts) > 3 else "top"
+    groups = {"storage": "storage", "web": "web", "api": "web"}
+    ops = {"cli", "devtools", "bench", "check", "sandbox", "top"}
+    return groups.get(area, "ops" if area in ops else "core")
+
+
+def tracked_files(root: Path, folders: Sequence[str]) -> list[str]:
+    """The files git tracks (or would add) under ``folders`` of ``root``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *folders],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return sorted({f for f in listed if (root / f).is_file()})
+
+
+def every_pair(root: Path, files: Iterable[str], seconds: int = 120) -> list[Pair]:
+    """Every pair ``duplicates`` finds among ``files``: it is run on each union of two chunks
+    of the tree, as one run lists at most 200 pairs."""
+    chunks: dict[str, list[str]] = {}
+    for path in files:
+        chunks.setdefault(_chunk(path), []).append(path)
+    found: dict[tuple[str, str], Pair] = {}
+    names = sorted(chunks)
+    for one, other in itertools.combinations_with_replacement(names, 2):
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in {*chunks[one], *chunks[other]}:
+                target = Path(scratch) / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(root / path, target)
+            listing = subprocess.run(
+                ["duplicates", "--repo", scratch, "--most", "200", "--seconds", str(seconds)],
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+        for pair in parse_rows(listing):
+            found[(str(pair.one), str(pair.other))] = pair
+    return [found[key] for key in sorted(found)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("root", nargs="?", default=".", type=Path)
+    parser.add_argument("--kind", choices=("record", "logic", "markup"), default=None)
+    options = parser.parse_args(argv)
+    if shutil.which("duplicates") is None:
+        print("duplicates is not installed on this machine", file=sys.stderr)
+        return 2
+    root: Path = options.root
+    pairs = every_pair(root, tracked_files(root, ["src", "tests"]))
+    sorter = Sorter(root)
+    kinds = Counter[str]()
+    for pair in pairs:
+        kind = sorter.kind(pair)
+        kinds[kind] += 1
+        if options.kind in (None, kind):
+            print(f"{kind:6} {pair.one} ~ {pair.other} {pair.remark}".rstrip())
+    summary = ", ".join(f"{kinds[k]} {k}" for k in ("record", "logic", "markup"))
+    print(f"{len(pairs)} pairs: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""The rule that tells a record's shape from repeated logic (penny.devtools.duplicates)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from penny.devtools.duplicates import Pair, Place, Sorter, declaration_lines, parse_rows
+
+SOURCE = textwrap.dedent(
+    '''\
+    """A module."""
+    from dataclasses import (
+        dataclass,
+        field,
+    )
+    import enum
+
+    LIMIT: int = 20
+    NAME = "x"
+
+
+    class Colour(enum.Enum):
+        red = "red"
+        green = "green"
+
+
+    @dataclass(frozen=True)
+    class Point:
+        """A point."""
+
+        x: int
+        y: int = 0
+        tags: list[str] = field(default_factory=list)
+
+        def moved(self, dx: int) -> Point:
+            return Point(
+                x=self.x + dx,
+                y=self.y,
+            )
+
+
+    def build(
+        x: int,
+        y: int,
+    ) -> dict[str, int]:
+        """A record as a dict."""
+        return {
+            "x": x,
+            "y": y,
+        }
+
+
+    def work(items: list[int]) -> int:
+        total = 0
+        for item in items:
+            total += item
+        send(
+            total,
+            reason="sum",
+        )
+        return total
+    '''
+)
+
+
+def numbered(text: str) -> dict[str, int]:
+    """Line number of each stripped line (first occurrence)."""
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        lines.setdefault(line.strip(), number)
+    return lines
+
+
+def test_declaring_lines_are_imports_fields_members_signatures_and_record_builds() -> None:
+    declaring = declaration_lines(SOURCE)
+    at = numbered(SOURCE)
+    for line in (
+        "dataclass,",
+        "LIMIT: int = 20",
+        'NAME = "x"',
+        'red = "red"',
+        "@dataclass(frozen=True)",
+        "class Point:",
+        "x: int",
+        "tags: list[str] = field(default_factory=list)",
+        "def moved(self, dx: int) -> Point:",
+        "y=self.y,",
+        "x: int,",
+        ") -> dict[str, int]:",
+        '"""A record as a dict."""',
+        "return {",
+        '"x": x,',
+        'reason="sum",',
+    ):
+        assert at[line] in declaring, line
+
+
+def test_logic_lines_are_not_declarations() -> None:
+    declaring = declaration_lines(SOURCE)
+    at = numbered(SOURCE)
+    for line in ("total = 0", "for item in items:", "total += item", "send(", "return total"):
+        assert at[line] not in declaring, line
+    # ``x=self.x + dx`` computes: the call it is part of builds no plain record.
+    assert at["x=self.x + dx,"] not in declaring
+    assert at["return Point("] not in declaring
+
+
+ROWS = """\
+3 pairs of places (3 files read), each sharing runs of 6 or more identical lines
+D1 a.py:2-5 ~ b.py:2-5 shape (+1 more run)
+D2 a.py:7-10 ~ b.py:7-10 shape
+D3 a.py:2-5 ~ t.html:1-3
+left out: 1 run
+"""
+
+
+def test_rows_are_read_from_the_listing() -> None:
+    pairs = parse_rows(ROWS)
+    assert pairs[0] == Pair(Place("a.py", 2, 5), Place("b.py", 2, 5), "shape (+1 more run)")
+    assert [str(p.other) for p in pairs] == ["b.py:2-5", "b.py:7-10", "t.html:1-3"]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "a.py").write_text("@dataclass\nclass A:\n    x: int\n    y: int\n    z: int\n\n")
+    (tmp_path / "b.py").write_text(
+        "def f():\n    n = 0\n    n += 1\n    n += 2\n    return n\n\nA = 1\nB = 2\nC = 3\nD = 4\n"
+    )
+    (tmp_path / "t.html").write_text("<p>\n</p>\n<p>\n")
+    return tmp_path
+
+
+def test_pairs_are_sorted_into_record_logic_and_markup(tree: Path) -> None:
+    sorter = Sorter(tree)
+    record = Pair(Place("a.py", 2, 5), Place("b.py", 7, 10), "shape")
+    logic = Pair(Place("a.py", 2, 5), Place("b.py", 2, 5), "shape")
+    markup = Pair(Place("a.py", 2, 5), Place("t.html", 1, 3), "")
+    assert [sorter.kind(p) for p in (record, logic, markup)] == ["record", "logic", "markup"]
