@@ -35,6 +35,9 @@ SOURCE = textwrap.dedent(
         y: int = 0
         tags: list[str] = field(default_factory=list)
 
+        def __str__(self) -> str:
+            return f"{self.x},{self.y}"
+
         def moved(self, dx: int) -> Point:
             return Point(
                 x=self.x + dx,
@@ -51,6 +54,12 @@ SOURCE = textwrap.dedent(
             "x": x,
             "y": y,
         }
+
+
+    class Box:
+        def __init__(self, size: int) -> None:
+            self.size = size
+            self.area = size * size
 
 
     def work(items: list[int]) -> int:
@@ -94,6 +103,9 @@ def test_declaring_lines_are_imports_fields_members_signatures_and_record_builds
         "return {",
         '"x": x,',
         'reason="sum",',
+        "send(",
+        'return f"{self.x},{self.y}"',
+        "self.size = size",
     ):
         assert at[line] in declaring, line
 
@@ -101,7 +113,13 @@ def test_declaring_lines_are_imports_fields_members_signatures_and_record_builds
 def test_logic_lines_are_not_declarations() -> None:
     declaring = declaration_lines(SOURCE)
     at = numbered(SOURCE)
-    for line in ("total = 0", "for item in items:", "total += item", "send(", "return total"):
+    for line in (
+        "total = 0",
+        "for item in items:",
+        "total += item",
+        "return total",
+        "self.area = size * size",
+    ):
         assert at[line] not in declaring, line
     # ``x=self.x + dx`` computes: the call it is part of builds no plain record.
     assert at["x=self.x + dx,"] not in declaring

@@ -11,9 +11,13 @@ rule anyone can read (``declaration_lines``), not a judgement:
 
 - a **declaration line** belongs to an import, a class header or a class body statement that
   declares rather than computes (an annotated field, an enum member or constant, a docstring,
-  ``pass``), a decorator, a function's signature (up to its body) or docstring, or an element of
+  ``pass``), a decorator, a function's signature (up to its body) or docstring, an
+  ``__init__``'s ``self.name = plain`` lines, the body of a function that only returns plain
+  data (``__str__``, a property), an element of
   a multi-line call's arguments, a dict, list, tuple or set display whose value is plain data
-  (a name, an attribute, a constant, a string, or a call/subscript of those);
+  (a name, an attribute, a constant, a string, or a call/subscript of those), or a statement
+  that builds a record from plain data (``x = Record(...)``, ``return {...}``) or hands plain
+  data over in a call of several lines (``op.create_table("t", Column(...), ...)``);
 - a side of a pair is a **record shape** when every line the tool compares (not blank, not a
   comment, not lone punctuation) is a declaration line; a pair is a record-shape pair when
   both sides are. Every other pair is **logic** (or **markup**, for templates).
@@ -141,9 +145,33 @@ def _signature_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterat
     for decorator in function.decorator_list:
         yield from _lines_of(decorator)
     yield from range(function.lineno, function.body[0].lineno)
-    first = function.body[0]
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-        yield from _lines_of(first)
+    body = function.body
+    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        yield from _lines_of(body[0])
+        body = body[1:]
+    for statement in body:
+        if _stores_field(function, statement) or _returns_plain(body):
+            yield from _lines_of(statement)
+
+
+def _stores_field(function: ast.FunctionDef | ast.AsyncFunctionDef, statement: ast.stmt) -> bool:
+    """``self.name = plain`` in ``__init__``: the object's field list."""
+    match statement:
+        case ast.Assign(targets=[ast.Attribute(value=ast.Name(id="self"))], value=value):
+            return function.name == "__init__" and _is_plain(value)
+        case ast.AnnAssign(target=ast.Attribute(value=ast.Name(id="self")), value=value):
+            return function.name == "__init__" and value is not None and _is_plain(value)
+        case _:
+            return False
+
+
+def _returns_plain(body: Sequence[ast.stmt]) -> bool:
+    """A body that is one ``return`` of plain data: an accessor such as ``__str__``."""
+    match body:
+        case [ast.Return(value=value)]:
+            return value is not None and _is_plain(value)
+        case _:
+            return False
 
 
 def _is_record(value: ast.expr) -> bool:
@@ -159,12 +187,20 @@ def _is_record(value: ast.expr) -> bool:
 
 
 def _constructs(statement: ast.stmt) -> bool:
-    """A statement that only builds a record: ``name = Record(...)``, ``return {...}``."""
+    """A statement that only builds a record or hands one over: ``name = Record(...)``,
+    ``return {...}``, or a call of several lines whose arguments are all plain data
+    (``op.create_table("t", Column(...), ...)``)."""
     match statement:
         case ast.Assign(value=value) | ast.Return(value=value) | ast.AnnAssign(value=value):
-            return value is not None and _is_record(value)
+            pass
+        case ast.Expr(value=value):
+            pass
         case _:
             return False
+    if value is None:
+        return False
+    spread = isinstance(value, ast.Call) and len(_lines_of(value)) > 1 and _is_plain(value)
+    return spread or _is_record(value)
 
 
 def declaration_lines(source: str) -> set[int]:
