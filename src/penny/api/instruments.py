@@ -11,7 +11,7 @@ from typing import Final
 from penny import epoch
 from penny.api import models as m
 from penny.api.errors import ApiFault, invalid_parameter
-from penny.api.resources import amount_of, decode_cursor, page_limit, paged
+from penny.api.resources import amount_of, page_start, paged, unknown_parameter
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import Instrument, InstrumentKind
 from penny.services.payment_queries import BalanceQuery, PaymentQueries, TwoBalances
@@ -81,15 +81,10 @@ def encode_cursor(found: Instrument) -> str:
 def _query(
     query: Mapping[str, str],
 ) -> tuple[int, tuple[int, str] | None, InstrumentKind | None] | ApiFault:
-    for name in query:
-        if name not in LIST_PARAMETERS:
-            return invalid_parameter(name, f"Unknown parameter {name!r}.")
-    limit = page_limit(query)
-    if isinstance(limit, ApiFault):
-        return limit
-    after = None if "starting_after" not in query else decode_cursor(query["starting_after"])
-    if isinstance(after, ApiFault):
-        return after
+    start = unknown_parameter(query, LIST_PARAMETERS) or page_start(query)
+    if isinstance(start, ApiFault):
+        return start
+    limit, after = start
     kind_text = query.get("kind")
     kind = None
     if kind_text is not None:

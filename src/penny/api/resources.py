@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -284,20 +284,38 @@ class Filters:
     until: int | None
 
 
+def unknown_parameter(query: Mapping[str, str], known: Collection[str]) -> ApiFault | None:
+    """The first query parameter not in ``known``, as a fault (None when all are known)."""
+    for name in query:
+        if name not in known:
+            return invalid_parameter(name, f"Unknown parameter {name!r}.")
+    return None
+
+
+def page_start(query: Mapping[str, str]) -> tuple[int, tuple[int, str] | None] | ApiFault:
+    """A list's ``limit`` and decoded ``starting_after`` (None: the first page), or the first
+    of the two at fault."""
+    limit = page_limit(query)
+    if isinstance(limit, ApiFault):
+        return limit
+    after = None if "starting_after" not in query else decode_cursor(query["starting_after"])
+    if isinstance(after, ApiFault):
+        return after
+    return limit, after
+
+
 def filters(query: Mapping[str, str]) -> Filters | ApiFault:
     """The query parameters of a list (see LIST_PARAMETERS), or the first one at fault."""
-    for name in query:
-        if name not in LIST_PARAMETERS:
-            return invalid_parameter(name, f"Unknown parameter {name!r}.")
-    limit = page_limit(query)
-    after = None if "starting_after" not in query else decode_cursor(query["starting_after"])
+    start = unknown_parameter(query, LIST_PARAMETERS) or page_start(query)
+    if isinstance(start, ApiFault):
+        return start
     operation = _choice(query, "operation", Operation)
     status = _choice(query, "status", Status)
     since, until = _seconds(query, "created_gte"), _seconds(query, "created_lt")
-    for value in (limit, after, operation, status, since, until):
+    for value in (operation, status, since, until):
         if isinstance(value, ApiFault):
             return value
-    return Filters(limit, after, operation, status, since, until)  # type: ignore[arg-type]
+    return Filters(*start, operation, status, since, until)  # type: ignore[arg-type]
 
 
 def paged(

@@ -88,9 +88,7 @@ def _no_parameters(work: Work) -> Query:
     def answer(
         payments: PaymentQueries, caller: str, ids: tuple[str, ...], query: Mapping[str, str]
     ) -> Any:
-        for name in query:
-            return invalid_parameter(name, f"Unknown parameter {name!r}.")
-        return work(payments, caller, ids)
+        return r.unknown_parameter(query, ()) or work(payments, caller, ids)
 
     return answer
 
@@ -159,18 +157,16 @@ def list_events(
     payments: PaymentQueries, caller: str, _ids: tuple[str, ...], query: Mapping[str, str]
 ) -> m.EventList | ApiFault:
     """A page of the caller's events, newest first (optionally of one ``type``)."""
-    for name in query:
-        if name not in EVENT_PARAMETERS:
-            return invalid_parameter(name, f"Unknown parameter {name!r}.")
-    limit = r.page_limit(query)
-    after = None if "starting_after" not in query else r.decode_cursor(query["starting_after"])
+    unknown = r.unknown_parameter(query, EVENT_PARAMETERS)
+    if unknown is not None:
+        return unknown
     kind = query.get("type")
     if kind is not None and kind not in EVENT_TYPES:
         return invalid_parameter("type", "type is one of the event types (docs/api.md).")
-    if isinstance(limit, ApiFault):
-        return limit
-    if isinstance(after, ApiFault):
-        return after
+    start = r.page_start(query)
+    if isinstance(start, ApiFault):
+        return start
+    limit, after = start
     with payments.database.read() as conn:
         page = webhooks_sql.page_of_events(
             conn,

@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
 from penny_client import _calls as c
-from penny_client._core import (
-    Call,
-    PennyConnectionError,
-    Retry,
-    client_headers,
-    result,
-    settings,
-)
+from penny_client._core import Call, PennyConnectionError, Retry, http_options, result
 from penny_client.models import (
     AuthorizationSession,
     Instrument,
     InstrumentBalance,
     InstrumentList,
+    Item,
     MerchantBalance,
+    Page,
     Token,
     Transaction,
     TransactionList,
 )
+
+Answer = TypeVar("Answer")
 
 
 class AsyncPenny:
@@ -45,14 +42,8 @@ class AsyncPenny:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.retry = retry or Retry()
-        api_key, base_url = settings(api_key, base_url)
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers=client_headers(api_key),
-            timeout=timeout,
-            transport=transport,
-            trust_env=False,
-        )
+        options = http_options(api_key, base_url, timeout)
+        self._http = httpx.AsyncClient(**options, transport=transport)
 
     async def __aenter__(self) -> AsyncPenny:
         return self
@@ -63,7 +54,7 @@ class AsyncPenny:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def send(self, call: Call) -> Any:
+    async def send(self, call: Call[Answer]) -> Answer:
         """Send one call, retrying it (same key) while the policy allows."""
         attempt = 0
         while True:
@@ -77,7 +68,8 @@ class AsyncPenny:
             if not self.retry.again(attempt, response):
                 if response is None:
                     raise PennyConnectionError(f"{call.method} {call.path}: {failure}")
-                return result(response)
+                found: Answer = result(response)
+                return found
             await asyncio.sleep(self.retry.delay(attempt))
             attempt += 1
 
@@ -93,9 +85,9 @@ class AsyncPenny:
         description: str | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
-        call = c.pay(sender_token, amount, currency, recipient_token, description, idempotency_key)
-        found: Transaction = await self.send(call)
-        return found
+        return await self.send(
+            c.pay(sender_token, amount, currency, recipient_token, description, idempotency_key)
+        )
 
     async def fund(
         self,
@@ -106,9 +98,9 @@ class AsyncPenny:
         currency: str = "USD",
         idempotency_key: str | None = None,
     ) -> Transaction:
-        call = c.fund(funding_token, prepaid_instrument, amount, currency, idempotency_key)
-        found: Transaction = await self.send(call)
-        return found
+        return await self.send(
+            c.fund(funding_token, prepaid_instrument, amount, currency, idempotency_key)
+        )
 
     async def settle(
         self,
@@ -119,9 +111,9 @@ class AsyncPenny:
         currency: str = "USD",
         idempotency_key: str | None = None,
     ) -> Transaction:
-        call = c.settle(settlement_token, credit_instrument, amount, currency, idempotency_key)
-        found: Transaction = await self.send(call)
-        return found
+        return await self.send(
+            c.settle(settlement_token, credit_instrument, amount, currency, idempotency_key)
+        )
 
     async def write_off(
         self,
@@ -131,10 +123,7 @@ class AsyncPenny:
         currency: str = "USD",
         idempotency_key: str | None = None,
     ) -> Transaction:
-        found: Transaction = await self.send(
-            c.write_off(credit_instrument, amount, currency, idempotency_key)
-        )
-        return found
+        return await self.send(c.write_off(credit_instrument, amount, currency, idempotency_key))
 
     async def refund(
         self,
@@ -144,14 +133,10 @@ class AsyncPenny:
         currency: str = "USD",
         idempotency_key: str | None = None,
     ) -> Transaction:
-        found: Transaction = await self.send(
-            c.refund(transaction, amount, currency, idempotency_key)
-        )
-        return found
+        return await self.send(c.refund(transaction, amount, currency, idempotency_key))
 
     async def cancel_token(self, token_id: str, *, idempotency_key: str | None = None) -> Token:
-        found: Token = await self.send(c.cancel_token(token_id, idempotency_key))
-        return found
+        return await self.send(c.cancel_token(token_id, idempotency_key))
 
     async def create_authorization_session(
         self,
@@ -182,75 +167,57 @@ class AsyncPenny:
             "payment_methods": c.methods(payment_methods),
             "valid_until": valid_until,
         }
-        call = c.authorization_session(kind, return_url, amounts, currency, more, idempotency_key)
-        found: AuthorizationSession = await self.send(call)
-        return found
+        return await self.send(
+            c.authorization_session(kind, return_url, amounts, currency, more, idempotency_key)
+        )
 
     # -- reads ---------------------------------------------------------------------------
 
     async def get_authorization_session(self, session_id: str) -> AuthorizationSession:
-        found: AuthorizationSession = await self.send(
-            c.get(f"/v1/authorization_sessions/{session_id}")
-        )
-        return found
+        return await self.send(c.get_authorization_session(session_id))
 
     async def get_transaction(self, transaction_id: str) -> Transaction:
-        found: Transaction = await self.send(c.get(f"/v1/transactions/{transaction_id}"))
-        return found
+        return await self.send(c.get_transaction(transaction_id))
 
     async def get_token(self, token_id: str) -> Token:
-        found: Token = await self.send(c.get(f"/v1/tokens/{token_id}"))
-        return found
+        return await self.send(c.get_token(token_id))
 
     async def get_instrument(self, instrument_id: str) -> Instrument:
-        found: Instrument = await self.send(c.get(f"/v1/instruments/{instrument_id}"))
-        return found
+        return await self.send(c.get_instrument(instrument_id))
 
     async def prepaid_balance(self, instrument_id: str) -> InstrumentBalance:
-        path = f"/v1/prepaid_instruments/{instrument_id}/balance"
-        found: InstrumentBalance = await self.send(c.get(path))
-        return found
+        return await self.send(c.prepaid_balance(instrument_id))
 
     async def debt_balance(self, instrument_id: str) -> InstrumentBalance:
-        path = f"/v1/credit_instruments/{instrument_id}/balance"
-        found: InstrumentBalance = await self.send(c.get(path))
-        return found
+        return await self.send(c.debt_balance(instrument_id))
 
     async def prepaid_liability(self) -> MerchantBalance:
-        found: MerchantBalance = await self.send(c.get("/v1/balances/prepaid_liability"))
-        return found
+        return await self.send(c.merchant_balance("prepaid_liability"))
 
     async def outstanding_debt(self) -> MerchantBalance:
-        found: MerchantBalance = await self.send(c.get("/v1/balances/outstanding_debt"))
-        return found
+        return await self.send(c.merchant_balance("outstanding_debt"))
 
     async def list_transactions(self, **filters: str | int | None) -> TransactionList:
         """One page (``limit``, ``starting_after``, ``operation``, ``status``,
         ``created_gte``, ``created_lt``)."""
-        found: TransactionList = await self.send(c.get("/v1/transactions", **filters))
-        return found
+        return await self.send(c.list_transactions(filters))
 
-    async def iter_transactions(self, **filters: str | int | None) -> AsyncIterator[Transaction]:
+    def iter_transactions(self, **filters: str | int | None) -> AsyncIterator[Transaction]:
         """Every transaction the filters select, newest first, page after page."""
-        while True:
-            page = await self.list_transactions(**filters)
-            for item in page["data"]:
-                yield item
-            if not page["has_more"]:
-                return
-            filters["starting_after"] = page["next_cursor"]
+        return self._every(c.list_transactions(filters))
 
     async def list_instruments(self, **filters: str | int | None) -> InstrumentList:
         """One page (``limit``, ``starting_after``, ``kind``)."""
-        found: InstrumentList = await self.send(c.get("/v1/instruments", **filters))
-        return found
+        return await self.send(c.list_instruments(filters))
 
-    async def iter_instruments(self, **filters: str | int | None) -> AsyncIterator[Instrument]:
+    def iter_instruments(self, **filters: str | int | None) -> AsyncIterator[Instrument]:
         """Every instrument of the merchant's the filters select, page after page."""
-        while True:
-            page = await self.list_instruments(**filters)
+        return self._every(c.list_instruments(filters))
+
+    async def _every(self, first: Call[Page[Item]]) -> AsyncIterator[Item]:
+        call: Call[Page[Item]] | None = first
+        while call is not None:
+            page = await self.send(call)
             for item in page["data"]:
                 yield item
-            if not page["has_more"]:
-                return
-            filters["starting_after"] = page["next_cursor"]
+            call = c.next_page(call, page)

@@ -1,12 +1,26 @@
-"""Each API operation as a :class:`~penny_client._core.Call`: arguments to path, body and
-query. The sync and async clients send the same calls."""
+"""Each API operation as a :class:`~penny_client._core.Call` typed by its answer: arguments
+to path, body and query, and the call for a list's next page. The sync and async clients send
+the same calls; each of their methods sends one of these."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from penny_client._core import Call, new_idempotency_key
+from penny_client.models import (
+    AuthorizationSession,
+    Instrument,
+    InstrumentBalance,
+    InstrumentList,
+    Item,
+    MerchantBalance,
+    Page,
+    Token,
+    Transaction,
+    TransactionList,
+)
 
 
 def money(minor: int, currency: str) -> dict[str, Any]:
@@ -15,7 +29,7 @@ def money(minor: int, currency: str) -> dict[str, Any]:
     return {"amount": minor, "currency": currency}
 
 
-def post(path: str, body: dict[str, Any], key: str | None) -> Call:
+def post(path: str, body: dict[str, Any], key: str | None) -> Call[Any]:
     """A POST with its Idempotency-Key (a new one unless the caller chose it)."""
     clean = {name: value for name, value in body.items() if value is not None}
     return Call("POST", path, clean, idempotency_key=key or new_idempotency_key())
@@ -28,7 +42,7 @@ def pay(
     recipient_token: str | None,
     description: str | None,
     key: str | None,
-) -> Call:
+) -> Call[Transaction]:
     body = {
         "sender_token": sender_token,
         "amount": money(amount, currency),
@@ -40,7 +54,7 @@ def pay(
 
 def fund(
     funding_token: str, prepaid_instrument: str, amount: int, currency: str, key: str | None
-) -> Call:
+) -> Call[Transaction]:
     body = {
         "funding_token": funding_token,
         "prepaid_instrument": prepaid_instrument,
@@ -51,7 +65,7 @@ def fund(
 
 def settle(
     settlement_token: str, credit_instrument: str, amount: int, currency: str, key: str | None
-) -> Call:
+) -> Call[Transaction]:
     body = {
         "settlement_token": settlement_token,
         "credit_instrument": credit_instrument,
@@ -60,12 +74,16 @@ def settle(
     return post("/v1/settlements", body, key)
 
 
-def write_off(credit_instrument: str, amount: int, currency: str, key: str | None) -> Call:
+def write_off(
+    credit_instrument: str, amount: int, currency: str, key: str | None
+) -> Call[Transaction]:
     body = {"credit_instrument": credit_instrument, "amount": money(amount, currency)}
     return post("/v1/write_offs", body, key)
 
 
-def refund(transaction: str, amount: int | None, currency: str, key: str | None) -> Call:
+def refund(
+    transaction: str, amount: int | None, currency: str, key: str | None
+) -> Call[Transaction]:
     body = {
         "transaction": transaction,
         "amount": None if amount is None else money(amount, currency),
@@ -73,7 +91,7 @@ def refund(transaction: str, amount: int | None, currency: str, key: str | None)
     return post("/v1/refunds", body, key)
 
 
-def cancel_token(token_id: str, key: str | None) -> Call:
+def cancel_token(token_id: str, key: str | None) -> Call[Token]:
     return post(f"/v1/tokens/{token_id}/cancel", {}, key)
 
 
@@ -84,7 +102,7 @@ def authorization_session(
     currency: str,
     more: dict[str, Any],
     key: str | None,
-) -> Call:
+) -> Call[AuthorizationSession]:
     """``amounts``: funding_amount, credit_limit, global_amount_limit, min_charge, max_charge."""
     body: dict[str, Any] = {"kind": kind, "return_url": return_url}
     for name, minor in amounts.items():
@@ -94,9 +112,53 @@ def authorization_session(
     return post("/v1/authorization_sessions", body, key)
 
 
-def get(path: str, **params: str | int | None) -> Call:
+def get(path: str, **params: str | int | None) -> Call[Any]:
     query = {name: str(value) for name, value in params.items() if value is not None}
     return Call("GET", path, params=query)
+
+
+def get_authorization_session(session_id: str) -> Call[AuthorizationSession]:
+    return get(f"/v1/authorization_sessions/{session_id}")
+
+
+def get_transaction(transaction_id: str) -> Call[Transaction]:
+    return get(f"/v1/transactions/{transaction_id}")
+
+
+def get_token(token_id: str) -> Call[Token]:
+    return get(f"/v1/tokens/{token_id}")
+
+
+def get_instrument(instrument_id: str) -> Call[Instrument]:
+    return get(f"/v1/instruments/{instrument_id}")
+
+
+def prepaid_balance(instrument_id: str) -> Call[InstrumentBalance]:
+    return get(f"/v1/prepaid_instruments/{instrument_id}/balance")
+
+
+def debt_balance(instrument_id: str) -> Call[InstrumentBalance]:
+    return get(f"/v1/credit_instruments/{instrument_id}/balance")
+
+
+def merchant_balance(name: str) -> Call[MerchantBalance]:
+    """``prepaid_liability`` or ``outstanding_debt``."""
+    return get(f"/v1/balances/{name}")
+
+
+def list_transactions(filters: dict[str, str | int | None]) -> Call[TransactionList]:
+    return get("/v1/transactions", **filters)
+
+
+def list_instruments(filters: dict[str, str | int | None]) -> Call[InstrumentList]:
+    return get("/v1/instruments", **filters)
+
+
+def next_page(call: Call[Page[Item]], page: Page[Item]) -> Call[Page[Item]] | None:
+    """The call for the page after ``page`` (read with ``call``); None after the last."""
+    if not page["has_more"] or page["next_cursor"] is None:
+        return None
+    return replace(call, params=call.params | {"starting_after": page["next_cursor"]})
 
 
 def methods(payment_methods: Sequence[str] | None) -> list[str] | None:

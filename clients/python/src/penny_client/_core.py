@@ -7,7 +7,7 @@ import os
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import httpx
 
@@ -18,6 +18,9 @@ RETRY_STATUSES: Final = frozenset({429, 503})
 IN_PROGRESS_CODE: Final = "idempotency_key_in_use"
 DEFAULT_BASE_URL: Final = "http://127.0.0.1:8080"
 USER_AGENT: Final = "penny-client/0.1.0"
+
+#: What a call's answer is (a :mod:`penny_client.models` dictionary).
+Answer_co = TypeVar("Answer_co", covariant=True)
 
 
 class PennyError(Exception):
@@ -50,8 +53,9 @@ def new_idempotency_key() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
-    """One logical API call; a POST carries its Idempotency-Key from the start."""
+class Call(Generic[Answer_co]):
+    """One logical API call, answered with an ``Answer_co``; a POST carries its Idempotency-Key
+    from the start."""
 
     method: str
     path: str
@@ -115,15 +119,12 @@ def result(response: httpx.Response) -> Any:
     return data
 
 
-def client_headers(api_key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT}
-
-
-def settings(api_key: str | None, base_url: str | None) -> tuple[str, str]:
-    """The key and base URL: as given, else ``$PENNY_API_KEY`` and ``$PENNY_URL`` (default
-    ``http://127.0.0.1:8080``)."""
+def http_options(api_key: str | None, base_url: str | None, timeout: float) -> dict[str, Any]:
+    """The httpx client's settings: the key and base URL as given, else ``$PENNY_API_KEY`` and
+    ``$PENNY_URL`` (default ``http://127.0.0.1:8080``); no proxy from the environment."""
     key = api_key or os.environ.get("PENNY_API_KEY")
     if not key:
         raise ValueError("no API key: pass api_key or set PENNY_API_KEY (sk_test_…)")
     url = base_url or os.environ.get("PENNY_URL") or DEFAULT_BASE_URL
-    return key, url.rstrip("/")
+    headers = {"Authorization": f"Bearer {key}", "User-Agent": USER_AGENT}
+    return {"base_url": url.rstrip("/"), "headers": headers, "timeout": timeout, "trust_env": False}

@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
 from penny_client import _calls as c
-from penny_client._core import (
-    Call,
-    PennyConnectionError,
-    Retry,
-    client_headers,
-    result,
-    settings,
-)
+from penny_client._core import Call, PennyConnectionError, Retry, http_options, result
 from penny_client.models import (
     AuthorizationSession,
     Instrument,
     InstrumentBalance,
     InstrumentList,
+    Item,
     MerchantBalance,
+    Page,
     Token,
     Transaction,
     TransactionList,
 )
+
+Answer = TypeVar("Answer")
 
 
 class Penny:
@@ -45,14 +42,7 @@ class Penny:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.retry = retry or Retry()
-        api_key, base_url = settings(api_key, base_url)
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers=client_headers(api_key),
-            timeout=timeout,
-            transport=transport,
-            trust_env=False,
-        )
+        self._http = httpx.Client(**http_options(api_key, base_url, timeout), transport=transport)
 
     def __enter__(self) -> Penny:
         return self
@@ -63,7 +53,7 @@ class Penny:
     def close(self) -> None:
         self._http.close()
 
-    def send(self, call: Call) -> Any:
+    def send(self, call: Call[Answer]) -> Answer:
         """Send one call, retrying it (same key) while the policy allows."""
         attempt = 0
         while True:
@@ -77,7 +67,8 @@ class Penny:
             if not self.retry.again(attempt, response):
                 if response is None:
                     raise PennyConnectionError(f"{call.method} {call.path}: {failure}")
-                return result(response)
+                found: Answer = result(response)
+                return found
             time.sleep(self.retry.delay(attempt))
             attempt += 1
 
@@ -93,9 +84,9 @@ class Penny:
         description: str | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
-        call = c.pay(sender_token, amount, currency, recipient_token, description, idempotency_key)
-        found: Transaction = self.send(call)
-        return found
+        return self.send(
+            c.pay(sender_token, amount, currency, recipient_token, description, idempotency_key)
+        )
 
     def fund(
         self,
@@ -106,9 +97,9 @@ class Penny:
         currency: str = "USD",
         idempotency_key: str | None = None,
     ) -> Transaction:
-        call = c.fund(funding_token, prepaid_instrument, amount, currency, idempotency_key)
-        found: Transaction = self.send(call)
-        return found
+        return self.send(
+            c.fund(funding_token, prepaid_instrument, amount, currency, idempotency_key)
+        )
 
     def settle(
         self,
@@ -119,9 +110,9 @@ class Penny:
         currency: str = "USD",
         idempotency_key: str | None = None,
     ) -> Transaction:
-        call = c.settle(settlement_token, credit_instrument, amount, currency, idempotency_key)
-        found: Transaction = self.send(call)
-        return found
+        return self.send(
+            c.settle(settlement_token, credit_instrument, amount, currency, idempotency_key)
+        )
 
     def write_off(
         self,
@@ -131,10 +122,7 @@ class Penny:
         currency: str = "USD",
         idempotency_key: str | None = None,
     ) -> Transaction:
-        found: Transaction = self.send(
-            c.write_off(credit_instrument, amount, currency, idempotency_key)
-        )
-        return found
+        return self.send(c.write_off(credit_instrument, amount, currency, idempotency_key))
 
     def refund(
         self,
@@ -144,12 +132,10 @@ class Penny:
         currency: str = "USD",
         idempotency_key: str | None = None,
     ) -> Transaction:
-        found: Transaction = self.send(c.refund(transaction, amount, currency, idempotency_key))
-        return found
+        return self.send(c.refund(transaction, amount, currency, idempotency_key))
 
     def cancel_token(self, token_id: str, *, idempotency_key: str | None = None) -> Token:
-        found: Token = self.send(c.cancel_token(token_id, idempotency_key))
-        return found
+        return self.send(c.cancel_token(token_id, idempotency_key))
 
     def create_authorization_session(
         self,
@@ -180,71 +166,56 @@ class Penny:
             "payment_methods": c.methods(payment_methods),
             "valid_until": valid_until,
         }
-        call = c.authorization_session(kind, return_url, amounts, currency, more, idempotency_key)
-        found: AuthorizationSession = self.send(call)
-        return found
+        return self.send(
+            c.authorization_session(kind, return_url, amounts, currency, more, idempotency_key)
+        )
 
     # -- reads ---------------------------------------------------------------------------
 
     def get_authorization_session(self, session_id: str) -> AuthorizationSession:
-        found: AuthorizationSession = self.send(c.get(f"/v1/authorization_sessions/{session_id}"))
-        return found
+        return self.send(c.get_authorization_session(session_id))
 
     def get_transaction(self, transaction_id: str) -> Transaction:
-        found: Transaction = self.send(c.get(f"/v1/transactions/{transaction_id}"))
-        return found
+        return self.send(c.get_transaction(transaction_id))
 
     def get_token(self, token_id: str) -> Token:
-        found: Token = self.send(c.get(f"/v1/tokens/{token_id}"))
-        return found
+        return self.send(c.get_token(token_id))
 
     def get_instrument(self, instrument_id: str) -> Instrument:
-        found: Instrument = self.send(c.get(f"/v1/instruments/{instrument_id}"))
-        return found
+        return self.send(c.get_instrument(instrument_id))
 
     def prepaid_balance(self, instrument_id: str) -> InstrumentBalance:
-        path = f"/v1/prepaid_instruments/{instrument_id}/balance"
-        found: InstrumentBalance = self.send(c.get(path))
-        return found
+        return self.send(c.prepaid_balance(instrument_id))
 
     def debt_balance(self, instrument_id: str) -> InstrumentBalance:
-        path = f"/v1/credit_instruments/{instrument_id}/balance"
-        found: InstrumentBalance = self.send(c.get(path))
-        return found
+        return self.send(c.debt_balance(instrument_id))
 
     def prepaid_liability(self) -> MerchantBalance:
-        found: MerchantBalance = self.send(c.get("/v1/balances/prepaid_liability"))
-        return found
+        return self.send(c.merchant_balance("prepaid_liability"))
 
     def outstanding_debt(self) -> MerchantBalance:
-        found: MerchantBalance = self.send(c.get("/v1/balances/outstanding_debt"))
-        return found
+        return self.send(c.merchant_balance("outstanding_debt"))
 
     def list_transactions(self, **filters: str | int | None) -> TransactionList:
         """One page (``limit``, ``starting_after``, ``operation``, ``status``,
         ``created_gte``, ``created_lt``)."""
-        found: TransactionList = self.send(c.get("/v1/transactions", **filters))
-        return found
+        return self.send(c.list_transactions(filters))
 
     def iter_transactions(self, **filters: str | int | None) -> Iterator[Transaction]:
         """Every transaction the filters select, newest first, page after page."""
-        while True:
-            page = self.list_transactions(**filters)
-            yield from page["data"]
-            if not page["has_more"]:
-                return
-            filters["starting_after"] = page["next_cursor"]
+        return self._every(c.list_transactions(filters))
 
     def list_instruments(self, **filters: str | int | None) -> InstrumentList:
         """One page (``limit``, ``starting_after``, ``kind``)."""
-        found: InstrumentList = self.send(c.get("/v1/instruments", **filters))
-        return found
+        return self.send(c.list_instruments(filters))
 
     def iter_instruments(self, **filters: str | int | None) -> Iterator[Instrument]:
         """Every instrument of the merchant's the filters select, page after page."""
-        while True:
-            page = self.list_instruments(**filters)
+        return self._every(c.list_instruments(filters))
+
+    def _every(self, first: Call[Page[Item]]) -> Iterator[Item]:
+        call: Call[Page[Item]] | None = first
+        while call is not None:
+            page = self.send(call)
             yield from page["data"]
-            if not page["has_more"]:
-                return
-            filters["starting_after"] = page["next_cursor"]
+            call = c.next_page(call, page)

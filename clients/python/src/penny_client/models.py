@@ -6,7 +6,9 @@ RFC 3339 UTC strings.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Generic, Literal, TypedDict, TypeVar
+
+Item = TypeVar("Item")
 
 
 class Amount(TypedDict):
@@ -35,11 +37,17 @@ class Transaction(TypedDict):
     completed_at: str | None
 
 
-class TransactionList(TypedDict):
+class Page(TypedDict, Generic[Item]):
+    """One page of a list: its items, whether more follow, and the cursor of the next."""
+
     object: Literal["list"]
-    data: list[Transaction]
+    data: list[Item]
     has_more: bool
     next_cursor: str | None
+
+
+class TransactionList(Page[Transaction]):
+    pass
 
 
 class Token(TypedDict):
@@ -111,8 +119,5 @@ class Instrument(TypedDict):
     created_at: str
 
 
-class InstrumentList(TypedDict):
-    object: Literal["list"]
-    data: list[Instrument]
-    has_more: bool
-    next_cursor: str | None
+class InstrumentList(Page[Instrument]):
+    pass

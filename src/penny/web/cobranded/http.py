@@ -99,26 +99,31 @@ class BadRequestError(Exception):
         self.status, self.title, self.message = status, title, message
 
 
+_UNREADABLE_REQUEST: Final = "This payment request cannot be read"
+
+
 def decode_query(raw: bytes) -> dict[str, str]:
     if len(raw) > MAX_QUERY_BYTES:
         raise BadRequestError(414, "This payment request is too long", "The request is too long.")
-    try:
-        text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequestError(
-            400, "This payment request cannot be read", "The request is not valid UTF-8."
-        ) from None
     params: dict[str, str] = {}
-    for name, value in pairs:
+    for name, value in _pairs(raw, "strict", _UNREADABLE_REQUEST, "request"):
         if name in params or "\x00" in name or "\x00" in value:
             raise BadRequestError(
                 400,
-                "This payment request cannot be read",
+                _UNREADABLE_REQUEST,
                 "The request repeats a parameter or holds a control character.",
             )
         params[name] = value
     return params
+
+
+def _pairs(raw: bytes, errors: str, title: str, what: str) -> list[tuple[str, str]]:
+    """URL-encoded ``raw`` as name/value pairs (blank values kept; ``errors`` is how a
+    %-escape that is not UTF-8 decodes), or a 400 titled ``title`` when it is not UTF-8."""
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors=errors)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequestError(400, title, f"The {what} is not valid UTF-8.") from None
 
 
 async def read_incoming(request: Request) -> Incoming:
@@ -150,9 +155,7 @@ async def _read_form(request: Request) -> dict[str, str]:
     if not content_type and request.headers.get("content-length", "0") == "0":
         return {}  # an empty form (a button and nothing else, sent without a body)
     if content_type != "application/x-www-form-urlencoded":
-        raise BadRequestError(
-            415, "This form cannot be read", "The form was not sent as a web form."
-        )
+        raise BadRequestError(415, _UNREADABLE, "The form was not sent as a web form.")
     declared = request.headers.get("content-length", "")
     too_large = BadRequestError(413, "This form is too large", "The form is too large.")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
@@ -164,17 +167,9 @@ async def _read_form(request: Request) -> dict[str, str]:
         if size > MAX_FORM_BYTES:
             raise too_large
         chunks.append(chunk)
-    try:
-        pairs = parse_qsl(b"".join(chunks).decode("utf-8"), keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequestError(
-            400, "This form cannot be read", "The form is not valid UTF-8."
-        ) from None
     form: dict[str, str] = {}
-    for name, value in pairs:
+    for name, value in _pairs(b"".join(chunks), "replace", _UNREADABLE, "form"):
         if "\x00" in name or "\x00" in value:
-            raise BadRequestError(
-                400, "This form cannot be read", "The form holds a NUL character."
-            )
+            raise BadRequestError(400, _UNREADABLE, "The form holds a NUL character.")
         form.setdefault(name, value)
     return form
