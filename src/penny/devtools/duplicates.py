@@ -17,7 +17,9 @@ rule anyone can read (``declaration_lines``), not a judgement:
   a multi-line call's arguments, a dict, list, tuple or set display whose value is plain data
   (a name, an attribute, a constant, a string, or a call/subscript of those), or a statement
   that builds a record from plain data (``x = Record(...)``, ``return {...}``) or hands plain
-  data over in a call of several lines (``op.create_table("t", Column(...), ...)``);
+  data over in a call of several lines (``op.create_table("t", Column(...), ...)``), and the
+  opening ``x = Record(`` of any record built over several lines (its arguments count one by
+  one);
 - a side of a pair is a **record shape** when every line the tool compares (not blank, not a
   comment, not lone punctuation) is a declaration line; a pair is a record-shape pair when
   both sides are. Every other pair is **logic** (or **markup**, for templates).
@@ -174,6 +176,29 @@ def _returns_plain(body: Sequence[ast.stmt]) -> bool:
             return False
 
 
+def _record_call(value: ast.expr | None) -> bool:
+    """A call of a class (a CapWords name) or of ``replace``: a record being built."""
+    match value:
+        case ast.Call(func=ast.Name(id=name) | ast.Attribute(attr=name)):
+            return name[:1].isupper() or name == "replace"
+        case _:
+            return False
+
+
+def _opening(statement: ast.stmt) -> range:
+    """The opening line(s) of ``x = Record(`` / ``return Record(`` / ``Record(``, up to the
+    callee (its arguments are judged one by one)."""
+    match statement:
+        case (
+            ast.Assign(value=ast.Call(func=func) as value)
+            | ast.Return(value=ast.Call(func=func) as value)
+            | ast.Expr(value=ast.Call(func=func) as value)
+        ) if _record_call(value):
+            return range(statement.lineno, (func.end_lineno or func.lineno) + 1)
+        case _:
+            return range(0)
+
+
 def _is_record(value: ast.expr) -> bool:
     """A display of plain data, or a record built from it: a class called (``Route(...)``, a
     CapWords name) or ``replace(record, ...)``."""
@@ -213,6 +238,8 @@ def declaration_lines(source: str) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, ast.stmt) and _constructs(node):
             declaring.update(_lines_of(node))
+        if isinstance(node, ast.stmt):
+            declaring.update(_opening(node))
         if isinstance(node, ast.Import | ast.ImportFrom):
             declaring.update(_lines_of(node))
         elif isinstance(node, ast.ClassDef):
@@ -230,6 +257,33 @@ def declaration_lines(source: str) -> set[int]:
     return declaring
 
 
+_TEMPLATE_DECLARING: Final = re.compile(
+    r"""^\s*(
+      \{%-?\s*(extends|from|import|set|endcall|block|endblock)\b.*%}  # frame, row unpacking
+    | \{%-?\s*call(\([^)]*\))?\s+[\w.]+\($                # a macro call opening: {% call(r) t(
+    | \)\s*-?%}                                              # its closing: ) %}
+    | ("[^"]*"|'[^']*'|\[[^\]]*\]|[\w.]+|\w+=\S.*?),?       # one literal argument
+    )\s*$""",
+    re.VERBOSE,
+)
+"""Lines of a Jinja template that declare: the frame (extends, imports), a macro call's
+opening and closing and its literal arguments (a table's caption, columns, ids)."""
+
+
+def _declaring_of(path: str, text: str) -> set[int] | None:
+    if path.endswith(".py"):
+        return declaration_lines(text)
+    if path.endswith(".html"):
+        return template_declaration_lines(text)
+    return None
+
+
+def template_declaration_lines(text: str) -> set[int]:
+    """The line numbers of a Jinja template that declare (see ``_TEMPLATE_DECLARING``)."""
+    lines = text.splitlines()
+    return {n for n, line in enumerate(lines, start=1) if _TEMPLATE_DECLARING.match(line)}
+
+
 class Sorter:
     """Sorts pairs by kind, reading and parsing each file once."""
 
@@ -243,26 +297,26 @@ class Sorter:
             text = (self.root / path).read_text(errors="replace")
             self._text[path] = text.splitlines()
             try:
-                self._declaring[path] = declaration_lines(text) if path.endswith(".py") else None
+                self._declaring[path] = _declaring_of(path, text)
             except SyntaxError:
                 self._declaring[path] = None
         return self._text[path], self._declaring[path]
 
-    def declares(self, place: Place) -> bool | None:
-        """True when every compared line of ``place`` declares; None for a non-Python file."""
+    def declares(self, place: Place) -> bool:
+        """True when every compared line of ``place`` declares (never in other files)."""
         lines, declaring = self._file(place.path)
         if declaring is None:
-            return None
+            return False
         numbers = range(place.first, place.last + 1)
         compared = [n for n in numbers if not _PLAIN_LINE.match(lines[n - 1])]
         return all(n in declaring for n in compared)
 
     def kind(self, pair: Pair) -> str:
-        """``record`` (both sides declare), ``markup`` (a template), else ``logic``."""
-        sides = (self.declares(pair.one), self.declares(pair.other))
-        if None in sides:
-            return "markup"
-        return "record" if all(sides) else "logic"
+        """``record`` (both sides declare), ``markup`` (a template's), else ``logic``."""
+        if self.declares(pair.one) and self.declares(pair.other):
+            return "record"
+        templates = [p for p in (pair.one, pair.other) if not p.path.endswith(".py")]
+        return "markup" if templates else "logic"
 
 
 def _chunk(path: str) -> str:
