@@ -17,7 +17,13 @@ from typing import Annotated, Any
 
 import typer
 
-from penny.cli.accounts import _account_id, accounts_app, open_directory
+from penny.cli.accounts import (
+    AccountOption,
+    EmailLookupOption,
+    _account_id,
+    accounts_app,
+    open_directory,
+)
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, emit, fail
 from penny.cli.common import open_store as _database
@@ -29,6 +35,8 @@ ipn_app: typer.Typer = penny_typer(
 )
 
 STATES = (ipn_sql.PENDING, ipn_sql.DELIVERED, ipn_sql.FAILED)
+
+NotificationArgument = Annotated[str, typer.Argument(metavar="ID", help="The notification id.")]
 
 
 def _when(micros: int | None) -> str:
@@ -118,7 +126,7 @@ def list_notifications(
 
 @ipn_app.command("show")
 def show(
-    notification_id: Annotated[str, typer.Argument(metavar="ID", help="The notification id.")],
+    notification_id: NotificationArgument,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -155,7 +163,7 @@ def show(
 
 @ipn_app.command("retry")
 def retry(
-    notification_id: Annotated[str, typer.Argument(metavar="ID", help="The notification id.")],
+    notification_id: NotificationArgument,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -223,13 +231,8 @@ def set_ipn_url(
         str | None,
         typer.Argument(metavar="URL", help="http(s) URL that receives the notifications."),
     ] = None,
-    account: Annotated[
-        str | None,
-        typer.Option("--account", "-a", metavar="ID|EMAIL", help="Account id (or email)."),
-    ] = None,
-    email: Annotated[
-        str | None, typer.Option("--email", "-e", metavar="EMAIL", help="The account's email.")
-    ] = None,
+    account: AccountOption = None,
+    email: EmailLookupOption = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the IPN URL.")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,

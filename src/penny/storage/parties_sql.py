@@ -86,11 +86,7 @@ def party(conn: Connection, party_id: str) -> Party | None:
 
 def load_parties(conn: Connection, ids: Iterable[str]) -> dict[str, Party]:
     """The parties with these ids (unknown ids are simply absent)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = driver.rows_by_id(conn, "parties", _PARTY_NAMES, wanted)
-    return {row["id"]: _party(row) for row in rows}
+    return driver.records_by_id(conn, "parties", _PARTY_NAMES, ids, _party)
 
 
 def list_parties(conn: Connection, kind: PartyKind | None, limit: int) -> list[Party]:
@@ -203,11 +199,7 @@ def delete_payment_method(conn: Connection, method_id: str) -> None:
 
 def load_payment_methods(conn: Connection, ids: Iterable[str]) -> dict[str, PaymentMethod]:
     """Payment methods by id, in one query (for adapters charging them in a batch)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = driver.rows_by_id(conn, "payment_methods", _METHOD_NAMES, wanted)
-    return {row["id"]: _method(row) for row in rows}
+    return driver.records_by_id(conn, "payment_methods", _METHOD_NAMES, ids, _method)
 
 
 def payment_method_by_fingerprint(

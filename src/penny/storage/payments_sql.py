@@ -37,6 +37,7 @@ from penny.domain.model import (
     Transaction,
 )
 from penny.storage import console_days_sql, driver, schema
+from penny.storage.keyset import S, newest_first
 
 system_accounts = schema.system_accounts
 settings = schema.settings
@@ -162,11 +163,7 @@ def put_setting(conn: Connection, name: str, value: str) -> None:
 def load_instruments(
     conn: Connection, ids: Iterable[str], *, lock: bool = False
 ) -> dict[str, Instrument]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = driver.rows_by_id(conn, "instruments", _INSTRUMENT_NAMES, wanted, lock=lock)
-    return {row["id"]: _instrument(row) for row in rows}
+    return driver.records_by_id(conn, "instruments", _INSTRUMENT_NAMES, ids, _instrument, lock=lock)
 
 
 def insert_instrument(conn: Connection, instrument: Instrument) -> None:
@@ -194,11 +191,7 @@ def load_tokens(conn: Connection, ids: Iterable[str], *, lock: bool = False) -> 
     """The tokens with these ids; ``lock`` takes their row locks on PostgreSQL (a writer
     that decides from what it read, e.g. CancelToken, waits for another one's commit and reads
     what it wrote)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = driver.rows_by_id(conn, "tokens", _TOKEN_NAMES, wanted, lock=lock)
-    return {row["id"]: _token(row) for row in rows}
+    return driver.records_by_id(conn, "tokens", _TOKEN_NAMES, ids, _token, lock=lock)
 
 
 def tokens_by_reference(
@@ -348,16 +341,13 @@ def _pairs(count: int) -> str:
     return ", ".join(["(?, ?)"] * count)
 
 
+_TRANSACTIONS: Final = CallerRecords(transactions, _transaction)
+
+
 def load_transactions(
     conn: Connection, ids: Iterable[str], *, lock: bool = False
 ) -> dict[str, Transaction]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    query = select(transactions).where(transactions.c.id.in_(wanted)).order_by(transactions.c.id)
-    if lock:
-        query = _lock(query, conn)
-    return {row.id: _transaction(row._mapping) for row in conn.execute(query)}
+    return _TRANSACTIONS.with_ids(conn, ids, lock=lock)
 
 
 def due_transactions(
@@ -392,28 +382,30 @@ def insert_transactions(conn: Connection, new: Sequence[Transaction]) -> None:
     console_days_sql.record(conn, (), dicts)
 
 
+#: What a transaction's change of state writes (the rest never changes once it is made).
+_CHANGED_NAMES: Final = (
+    "status",
+    "status_code",
+    "status_message",
+    "completed_at",
+    "refunded",
+    "journal_id",
+    "fees",
+)
+
+
 def update_transactions(
     conn: Connection, changes: Sequence[tuple[Transaction, Transaction]]
 ) -> None:
     """Write each ``(before, after)`` pair's changed state — ``before`` is the row as read under
     its lock in this database transaction — and what it changes of the console's daily sums
     (:mod:`penny.storage.console_days_sql`)."""
-    for _, txn in changes:
-        conn.execute(
-            update(transactions)
-            .where(transactions.c.id == txn.id)
-            .values(
-                status=txn.status.value,
-                status_code=txn.status_code.value,
-                status_message=txn.status_message,
-                completed_at=txn.completed_at,
-                refunded=txn.refunded,
-                journal_id=txn.journal_id,
-                fees=txn.fees,
-            )
-        )
     before = [_transaction_row(was) for was, _ in changes]
-    console_days_sql.record(conn, before, [_transaction_row(now) for _, now in changes])
+    after = [_transaction_row(now) for _, now in changes]
+    for row in after:
+        changed = {name: row[name] for name in _CHANGED_NAMES}
+        conn.execute(update(transactions).where(transactions.c.id == row["id"]).values(changed))
+    console_days_sql.record(conn, before, after)
 
 
 def refunds_of(conn: Connection, parent_id: str) -> list[Transaction]:
@@ -463,6 +455,28 @@ def activity(
     return [_transaction(row._mapping) for row in rows]
 
 
+def narrowed(
+    query: S,
+    *,
+    operation: Operation | None,
+    status: Status | None,
+    since: int | None,
+    until: int | None,
+) -> S:
+    """``query`` (over transactions) narrowed to those of ``operation`` and ``status`` received
+    in ``[since, until)``, each left out when ``None``."""
+    t = transactions.c
+    if operation is not None:
+        query = query.where(t.operation == operation.value)
+    if status is not None:
+        query = query.where(t.status == status.value)
+    if since is not None:
+        query = query.where(t.received_at >= since)
+    if until is not None:
+        query = query.where(t.received_at < until)
+    return query
+
+
 def page_of_transactions(
     conn: Connection,
     party_id: str,
@@ -478,18 +492,8 @@ def page_of_transactions(
     ``(received_at, id)``, those after the cursor ``after`` (the last one of the page before)."""
     t = transactions.c
     query = select(transactions).where(or_(t.caller_id == party_id, t.recipient_id == party_id))
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(t.received_at < at, and_(t.received_at == at, t.id < last_id)))
-    if operation is not None:
-        query = query.where(t.operation == operation.value)
-    if status is not None:
-        query = query.where(t.status == status.value)
-    if since is not None:
-        query = query.where(t.received_at >= since)
-    if until is not None:
-        query = query.where(t.received_at < until)
-    rows = conn.execute(query.order_by(t.received_at.desc(), t.id.desc()).limit(limit))
+    query = narrowed(query, operation=operation, status=status, since=since, until=until)
+    rows = conn.execute(newest_first(query, t.received_at, t.id, after, limit))
     return [_transaction(row._mapping) for row in rows]
 
 
@@ -519,14 +523,7 @@ def list_transactions(
         )
     if instrument_id is not None:
         query = query.where(transactions.c.instrument_id == instrument_id)
-    if operation is not None:
-        query = query.where(transactions.c.operation == operation.value)
-    if status is not None:
-        query = query.where(transactions.c.status == status.value)
-    if since is not None:
-        query = query.where(transactions.c.received_at >= since)
-    if until is not None:
-        query = query.where(transactions.c.received_at < until)
+    query = narrowed(query, operation=operation, status=status, since=since, until=until)
     order = (transactions.c.received_at.desc(), transactions.c.id.desc())
     rows = conn.execute(query.order_by(*order).limit(limit))
     return [_transaction(row._mapping) for row in rows]
@@ -573,16 +570,8 @@ def page_of_instruments(
     query = select(instruments).where(instruments.c.recipient_id == recipient_id)
     if kind is not None:
         query = query.where(instruments.c.kind == kind.value)
-    if after is not None:
-        at, last_id = after
-        query = query.where(
-            or_(
-                instruments.c.created_at < at,
-                and_(instruments.c.created_at == at, instruments.c.id < last_id),
-            )
-        )
-    order = (instruments.c.created_at.desc(), instruments.c.id.desc())
-    rows = conn.execute(query.order_by(*order).limit(limit))
+    c = instruments.c
+    rows = conn.execute(newest_first(query, c.created_at, c.id, after, limit))
     return [_instrument(row._mapping) for row in rows]
 
 
