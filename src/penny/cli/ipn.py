@@ -46,20 +46,24 @@ def _when(micros: int | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+#: The fields of a notification its JSON shows, in order (``show`` adds its parameters).
+_NOTIFICATION_FIELDS = (
+    "id",
+    "kind",
+    "subject_id",
+    "account_id",
+    "url",
+    "state",
+    "created_at",
+    "next_attempt_at",
+    "attempts",
+    "delivered_at",
+    "last_error",
+)
+
+
 def _notification_json(n: ipn_sql.Notification) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "kind": n.kind,
-        "subject_id": n.subject_id,
-        "account_id": n.account_id,
-        "url": n.url,
-        "state": n.state,
-        "created_at": n.created_at,
-        "next_attempt_at": n.next_attempt_at,
-        "attempts": n.attempts,
-        "delivered_at": n.delivered_at,
-        "last_error": n.last_error,
-    }
+    return {name: getattr(n, name) for name in _NOTIFICATION_FIELDS}
 
 
 def _attempt_json(a: ipn_sql.Attempt) -> dict[str, Any]:
