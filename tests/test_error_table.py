@@ -16,7 +16,9 @@ from penny.domain.errors import (
     PaymentsError,
     Refusal,
 )
-from penny.domain.model import StatusCode
+from penny.domain.fees import Method
+from penny.domain.model import Operation, StatusCode, Transaction
+from penny.domain.model import Status as TransactionStatus
 from penny.fps import wire
 from penny.fps.actions.call import invalid
 from penny.ledger.results import ResultCode
@@ -174,7 +176,13 @@ def test_faults_are_built_from_named_codes_only() -> None:
 def test_status_codes_round_trip_through_their_stored_text(code: StatusCode) -> None:
     assert StatusCode(code.value) is code
     assert str(code) == code.value  # a StrEnum: written as its value on every wire
-    assert payments_sql._STATUS_CODES[code.value] is code
+    txn = Transaction(
+        "t", Operation.pay, "c", "r", "f", "s", "c", 1, "USD", 0, Method.card,
+        TransactionStatus.success, code, "", 0, None,
+    )  # fmt: skip
+    row = payments_sql._TRANSACTION.row(txn)
+    assert row["status_code"] == code.value
+    assert payments_sql._TRANSACTION.record(row) == txn
 
 
 def test_status_codes_are_the_ones_fps_reported() -> None:

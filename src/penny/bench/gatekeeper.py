@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from penny.clock import SystemClock
@@ -80,23 +80,19 @@ def measure_evaluation(seconds: float) -> tuple[float, int]:
     """Microseconds per evaluation of one script (the mean over both scripts of a Pay)."""
     sender = _compiled(_SENDER_EXAMPLE)
     recipient = _compiled(HOUSE_RULES)
-    amount = Money(100, "USD")
-    sender_env = Environment(
+    pay = Environment(
         my_role=Role.SENDER,
         operation_type="Pay",
-        transaction_amount=amount,
+        transaction_amount=Money(100, "USD"),
         transaction_timestamp=1_800_000_000_000_000,
         payment_method="Prepaid",
-        sender_account_id="P1",
-        recipient_account_id="B1",
-        caller_account_id="B1",
     )
-    recipient_env = Environment(
+    sender_env = replace(
+        pay, sender_account_id="P1", recipient_account_id="B1", caller_account_id="B1"
+    )
+    recipient_env = replace(
+        pay,
         my_role=Role.RECIPIENT,
-        operation_type="Pay",
-        transaction_amount=amount,
-        transaction_timestamp=1_800_000_000_000_000,
-        payment_method="Prepaid",
         usage={1: Usage(Money(0, "USD"), 5), 2: Usage(Money(500, "USD"), 5)},
     )
     count = 0

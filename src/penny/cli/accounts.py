@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -373,11 +374,7 @@ def _balances(ledger: Ledger, party: Party) -> dict[str, dict[str, Any]]:
             "balance": Money(posted, "USD").plain(),
             "pending_in": Money(pending_in, "USD").plain(),
             "pending_out": Money(pending_out, "USD").plain(),
-            "debits_posted": balance.debits_posted,
-            "credits_posted": balance.credits_posted,
-            "debits_pending": balance.debits_pending,
-            "credits_pending": balance.credits_pending,
-        }
+        } | asdict(balance)
     return result
 
 

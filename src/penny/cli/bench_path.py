@@ -9,18 +9,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from penny.cli.common import DatabaseOption, JsonOption, bench_app, fail, out
+from penny.cli.common import (
+    BenchStoreOption,
+    DatabaseOption,
+    JsonOption,
+    bench_app,
+    bench_store,
+    out,
+)
 from penny.cli.common import progress_bar as _progress_bar
 
 
 @bench_app.command("path")
 def bench_path(
-    store: Annotated[
-        str,
-        typer.Option(
-            metavar="STORE", help="Store to measure on a throwaway database: sqlite or postgresql."
-        ),
-    ] = "sqlite",
+    store: BenchStoreOption = "sqlite",
     requests: Annotated[int, typer.Option(min=100, metavar="N", help="W1 Pays to drive.")] = 5000,
     batch: Annotated[int, typer.Option(min=1, metavar="N", help="Requests per group commit.")] = 50,
     buyers: Annotated[
@@ -32,13 +34,10 @@ def bench_path(
     """In process, without sockets: drive signed W1 Pays through the real stages (decode,
     authenticate, validate, group commit, load, decide, write, commit, render, log) and print
     the CPU time each stage takes per request."""
-    from penny.bench.ledger import bench_database
     from penny.bench.path import STAGES, run_path_bench
     from penny.security import ServerKey
 
-    if store not in ("sqlite", "postgresql"):
-        raise fail("--store takes sqlite or postgresql")
-    with bench_database(database, store) as db, _progress_bar() as report:
+    with bench_store(database, store) as db, _progress_bar() as report:
         result = run_path_bench(
             db, ServerKey.generate(), requests=requests, batch=batch, progress=report, buyers=buyers
         )

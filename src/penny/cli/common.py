@@ -187,6 +187,31 @@ def open_store(url: str | None, *, create: bool = False) -> Iterator[Database]:
         yield database
 
 
+BenchStoreOption = Annotated[
+    str,
+    typer.Option(
+        metavar="STORE",
+        help="Without --database: 'sqlite' (a temporary file) or 'postgresql' "
+        "(a throwaway cluster started for the run).",
+    ),
+]
+
+
+@contextmanager
+def bench_store(url: str | None, store: str) -> Iterator[Database]:
+    """The store a benchmark measures (``--database``, else a new one of kind ``--store``); a
+    store error, opening it or during the run, is a one-line error."""
+    from penny.bench.ledger import bench_database
+
+    if store not in {"sqlite", "postgresql"}:
+        raise fail("--store must be 'sqlite' or 'postgresql'")
+    try:
+        with bench_database(url, store) as database:
+            yield database
+    except DatabaseError as exc:
+        raise fail(str(exc)) from None
+
+
 def ensure_server_key(database: Database) -> None:
     """For a store being created: make its server key file if it needs one, and say so."""
     from penny.security import (

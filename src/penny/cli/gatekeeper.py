@@ -10,20 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from penny.cli.common import DatabaseOption, JsonOption, fail
-from penny.storage.database import DatabaseError
+from penny.cli.common import BenchStoreOption, DatabaseOption, JsonOption, bench_store
 
 out = Console()
 
 
 def bench_gatekeeper(
     database: DatabaseOption = None,
-    store: Annotated[
-        str,
-        typer.Option(
-            metavar="STORE", help="Without --database: 'sqlite' (a temporary file) or 'postgresql'."
-        ),
-    ] = "sqlite",
+    store: BenchStoreOption = "sqlite",
     seconds: Annotated[
         float, typer.Option(metavar="SECONDS", min=0.5, help="Pay seconds per mode.")
     ] = 6.0,
@@ -31,15 +25,9 @@ def bench_gatekeeper(
 ) -> None:
     """Microseconds per script evaluation, and Pay throughput with and without scripts."""
     from penny.bench.gatekeeper import MODES, run_gatekeeper_bench
-    from penny.bench.ledger import bench_database
 
-    if store not in {"sqlite", "postgresql"}:
-        raise fail("--store must be 'sqlite' or 'postgresql'")
-    try:
-        with bench_database(database, store) as db:
-            result = run_gatekeeper_bench(db, seconds=seconds)
-    except DatabaseError as exc:
-        raise fail(str(exc)) from None
+    with bench_store(database, store) as db:
+        result = run_gatekeeper_bench(db, seconds=seconds)
     data = result.as_dict()
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")

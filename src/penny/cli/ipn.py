@@ -17,7 +17,13 @@ from typing import Annotated, Any
 
 import typer
 
-from penny.cli.accounts import _account_id, accounts_app, open_directory
+from penny.cli.accounts import (
+    AccountOption,
+    EmailLookupOption,
+    _account_id,
+    accounts_app,
+    open_directory,
+)
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, emit, fail
 from penny.cli.common import open_store as _database
@@ -30,6 +36,8 @@ ipn_app: typer.Typer = penny_typer(
 
 STATES = (ipn_sql.PENDING, ipn_sql.DELIVERED, ipn_sql.FAILED)
 
+NotificationArgument = Annotated[str, typer.Argument(metavar="ID", help="The notification id.")]
+
 
 def _when(micros: int | None) -> str:
     if micros is None:
@@ -38,20 +46,24 @@ def _when(micros: int | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+#: The fields of a notification its JSON shows, in order (``show`` adds its parameters).
+_NOTIFICATION_FIELDS = (
+    "id",
+    "kind",
+    "subject_id",
+    "account_id",
+    "url",
+    "state",
+    "created_at",
+    "next_attempt_at",
+    "attempts",
+    "delivered_at",
+    "last_error",
+)
+
+
 def _notification_json(n: ipn_sql.Notification) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "kind": n.kind,
-        "subject_id": n.subject_id,
-        "account_id": n.account_id,
-        "url": n.url,
-        "state": n.state,
-        "created_at": n.created_at,
-        "next_attempt_at": n.next_attempt_at,
-        "attempts": n.attempts,
-        "delivered_at": n.delivered_at,
-        "last_error": n.last_error,
-    }
+    return {name: getattr(n, name) for name in _NOTIFICATION_FIELDS}
 
 
 def _attempt_json(a: ipn_sql.Attempt) -> dict[str, Any]:
@@ -118,7 +130,7 @@ def list_notifications(
 
 @ipn_app.command("show")
 def show(
-    notification_id: Annotated[str, typer.Argument(metavar="ID", help="The notification id.")],
+    notification_id: NotificationArgument,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -155,7 +167,7 @@ def show(
 
 @ipn_app.command("retry")
 def retry(
-    notification_id: Annotated[str, typer.Argument(metavar="ID", help="The notification id.")],
+    notification_id: NotificationArgument,
     database: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -223,13 +235,8 @@ def set_ipn_url(
         str | None,
         typer.Argument(metavar="URL", help="http(s) URL that receives the notifications."),
     ] = None,
-    account: Annotated[
-        str | None,
-        typer.Option("--account", "-a", metavar="ID|EMAIL", help="Account id (or email)."),
-    ] = None,
-    email: Annotated[
-        str | None, typer.Option("--email", "-e", metavar="EMAIL", help="The account's email.")
-    ] = None,
+    account: AccountOption = None,
+    email: EmailLookupOption = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the IPN URL.")] = False,
     database: DatabaseOption = None,
     as_json: JsonOption = False,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Annotated, Any, Final
 
 import typer
@@ -29,10 +30,12 @@ from penny.cli.accounts import accounts_app, keys_app
 from penny.cli.api import api_app
 from penny.cli.check import check_app
 from penny.cli.common import (
+    BenchStoreOption,
     DatabaseOption,
     JsonOption,
     app,
     bench_app,
+    bench_store,
     console,
     db_app,
     ensure_server_key,
@@ -47,7 +50,7 @@ from penny.cli.sandbox import sandbox_app
 from penny.cli.webhooks import webhooks_app
 from penny.engine.ledger import Ledger
 from penny.ledger.audit import AuditReport
-from penny.storage.database import DatabaseError, current_revision
+from penny.storage.database import current_revision
 
 __all__ = ["app", "main"]
 
@@ -86,8 +89,8 @@ def _audit_dict(report: AuditReport) -> dict[str, Any]:
         "mismatches": [
             {
                 "account_id": m.account_id,
-                "stored": vars_of(m.stored),
-                "derived": vars_of(m.derived),
+                "stored": asdict(m.stored),
+                "derived": asdict(m.derived),
             }
             for m in report.mismatches
         ],
@@ -99,15 +102,6 @@ def _audit_dict(report: AuditReport) -> dict[str, Any]:
             {"account_id": v.account_id, "code": v.code.name} for v in report.violations
         ],
         "anomalies": report.anomalies,
-    }
-
-
-def vars_of(balance: Any) -> dict[str, int]:
-    return {
-        "debits_posted": balance.debits_posted,
-        "credits_posted": balance.credits_posted,
-        "debits_pending": balance.debits_pending,
-        "credits_pending": balance.credits_pending,
     }
 
 
@@ -133,14 +127,7 @@ def _print_audit(report: AuditReport) -> None:
 @bench_app.command("ledger")
 def bench_ledger(
     database: DatabaseOption = None,
-    store: Annotated[
-        str,
-        typer.Option(
-            metavar="STORE",
-            help="Without --database: 'sqlite' (a temporary file) or 'postgresql' "
-            "(a throwaway cluster started for the run).",
-        ),
-    ] = "sqlite",
+    store: BenchStoreOption = "sqlite",
     seconds: Annotated[
         float, typer.Option(metavar="SECONDS", min=0.5, help="Measured seconds per phase.")
     ] = 10.0,
@@ -151,15 +138,10 @@ def bench_ledger(
 ) -> None:
     """In-process engine benchmark: W1 (100 merchants), W2 (one hot merchant), and the
     one-transfer-per-commit SQL baseline, all on the same store in the same run."""
-    from penny.bench.ledger import bench_database, run_ledger_bench
+    from penny.bench.ledger import run_ledger_bench
 
-    if store not in {"sqlite", "postgresql"}:
-        raise fail("--store must be 'sqlite' or 'postgresql'")
-    try:
-        with bench_database(database, store) as db, progress_bar() as report:
-            result = run_ledger_bench(db, seconds=seconds, concurrency=concurrency, progress=report)
-    except DatabaseError as exc:
-        raise fail(str(exc)) from None
+    with bench_store(database, store) as db, progress_bar() as report:
+        result = run_ledger_bench(db, seconds=seconds, concurrency=concurrency, progress=report)
     data = result.as_dict()
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
@@ -189,9 +171,7 @@ def bench_ledger(
 @bench_app.command("balance")
 def bench_balance(
     database: DatabaseOption = None,
-    store: Annotated[
-        str, typer.Option(metavar="STORE", help="Without --database: 'sqlite' or 'postgresql'.")
-    ] = ("sqlite"),
+    store: BenchStoreOption = "sqlite",
     journals: Annotated[
         str,
         typer.Option(
@@ -203,7 +183,7 @@ def bench_balance(
     ] = 5000,
 ) -> None:
     """Balance-read latency as the journal grows (a read must not slow with history)."""
-    from penny.bench.ledger import bench_database, run_balance_bench
+    from penny.bench.ledger import run_balance_bench
 
     try:
         sizes = [int(part) for part in journals.split(",") if part.strip()]
@@ -211,9 +191,7 @@ def bench_balance(
         raise fail("--journals takes whole numbers separated by commas") from None
     if not sizes or min(sizes) < 1:
         raise fail("--journals needs at least one positive count")
-    if store not in {"sqlite", "postgresql"}:
-        raise fail("--store must be 'sqlite' or 'postgresql'")
-    with bench_database(database, store) as db, progress_bar() as report:
+    with bench_store(database, store) as db, progress_bar() as report:
         result = run_balance_bench(db, sizes=sizes, reads=reads, progress=report)
     sys.stdout.write(json.dumps(result) + "\n")
     if not result["audit_ok"]:

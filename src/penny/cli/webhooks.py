@@ -13,14 +13,17 @@ Every command takes ``--database`` and ``--json``. Registered by :mod:`penny.cli
 
 from __future__ import annotations
 
-from typing import Annotated, Any, get_args
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
+from sqlalchemy import Connection
 
 from penny.api.models import EventType
 from penny.cli.accounts import AccountOption, _account_id, _when, open_services
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, emit, fail
+from penny.services.factory import Services
 from penny.storage import webhooks_sql
 from penny.storage.webhooks_sql import Endpoint
 from penny.webhooks import endpoints
@@ -51,6 +54,23 @@ def _line(endpoint: Endpoint) -> str:
         f"{endpoint.id}  {endpoint.account_id}  {endpoint.url}  {events}  "
         f"created {_when(endpoint.created_at)}"
     )
+
+
+_Found = TypeVar("_Found")
+
+
+def _changed(
+    endpoint_id: str,
+    database: str | None,
+    change: Callable[[Services, Connection, str], _Found | None],
+) -> _Found:
+    """What ``change`` makes of the endpoint ``endpoint_id`` in one write; an unknown id is the
+    command's error."""
+    with open_services(database) as services, services.database.write() as conn:
+        found = change(services, conn, endpoint_id.strip())
+    if found is None:
+        raise fail(f"no webhook endpoint has the id {endpoint_id!r}")
+    return found
 
 
 @webhooks_app.command("add")
@@ -110,10 +130,9 @@ def remove(
     as_json: JsonOption = False,
 ) -> None:
     """Remove a webhook endpoint: deliveries not yet sent to it fail."""
-    with open_services(database) as services, services.database.write() as conn:
-        found = endpoints.remove(conn, endpoint_id.strip())
-    if found is None:
-        raise fail(f"no webhook endpoint has the id {endpoint_id!r}")
+    found = _changed(
+        endpoint_id, database, lambda _, conn, found_id: endpoints.remove(conn, found_id)
+    )
     emit(as_json, _endpoint_json(found) | {"deleted": True}, [f"removed {found.id}"])
 
 
@@ -124,20 +143,23 @@ def rotate_secret(
     as_json: JsonOption = False,
 ) -> None:
     """Give an endpoint a new secret (printed once); deliveries from now on use it."""
-    with open_services(database) as services, services.database.write() as conn:
-        made = endpoints.rotate_secret(conn, services.server_key, endpoint_id.strip())
-    if made is None:
-        raise fail(f"no webhook endpoint has the id {endpoint_id!r}")
+    made = _changed(
+        endpoint_id,
+        database,
+        lambda services, conn, found_id: endpoints.rotate_secret(
+            conn, services.server_key, found_id
+        ),
+    )
     data = _endpoint_json(made.endpoint) | {"secret": made.secret}
     emit(as_json, data, [_line(made.endpoint), f"new secret (shown once): {made.secret}"])
 
 
 def _set_enabled(endpoint_id: str, enabled: bool, database: str | None, as_json: bool) -> None:
-    with open_services(database) as services, services.database.write() as conn:
-        done = webhooks_sql.set_enabled(conn, endpoint_id.strip(), enabled)
-        found = webhooks_sql.load_endpoint(conn, None, endpoint_id.strip()) if done else None
-    if found is None:
-        raise fail(f"no webhook endpoint has the id {endpoint_id!r}")
+    def change(_: Services, conn: Connection, found_id: str) -> Endpoint | None:
+        done = webhooks_sql.set_enabled(conn, found_id, enabled)
+        return webhooks_sql.load_endpoint(conn, None, found_id) if done else None
+
+    found = _changed(endpoint_id, database, change)
     emit(as_json, _endpoint_json(found), [_line(found) + ("" if enabled else "  (disabled)")])
 
 

@@ -9,11 +9,13 @@ scan whatever its depth (``ix_transactions_caller_received_id`` for a merchant,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from sqlalchemy import (
     Connection,
+    Table,
     case,
     delete,
     insert,
@@ -32,6 +34,8 @@ sessions = schema.console_sessions
 actions = schema.console_actions
 
 _txns = payments_sql.transactions
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +78,7 @@ class TransactionFilter:
 
 
 def insert_session(conn: Connection, row: SessionRow, now: int) -> None:
-    conn.execute(
-        insert(sessions).values(
-            id_hash=row.id_hash,
-            party_id=row.party_id,
-            actor=row.actor,
-            csrf_token=row.csrf_token,
-            created_at=now,
-            expires_at=row.expires_at,
-        )
-    )
+    conn.execute(insert(sessions).values(**asdict(row), created_at=now))
 
 
 def load_session(conn: Connection, id_hash: str, now: int) -> SessionRow | None:
@@ -151,14 +146,13 @@ def page_query(
         query = query.where(_txns.c.caller_id == where.caller_id)
     if where.instrument_id is not None:
         query = query.where(_txns.c.instrument_id == where.instrument_id)
-    if where.since is not None:
-        query = query.where(_txns.c.received_at >= where.since)
-    if where.until is not None:
-        query = query.where(_txns.c.received_at < where.until)
-    if where.operation is not None:
-        query = query.where(_txns.c.operation == where.operation.value)
-    if where.status is not None:
-        query = query.where(_txns.c.status == where.status.value)
+    query = payments_sql.narrowed(
+        query,
+        operation=where.operation,
+        status=where.status,
+        since=where.since,
+        until=where.until,
+    )
     if where.sender_id is not None:
         query = query.where(_txns.c.sender_id == where.sender_id)
     if where.search:
@@ -172,39 +166,41 @@ def transactions_page(
     conn: Connection, where: TransactionFilter, after: tuple[int, str] | None, limit: int
 ) -> list[Transaction]:
     """At most ``limit`` transactions, newest first, older than ``after`` (received_at, id)."""
-    ids = [row.id for row in conn.execute(page_query(where, after, limit))]
-    found = payments_sql.load_transactions(conn, ids)
+    return _in_order(conn, page_query(where, after, limit), payments_sql.load_transactions)
+
+
+def _in_order(
+    conn: Connection,
+    query: Select[tuple[str]],
+    load: Callable[[Connection, list[str]], Mapping[str, R]],
+) -> list[R]:
+    """The records whose ids ``query`` selects, loaded by ``load``, in the query's order."""
+    ids = [row.id for row in conn.execute(query)]
+    found = load(conn, ids)
     return [found[i] for i in ids]
 
 
 # -- the buyer's instruments and tokens -----------------------------------------------------
 
 
+def _newest_of_buyer(table: Table, buyer_id: str) -> Select[tuple[str]]:
+    """The ids of the buyer's rows of ``table`` (instruments, tokens), newest first."""
+    return (
+        select(table.c.id)
+        .where(table.c.sender_id == buyer_id)
+        .order_by(table.c.created_at.desc(), table.c.id)
+    )
+
+
 def instruments_of_buyer(conn: Connection, buyer_id: str) -> list[Instrument]:
-    ids = [
-        row.id
-        for row in conn.execute(
-            select(payments_sql.instruments.c.id)
-            .where(payments_sql.instruments.c.sender_id == buyer_id)
-            .order_by(payments_sql.instruments.c.created_at.desc(), payments_sql.instruments.c.id)
-        )
-    ]
-    found = payments_sql.load_instruments(conn, ids)
-    return [found[i] for i in ids]
+    query = _newest_of_buyer(payments_sql.instruments, buyer_id)
+    return _in_order(conn, query, payments_sql.load_instruments)
 
 
 def tokens_of_buyer(conn: Connection, buyer_id: str) -> list[Token]:
-    tokens = payments_sql.tokens
-    ids = [
-        row.id
-        for row in conn.execute(
-            select(tokens.c.id)
-            .where(tokens.c.sender_id == buyer_id)
-            .order_by(tokens.c.created_at.desc(), tokens.c.id)
-        )
-    ]
-    found = payments_sql.load_tokens(conn, ids)
-    return [found[i] for i in ids]
+    return _in_order(
+        conn, _newest_of_buyer(payments_sql.tokens, buyer_id), payments_sql.load_tokens
+    )
 
 
 @dataclass(frozen=True, slots=True)

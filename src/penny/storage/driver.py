@@ -21,13 +21,15 @@ Everything else (migrations, queries, the CLI) keeps using SQLAlchemy Core.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
+
+R = TypeVar("R")
 
 
 def is_postgresql(conn: Connection) -> bool:
@@ -65,20 +67,26 @@ def fetch_all(conn: Connection, sql: str, params: Sequence[Any]) -> list[Sequenc
         return rows
 
 
-def rows_by_id(
+def records_by_id(
     conn: Connection,
     table: str,
     names: Sequence[str],
-    ids: Sequence[Any],
+    ids: Iterable[str],
+    record: Callable[[dict[str, Any]], R],
     *,
     lock: bool = False,
-) -> list[dict[str, Any]]:
-    """The rows of ``table`` whose ``id`` is one of ``ids``, as ``names`` → value, in id order;
-    ``lock`` takes their row locks on PostgreSQL (``FOR UPDATE``, in that order)."""
+) -> dict[str, R]:
+    """The rows of ``table`` whose ``id`` is one of ``ids`` (unknown ids are simply absent), each
+    read by ``record`` from ``names`` → value, by id; ``lock`` takes their row locks on
+    PostgreSQL (``FOR UPDATE``, in id order)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
     postgresql = is_postgresql(conn)
     sql = _select_by_id(table, tuple(names), postgresql, postgresql and lock)
-    rows = fetch_all(conn, sql, (bound_list(postgresql, ids),))
-    return [dict(zip(names, row, strict=True)) for row in rows]
+    rows = fetch_all(conn, sql, (bound_list(postgresql, wanted),))
+    found = (dict(zip(names, row, strict=True)) for row in rows)
+    return {row["id"]: record(row) for row in found}
 
 
 @lru_cache(maxsize=64)

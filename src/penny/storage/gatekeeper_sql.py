@@ -10,8 +10,7 @@ never add to the same counter from the same old value.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import (
     Connection,
@@ -24,31 +23,21 @@ from sqlalchemy import (
 from penny.domain.model import PaymentInstruction, TokenStatus
 from penny.gatekeeper.usage import UsageRecord
 from penny.storage import payments_sql, schema
+from penny.storage.records import Stored
 
 payment_instructions = schema.payment_instructions
 gatekeeper_usage = schema.gatekeeper_usage
 
 
-def _instruction(row: Mapping[Any, Any]) -> PaymentInstruction:
-    values = dict(row)
-    values["status"] = TokenStatus(values["status"])
-    return PaymentInstruction(**values)
-
-
-_INSTRUCTIONS: Final = payments_sql.CallerRecords(payment_instructions, _instruction)
-
-
-def _instruction_row(instruction: PaymentInstruction) -> dict[str, Any]:
-    row = asdict(instruction)
-    row["status"] = instruction.status.value
-    return row
+_INSTRUCTION: Final = Stored(PaymentInstruction, enums={"status": TokenStatus})
+_INSTRUCTIONS: Final = payments_sql.CallerRecords(payment_instructions, _INSTRUCTION.record)
 
 
 # -- payment instructions ------------------------------------------------------------------
 
 
 def insert_instruction(conn: Connection, instruction: PaymentInstruction) -> None:
-    conn.execute(insert(payment_instructions).values(**_instruction_row(instruction)))
+    conn.execute(insert(payment_instructions).values(**_INSTRUCTION.row(instruction)))
 
 
 def load_instructions(
@@ -74,7 +63,7 @@ def find_instructions(
     rows = payments_sql.find_owned(
         conn, payment_instructions, caller_id, status, caller_reference, friendly_name
     )
-    return [_instruction(row) for row in rows]
+    return [_INSTRUCTION.record(row) for row in rows]
 
 
 def set_instruction_status(conn: Connection, instruction: PaymentInstruction) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -126,22 +126,13 @@ def _params(text: str) -> tuple[tuple[str, str], ...]:
     return tuple((str(name), str(value)) for name, value in json.loads(text))
 
 
+_NOTIFICATION_FIELDS: Final = tuple(f.name for f in fields(Notification))
+
+
 def _notification(row: Any) -> Notification:
-    return Notification(
-        id=row.id,
-        kind=row.kind,
-        subject_id=row.subject_id,
-        account_id=row.account_id,
-        url=row.url,
-        params=_params(row.params),
-        state=row.state,
-        created_at=row.created_at,
-        window_start=row.window_start,
-        next_attempt_at=row.next_attempt_at,
-        attempts=row.attempts,
-        delivered_at=row.delivered_at,
-        last_error=row.last_error,
-    )
+    values = {name: getattr(row, name) for name in _NOTIFICATION_FIELDS}
+    values["params"] = _params(row.params)
+    return Notification(**values)
 
 
 # -- the outbox write --------------------------------------------------------------------

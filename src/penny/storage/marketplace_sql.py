@@ -6,32 +6,24 @@ unique per caller and caller reference.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Final
 
 from sqlalchemy import Connection, insert, update
 
 from penny.domain.model import RecipientToken, TokenStatus
 from penny.storage import payments_sql, schema
+from penny.storage.records import Stored
 
 recipient_tokens = schema.recipient_tokens
 
 
-def _token(row: Mapping[Any, Any]) -> RecipientToken:
-    values = dict(row)
-    values["status"] = TokenStatus(values["status"])
-    values["recipient_pays_fee"] = bool(values["recipient_pays_fee"])
-    return RecipientToken(**values)
-
-
-_TOKENS: Final = payments_sql.CallerRecords(recipient_tokens, _token)
+_TOKEN: Final = Stored(RecipientToken, enums={"status": TokenStatus}, flags=("recipient_pays_fee",))
+_TOKENS: Final = payments_sql.CallerRecords(recipient_tokens, _TOKEN.record)
 
 
 def insert_recipient_token(conn: Connection, token: RecipientToken) -> None:
-    row = asdict(token)
-    row["status"] = token.status.value
-    conn.execute(insert(recipient_tokens).values(**row))
+    conn.execute(insert(recipient_tokens).values(**_TOKEN.row(token)))
 
 
 def load_recipient_tokens(conn: Connection, ids: Iterable[str]) -> dict[str, RecipientToken]:

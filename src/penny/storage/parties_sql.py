@@ -7,8 +7,8 @@ already encrypted and card numbers never arrive at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Final
 
 from sqlalchemy import (
     Connection,
@@ -29,6 +29,7 @@ from penny.domain.parties import (
     PaymentMethodKind,
 )
 from penny.storage import driver, schema
+from penny.storage.records import Stored
 
 parties = schema.parties
 api_keys = schema.api_keys
@@ -43,54 +44,28 @@ _METHOD_NAMES = tuple(c.name for c in payment_methods.c)
 # -- conversions -------------------------------------------------------------------------
 
 
-_PARTY_KINDS: Final = {kind.value: kind for kind in PartyKind}
-
-
-def _party(row: Mapping[Any, Any]) -> Party:
-    values = dict(row)
-    values["kind"] = _PARTY_KINDS[values["kind"]]
-    return Party(**values)
-
-
-def _party_row(party: Party) -> dict[str, Any]:
-    return {c.name: getattr(party, c.name) for c in _PARTY_COLUMNS} | {"kind": party.kind.value}
-
-
-def _method(row: Mapping[Any, Any]) -> PaymentMethod:
-    values = dict(row)
-    values["kind"] = PaymentMethodKind(values["kind"])
-    values["behaviour"] = CardBehaviour(values["behaviour"])
-    values["brand"] = None if values["brand"] is None else CardBrand(values["brand"])
-    return PaymentMethod(**values)
-
-
-def _method_row(method: PaymentMethod) -> dict[str, Any]:
-    row = {c.name: getattr(method, c.name) for c in payment_methods.c}
-    row["kind"] = method.kind.value
-    row["behaviour"] = method.behaviour.value
-    row["brand"] = None if method.brand is None else method.brand.value
-    return row
+_PARTY: Final = Stored(Party, enums={"kind": PartyKind})
+_METHOD: Final = Stored(
+    PaymentMethod,
+    enums={"kind": PaymentMethodKind, "behaviour": CardBehaviour, "brand": CardBrand},
+)
 
 
 # -- parties -----------------------------------------------------------------------------
 
 
 def insert_party(conn: Connection, party: Party, password_hash: str | None) -> None:
-    conn.execute(insert(parties), [_party_row(party) | {"password_hash": password_hash}])
+    conn.execute(insert(parties), [_PARTY.row(party) | {"password_hash": password_hash}])
 
 
 def party(conn: Connection, party_id: str) -> Party | None:
     row = conn.execute(select(*_PARTY_COLUMNS).where(parties.c.id == party_id)).mappings().first()
-    return None if row is None else _party(row)
+    return None if row is None else _PARTY.record(row)
 
 
 def load_parties(conn: Connection, ids: Iterable[str]) -> dict[str, Party]:
     """The parties with these ids (unknown ids are simply absent)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = driver.rows_by_id(conn, "parties", _PARTY_NAMES, wanted)
-    return {row["id"]: _party(row) for row in rows}
+    return driver.records_by_id(conn, "parties", _PARTY_NAMES, ids, _PARTY.record)
 
 
 def list_parties(conn: Connection, kind: PartyKind | None, limit: int) -> list[Party]:
@@ -99,14 +74,14 @@ def list_parties(conn: Connection, kind: PartyKind | None, limit: int) -> list[P
     if kind is not None:
         query = query.where(parties.c.kind == kind.value)
     rows = conn.execute(query.order_by(parties.c.created_at, parties.c.id).limit(limit))
-    return [_party(row) for row in rows.mappings()]
+    return [_PARTY.record(row) for row in rows.mappings()]
 
 
 def party_by_email(conn: Connection, email: str) -> Party | None:
     """The party with this (already normalised) email."""
     query = select(*_PARTY_COLUMNS).where(parties.c.email == email)
     row = conn.execute(query).mappings().first()
-    return None if row is None else _party(row)
+    return None if row is None else _PARTY.record(row)
 
 
 def email_taken(conn: Connection, email: str) -> bool:
@@ -181,7 +156,7 @@ def revoke_api_key(conn: Connection, access_key_id: str, now: int) -> None:
 
 
 def insert_payment_method(conn: Connection, method: PaymentMethod) -> None:
-    conn.execute(insert(payment_methods), [_method_row(method)])
+    conn.execute(insert(payment_methods), [_METHOD.row(method)])
 
 
 def payment_methods_of(conn: Connection, party_id: str) -> list[PaymentMethod]:
@@ -192,7 +167,7 @@ def payment_methods_of(conn: Connection, party_id: str) -> list[PaymentMethod]:
         .where(payment_methods.c.party_id == party_id)
         .order_by(balance_first, payment_methods.c.created_at, payment_methods.c.id)
     )
-    return [_method(row) for row in conn.execute(query).mappings()]
+    return [_METHOD.record(row) for row in conn.execute(query).mappings()]
 
 
 def delete_payment_method(conn: Connection, method_id: str) -> None:
@@ -203,11 +178,7 @@ def delete_payment_method(conn: Connection, method_id: str) -> None:
 
 def load_payment_methods(conn: Connection, ids: Iterable[str]) -> dict[str, PaymentMethod]:
     """Payment methods by id, in one query (for adapters charging them in a batch)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = driver.rows_by_id(conn, "payment_methods", _METHOD_NAMES, wanted)
-    return {row["id"]: _method(row) for row in rows}
+    return driver.records_by_id(conn, "payment_methods", _METHOD_NAMES, ids, _METHOD.record)
 
 
 def payment_method_by_fingerprint(
@@ -217,4 +188,4 @@ def payment_method_by_fingerprint(
         payment_methods.c.party_id == party_id, payment_methods.c.fingerprint == fingerprint
     )
     row = conn.execute(query).mappings().first()
-    return None if row is None else _method(row)
+    return None if row is None else _METHOD.record(row)

@@ -8,7 +8,7 @@ transaction already holds the database's single write lock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Generic, TypeVar
 
@@ -37,6 +37,8 @@ from penny.domain.model import (
     Transaction,
 )
 from penny.storage import console_days_sql, driver, schema
+from penny.storage.keyset import S, newest_first
+from penny.storage.records import Stored
 
 system_accounts = schema.system_accounts
 settings = schema.settings
@@ -62,66 +64,19 @@ def _lock(query: Select[Any], conn: Connection) -> Select[Any]:
 # -- conversions -------------------------------------------------------------------------
 
 
-# Enum members by stored value: a dict lookup, not an Enum call (~1 µs each, per loaded row).
-_INSTRUMENT_KINDS: Final = {kind.value: kind for kind in InstrumentKind}
-_TOKEN_KINDS: Final = {kind.value: kind for kind in TokenKind}
-_TOKEN_STATUSES: Final = {status.value: status for status in TokenStatus}
-_OPERATIONS: Final = {operation.value: operation for operation in Operation}
-_METHODS: Final = {method.value: method for method in Method}
-_STATUSES: Final = {status.value: status for status in Status}
-_STATUS_CODES: Final = {code.value: code for code in StatusCode}
-_FEE_PAYERS: Final = {payer.value: payer for payer in FeePayer}
-
-
-def _instrument(row: Mapping[Any, Any]) -> Instrument:
-    values = dict(row)
-    values["kind"] = _INSTRUMENT_KINDS[values["kind"]]
-    return Instrument(**values)
-
-
-def _instrument_row(instrument: Instrument) -> dict[str, Any]:
-    row = asdict(instrument)
-    row["kind"] = instrument.kind.value
-    return row
-
-
-def _token(row: Mapping[Any, Any]) -> Token:
-    values = dict(row)
-    values["kind"] = _TOKEN_KINDS[values["kind"]]
-    values["status"] = _TOKEN_STATUSES[values["status"]]
-    return Token(**values)
-
-
-def _token_row(token: Token) -> dict[str, Any]:
-    row = asdict(token)
-    row["kind"] = token.kind.value
-    row["status"] = token.status.value
-    return row
-
-
-def _transaction(row: Mapping[Any, Any]) -> Transaction:
-    values = dict(row)
-    values["operation"] = _OPERATIONS[values["operation"]]
-    values["method"] = _METHODS[values["method"]]
-    values["status"] = _STATUSES[values["status"]]
-    values["status_code"] = _STATUS_CODES[values["status_code"]]
-    values["completes_ok"] = bool(values["completes_ok"])
-    values["fees_paid_by"] = _FEE_PAYERS[values["fees_paid_by"]]
-    return Transaction(**values)
-
-
-_TRANSACTION_FIELDS = fields(Transaction)
-
-
-def _transaction_row(txn: Transaction) -> dict[str, Any]:
-    # Shallow (every field is a scalar): dataclasses.asdict deep-copies and costs ~250 µs.
-    row = {f.name: getattr(txn, f.name) for f in _TRANSACTION_FIELDS}
-    row["operation"] = txn.operation.value
-    row["method"] = txn.method.value
-    row["status"] = txn.status.value
-    row["status_code"] = txn.status_code.value
-    row["fees_paid_by"] = txn.fees_paid_by.value
-    return row
+_INSTRUMENT: Final = Stored(Instrument, enums={"kind": InstrumentKind})
+_TOKEN: Final = Stored(Token, enums={"kind": TokenKind, "status": TokenStatus})
+_TRANSACTION: Final = Stored(
+    Transaction,
+    enums={
+        "operation": Operation,
+        "method": Method,
+        "status": Status,
+        "status_code": StatusCode,
+        "fees_paid_by": FeePayer,
+    },
+    flags=("completes_ok",),
+)
 
 
 # -- system accounts and settings --------------------------------------------------------
@@ -162,15 +117,13 @@ def put_setting(conn: Connection, name: str, value: str) -> None:
 def load_instruments(
     conn: Connection, ids: Iterable[str], *, lock: bool = False
 ) -> dict[str, Instrument]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = driver.rows_by_id(conn, "instruments", _INSTRUMENT_NAMES, wanted, lock=lock)
-    return {row["id"]: _instrument(row) for row in rows}
+    return driver.records_by_id(
+        conn, "instruments", _INSTRUMENT_NAMES, ids, _INSTRUMENT.record, lock=lock
+    )
 
 
 def insert_instrument(conn: Connection, instrument: Instrument) -> None:
-    conn.execute(insert(instruments).values(**_instrument_row(instrument)))
+    conn.execute(insert(instruments).values(**_INSTRUMENT.row(instrument)))
 
 
 _UPDATED_INSTRUMENT_NAMES: Final = tuple(name for name in _INSTRUMENT_NAMES if name != "id")
@@ -185,7 +138,7 @@ def update_instruments(conn: Connection, changed: Iterable[Instrument]) -> None:
     foreign keys of every child row (tokens, unindexed) when a parent key is set (#8)."""
     rows = []
     for instrument in changed:
-        row = _instrument_row(instrument)
+        row = _INSTRUMENT.row(instrument)
         rows.append((*(row[name] for name in _UPDATED_INSTRUMENT_NAMES), instrument.id))
     driver.execute_many(conn, _UPDATE_INSTRUMENT, rows)
 
@@ -194,11 +147,7 @@ def load_tokens(conn: Connection, ids: Iterable[str], *, lock: bool = False) -> 
     """The tokens with these ids; ``lock`` takes their row locks on PostgreSQL (a writer
     that decides from what it read, e.g. CancelToken, waits for another one's commit and reads
     what it wrote)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = driver.rows_by_id(conn, "tokens", _TOKEN_NAMES, wanted, lock=lock)
-    return {row["id"]: _token(row) for row in rows}
+    return driver.records_by_id(conn, "tokens", _TOKEN_NAMES, ids, _TOKEN.record, lock=lock)
 
 
 def tokens_by_reference(
@@ -212,7 +161,7 @@ def tokens_by_reference(
             and_(tokens.c.caller_id == caller_id, tokens.c.caller_reference.in_(wanted))
         )
     )
-    return {row.caller_reference: _token(row._mapping) for row in rows}
+    return {row.caller_reference: _TOKEN.record(row._mapping) for row in rows}
 
 
 def find_tokens(
@@ -224,7 +173,7 @@ def find_tokens(
     friendly_name: str | None = None,
 ) -> list[Token]:
     rows = find_owned(conn, tokens, caller_id, status, caller_reference, friendly_name)
-    return [_token(row) for row in rows]
+    return [_TOKEN.record(row) for row in rows]
 
 
 def active_tokens_charging(conn: Connection, sender_id: str, method_id: str) -> list[Token]:
@@ -239,7 +188,7 @@ def active_tokens_charging(conn: Connection, sender_id: str, method_id: str) -> 
         )
         .order_by(tokens.c.created_at, tokens.c.id)
     )
-    return [_token(row._mapping) for row in rows]
+    return [_TOKEN.record(row._mapping) for row in rows]
 
 
 def rows_with_ids(
@@ -309,7 +258,7 @@ def find_owned(
 
 def insert_tokens(conn: Connection, new: Sequence[Token]) -> None:
     if new:
-        conn.execute(insert(tokens), [_token_row(token) for token in new])
+        conn.execute(insert(tokens), [_TOKEN.row(token) for token in new])
 
 
 def set_token_status(conn: Connection, token: Token) -> None:
@@ -339,7 +288,7 @@ def transactions_by_reference(
         " ON t.caller_id = wanted.caller_id AND t.caller_reference = wanted.caller_reference"
     )
     rows = driver.fetch_all(conn, sql, tuple(value for key in wanted for value in key))
-    found = (_transaction(dict(zip(_TRANSACTION_NAMES, row, strict=True))) for row in rows)
+    found = (_TRANSACTION.record(dict(zip(_TRANSACTION_NAMES, row, strict=True))) for row in rows)
     return {(txn.caller_id, txn.caller_reference): txn for txn in found}
 
 
@@ -348,16 +297,13 @@ def _pairs(count: int) -> str:
     return ", ".join(["(?, ?)"] * count)
 
 
+_TRANSACTIONS: Final = CallerRecords(transactions, _TRANSACTION.record)
+
+
 def load_transactions(
     conn: Connection, ids: Iterable[str], *, lock: bool = False
 ) -> dict[str, Transaction]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    query = select(transactions).where(transactions.c.id.in_(wanted)).order_by(transactions.c.id)
-    if lock:
-        query = _lock(query, conn)
-    return {row.id: _transaction(row._mapping) for row in conn.execute(query)}
+    return _TRANSACTIONS.with_ids(conn, ids, lock=lock)
 
 
 def due_transactions(
@@ -385,11 +331,23 @@ def insert_transactions(conn: Connection, new: Sequence[Transaction]) -> None:
     rows = []
     dicts = []
     for txn in new:
-        row = _transaction_row(txn)
+        row = _TRANSACTION.row(txn)
         dicts.append(row)
         rows.append(tuple(row[name] for name in _TRANSACTION_NAMES))
     driver.execute_many(conn, _INSERT_TRANSACTION, rows)
     console_days_sql.record(conn, (), dicts)
+
+
+#: What a transaction's change of state writes (the rest never changes once it is made).
+_CHANGED_NAMES: Final = (
+    "status",
+    "status_code",
+    "status_message",
+    "completed_at",
+    "refunded",
+    "journal_id",
+    "fees",
+)
 
 
 def update_transactions(
@@ -398,22 +356,12 @@ def update_transactions(
     """Write each ``(before, after)`` pair's changed state — ``before`` is the row as read under
     its lock in this database transaction — and what it changes of the console's daily sums
     (:mod:`penny.storage.console_days_sql`)."""
-    for _, txn in changes:
-        conn.execute(
-            update(transactions)
-            .where(transactions.c.id == txn.id)
-            .values(
-                status=txn.status.value,
-                status_code=txn.status_code.value,
-                status_message=txn.status_message,
-                completed_at=txn.completed_at,
-                refunded=txn.refunded,
-                journal_id=txn.journal_id,
-                fees=txn.fees,
-            )
-        )
-    before = [_transaction_row(was) for was, _ in changes]
-    console_days_sql.record(conn, before, [_transaction_row(now) for _, now in changes])
+    before = [_TRANSACTION.row(was) for was, _ in changes]
+    after = [_TRANSACTION.row(now) for _, now in changes]
+    for row in after:
+        changed = {name: row[name] for name in _CHANGED_NAMES}
+        conn.execute(update(transactions).where(transactions.c.id == row["id"]).values(changed))
+    console_days_sql.record(conn, before, after)
 
 
 def refunds_of(conn: Connection, parent_id: str) -> list[Transaction]:
@@ -422,7 +370,7 @@ def refunds_of(conn: Connection, parent_id: str) -> list[Transaction]:
         .where(transactions.c.parent_id == parent_id)
         .order_by(transactions.c.received_at, transactions.c.journal_id, transactions.c.id)
     )
-    return [_transaction(row._mapping) for row in rows]
+    return [_TRANSACTION.record(row._mapping) for row in rows]
 
 
 def activity(
@@ -460,7 +408,29 @@ def activity(
         query = query.where(transactions.c.status == status.value)
     order = transactions.c.received_at.asc() if ascending else transactions.c.received_at.desc()
     rows = conn.execute(query.order_by(order, transactions.c.id).limit(limit))
-    return [_transaction(row._mapping) for row in rows]
+    return [_TRANSACTION.record(row._mapping) for row in rows]
+
+
+def narrowed(
+    query: S,
+    *,
+    operation: Operation | None,
+    status: Status | None,
+    since: int | None,
+    until: int | None,
+) -> S:
+    """``query`` (over transactions) narrowed to those of ``operation`` and ``status`` received
+    in ``[since, until)``, each left out when ``None``."""
+    t = transactions.c
+    if operation is not None:
+        query = query.where(t.operation == operation.value)
+    if status is not None:
+        query = query.where(t.status == status.value)
+    if since is not None:
+        query = query.where(t.received_at >= since)
+    if until is not None:
+        query = query.where(t.received_at < until)
+    return query
 
 
 def page_of_transactions(
@@ -478,19 +448,9 @@ def page_of_transactions(
     ``(received_at, id)``, those after the cursor ``after`` (the last one of the page before)."""
     t = transactions.c
     query = select(transactions).where(or_(t.caller_id == party_id, t.recipient_id == party_id))
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(t.received_at < at, and_(t.received_at == at, t.id < last_id)))
-    if operation is not None:
-        query = query.where(t.operation == operation.value)
-    if status is not None:
-        query = query.where(t.status == status.value)
-    if since is not None:
-        query = query.where(t.received_at >= since)
-    if until is not None:
-        query = query.where(t.received_at < until)
-    rows = conn.execute(query.order_by(t.received_at.desc(), t.id.desc()).limit(limit))
-    return [_transaction(row._mapping) for row in rows]
+    query = narrowed(query, operation=operation, status=status, since=since, until=until)
+    rows = conn.execute(newest_first(query, t.received_at, t.id, after, limit))
+    return [_TRANSACTION.record(row._mapping) for row in rows]
 
 
 # -- the operator's views (penny transactions …, penny instruments …) -------------------------
@@ -519,17 +479,11 @@ def list_transactions(
         )
     if instrument_id is not None:
         query = query.where(transactions.c.instrument_id == instrument_id)
-    if operation is not None:
-        query = query.where(transactions.c.operation == operation.value)
-    if status is not None:
-        query = query.where(transactions.c.status == status.value)
-    if since is not None:
-        query = query.where(transactions.c.received_at >= since)
-    if until is not None:
-        query = query.where(transactions.c.received_at < until)
-    order = (transactions.c.received_at.desc(), transactions.c.id.desc())
-    rows = conn.execute(query.order_by(*order).limit(limit))
-    return [_transaction(row._mapping) for row in rows]
+    query = narrowed(query, operation=operation, status=status, since=since, until=until)
+    rows = conn.execute(
+        newest_first(query, transactions.c.received_at, transactions.c.id, None, limit)
+    )
+    return [_TRANSACTION.record(row._mapping) for row in rows]
 
 
 def list_instruments(
@@ -547,9 +501,10 @@ def list_instruments(
         )
     if kind is not None:
         query = query.where(instruments.c.kind == kind.value)
-    order = (instruments.c.created_at.desc(), instruments.c.id.desc())
-    rows = conn.execute(query.order_by(*order).limit(limit))
-    return [_instrument(row._mapping) for row in rows]
+    rows = conn.execute(
+        newest_first(query, instruments.c.created_at, instruments.c.id, None, limit)
+    )
+    return [_INSTRUMENT.record(row._mapping) for row in rows]
 
 
 def tokens_of_instrument(conn: Connection, instrument_id: str) -> list[Token]:
@@ -558,7 +513,7 @@ def tokens_of_instrument(conn: Connection, instrument_id: str) -> list[Token]:
         .where(tokens.c.instrument_id == instrument_id)
         .order_by(tokens.c.created_at, tokens.c.id)
     )
-    return [_token(row._mapping) for row in rows]
+    return [_TOKEN.record(row._mapping) for row in rows]
 
 
 def page_of_instruments(
@@ -573,17 +528,9 @@ def page_of_instruments(
     query = select(instruments).where(instruments.c.recipient_id == recipient_id)
     if kind is not None:
         query = query.where(instruments.c.kind == kind.value)
-    if after is not None:
-        at, last_id = after
-        query = query.where(
-            or_(
-                instruments.c.created_at < at,
-                and_(instruments.c.created_at == at, instruments.c.id < last_id),
-            )
-        )
-    order = (instruments.c.created_at.desc(), instruments.c.id.desc())
-    rows = conn.execute(query.order_by(*order).limit(limit))
-    return [_instrument(row._mapping) for row in rows]
+    c = instruments.c
+    rows = conn.execute(newest_first(query, c.created_at, c.id, after, limit))
+    return [_INSTRUMENT.record(row._mapping) for row in rows]
 
 
 def pays_with_token(conn: Connection, sender_id: str, token_id: str) -> list[Transaction]:
@@ -600,4 +547,4 @@ def pays_with_token(conn: Connection, sender_id: str, token_id: str) -> list[Tra
         )
         .order_by(transactions.c.received_at, transactions.c.id)
     )
-    return [_transaction(row._mapping) for row in conn.execute(query)]
+    return [_TRANSACTION.record(row._mapping) for row in conn.execute(query)]
