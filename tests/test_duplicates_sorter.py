@@ -53,6 +53,7 @@ SOURCE = textwrap.dedent(
         return {
             "x": x,
             "y": y,
+            "sum": x + y,
         }
 
 
@@ -60,6 +61,10 @@ SOURCE = textwrap.dedent(
         def __init__(self, size: int) -> None:
             self.size = size
             self.area = size * size
+
+
+    def upgrade() -> None:
+        op.create_index("ix_t", "t", ["c"])
 
 
     def work(items: list[int]) -> int:
@@ -107,6 +112,7 @@ def test_declaring_lines_are_imports_fields_members_signatures_and_record_builds
         'return f"{self.x},{self.y}"',
         "self.size = size",
         "return Point(",
+        'op.create_index("ix_t", "t", ["c"])',
     ):
         assert at[line] in declaring, line
 
@@ -120,6 +126,7 @@ def test_logic_lines_are_not_declarations() -> None:
         "total += item",
         "return total",
         "self.area = size * size",
+        '"sum": x + y,',
     ):
         assert at[line] not in declaring, line
     # ``x=self.x + dx`` computes: not plain data (the call's opening line still declares).

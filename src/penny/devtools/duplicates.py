@@ -17,9 +17,9 @@ rule anyone can read (``declaration_lines``), not a judgement:
   a multi-line call's arguments, a dict, list, tuple or set display whose value is plain data
   (a name, an attribute, a constant, a string, or a call/subscript of those), or a statement
   that builds a record from plain data (``x = Record(...)``, ``return {...}``) or hands plain
-  data over in a call of several lines (``op.create_table("t", Column(...), ...)``), and the
-  opening ``x = Record(`` of any record built over several lines (its arguments count one by
-  one);
+  data over in a call of several lines or to a migration's ``op`` (``op.create_table("t",
+  Column(...), ...)``), and the opening ``x = Record(`` or ``return {`` of any record or
+  display built over several lines (its arguments and items count one by one);
 - a side of a pair is a **record shape** when every line the tool compares (not blank, not a
   comment, not lone punctuation) is a declaration line; a pair is a record-shape pair when
   both sides are. Every other pair is **logic** (or **markup**, for templates).
@@ -186,17 +186,29 @@ def _record_call(value: ast.expr | None) -> bool:
 
 
 def _opening(statement: ast.stmt) -> range:
-    """The opening line(s) of ``x = Record(`` / ``return Record(`` / ``Record(``, up to the
-    callee (its arguments are judged one by one)."""
+    """The opening line(s) of ``x = Record(`` / ``return Record(`` / ``return {``, up to the
+    callee or the bracket (the arguments and items are judged one by one)."""
     match statement:
-        case (
-            ast.Assign(value=ast.Call(func=func) as value)
-            | ast.Return(value=ast.Call(func=func) as value)
-            | ast.Expr(value=ast.Call(func=func) as value)
-        ) if _record_call(value):
-            return range(statement.lineno, (func.end_lineno or func.lineno) + 1)
+        case ast.Assign(value=value) | ast.Return(value=value) | ast.Expr(value=value):
+            pass
         case _:
             return range(0)
+    match value:
+        case ast.Call(func=func) if _record_call(value):
+            return range(statement.lineno, (func.end_lineno or func.lineno) + 1)
+        case ast.Dict() | ast.List() | ast.Tuple() | ast.Set():
+            return range(statement.lineno, value.lineno + 1)
+        case _:
+            return range(0)
+
+
+def _alembic_operation(statement: ast.stmt) -> bool:
+    """``op.create_index("ix", "t", ["c"])``: a migration declaring schema (Alembic's ``op``)."""
+    match statement:
+        case ast.Expr(value=ast.Call(func=ast.Attribute(value=ast.Name(id="op"))) as call):
+            return _is_plain(call)
+        case _:
+            return False
 
 
 def _is_record(value: ast.expr) -> bool:
@@ -224,6 +236,8 @@ def _constructs(statement: ast.stmt) -> bool:
             return False
     if value is None:
         return False
+    if _alembic_operation(statement):
+        return True
     spread = isinstance(value, ast.Call) and len(_lines_of(value)) > 1 and _is_plain(value)
     return spread or _is_record(value)
 
