@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Final, Generic, TypeVar
 
 from sqlalchemy import (
+    Column,
     Connection,
     Table,
     and_,
@@ -456,6 +457,13 @@ def page_of_transactions(
 # -- the operator's views (penny transactions …, penny instruments …) -------------------------
 
 
+def _naming(query: S, party_id: str | None, *roles: Column[str]) -> S:
+    """``query`` narrowed to the rows naming ``party_id`` in any of ``roles`` (all when None)."""
+    if party_id is None:
+        return query
+    return query.where(or_(*(role == party_id for role in roles)))
+
+
 def list_transactions(
     conn: Connection,
     *,
@@ -468,15 +476,8 @@ def list_transactions(
     limit: int = 50,
 ) -> list[Transaction]:
     """Every merchant's transactions, newest first, filtered (``party_id`` in any role)."""
-    query = select(transactions)
-    if party_id is not None:
-        query = query.where(
-            or_(
-                transactions.c.caller_id == party_id,
-                transactions.c.sender_id == party_id,
-                transactions.c.recipient_id == party_id,
-            )
-        )
+    t = transactions.c
+    query = _naming(select(transactions), party_id, t.caller_id, t.sender_id, t.recipient_id)
     if instrument_id is not None:
         query = query.where(transactions.c.instrument_id == instrument_id)
     query = narrowed(query, operation=operation, status=status, since=since, until=until)
@@ -494,11 +495,8 @@ def list_instruments(
     limit: int = 50,
 ) -> list[Instrument]:
     """Instruments, newest first; ``party_id`` as their buyer or their merchant."""
-    query = select(instruments)
-    if party_id is not None:
-        query = query.where(
-            or_(instruments.c.sender_id == party_id, instruments.c.recipient_id == party_id)
-        )
+    i = instruments.c
+    query = _naming(select(instruments), party_id, i.sender_id, i.recipient_id)
     if kind is not None:
         query = query.where(instruments.c.kind == kind.value)
     rows = conn.execute(
