@@ -11,13 +11,11 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-import time
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -26,7 +24,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from builders import application, new_merchant, open_store, serving, top_up_balance
+from builders import application, new_merchant, open_store, serving, signed_fps, top_up_balance
 from penny.domain.parties import Party, PaymentMethodKind
 from penny.fps.signature import sign_v2
 from penny.parties import Directory
@@ -170,18 +168,7 @@ class LiveServer:
 
 def fps_query(world: World, host: str, action: str, params: Mapping[str, str]) -> str:
     """The query of an FPS call signed as the world's merchant (GET, like boto)."""
-    moment = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    request = {
-        "Action": action,
-        "AWSAccessKeyId": world.access_key,
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "Timestamp": moment,
-        "Version": "2010-08-28",
-        **params,
-    }
-    request["Signature"] = sign_v2(world.secret, "GET", host, "/", request)
-    return urlencode(request)
+    return urlencode(signed_fps(action, world.access_key, world.secret, params, host=host))
 
 
 def fps_root(content: bytes) -> ET.Element:

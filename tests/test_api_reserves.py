@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from builders import amount_params
 from penny.clock import MICROS_PER_SECOND
 from penny.money import Money
 from penny.services.marketplace import SetupRecipient, issue_recipient_token
@@ -214,7 +215,7 @@ def test_a_reserve_times_out_and_one_made_over_fps_settles_over_json(world: Worl
         "Reserve",
         SenderTokenId=setup.sender_token.id,
         CallerReference="fps-hold",
-        **{"TransactionAmount.Value": "5.00", "TransactionAmount.CurrencyCode": "USD"},
+        **amount_params("TransactionAmount", "5.00"),
     )
     assert made.status == 200, made.raw
     reserve_id = made.text(".//TransactionId")

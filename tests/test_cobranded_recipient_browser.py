@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from playwright.sync_api import Browser, Page, expect
 
 from browser_support import PHONE, axe_violations, screenshot
+from builders import amount_params
 from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import BUYER_PASSWORD, LiveServer, World, make_world, start_params
 from penny.money import parse_amount
@@ -113,12 +114,8 @@ def _pay(server: LiveServer, world: World, token_id: str) -> None:
         SenderTokenId=made.sender_token.id,
         RecipientTokenId=token_id,
         CallerReference="pay-1",
-        **{
-            "TransactionAmount.Value": "10",
-            "TransactionAmount.CurrencyCode": "USD",
-            "MarketplaceFixedFee.Value": "0.50",
-            "MarketplaceFixedFee.CurrencyCode": "USD",
-        },
+        **amount_params("TransactionAmount", "10"),
+        **amount_params("MarketplaceFixedFee", "0.50"),
     )
     assert _text(pay, "TransactionStatus") == "Success", ET.tostring(pay)
     status = server.fps("GetRecipientVerificationStatus", RecipientTokenId=token_id)

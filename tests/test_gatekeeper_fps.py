@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from builders import amount_params
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.gatekeeper import Instant, compile_script, format_datetime
 from penny.services.payments import InstrumentSetup
@@ -41,7 +42,7 @@ def pay(world: World, setup: InstrumentSetup, amount: str, ref: str, recipient: 
         SenderTokenId=setup.sender_token.id,
         RecipientTokenId=recipient,
         CallerReference=ref,
-        **{"TransactionAmount.Value": amount, "TransactionAmount.CurrencyCode": "USD"},
+        **amount_params("TransactionAmount", amount),
     )
     if reply.root.tag == "PayResponse":
         return reply.text("PayResult/TransactionStatus")

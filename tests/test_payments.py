@@ -17,6 +17,7 @@ from builders import (
     RETURNED_BANK_ACCOUNT,
     add_bank,
     add_card,
+    manual_clock,
     new_buyer,
     new_merchant,
     open_store,
@@ -111,8 +112,7 @@ class World:
 def world(database_url: str) -> Iterator[World]:
     fees = FeeSchedule.flat(card=50, bank=20, balance=5)
     services = open_store(database_url, fees=fees)
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
+    clock = manual_clock(services)
     merchant = new_merchant(services).party
     other = new_merchant(services, "Elsewhere", "else@example.com").party
     buyer = new_buyer(services)
