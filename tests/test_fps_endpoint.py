@@ -159,8 +159,9 @@ class World:
             self.payments, self.merchant.id, self.buyer.id, self.card.id, ref, limit=limit
         )
 
-    def fund(self, setup: InstrumentSetup, amount: str, ref: str) -> Reply:
-        return self.get(
+    def fund(self, setup: InstrumentSetup, amount: str, ref: str, *, post: bool = False) -> Reply:
+        """FundPrepaid of ``amount`` on ``setup``'s instrument (a GET, or a Java-style POST)."""
+        return (self.post if post else self.get)(
             "FundPrepaid",
             SenderTokenId=setup.second_token.id,
             PrepaidInstrumentId=setup.instrument.id,
@@ -168,11 +169,15 @@ class World:
             **amount_params("FundingAmount", amount),
         )
 
-    def pay(self, setup: InstrumentSetup, amount: str, ref: str) -> Reply:
-        return self.get(
+    def pay(
+        self, setup: InstrumentSetup, amount: str, ref: str, *, post: bool = False, **more: str
+    ) -> Reply:
+        """Pay ``amount`` with ``setup``'s sender token (a GET, or a Java-style POST)."""
+        return (self.post if post else self.get)(
             "Pay",
             SenderTokenId=setup.sender_token.id,
             CallerReference=ref,
+            **more,
             **amount_params("TransactionAmount", amount),
         )
 
@@ -266,21 +271,8 @@ def test_fund_prepaid_pay_and_prepaid_balance(world: World) -> None:
 
 def test_java_style_post_is_served(world: World) -> None:
     setup = world.prepaid()
-    funded = world.post(
-        "FundPrepaid",
-        SenderTokenId=setup.second_token.id,
-        PrepaidInstrumentId=setup.instrument.id,
-        CallerReference="fund-post",
-        **amount_params("FundingAmount", "5.00"),
-    )
-    success(funded, "FundPrepaid")
-    paid = world.post(
-        "Pay",
-        SenderTokenId=setup.sender_token.id,
-        CallerReference="pay-post",
-        SenderDescription="a b&c=d ☕",
-        **amount_params("TransactionAmount", "1"),
-    )
+    success(world.fund(setup, "5.00", "fund-post", post=True), "FundPrepaid")
+    paid = world.pay(setup, "1", "pay-post", post=True, SenderDescription="a b&c=d ☕")
     success(paid, "Pay")
     txn = world.payments.transaction(world.merchant.id, paid.text("PayResult/TransactionId"))
     assert txn.sender_description == "a b&c=d ☕"

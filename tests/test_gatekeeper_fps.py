@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from builders import amount_params
 from penny.clock import MICROS_PER_DAY, MICROS_PER_SECOND
 from penny.gatekeeper import Instant, compile_script, format_datetime
 from penny.services.payments import InstrumentSetup
@@ -37,13 +36,7 @@ def funded(world: World, amount: str = "100") -> InstrumentSetup:
 
 def pay(world: World, setup: InstrumentSetup, amount: str, ref: str, recipient: str) -> str:
     """Pay with the installed ``recipient`` token: ``"Success"`` or the FPS error code."""
-    reply = world.get(
-        "Pay",
-        SenderTokenId=setup.sender_token.id,
-        RecipientTokenId=recipient,
-        CallerReference=ref,
-        **amount_params("TransactionAmount", amount),
-    )
+    reply = world.pay(setup, amount, ref, RecipientTokenId=recipient)
     if reply.root.tag == "PayResponse":
         return reply.text("PayResult/TransactionStatus")
     return f"{reply.code}: {reply.message}"
