@@ -160,10 +160,7 @@ class LiveServer:
             }
         )
         answer = httpx.get(f"{self.base}/?{query}", timeout=10)
-        root = ET.fromstring(answer.content)
-        found = [n.text for n in root.iter() if n.tag.endswith("VerificationStatus")]
-        assert len(found) == 1, answer.text
-        return found[0] or ""
+        return fps_text(fps_root(answer.content), "VerificationStatus")
 
 
 def fps_query(world: World, host: str, action: str, params: Mapping[str, str]) -> str:
@@ -177,6 +174,14 @@ def fps_root(content: bytes) -> ET.Element:
     for node in root.iter():
         node.tag = node.tag.rpartition("}")[2]
     return root
+
+
+def fps_text(root: ET.Element, tag: str) -> str:
+    """The text of the one element named ``tag`` in an answer read by :func:`fps_root` (the
+    test fails unless there is exactly one)."""
+    found = [node.text for node in root.iter(tag)]
+    assert len(found) == 1, (tag, found, ET.tostring(root))
+    return found[0] or ""
 
 
 @contextmanager

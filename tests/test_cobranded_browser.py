@@ -28,6 +28,7 @@ from builders import amount_params, top_up_balance
 from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
     BUYER_PASSWORD,
+    fps_text,
     make_world,
     postpaid_params,
     prepaid_params,
@@ -64,12 +65,6 @@ class Flow(BrowserFlow):
 def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
     with running_flow(Flow, browser, axe, make_world(database_url), database_url) as flow:
         yield flow
-
-
-def _text(root: object, tag: str) -> str:
-    found = [node.text for node in root.iter() if node.tag == tag]  # type: ignore[attr-defined]
-    assert len(found) == 1, (tag, found)
-    return found[0] or ""
 
 
 def _at(root: ET.Element, path: str) -> str:
@@ -109,7 +104,7 @@ def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
     )
     # A lost redirect is recovered with GetTokenByCaller.
     token = flow.server.fps("GetTokenByCaller", CallerReference="order-1-sender")
-    assert _text(token, "TokenId") == sender
+    assert fps_text(token, "TokenId") == sender
     # Anything changed on the received URL fails verification.
     url, _ = flow.shop.last()
     assert flow.server.verify(url.replace("status=SC", "status=SA")) == "Failure"
@@ -120,14 +115,14 @@ def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
         CallerReference="fund-1",
         **amount_params("FundingAmount", "10"),
     )
-    assert _text(fund, "TransactionStatus") == "Success"
+    assert fps_text(fund, "TransactionStatus") == "Success"
     pay = flow.server.fps(
         "Pay",
         SenderTokenId=sender,
         CallerReference="pay-1",
         **amount_params("TransactionAmount", "2.50"),
     )
-    assert _text(pay, "TransactionStatus") == "Success"
+    assert fps_text(pay, "TransactionStatus") == "Success"
     balance = flow.server.fps("GetPrepaidBalance", PrepaidInstrumentId=instrument)
     assert _at(balance, ".//AvailableBalance/Value") == "7.500000"
     # Going back to the finished pipeline shows it is done; confirming again changes nothing.
@@ -172,7 +167,7 @@ def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
         CallerReference="tab-pay-1",
         **amount_params("TransactionAmount", "20"),
     )
-    assert _text(pay, "TransactionStatus") == "Success"
+    assert fps_text(pay, "TransactionStatus") == "Success"
     debt = flow.server.fps("GetDebtBalance", CreditInstrumentId=got["creditInstrumentID"])
     assert _at(debt, ".//AvailableBalance/Value") == "20.000000"
     settle = flow.server.fps(
@@ -182,7 +177,7 @@ def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
         CallerReference="settle-1",
         **amount_params("SettlementAmount", "20"),
     )
-    assert _text(settle, "TransactionStatus") == "Success"
+    assert fps_text(settle, "TransactionStatus") == "Success"
 
 
 def test_declined_card_is_refused_then_the_balance_is_used(flow: Flow) -> None:
@@ -212,7 +207,8 @@ def test_cancelled_flow_returns_a_and_creates_nothing(flow: Flow) -> None:
     assert got["status"] == "A"
     assert "senderTokenID" not in got
     missing = flow.server.fps("GetTokenByCaller", CallerReference="cy-sender")
-    assert _text(missing, "Code") == "InvalidParams" or _text(missing, "Code").startswith("Invalid")
+    code = fps_text(missing, "Code")
+    assert code == "InvalidParams" or code.startswith("Invalid")
 
 
 def test_tampered_start_url_is_refused_without_redirect(flow: Flow) -> None:
@@ -260,8 +256,8 @@ def test_bank_account_funding_completes_after_four_sandbox_days(
         CallerReference="bo-fund",
         **amount_params("FundingAmount", "25"),
     )
-    assert _text(fund, "TransactionStatus") == "Pending"
-    txn = _text(fund, "TransactionId")
+    assert fps_text(fund, "TransactionStatus") == "Pending"
+    txn = fps_text(fund, "TransactionId")
     monkeypatch.setenv("PENNY_SECRET_KEY", flow.world.key_hex)
     result = CliRunner().invoke(
         cli_app,
@@ -271,7 +267,7 @@ def test_bank_account_funding_completes_after_four_sandbox_days(
     assert result.exit_code == 0, result.output
     assert txn in json.dumps(json.loads(result.output))
     status = flow.server.fps("GetTransactionStatus", TransactionId=txn)
-    assert _text(status, "TransactionStatus") == "Success"
+    assert fps_text(status, "TransactionStatus") == "Success"
 
 
 def test_the_register_form_shows_every_mistake_at_once(flow: Flow) -> None:

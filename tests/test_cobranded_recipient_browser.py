@@ -13,7 +13,14 @@ from playwright.sync_api import Browser, Page, expect
 from browser_support import PHONE, axe_violations, screenshot
 from builders import amount_params
 from cobranded_browser_support import BrowserFlow, running_flow
-from cobranded_support import BUYER_PASSWORD, LiveServer, World, make_world, start_params
+from cobranded_support import (
+    BUYER_PASSWORD,
+    LiveServer,
+    World,
+    fps_text,
+    make_world,
+    start_params,
+)
 from penny.money import parse_amount
 from penny.sandbox.instruments import prepaid_setup
 from penny.services.payments import FundPrepaidRequest
@@ -29,12 +36,6 @@ def check(page: Page, axe: str, name: str, store: str) -> None:
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.evaluate("document.activeElement.blur()")
-
-
-def _text(root: ET.Element, tag: str) -> str:
-    found = [node.text for node in root.iter() if node.tag == tag]
-    assert len(found) == 1, (tag, found)
-    return found[0] or ""
 
 
 def test_a_recipient_accepts_and_is_paid(browser: Browser, axe: str, database_url: str) -> None:
@@ -117,6 +118,6 @@ def _pay(server: LiveServer, world: World, token_id: str) -> None:
         **amount_params("TransactionAmount", "10"),
         **amount_params("MarketplaceFixedFee", "0.50"),
     )
-    assert _text(pay, "TransactionStatus") == "Success", ET.tostring(pay)
+    assert fps_text(pay, "TransactionStatus") == "Success", ET.tostring(pay)
     status = server.fps("GetRecipientVerificationStatus", RecipientTokenId=token_id)
-    assert _text(status, "RecipientVerificationStatus") == "VerificationComplete"
+    assert fps_text(status, "RecipientVerificationStatus") == "VerificationComplete"

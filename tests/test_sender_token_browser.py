@@ -21,6 +21,7 @@ from builders import amount_params, top_up_balance
 from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
     BUYER_PASSWORD,
+    fps_text,
     make_world,
     start_params,
 )
@@ -74,13 +75,11 @@ def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
 
 
 def _status(answer: ET.Element) -> str:
-    (found,) = [node.text for node in answer.iter() if node.tag.endswith("TransactionStatus")]
-    return found or ""
+    return fps_text(answer, "TransactionStatus")
 
 
 def _error(answer: ET.Element) -> str:
-    (found,) = [node.text for node in answer.iter() if node.tag.endswith("Code")]
-    return found or ""
+    return fps_text(answer, "Code")
 
 
 def test_single_use_by_card(flow: Flow) -> None:
@@ -139,11 +138,7 @@ def test_recurring_by_balance_then_cancel_is_a(flow: Flow) -> None:
     assert _status(flow.pay(got["tokenID"], "9.99", "pay-1")) == "Success"
     assert flow.world.payments.account_balance(bea.id).total.minor == 0
     # Signed in already, the next pipeline opens on the methods; the buyer cancels it (A).
-    flow.page.goto(
-        flow.server.start_url(
-            flow.params("Recurring", "sub-2", transactionAmount="1", recurringPeriod="7 Days")
-        )
-    )
+    flow.start(flow.params("Recurring", "sub-2", transactionAmount="1", recurringPeriod="7 Days"))
     flow.page.get_by_role("button", name="Cancel and return to the Game Shop").click()
     flow.heading_is("Thanks, back at the shop")
     _, back = flow.shop.last()
@@ -177,7 +172,7 @@ def test_edit_token_changes_a_multi_use_token(flow: Flow) -> None:
         amountType="Maximum",
         paymentMethod="CC,ACH",
     )
-    flow.page.goto(flow.server.start_url(edit))
+    flow.start(edit)
     flow.heading_is("How will you pay?")
     flow.check_axe()
     flow.choose("Bank account •••• 6789")
