@@ -2,11 +2,14 @@
 
 * :func:`open_store` — the services over a store (:func:`penny.services.factory.build_services`:
   every Payments notifies through the IPN outbox) with a manual clock (or the shared sandbox
-  clock) and a fresh server key; :func:`quiet_payments` is the one Payments without the
-  outbox, for set-ups that must notify nobody.
+  clock) and a fresh server key; :func:`manual_clock` is that manual clock, typed;
+  :func:`quiet_payments` is the one Payments without the outbox, for set-ups that must notify
+  nobody.
 * :func:`new_merchant` (a business with its API key), :func:`new_buyer`, :func:`add_card`,
   :func:`add_bank` — the parties the tests share ("DigitalDownload", "Elsewhere",
   "Bea Buyer"), and the sandbox's test card and bank numbers.
+* :func:`usd` — a Money in US dollars; :func:`amount_params` — an amount's FPS request
+  parameters; :func:`signed_fps` — a signed FPS request (:func:`fps_timestamp`, its time).
 * :func:`refusal` — the refusal a request is answered with (the test fails if it is accepted).
 * :func:`top_up_balance` — money into a buyer's Penny balance (a ledger journal: no service
   credits a balance yet).
@@ -29,20 +32,22 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
 
 from penny.check.servers import free_port
-from penny.clock import Clock, ManualClock
+from penny.clock import MICROS_PER_SECOND, Clock, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule
 from penny.domain.model import RecipientToken, TokenKind
 from penny.domain.parties import Party, PaymentMethod, random_id
+from penny.fps.signature import sign_v2
 from penny.ipn.settings import IpnSettings
 from penny.ledger.model import Leg, NewJournal
 from penny.money import Money, parse_amount
@@ -77,6 +82,51 @@ SERVER_WAIT = 20.0
 
 def usd(text: str) -> Money:
     return parse_amount(text, "USD")
+
+
+def amount_params(name: str, value: str) -> dict[str, str]:
+    """The FPS request parameters of the amount ``name`` (``name.Value``, ``name.CurrencyCode``)
+    for ``value`` US dollars."""
+    return {f"{name}.Value": value, f"{name}.CurrencyCode": "USD"}
+
+
+# -- signed FPS requests ---------------------------------------------------------------------
+
+
+def fps_timestamp(us: int | None = None, *, millis: bool = False, offset_s: int = 0) -> str:
+    """A request's ``Timestamp`` (UTC, to the second; with ``.000`` milliseconds if ``millis``,
+    as Java clients write it) for the time ``us`` (microseconds since the epoch; the wall clock
+    when None) plus ``offset_s`` seconds."""
+    seconds = (int(time.time()) if us is None else us // MICROS_PER_SECOND) + offset_s
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z" if millis else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def signed_fps(
+    action: str,
+    key: str,
+    secret: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    method: str = "GET",
+    host: str = "testserver",
+    timestamp: str | None = None,
+    version: str = "2010-08-28",
+) -> dict[str, str]:
+    """An FPS request of ``action`` with ``params``, signed (Signature V2, HmacSHA256) with the
+    API key ``key`` and ``secret`` for ``method`` at ``host`` (path ``/``); ``timestamp``
+    defaults to now (:func:`fps_timestamp`)."""
+    request = {
+        "Action": action,
+        "AWSAccessKeyId": key,
+        "SignatureVersion": "2",
+        "SignatureMethod": "HmacSHA256",
+        "Timestamp": timestamp or fps_timestamp(),
+        "Version": version,
+        **(params or {}),
+    }
+    request["Signature"] = sign_v2(secret, method, host, "/", request)
+    return request
 
 
 # -- the store and its services --------------------------------------------------------------
@@ -121,6 +171,13 @@ def open_command_store(url: str) -> Services:
     server key :func:`penny.security.load_server_key` finds (``$PENNY_SECRET_KEY``, or the key
     file beside an SQLite store). Dispose of ``services.database`` when done."""
     return open_store(url, sandbox_clock=True, server_key=load_server_key(url, create=False))
+
+
+def manual_clock(services: Services) -> ManualClock:
+    """The :class:`ManualClock` :func:`open_store` gave ``services`` (asked for by type)."""
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    return clock
 
 
 def quiet_payments(services: Services, *, fees: FeeSchedule | None = None) -> Payments:
@@ -367,10 +424,8 @@ def flat_fee_parties(url: str) -> tuple[Services, ManualClock, Party, Party]:
     """A store with :data:`FLAT_FEES` on a manual clock, a merchant and a buyer (in this
     order)."""
     services = open_store(url, fees=FLAT_FEES)
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
     merchant = new_merchant(services).party
-    return services, clock, merchant, new_buyer(services)
+    return services, manual_clock(services), merchant, new_buyer(services)
 
 
 def new_shop(services: Services, *, bank: bool = True) -> Shop:

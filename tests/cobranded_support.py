@@ -11,13 +11,11 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-import time
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -26,7 +24,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from builders import application, new_merchant, open_store, serving, top_up_balance
+from builders import application, new_merchant, open_store, serving, signed_fps, top_up_balance
 from penny.domain.parties import Party, PaymentMethodKind
 from penny.fps.signature import sign_v2
 from penny.parties import Directory
@@ -162,26 +160,12 @@ class LiveServer:
             }
         )
         answer = httpx.get(f"{self.base}/?{query}", timeout=10)
-        root = ET.fromstring(answer.content)
-        found = [n.text for n in root.iter() if n.tag.endswith("VerificationStatus")]
-        assert len(found) == 1, answer.text
-        return found[0] or ""
+        return fps_text(fps_root(answer.content), "VerificationStatus")
 
 
 def fps_query(world: World, host: str, action: str, params: Mapping[str, str]) -> str:
     """The query of an FPS call signed as the world's merchant (GET, like boto)."""
-    moment = datetime.fromtimestamp(time.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    request = {
-        "Action": action,
-        "AWSAccessKeyId": world.access_key,
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "Timestamp": moment,
-        "Version": "2010-08-28",
-        **params,
-    }
-    request["Signature"] = sign_v2(world.secret, "GET", host, "/", request)
-    return urlencode(request)
+    return urlencode(signed_fps(action, world.access_key, world.secret, params, host=host))
 
 
 def fps_root(content: bytes) -> ET.Element:
@@ -190,6 +174,14 @@ def fps_root(content: bytes) -> ET.Element:
     for node in root.iter():
         node.tag = node.tag.rpartition("}")[2]
     return root
+
+
+def fps_text(root: ET.Element, tag: str) -> str:
+    """The text of the one element named ``tag`` in an answer read by :func:`fps_root` (the
+    test fails unless there is exactly one)."""
+    found = [node.text for node in root.iter(tag)]
+    assert len(found) == 1, (tag, found, ET.tostring(root))
+    return found[0] or ""
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given
@@ -57,10 +57,14 @@ def test_the_direct_line_is_the_formatters_line(entry: RequestLog, now_ns: int) 
     assert json.loads(direct)["request_id"] == entry.request_id
 
 
+PennyHandler = Callable[[], tuple[BufferedStderrHandler, io.StringIO]]
+
+
 @pytest.fixture
-def penny_handler() -> Iterator[tuple[BufferedStderrHandler, io.StringIO]]:
+def penny_handler() -> Iterator[PennyHandler]:
     """Penny's own handler on the ``penny`` logger, writing to a string; records stop there.
-    pytest adds its capture handlers to that logger for each test phase: a test removes them."""
+    pytest adds its capture handlers to that logger for each test phase: the test calls the
+    fixture's value, which removes them and gives the handler and its string."""
     penny = logging.getLogger("penny")
     saved = (list(penny.handlers), penny.level, penny.propagate)
     handler = BufferedStderrHandler()
@@ -69,8 +73,13 @@ def penny_handler() -> Iterator[tuple[BufferedStderrHandler, io.StringIO]]:
     handler.setStream(buffer)
     penny.handlers, penny.propagate = [handler], False
     penny.setLevel(logging.INFO)
+
+    def alone() -> tuple[BufferedStderrHandler, io.StringIO]:
+        penny.handlers = [handler]
+        return handler, buffer
+
     try:
-        yield handler, buffer
+        yield alone
     finally:
         penny.handlers, penny.propagate = saved[0], saved[2]
         penny.setLevel(saved[1])
@@ -79,11 +88,8 @@ def penny_handler() -> Iterator[tuple[BufferedStderrHandler, io.StringIO]]:
 ENTRY = RequestLog("6f1d8a52-1c4e-4b7a-9a55-0e6c2f1b2a11", "Pay", "PNYKEY", 200, None, 1234)
 
 
-def test_served_set_up_writes_the_line_directly(
-    penny_handler: tuple[BufferedStderrHandler, io.StringIO],
-) -> None:
-    handler, buffer = penny_handler
-    logging.getLogger("penny").handlers = [handler]  # without pytest's capture handlers
+def test_served_set_up_writes_the_line_directly(penny_handler: PennyHandler) -> None:
+    handler, buffer = penny_handler()
     emitted: list[logging.LogRecord] = []
     handler.emit = emitted.append  # type: ignore[method-assign,assignment]
     log_request(ENTRY)
@@ -93,11 +99,8 @@ def test_served_set_up_writes_the_line_directly(
     assert (data["action"], data["status"], data["duration_us"]) == ("Pay", 200, 1234)
 
 
-def test_any_other_handler_or_filter_takes_the_ordinary_way(
-    penny_handler: tuple[BufferedStderrHandler, io.StringIO],
-) -> None:
-    handler, buffer = penny_handler
-    logging.getLogger("penny").handlers = [handler]  # without pytest's capture handlers
+def test_any_other_handler_or_filter_takes_the_ordinary_way(penny_handler: PennyHandler) -> None:
+    _, buffer = penny_handler()
     seen: list[logging.LogRecord] = []
 
     class Collect(logging.Handler):

@@ -66,6 +66,14 @@ def fund(world: World, setup: InstrumentSetup, minor: int, key: str | None = Non
     return post(world, "/v1/fundings", body, key)
 
 
+def funded(world: World, minor: int, key: str | None = None) -> InstrumentSetup:
+    """A new prepaid instrument (:meth:`World.prepaid`), funded with ``minor`` cents over the
+    API."""
+    setup = world.prepaid()
+    ok(fund(world, setup, minor, key))
+    return setup
+
+
 def pay(world: World, setup: InstrumentSetup, minor: int, key: str | None = None) -> Any:
     body = {"sender_token": setup.sender_token.id, "amount": usd(minor)}
     return post(world, "/v1/payments", body, key)
@@ -80,10 +88,10 @@ def balance(world: World, setup: InstrumentSetup) -> tuple[int, int]:
 
 def test_fund_pay_and_prepaid_balances(world: World) -> None:
     setup = world.prepaid()
-    funded = ok(fund(world, setup, 5000))
-    assert (funded["operation"], funded["status"]) == ("fund_prepaid", "success")
-    assert funded["amount"] == usd(5000)
-    assert funded["fees"] == usd(175)  # 2.9% of 50.00 = 1.45, + 0.30
+    funding = ok(fund(world, setup, 5000))
+    assert (funding["operation"], funding["status"]) == ("fund_prepaid", "success")
+    assert funding["amount"] == usd(5000)
+    assert funding["fees"] == usd(175)  # 2.9% of 50.00 = 1.45, + 0.30
     paid = ok(pay(world, setup, 1500))
     assert (paid["operation"], paid["status"], paid["amount"]) == ("pay", "success", usd(1500))
     assert paid["sender_token"] == setup.sender_token.id
@@ -134,8 +142,7 @@ def test_postpaid_pay_settle_write_off_and_debts(world: World) -> None:
 
 
 def test_refunds(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     paid = ok(pay(world, setup, 2000))
     part = ok(post(world, "/v1/refunds", {"transaction": paid["id"], "amount": usd(500)}))
     assert (part["operation"], part["parent_transaction"], part["amount"]) == (
@@ -172,8 +179,7 @@ def test_tokens_get_and_cancel(world: World) -> None:
 
 
 def test_transactions_pages_with_cursor_and_filters(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     paid = []
     for minor in range(100, 600, 100):
         world.clock.advance(1_000_000)
@@ -301,8 +307,7 @@ def test_bodies_are_validated(world: World, body: bytes, code: str, param: str |
 
 
 def test_domain_refusals_keep_their_codes(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 1000))
+    setup = funded(world, 1000)
     refused(pay(world, setup, 1001), 402, "insufficient_balance", "payment_error")
     refused(pay(world, setup, 0), 400, "invalid_amount", "invalid_request_error")
     body = {"sender_token": "NOSUCHTOKEN", "amount": usd(1)}
@@ -343,8 +348,7 @@ def test_keys_create_prints_the_bearer_secret(
 
 
 def test_domain_refusals_name_the_field_they_are_about(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 1000))
+    setup = funded(world, 1000)
     cases: list[tuple[str, dict[str, Any], str, str | None]] = [
         ("/v1/payments", {"sender_token": setup.sender_token.id, "amount": usd(1001)},
          "insufficient_balance", "amount"),

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from penny.clock import MICROS_PER_DAY
 from penny.services import idempotency
 from penny.web.app import purge_idempotency_keys
-from test_api import auth, fund, ok, pay, post, refused, usd
+from test_api import auth, fund, funded, ok, pay, post, refused, usd
 from test_fps_endpoint import World, success, world
 
 __all__ = ["world"]
@@ -32,8 +32,7 @@ def prepaid_balance(world: World, instrument_id: str) -> int:
 
 
 def test_same_key_and_body_replay_the_first_response(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     first = pay(world, setup, 1200, key="order-1")
     assert "idempotent-replayed" not in first.headers
     again = pay(world, setup, 1200, key="order-1")
@@ -45,8 +44,7 @@ def test_same_key_and_body_replay_the_first_response(world: World) -> None:
 
 
 def test_errors_are_replayed_too(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 1000))
+    setup = funded(world, 1000)
     first = pay(world, setup, 1500, key="too-much")
     refused(first, 402, "insufficient_balance", "payment_error")
     ok(fund(world, setup, 1000))  # the money is there now, but the key answered already
@@ -60,8 +58,7 @@ def test_errors_are_replayed_too(world: World) -> None:
 
 
 def test_same_key_with_another_body_is_refused(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     ok(pay(world, setup, 100, key="k"))
     other = pay(world, setup, 200, key="k")
     error = refused(other, 422, "idempotency_key_reused", "idempotency_error")
@@ -72,8 +69,7 @@ def test_same_key_with_another_body_is_refused(world: World) -> None:
 
 
 def test_concurrent_requests_with_one_key_have_one_effect(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     with ThreadPoolExecutor(max_workers=16) as pool:
         responses = list(pool.map(lambda _: pay(world, setup, 700, key="once"), range(32)))
     assert {r.status_code for r in responses} == {200}
@@ -84,8 +80,7 @@ def test_concurrent_requests_with_one_key_have_one_effect(world: World) -> None:
 
 
 def test_fps_caller_reference_then_json_key(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     fps = world.pay(setup, "2.50", "shared-1")
     success(fps, "Pay")
     fps_id = fps.text(".//TransactionId")
@@ -103,8 +98,7 @@ def test_fps_caller_reference_then_json_key(world: World) -> None:
 
 
 def test_json_key_then_fps_caller_reference(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     json = ok(pay(world, setup, 250, key="shared-2"))
     fps = world.pay(setup, "2.50", "shared-2")
     success(fps, "Pay")
@@ -166,8 +160,7 @@ def test_transient_answers_are_not_kept() -> None:
 
 
 def test_keys_are_kept_a_day_then_purged(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 1000, key="old"))
+    setup = funded(world, 1000, key="old")
     world.clock.advance(MICROS_PER_DAY - 1)
     ok(fund(world, setup, 1000, key="young"))
     assert world.payments.ledger.run(idempotency.purge) == 0  # "old" is a day old, not more
@@ -183,8 +176,7 @@ def _stored_keys(world: World) -> int:
 
 
 def test_the_server_purges_old_keys_on_its_own(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 1000, key="old"))
+    funded(world, 1000, key="old")
     world.clock.advance(MICROS_PER_DAY + 1)
     assert _stored_keys(world) == 1
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from builders import amount_params
 from penny.clock import MICROS_PER_SECOND
 from penny.money import Money
 from penny.services.marketplace import SetupRecipient, issue_recipient_token
 from penny.services.payments import InstrumentSetup
-from test_api import balance, fund, get, ok, post, refused, usd
+from test_api import balance, funded, get, ok, post, refused, usd
 from test_fps_endpoint import World, world
 
 __all__ = ["world"]
@@ -30,8 +31,7 @@ def payable(world: World, party_id: str) -> int:
 
 
 def test_reserve_then_partial_settle_then_refund(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     held = ok(reserve(world, setup, 2000, key="r-1"))
     assert (held["operation"], held["status"], held["amount"], held["fees"]) == (
         "reserve",
@@ -68,8 +68,7 @@ def test_reserve_then_partial_settle_then_refund(world: World) -> None:
 
 
 def test_reserve_then_cancel(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     held = ok(reserve(world, setup, 2000))
     listed = ok(get(world, "/v1/transactions", status="reserved"))
     assert [txn["id"] for txn in listed["data"]] == [held["id"]]
@@ -92,8 +91,7 @@ def test_reserve_then_cancel(world: World) -> None:
 
 
 def test_settle_more_than_reserved_is_refused(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     held = ok(reserve(world, setup, 1000))
     over = post(world, f"/v1/reserves/{held['id']}/settle", {"amount": usd(1001)})
     error = refused(over, 422, "settle_exceeds_reserve", "unprocessable_error")
@@ -105,8 +103,7 @@ def test_settle_more_than_reserved_is_refused(world: World) -> None:
 
 
 def test_a_reserve_replays_by_idempotency_key(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     first = reserve(world, setup, 2000, key="hold-1")
     again = reserve(world, setup, 2000, key="hold-1")
     assert ok(again) == ok(first)
@@ -138,8 +135,7 @@ def test_a_marketplace_pay_books_the_callers_fee_then_a_refund_gives_it_back(
             recipient_pays_fee=True,
         ),
     )
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     assert (payable(world, world.merchant.id), payable(world, world.other.id)) == (4825, 0)
     body = {
         "sender_token": setup.sender_token.id,
@@ -180,8 +176,7 @@ def test_a_marketplace_pay_books_the_callers_fee_then_a_refund_gives_it_back(
 def test_reserves_write_their_events(world: World) -> None:
     made = post(world, "/v1/webhook_endpoints", {"url": "https://shop.example/hooks"})
     ok(made)
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     held = ok(reserve(world, setup, 2000))
     settled = ok(post(world, f"/v1/reserves/{held['id']}/settle", {"amount": usd(500)}))
     other = ok(reserve(world, setup, 1000))
@@ -202,8 +197,7 @@ def test_reserves_write_their_events(world: World) -> None:
 
 
 def test_a_reserve_times_out_and_one_made_over_fps_settles_over_json(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     body = {"sender_token": setup.sender_token.id, "amount": usd(1000), "timeout_minutes": 1}
     short = ok(post(world, "/v1/reserves", body))
     world.clock.advance(61 * MICROS_PER_SECOND)
@@ -214,7 +208,7 @@ def test_a_reserve_times_out_and_one_made_over_fps_settles_over_json(world: Worl
         "Reserve",
         SenderTokenId=setup.sender_token.id,
         CallerReference="fps-hold",
-        **{"TransactionAmount.Value": "5.00", "TransactionAmount.CurrencyCode": "USD"},
+        **amount_params("TransactionAmount", "5.00"),
     )
     assert made.status == 200, made.raw
     reserve_id = made.text(".//TransactionId")

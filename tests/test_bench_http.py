@@ -15,7 +15,6 @@ import asyncio
 import json
 import re
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,13 +22,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from builders import store
+from builders import signed_fps, store
 from penny.bench.chart import write_chart
 from penny.bench.http import TARGETS, WORKLOADS, Options, run_http_bench
-from penny.bench.seed import Seed, seed
+from penny.bench.seed import Merchant, Seed, seed
 from penny.cli.main import app as cli
 from penny.engine.ledger import Ledger
-from penny.fps.signature import sign_v2
 from penny.security import ServerKey
 from penny.storage.database import open_database
 from penny.web.app import create_app
@@ -160,19 +158,12 @@ def test_cli_refuses_unknown_options(tmp_path: Path) -> None:
 def _signed(the_seed: Seed, buyer: int, reference: str) -> bytes:
     b = the_seed.buyers[buyer]
     merchant = the_seed.merchants[b.merchant]
-    params = {
-        "Action": "Pay",
-        "AWSAccessKeyId": merchant.access_key_id,
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Version": "2008-09-17",
+    pay = {
         "SenderTokenId": b.prepaid_token,
         "TransactionAmount.Value": "1.25",
         "CallerReference": reference,
     }
-    params["Signature"] = sign_v2(merchant.secret, "POST", "testserver", "/", params)
-    return urlencode(params).encode()
+    return _posted("Pay", merchant, pay)
 
 
 def test_concurrent_pays_share_commits_and_keep_idempotency(database_url: str) -> None:
@@ -221,20 +212,21 @@ def _batches(application: object, counter: str = "batches") -> int:
 
 
 def _balance_request(the_seed: Seed, merchant: int, action: str, instrument: str) -> bytes:
-    m = the_seed.merchants[merchant]
-    params = {
-        "Action": action,
-        "AWSAccessKeyId": m.access_key_id,
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Version": "2008-09-17",
-        "PrepaidInstrumentId"
-        if action == "GetPrepaidBalance"
-        else "CreditInstrumentId": instrument,
-    }
-    params["Signature"] = sign_v2(m.secret, "POST", "testserver", "/", params)
-    return urlencode(params).encode()
+    name = "PrepaidInstrumentId" if action == "GetPrepaidBalance" else "CreditInstrumentId"
+    return _posted(action, the_seed.merchants[merchant], {name: instrument})
+
+
+def _posted(action: str, merchant: Merchant, params: dict[str, str]) -> bytes:
+    """The form body of ``action`` POSTed by a seeded ``merchant`` (the 2008-09-17 API)."""
+    signed = signed_fps(
+        action,
+        merchant.access_key_id,
+        merchant.secret,
+        params,
+        method="POST",
+        version="2008-09-17",
+    )
+    return urlencode(signed).encode()
 
 
 def test_concurrent_balance_reads_share_reads_and_each_gets_its_own_answer(

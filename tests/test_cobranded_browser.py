@@ -24,10 +24,11 @@ import pytest
 from playwright.sync_api import Browser, expect
 from typer.testing import CliRunner
 
-from builders import top_up_balance
+from builders import amount_params, top_up_balance
 from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
     BUYER_PASSWORD,
+    fps_text,
     make_world,
     postpaid_params,
     prepaid_params,
@@ -38,47 +39,26 @@ from penny.cli.main import app as cli_app
 class Flow(BrowserFlow):
     """One buyer in one browser context (phone width), with the live server and receiver."""
 
-    def start(self, params: dict[str, str]) -> None:
-        self.page.goto(self.server.start_url(params))
-
     def register(self, name: str, email: str) -> None:
         self.page.get_by_role("link", name="Create a sandbox buyer account").click()
-        expect(self.page.get_by_role("heading", level=1)).to_have_text(
-            "Create a sandbox buyer account"
-        )
+        self.heading_is("Create a sandbox buyer account")
         self.shot("register")
+        self.fill_register(name, email, BUYER_PASSWORD, BUYER_PASSWORD)
+        self.heading_is("How will you pay?")
+
+    def fill_register(self, name: str, email: str, password: str, again: str) -> None:
+        """Fill the register form and send it."""
         self.page.get_by_label("Your name").fill(name)
         self.page.get_by_label("Email address").fill(email)
-        self.page.get_by_label("Password (at least 8 characters)").fill(BUYER_PASSWORD)
-        self.page.get_by_label("Password again").fill(BUYER_PASSWORD)
+        self.page.get_by_label("Password (at least 8 characters)").fill(password)
+        self.page.get_by_label("Password again").fill(again)
         self.page.get_by_role("button", name="Create account").click()
-        expect(self.page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
-
-    def sign_in(self, email: str, password: str = BUYER_PASSWORD) -> None:
-        self.page.get_by_label("Email address").fill(email)
-        self.page.get_by_label("Password").fill(password)
-        self.page.get_by_role("button", name="Sign in").click()
 
     def add_card(self, number: str, expiry: str = "12/2030") -> None:
         self.page.get_by_label("Card number").fill(number)
         self.page.get_by_label("Expiry (MM/YYYY)").fill(expiry)
         self.page.get_by_role("button", name="Add card").click()
-        expect(self.page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
-
-    def choose(self, label: str) -> None:
-        self.page.get_by_label(label).check()
-        self.page.get_by_role("button", name="Continue").click()
-
-    def confirm(self) -> dict[str, str]:
-        expect(self.page.get_by_role("heading", level=1)).to_have_text("Review and confirm")
-        self.page.get_by_role("button", name="Confirm").click()
-        return self.returned()
-
-    def returned(self) -> dict[str, str]:
-        expect(self.page.get_by_role("heading", level=1)).to_have_text("Thanks, back at the shop")
-        url, params = self.shop.last()
-        assert self.server.verify(url) == "Success"
-        return params
+        self.heading_is("How will you pay?")
 
 
 @pytest.fixture
@@ -87,35 +67,16 @@ def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
         yield flow
 
 
-def _text(root: object, tag: str) -> str:
-    found = [node.text for node in root.iter() if node.tag == tag]  # type: ignore[attr-defined]
-    assert len(found) == 1, (tag, found)
-    return found[0] or ""
-
-
 def _at(root: ET.Element, path: str) -> str:
     found = root.find(path)
     assert found is not None, ET.tostring(root)
     return found.text or ""
 
 
-def _amount(prefix: str, value: str) -> dict[str, str]:
-    return {f"{prefix}.Value": value, f"{prefix}.CurrencyCode": "USD"}
-
-
-def _shows(flow: Flow, *texts: str) -> None:
-    """The page's main region contains each of ``texts``."""
-    main = flow.page.locator("main")
-    for text in texts:
-        expect(main).to_contain_text(text)
-
-
 def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
     params = prepaid_params(flow.world, flow.shop.url, websiteDescription="the Game Shop")
     flow.start(params)
-    expect(flow.page.get_by_role("heading", level=1)).to_have_text(
-        "Sign in to authorize this payment"
-    )
+    flow.heading_is("Sign in to authorize this payment")
     expect(flow.page.locator(".summary")).to_contain_text("$25.00 USD")
     flow.shot("signin")
     flow.register("Bea Buyer", "bea@example.com")
@@ -128,7 +89,7 @@ def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
     flow.shot("method")
     flow.add_card("4111 1111 1111 1111")
     flow.choose("Visa •••• 1111, expires 12/2030")
-    _shows(flow, "DigitalDownload", "$25.00 USD", "•••• 1111", "Game credits")
+    flow.shows("DigitalDownload", "$25.00 USD", "•••• 1111", "Game credits")
     expect(flow.page.locator("main")).not_to_contain_text("4111 1111 1111 1111")
     flow.shot("review")
     got = flow.confirm()
@@ -143,7 +104,7 @@ def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
     )
     # A lost redirect is recovered with GetTokenByCaller.
     token = flow.server.fps("GetTokenByCaller", CallerReference="order-1-sender")
-    assert _text(token, "TokenId") == sender
+    assert fps_text(token, "TokenId") == sender
     # Anything changed on the received URL fails verification.
     url, _ = flow.shop.last()
     assert flow.server.verify(url.replace("status=SC", "status=SA")) == "Failure"
@@ -152,19 +113,22 @@ def test_prepaid_flow_new_buyer_card_then_fund_and_pay(flow: Flow) -> None:
         SenderTokenId=funding,
         PrepaidInstrumentId=instrument,
         CallerReference="fund-1",
-        **_amount("FundingAmount", "10"),
+        **amount_params("FundingAmount", "10"),
     )
-    assert _text(fund, "TransactionStatus") == "Success"
+    assert fps_text(fund, "TransactionStatus") == "Success"
     pay = flow.server.fps(
-        "Pay", SenderTokenId=sender, CallerReference="pay-1", **_amount("TransactionAmount", "2.50")
+        "Pay",
+        SenderTokenId=sender,
+        CallerReference="pay-1",
+        **amount_params("TransactionAmount", "2.50"),
     )
-    assert _text(pay, "TransactionStatus") == "Success"
+    assert fps_text(pay, "TransactionStatus") == "Success"
     balance = flow.server.fps("GetPrepaidBalance", PrepaidInstrumentId=instrument)
     assert _at(balance, ".//AvailableBalance/Value") == "7.500000"
     # Going back to the finished pipeline shows it is done; confirming again changes nothing.
     flow.page.go_back()
     flow.page.reload()
-    expect(flow.page.get_by_role("heading", level=1)).to_have_text("This authorization is finished")
+    flow.heading_is("This authorization is finished")
     flow.shot("finished")
 
 
@@ -191,7 +155,7 @@ def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
     flow.shot("signin-error")
     flow.sign_in("carl@example.com")
     flow.choose("Mastercard •••• 4444, expires 11/2031")
-    _shows(flow, "Credit limit", "$50.00 USD", "$500.00 USD")
+    flow.shows("Credit limit", "$50.00 USD", "$500.00 USD")
     flow.shot("review-postpaid")
     got = flow.confirm()
     assert got["status"] == "SC"
@@ -201,9 +165,9 @@ def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
         "Pay",
         SenderTokenId=got["creditSenderTokenID"],
         CallerReference="tab-pay-1",
-        **_amount("TransactionAmount", "20"),
+        **amount_params("TransactionAmount", "20"),
     )
-    assert _text(pay, "TransactionStatus") == "Success"
+    assert fps_text(pay, "TransactionStatus") == "Success"
     debt = flow.server.fps("GetDebtBalance", CreditInstrumentId=got["creditInstrumentID"])
     assert _at(debt, ".//AvailableBalance/Value") == "20.000000"
     settle = flow.server.fps(
@@ -211,9 +175,9 @@ def test_postpaid_flow_existing_buyer_pay_and_settle(flow: Flow) -> None:
         SenderTokenId=got["settlementTokenID"],
         CreditInstrumentId=got["creditInstrumentID"],
         CallerReference="settle-1",
-        **_amount("SettlementAmount", "20"),
+        **amount_params("SettlementAmount", "20"),
     )
-    assert _text(settle, "TransactionStatus") == "Success"
+    assert fps_text(settle, "TransactionStatus") == "Success"
 
 
 def test_declined_card_is_refused_then_the_balance_is_used(flow: Flow) -> None:
@@ -243,7 +207,8 @@ def test_cancelled_flow_returns_a_and_creates_nothing(flow: Flow) -> None:
     assert got["status"] == "A"
     assert "senderTokenID" not in got
     missing = flow.server.fps("GetTokenByCaller", CallerReference="cy-sender")
-    assert _text(missing, "Code") == "InvalidParams" or _text(missing, "Code").startswith("Invalid")
+    code = fps_text(missing, "Code")
+    assert code == "InvalidParams" or code.startswith("Invalid")
 
 
 def test_tampered_start_url_is_refused_without_redirect(flow: Flow) -> None:
@@ -253,9 +218,7 @@ def test_tampered_start_url_is_refused_without_redirect(flow: Flow) -> None:
     response = flow.page.goto(tampered)
     assert response is not None
     assert response.status == 403
-    expect(flow.page.get_by_role("heading", level=1)).to_have_text(
-        "This payment request was altered"
-    )
+    flow.heading_is("This payment request was altered")
     expect(flow.page.get_by_role("link", name=re.compile("Return"))).to_have_count(0)
     flow.shot("tampered")
     assert flow.shop.received == []
@@ -291,10 +254,10 @@ def test_bank_account_funding_completes_after_four_sandbox_days(
         SenderTokenId=got["fundingTokenID"],
         PrepaidInstrumentId=got["prepaidInstrumentID"],
         CallerReference="bo-fund",
-        **_amount("FundingAmount", "25"),
+        **amount_params("FundingAmount", "25"),
     )
-    assert _text(fund, "TransactionStatus") == "Pending"
-    txn = _text(fund, "TransactionId")
+    assert fps_text(fund, "TransactionStatus") == "Pending"
+    txn = fps_text(fund, "TransactionId")
     monkeypatch.setenv("PENNY_SECRET_KEY", flow.world.key_hex)
     result = CliRunner().invoke(
         cli_app,
@@ -304,7 +267,7 @@ def test_bank_account_funding_completes_after_four_sandbox_days(
     assert result.exit_code == 0, result.output
     assert txn in json.dumps(json.loads(result.output))
     status = flow.server.fps("GetTransactionStatus", TransactionId=txn)
-    assert _text(status, "TransactionStatus") == "Success"
+    assert fps_text(status, "TransactionStatus") == "Success"
 
 
 def test_the_register_form_shows_every_mistake_at_once(flow: Flow) -> None:
@@ -314,10 +277,7 @@ def test_the_register_form_shows_every_mistake_at_once(flow: Flow) -> None:
     flow.start(prepaid_params(flow.world, flow.shop.url))
     page = flow.page
     page.get_by_role("link", name="Create a sandbox buyer account").click()
-    page.get_by_label("Email address").fill("not-an-email")
-    page.get_by_label("Password (at least 8 characters)").fill("short")
-    page.get_by_label("Password again").fill("shorter")
-    page.get_by_role("button", name="Create account").click()
+    flow.fill_register("", "not-an-email", "short", "shorter")
     expect(page.locator("#name-error")).to_have_text("Enter your name.")
     expect(page.locator("#email-error")).to_have_text(
         "'not-an-email' is not an email address like name@example.com."
@@ -329,11 +289,7 @@ def test_the_register_form_shows_every_mistake_at_once(flow: Flow) -> None:
     expect(page.get_by_label("Email address")).to_have_attribute("aria-invalid", "true")
     flow.shot("register-errors")
 
-    page.get_by_label("Your name").fill("Carl Again")
-    page.get_by_label("Email address").fill("Carl@Example.com")
-    page.get_by_label("Password (at least 8 characters)").fill(BUYER_PASSWORD)
-    page.get_by_label("Password again").fill(BUYER_PASSWORD)
-    page.get_by_role("button", name="Create account").click()
+    flow.fill_register("Carl Again", "Carl@Example.com", BUYER_PASSWORD, BUYER_PASSWORD)
     expect(page.locator("#email-error")).to_have_text(
         "An account with this email address already exists: sign in with it instead."
     )
@@ -341,4 +297,4 @@ def test_the_register_form_shows_every_mistake_at_once(flow: Flow) -> None:
     expect(page.get_by_label("Your name")).to_have_value("Carl Again")
     page.get_by_role("link", name="Sign in").click()
     flow.sign_in("carl@example.com")
-    expect(page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
+    flow.heading_is("How will you pay?")

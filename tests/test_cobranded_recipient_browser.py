@@ -11,8 +11,16 @@ import xml.etree.ElementTree as ET
 from playwright.sync_api import Browser, Page, expect
 
 from browser_support import PHONE, axe_violations, screenshot
+from builders import amount_params
 from cobranded_browser_support import BrowserFlow, running_flow
-from cobranded_support import BUYER_PASSWORD, LiveServer, World, make_world, start_params
+from cobranded_support import (
+    BUYER_PASSWORD,
+    LiveServer,
+    World,
+    fps_text,
+    make_world,
+    start_params,
+)
 from penny.money import parse_amount
 from penny.sandbox.instruments import prepaid_setup
 from penny.services.payments import FundPrepaidRequest
@@ -28,12 +36,6 @@ def check(page: Page, axe: str, name: str, store: str) -> None:
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.evaluate("document.activeElement.blur()")
-
-
-def _text(root: ET.Element, tag: str) -> str:
-    found = [node.text for node in root.iter() if node.tag == tag]
-    assert len(found) == 1, (tag, found)
-    return found[0] or ""
 
 
 def test_a_recipient_accepts_and_is_paid(browser: Browser, axe: str, database_url: str) -> None:
@@ -113,13 +115,9 @@ def _pay(server: LiveServer, world: World, token_id: str) -> None:
         SenderTokenId=made.sender_token.id,
         RecipientTokenId=token_id,
         CallerReference="pay-1",
-        **{
-            "TransactionAmount.Value": "10",
-            "TransactionAmount.CurrencyCode": "USD",
-            "MarketplaceFixedFee.Value": "0.50",
-            "MarketplaceFixedFee.CurrencyCode": "USD",
-        },
+        **amount_params("TransactionAmount", "10"),
+        **amount_params("MarketplaceFixedFee", "0.50"),
     )
-    assert _text(pay, "TransactionStatus") == "Success", ET.tostring(pay)
+    assert fps_text(pay, "TransactionStatus") == "Success", ET.tostring(pay)
     status = server.fps("GetRecipientVerificationStatus", RecipientTokenId=token_id)
-    assert _text(status, "RecipientVerificationStatus") == "VerificationComplete"
+    assert fps_text(status, "RecipientVerificationStatus") == "VerificationComplete"

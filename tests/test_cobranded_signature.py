@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from builders import signed_fps
 from cobranded_support import START_PATH, UiClient, World, prepaid_params, world
 from penny.fps.signature import matching_host, sign_v2
 
@@ -39,15 +40,9 @@ def signed_fps_with_plus(world: World) -> dict[str, str]:
     now = time.time()
     for n in range(200):  # the Timestamp varies, a second earlier each try
         moment = datetime.fromtimestamp(now - n, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        params = {
-            "Action": "GetAccountBalance",
-            "AWSAccessKeyId": world.access_key,
-            "SignatureVersion": "2",
-            "SignatureMethod": "HmacSHA256",
-            "Timestamp": moment,
-            "Version": "2010-08-28",
-        }
-        params["Signature"] = sign_v2(world.secret, "GET", HOST, "/", params)
+        params = signed_fps(
+            "GetAccountBalance", world.access_key, world.secret, host=HOST, timestamp=moment
+        )
         if "+" in params["Signature"]:
             return params
     raise AssertionError("no signature with a '+' in 200 tries")

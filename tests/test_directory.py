@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from builders import other_directory, store
+from builders import manual_clock, other_directory, store
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.funding import ChargeDecision, SandboxFunding
 from penny.domain.parties import (
@@ -58,8 +58,7 @@ def database(services: Services) -> Database:
 
 @pytest.fixture
 def clock(services: Services) -> ManualClock:
-    assert isinstance(services.clock, ManualClock)
-    return services.clock
+    return manual_clock(services)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from builders import amount_params
 from cobranded_support import (
     BUYER_PASSWORD,
     UiClient,
@@ -125,7 +126,7 @@ def pay(world: World, token_id: str, amount: str, ref: str) -> str:
         "Pay",
         SenderTokenId=token_id,
         CallerReference=ref,
-        **{"TransactionAmount.Value": amount, "TransactionAmount.CurrencyCode": "USD"},
+        **amount_params("TransactionAmount", amount),
     )
     code = root.findtext(".//Error/Code")
     return code or root.findtext(".//PayResult/TransactionStatus") or ""

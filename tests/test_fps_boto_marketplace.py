@@ -7,8 +7,11 @@ partial ``settle``, and boto's errors for the refusals (see
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from boto_client import BOTO_CONNECT, boto_server, needs_boto, run_boto
 from builders import Shop, new_shop, open_store
@@ -16,7 +19,7 @@ from penny.clock import SystemClock
 from penny.domain.model import RecipientToken
 from penny.money import parse_amount
 from penny.services.factory import Services
-from penny.services.payments import FundPrepaidRequest
+from penny.services.payments import FundPrepaidRequest, Payments
 
 
 @dataclass
@@ -30,6 +33,10 @@ class Market:
     sender_token_id: str
     token: RecipientToken
 
+    @property
+    def payments(self) -> Payments:
+        return self.services.payments
+
     def drive(self, script: str, tmp_path: Path) -> dict[str, object]:
         """Run the boto ``script`` against a live server with this market's ids."""
         with boto_server(self.services, self.shop.merchant) as connect:
@@ -37,7 +44,8 @@ class Market:
             return run_boto(script, job, tmp_path)
 
 
-def marketplace(database_url: str) -> Market:
+@pytest.fixture
+def market(database_url: str) -> Iterator[Market]:
     services = open_store(database_url, clock=SystemClock())
     shop = new_shop(services, bank=False)
     setup = shop.prepaid()
@@ -50,7 +58,8 @@ def marketplace(database_url: str) -> Market:
     )
     services.payments.execute(funding)
     token = shop.recipient_token(max_fixed="0.25", max_variable=500)
-    return Market(services, shop, setup.sender_token.id, token)
+    yield Market(services, shop, setup.sender_token.id, token)
+    services.database.dispose()
 
 
 BOTO_DRIVER = (
@@ -89,11 +98,8 @@ print(json.dumps(out))
 
 
 @needs_boto
-def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> None:
+def test_boto_drives_a_marketplace_pay(market: Market, tmp_path: Path) -> None:
     # The server's default fee schedule: a marketplace Pay costs 0.5 % + $0.01 (ABT).
-    market = marketplace(database_url)
-    services, shop, token = market.services, market.shop, market.token
-    payments = services.payments
     out = market.drive(BOTO_DRIVER, tmp_path)
 
     assert out["verification"] == "VerificationComplete"
@@ -102,7 +108,7 @@ def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> Non
     pay_id, status = pay
     assert status == "Success"
     assert out["transaction"] == [
-        token.id,
+        market.token.id,
         "0.060000",
         True,
         "Recipient",
@@ -111,16 +117,15 @@ def test_boto_drives_a_marketplace_pay(database_url: str, tmp_path: Path) -> Non
     ]
     assert out["refund"] == ["Success"]
     # $10 − $0.75 − $0.06, then $4 back less 40 % of the fees ($0.30 + $0.02).
-    assert payments.account_balance(shop.other.id).total.minor == 919 - 368
-    booked = payments.transaction(shop.merchant.id, pay_id)
+    assert market.payments.account_balance(market.shop.other.id).total.minor == 919 - 368
+    booked = market.payments.transaction(market.shop.merchant.id, pay_id)
     assert (booked.refunded, booked.marketplace_fee) == (400, 75)
     assert out["errors"] == {
         "too_high": ["IncompatibleTokens", 400, "IncompatibleTokens"],
         "not_marketplace": ["NotMarketplaceApp", 400, "NotMarketplaceApp"],
         "unknown_token": ["InvalidParams", 400, "InvalidParams"],
     }
-    assert services.ledger.audit().ok
-    services.database.dispose()
+    assert market.services.ledger.audit().ok
 
 
 BOTO_RESERVE = (
@@ -152,12 +157,9 @@ print(json.dumps(out))
 
 
 @needs_boto
-def test_boto_drives_a_marketplace_reserve_and_settle(database_url: str, tmp_path: Path) -> None:
+def test_boto_drives_a_marketplace_reserve_and_settle(market: Market, tmp_path: Path) -> None:
     # The server's default fee schedule: a marketplace charge costs 0.5 % + $0.01 (ABT).
-    market = marketplace(database_url)
-    services, shop, token = market.services, market.shop, market.token
-    payments = services.payments
-    caller_before = payments.account_balance(shop.merchant.id).total.minor
+    caller_before = market.payments.account_balance(market.shop.merchant.id).total.minor
     out = market.drive(BOTO_RESERVE, tmp_path)
 
     reserve, settled = out["reserve"], out["settle"]
@@ -167,13 +169,12 @@ def test_boto_drives_a_marketplace_reserve_and_settle(database_url: str, tmp_pat
     assert settled[1] == "Success"
     # Settle $6.00 of $10.00: the caller's $0.75 pro rata is $0.45, Penny's 0.5 % + $0.01 of
     # $6.00 is $0.04, so the recipient got $5.51 and the caller paid out $5.55.
-    assert out["transaction"] == ["Settle", token.id, "0.040000", "Recipient", "Elsewhere"]
-    settle = payments.transaction(shop.merchant.id, settled[0])
+    assert out["transaction"] == ["Settle", market.token.id, "0.040000", "Recipient", "Elsewhere"]
+    settle = market.payments.transaction(market.shop.merchant.id, settled[0])
     assert (settle.amount, settle.fees, settle.marketplace_fee) == (600, 4, 45)
     assert out["refund"] == ["Success"]
     # Refunded in full with the fee: every balance is back where it was.
-    assert payments.account_balance(shop.other.id).total.minor == 0
-    assert payments.account_balance(shop.merchant.id).total.minor == caller_before
+    assert market.payments.account_balance(market.shop.other.id).total.minor == 0
+    assert market.payments.account_balance(market.shop.merchant.id).total.minor == caller_before
     assert out["too_high"] == ["IncompatibleTokens", 400, "IncompatibleTokens"]
-    assert services.ledger.audit().ok
-    services.database.dispose()
+    assert market.services.ledger.audit().ok

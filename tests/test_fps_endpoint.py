@@ -12,18 +12,28 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
-from builders import application, new_merchant, new_shop, open_store, postpaid, prepaid, usd
+from builders import (
+    amount_params,
+    application,
+    fps_timestamp,
+    manual_clock,
+    new_merchant,
+    new_shop,
+    open_store,
+    postpaid,
+    prepaid,
+    signed_fps,
+    usd,
+)
 from penny.clock import MICROS_PER_SECOND, ManualClock
 from penny.domain.parties import Party, PaymentMethod
 from penny.fps.actions import ACTIONS, NOT_SUPPORTED
 from penny.fps.decode import MAX_REQUEST_BYTES
-from penny.fps.signature import sign_v2
 from penny.fps.wire import ACTIONS_2010_08_28, fps_amount
 from penny.parties import Directory
 from penny.services.marketplace import SetupRecipient, issue_recipient_token
@@ -96,24 +106,16 @@ class World:
     bank: PaymentMethod
 
     def timestamp(self, millis: bool = False) -> str:
-        moment = datetime.fromtimestamp(self.clock.now_us() // MICROS_PER_SECOND, UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z" if millis else "%Y-%m-%dT%H:%M:%SZ")
+        return fps_timestamp(self.clock.now_us(), millis=millis)
 
     def signed(
         self, method: str, action: str, params: dict[str, str], *, other: bool = False
     ) -> dict[str, str]:
-        request = {
-            "Action": action,
-            "AWSAccessKeyId": self.other_key if other else self.key,
-            "SignatureVersion": "2",
-            "SignatureMethod": "HmacSHA256",
-            "Timestamp": self.timestamp(millis=method == "POST"),
-            "Version": "2010-08-28",
-            **params,
-        }
-        secret = self.other_secret if other else self.secret
-        request["Signature"] = sign_v2(secret, method, HOST, "/", request)
-        return request
+        key, secret = (self.other_key, self.other_secret) if other else (self.key, self.secret)
+        timestamp = self.timestamp(millis=method == "POST")
+        return signed_fps(
+            action, key, secret, params, method=method, host=HOST, timestamp=timestamp
+        )
 
     def reply(self, response: object) -> Reply:
         raw: bytes = response.content  # type: ignore[attr-defined]
@@ -157,29 +159,33 @@ class World:
             self.payments, self.merchant.id, self.buyer.id, self.card.id, ref, limit=limit
         )
 
-    def fund(self, setup: InstrumentSetup, amount: str, ref: str) -> Reply:
-        return self.get(
+    def fund(self, setup: InstrumentSetup, amount: str, ref: str, *, post: bool = False) -> Reply:
+        """FundPrepaid of ``amount`` on ``setup``'s instrument (a GET, or a Java-style POST)."""
+        return (self.post if post else self.get)(
             "FundPrepaid",
             SenderTokenId=setup.second_token.id,
             PrepaidInstrumentId=setup.instrument.id,
             CallerReference=ref,
-            **{"FundingAmount.Value": amount, "FundingAmount.CurrencyCode": "USD"},
+            **amount_params("FundingAmount", amount),
         )
 
-    def pay(self, setup: InstrumentSetup, amount: str, ref: str) -> Reply:
-        return self.get(
+    def pay(
+        self, setup: InstrumentSetup, amount: str, ref: str, *, post: bool = False, **more: str
+    ) -> Reply:
+        """Pay ``amount`` with ``setup``'s sender token (a GET, or a Java-style POST)."""
+        return (self.post if post else self.get)(
             "Pay",
             SenderTokenId=setup.sender_token.id,
             CallerReference=ref,
-            **{"TransactionAmount.Value": amount, "TransactionAmount.CurrencyCode": "USD"},
+            **more,
+            **amount_params("TransactionAmount", amount),
         )
 
 
 @pytest.fixture
 def world(database_url: str) -> Iterator[World]:
     services = open_store(database_url)
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
+    clock = manual_clock(services)
     shop = new_shop(services)
     assert shop.bank is not None
     app = application(services, request_clock=True)
@@ -265,21 +271,8 @@ def test_fund_prepaid_pay_and_prepaid_balance(world: World) -> None:
 
 def test_java_style_post_is_served(world: World) -> None:
     setup = world.prepaid()
-    funded = world.post(
-        "FundPrepaid",
-        SenderTokenId=setup.second_token.id,
-        PrepaidInstrumentId=setup.instrument.id,
-        CallerReference="fund-post",
-        **{"FundingAmount.Value": "5.00", "FundingAmount.CurrencyCode": "USD"},
-    )
-    success(funded, "FundPrepaid")
-    paid = world.post(
-        "Pay",
-        SenderTokenId=setup.sender_token.id,
-        CallerReference="pay-post",
-        SenderDescription="a b&c=d ☕",
-        **{"TransactionAmount.Value": "1", "TransactionAmount.CurrencyCode": "USD"},
-    )
+    success(world.fund(setup, "5.00", "fund-post", post=True), "FundPrepaid")
+    paid = world.pay(setup, "1", "pay-post", post=True, SenderDescription="a b&c=d ☕")
     success(paid, "Pay")
     txn = world.payments.transaction(world.merchant.id, paid.text("PayResult/TransactionId"))
     assert txn.sender_description == "a b&c=d ☕"
@@ -479,7 +472,7 @@ def test_postpaid_settle_write_off_and_debt_balances(world: World) -> None:
         SenderTokenId=setup.second_token.id,
         CreditInstrumentId=setup.instrument.id,
         CallerReference="settle-1",
-        **{"SettlementAmount.Value": "10", "SettlementAmount.CurrencyCode": "USD"},
+        **amount_params("SettlementAmount", "10"),
     )
     success(settled, "SettleDebt")
     assert settled.children("SettleDebtResult") == ["TransactionId", "TransactionStatus"]
@@ -561,7 +554,7 @@ def test_refund_and_transaction_queries(world: World) -> None:
         "Refund",
         TransactionId=pay_id,
         CallerReference="refund-1",
-        **{"RefundAmount.Value": "1.50", "RefundAmount.CurrencyCode": "USD"},
+        **amount_params("RefundAmount", "1.50"),
     )
     success(refunded, "Refund")
     assert refunded.children("RefundResult") == ["TransactionId", "TransactionStatus"]
@@ -768,16 +761,7 @@ def test_request_timestamps_use_real_time_when_the_sandbox_clock_moved(database_
     sandbox = ManualClock(start_us=4_000_000_000 * MICROS_PER_SECOND)
     services = open_store(database_url, clock=sandbox)
     api_key = new_merchant(services)
-    real = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    params = {
-        "Action": "GetAccountBalance",
-        "AWSAccessKeyId": api_key.access_key,
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "Timestamp": real,
-        "Version": "2010-08-28",
-    }
-    params["Signature"] = sign_v2(api_key.secret, "GET", HOST, "/", params)
+    params = signed_fps("GetAccountBalance", api_key.access_key, api_key.secret, host=HOST)
     with TestClient(application(services)) as client:
         response = client.get("/?" + urlencode(params))
         assert response.status_code == 200, response.content
@@ -830,8 +814,8 @@ def test_cancel_token_on_a_recipient_token(world: World) -> None:
     world.fund(setup, "10", "fund-1")
     consent = SetupRecipient(world.merchant.id, world.other.id, "r1", usd("1"), 1000, True)
     token = issue_recipient_token(world.payments, consent)
-    fees = {"MarketplaceFixedFee.Value": "0.10", "MarketplaceFixedFee.CurrencyCode": "USD"}
-    amount = {"TransactionAmount.Value": "1", "TransactionAmount.CurrencyCode": "USD"}
+    fees = amount_params("MarketplaceFixedFee", "0.10")
+    amount = amount_params("TransactionAmount", "1")
     sender = setup.sender_token.id
     paid = world.get("Pay", SenderTokenId=sender, RecipientTokenId=token.id, CallerReference="m1",
                      **amount, **fees)  # fmt: skip

@@ -32,7 +32,6 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,8 +41,8 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from builders import application, new_shop, open_store
-from penny.clock import MICROS_PER_SECOND, ManualClock
+from builders import application, fps_timestamp, manual_clock, new_shop, open_store
+from penny.clock import ManualClock
 from penny.engine.ledger import Ledger
 from penny.fps.actions import ACTIONS, COMMON_PARAMETERS
 from penny.fps.decode import MAX_REQUEST_BYTES
@@ -85,8 +84,7 @@ class FuzzWorld:
     sent: int = 0
 
     def timestamp(self, offset_s: int = 0, *, millis: bool = False) -> str:
-        moment = datetime.fromtimestamp(self.clock.now_us() // MICROS_PER_SECOND + offset_s, UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z" if millis else "%Y-%m-%dT%H:%M:%SZ")
+        return fps_timestamp(self.clock.now_us(), millis=millis, offset_s=offset_s)
 
     def snapshot(self) -> tuple[Any, ...]:
         """Balances, counts of applied journals, legs and transactions, token states."""
@@ -117,8 +115,7 @@ class FuzzWorld:
 def fuzz_world(database_url: str) -> Iterator[FuzzWorld]:
     services = open_store(database_url)
     db, ledger, payments = services.database, services.ledger, services.payments
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
+    clock = manual_clock(services)
     shop = new_shop(services, bank=False)
     merchant, buyer, card = shop.merchant, shop.buyer, shop.card
     setup = shop.prepaid("fuzz")

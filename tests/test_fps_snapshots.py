@@ -37,7 +37,6 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlencode
@@ -45,12 +44,11 @@ from urllib.parse import urlencode
 import pytest
 
 import penny.domain.parties
-from builders import Shop, new_shop
+from builders import Shop, amount_params, fps_timestamp, new_shop, signed_fps
 from penny.clock import MICROS_PER_SECOND, ManualClock
 from penny.domain.model import RecipientToken, TokenKind
 from penny.domain.parties import Party
 from penny.fps.actions import ACTIONS, NOT_SUPPORTED
-from penny.fps.signature import sign_v2
 from penny.security import ServerKey
 from penny.services.factory import build_services
 from penny.services.payments import (
@@ -143,9 +141,7 @@ class Session:
         return params
 
     def timestamp(self, *, millis: bool = False, offset_s: int = 0) -> str:
-        seconds = self.clock.now_us() // MICROS_PER_SECOND + offset_s
-        moment = datetime.fromtimestamp(seconds, UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z" if millis else "%Y-%m-%dT%H:%M:%SZ")
+        return fps_timestamp(self.clock.now_us(), millis=millis, offset_s=offset_s)
 
     def token_id(self, step: str) -> str:
         """The TokenId answered by an earlier step."""
@@ -164,18 +160,19 @@ class Session:
     def run(self, step: Step) -> Outcome:
         self.clock.advance(MICROS_PER_SECOND)
         other = step.signer == "other"
-        request = {
-            "Action": step.action,
-            "AWSAccessKeyId": self.other_key if other else self.key,
-            "SignatureVersion": "2",
-            "SignatureMethod": "HmacSHA256",
-            "Timestamp": self.timestamp(millis=step.method == "POST"),
-            "Version": step.version,
-            **step.params(self),
-        }
-        secret = self.other_secret if other else self.secret
-        if step.signature != "none":
-            request["Signature"] = sign_v2(secret, step.method, HOST, "/", request)
+        key, secret = (self.other_key, self.other_secret) if other else (self.key, self.secret)
+        request = signed_fps(
+            step.action,
+            key,
+            secret,
+            step.params(self),
+            method=step.method,
+            host=HOST,
+            timestamp=self.timestamp(millis=step.method == "POST"),
+            version=step.version,
+        )
+        if step.signature == "none":
+            del request["Signature"]
         if step.signature == "bad":
             request["Signature"] = "AAAA" + request["Signature"][4:]
         encoded = urlencode(request).encode("ascii")
@@ -228,16 +225,12 @@ class Step:
         return self.status == 200
 
 
-def _amount(name: str, value: str) -> dict[str, str]:
-    return {f"{name}.Value": value, f"{name}.CurrencyCode": "USD"}
-
-
 def _fund(value: str, ref: str) -> Params:
     return lambda s: {
         "SenderTokenId": s.prepaid.second_token.id,
         "PrepaidInstrumentId": s.prepaid.instrument.id,
         "CallerReference": ref,
-        **_amount("FundingAmount", value),
+        **amount_params("FundingAmount", value),
     }
 
 
@@ -245,7 +238,7 @@ def _pay(value: str, ref: str, *, postpaid: bool = False, **extra: str) -> Param
     return lambda s: {
         "SenderTokenId": (s.postpaid if postpaid else s.prepaid).sender_token.id,
         "CallerReference": ref,
-        **_amount("TransactionAmount", value),
+        **amount_params("TransactionAmount", value),
         **extra,
     }
 
@@ -255,7 +248,7 @@ def _settle(value: str, ref: str) -> Params:
         "SenderTokenId": s.postpaid.second_token.id,
         "CreditInstrumentId": s.postpaid.instrument.id,
         "CallerReference": ref,
-        **_amount("SettlementAmount", value),
+        **amount_params("SettlementAmount", value),
     }
 
 
@@ -263,7 +256,7 @@ def _write_off(value: str, ref: str) -> Params:
     return lambda s: {
         "CreditInstrumentId": s.postpaid.instrument.id,
         "CallerReference": ref,
-        **_amount("AdjustmentAmount", value),
+        **amount_params("AdjustmentAmount", value),
     }
 
 
@@ -294,7 +287,7 @@ STEPS: Final[tuple[Step, ...]] = (
     Step(
         "Pay.error.MissingParameter",
         "Pay",
-        _const(CallerReference="pay-3", **_amount("TransactionAmount", "1")),
+        _const(CallerReference="pay-3", **amount_params("TransactionAmount", "1")),
         400,
     ),
     Step("Pay.error.InvalidRequest", "Pay", _pay("1", "pay-4", recipient_token_id="x"), 400),
@@ -311,7 +304,7 @@ STEPS: Final[tuple[Step, ...]] = (
         _const(
             SenderTokenId="NOSUCHTOKEN",
             CallerReference="pay-7",
-            **_amount("TransactionAmount", "1"),
+            **amount_params("TransactionAmount", "1"),
         ),
         400,
     ),
@@ -335,7 +328,7 @@ STEPS: Final[tuple[Step, ...]] = (
         lambda s: {
             "TransactionId": s.txn_id("Pay.success"),
             "CallerReference": "refund-1",
-            **_amount("RefundAmount", "1.00"),
+            **amount_params("RefundAmount", "1.00"),
         },
     ),
     Step(
@@ -344,7 +337,7 @@ STEPS: Final[tuple[Step, ...]] = (
         lambda s: {
             "TransactionId": s.txn_id("Pay.success"),
             "CallerReference": "refund-2",
-            **_amount("RefundAmount", "5"),
+            **amount_params("RefundAmount", "5"),
         },
         400,
     ),
@@ -676,7 +669,7 @@ STEPS: Final[tuple[Step, ...]] = (
         "Settle",
         lambda s: {
             "ReserveTransactionId": s.txn_id("Reserve.success"),
-            **_amount("TransactionAmount", "3.01"),
+            **amount_params("TransactionAmount", "3.01"),
         },
         400,
     ),
@@ -685,7 +678,7 @@ STEPS: Final[tuple[Step, ...]] = (
         "Settle",
         lambda s: {
             "ReserveTransactionId": s.txn_id("Reserve.success"),
-            **_amount("TransactionAmount", "2"),
+            **amount_params("TransactionAmount", "2"),
         },
     ),
     Step(
@@ -693,14 +686,14 @@ STEPS: Final[tuple[Step, ...]] = (
         "Settle",
         lambda s: {
             "ReserveTransactionId": s.txn_id("Reserve.success"),
-            **_amount("TransactionAmount", "1"),
+            **amount_params("TransactionAmount", "1"),
         },
         400,
     ),
     Step(
         "Settle.error.MissingParameter",
         "Settle",
-        lambda _s: _amount("TransactionAmount", "1"),
+        lambda _s: amount_params("TransactionAmount", "1"),
         400,
     ),
     Step("GetTransaction.success.reserve", "GetTransaction", _of("Reserve.success")),
@@ -711,7 +704,7 @@ STEPS: Final[tuple[Step, ...]] = (
         lambda s: {
             "TransactionId": s.txn_id("Settle.success"),
             "CallerReference": "refund-settle-1",
-            **_amount("RefundAmount", "0.50"),
+            **amount_params("RefundAmount", "0.50"),
         },
     ),
     Step("Reserve.success.to-cancel", "Reserve", _pay("1", "reserve-3")),
@@ -745,7 +738,7 @@ STEPS: Final[tuple[Step, ...]] = (
         lambda s: {
             **_pay("1", "pay-mp-1")(s),
             "RecipientTokenId": s.recipient_token(),
-            **_amount("MarketplaceFixedFee", "0.10"),
+            **amount_params("MarketplaceFixedFee", "0.10"),
             "MarketplaceVariableFee": "5",
             "CallerDescription": "Song #12 from Elsewhere",
         },
@@ -763,7 +756,7 @@ STEPS: Final[tuple[Step, ...]] = (
     Step(
         "Pay.error.NotMarketplaceApp",
         "Pay",
-        lambda s: {**_pay("1", "pay-mp-3")(s), **_amount("MarketplaceFixedFee", "0.10")},
+        lambda s: {**_pay("1", "pay-mp-3")(s), **amount_params("MarketplaceFixedFee", "0.10")},
         400,
     ),
     Step("GetTransaction.success.marketplace", "GetTransaction", _of("Pay.success.marketplace")),
@@ -785,7 +778,7 @@ STEPS: Final[tuple[Step, ...]] = (
             "TransactionId": s.txn_id("Pay.success.marketplace"),
             "CallerReference": "refund-mp-1",
             "MarketplaceRefundPolicy": "MasterAndMarketplaceTxn",
-            **_amount("RefundAmount", "0.50"),
+            **amount_params("RefundAmount", "0.50"),
         },
     ),
     Step(
@@ -825,7 +818,7 @@ STEPS: Final[tuple[Step, ...]] = (
             "SenderTokenId": s.subscription(),
             "CallerReference": "sub-month-1",
             "CallerDescription": "December",
-            **_amount("TransactionAmount", "10"),
+            **amount_params("TransactionAmount", "10"),
         },
     ),
     Step(
@@ -859,7 +852,7 @@ STEPS: Final[tuple[Step, ...]] = (
     Step(
         "CancelSubscriptionAndRefund.error.MissingParameter",
         "CancelSubscriptionAndRefund",
-        lambda s: {"SubscriptionId": s.subscription(), **_amount("RefundAmount", "4")},
+        lambda s: {"SubscriptionId": s.subscription(), **amount_params("RefundAmount", "4")},
         400,
     ),
     Step(
@@ -870,7 +863,7 @@ STEPS: Final[tuple[Step, ...]] = (
                 "SubscriptionId": s.subscription(),
                 "CallerReference": "sub-cancel-1",
                 "CancelReason": "Moved away",
-                **_amount("RefundAmount", "4"),
+                **amount_params("RefundAmount", "4"),
             }
         ),
     ),
@@ -880,7 +873,7 @@ STEPS: Final[tuple[Step, ...]] = (
         lambda s: {
             "SubscriptionId": s.subscription(),
             "CallerReference": "sub-cancel-1",
-            **_amount("RefundAmount", "3"),
+            **amount_params("RefundAmount", "3"),
         },
         400,
     ),
@@ -896,7 +889,7 @@ STEPS: Final[tuple[Step, ...]] = (
             "SubscriptionId": s.subscription(),
             "CallerReference": "sub-cancel-1",
             "CancelReason": "Moved away",
-            **_amount("RefundAmount", "4"),
+            **amount_params("RefundAmount", "4"),
         },
         version=V2008,
     ),

@@ -36,13 +36,7 @@ def funded(world: World, amount: str = "100") -> InstrumentSetup:
 
 def pay(world: World, setup: InstrumentSetup, amount: str, ref: str, recipient: str) -> str:
     """Pay with the installed ``recipient`` token: ``"Success"`` or the FPS error code."""
-    reply = world.get(
-        "Pay",
-        SenderTokenId=setup.sender_token.id,
-        RecipientTokenId=recipient,
-        CallerReference=ref,
-        **{"TransactionAmount.Value": amount, "TransactionAmount.CurrencyCode": "USD"},
-    )
+    reply = world.pay(setup, amount, ref, RecipientTokenId=recipient)
     if reply.root.tag == "PayResponse":
         return reply.text("PayResult/TransactionStatus")
     return f"{reply.code}: {reply.message}"

@@ -31,12 +31,15 @@ from typer.testing import CliRunner
 
 from builders import (
     add_card,
+    amount_params,
     application,
+    fps_timestamp,
     new_buyer,
     new_merchant,
     open_store,
     prepaid,
     quiet_payments,
+    signed_fps,
     usd,
     verify_signature,
 )
@@ -53,7 +56,6 @@ from penny.domain.model import (
 )
 from penny.domain.parties import Party, PaymentMethod
 from penny.engine.ledger import Ledger, LedgerSession
-from penny.fps.signature import sign_v2
 from penny.ipn.delivery import Deliverer, DrainReport, drain, retry_delay
 from penny.ipn.guard import BlockedAddressError, allowed, pinned_target
 from penny.ipn.outbox import IpnOutbox
@@ -889,21 +891,14 @@ def test_the_server_delivers_a_pay_made_over_the_fps_api(world: World) -> None:
     world.drain()
     settings = world.settings(poll_us=50_000, lanes=2)
     app = application(world.services, request_clock=True, ipn=settings)
-    moment = datetime.fromtimestamp(world.clock.now_us() // MICROS_PER_SECOND, UTC)
-    request = {
-        "Action": "Pay",
-        "AWSAccessKeyId": world.access_key,
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "Timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Version": "2010-08-28",
+    pay = {
         "SenderTokenId": music.sender_token.id,
-        "TransactionAmount.Value": "2.50",
-        "TransactionAmount.CurrencyCode": "USD",
+        **amount_params("TransactionAmount", "2.50"),
         "CallerReference": "over-http",
         "OverrideIPNURL": world.receiver.url("/from-the-api"),
     }
-    request["Signature"] = sign_v2(world.secret, "GET", "testserver", "/", request)
+    moment = fps_timestamp(world.clock.now_us())
+    request = signed_fps("Pay", world.access_key, world.secret, pay, timestamp=moment)
     with TestClient(app) as client:
         response = client.get("/?" + urlencode(request))
         assert response.status_code == 200, response.text

@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -31,11 +30,19 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from builders import add_card, new_buyer, new_merchant, open_store, prepaid, quiet_payments
+from builders import (
+    add_card,
+    amount_params,
+    new_buyer,
+    new_merchant,
+    open_store,
+    prepaid,
+    quiet_payments,
+    signed_fps,
+)
 from ipn_receiver import Receiver, Reply
 from penny.check.servers import free_port
 from penny.clock import MICROS_PER_SECOND, SystemClock
-from penny.fps.signature import sign_v2
 from penny.money import parse_amount
 from penny.security import ServerKey
 from penny.services.payments import (
@@ -180,20 +187,13 @@ def pay_url(shop: Shop, server: Serve, reference: str, ipn_url: str) -> str:
     """The signed GET URL of a $1.00 Pay with ``reference`` that asks for an IPN to ``ipn_url``."""
 
     host = f"127.0.0.1:{server.port}"
-    request = {
-        "Action": "Pay",
-        "AWSAccessKeyId": shop.access_key,
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Version": "2010-08-28",
+    pay = {
         "SenderTokenId": shop.setup.sender_token.id,
-        "TransactionAmount.Value": "1.00",
-        "TransactionAmount.CurrencyCode": "USD",
+        **amount_params("TransactionAmount", "1.00"),
         "CallerReference": reference,
         "OverrideIPNURL": ipn_url,
     }
-    request["Signature"] = sign_v2(shop.secret, "GET", host, "/", request)
+    request = signed_fps("Pay", shop.access_key, shop.secret, pay, host=host)
     return f"{server.base}/?{urlencode(request)}"
 
 

@@ -17,6 +17,7 @@ from builders import (
     RETURNED_BANK_ACCOUNT,
     add_bank,
     add_card,
+    manual_clock,
     new_buyer,
     new_merchant,
     open_store,
@@ -92,9 +93,11 @@ class World:
             **extra,  # type: ignore[arg-type]
         )
 
-    def fund(self, setup: InstrumentSetup, amount: str, ref: str) -> PaymentRequest:
+    def fund(self, setup: InstrumentSetup, amount: str | Money, ref: str) -> PaymentRequest:
+        """FundPrepaid of ``amount`` (US dollars when a string) on ``setup``'s instrument."""
+        money = usd(amount) if isinstance(amount, str) else amount
         return FundPrepaidRequest(
-            self.merchant.id, ref, setup.second_token.id, setup.instrument.id, usd(amount)
+            self.merchant.id, ref, setup.second_token.id, setup.instrument.id, money
         )
 
     def pay(self, setup: InstrumentSetup, amount: str, ref: str) -> PayRequest:
@@ -111,8 +114,7 @@ class World:
 def world(database_url: str) -> Iterator[World]:
     fees = FeeSchedule.flat(card=50, bank=20, balance=5)
     services = open_store(database_url, fees=fees)
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
+    clock = manual_clock(services)
     merchant = new_merchant(services).party
     other = new_merchant(services, "Elsewhere", "else@example.com").party
     buyer = new_buyer(services)
@@ -539,13 +541,9 @@ def test_wrong_token_for_the_operation(world: World) -> None:
 def test_amount_validation(world: World) -> None:
     setup = world.prepaid()
     assert world.refused(world.fund(setup, "0", "zero")) is Refusal.invalid_amount
-    wrong_currency = FundPrepaidRequest(
-        world.merchant.id, "eur", setup.second_token.id, setup.instrument.id, Money(100, "EUR")
-    )
+    wrong_currency = world.fund(setup, Money(100, "EUR"), "eur")
     assert world.refused(wrong_currency) is Refusal.invalid_currency
-    huge = FundPrepaidRequest(
-        world.merchant.id, "huge", setup.second_token.id, setup.instrument.id, usd("1000000.01")
-    )
+    huge = world.fund(setup, "1000000.01", "huge")
     assert world.refused(huge) is Refusal.amount_out_of_range
 
 

@@ -15,14 +15,24 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select
 
-from builders import add_card, application, new_buyer, new_merchant, open_store, postpaid, prepaid
+from builders import (
+    add_card,
+    application,
+    fps_timestamp,
+    manual_clock,
+    new_buyer,
+    new_merchant,
+    open_store,
+    postpaid,
+    prepaid,
+    signed_fps,
+)
 from penny.clock import MICROS_PER_SECOND, ManualClock
 from penny.fps.actions import ACTIONS, COMMON_PARAMETERS
 from penny.fps.decode import MAX_PARAMETERS, MAX_REQUEST_BYTES
@@ -65,18 +75,10 @@ class World:
     b: Merchant
 
     def params(self, who: Merchant, action: str, extra: dict[str, str]) -> dict[str, str]:
-        moment = datetime.fromtimestamp(self.clock.now_us() // MICROS_PER_SECOND, UTC)
-        request = {
-            "Action": action,
-            "Version": "2010-08-28",
-            "AWSAccessKeyId": who.key,
-            "SignatureVersion": "2",
-            "SignatureMethod": "HmacSHA256",
-            "Timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **extra,
-        }
-        request["Signature"] = sign_v2(who.secret, "POST", HOST, "/", request)
-        return request
+        moment = fps_timestamp(self.clock.now_us())
+        return signed_fps(
+            action, who.key, who.secret, extra, method="POST", host=HOST, timestamp=moment
+        )
 
     def post(self, params: dict[str, str]) -> tuple[int, str, str]:
         """(HTTP status, FPS error code or "" on success, the body) of a POSTed form."""
@@ -130,8 +132,7 @@ def _merchant(name: str, services: Services, buyer_no: int) -> Merchant:
 @pytest.fixture(scope="module")
 def world(database_url_for_module: str) -> Iterator[World]:
     services = open_store(database_url_for_module)
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
+    clock = manual_clock(services)
     a = _merchant("Alpha", services, 1)
     b = _merchant("Bravo", services, 2)
     with TestClient(

@@ -16,14 +16,13 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
+from builders import signed_fps
 from penny.check.servers import free_port, healthy
-from penny.fps.signature import sign_v2
 
 PENNY = (sys.executable, "-c", "from penny.cli.main import main; main()")
 TIMEOUT_S = 1
@@ -41,16 +40,8 @@ class Server:
     seed: dict[str, str]
 
     def signed(self, action: str, **extra: str) -> bytes:
-        params = {
-            "Action": action,
-            "Version": "2010-08-28",
-            "AWSAccessKeyId": self.key,
-            "SignatureVersion": "2",
-            "SignatureMethod": "HmacSHA256",
-            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **extra,
-        }
-        params["Signature"] = sign_v2(self.secret, "POST", f"127.0.0.1:{self.port}", "/", params)
+        host = f"127.0.0.1:{self.port}"
+        params = signed_fps(action, self.key, self.secret, extra, method="POST", host=host)
         return urlencode(params).encode()
 
     def post(self, body: bytes) -> tuple[int, str]:

@@ -15,12 +15,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser
 
-from builders import top_up_balance
+from builders import amount_params, top_up_balance
 from cobranded_browser_support import BrowserFlow, running_flow
 from cobranded_support import (
     BUYER_PASSWORD,
+    fps_text,
     make_world,
     start_params,
 )
@@ -40,40 +41,26 @@ class Flow(BrowserFlow):
         )
 
     def start_and_sign_in(self, params: dict[str, str], email: str) -> None:
-        self.page.goto(self.server.start_url(params))
-        expect(self.page.get_by_role("heading", level=1)).to_have_text(
-            "Sign in to authorize this payment"
-        )
+        self.start(params)
+        self.heading_is("Sign in to authorize this payment")
         self.check_axe()
-        self.page.get_by_label("Email address").fill(email)
-        self.page.get_by_label("Password").fill(BUYER_PASSWORD)
-        self.page.get_by_role("button", name="Sign in").click()
-        expect(self.page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
+        self.sign_in(email)
+        self.heading_is("How will you pay?")
 
     def choose(self, label: str) -> None:
-        self.page.get_by_label(label).check()
-        self.page.get_by_role("button", name="Continue").click()
-        expect(self.page.get_by_role("heading", level=1)).to_have_text("Review and confirm")
+        super().choose(label)
+        self.heading_is("Review and confirm")
 
     def review(self, shot: str, *texts: str) -> None:
-        main = self.page.locator("main")
-        for text in texts:
-            expect(main).to_contain_text(text)
+        self.shows(*texts)
         self.shot(shot)
-
-    def confirm(self) -> dict[str, str]:
-        self.page.get_by_role("button", name="Confirm").click()
-        expect(self.page.get_by_role("heading", level=1)).to_have_text("Thanks, back at the shop")
-        url, params = self.shop.last()
-        assert self.server.verify(url) == "Success"
-        return params
 
     def pay(self, token: str, amount: str, ref: str) -> ET.Element:
         return self.server.fps(
             "Pay",
             SenderTokenId=token,
             CallerReference=ref,
-            **{"TransactionAmount.Value": amount, "TransactionAmount.CurrencyCode": "USD"},
+            **amount_params("TransactionAmount", amount),
         )
 
 
@@ -88,13 +75,11 @@ def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
 
 
 def _status(answer: ET.Element) -> str:
-    (found,) = [node.text for node in answer.iter() if node.tag.endswith("TransactionStatus")]
-    return found or ""
+    return fps_text(answer, "TransactionStatus")
 
 
 def _error(answer: ET.Element) -> str:
-    (found,) = [node.text for node in answer.iter() if node.tag.endswith("Code")]
-    return found or ""
+    return fps_text(answer, "Code")
 
 
 def test_single_use_by_card(flow: Flow) -> None:
@@ -153,13 +138,9 @@ def test_recurring_by_balance_then_cancel_is_a(flow: Flow) -> None:
     assert _status(flow.pay(got["tokenID"], "9.99", "pay-1")) == "Success"
     assert flow.world.payments.account_balance(bea.id).total.minor == 0
     # Signed in already, the next pipeline opens on the methods; the buyer cancels it (A).
-    flow.page.goto(
-        flow.server.start_url(
-            flow.params("Recurring", "sub-2", transactionAmount="1", recurringPeriod="7 Days")
-        )
-    )
+    flow.start(flow.params("Recurring", "sub-2", transactionAmount="1", recurringPeriod="7 Days"))
     flow.page.get_by_role("button", name="Cancel and return to the Game Shop").click()
-    expect(flow.page.get_by_role("heading", level=1)).to_have_text("Thanks, back at the shop")
+    flow.heading_is("Thanks, back at the shop")
     _, back = flow.shop.last()
     assert back["status"] == "A"
     assert back["callerReference"] == "sub-2"
@@ -191,8 +172,8 @@ def test_edit_token_changes_a_multi_use_token(flow: Flow) -> None:
         amountType="Maximum",
         paymentMethod="CC,ACH",
     )
-    flow.page.goto(flow.server.start_url(edit))
-    expect(flow.page.get_by_role("heading", level=1)).to_have_text("How will you pay?")
+    flow.start(edit)
+    flow.heading_is("How will you pay?")
     flow.check_axe()
     flow.choose("Bank account •••• 6789")
     flow.review(

@@ -8,18 +8,16 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
 from typer.testing import CliRunner
 
-from builders import application, new_shop, open_store, serving, usd
+from builders import amount_params, application, new_shop, open_store, serving, signed_fps, usd
 from ipn_receiver import Receiver
 from penny.cli.main import app as cli_app
 from penny.clock import MICROS_PER_SECOND
 from penny.domain.model import Status, TokenKind, Transaction
-from penny.fps.signature import sign_v2
 from penny.ipn.settings import IpnSettings
 from penny.services.factory import Services
 from penny.services.payments import PayRequest
@@ -29,16 +27,8 @@ from penny.web.app import COMPLETE_EVERY_US, complete_every_from_env
 WAIT_S = 20.0
 
 
-def _signed(key: str, secret: str, port: int, **params: str) -> str:
-    request = {
-        "AWSAccessKeyId": key,
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "Version": "2010-08-28",
-        **params,
-    }
-    request["Signature"] = sign_v2(secret, "GET", f"127.0.0.1:{port}", "/", request)
+def _signed(key: str, secret: str, port: int, action: str, **params: str) -> str:
+    request = signed_fps(action, key, secret, params, host=f"127.0.0.1:{port}")
     return f"http://127.0.0.1:{port}/?{urlencode(request)}"
 
 
@@ -62,11 +52,11 @@ def test_a_pending_card_pay_completes_with_its_ipn_without_an_advance(database_u
                     key,
                     secret,
                     port,
-                    Action="Pay",
+                    "Pay",
                     SenderTokenId=token.token.id,
                     CallerReference="sweep-1",
                     OverrideIPNURL=receiver.url("/sweep"),
-                    **{"TransactionAmount.Value": "4.00", "TransactionAmount.CurrencyCode": "USD"},
+                    **amount_params("TransactionAmount", "4.00"),
                 )
             )
             assert paid.status_code == 200, paid.text
@@ -77,7 +67,7 @@ def test_a_pending_card_pay_completes_with_its_ipn_without_an_advance(database_u
                 assert time.monotonic() < deadline, "the Pay was never completed"
                 time.sleep(0.1)
                 answer = http.get(
-                    _signed(key, secret, port, Action="GetTransactionStatus", TransactionId=txn_id)
+                    _signed(key, secret, port, "GetTransactionStatus", TransactionId=txn_id)
                 )
                 status = _element(answer.text, "TransactionStatus")
             assert status == "Success"

@@ -11,7 +11,6 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -19,10 +18,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from builders import add_card, application, new_buyer, new_merchant, open_store, prepaid
+from builders import (
+    add_card,
+    application,
+    fps_timestamp,
+    manual_clock,
+    new_buyer,
+    new_merchant,
+    open_store,
+    prepaid,
+    signed_fps,
+)
 from penny.cli.main import app as cli_app
-from penny.clock import MICROS_PER_SECOND, ManualClock
-from penny.fps.signature import sign_v2
+from penny.clock import ManualClock
 from penny.security import ServerKey
 from penny.services.payments import InstrumentSetup
 from penny.storage.database import Database, open_database
@@ -47,18 +55,8 @@ class Ops:
     setup: InstrumentSetup
 
     def signed(self, action: str, **params: str) -> dict[str, str]:
-        moment = datetime.fromtimestamp(self.clock.now_us() // MICROS_PER_SECOND, UTC)
-        request = {
-            "Action": action,
-            "AWSAccessKeyId": self.key,
-            "SignatureVersion": "2",
-            "SignatureMethod": "HmacSHA256",
-            "Timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "Version": "2010-08-28",
-            **params,
-        }
-        request["Signature"] = sign_v2(self.secret, "GET", HOST, "/", request)
-        return request
+        moment = fps_timestamp(self.clock.now_us())
+        return signed_fps(action, self.key, self.secret, params, host=HOST, timestamp=moment)
 
     def get(self, action: str, **params: str) -> int:
         response = self.client.get("/?" + urlencode(self.signed(action, **params)))
@@ -84,8 +82,7 @@ class Ops:
 @pytest.fixture
 def ops(database_url: str) -> Iterator[Ops]:
     services = open_store(database_url)
-    clock = services.clock
-    assert isinstance(clock, ManualClock)
+    clock = manual_clock(services)
     merchant = new_merchant(services)
     buyer = new_buyer(services)
     card = add_card(services, buyer.id)

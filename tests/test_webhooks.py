@@ -38,7 +38,7 @@ from penny.signing import load_signer
 from penny.storage import schema
 from penny.webhooks.endpoints import rotate_secret
 from penny.webhooks.signature import new_secret, sign
-from test_api import auth, fund, get, ok, pay, post, refused, usd
+from test_api import auth, fund, funded, get, ok, pay, post, refused, usd
 from test_fps_endpoint import World, world
 
 __all__ = ["world"]
@@ -69,8 +69,7 @@ def subscribe(w: World, url: str = "https://shop.example/hooks", **more: Any) ->
 
 
 def test_a_merchant_without_an_endpoint_has_no_events_written(world: World) -> None:
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     ok(pay(world, setup, 1500))
     assert events(world) == []
     assert count_rows(world, schema.events) == 0
@@ -83,7 +82,7 @@ def test_a_merchant_without_an_endpoint_has_no_events_written(world: World) -> N
 def test_a_pay_writes_exactly_one_payment_succeeded_event_and_a_retry_none(world: World) -> None:
     subscribe(world)
     setup = world.prepaid()
-    funded = ok(fund(world, setup, 5000))
+    funding = ok(fund(world, setup, 5000))
     paid = ok(pay(world, setup, 1500, key="order-1"))
     assert types(world) == ["funding.succeeded", "payment.succeeded"]
     event = events(world, type="payment.succeeded")[0]
@@ -92,7 +91,7 @@ def test_a_pay_writes_exactly_one_payment_succeeded_event_and_a_retry_none(world
     assert event["data"] == paid  # the /v1 transaction, amounts in minor units
     assert event["data"]["amount"] == usd(1500)
     assert ok(get(world, f"/v1/events/{event['id']}")) == event
-    assert events(world, type="funding.succeeded")[0]["data"] == funded
+    assert events(world, type="funding.succeeded")[0]["data"] == funding
     # The same request again (the same Idempotency-Key, so the same CallerReference): no event.
     again = pay(world, setup, 1500, key="order-1")
     assert again.headers["idempotent-replayed"] == "true"
@@ -159,8 +158,7 @@ def test_a_pending_bank_funding_writes_pending_then_succeeded(world: World) -> N
 
 def test_events_page_by_cursor_filter_by_type_and_belong_to_their_merchant(world: World) -> None:
     subscribe(world)
-    setup = world.prepaid()
-    ok(fund(world, setup, 5000))
+    setup = funded(world, 5000)
     for _ in range(4):
         ok(pay(world, setup, 100))
         world.clock.advance(1000)
