@@ -22,7 +22,10 @@ rule anyone can read (``declaration_lines``), not a judgement:
   display built over several lines (its arguments and items count one by one);
 - a side of a pair is a **record shape** when every line the tool compares (not blank, not a
   comment, not lone punctuation) is a declaration line; a pair is a record-shape pair when
-  both sides are. Every other pair is **logic** (or **markup**, for templates).
+  both sides are. A **one-line** pair is declarations around at most one line of logic a side
+  (a test's parameter table and its one assert, a command's signature and its first
+  statement): one line is not a rule that could live in one place. Every other pair is
+  **logic** (or **markup**, for templates).
 
 ``python -m penny.devtools.duplicates [ROOT]`` runs ``duplicates`` over ``src/`` and
 ``tests/`` in chunks (it shows at most 200 rows a run), and prints each pair with its kind and
@@ -50,6 +53,9 @@ ROW: Final = re.compile(r"^D\d+ (\S+):(\d+)-(\d+) ~ (\S+):(\d+)-(\d+)\s*(.*)$")
 
 _PLAIN_LINE: Final = re.compile(r"^[\s()\[\]{},:]*$|^\s*#")
 """Lines the tool passes over: blank, lone punctuation, comments."""
+
+KINDS: Final = ("record", "one-line", "logic", "markup")
+"""The kinds of pair, from a record's shape to repeated logic (see ``Sorter.kind``)."""
 
 _DECLARING: Final = (ast.AnnAssign, ast.Pass, ast.Import, ast.ImportFrom)
 
@@ -316,19 +322,19 @@ class Sorter:
                 self._declaring[path] = None
         return self._text[path], self._declaring[path]
 
-    def declares(self, place: Place) -> bool:
-        """True when every compared line of ``place`` declares (never in other files)."""
+    def undeclared(self, place: Place) -> int:
+        """How many compared lines of ``place`` do not declare (all of them in other files)."""
         lines, declaring = self._file(place.path)
-        if declaring is None:
-            return False
         numbers = range(place.first, place.last + 1)
         compared = [n for n in numbers if not _PLAIN_LINE.match(lines[n - 1])]
-        return all(n in declaring for n in compared)
+        return sum(1 for n in compared if declaring is None or n not in declaring)
 
     def kind(self, pair: Pair) -> str:
-        """``record`` (both sides declare), ``markup`` (a template's), else ``logic``."""
-        if self.declares(pair.one) and self.declares(pair.other):
-            return "record"
+        """``record`` (both sides only declare), ``one-line`` (declarations around one line
+        of logic a side: nothing to extract), else ``markup`` (a template's) or ``logic``."""
+        most = max(self.undeclared(pair.one), self.undeclared(pair.other))
+        if most <= 1:
+            return "record" if most == 0 else "one-line"
         templates = [p for p in (pair.one, pair.other) if not p.path.endswith(".py")]
         return "markup" if templates else "logic"
 
@@ -384,7 +390,7 @@ def every_pair(root: Path, files: Iterable[str], seconds: int = 120) -> list[Pai
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("root", nargs="?", default=".", type=Path)
-    parser.add_argument("--kind", choices=("record", "logic", "markup"), default=None)
+    parser.add_argument("--kind", choices=KINDS, default=None)
     options = parser.parse_args(argv)
     if shutil.which("duplicates") is None:
         print("duplicates is not installed on this machine", file=sys.stderr)
@@ -398,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kinds[kind] += 1
         if options.kind in (None, kind):
             print(f"{kind:6} {pair.one} ~ {pair.other} {pair.remark}".rstrip())
-    summary = ", ".join(f"{kinds[k]} {k}" for k in ("record", "logic", "markup"))
+    summary = ", ".join(f"{kinds[k]} {k}" for k in KINDS)
     print(f"{len(pairs)} pairs: {summary}")
     return 0
 
