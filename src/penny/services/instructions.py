@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.ids import TOKEN_ID_LENGTH
-from penny.domain.model import PaymentInstruction, Token, TokenKind, TokenStatus
+from penny.domain.model import PaymentInstruction, Token, TokenFilter, TokenKind, TokenStatus
 from penny.gatekeeper import BadRule, CompiledScript, Role, UsageKind, compile_script
 from penny.gatekeeper.usage import UsageRecord
 from penny.money import Money
@@ -184,22 +184,9 @@ def instruction_by_caller(
     return found if found is not None and found.caller_id == caller_id else None
 
 
-def instructions(
-    payments: Services,
-    caller_id: str,
-    *,
-    status: TokenStatus | None = None,
-    caller_reference: str | None = None,
-    friendly_name: str | None = None,
-) -> list[PaymentInstruction]:
+def instructions(payments: Services, caller_id: str, only: TokenFilter) -> list[PaymentInstruction]:
     with payments.database.read() as conn:
-        return gk_sql.find_instructions(
-            conn,
-            caller_id,
-            status=status,
-            caller_reference=caller_reference,
-            friendly_name=friendly_name,
-        )
+        return gk_sql.find_instructions(conn, caller_id, only)
 
 
 def cancel_instruction(
