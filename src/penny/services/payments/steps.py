@@ -4,7 +4,6 @@ method, and the GateKeeper slots of pipeline and installed tokens. Pure, over a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -41,11 +40,6 @@ METHOD_KINDS = {
     PaymentMethodKind.bank: Method.bank,
     PaymentMethodKind.balance: Method.balance,
 }
-
-#: The legs of a charge onto an instrument (``rules.funding_legs``, ``rules.settlement_legs``).
-InstrumentLegs = Callable[
-    [Instrument, rules.MerchantBooks, rules.Chart, int, Money, Money], tuple[Any, ...]
-]
 
 
 def refuse(refusal: Refusal | None) -> None:
@@ -211,11 +205,10 @@ def charge(
     token: Token,
     amount: Money,
     ipn_url: str | None,
-    legs: InstrumentLegs,
 ) -> Transaction:
     """FundPrepaid's and SettleDebt's charge: the pipeline token's script checked, then
     ``amount`` taken from the token's payment method and booked (now, or as pending) with
-    ``legs`` (to the instrument's merchant) as the journal."""
+    :func:`~penny.domain.rules.charge_legs` (to the instrument's merchant) as the journal."""
     check_pipeline_token(batch, request, amount, operation, instrument, token)
     books = books_of(batch.parties[instrument.recipient_id])
     method_id = token.payment_method_id
@@ -238,7 +231,7 @@ def charge(
             completed_at=batch.now,
         )
     source = source_account(batch, method, instrument.sender_id)
-    journal = legs(instrument, books, batch.chart, source, amount, fee)
+    journal = rules.charge_legs(instrument, books, batch.chart, source, amount, fee)
     return answered(batch, txn, journal, decision)
 
 
