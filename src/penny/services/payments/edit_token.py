@@ -29,7 +29,7 @@ from penny.engine.ledger import LedgerSession
 from penny.services import gatekeeper as gk
 from penny.services.payments import authorize
 from penny.services.payments.requests import SenderTokenSetup, SetupSenderToken
-from penny.services.payments.setup import check_parties
+from penny.services.payments.setup import check_parties, first_tokens
 from penny.services.payments.steps import METHOD_KINDS
 from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import payments_sql as sql
@@ -106,10 +106,7 @@ def edit_sender_token(
     request's ``caller_reference`` is the new token's), or return the old token unchanged
     when nothing changes, or what a first call made."""
     conn, now = session.conn, session.now
-    session.lock_keys("token", [(request.caller_id, request.caller_reference)])
-    existing = sql.tokens_by_reference(conn, request.caller_id, [request.caller_reference])
-    if gk_sql.instruction_by_reference(conn, request.caller_id, request.caller_reference):
-        raise PaymentsError(Refusal.duplicate_request)
+    existing = first_tokens(session, request.caller_id, (request.caller_reference,))
     if existing:
         return _replayed(conn, old_token_id, request, existing[request.caller_reference])
     old = editable_token(conn, request.caller_id, old_token_id)
