@@ -30,7 +30,14 @@ from builders import (
 from penny.clock import MICROS_PER_DAY, ManualClock
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import FeeSchedule, Method
-from penny.domain.model import InstrumentKind, Operation, Status, TokenKind, TokenStatus
+from penny.domain.model import (
+    InstrumentKind,
+    Operation,
+    Status,
+    TokenFilter,
+    TokenKind,
+    TokenStatus,
+)
 from penny.domain.parties import Party, PaymentMethod
 from penny.engine.ledger import Ledger
 from penny.money import Money
@@ -583,7 +590,7 @@ def test_token_listing_and_usage(world: World) -> None:
     world.payments.execute(world.pay(setup, "2", "pay-2"))
     tokens = world.payments.tokens(world.merchant.id)
     assert {t.id for t in tokens} == {setup.sender_token.id, setup.second_token.id}
-    active = world.payments.tokens(world.merchant.id, status=TokenStatus.inactive)
+    active = world.payments.tokens(world.merchant.id, TokenFilter(status=TokenStatus.inactive))
     assert active == []
     usage = world.payments.token_usage(world.merchant.id, setup.sender_token.id)
     assert (usage.amount, usage.count) == (usd("3.50"), 2)

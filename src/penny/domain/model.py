@@ -135,6 +135,20 @@ class TokenStatus(enum.Enum):
     inactive = "Inactive"
 
 
+@dataclass(frozen=True, slots=True)
+class TokenFilter:
+    """What GetTokens narrows a caller's tokens (and installed instructions) by; ``None``:
+    any."""
+
+    status: TokenStatus | None = None
+    caller_reference: str | None = None
+    friendly_name: str | None = None
+
+
+#: Every token of the caller's.
+ANY_TOKEN = TokenFilter()
+
+
 class Operation(enum.Enum):
     """FPS ``FPSOperation`` values (the API's CamelCase)."""
 

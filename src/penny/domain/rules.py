@@ -134,17 +134,20 @@ def postpaid_pay_legs(
     return _spend_legs(instrument, books.credit_extended, amount)
 
 
-def _charge_legs(
+def charge_legs(
     instrument: Instrument,
-    counterpart: int,
-    chart: Chart,
     books: MerchantBooks,
+    chart: Chart,
     source_account: int,
     amount: Money,
     fee: Money,
 ) -> tuple[Leg, ...]:
-    """Money from the source to the merchant less the fee (the fee to the fee account);
-    ``counterpart`` (the merchant's) up and the instrument's account down by the full amount."""
+    """FundPrepaid's and SettleDebt's journal: money from the source to the merchant less the
+    fee (the fee to the fee account), and the instrument's account down by the full amount
+    against the merchant's counterpart: on a prepaid instrument the balance gets the amount,
+    which the merchant now owes in prepaid value; on a credit instrument the debt goes down."""
+    prepaid = instrument.kind is InstrumentKind.prepaid
+    counterpart = books.prepaid_issued if prepaid else books.credit_extended
     c = amount.currency
     legs = [
         Leg(source_account, amount.minor, c),
@@ -155,33 +158,6 @@ def _charge_legs(
     if fee.minor:
         legs.insert(2, Leg(chart.fees, -fee.minor, c))
     return _without_zero_legs(legs)
-
-
-def funding_legs(
-    instrument: Instrument,
-    books: MerchantBooks,
-    chart: Chart,
-    source_account: int,
-    amount: Money,
-    fee: Money,
-) -> tuple[Leg, ...]:
-    """FundPrepaid: the prepaid balance gets the full amount, which the merchant now owes in
-    prepaid value."""
-    counterpart = books.prepaid_issued
-    return _charge_legs(instrument, counterpart, chart, books, source_account, amount, fee)
-
-
-def settlement_legs(
-    instrument: Instrument,
-    books: MerchantBooks,
-    chart: Chart,
-    source_account: int,
-    amount: Money,
-    fee: Money,
-) -> tuple[Leg, ...]:
-    """SettleDebt: the debt goes down by the full amount."""
-    counterpart = books.credit_extended
-    return _charge_legs(instrument, counterpart, chart, books, source_account, amount, fee)
 
 
 def direct_pay_legs(

@@ -30,6 +30,7 @@ script can yield several errors (FPS returned one ``BadRule`` element per messag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from penny.gatekeeper.ast import (
@@ -66,6 +67,9 @@ MAX_STATEMENTS: Final = 512
 MAX_LIST_ITEMS: Final = 256
 #: Most errors reported for one script.
 MAX_ERRORS: Final = 10
+
+#: A grammar rule: parse from the current token at ``depth``, giving the node and its depth.
+Rule = Callable[[int], tuple[Expr, int]]
 
 _COMPARE_WORDS: Final = {
     "==": CompareOp.EQ,
@@ -195,30 +199,37 @@ class _Parser:
     # -- expressions: each returns (node, depth) -----------------------------------------
 
     def expression(self, depth: int) -> tuple[Expr, int]:
-        left, d = self.and_expr(depth)
-        while self.at("or", "||"):
-            pos = self.advance().pos
-            right, rd = self.and_expr(depth)
-            d = self.check_depth(max(d, rd) + 1, pos)
-            left = Logic(LogicOp.OR, left, right, pos)
-        return left, d
+        return self.chain(depth, LogicOp.OR, ("or", "||"), self.and_expr)
 
     def and_expr(self, depth: int) -> tuple[Expr, int]:
-        left, d = self.not_expr(depth)
-        while self.at("and", "&&"):
+        return self.chain(depth, LogicOp.AND, ("and", "&&"), self.not_expr)
+
+    def chain(
+        self, depth: int, op: LogicOp, words: tuple[str, ...], operand: Rule
+    ) -> tuple[Expr, int]:
+        """``operand`` joined by ``words`` into left-associative ``op`` nodes."""
+        left, d = operand(depth)
+        while self.at(*words):
             pos = self.advance().pos
-            right, rd = self.not_expr(depth)
+            right, rd = operand(depth)
             d = self.check_depth(max(d, rd) + 1, pos)
-            left = Logic(LogicOp.AND, left, right, pos)
+            left = Logic(op, left, right, pos)
         return left, d
 
     def not_expr(self, depth: int) -> tuple[Expr, int]:
-        if self.at("not", "!"):
-            pos = self.advance().pos
-            self.check_depth(depth + 1, pos)
-            operand, d = self.not_expr(depth + 1)
-            return Unary(UnaryOp.NOT, operand, pos), self.check_depth(d + 1, pos)
-        return self.relation(depth)
+        return self.prefixed(depth, UnaryOp.NOT, ("not", "!"), self.relation)
+
+    def prefixed(
+        self, depth: int, op: UnaryOp, words: tuple[str, ...], then: Rule
+    ) -> tuple[Expr, int]:
+        """``then``, after any number of the prefix ``words`` (each an ``op`` node, one level
+        deeper)."""
+        if not self.at(*words):
+            return then(depth)
+        pos = self.advance().pos
+        self.check_depth(depth + 1, pos)
+        operand, d = self.prefixed(depth + 1, op, words, then)
+        return Unary(op, operand, pos), self.check_depth(d + 1, pos)
 
     def relation(self, depth: int) -> tuple[Expr, int]:
         left, d = self.unary(depth)
@@ -260,12 +271,7 @@ class _Parser:
         return ListExpr(tuple(items), open_tok.pos), self.check_depth(d + 1, open_tok.pos)
 
     def unary(self, depth: int) -> tuple[Expr, int]:
-        if self.at("-", "negate"):
-            pos = self.advance().pos
-            self.check_depth(depth + 1, pos)
-            operand, d = self.unary(depth + 1)
-            return Unary(UnaryOp.NEG, operand, pos), self.check_depth(d + 1, pos)
-        return self.primary(depth)
+        return self.prefixed(depth, UnaryOp.NEG, ("-", "negate"), self.primary)
 
     def primary(self, depth: int) -> tuple[Expr, int]:
         tok = self.tok

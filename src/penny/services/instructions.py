@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.ids import TOKEN_ID_LENGTH
-from penny.domain.model import PaymentInstruction, Token, TokenKind, TokenStatus
+from penny.domain.model import PaymentInstruction, Token, TokenFilter, TokenKind, TokenStatus
 from penny.gatekeeper import BadRule, CompiledScript, Role, UsageKind, compile_script
 from penny.gatekeeper.usage import UsageRecord
 from penny.money import Money
@@ -32,6 +32,8 @@ from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import payments_sql as sql
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from penny.clock import Clock
     from penny.engine.ledger import Ledger, LedgerSession
     from penny.services.payments.listener import ChangeListener
@@ -159,11 +161,17 @@ def view_of_token(token: Token, script: str, old_token_id: str | None = None) ->
     )
 
 
+def _installed(conn: Connection, caller_id: str, token_id: str) -> PaymentInstruction | None:
+    """The payment instruction ``token_id`` the caller installed (None: no such one of its)."""
+    found = gk_sql.load_instructions(conn, [token_id]).get(token_id)
+    return found if found is not None and found.caller_id == caller_id else None
+
+
 def instruction_view(payments: Services, caller_id: str, token_id: str) -> TokenView:
     """GetPaymentInstruction: a token of the caller with its script (pipeline or installed)."""
     with payments.database.read() as conn:
-        instruction = gk_sql.load_instructions(conn, [token_id]).get(token_id)
-        if instruction is not None and instruction.caller_id == caller_id:
+        instruction = _installed(conn, caller_id, token_id)
+        if instruction is not None:
             return view_of_instruction(instruction)
         token = sql.load_tokens(conn, [token_id]).get(token_id)
         if token is None or token.caller_id != caller_id:
@@ -177,29 +185,14 @@ def instruction_by_caller(
 ) -> PaymentInstruction | None:
     with payments.database.read() as conn:
         if token_id is not None:
-            found = gk_sql.load_instructions(conn, [token_id]).get(token_id)
-        else:
-            assert caller_reference is not None
-            found = gk_sql.instruction_by_reference(conn, caller_id, caller_reference)
-    return found if found is not None and found.caller_id == caller_id else None
+            return _installed(conn, caller_id, token_id)
+        assert caller_reference is not None
+        return gk_sql.instruction_by_reference(conn, caller_id, caller_reference)
 
 
-def instructions(
-    payments: Services,
-    caller_id: str,
-    *,
-    status: TokenStatus | None = None,
-    caller_reference: str | None = None,
-    friendly_name: str | None = None,
-) -> list[PaymentInstruction]:
+def instructions(payments: Services, caller_id: str, only: TokenFilter) -> list[PaymentInstruction]:
     with payments.database.read() as conn:
-        return gk_sql.find_instructions(
-            conn,
-            caller_id,
-            status=status,
-            caller_reference=caller_reference,
-            friendly_name=friendly_name,
-        )
+        return gk_sql.find_instructions(conn, caller_id, only)
 
 
 def cancel_instruction(
@@ -234,8 +227,8 @@ def token_usage(payments: Services, caller_id: str, token_id: str) -> list[Limit
     caller's); a SingleUse token has no usage to show (``InvalidTokenType``)."""
     now = payments.clock.now_us()
     with payments.database.read() as conn:
-        found = gk_sql.load_instructions(conn, [token_id]).get(token_id)
-        if found is not None and found.caller_id == caller_id:
+        found = _installed(conn, caller_id, token_id)
+        if found is not None:
             single, script, created_at = (
                 found.token_type == SINGLE_USE,
                 found.script,

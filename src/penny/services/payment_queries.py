@@ -18,12 +18,13 @@ from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.fees import Method
 from penny.domain.model import (
+    ANY_TOKEN,
     Instrument,
     InstrumentKind,
     Operation,
     Status,
     Token,
-    TokenStatus,
+    TokenFilter,
     Transaction,
 )
 from penny.domain.parties import Party
@@ -124,22 +125,9 @@ class PaymentQueries:
             raise PaymentsError(Refusal.unknown_caller_reference)
         return found[caller_reference]
 
-    def tokens(
-        self,
-        caller_id: str,
-        *,
-        status: TokenStatus | None = None,
-        caller_reference: str | None = None,
-        friendly_name: str | None = None,
-    ) -> list[Token]:
+    def tokens(self, caller_id: str, only: TokenFilter = ANY_TOKEN) -> list[Token]:
         with self.database.read() as conn:
-            return sql.find_tokens(
-                conn,
-                caller_id,
-                status=status,
-                caller_reference=caller_reference,
-                friendly_name=friendly_name,
-            )
+            return sql.find_tokens(conn, caller_id, only)
 
     def token_usage(self, caller_id: str, token_id: str) -> TokenUsage:
         """What a sender token has been used for so far: amount and count of its Pays."""

@@ -20,7 +20,7 @@ from sqlalchemy import (
     update,
 )
 
-from penny.domain.model import PaymentInstruction, TokenStatus
+from penny.domain.model import PaymentInstruction, TokenFilter, TokenStatus
 from penny.gatekeeper.usage import UsageRecord
 from penny.storage import payments_sql, schema
 from penny.storage.records import Stored
@@ -53,16 +53,9 @@ def instruction_by_reference(
 
 
 def find_instructions(
-    conn: Connection,
-    caller_id: str,
-    *,
-    status: TokenStatus | None = None,
-    caller_reference: str | None = None,
-    friendly_name: str | None = None,
+    conn: Connection, caller_id: str, only: TokenFilter
 ) -> list[PaymentInstruction]:
-    rows = payments_sql.find_owned(
-        conn, payment_instructions, caller_id, status, caller_reference, friendly_name
-    )
+    rows = payments_sql.find_owned(conn, payment_instructions, caller_id, only)
     return [_INSTRUCTION.record(row) for row in rows]
 
 

@@ -33,6 +33,7 @@ from penny.domain.model import (
     Status,
     StatusCode,
     Token,
+    TokenFilter,
     TokenKind,
     TokenStatus,
     Transaction,
@@ -165,15 +166,8 @@ def tokens_by_reference(
     return {row.caller_reference: _TOKEN.record(row._mapping) for row in rows}
 
 
-def find_tokens(
-    conn: Connection,
-    caller_id: str,
-    *,
-    status: TokenStatus | None = None,
-    caller_reference: str | None = None,
-    friendly_name: str | None = None,
-) -> list[Token]:
-    rows = find_owned(conn, tokens, caller_id, status, caller_reference, friendly_name)
+def find_tokens(conn: Connection, caller_id: str, only: TokenFilter) -> list[Token]:
+    rows = find_owned(conn, tokens, caller_id, only)
     return [_TOKEN.record(row) for row in rows]
 
 
@@ -236,20 +230,15 @@ class CallerRecords(Generic[_Record]):
 
 
 def find_owned(
-    conn: Connection,
-    table: Table,
-    caller_id: str,
-    status: TokenStatus | None,
-    caller_reference: str | None,
-    friendly_name: str | None,
+    conn: Connection, table: Table, caller_id: str, only: TokenFilter
 ) -> list[Mapping[Any, Any]]:
     """The rows of ``table`` (tokens or payment instructions) the caller owns, oldest first,
-    narrowed by whichever of status, caller reference and friendly name is given."""
+    narrowed by whichever of status, caller reference and friendly name ``only`` gives."""
     query = select(table).where(table.c.caller_id == caller_id)
     for column, value in (
-        ("status", None if status is None else status.value),
-        ("caller_reference", caller_reference),
-        ("friendly_name", friendly_name),
+        ("status", None if only.status is None else only.status.value),
+        ("caller_reference", only.caller_reference),
+        ("friendly_name", only.friendly_name),
     ):
         if value is not None:
             query = query.where(table.c[column] == value)

@@ -15,7 +15,6 @@ from penny.fps.actions.call import COMMON_PARAMETERS
 from penny.fps.actions.payments import decided_result, transaction_result
 from penny.fps.actions.table import (
     ACTIONS,
-    BATCHED,
     NOT_SUPPORTED,
     committed_result,
     execute,
@@ -27,7 +26,6 @@ from penny.fps.actions.table import (
 
 __all__ = [
     "ACTIONS",
-    "BATCHED",
     "COMMON_PARAMETERS",
     "NOT_SUPPORTED",
     "committed_result",

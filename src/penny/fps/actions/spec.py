@@ -34,29 +34,16 @@ class ActionSpec:
     #: Names matching this pattern are accepted too (``Role.1``, ``Role.2``, …).
     pattern: re.Pattern[str] | None = None
 
-    @property
-    def batched(self) -> bool:
-        """Whether the server answers it from a batch (a group commit or a batched read)."""
-        return False
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommitAction(ActionSpec):
     validate: Callable[[Call], PaymentRequest]
-
-    @property
-    def batched(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadAction(ActionSpec):
     validate: Callable[[Call], BalanceQuery]
     render: Callable[[TwoBalances], Xml]
-
-    @property
-    def batched(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

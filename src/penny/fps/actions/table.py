@@ -94,9 +94,6 @@ ACTIONS: Final[Mapping[str, ActionSpec]] = {
 #: The actions of the 2010-08-28 WSDL Penny does not serve yet: none since #19.
 NOT_SUPPORTED: Final[frozenset[str]] = frozenset()
 
-#: The actions the server answers from a batch (a group commit or a batched read).
-BATCHED: Final = frozenset(name for name, spec in ACTIONS.items() if spec.batched)
-
 
 def _unknown_parameter(
     spec: ActionSpec, params: Mapping[str, str], version: str

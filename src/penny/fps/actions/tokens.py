@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.model import Token, TokenStatus
+from penny.domain.model import Token, TokenFilter, TokenStatus
 from penny.fps.actions.call import Call, invalid
 from penny.fps.actions.spec import QueryAction, names
 from penny.fps.wire import Xml, amount_element, element, fps_datetime, leaf
@@ -87,16 +87,9 @@ def _get_tokens(call: Call) -> Xml | None:
     token_status = None if status is None else TokenStatus(status)
     reference = call.optional("CallerReference")
     friendly = call.optional("TokenFriendlyName")
-    tokens = call.payments.tokens(
-        call.caller_id, status=token_status, caller_reference=reference, friendly_name=friendly
-    )
-    installed = instructions.instructions(
-        call.payments,
-        call.caller_id,
-        status=token_status,
-        caller_reference=reference,
-        friendly_name=friendly,
-    )
+    only = TokenFilter(token_status, reference, friendly)
+    tokens = call.payments.tokens(call.caller_id, only)
+    installed = instructions.instructions(call.payments, call.caller_id, only)
     old = call.payments.old_token_ids(tokens)
     views = [instructions.view_of_token(t, "", old.get(t.id)) for t in tokens]
     views += [instructions.view_of_instruction(i) for i in installed]

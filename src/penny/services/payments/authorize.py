@@ -39,9 +39,8 @@ from penny.gatekeeper import parse_duration
 from penny.ledger.model import AccountFlags, AccountSpec
 from penny.services import gatekeeper as gk
 from penny.services.payments.requests import SenderTokenSetup, SetupSenderToken
-from penny.services.payments.setup import check_parties
+from penny.services.payments.setup import check_parties, first_tokens
 from penny.services.payments.steps import METHOD_KINDS
-from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import payments_sql as sql
 from penny.storage import terms_sql
 
@@ -151,10 +150,7 @@ def setup_sender_token(
     conn, now = session.conn, session.now
     check_terms(request)
     method = check_parties(session, request, (request.caller_reference,))
-    session.lock_keys("token", [(request.caller_id, request.caller_reference)])
-    existing = sql.tokens_by_reference(conn, request.caller_id, [request.caller_reference])
-    if gk_sql.instruction_by_reference(conn, request.caller_id, request.caller_reference):
-        raise PaymentsError(Refusal.duplicate_request)
+    existing = first_tokens(session, request.caller_id, (request.caller_reference,))
     if existing:
         return _replayed(conn, request, existing[request.caller_reference])
     valid_from, valid_until = validity(request, now)

@@ -39,7 +39,7 @@ from penny.domain.model import (
     Token,
     Transaction,
 )
-from penny.domain.parties import PaymentMethod, PaymentMethodKind
+from penny.domain.parties import PaymentMethod
 from penny.ledger.model import Leg
 from penny.money import Money
 from penny.services import gatekeeper as gk
@@ -48,11 +48,10 @@ from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch
 from penny.services.payments.steps import (
     METHOD_KINDS,
-    book,
+    answered,
     new_transaction,
-    pending,
     refuse,
-    succeeded,
+    source_account,
 )
 
 if TYPE_CHECKING:
@@ -109,21 +108,12 @@ def check(
     return Checked(instrument, payment_method, method, slots, context)
 
 
-def _source(batch: Batch, checked: Checked) -> int:
-    """Where the money comes from: the buyer's balance, or external funding (card, bank)."""
-    if checked.payment_method.kind is PaymentMethodKind.balance:
-        sender = batch.parties[checked.instrument.sender_id]
-        assert sender.balance_account_id is not None
-        return sender.balance_account_id
-    return batch.chart.external_funding
-
-
 def legs_of(
     batch: Batch, checked: Checked, amount: Money, fee: Money, deal: Deal | None = None
 ) -> tuple[Leg, ...]:
     """The payment's journal: from the payment method to the merchant, less the fee; or, on a
     marketplace payment (``deal``), to the recipient less the caller's fee and Penny's."""
-    source = _source(batch, checked)
+    source = source_account(batch, checked.method, checked.instrument.sender_id)
     if deal is not None:
         token, shares = deal
         return market.direct_legs(
@@ -197,13 +187,6 @@ def decide(
     txn, fee, decision = charged(batch, request, print_, Operation.pay, token, checked)
     if decision.outcome is ChargeOutcome.declined:  # not a card: declined at once
         raise PaymentsError(Refusal.payment_method_declined, decision.reason)
-    legs = legs_of(batch, checked, request.amount, fee, deal)
-    if decision.outcome is ChargeOutcome.succeeded:
-        done = succeeded(txn, book(batch, txn.id, legs), batch.now)
-    else:
-        journal_id = book(batch, txn.id, legs, pending=True)
-        done = replace(
-            pending(txn, journal_id, decision.completes_at), completes_ok=decision.completes_ok
-        )
+    done = answered(batch, txn, legs_of(batch, checked, request.amount, fee, deal), decision)
     counted(batch, checked, request.amount)
     return done if deal is None else market.marked(done, *deal)

@@ -15,7 +15,7 @@ from penny.domain.model import CANCELED_MESSAGE, Status, StatusCode, Transaction
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.holds import releasable, release
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.settle_reserve import reserved
+from penny.services.payments.steps import own_transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ def needs(request: CancelRequest) -> Needs:
 
 
 def decide(batch: Batch, request: CancelRequest, _print: str) -> Transaction:
-    txn = reserved(batch, request.caller_id, request.transaction_id)
+    txn = own_transaction(batch, request.caller_id, request.transaction_id)
     if txn.status is Status.cancelled:
         return txn
     if not releasable(txn):

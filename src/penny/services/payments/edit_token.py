@@ -29,7 +29,7 @@ from penny.engine.ledger import LedgerSession
 from penny.services import gatekeeper as gk
 from penny.services.payments import authorize
 from penny.services.payments.requests import SenderTokenSetup, SetupSenderToken
-from penny.services.payments.setup import check_parties
+from penny.services.payments.setup import check_parties, first_tokens
 from penny.services.payments.steps import METHOD_KINDS
 from penny.storage import gatekeeper_sql as gk_sql
 from penny.storage import payments_sql as sql
@@ -49,7 +49,10 @@ class Editable:
     terms: TokenTerms
 
 
-def _editable(conn: Connection, caller_id: str, token_id: str) -> Editable:
+def editable_token(conn: Connection, caller_id: str, token_id: str) -> Editable:
+    """The caller's active MultiUse or Recurring token ``token_id``: another caller's (or
+    none) is ``unknown_token``, another kind ``invalid_token_type``, a cancelled one
+    ``token_not_active``."""
     token = sql.load_tokens(conn, [token_id]).get(token_id)
     if token is None or token.caller_id != caller_id:
         raise PaymentsError(Refusal.unknown_token)
@@ -62,13 +65,6 @@ def _editable(conn: Connection, caller_id: str, token_id: str) -> Editable:
     instrument = sql.load_instruments(conn, [token.instrument_id])[token.instrument_id]
     terms = terms_sql.load_terms(conn, [token.id])[token.id]
     return Editable(token, instrument, terms)
-
-
-def editable_token(conn: Connection, caller_id: str, token_id: str) -> Editable:
-    """The caller's active MultiUse or Recurring token ``token_id``: another caller's (or
-    none) is ``unknown_token``, another kind ``invalid_token_type``, a cancelled one
-    ``token_not_active``."""
-    return _editable(conn, caller_id, token_id)
 
 
 def _edited_instrument(old: Instrument, request: SetupSenderToken) -> Instrument:
@@ -110,13 +106,10 @@ def edit_sender_token(
     request's ``caller_reference`` is the new token's), or return the old token unchanged
     when nothing changes, or what a first call made."""
     conn, now = session.conn, session.now
-    session.lock_keys("token", [(request.caller_id, request.caller_reference)])
-    existing = sql.tokens_by_reference(conn, request.caller_id, [request.caller_reference])
-    if gk_sql.instruction_by_reference(conn, request.caller_id, request.caller_reference):
-        raise PaymentsError(Refusal.duplicate_request)
+    existing = first_tokens(session, request.caller_id, (request.caller_reference,))
     if existing:
         return _replayed(conn, old_token_id, request, existing[request.caller_reference])
-    old = _editable(conn, request.caller_id, old_token_id)
+    old = editable_token(conn, request.caller_id, old_token_id)
     method = _check(session, old, request)
     instrument = _edited_instrument(old.instrument, request)
     unchanged = (

@@ -41,9 +41,8 @@ def decide(batch: Batch, request: FundPrepaidRequest, print_: str) -> Transactio
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
     refuse(rules.check_funding_limit(instrument, request.amount))
-    operation, url = Operation.fund_prepaid, request.ipn_url
-    amount, legs = request.amount, rules.funding_legs
-    txn = charge(batch, request, print_, operation, instrument, token, amount, url, legs)
+    operation, amount, url = Operation.fund_prepaid, request.amount, request.ipn_url
+    txn = charge(batch, request, print_, operation, instrument, token, amount, url)
     if txn.status is not Status.failure:
         funded = instrument.funded_total + request.amount.minor
         batch.put_instrument(replace(instrument, funded_total=funded))

@@ -161,19 +161,50 @@ def spend_legs(batch: Batch, instrument: Instrument, amount: Money) -> tuple[Leg
     return rules.prepaid_pay_legs(instrument, books, amount)
 
 
-def spend(
-    batch: Batch, c: Authorised, legs: tuple[Leg, ...], amount: Money, *, pending: bool = False
-) -> tuple[str, int]:
-    """Pay's and Reserve's booking: ``legs`` under a new transaction id (held when
-    ``pending``), the token's use recorded for its usage limits, and on a credit instrument
-    ``amount`` counted toward its global amount limit (a hold counts until it is released);
-    the transaction's id and the journal's."""
-    txn_id, journal_id = book_new(batch, legs, pending=pending)
+def spent(
+    batch: Batch,
+    request: PayRequest,
+    print_: str,
+    c: Authorised,
+    merchant: RecipientToken | None,
+    operation: Operation,
+) -> tuple[Transaction, int]:
+    """Pay's and Reserve's booking once authorised: Pay's journal of ``request.amount`` on
+    the instrument (with the marketplace legs when ``merchant`` names a recipient token) under a
+    new transaction id, held (pending) by a Reserve; the token's use recorded for its usage
+    limits, and on a credit instrument the amount counted toward its global amount limit (a
+    hold counts until it is released). The transaction (a Reserve's not yet decided) and the
+    journal's id."""
+    instrument, credit, amount = c.instrument, c.credit, request.amount
+    held = operation is Operation.reserve
+    deal = None
+    if merchant is not None:
+        deal = (merchant, market.split(batch, merchant, fees_of(request), amount))
+    if credit:
+        refuse(rules.check_global_amount_limit(instrument, amount))
+    legs = spend_legs(batch, instrument, amount)
+    if deal is not None:
+        legs += market.pay_legs(batch, instrument, deal[0], amount, deal[1])
+    txn_id, journal_id = book_new(batch, legs, pending=held)
     batch.guard.record(c.slots, c.context)
-    if c.credit:
-        charged = c.instrument.charged_total + amount.minor
-        batch.put_instrument(replace(c.instrument, charged_total=charged))
-    return txn_id, journal_id
+    if credit:
+        charged = instrument.charged_total + amount.minor
+        batch.put_instrument(replace(instrument, charged_total=charged))
+    txn = booked(
+        batch,
+        request,
+        print_,
+        txn_id,
+        None if held else journal_id,
+        instrument,
+        c.method,
+        amount,
+        operation=operation,
+        sender_token_id=c.token.id,
+        settlements_before=instrument.settlement_count if credit and not held else None,
+        ipn_url=request.ipn_url,
+    )
+    return (txn if deal is None else market.marked(txn, *deal)), journal_id
 
 
 def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
@@ -182,33 +213,8 @@ def decide(batch: Batch, request: PayRequest, print_: str) -> Transaction:
     if token is not None and token.kind in AUTHORIZATION_TOKEN_KINDS:  # issue #19
         return authorized.decide(batch, request, print_, token, recipient, merchant)
     c = authorise(batch, request, recipient, token)
-    instrument, credit = c.instrument, c.credit
-    deal = None
-    if merchant is not None:
-        deal = (merchant, market.split(batch, merchant, fees_of(request), request.amount))
-    if credit:
-        refuse(rules.check_global_amount_limit(instrument, request.amount))
-    legs = spend_legs(batch, instrument, request.amount)
-    if deal is not None:
-        legs += market.pay_legs(batch, instrument, deal[0], request.amount, deal[1])
-    txn_id, journal_id = spend(batch, c, legs, request.amount)
-    txn = booked(
-        batch,
-        request,
-        print_,
-        txn_id,
-        journal_id,
-        instrument,
-        c.method,
-        request.amount,
-        operation=Operation.pay,
-        sender_token_id=c.token.id,
-        settlements_before=instrument.settlement_count if credit else None,
-        ipn_url=request.ipn_url,
-    )
-    if deal is not None:
-        return market.marked(txn, *deal)
-    if request.recipient_token_id is not None:  # an installed instruction
+    txn, _ = spent(batch, request, print_, c, merchant, Operation.pay)
+    if merchant is None and request.recipient_token_id is not None:  # an installed instruction
         return replace(txn, recipient_token_id=request.recipient_token_id)
     return txn
 

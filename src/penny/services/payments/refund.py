@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from penny.domain import marketplace as mk
 from penny.domain import rules
 from penny.domain.errors import PaymentsError, Refusal
-from penny.domain.fees import Method
 from penny.domain.model import Instrument, InstrumentKind, Operation, Status, Transaction
 from penny.ledger.model import Leg
 from penny.money import Money
@@ -24,7 +23,14 @@ from penny.services.payment_queries import books_of
 from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import book, new_transaction, refuse, succeeded
+from penny.services.payments.steps import (
+    book,
+    new_transaction,
+    own_transaction,
+    refuse,
+    source_account,
+    succeeded,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +51,7 @@ def needs(request: RefundRequest) -> Needs:
 def _refundable(batch: Batch, request: RefundRequest) -> Transaction:
     """The Pay or Settle to refund, as this batch left it; refused unless it can still be
     refunded."""
-    original = batch.originals.get(request.transaction_id)
-    if original is None or original.caller_id != request.caller_id:
-        raise PaymentsError(Refusal.unknown_transaction)
-    original = batch.changed_transactions.get(original.id, original)
+    original = own_transaction(batch, request.caller_id, request.transaction_id)
     if original.operation is Operation.reserve:
         # A reserve is refunded through its Settle; while Reserved, nothing was charged.
         if original.status is Status.reserved:
@@ -73,12 +76,7 @@ def _direct_legs(
     amount: Money,
 ) -> tuple[Leg, ...]:
     """A Pay on an authorization (issue #19): the money goes back where it came from."""
-    if original.method is Method.balance:
-        account = batch.parties[instrument.sender_id].balance_account_id
-        assert account is not None
-        source = account
-    else:
-        source = batch.chart.external_funding
+    source = source_account(batch, original.method, instrument.sender_id)
     fee_back = rules.refunded_fee(original.fees, original.amount, amount.minor)
     if market.is_marketplace(original):  # Penny's share goes back by the marketplace legs
         fee_back = 0

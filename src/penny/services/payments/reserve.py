@@ -20,27 +20,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from penny.domain import rules
 from penny.domain.model import (
     AUTHORIZATION_TOKEN_KINDS,
     Operation,
     Transaction,
 )
 from penny.epoch import MICROS_PER_DAY, MICROS_PER_SECOND
-from penny.services.payments import marketplace as market
 from penny.services.payments import reserve_authorized
 from penny.services.payments.batch import Batch, OperationSpec
 from penny.services.payments.pay import (
     PayRequest,
     authorise,
-    fees_of,
     marketplace_of,
     needs,
-    spend,
-    spend_legs,
+    spent,
     tokens_of,
 )
-from penny.services.payments.steps import booked, refuse, reserved
+from penny.services.payments.steps import reserved
 
 #: How long an unsettled reserve holds its amount when the request names no timeout.
 RESERVE_TIMEOUT_DAYS: Final = 7
@@ -67,31 +63,7 @@ def decide(batch: Batch, request: ReserveRequest, print_: str) -> Transaction:
         expiry = expires_at(request, batch.now)
         return reserve_authorized.decide(batch, request, print_, token, recipient, expiry, merchant)
     c = authorise(batch, request, recipient, token)
-    instrument = c.instrument
-    deal = None
-    if merchant is not None:  # a marketplace Reserve: Pay's fees, held with the rest
-        deal = (merchant, market.split(batch, merchant, fees_of(request), request.amount))
-    if c.credit:
-        refuse(rules.check_global_amount_limit(instrument, request.amount))
-    legs = spend_legs(batch, instrument, request.amount)
-    if deal is not None:
-        legs += market.pay_legs(batch, instrument, deal[0], request.amount, deal[1])
-    txn_id, journal_id = spend(batch, c, legs, request.amount, pending=True)
-    txn = booked(
-        batch,
-        request,
-        print_,
-        txn_id,
-        None,
-        instrument,
-        c.method,
-        request.amount,
-        operation=Operation.reserve,
-        sender_token_id=c.token.id,
-        ipn_url=request.ipn_url,
-    )
-    if deal is not None:
-        txn = market.marked(txn, *deal)
+    txn, journal_id = spent(batch, request, print_, c, merchant, Operation.reserve)
     return reserved(txn, journal_id, expires_at(request, batch.now))
 
 

@@ -39,9 +39,8 @@ def decide(batch: Batch, request: SettleDebtRequest, print_: str) -> Transaction
     if token.instrument_id != instrument.id:
         raise PaymentsError(Refusal.token_instrument_mismatch)
     refuse(rules.check_amount(request.amount, instrument.currency))
-    operation, url = Operation.settle_debt, request.ipn_url
-    amount, legs = request.amount, rules.settlement_legs
-    txn = charge(batch, request, print_, operation, instrument, token, amount, url, legs)
+    operation, amount, url = Operation.settle_debt, request.amount, request.ipn_url
+    txn = charge(batch, request, print_, operation, instrument, token, amount, url)
     if txn.status is not Status.failure:
         settled = instrument.settlement_count + 1
         batch.put_instrument(replace(instrument, settlement_count=settled))

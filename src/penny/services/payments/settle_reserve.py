@@ -33,7 +33,7 @@ from penny.services.payments import marketplace as market
 from penny.services.payments.batch import Batch, Needs, OperationSpec
 from penny.services.payments.pay import spend_legs
 from penny.services.payments.requests import PaymentRequest
-from penny.services.payments.steps import booked, refuse
+from penny.services.payments.steps import booked, own_transaction, refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +56,8 @@ def needs(request: SettleRequest) -> Needs:
     return Needs(transactions=(request.reserve_transaction_id,))
 
 
-def reserved(batch: Batch, caller_id: str, transaction_id: str) -> Transaction:
-    """The caller's transaction as this batch left it (refused when there is none)."""
-    txn = batch.originals.get(transaction_id)
-    if txn is None or txn.caller_id != caller_id:
-        raise PaymentsError(Refusal.unknown_transaction)
-    return batch.changed_transactions.get(txn.id, txn)
-
-
 def decide(batch: Batch, request: SettleRequest, print_: str) -> Transaction:
-    reserve = reserved(batch, request.caller_id, request.reserve_transaction_id)
+    reserve = own_transaction(batch, request.caller_id, request.reserve_transaction_id)
     if reserve.status is not Status.reserved or batch.now >= (reserve.completes_at or 0):
         raise PaymentsError(Refusal.invalid_transaction_state)  # settled, released or expired
     amount = request.amount or Money(reserve.amount, reserve.currency)

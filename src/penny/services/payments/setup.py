@@ -59,6 +59,20 @@ def check_parties(
     return method
 
 
+def first_tokens(
+    session: LedgerSession, caller_id: str, references: Sequence[str]
+) -> dict[str, Token]:
+    """The tokens a first call made under the caller's ``references``, locked until the
+    transaction ends (a concurrent call with them waits for this one); a reference a payment
+    instruction was installed under is ``DuplicateRequest``."""
+    conn = session.conn
+    session.lock_keys("token", [(caller_id, reference) for reference in references])
+    existing = sql.tokens_by_reference(conn, caller_id, references)
+    if any(gk_sql.instruction_by_reference(conn, caller_id, r) for r in references):
+        raise PaymentsError(Refusal.duplicate_request)
+    return existing
+
+
 def setup_instrument(
     session: LedgerSession,
     *,
@@ -72,10 +86,7 @@ def setup_instrument(
     """Issue the instrument and its two tokens, or return what a first call made."""
     conn, now = session.conn, session.now
     check_parties(session, request, references)
-    session.lock_keys("token", [(request.caller_id, ref) for ref in references])
-    existing = sql.tokens_by_reference(conn, request.caller_id, references)
-    if any(gk_sql.instruction_by_reference(conn, request.caller_id, r) for r in references):
-        raise PaymentsError(Refusal.duplicate_request)
+    existing = first_tokens(session, request.caller_id, references)
     if existing:
         return _replayed(conn, kind, request, references, existing)
     valid_from = now if request.valid_from is None else request.valid_from

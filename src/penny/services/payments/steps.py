@@ -4,14 +4,13 @@ method, and the GateKeeper slots of pipeline and installed tokens. Pure, over a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from penny.domain import rules
 from penny.domain.errors import LEDGER_REFUSALS, PaymentsError, Refusal
 from penny.domain.fees import Method
-from penny.domain.funding import ChargeOutcome
+from penny.domain.funding import ChargeDecision, ChargeOutcome
 from penny.domain.ids import LEDGER_OWNER, TRANSACTION_ID_LENGTH
 from penny.domain.model import (
     PENDING_MESSAGE,
@@ -41,11 +40,6 @@ METHOD_KINDS = {
     PaymentMethodKind.bank: Method.bank,
     PaymentMethodKind.balance: Method.balance,
 }
-
-#: The legs of a charge onto an instrument (``rules.funding_legs``, ``rules.settlement_legs``).
-InstrumentLegs = Callable[
-    [Instrument, rules.MerchantBooks, rules.Chart, int, Money, Money], tuple[Any, ...]
-]
 
 
 def refuse(refusal: Refusal | None) -> None:
@@ -182,6 +176,15 @@ def checked_token(batch: Batch, token_id: str, kind: TokenKind, caller_id: str) 
     return token
 
 
+def own_transaction(batch: Batch, caller_id: str, transaction_id: str) -> Transaction:
+    """The caller's transaction ``transaction_id`` as this batch left it (Cancel's, Settle's
+    and Refund's); another caller's is unknown to the caller."""
+    txn = batch.originals.get(transaction_id)
+    if txn is None or txn.caller_id != caller_id:
+        raise PaymentsError(Refusal.unknown_transaction)
+    return batch.changed_transactions.get(txn.id, txn)
+
+
 def own_credit_instrument(batch: Batch, instrument_id: str, caller_id: str) -> Instrument:
     """The batch's credit instrument ``instrument_id`` whose merchant is ``caller_id``
     (SettleDebt, WriteOffDebt); any other is unknown to the caller."""
@@ -202,11 +205,10 @@ def charge(
     token: Token,
     amount: Money,
     ipn_url: str | None,
-    legs: InstrumentLegs,
 ) -> Transaction:
     """FundPrepaid's and SettleDebt's charge: the pipeline token's script checked, then
     ``amount`` taken from the token's payment method and booked (now, or as pending) with
-    ``legs`` (to the instrument's merchant) as the journal."""
+    :func:`~penny.domain.rules.charge_legs` (to the instrument's merchant) as the journal."""
     check_pipeline_token(batch, request, amount, operation, instrument, token)
     books = books_of(batch.parties[instrument.recipient_id])
     method_id = token.payment_method_id
@@ -228,16 +230,29 @@ def charge(
             status_message=decision.reason or "The payment method was declined.",
             completed_at=batch.now,
         )
+    source = source_account(batch, method, instrument.sender_id)
+    journal = rules.charge_legs(instrument, books, batch.chart, source, amount, fee)
+    return answered(batch, txn, journal, decision)
+
+
+def source_account(batch: Batch, method: Method, sender_id: str) -> int:
+    """The account a payment by ``method`` takes the money from (and its refund gives it
+    back to): the buyer's balance, or external funding (card, bank)."""
     if method is Method.balance:
-        sender = batch.parties[instrument.sender_id]
-        assert sender.balance_account_id is not None
-        source = sender.balance_account_id
-    else:
-        source = batch.chart.external_funding
-    journal = legs(instrument, books, batch.chart, source, amount, fee)
+        account = batch.parties[sender_id].balance_account_id
+        assert account is not None
+        return account
+    return batch.chart.external_funding
+
+
+def answered(
+    batch: Batch, txn: Transaction, legs: tuple[Any, ...], decision: ChargeDecision
+) -> Transaction:
+    """``txn`` booked as the payment method answered the charge: ``legs`` posted now when it
+    succeeded, held (pending) until its answer otherwise."""
     if decision.outcome is ChargeOutcome.succeeded:
-        return succeeded(txn, book(batch, txn.id, journal), batch.now)
-    journal_id = book(batch, txn.id, journal, pending=True)
+        return succeeded(txn, book(batch, txn.id, legs), batch.now)
+    journal_id = book(batch, txn.id, legs, pending=True)
     return replace(
         pending(txn, journal_id, decision.completes_at), completes_ok=decision.completes_ok
     )
