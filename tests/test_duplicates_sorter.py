@@ -154,6 +154,9 @@ def tree(tmp_path: Path) -> Path:
     (tmp_path / "b.py").write_text(
         "def f():\n    n = 0\n    n += 1\n    n += 2\n    return n\n\nA = 1\nB = 2\nC = 3\nD = 4\n"
     )
+    (tmp_path / "c.py").write_text(
+        "def f():\n    return g(1) + 1\n\n\ndef h():\n    return g(2) + 2\n\n\nA = 1\nB = 2\n"
+    )
     (tmp_path / "t.html").write_text("<p>\n</p>\n<p>\n")
     (tmp_path / "u.html").write_text(
         '{% extends "base.html" %}\n{% call(r) data_table(\n    rows,\n    "Caption",\n'
@@ -169,8 +172,10 @@ def test_pairs_are_sorted_into_record_logic_and_markup(tree: Path) -> None:
     logic = Pair(Place("a.py", 2, 5), Place("b.py", 2, 5), "shape")
     markup = Pair(Place("a.py", 2, 5), Place("t.html", 1, 3), "")
     one_line = Pair(Place("a.py", 2, 5), Place("b.py", 5, 10), "shape")
-    kinds = [sorter.kind(p) for p in (record, logic, markup, one_line)]
-    assert kinds == ["record", "logic", "markup", "one-line"]
+    # One line of logic in each of two functions: still nothing to extract as one rule.
+    split = Pair(Place("c.py", 1, 10), Place("b.py", 5, 10), "shape")
+    kinds = [sorter.kind(p) for p in (record, logic, markup, one_line, split)]
+    assert kinds == ["record", "logic", "markup", "one-line", "one-line"]
     # A macro call's literal arguments declare (a table's caption and columns); its rows do not.
     arguments = Pair(Place("u.html", 1, 7), Place("b.py", 7, 10), "shape")
     rows = Pair(Place("u.html", 2, 9), Place("t.html", 1, 3), "shape")

@@ -290,6 +290,15 @@ _TEMPLATE_DECLARING: Final = re.compile(
 opening and closing and its literal arguments (a table's caption, columns, ids)."""
 
 
+def function_of_lines(source: str) -> dict[int, int]:
+    """Each line inside a function mapped to the line of its innermost function's ``def``."""
+    owners: dict[int, int] = {}
+    for node in ast.walk(ast.parse(source)):  # outer functions before the ones they hold
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            owners.update(dict.fromkeys(_lines_of(node), node.lineno))
+    return owners
+
+
 def _declaring_of(path: str, text: str) -> set[int] | None:
     if path.endswith(".py"):
         return declaration_lines(text)
@@ -310,6 +319,7 @@ class Sorter:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._declaring: dict[str, set[int] | None] = {}
+        self._owners: dict[str, dict[int, int]] = {}
         self._text: dict[str, list[str]] = {}
 
     def _file(self, path: str) -> tuple[list[str], set[int] | None]:
@@ -318,16 +328,24 @@ class Sorter:
             self._text[path] = text.splitlines()
             try:
                 self._declaring[path] = _declaring_of(path, text)
+                if path.endswith(".py"):
+                    self._owners[path] = function_of_lines(text)
             except SyntaxError:
                 self._declaring[path] = None
         return self._text[path], self._declaring[path]
 
     def undeclared(self, place: Place) -> int:
-        """How many compared lines of ``place`` do not declare (all of them in other files)."""
+        """How many compared lines of ``place`` do not declare, counted within one function
+        (the most in any one; lines of logic in different functions are not one rule). In
+        other files every compared line counts."""
         lines, declaring = self._file(place.path)
         numbers = range(place.first, place.last + 1)
         compared = [n for n in numbers if not _PLAIN_LINE.match(lines[n - 1])]
-        return sum(1 for n in compared if declaring is None or n not in declaring)
+        owners = self._owners.get(place.path, {})
+        logic = Counter(
+            owners.get(n, 0) for n in compared if declaring is None or n not in declaring
+        )
+        return max(logic.values(), default=0)
 
     def kind(self, pair: Pair) -> str:
         """``record`` (both sides only declare), ``one-line`` (declarations around one line
