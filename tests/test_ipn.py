@@ -704,6 +704,22 @@ def test_500_three_times_then_200_is_one_accepted_delivery(world: World) -> None
     assert shown["params"]["transactionId"] == pay.id
 
 
+def test_one_transactions_notifications_arrive_in_the_order_they_were_made(world: World) -> None:
+    """A bank FundPrepaid's PENDING and SUCCESS are both due when the deliverer next runs; the
+    receiver takes half a second over the first, and the SUCCESS still waits for it."""
+    bank = world.prepaid(world.directory.add_bank(world.buyer.id, "110000000", "000123456789"), "b")
+    funded = world.fund(bank, "10", "fund-bank")
+    world.clock.advance(4 * MICROS_PER_DAY)  # the bank answers after four days
+    assert [t.id for t in world.payments.complete_due()] == [funded.id]
+    world.receiver.script(Reply(delay_s=0.5))
+    report = world.drain(horizon_us=5 * MICROS_PER_DAY)
+    assert (report.delivered, report.retrying) == (2, 0)
+    arrived = [
+        (r.params["transactionId"], r.params["transactionStatus"]) for r in world.receiver.received
+    ]
+    assert arrived == [(funded.id, "PENDING"), (funded.id, "SUCCESS")]
+
+
 def test_retry_delays_grow_to_the_cap_with_jitter() -> None:
     import random
 

@@ -21,10 +21,13 @@ from typing import Any, Final
 
 from sqlalchemy import (
     Connection,
+    Exists,
     and_,
     bindparam,
+    exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -33,6 +36,7 @@ from penny.storage import schema
 from penny.storage.keyset import newest_first
 
 notifications = schema.ipn_notifications
+_earlier = notifications.alias("earlier")
 attempts = schema.ipn_attempts
 
 PENDING: Final = "pending"
@@ -173,6 +177,22 @@ def next_due(conn: Connection) -> int | None:
     return None if value is None else int(value)
 
 
+def _behind() -> Exists:
+    """An earlier notification about the same subject (a transaction, a token) to the same URL
+    is still pending: the later one waits, so a receiver gets one transaction's PENDING before
+    its SUCCESS even when both are due at once (docs/ipn.md, "Order")."""
+    n, earlier = notifications.c, _earlier.c
+    return exists().where(
+        earlier.subject_id == n.subject_id,
+        earlier.url == n.url,
+        earlier.state == PENDING,
+        or_(
+            earlier.created_at < n.created_at,
+            and_(earlier.created_at == n.created_at, earlier.id < n.id),
+        ),
+    )
+
+
 def claim_due(
     conn: Connection,
     *,
@@ -183,11 +203,13 @@ def claim_due(
     claim: str,
     skip_locked: bool,
 ) -> list[Claimed]:
-    """Claim up to ``limit`` notifications due at ``now`` (oldest due first)."""
+    """Claim up to ``limit`` notifications due at ``now`` (oldest due first), each only once
+    every earlier one about its subject to its URL is settled (:func:`_behind`)."""
     query = (
         select(notifications.c.id)
         .where(notifications.c.next_attempt_at <= now)
         .where(notifications.c.state == PENDING)
+        .where(~_behind())
         .order_by(notifications.c.next_attempt_at)
         .limit(limit)
     )
