@@ -32,12 +32,17 @@ from penny.services.payments import InstrumentSetup
 BOTO_DRIVER = (
     BOTO_CONNECT
     + r"""
-r = conn.fund_prepaid(PrepaidInstrumentId=job["prepaid"], SenderTokenId=job["funding"],
-                      FundingAmount="10.00", CallerReference="boto-fund-1")
-out["fund"] = pair(r.FundPrepaidResult)
-r = conn.pay(SenderTokenId=job["prepaid_sender"], TransactionAmount="2.50",
-             CallerReference="boto-pay-1")
-out["pay"] = pair(r.PayResult)
+# An action that books a transaction: its id and status are kept as out[name].
+def booked(name, call, result, **parameters):
+    r = call(**parameters)
+    out[name] = pair(getattr(r, result))
+    return r
+
+
+booked("fund", conn.fund_prepaid, "FundPrepaidResult", PrepaidInstrumentId=job["prepaid"],
+       SenderTokenId=job["funding"], FundingAmount="10.00", CallerReference="boto-fund-1")
+r = booked("pay", conn.pay, "PayResult", SenderTokenId=job["prepaid_sender"],
+           TransactionAmount="2.50", CallerReference="boto-pay-1")
 out["request_id"] = r.ResponseMetadata.RequestId
 r = conn.get_prepaid_balance(PrepaidInstrumentId=job["prepaid"])
 balance = r.GetPrepaidBalanceResult.PrepaidBalance
@@ -48,15 +53,12 @@ r = conn.get_total_prepaid_liability()
 liability = r.GetTotalPrepaidLiabilityResult.OutstandingPrepaidLiability
 out["liability"] = str(liability.OutstandingBalance.Value)
 
-r = conn.pay(SenderTokenId=job["credit_sender"], TransactionAmount="30",
-             CallerReference="boto-pay-2")
-out["credit_pay"] = pair(r.PayResult)
-r = conn.settle_debt(CreditInstrumentId=job["credit"], SenderTokenId=job["settlement"],
-                     SettlementAmount="10", CallerReference="boto-settle-1")
-out["settle"] = pair(r.SettleDebtResult)
-r = conn.write_off_debt(CreditInstrumentId=job["credit"], AdjustmentAmount="5",
-                        CallerReference="boto-write-off-1")
-out["write_off"] = pair(r.WriteOffDebtResult)
+booked("credit_pay", conn.pay, "PayResult", SenderTokenId=job["credit_sender"],
+       TransactionAmount="30", CallerReference="boto-pay-2")
+booked("settle", conn.settle_debt, "SettleDebtResult", CreditInstrumentId=job["credit"],
+       SenderTokenId=job["settlement"], SettlementAmount="10", CallerReference="boto-settle-1")
+booked("write_off", conn.write_off_debt, "WriteOffDebtResult", CreditInstrumentId=job["credit"],
+       AdjustmentAmount="5", CallerReference="boto-write-off-1")
 r = conn.get_debt_balance(CreditInstrumentId=job["credit"])
 # boto flattens DebtBalance: only the last amount in document order (PendingOutBalance) stays.
 out["debt_balance"] = [r.GetDebtBalanceResult.CurrencyCode, r.GetDebtBalanceResult.Value]
@@ -73,8 +75,8 @@ r = conn.get_transaction_status(TransactionId=pay_id)
 status = r.GetTransactionStatusResult
 out["status"] = [status.TransactionId, status.TransactionStatus, status.CallerReference,
                  status.StatusCode]
-r = conn.refund(TransactionId=pay_id, RefundAmount="1", CallerReference="boto-refund-1")
-out["refund"] = pair(r.RefundResult)
+booked("refund", conn.refund, "RefundResult", TransactionId=pay_id, RefundAmount="1",
+       CallerReference="boto-refund-1")
 r = conn.get_token_usage(TokenId=job["prepaid_sender"])
 usage = r.GetTokenUsageResult
 # boto flattens TokenUsageLimits: the count survives, the amounts collapse into the last one.
