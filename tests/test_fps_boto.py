@@ -14,15 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from boto_client import BOTO_CONNECT, boto_server, needs_boto, run_boto
-from builders import (
-    add_card,
-    new_buyer,
-    new_merchant,
-    open_store,
-    postpaid,
-    prepaid,
-    sender_token,
-)
+from builders import Shop, new_shop, open_store
 from penny.clock import SystemClock
 from penny.domain.model import TokenKind
 from penny.services.payments import InstrumentSetup
@@ -122,6 +114,11 @@ print(json.dumps(out))
 )
 
 
+def _shop(database_url: str) -> Shop:
+    """A fresh store on the system clock (the server's) with a merchant and a buyer's card."""
+    return new_shop(open_store(database_url, clock=SystemClock()), bank=False)
+
+
 def _ids(instrument: str, second: str, setup: InstrumentSetup) -> dict[str, str]:
     """A set-up's ids as the scripts read them: ``instrument``, ``second`` (its funding or
     settlement token) and ``{instrument}_sender``."""
@@ -134,13 +131,10 @@ def _ids(instrument: str, second: str, setup: InstrumentSetup) -> dict[str, str]
 
 @needs_boto
 def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
-    services = open_store(database_url, clock=SystemClock())
-    payments = services.payments
-    merchant = new_merchant(services)
-    buyer = new_buyer(services)
-    card = add_card(services, buyer.id)
-    prepaid_setup = prepaid(payments, merchant.id, buyer.id, card.id, "p")
-    credit = postpaid(payments, merchant.id, buyer.id, card.id, "c")
+    shop = _shop(database_url)
+    services, payments, merchant = shop.services, shop.services.payments, shop.merchant
+    prepaid_setup = shop.prepaid()
+    credit = shop.postpaid()
 
     # A return URL as Penny signs it, verified by boto's verify_signature (then altered).
     signer = services.signer()
@@ -299,23 +293,11 @@ print(json.dumps(out))
 def test_boto_reserves_settles_and_cancels(database_url: str, tmp_path: Path) -> None:
     """boto's ``reserve``, ``settle`` and ``cancel`` (issue #19): a prepaid reserve settled in
     part and refunded, another cancelled, a SingleUse reserve token on a card settled."""
-    services = open_store(database_url, clock=SystemClock())
-    payments = services.payments
-    merchant = new_merchant(services)
-    buyer = new_buyer(services)
-    card = add_card(services, buyer.id)
-    setup = prepaid(payments, merchant.id, buyer.id, card.id, "p")
-    single_use = sender_token(
-        payments,
-        merchant.id,
-        buyer.id,
-        card.id,
-        "su",
-        TokenKind.single_use,
-        transaction_amount="20",
-        reserve=True,
-    )
-    with boto_server(services, merchant) as connect:
+    shop = _shop(database_url)
+    services = shop.services
+    setup = shop.prepaid()
+    single_use = shop.token(TokenKind.single_use, "su", transaction_amount="20", reserve=True)
+    with boto_server(services, shop.merchant) as connect:
         job = {
             **connect,
             **_ids("prepaid", "funding", setup),
