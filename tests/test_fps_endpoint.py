@@ -489,7 +489,10 @@ def test_postpaid_settle_write_off_and_debt_balances(world: World) -> None:
     assert written.text("WriteOffDebtResult/TransactionStatus") == "Success"
 
     debt = world.get("GetDebtBalance", CreditInstrumentId=setup.instrument.id)
-    assert amount_of(debt, "GetDebtBalanceResult/DebtBalance/AvailableBalance") == "15.000000"
+    assert amounts(debt, "GetDebtBalance", "DebtBalance") == [
+        ("AvailableBalance", "15.000000"),
+        ("PendingOutBalance", "0.000000"),
+    ]
     outstanding = world.get("GetOutstandingDebtBalance")
     assert amounts(outstanding, "GetOutstandingDebtBalance", "OutstandingDebt") == [
         ("OutstandingBalance", "15.000000"),
