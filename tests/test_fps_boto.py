@@ -14,15 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from boto_client import BOTO_CONNECT, boto_server, needs_boto, run_boto
-from builders import (
-    add_card,
-    new_buyer,
-    new_merchant,
-    open_store,
-    postpaid,
-    prepaid,
-    sender_token,
-)
+from builders import Shop, new_shop, open_store
 from penny.clock import SystemClock
 from penny.domain.model import TokenKind
 from penny.services.payments import InstrumentSetup
@@ -32,12 +24,17 @@ from penny.services.payments import InstrumentSetup
 BOTO_DRIVER = (
     BOTO_CONNECT
     + r"""
-r = conn.fund_prepaid(PrepaidInstrumentId=job["prepaid"], SenderTokenId=job["funding"],
-                      FundingAmount="10.00", CallerReference="boto-fund-1")
-out["fund"] = pair(r.FundPrepaidResult)
-r = conn.pay(SenderTokenId=job["prepaid_sender"], TransactionAmount="2.50",
-             CallerReference="boto-pay-1")
-out["pay"] = pair(r.PayResult)
+# An action that books a transaction: its id and status are kept as out[name].
+def booked(name, call, result, **parameters):
+    r = call(**parameters)
+    out[name] = pair(getattr(r, result))
+    return r
+
+
+booked("fund", conn.fund_prepaid, "FundPrepaidResult", PrepaidInstrumentId=job["prepaid"],
+       SenderTokenId=job["funding"], FundingAmount="10.00", CallerReference="boto-fund-1")
+r = booked("pay", conn.pay, "PayResult", SenderTokenId=job["prepaid_sender"],
+           TransactionAmount="2.50", CallerReference="boto-pay-1")
 out["request_id"] = r.ResponseMetadata.RequestId
 r = conn.get_prepaid_balance(PrepaidInstrumentId=job["prepaid"])
 balance = r.GetPrepaidBalanceResult.PrepaidBalance
@@ -48,15 +45,12 @@ r = conn.get_total_prepaid_liability()
 liability = r.GetTotalPrepaidLiabilityResult.OutstandingPrepaidLiability
 out["liability"] = str(liability.OutstandingBalance.Value)
 
-r = conn.pay(SenderTokenId=job["credit_sender"], TransactionAmount="30",
-             CallerReference="boto-pay-2")
-out["credit_pay"] = pair(r.PayResult)
-r = conn.settle_debt(CreditInstrumentId=job["credit"], SenderTokenId=job["settlement"],
-                     SettlementAmount="10", CallerReference="boto-settle-1")
-out["settle"] = pair(r.SettleDebtResult)
-r = conn.write_off_debt(CreditInstrumentId=job["credit"], AdjustmentAmount="5",
-                        CallerReference="boto-write-off-1")
-out["write_off"] = pair(r.WriteOffDebtResult)
+booked("credit_pay", conn.pay, "PayResult", SenderTokenId=job["credit_sender"],
+       TransactionAmount="30", CallerReference="boto-pay-2")
+booked("settle", conn.settle_debt, "SettleDebtResult", CreditInstrumentId=job["credit"],
+       SenderTokenId=job["settlement"], SettlementAmount="10", CallerReference="boto-settle-1")
+booked("write_off", conn.write_off_debt, "WriteOffDebtResult", CreditInstrumentId=job["credit"],
+       AdjustmentAmount="5", CallerReference="boto-write-off-1")
 r = conn.get_debt_balance(CreditInstrumentId=job["credit"])
 # boto flattens DebtBalance: only the last amount in document order (PendingOutBalance) stays.
 out["debt_balance"] = [r.GetDebtBalanceResult.CurrencyCode, r.GetDebtBalanceResult.Value]
@@ -73,8 +67,8 @@ r = conn.get_transaction_status(TransactionId=pay_id)
 status = r.GetTransactionStatusResult
 out["status"] = [status.TransactionId, status.TransactionStatus, status.CallerReference,
                  status.StatusCode]
-r = conn.refund(TransactionId=pay_id, RefundAmount="1", CallerReference="boto-refund-1")
-out["refund"] = pair(r.RefundResult)
+booked("refund", conn.refund, "RefundResult", TransactionId=pay_id, RefundAmount="1",
+       CallerReference="boto-refund-1")
 r = conn.get_token_usage(TokenId=job["prepaid_sender"])
 usage = r.GetTokenUsageResult
 # boto flattens TokenUsageLimits: the count survives, the amounts collapse into the last one.
@@ -120,6 +114,11 @@ print(json.dumps(out))
 )
 
 
+def _shop(database_url: str) -> Shop:
+    """A fresh store on the system clock (the server's) with a merchant and a buyer's card."""
+    return new_shop(open_store(database_url, clock=SystemClock()), bank=False)
+
+
 def _ids(instrument: str, second: str, setup: InstrumentSetup) -> dict[str, str]:
     """A set-up's ids as the scripts read them: ``instrument``, ``second`` (its funding or
     settlement token) and ``{instrument}_sender``."""
@@ -132,13 +131,10 @@ def _ids(instrument: str, second: str, setup: InstrumentSetup) -> dict[str, str]
 
 @needs_boto
 def test_boto_drives_a_real_server(database_url: str, tmp_path: Path) -> None:
-    services = open_store(database_url, clock=SystemClock())
-    payments = services.payments
-    merchant = new_merchant(services)
-    buyer = new_buyer(services)
-    card = add_card(services, buyer.id)
-    prepaid_setup = prepaid(payments, merchant.id, buyer.id, card.id, "p")
-    credit = postpaid(payments, merchant.id, buyer.id, card.id, "c")
+    shop = _shop(database_url)
+    services, payments, merchant = shop.services, shop.services.payments, shop.merchant
+    prepaid_setup = shop.prepaid()
+    credit = shop.postpaid()
 
     # A return URL as Penny signs it, verified by boto's verify_signature (then altered).
     signer = services.signer()
@@ -297,23 +293,11 @@ print(json.dumps(out))
 def test_boto_reserves_settles_and_cancels(database_url: str, tmp_path: Path) -> None:
     """boto's ``reserve``, ``settle`` and ``cancel`` (issue #19): a prepaid reserve settled in
     part and refunded, another cancelled, a SingleUse reserve token on a card settled."""
-    services = open_store(database_url, clock=SystemClock())
-    payments = services.payments
-    merchant = new_merchant(services)
-    buyer = new_buyer(services)
-    card = add_card(services, buyer.id)
-    setup = prepaid(payments, merchant.id, buyer.id, card.id, "p")
-    single_use = sender_token(
-        payments,
-        merchant.id,
-        buyer.id,
-        card.id,
-        "su",
-        TokenKind.single_use,
-        transaction_amount="20",
-        reserve=True,
-    )
-    with boto_server(services, merchant) as connect:
+    shop = _shop(database_url)
+    services = shop.services
+    setup = shop.prepaid()
+    single_use = shop.token(TokenKind.single_use, "su", transaction_amount="20", reserve=True)
+    with boto_server(services, shop.merchant) as connect:
         job = {
             **connect,
             **_ids("prepaid", "funding", setup),

@@ -224,6 +224,21 @@ def success(reply: Reply, action: str) -> None:
     assert reply.content_type.startswith("text/xml")
 
 
+def result_names(reply: Reply, action: str, element: str | None = None) -> list[str]:
+    """The names of the elements in a successful ``action`` answer's result (or in its
+    ``element``), in document order."""
+    success(reply, action)
+    return reply.children(f"{action}Result" if element is None else f"{action}Result/{element}")
+
+
+def amounts(reply: Reply, action: str, element: str) -> list[tuple[str, str]]:
+    """The balances in ``element`` of a successful ``action`` answer's result: each one's
+    name and amount (US dollars), in document order."""
+    path = f"{action}Result/{element}"
+    names = result_names(reply, action, element)
+    return [(name, amount_of(reply, f"{path}/{name}")) for name in names]
+
+
 def test_every_action_is_served_or_refused_as_not_supported() -> None:
     assert set(ACTIONS) | NOT_SUPPORTED == ACTIONS_2010_08_28
     assert not set(ACTIONS) & NOT_SUPPORTED
@@ -242,31 +257,22 @@ def test_all_27_actions_of_the_wsdl_are_served() -> None:
 def test_fund_prepaid_pay_and_prepaid_balance(world: World) -> None:
     setup = world.prepaid()
     funded = world.fund(setup, "10", "fund-1")
-    success(funded, "FundPrepaid")
+    assert result_names(funded, "FundPrepaid") == ["TransactionId", "TransactionStatus"]
     assert world.clock.now_us() > 0
-    assert funded.children("FundPrepaidResult") == ["TransactionId", "TransactionStatus"]
     assert funded.text("FundPrepaidResult/TransactionStatus") == "Success"
     fund_id = funded.text("FundPrepaidResult/TransactionId")
     assert len(fund_id) == 35
     assert world.payments.transaction(world.merchant.id, fund_id).amount == 1000
 
     paid = world.pay(setup, "2.50", "pay-1")
-    success(paid, "Pay")
-    assert paid.children("PayResult") == ["TransactionId", "TransactionStatus"]
+    assert result_names(paid, "Pay") == ["TransactionId", "TransactionStatus"]
     assert paid.text("PayResult/TransactionStatus") == "Success"
 
     balance = world.get("GetPrepaidBalance", PrepaidInstrumentId=setup.instrument.id)
-    success(balance, "GetPrepaidBalance")
-    assert balance.children("GetPrepaidBalanceResult/PrepaidBalance") == [
-        "AvailableBalance",
-        "PendingInBalance",
+    assert amounts(balance, "GetPrepaidBalance", "PrepaidBalance") == [
+        ("AvailableBalance", "7.500000"),
+        ("PendingInBalance", "0.000000"),
     ]
-    assert amount_of(balance, "GetPrepaidBalanceResult/PrepaidBalance/AvailableBalance") == (
-        "7.500000"
-    )
-    assert amount_of(balance, "GetPrepaidBalanceResult/PrepaidBalance/PendingInBalance") == (
-        "0.000000"
-    )
 
 
 def test_java_style_post_is_served(world: World) -> None:
@@ -460,12 +466,10 @@ def test_postpaid_settle_write_off_and_debt_balances(world: World) -> None:
     assert paid.text("PayResult/TransactionStatus") == "Success"
 
     debt = world.get("GetDebtBalance", CreditInstrumentId=setup.instrument.id)
-    success(debt, "GetDebtBalance")
-    assert debt.children("GetDebtBalanceResult/DebtBalance") == [
-        "AvailableBalance",
-        "PendingOutBalance",
+    assert amounts(debt, "GetDebtBalance", "DebtBalance") == [
+        ("AvailableBalance", "30.000000"),
+        ("PendingOutBalance", "0.000000"),
     ]
-    assert amount_of(debt, "GetDebtBalanceResult/DebtBalance/AvailableBalance") == "30.000000"
 
     settled = world.get(
         "SettleDebt",
@@ -474,8 +478,7 @@ def test_postpaid_settle_write_off_and_debt_balances(world: World) -> None:
         CallerReference="settle-1",
         **amount_params("SettlementAmount", "10"),
     )
-    success(settled, "SettleDebt")
-    assert settled.children("SettleDebtResult") == ["TransactionId", "TransactionStatus"]
+    assert result_names(settled, "SettleDebt") == ["TransactionId", "TransactionStatus"]
     written = world.get(
         "WriteOffDebt",
         CreditInstrumentId=setup.instrument.id,
@@ -486,17 +489,15 @@ def test_postpaid_settle_write_off_and_debt_balances(world: World) -> None:
     assert written.text("WriteOffDebtResult/TransactionStatus") == "Success"
 
     debt = world.get("GetDebtBalance", CreditInstrumentId=setup.instrument.id)
-    assert amount_of(debt, "GetDebtBalanceResult/DebtBalance/AvailableBalance") == "15.000000"
-    outstanding = world.get("GetOutstandingDebtBalance")
-    success(outstanding, "GetOutstandingDebtBalance")
-    assert outstanding.children("GetOutstandingDebtBalanceResult/OutstandingDebt") == [
-        "OutstandingBalance",
-        "PendingOutBalance",
+    assert amounts(debt, "GetDebtBalance", "DebtBalance") == [
+        ("AvailableBalance", "15.000000"),
+        ("PendingOutBalance", "0.000000"),
     ]
-    assert (
-        amount_of(outstanding, "GetOutstandingDebtBalanceResult/OutstandingDebt/OutstandingBalance")
-        == "15.000000"
-    )
+    outstanding = world.get("GetOutstandingDebtBalance")
+    assert amounts(outstanding, "GetOutstandingDebtBalance", "OutstandingDebt") == [
+        ("OutstandingBalance", "15.000000"),
+        ("PendingOutBalance", "0.000000"),
+    ]
 
     too_much = world.get(
         "WriteOffDebt",
@@ -518,15 +519,14 @@ def test_total_prepaid_liability_and_account_balance(world: World) -> None:
     world.fund(setup, "10", "fund-1")
     world.pay(setup, "4", "pay-1")
     liability = world.get("GetTotalPrepaidLiability")
-    success(liability, "GetTotalPrepaidLiability")
-    path = "GetTotalPrepaidLiabilityResult/OutstandingPrepaidLiability"
-    assert liability.children(path) == ["OutstandingBalance", "PendingInBalance"]
-    assert amount_of(liability, f"{path}/OutstandingBalance") == "6.000000"
+    assert amounts(liability, "GetTotalPrepaidLiability", "OutstandingPrepaidLiability") == [
+        ("OutstandingBalance", "6.000000"),
+        ("PendingInBalance", "0.000000"),
+    ]
 
     balance = world.get("GetAccountBalance")
-    success(balance, "GetAccountBalance")
     path = "GetAccountBalanceResult/AccountBalance"
-    assert balance.children(path) == [
+    assert result_names(balance, "GetAccountBalance", "AccountBalance") == [
         "TotalBalance",
         "PendingInBalance",
         "PendingOutBalance",
@@ -556,8 +556,7 @@ def test_refund_and_transaction_queries(world: World) -> None:
         CallerReference="refund-1",
         **amount_params("RefundAmount", "1.50"),
     )
-    success(refunded, "Refund")
-    assert refunded.children("RefundResult") == ["TransactionId", "TransactionStatus"]
+    assert result_names(refunded, "Refund") == ["TransactionId", "TransactionStatus"]
     refund_id = refunded.text("RefundResult/TransactionId")
 
     too_much = world.get(
@@ -568,8 +567,7 @@ def test_refund_and_transaction_queries(world: World) -> None:
     assert rest.text("RefundResult/TransactionStatus") == "Success"
 
     status = world.get("GetTransactionStatus", TransactionId=pay_id)
-    success(status, "GetTransactionStatus")
-    assert status.children("GetTransactionStatusResult") == [
+    assert result_names(status, "GetTransactionStatus") == [
         "TransactionId",
         "TransactionStatus",
         "CallerReference",
@@ -644,9 +642,8 @@ def test_tokens(world: World) -> None:
     world.pay(setup, "1", "pay-1")
 
     by_id = world.get("GetTokenByCaller", TokenId=setup.sender_token.id)
-    success(by_id, "GetTokenByCaller")
     token = "GetTokenByCallerResult/Token"
-    assert by_id.children(token)[:6] == [
+    assert result_names(by_id, "GetTokenByCaller", "Token")[:6] == [
         "TokenId",
         "FriendlyName",
         "TokenStatus",
@@ -703,9 +700,12 @@ def test_account_activity(world: World) -> None:
     world.clock.advance(MICROS_PER_SECOND)
 
     page = world.get("GetAccountActivity", StartDate=start, MaxBatchSize="2")
-    success(page, "GetAccountActivity")
-    result = page.children("GetAccountActivityResult")
-    assert result == ["BatchSize", "Transaction", "Transaction", "StartTimeForNextTransaction"]
+    assert result_names(page, "GetAccountActivity") == [
+        "BatchSize",
+        "Transaction",
+        "Transaction",
+        "StartTimeForNextTransaction",
+    ]
     assert page.text("GetAccountActivityResult/BatchSize") == "2"
     first = page.root.find("GetAccountActivityResult/Transaction")
     assert first is not None

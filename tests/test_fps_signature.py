@@ -98,71 +98,39 @@ def failure(result: VerifiedCaller | SignatureFailure) -> SignatureFailure:
 # -- known answers: the string to sign -------------------------------------------------------
 
 
-def test_string_to_sign_of_a_boto_style_get_with_awkward_characters() -> None:
-    params = {
-        "Version": "2010-08-28",
-        "Timestamp": "2026-11-24T07:12:50Z",
-        "SignatureVersion": "2",
-        "SignatureMethod": "HmacSHA256",
-        "SenderTokenId": "SENDER TOKEN+/é",
-        "SenderDescription": "",
-        "CallerReference": "ref ~*+",
-        "CallerDescription": "café ☕ a=b&c",
-        "Action": "Pay",
-        "AWSAccessKeyId": "AKIDEXAMPLE",
-        "lowercase": "sorts last",
-        "Signature": "is never part of it",
-    }
-    expected = (
-        "GET\n"
-        "fps.example.com\n"
-        "/\n"
-        "AWSAccessKeyId=AKIDEXAMPLE"
-        "&Action=Pay"
-        "&CallerDescription=caf%C3%A9%20%E2%98%95%20a%3Db%26c"
-        "&CallerReference=ref%20~%2A%2B"
-        "&SenderDescription="
-        "&SenderTokenId=SENDER%20TOKEN%2B%2F%C3%A9"
-        "&SignatureMethod=HmacSHA256"
-        "&SignatureVersion=2"
-        "&Timestamp=2026-11-24T07%3A12%3A50Z"
-        "&Version=2010-08-28"
-        "&lowercase=sorts%20last"
-    )
-    assert string_to_sign_v2("get", "FPS.Example.COM", "/", params) == expected
+#: A boto-style GET with awkward characters.
+AWKWARD_GET = {
+    "Version": "2010-08-28",
+    "Timestamp": "2026-11-24T07:12:50Z",
+    "SignatureVersion": "2",
+    "SignatureMethod": "HmacSHA256",
+    "SenderTokenId": "SENDER TOKEN+/é",
+    "SenderDescription": "",
+    "CallerReference": "ref ~*+",
+    "CallerDescription": "café ☕ a=b&c",
+    "Action": "Pay",
+    "AWSAccessKeyId": "AKIDEXAMPLE",
+    "lowercase": "sorts last",
+    "Signature": "is never part of it",
+}
+
+#: As the PHP library posts it (http_build_query: spaces as "+", "~" as %7E) and in the order
+#: it happens to send; the signature depends on neither.
+PHP_STYLE_FORM = (
+    b"Action=SettleDebt&AWSAccessKeyId=AKIDEXAMPLE&SettlementAmount.Value=5.00"
+    b"&SettlementAmount.CurrencyCode=USD"
+    b"&CallerDescription=Debt+settlement+%2B+fee%2A%7E&CreditInstrumentId=CREDIT%2FINSTR"
+    b"&SenderTokenId=SETTLETOKEN&CallerReference=r%C3%A9f-1&SignatureVersion=2"
+    b"&SignatureMethod=HmacSHA1&Timestamp=2010-08-28T12%3A00%3A00.000Z&Version=2010-08-28"
+)
 
 
-def test_string_to_sign_of_a_java_style_post_form() -> None:
-    # As the PHP library posts it (http_build_query: spaces as "+", "~" as %7E) and in the
-    # order it happens to send; the signature does not depend on either.
-    body = (
-        b"Action=SettleDebt&AWSAccessKeyId=AKIDEXAMPLE&SettlementAmount.Value=5.00"
-        b"&SettlementAmount.CurrencyCode=USD"
-        b"&CallerDescription=Debt+settlement+%2B+fee%2A%7E&CreditInstrumentId=CREDIT%2FINSTR"
-        b"&SenderTokenId=SETTLETOKEN&CallerReference=r%C3%A9f-1&SignatureVersion=2"
-        b"&SignatureMethod=HmacSHA1&Timestamp=2010-08-28T12%3A00%3A00.000Z&Version=2010-08-28"
+def test_a_php_style_form_decodes_plus_as_a_space() -> None:
+    params = parse_request(
+        "POST", b"", PHP_STYLE_FORM, "application/x-www-form-urlencoded; charset=utf-8"
     )
-    params = parse_request("POST", b"", body, "application/x-www-form-urlencoded; charset=utf-8")
     assert isinstance(params, dict)
     assert params["CallerDescription"] == "Debt settlement + fee*~"
-    expected = (
-        "POST\n"
-        "fps.example.com\n"
-        "/\n"
-        "AWSAccessKeyId=AKIDEXAMPLE"
-        "&Action=SettleDebt"
-        "&CallerDescription=Debt%20settlement%20%2B%20fee%2A~"
-        "&CallerReference=r%C3%A9f-1"
-        "&CreditInstrumentId=CREDIT%2FINSTR"
-        "&SenderTokenId=SETTLETOKEN"
-        "&SettlementAmount.CurrencyCode=USD"
-        "&SettlementAmount.Value=5.00"
-        "&SignatureMethod=HmacSHA1"
-        "&SignatureVersion=2"
-        "&Timestamp=2010-08-28T12%3A00%3A00.000Z"
-        "&Version=2010-08-28"
-    )
-    assert string_to_sign_v2("POST", "fps.example.com", "/", params) == expected
 
 
 def test_path_is_encoded_with_slashes_kept_and_empty_means_root() -> None:
@@ -233,16 +201,74 @@ def test_captured_boto_requests_verify(action: str) -> None:
         assert result == VerifiedCaller(KEY, "HmacSHA256", "127.0.0.1")
 
 
-def test_captured_boto_pay_string_to_sign() -> None:
-    params = parse_request("GET", BOTO_CAPTURES["Pay"], b"", None)
+def _form(raw: bytes) -> dict[str, str]:
+    """A query string or form body as the server decodes it."""
+    params = parse_urlencoded(raw)
     assert isinstance(params, dict)
-    assert string_to_sign_v2("GET", "127.0.0.1", "/", params) == (
+    return params
+
+
+STRINGS_TO_SIGN = [
+    pytest.param(
+        "get",
+        "FPS.Example.COM",
+        AWKWARD_GET,
+        "GET\n"
+        "fps.example.com\n"
+        "/\n"
+        "AWSAccessKeyId=AKIDEXAMPLE"
+        "&Action=Pay"
+        "&CallerDescription=caf%C3%A9%20%E2%98%95%20a%3Db%26c"
+        "&CallerReference=ref%20~%2A%2B"
+        "&SenderDescription="
+        "&SenderTokenId=SENDER%20TOKEN%2B%2F%C3%A9"
+        "&SignatureMethod=HmacSHA256"
+        "&SignatureVersion=2"
+        "&Timestamp=2026-11-24T07%3A12%3A50Z"
+        "&Version=2010-08-28"
+        "&lowercase=sorts%20last",
+        id="boto-style-get-awkward-characters",
+    ),
+    pytest.param(
+        "POST",
+        "fps.example.com",
+        _form(PHP_STYLE_FORM),
+        "POST\n"
+        "fps.example.com\n"
+        "/\n"
+        "AWSAccessKeyId=AKIDEXAMPLE"
+        "&Action=SettleDebt"
+        "&CallerDescription=Debt%20settlement%20%2B%20fee%2A~"
+        "&CallerReference=r%C3%A9f-1"
+        "&CreditInstrumentId=CREDIT%2FINSTR"
+        "&SenderTokenId=SETTLETOKEN"
+        "&SettlementAmount.CurrencyCode=USD"
+        "&SettlementAmount.Value=5.00"
+        "&SignatureMethod=HmacSHA1"
+        "&SignatureVersion=2"
+        "&Timestamp=2010-08-28T12%3A00%3A00.000Z"
+        "&Version=2010-08-28",
+        id="php-style-post-form",
+    ),
+    pytest.param(
+        "GET",
+        "127.0.0.1",
+        _form(BOTO_CAPTURES["Pay"]),
         "GET\n127.0.0.1\n/\n"
         "AWSAccessKeyId=AKIDEXAMPLE&Action=Pay&CallerReference=ref-pay-1"
         "&SenderTokenId=SENDERTOKEN&SignatureMethod=HmacSHA256&SignatureVersion=2"
         "&Timestamp=2026-11-24T07%3A12%3A50Z&TransactionAmount.CurrencyCode=USD"
-        "&TransactionAmount.Value=1.5&Version=2010-08-28"
-    )
+        "&TransactionAmount.Value=1.5&Version=2010-08-28",
+        id="boto-captured-pay",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "host", "params", "expected"), STRINGS_TO_SIGN)
+def test_string_to_sign(method: str, host: str, params: Mapping[str, str], expected: str) -> None:
+    """Hand-written from spec §2.2 (the first two) and boto's captured Pay: the host in lower
+    case, ``Signature`` left out, names in byte order, RFC 3986 encoding."""
+    assert string_to_sign_v2(method, host, "/", params) == expected
 
 
 def test_captured_boto_cbui_url_signature() -> None:

@@ -26,6 +26,9 @@ from cobranded_support import (
     start_params,
 )
 
+BEA = "bea@example.com"
+"""The buyer's sign-in: she has a card, a bank account and (for Recurring) a balance."""
+
 
 class Flow(BrowserFlow):
     def params(self, pipeline: str, ref: str, **more: str) -> dict[str, str]:
@@ -40,12 +43,15 @@ class Flow(BrowserFlow):
             },
         )
 
-    def start_and_sign_in(self, params: dict[str, str], email: str) -> None:
+    def start_and_choose(self, params: dict[str, str], label: str) -> None:
+        """Starts the pipeline, signs in as Bea (the fixture's buyer) and picks the payment
+        method ``label``: the review page."""
         self.start(params)
         self.heading_is("Sign in to authorize this payment")
         self.check_axe()
-        self.sign_in(email)
+        self.sign_in(BEA)
         self.heading_is("How will you pay?")
+        self.choose(label)
 
     def choose(self, label: str) -> None:
         super().choose(label)
@@ -67,7 +73,7 @@ class Flow(BrowserFlow):
 @pytest.fixture
 def flow(browser: Browser, axe: str, database_url: str) -> Iterator[Flow]:
     world = make_world(database_url)
-    buyer = world.directory.create_personal("Bea Buyer", "bea@example.com", BUYER_PASSWORD)
+    buyer = world.directory.create_personal("Bea Buyer", BEA, BUYER_PASSWORD)
     world.directory.add_card(buyer.id, "4111 1111 1111 1111", 12, 2030)
     world.directory.add_bank(buyer.id, "110000000", "000123456789")
     with running_flow(Flow, browser, axe, world, database_url) as flow:
@@ -84,8 +90,7 @@ def _error(answer: ET.Element) -> str:
 
 def test_single_use_by_card(flow: Flow) -> None:
     params = flow.params("SingleUse", "single-1", transactionAmount="4.99", paymentReason="Game")
-    flow.start_and_sign_in(params, "bea@example.com")
-    flow.choose("Visa •••• 1111, expires 12/2030")
+    flow.start_and_choose(params, "Visa •••• 1111, expires 12/2030")
     flow.review("review-single-use", "one payment", "$4.99 USD", "for 3 hours", "•••• 1111", "Game")
     got = flow.confirm()
     assert got["status"] == "SC"
@@ -105,8 +110,7 @@ def test_multi_use_by_bank_with_limits(flow: Flow) -> None:
         usageLimitValue1="2",
         usageLimitPeriod1="1 Day",
     )
-    flow.start_and_sign_in(params, "bea@example.com")
-    flow.choose("Bank account •••• 6789")
+    flow.start_and_choose(params, "Bank account •••• 6789")
     flow.review(
         "review-multi-use",
         "several payments",
@@ -125,12 +129,11 @@ def test_multi_use_by_bank_with_limits(flow: Flow) -> None:
 
 def test_recurring_by_balance_then_cancel_is_a(flow: Flow) -> None:
     params = flow.params("Recurring", "sub-1", transactionAmount="9.99", recurringPeriod="1 Month")
-    bea = flow.world.directory.party_by_email("bea@example.com")
+    bea = flow.world.directory.party_by_email(BEA)
     assert bea is not None
     # An empty balance cannot be picked for a $9.99 payment (#16): give it the $9.99.
     top_up_balance(flow.world.payments, bea, 999)
-    flow.start_and_sign_in(params, "bea@example.com")
-    flow.choose("Penny balance")
+    flow.start_and_choose(params, "Penny balance")
     flow.review("review-recurring", "a recurring payment", "once every 1 Month", "$9.99 USD")
     got = flow.confirm()
     assert got["status"] == "SA"
@@ -158,8 +161,7 @@ def test_edit_token_changes_a_multi_use_token(flow: Flow) -> None:
         usageLimitValue1="3",
         usageLimitPeriod1="1 Day",
     )
-    flow.start_and_sign_in(params, "bea@example.com")
-    flow.choose("Visa •••• 1111, expires 12/2030")
+    flow.start_and_choose(params, "Visa •••• 1111, expires 12/2030")
     old = flow.confirm()["tokenID"]
     assert _status(flow.pay(old, "5", "pay-1")) == "Pending"
     assert _status(flow.pay(old, "5", "pay-2")) == "Pending"
