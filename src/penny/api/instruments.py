@@ -78,9 +78,12 @@ def encode_cursor(found: Instrument) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _query(
-    query: Mapping[str, str],
-) -> tuple[int, tuple[int, str] | None, InstrumentKind | None] | ApiFault:
+#: GET /v1/instruments's query, checked: ``limit``, the cursor (None: the first page), ``kind``.
+InstrumentQuery = tuple[int, tuple[int, str] | None, InstrumentKind | None]
+
+
+def list_query(query: Mapping[str, str]) -> InstrumentQuery | ApiFault:
+    """GET /v1/instruments's query parameters (see LIST_PARAMETERS), or the first at fault."""
     start = unknown_parameter(query, LIST_PARAMETERS) or page_start(query)
     if isinstance(start, ApiFault):
         return start
@@ -95,12 +98,9 @@ def _query(
 
 
 def list_instruments(
-    payments: PaymentQueries, caller_id: str, query: Mapping[str, str]
-) -> m.InstrumentList | ApiFault:
+    payments: PaymentQueries, caller_id: str, chosen: InstrumentQuery
+) -> m.InstrumentList:
     """A page of the instruments the caller is the merchant of, newest first."""
-    chosen = _query(query)
-    if isinstance(chosen, ApiFault):
-        return chosen
     limit, after, kind = chosen
     with payments.database.read() as conn:
         page = sql.page_of_instruments(conn, caller_id, after=after, kind=kind, limit=limit + 1)

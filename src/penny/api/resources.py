@@ -35,6 +35,8 @@ from penny.services.payments import (
 from penny.storage import payments_sql as sql
 
 T = TypeVar("T")
+Q = TypeVar("Q")
+L = TypeVar("L")
 
 #: A page of transactions holds this many unless ``limit`` says otherwise (1 to MAX_LIMIT).
 DEFAULT_LIMIT: Final = 10
@@ -327,13 +329,26 @@ def paged(
     return page[:limit], more, cursor_of(page[limit - 1]) if more else None
 
 
+def listing(
+    parse: Callable[[Mapping[str, str]], Q | ApiFault],
+    read: Callable[[PaymentQueries, str, Q], L],
+) -> Callable[[PaymentQueries, str, tuple[str, ...], Mapping[str, str]], L | ApiFault]:
+    """A list route's query: its parameters checked by ``parse`` (the first one at fault is
+    the answer), then its page ``read`` for them and the caller."""
+
+    def answer(
+        payments: PaymentQueries, caller_id: str, _ids: tuple[str, ...], query: Mapping[str, str]
+    ) -> L | ApiFault:
+        chosen = parse(query)
+        return chosen if isinstance(chosen, ApiFault) else read(payments, caller_id, chosen)
+
+    return answer
+
+
 def list_transactions(
-    payments: PaymentQueries, caller_id: str, query: Mapping[str, str]
-) -> m.TransactionList | ApiFault:
+    payments: PaymentQueries, caller_id: str, chosen: Filters
+) -> m.TransactionList:
     """A page of the caller's transactions, newest first, filtered (see LIST_PARAMETERS)."""
-    chosen = filters(query)
-    if isinstance(chosen, ApiFault):
-        return chosen
     with payments.database.read() as conn:
         page = sql.page_of_transactions(
             conn,

@@ -93,18 +93,6 @@ def _merchant(work: Callable[[PaymentQueries, str], Any]) -> Query:
     return lambda payments, caller, _ids, _query: work(payments, caller)
 
 
-def _list(
-    payments: PaymentQueries, caller: str, _ids: tuple[str, ...], query: Mapping[str, str]
-) -> m.TransactionList | ApiFault:
-    return r.list_transactions(payments, caller, query)
-
-
-def _instruments(
-    payments: PaymentQueries, caller: str, _ids: tuple[str, ...], query: Mapping[str, str]
-) -> m.InstrumentList | ApiFault:
-    return ins.list_instruments(payments, caller, query)
-
-
 #: GET of an unknown (or another merchant's) authorization session.
 NO_SUCH_SESSION: Final = ApiFault(
     404, "not_found_error", "unknown_authorization_session", "No such authorization session."
@@ -155,7 +143,8 @@ ROUTES: Final = (
     ),
     Route(
         "GET", "/v1/instruments", "query", "listInstruments", "List the merchant's instruments",
-        m.InstrumentList, query=_instruments, parameters=ins.LIST_PARAMETERS,
+        m.InstrumentList, query=r.listing(ins.list_query, ins.list_instruments),
+        parameters=ins.LIST_PARAMETERS,
     ),
     Route(
         "GET", "/v1/instruments/{id}", "query", "getInstrument", "Get an instrument",
@@ -171,7 +160,8 @@ ROUTES: Final = (
     ),
     Route(
         "GET", "/v1/transactions", "query", "listTransactions", "List transactions",
-        m.TransactionList, query=_list, parameters=r.LIST_PARAMETERS,
+        m.TransactionList, query=r.listing(r.filters, r.list_transactions),
+        parameters=r.LIST_PARAMETERS,
     ),
     Route(
         "GET", "/v1/transactions/{id}", "query", "getTransaction", "Get a transaction",
@@ -214,7 +204,7 @@ ROUTES: Final = (
     ),
     Route(
         "GET", "/v1/events", "query", "listEvents", "List events", m.EventList,
-        query=w.list_events, parameters=w.EVENT_PARAMETERS,
+        query=r.listing(w.event_query, w.list_events), parameters=w.EVENT_PARAMETERS,
     ),
     Route(
         "GET", "/v1/events/{id}", "query", "getEvent", "Get an event", m.Event,

@@ -153,10 +153,12 @@ def get_event(payments: PaymentQueries, caller: str, ids: tuple[str, ...]) -> m.
     return NO_SUCH_EVENT if found is None else event_out(found)
 
 
-def list_events(
-    payments: PaymentQueries, caller: str, _ids: tuple[str, ...], query: Mapping[str, str]
-) -> m.EventList | ApiFault:
-    """A page of the caller's events, newest first (optionally of one ``type``)."""
+#: GET /v1/events's query, checked: ``type`` (None: every type), ``limit`` and the cursor.
+EventQuery = tuple[str | None, int, tuple[int, str] | None]
+
+
+def event_query(query: Mapping[str, str]) -> EventQuery | ApiFault:
+    """GET /v1/events's query parameters (see EVENT_PARAMETERS), or the first at fault."""
     unknown = r.unknown_parameter(query, EVENT_PARAMETERS)
     if unknown is not None:
         return unknown
@@ -166,7 +168,12 @@ def list_events(
     start = r.page_start(query)
     if isinstance(start, ApiFault):
         return start
-    limit, after = start
+    return (kind, *start)
+
+
+def list_events(payments: PaymentQueries, caller: str, chosen: EventQuery) -> m.EventList:
+    """A page of the caller's events, newest first (optionally of one ``type``)."""
+    kind, limit, after = chosen
     with payments.database.read() as conn:
         page = webhooks_sql.page_of_events(
             conn,

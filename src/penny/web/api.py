@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -22,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope
 
 from penny.api import auth, routes
 from penny.api import errors as e
@@ -34,13 +33,12 @@ from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.model import InstrumentKind, Transaction
 from penny.domain.parties import random_id
 from penny.engine.ledger import LedgerSession, StorageUnavailableError
-from penny.fps.wire import new_request_id
 from penny.services.idempotency import KEY_REUSED, Keyed, KeyedAnswer, Response, answer_once
 from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.services.payments import Result
 from penny.web.cobranded.http import Settings
 from penny.web.endpoint import FpsEndpoint
-from penny.web.front import account_for, read_body
+from penny.web.front import BareFront, read_body
 from penny.web.metrics import AppMetrics
 
 logger = logging.getLogger("penny.web.api")
@@ -132,8 +130,12 @@ def _query(scope: Scope) -> dict[str, str] | e.ApiFault:
     return query
 
 
-class ApiFront:
+class ApiFront(BareFront[Reply]):
     """``/v1/…`` as a bare ASGI application over the FPS endpoint's services and batches."""
+
+    #: An exception is logged and answered 503 (JSON); anything else (a cancellation)
+    #: propagates.
+    handles = Exception
 
     def __init__(self, endpoint: FpsEndpoint, metrics: AppMetrics, *, live: bool) -> None:
         self.endpoint = endpoint
@@ -146,26 +148,21 @@ class ApiFront:
         self._openapi = msgspec.json.encode(openapi_document())
         self._docs = docs_page(openapi_document()).encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter_ns()
-        request_id = new_request_id()
-        try:
-            reply = await self._reply(scope, receive, request_id)
-        except Exception:
-            logger.exception("API request %s failed", request_id)
-            reply = fault_reply(e.UNAVAILABLE, request_id)
-        account_for(self.metrics, started, request_id, reply)
+    def _on_failure(self, error: BaseException, started: int, request_id: str) -> Reply:
+        logger.exception("API request %s failed", request_id)
+        return fault_reply(e.UNAVAILABLE, request_id)
+
+    def _headers(self, answer: Reply, request_id: str) -> list[tuple[bytes, bytes]]:
         headers = [
-            (b"content-length", b"%d" % len(reply.body)),
-            (b"content-type", reply.content_type),
+            (b"content-length", b"%d" % len(answer.body)),
+            (b"content-type", answer.content_type),
             (b"request-id", request_id.encode()),
         ]
-        if reply.replayed:
+        if answer.replayed:
             headers.append(REPLAYED)
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        await send({"type": "http.response.body", "body": reply.body})
+        return headers
 
-    async def _reply(self, scope: Scope, receive: Receive, request_id: str) -> Reply:
+    async def _answer(self, scope: Scope, receive: Receive, request_id: str) -> Reply:
         method, path = scope["method"], scope["path"]
         if method in ("GET", "HEAD") and path in (routes.OPENAPI_PATH, routes.DOCS_PATH):
             if path == routes.OPENAPI_PATH:

@@ -15,8 +15,9 @@ JSON API's own bare front (:class:`penny.web.api.ApiFront`) the same way.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -54,30 +55,80 @@ _TOO_LARGE: Final = WireFault(
 _DISCONNECTED: Final = WireFault(INVALID_REQUEST, "The client disconnected.", HTTP_BAD_REQUEST)
 
 
-class FpsFront:
-    """``/`` as a bare ASGI application over an :class:`FpsEndpoint`."""
+class Answered(Protocol):
+    """What logs and metrics read of an answer (the FPS door's and the JSON API's)."""
 
-    def __init__(self, endpoint: FpsEndpoint, metrics: AppMetrics) -> None:
-        self.endpoint = endpoint
-        self.metrics = metrics
+    @property
+    def status(self) -> int: ...
+    @property
+    def action(self) -> str | None: ...
+    @property
+    def access_key_id(self) -> str | None: ...
+    @property
+    def error_code(self) -> str | None: ...
+
+
+class Sent(Answered, Protocol):
+    """An answer as a bare front sends it."""
+
+    @property
+    def body(self) -> bytes: ...
+
+
+A = TypeVar("A", bound=Sent)
+
+
+class BareFront(ABC, Generic[A]):
+    """What the two bare fronts (``/``'s :class:`FpsFront`, ``/v1/…``'s
+    :class:`~penny.web.api.ApiFront`) do around an answer: time the request and give it an id,
+    have :meth:`_answer` answer it, count and log the answer (:func:`account_for`) and send it
+    with the front's :meth:`_headers`. A failure of :meth:`_answer` that is one of ``handles``
+    goes to :meth:`_on_failure` (an answer, or it raises); any other propagates."""
+
+    metrics: AppMetrics
+    handles: type[BaseException]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter_ns()
         request_id = new_request_id()
         try:
             answer = await self._answer(scope, receive, request_id)
-        except BaseException:
-            self.metrics.observe(None, INTERNAL_ERROR.code, started)
-            raise
+        except self.handles as error:
+            answer = self._on_failure(error, started, request_id)
         account_for(self.metrics, started, request_id, answer)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [(b"content-length", b"%d" % len(answer.body)), _XML_HEADER],
-            }
-        )
+        headers = self._headers(answer, request_id)
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
+
+    @abstractmethod
+    async def _answer(self, scope: Scope, receive: Receive, request_id: str) -> A:
+        """The answer to one request."""
+
+    @abstractmethod
+    def _on_failure(self, error: BaseException, started: int, request_id: str) -> A:
+        """The answer when :meth:`_answer` failed with ``error`` (or raise)."""
+
+    @abstractmethod
+    def _headers(self, answer: A, request_id: str) -> list[tuple[bytes, bytes]]:
+        """The response headers of ``answer``."""
+
+
+class FpsFront(BareFront[Answer]):
+    """``/`` as a bare ASGI application over an :class:`FpsEndpoint`."""
+
+    #: A failure is counted (an internal error) and propagates: the server answers it.
+    handles = BaseException
+
+    def __init__(self, endpoint: FpsEndpoint, metrics: AppMetrics) -> None:
+        self.endpoint = endpoint
+        self.metrics = metrics
+
+    def _on_failure(self, error: BaseException, started: int, request_id: str) -> NoReturn:
+        self.metrics.observe(None, INTERNAL_ERROR.code, started)
+        raise error
+
+    def _headers(self, answer: Answer, request_id: str) -> list[tuple[bytes, bytes]]:
+        return [(b"content-length", b"%d" % len(answer.body)), _XML_HEADER]
 
     async def _answer(self, scope: Scope, receive: Receive, request_id: str) -> Answer:
         host, content_type, length = "", None, ""
@@ -103,19 +154,6 @@ class FpsFront:
             server_port=server[1] if server and len(server) > 1 else None,
         )
         return await self.endpoint.answer_async(request, request_id)
-
-
-class Answered(Protocol):
-    """What logs and metrics read of an answer (the FPS door's and the JSON API's)."""
-
-    @property
-    def status(self) -> int: ...
-    @property
-    def action(self) -> str | None: ...
-    @property
-    def access_key_id(self) -> str | None: ...
-    @property
-    def error_code(self) -> str | None: ...
 
 
 def account_for(metrics: AppMetrics, started: int, request_id: str, answer: Answered) -> None:

@@ -11,7 +11,6 @@ Pure: no SQL, no HTTP, "now" is handed in.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -21,6 +20,7 @@ from penny.domain.parties import PaymentMethodKind
 from penny.fps.outbound import SIGNATURE_PARAMETERS, Endpoint, OutboundError
 from penny.gatekeeper import parse_duration
 from penny.money import Money, MoneyError, parse_amount
+from penny.web.cobranded import stored
 
 MICROS: Final = 1_000_000
 PIPELINE_VERSION: Final = "2009-01-09"
@@ -259,70 +259,37 @@ class PipelineRequest:
         }
 
     def to_json(self) -> str:
-        def money(value: Money | None) -> int | None:
-            return None if value is None else value.minor
-
-        return json.dumps(
-            {
-                "pipeline": self.pipeline.value,
-                "caller_key": self.caller_key,
-                "return_url": self.return_url,
-                "sender": self.caller_reference_sender,
-                "second": self.caller_reference_second,
-                "limit": self.limit.minor,
-                "global": money(self.global_amount_limit),
-                "min": money(self.min_charge),
-                "max": money(self.max_charge),
-                "from": self.valid_from,
-                "until": self.valid_until,
-                "methods": [kind.value for kind in self.methods],
-                "reason": self.payment_reason,
-                "site": self.website_description,
-                "amount": money(self.transaction_amount),
-                "amount_type": None if self.amount_type is None else self.amount_type.value,
-                "usage": [[u.type.value, u.value, u.period] for u in self.usage_limits],
-                "period": self.recurring_period,
-                "reserve": self.reserve,
-                "old": self.old_token_id,
-                "old_sender": self.old_sender_id,
-            }
-        )
+        return stored.dumps(self, _STORED_KEYS)
 
     @classmethod
     def from_json(cls, text: str) -> PipelineRequest:
-        data = json.loads(text)
+        return stored.loads(cls, _STORED_KEYS, text)
 
-        def money(value: int | None) -> Money | None:
-            return None if value is None else Money(value, "USD")
 
-        return cls(
-            pipeline=Pipeline(data["pipeline"]),
-            caller_key=data["caller_key"],
-            return_url=data["return_url"],
-            caller_reference_sender=data["sender"],
-            caller_reference_second=data["second"],
-            limit=Money(data["limit"], "USD"),
-            global_amount_limit=money(data["global"]),
-            min_charge=money(data["min"]),
-            max_charge=money(data["max"]),
-            valid_from=data["from"],
-            valid_until=data["until"],
-            methods=tuple(PaymentMethodKind(kind) for kind in data["methods"]),
-            payment_reason=data["reason"],
-            website_description=data["site"],
-            transaction_amount=money(data.get("amount")),
-            amount_type=None
-            if data.get("amount_type") is None
-            else AmountType(data["amount_type"]),
-            usage_limits=tuple(
-                UsageLimitTerm(UsageLimitType(kind), value, period)
-                for kind, value, period in data.get("usage", ())
-            ),
-            recurring_period=data.get("period"),
-            reserve=bool(data.get("reserve", False)),
-            old_token_id=data.get("old"),
-            old_sender_id=data.get("old_sender"),
-        )
+#: The key each field of a :class:`PipelineRequest` is stored under (its pipeline's row).
+_STORED_KEYS: Final = {
+    "pipeline": "pipeline",
+    "caller_key": "caller_key",
+    "return_url": "return_url",
+    "caller_reference_sender": "sender",
+    "caller_reference_second": "second",
+    "limit": "limit",
+    "global_amount_limit": "global",
+    "min_charge": "min",
+    "max_charge": "max",
+    "valid_from": "from",
+    "valid_until": "until",
+    "methods": "methods",
+    "payment_reason": "reason",
+    "website_description": "site",
+    "transaction_amount": "amount",
+    "amount_type": "amount_type",
+    "usage_limits": "usage",
+    "recurring_period": "period",
+    "reserve": "reserve",
+    "old_token_id": "old",
+    "old_sender_id": "old_sender",
+}
 
 
 @dataclass(frozen=True, slots=True)

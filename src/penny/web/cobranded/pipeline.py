@@ -124,9 +124,7 @@ class Pipelines:
                     "The form was not sent from this page (or the page is too old). "
                     "Nothing was changed. Reload the page and try again.",
                 )
-        merchant = self.directory.party(row.caller_id)
-        assert merchant is not None
-        return session, row, merchant
+        return session, row, security.merchant_of(self.directory, row.caller_id)
 
     def buyer(self, ctx: Context) -> Party | None:
         """The signed-in buyer, or None (nobody, or not a personal account)."""

@@ -7,13 +7,13 @@ plus ``maxVariableFee`` percent taken by the caller, and whether the merchant pa
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from penny.money import Money
+from penny.web.cobranded import stored
 from penny.web.cobranded.params import (
     _COMMON,
     MICROS,
@@ -63,37 +63,26 @@ class RecipientRequest:
         return PIPELINE
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "pipeline": PIPELINE,
-                "caller_key": self.caller_key,
-                "return_url": self.return_url,
-                "reference": self.caller_reference,
-                "max_fixed": self.max_fixed_fee.minor,
-                "max_variable": self.max_variable_fee,
-                "pays_fee": self.recipient_pays_fee,
-                "from": self.valid_from,
-                "until": self.valid_until,
-                "reason": self.payment_reason,
-                "site": self.website_description,
-            }
-        )
+        return stored.dumps(self, _STORED_KEYS, pipeline=PIPELINE)
 
     @classmethod
     def from_json(cls, text: str) -> RecipientRequest:
-        data = json.loads(text)
-        return cls(
-            caller_key=data["caller_key"],
-            return_url=data["return_url"],
-            caller_reference=data["reference"],
-            max_fixed_fee=Money(data["max_fixed"], "USD"),
-            max_variable_fee=data["max_variable"],
-            recipient_pays_fee=data["pays_fee"],
-            valid_from=data["from"],
-            valid_until=data["until"],
-            payment_reason=data["reason"],
-            website_description=data["site"],
-        )
+        return stored.loads(cls, _STORED_KEYS, text)
+
+
+#: The key each field of a :class:`RecipientRequest` is stored under (after ``pipeline``).
+_STORED_KEYS: Final = {
+    "caller_key": "caller_key",
+    "return_url": "return_url",
+    "caller_reference": "reference",
+    "max_fixed_fee": "max_fixed",
+    "max_variable_fee": "max_variable",
+    "recipient_pays_fee": "pays_fee",
+    "valid_from": "from",
+    "valid_until": "until",
+    "payment_reason": "reason",
+    "website_description": "site",
+}
 
 
 def parse_recipient(params: Mapping[str, str], now_us: int) -> RecipientRequest | StartError:

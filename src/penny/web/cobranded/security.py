@@ -86,6 +86,14 @@ def security_headers(form_targets: tuple[str, ...] = ()) -> dict[str, str]:
     }
 
 
+def merchant_of(directory: Directory, party_id: str) -> Party:
+    """The merchant a known API key or an open pipeline names (``party_id``: the key's party,
+    the pipeline's caller): it exists, as accounts are never deleted."""
+    merchant = directory.party(party_id)
+    assert merchant is not None
+    return merchant
+
+
 def merchant_by_key(directory: Directory, access_key: str, secret: str) -> Party | None:
     """The business account whose API key is ``access_key`` with ``secret`` (the only
     credentials a business has: the account site and the Recipient pipeline sign in with

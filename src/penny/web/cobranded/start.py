@@ -15,6 +15,7 @@ from typing import Final
 from penny.domain.errors import PaymentsError, Refusal
 from penny.domain.parties import Party
 from penny.fps.signature import candidate_hosts, is_signature_method, matching_host
+from penny.web.cobranded import security
 from penny.web.cobranded.edit_params import PIPELINE as EDIT_TOKEN
 from penny.web.cobranded.edit_params import edit_request, parse_edit
 from penny.web.cobranded.http import (
@@ -102,9 +103,7 @@ class StartStep:
                 "The merchant's request does not name a valid Penny merchant key (callerKey). "
                 "Go back to the merchant's site and try again.",
             )
-        merchant = self.directory.party(key.party_id)
-        assert merchant is not None
-        return merchant, secret
+        return security.merchant_of(self.directory, key.party_id), secret
 
     def _trusted(self, incoming: Incoming, params: Mapping[str, str], secret: str) -> bool:
         """Whether the start request is signed (a bad signature, or none when unsigned requests

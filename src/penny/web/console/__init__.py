@@ -9,6 +9,8 @@ script and nothing third-party. docs/console.md describes the pages.
 
 from __future__ import annotations
 
+from typing import Final
+
 from starlette.routing import BaseRoute
 
 from penny.parties import Directory
@@ -17,13 +19,21 @@ from penny.web.console.buyer import BuyerPages
 from penny.web.console.landing import Landing, wants_landing
 from penny.web.console.merchant import MerchantPages
 from penny.web.console.merchant_more import MoreMerchantPages
-from penny.web.console.site import ConsoleSite
+from penny.web.console.site import ConsoleSite, PagesOf
+from penny.web.console.wallet import WalletPages
 
 __all__ = ["ConsoleSite", "Landing", "console_routes", "wants_landing"]
+
+#: The account site's groups of pages, in the order their routes are matched.
+GROUPS: Final[tuple[type[PagesOf], ...]] = (
+    MerchantPages,
+    MoreMerchantPages,
+    BuyerPages,
+    WalletPages,
+)
 
 
 def console_routes(directory: Directory, payments: Payments) -> list[BaseRoute]:
     """The routes of the account site, for :func:`penny.web.app.create_app`."""
     site = ConsoleSite(directory, payments)
-    merchant = [*MerchantPages(site).routes(), *MoreMerchantPages(site).routes()]
-    return site.routes([*merchant, *BuyerPages(site).routes()])
+    return site.routes([route for group in GROUPS for route in group(site).routes()])

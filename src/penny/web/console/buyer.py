@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from starlette.routing import BaseRoute
-
 from penny.domain.model import Instrument, InstrumentKind, Token, TokenTerms
 from penny.domain.parties import PartyKind, PaymentMethod
 from penny.money import Money
@@ -25,7 +23,6 @@ from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import authorizations, views
 from penny.web.console.authorizations import Authorization
 from penny.web.console.site import PREFIX, PagesOf, Viewer
-from penny.web.console.wallet import WalletPages
 
 BASE: Final = f"{PREFIX}/buyer"
 
@@ -35,16 +32,6 @@ class BuyerPages(PagesOf):
 
     kind = PartyKind.personal
     base = BASE
-
-    def routes(self) -> list[BaseRoute]:
-        page = self.page
-        return [
-            page("", self.home, ["GET"]),
-            page("/instruments/{iid}", self.instrument, ["GET"]),
-            page("/tokens/{tid}", self.token, ["GET"]),
-            page("/tokens/{tid}/cancel", self.cancel, ["POST"]),
-            *WalletPages(self.site).routes(),
-        ]
 
     def _balances(self, buyer_id: str, instruments: list[Instrument]) -> dict[str, TwoBalances]:
         queries = [BalanceQuery(i.kind, buyer_id, i.id) for i in instruments]
@@ -167,6 +154,13 @@ class BuyerPages(PagesOf):
             self.payments.cancel_token(token.caller_id, token.id)
             self.site.record(viewer, "token.cancel", token.id, f"merchant {token.caller_id}")
         return Page(location=f"{BASE}/tokens/{token.id}")
+
+    pages = (
+        ("", home, ("GET",)),
+        ("/instruments/{iid}", instrument, ("GET",)),
+        ("/tokens/{tid}", token, ("GET",)),
+        ("/tokens/{tid}/cancel", cancel, ("POST",)),
+    )
 
 
 _OPERATION_WORDS: Final = {

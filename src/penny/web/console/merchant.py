@@ -18,7 +18,6 @@ from typing import Final
 
 from markupsafe import Markup
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute
 
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Operation, Status, Transaction
@@ -45,22 +44,6 @@ class MerchantPages(PagesOf):
 
     kind = PartyKind.business
     base = BASE
-
-    def routes(self) -> list[BaseRoute]:
-        page = self.page
-        txn = "/transactions/{tid}"
-        return [
-            page("", self.dashboard, ["GET"]),
-            page("/transactions", self.transactions, ["GET"]),
-            page("/transactions.csv", self.export, ["GET"]),
-            page(txn, self.transaction, ["GET"]),
-            page(f"{txn}/refund", self.refund, ["GET", "POST"]),
-            page("/keys", self.keys, ["GET", "POST"]),
-            page("/keys/{kid}/revoke", self.revoke, ["GET", "POST"]),
-            page("/log", self.log, ["GET"]),
-        ]
-
-    # -- dashboard -----------------------------------------------------------------------
 
     def dashboard(self, viewer: Viewer) -> Page:
         merchant = viewer.party.id
@@ -293,6 +276,17 @@ class MerchantPages(PagesOf):
         with self.site.database.read() as conn:
             entries = console_sql.actions_of(conn, viewer.party.id)
         return self.site.view(viewer, "merchant_log.html", entries=entries)
+
+    pages = (
+        ("", dashboard, ("GET",)),
+        ("/transactions", transactions, ("GET",)),
+        ("/transactions.csv", export, ("GET",)),
+        ("/transactions/{tid}", transaction, ("GET",)),
+        ("/transactions/{tid}/refund", refund, ("GET", "POST")),
+        ("/keys", keys, ("GET", "POST")),
+        ("/keys/{kid}/revoke", revoke, ("GET", "POST")),
+        ("/log", log, ("GET",)),
+    )
 
 
 def _refundable(txn: Transaction) -> bool:

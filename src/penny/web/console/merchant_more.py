@@ -16,8 +16,6 @@ import re
 from typing import Final
 from urllib.parse import urlencode
 
-from starlette.routing import BaseRoute
-
 from penny.api.auth import live_from_env
 from penny.domain.errors import PaymentsError
 from penny.domain.model import Instrument, InstrumentKind, Operation, Token
@@ -69,21 +67,6 @@ class MoreMerchantPages(PagesOf):
         site.templates.globals["sandbox_nav"] = self.sandbox and hasattr(
             self.payments.clock, "advance"
         )
-
-    def routes(self) -> list[BaseRoute]:
-        page = self.page
-        return [
-            page("/instruments", self.instruments, ["GET"]),
-            page("/instruments/{iid}", self.instrument, ["GET"]),
-            page("/tokens/{tkid}", self.token, ["GET"]),
-            page("/ipn", self.ipn, ["GET", "POST"]),
-            page("/ipn/{nid}", self.notification, ["GET"]),
-            page("/ipn/{nid}/retry", self.retry, ["POST"]),
-            page("/withdrawals", self.withdrawals, ["GET", "POST"]),
-            page("/sandbox", self.sandbox_page, ["GET", "POST"]),
-        ]
-
-    # -- instruments and tokens ----------------------------------------------------------
 
     def instruments(self, viewer: Viewer) -> Page:
         """Two keyset-paged lists, each with its own cursor (``instruments``, ``tokens``)."""
@@ -294,6 +277,17 @@ class MoreMerchantPages(PagesOf):
             errors=errors,
             values={"days": viewer.form.get("days", "")[:8]},
         )
+
+    pages = (
+        ("/instruments", instruments, ("GET",)),
+        ("/instruments/{iid}", instrument, ("GET",)),
+        ("/tokens/{tkid}", token, ("GET",)),
+        ("/ipn", ipn, ("GET", "POST")),
+        ("/ipn/{nid}", notification, ("GET",)),
+        ("/ipn/{nid}/retry", retry, ("POST",)),
+        ("/withdrawals", withdrawals, ("GET", "POST")),
+        ("/sandbox", sandbox_page, ("GET", "POST")),
+    )
 
 
 def _created(item: Instrument | Token | ipn_sql.Notification) -> tuple[int, str]:

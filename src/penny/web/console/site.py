@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import Any, Final, TypeVar
 
@@ -381,11 +382,19 @@ class PagesOf:
 
     kind: PartyKind
     base: str
+    #: The group's pages, in the order they are matched: each one's path under :attr:`base`,
+    #: the method of the group that answers it, and the HTTP methods it takes (each group
+    #: lists them after its methods).
+    pages: tuple[tuple[str, Callable[[Any, Viewer], Page | Response], tuple[str, ...]], ...]
 
     def __init__(self, site: ConsoleSite) -> None:
         self.site = site
         self.payments = site.payments
         self.directory = site.directory
 
-    def page(self, path: str, handler: Handler, methods: list[str]) -> Route:
-        return self.site.route(self.kind, f"{self.base}{path}", handler, methods)
+    def routes(self) -> list[BaseRoute]:
+        """A route for each of :attr:`pages`, answered by this group's method."""
+        return [
+            self.site.route(self.kind, f"{self.base}{path}", partial(answer, self), list(methods))
+            for path, answer, methods in self.pages
+        ]

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from starlette.routing import BaseRoute
-
 from penny.domain.model import Token
 from penny.domain.parties import PartyKind, PaymentMethod, PaymentMethodKind
 from penny.ledger.model import JournalKind, PendingState
@@ -34,16 +32,6 @@ class WalletPages(PagesOf):
 
     kind = PartyKind.personal
     base = BASE
-
-    def routes(self) -> list[BaseRoute]:
-        page = self.page
-        return [
-            page("/methods", self.methods, ["GET"]),
-            page("/methods/card", self.add_card, ["POST"]),
-            page("/methods/bank", self.add_bank, ["POST"]),
-            page("/methods/{mid}/remove", self.remove, ["GET", "POST"]),
-            page("/balance", self.balance, ["GET"]),
-        ]
 
     def _page(self, viewer: Viewer, status: int = 200, **more: object) -> Page:
         buyer = viewer.party.id
@@ -139,6 +127,14 @@ class WalletPages(PagesOf):
             pending_out=balance.pending_out.minor,
             rows=[_activity_row(line, names) for line in lines if _moved(line)],
         )
+
+    pages = (
+        ("/methods", methods, ("GET",)),
+        ("/methods/card", add_card, ("POST",)),
+        ("/methods/bank", add_bank, ("POST",)),
+        ("/methods/{mid}/remove", remove, ("GET", "POST")),
+        ("/balance", balance, ("GET",)),
+    )
 
 
 def _moved(line: console_sql.BalanceLine) -> bool:
