@@ -159,9 +159,10 @@ def tree(tmp_path: Path) -> Path:
     )
     (tmp_path / "t.html").write_text("<p>\n</p>\n<p>\n")
     (tmp_path / "u.html").write_text(
-        '{% extends "base.html" %}\n{% call(r) data_table(\n    rows,\n    "Caption",\n'
+        '{% extends "base.html" %}\n{% call section("s", "Heading") %}\n'
+        '{% call(r) data_table(\n    rows,\n    "Caption",\n'
         '    ["When", "What"],\n    id="x"\n) %}\n  <tr><td>{{ r.when }}</td></tr>\n'
-        "{% endcall %}\n"
+        "{% endcall %}\n{% endcall %}\n"
     )
     return tmp_path
 
@@ -177,6 +178,6 @@ def test_pairs_are_sorted_into_record_logic_and_markup(tree: Path) -> None:
     kinds = [sorter.kind(p) for p in (record, logic, markup, one_line, split)]
     assert kinds == ["record", "logic", "markup", "one-line", "one-line"]
     # A macro call's literal arguments declare (a table's caption and columns); its rows do not.
-    arguments = Pair(Place("u.html", 1, 7), Place("b.py", 7, 10), "shape")
-    rows = Pair(Place("u.html", 2, 9), Place("t.html", 1, 3), "shape")
+    arguments = Pair(Place("u.html", 1, 8), Place("b.py", 7, 10), "shape")
+    rows = Pair(Place("u.html", 3, 10), Place("t.html", 1, 3), "shape")
     assert [sorter.kind(p) for p in (arguments, rows)] == ["record", "markup"]

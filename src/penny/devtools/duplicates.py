@@ -281,6 +281,7 @@ _TEMPLATE_DECLARING: Final = re.compile(
     r"""^\s*(
       \{%-?\s*(extends|from|import|set|endcall|block|endblock)\b.*%}  # frame, row unpacking
     | \{%-?\s*call(\([^)]*\))?\s+[\w.]+\($                # a macro call opening: {% call(r) t(
+    | \{%-?\s*call(\([^)]*\))?\s+[\w.]+\(.*\)\s*-?%}       # or all of it: {% call s("id", "T") %}
     | \)\s*-?%}                                              # its closing: ) %}
     | ("[^"]*"|'[^']*'|\[[^\]]*\]|[\w.]+|\w+=\S.*?),?       # one literal argument
     )\s*$""",
