@@ -610,6 +610,16 @@ def test_no_url_no_notification_and_a_url_that_is_not_http_fails_visibly(world: 
     assert world.drain().attempts == 0
     listed = world.cli("ipn", "list", "--failed")
     assert [n["id"] for n in listed["notifications"]] == [failed.id]
+    # --account takes the merchant's id or its email (any case), and names an unknown email.
+    for account in (world.merchant.id, world.merchant.email.upper()):
+        mine = world.cli("ipn", "list", "--failed", "--account", account)
+        assert [n["id"] for n in mine["notifications"]] == [failed.id]
+    assert world.cli("ipn", "list", "--account", world.buyer.id)["notifications"] == []
+    unknown = CliRunner().invoke(
+        cli_app, ["ipn", "list", "--account", "nobody@example.com", "--database", world.url]
+    )
+    assert unknown.exit_code != 0
+    assert "no account has the email 'nobody@example.com'" in unknown.output
 
 
 def test_cancel_token_notifies_its_override_url_else_the_accounts(world: World) -> None:

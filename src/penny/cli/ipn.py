@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Connection
 
 from penny.cli.accounts import (
     AccountOption,
@@ -27,8 +28,9 @@ from penny.cli.accounts import (
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, emit, fail
 from penny.cli.common import open_store as _database
+from penny.domain.parties import InvalidDetailsError, normalise_email
 from penny.epoch import to_datetime
-from penny.storage import ipn_sql
+from penny.storage import ipn_sql, parties_sql
 
 ipn_app: typer.Typer = penny_typer(
     "Instant payment notifications: list, show attempts, retry, deliver."
@@ -79,6 +81,19 @@ def _attempt_json(a: ipn_sql.Attempt) -> dict[str, Any]:
     }
 
 
+def _merchant_id(conn: Connection, account: str) -> str:
+    """``--account``: an account id as given, or the id of the account with that email."""
+    if "@" not in account:
+        return account.strip()
+    try:
+        party = parties_sql.party_by_email(conn, normalise_email(account))
+    except InvalidDetailsError:
+        party = None
+    if party is None:
+        raise fail(f"no account has the email {account!r}")
+    return party.id
+
+
 @ipn_app.command("list")
 def list_notifications(
     database: DatabaseOption = None,
@@ -89,7 +104,7 @@ def list_notifications(
     ] = None,
     account: Annotated[
         str | None,
-        typer.Option("--account", "-a", metavar="ID|EMAIL", help="Only this merchant's (id)."),
+        typer.Option("--account", "-a", metavar="ID|EMAIL", help="Only this merchant's."),
     ] = None,
     subject: Annotated[
         str | None, typer.Option(metavar="ID", help="Only those of this transaction or token id.")
@@ -107,8 +122,9 @@ def list_notifications(
     if state is not None and state not in STATES:
         raise fail("--state must be pending, delivered or failed")
     with _database(database) as db, db.read() as conn:
+        account_id = None if account is None else _merchant_id(conn, account)
         found = ipn_sql.listing(
-            conn, state=state, account_id=account, subject_id=subject, limit=limit
+            conn, state=state, account_id=account_id, subject_id=subject, limit=limit
         )
         totals = ipn_sql.counts(conn)
     lines = [
