@@ -125,6 +125,41 @@ def test_instruments_and_tokens_of_the_merchant_s_buyers_only(shop: Shop) -> Non
         assert client.get(f"/account/merchant/tokens/{wrong}").status_code == 404
 
 
+def test_the_instruments_list_reads_every_balance_in_one_call(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list shows each instrument's balance (prepaid) or debt (tab), read all at once: one
+    ``balances`` call for the page, never one balance read per instrument."""
+    side, payments = shop.main, shop.world.payments
+    expected = {
+        side.prepaid.instrument.id: payments.prepaid_balance(
+            side.merchant.id, side.prepaid.instrument.id
+        ).main.minor,
+        side.postpaid.instrument.id: payments.debt_balance(
+            side.merchant.id, side.postpaid.instrument.id
+        ).main.minor,
+    }
+    asked: list[int] = []
+    queries = type(payments)
+    every = queries.balances
+
+    def counted(self: object, wanted: list[object]) -> object:
+        asked.append(len(wanted))
+        return every(self, wanted)  # type: ignore[arg-type]
+
+    def one_by_one(*_: object) -> object:
+        raise AssertionError("a balance read for one instrument")
+
+    monkeypatch.setattr(queries, "balances", counted)
+    monkeypatch.setattr(queries, "balance", one_by_one)
+    page = _merchant(shop).get("/account/merchant/instruments")
+    assert page.status_code == 200
+    assert asked == [len(expected)]
+    for instrument, minor in expected.items():
+        row = page.text[page.text.index(f'instruments/{instrument}"') :]
+        assert f'<td class="num">{money(minor)}</td>' in row[: row.index("</tr>")]
+
+
 def _walk(client: ConsoleClient, path: str, link: str, what: str) -> list[list[str]]:
     """Follow a list's "Older" links from ``path`` to its last page: the ids each page links
     to with ``link``, page by page."""

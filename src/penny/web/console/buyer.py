@@ -17,7 +17,7 @@ from penny.domain.model import Instrument, InstrumentKind, Token, TokenTerms
 from penny.domain.parties import PartyKind, PaymentMethod
 from penny.money import Money
 from penny.services import gatekeeper
-from penny.services.payment_queries import BalanceQuery, TwoBalances
+from penny.services.payment_queries import TwoBalances
 from penny.storage import console_sql, payments_sql, terms_sql
 from penny.web.cobranded.http import Page, decode_query
 from penny.web.console import authorizations, views
@@ -33,15 +33,6 @@ class BuyerPages(PagesOf):
     kind = PartyKind.personal
     base = BASE
 
-    def _balances(self, buyer_id: str, instruments: list[Instrument]) -> dict[str, TwoBalances]:
-        queries = [BalanceQuery(i.kind, buyer_id, i.id) for i in instruments]
-        found = self.payments.balances(queries)
-        return {
-            i.id: answer
-            for i, answer in zip(instruments, found, strict=True)
-            if isinstance(answer, TwoBalances)
-        }
-
     def home(self, viewer: Viewer) -> Page:
         buyer = viewer.party.id
         with self.site.database.read() as conn:
@@ -49,7 +40,7 @@ class BuyerPages(PagesOf):
             tokens = console_sql.tokens_of_buyer(conn, buyer)
             names = console_sql.party_names(conn, [i.recipient_id for i in instruments])
             names.update(console_sql.party_names(conn, [t.caller_id for t in tokens]))
-        balances = self._balances(buyer, instruments)
+        balances = self.balances(buyer, instruments)
         every_method = self.directory.payment_methods(buyer)
         methods = [m for m in every_method if m.last4 is not None]
         given = [t for t in tokens if t.kind.authorizes]
@@ -103,7 +94,7 @@ class BuyerPages(PagesOf):
             rows = console_sql.transactions_page(conn, where, after, views.PAGE_SIZE + 1)
             names = console_sql.party_names(conn, [instrument.recipient_id])
         rows, cursor = views.page_of(rows, views.received_position)
-        balances = self._balances(viewer.party.id, [instrument])
+        balances = self.balances(viewer.party.id, [instrument])
         return self.site.view(
             viewer,
             "buyer_instrument.html",

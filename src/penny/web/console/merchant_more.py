@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from penny.api.auth import live_from_env
 from penny.domain.errors import PaymentsError
-from penny.domain.model import Instrument, InstrumentKind, Operation, Token
+from penny.domain.model import Instrument, Operation, Token
 from penny.domain.parties import (
     FAILING_BANK_ACCOUNT_SUFFIX,
     SANDBOX_CARDS,
@@ -28,6 +28,7 @@ from penny.domain.parties import (
 )
 from penny.money import MoneyError, parse_positive_amount
 from penny.sandbox.advance import finish_due
+from penny.services.payment_queries import TwoBalances
 from penny.services.payments import WithdrawRequest
 from penny.services.payments.withdraw import WITHDRAWAL_DAYS
 from penny.storage import console_sql, ipn_sql, merchant_sql, payments_sql
@@ -83,25 +84,16 @@ class MoreMerchantPages(PagesOf):
             names.update(console_sql.party_names(conn, [t.sender_id for t in tokens]))
         found, next_instruments = views.page_of(found, _created, LIST_SIZE)
         tokens, next_tokens = views.page_of(tokens, _created, LIST_SIZE)
+        balances = self.balances(merchant, found)
         return self.site.view(
             viewer,
             "merchant_instruments.html",
-            instruments=[self._line(i, names) for i in found],
+            instruments=[_line(i, balances, names) for i in found],
             tokens=[_token_line(t, names) for t in tokens],
             limit=LIST_SIZE,
             instrument_pages=_pager(cursors, "instruments", next_instruments),
             token_pages=_pager(cursors, "tokens", next_tokens),
         )
-
-    def _line(self, instrument: Instrument, names: dict[str, str]) -> dict[str, object]:
-        if instrument.kind is InstrumentKind.prepaid:
-            balance = self.payments.prepaid_balance(instrument.recipient_id, instrument.id)
-        else:
-            balance = self.payments.debt_balance(instrument.recipient_id, instrument.id)
-        line = instrument_line(instrument, {instrument.id: balance}, {})
-        line["buyer"] = names.get(instrument.sender_id, instrument.sender_id)
-        line["buyer_id"] = instrument.sender_id
-        return line
 
     def _own_instrument(self, viewer: Viewer, iid: str) -> Instrument:
         return self.site.owned(payments_sql.load_instruments, iid, lambda i: i.recipient_id, viewer)
@@ -118,7 +110,7 @@ class MoreMerchantPages(PagesOf):
         return self.site.view(
             viewer,
             "merchant_instrument.html",
-            line=self._line(instrument, names),
+            line=_line(instrument, self.balances(viewer.party.id, [instrument]), names),
             tokens=[_token_line(t, names) for t in tokens if t.caller_id == viewer.party.id],
             rows=[views.row_of(t) for t in rows],
             page_size=views.PAGE_SIZE,
@@ -322,3 +314,13 @@ def _token_line(token: Token, names: dict[str, str]) -> dict[str, object]:
         "cancelled": views.when(token.cancelled_at) if token.cancelled_at else "",
         "reason": token.payment_reason,
     }
+
+
+def _line(
+    instrument: Instrument, balances: dict[str, TwoBalances], names: dict[str, str]
+) -> dict[str, object]:
+    """An instrument as the merchant's pages show it: the buyer's line, named by its buyer."""
+    line = instrument_line(instrument, balances, {})
+    line["buyer"] = names.get(instrument.sender_id, instrument.sender_id)
+    line["buyer_id"] = instrument.sender_id
+    return line

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -31,9 +31,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from penny.clock import Clock, SystemClock
+from penny.domain.model import Instrument
 from penny.domain.parties import Party, PartyKind
 from penny.fps.wire import new_request_id
 from penny.parties import Directory
+from penny.services.payment_queries import BalanceQuery, TwoBalances
 from penny.services.payments import Payments
 from penny.storage import cobranded_sql, console_sql
 from penny.web.cobranded import Settings, security
@@ -391,6 +393,17 @@ class PagesOf:
         self.site = site
         self.payments = site.payments
         self.directory = site.directory
+
+    def balances(self, caller_id: str, instruments: Sequence[Instrument]) -> dict[str, TwoBalances]:
+        """Each instrument's balance as ``caller_id`` reads it (GetPrepaidBalance or
+        GetDebtBalance), all in one statement; one the caller may not read is left out."""
+        queries = [BalanceQuery(i.kind, caller_id, i.id) for i in instruments]
+        found = self.payments.balances(queries)
+        return {
+            i.id: answer
+            for i, answer in zip(instruments, found, strict=True)
+            if isinstance(answer, TwoBalances)
+        }
 
     def routes(self) -> list[BaseRoute]:
         """A route for each of :attr:`pages`, answered by this group's method."""
