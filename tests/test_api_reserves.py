@@ -173,6 +173,51 @@ def test_a_marketplace_pay_books_the_callers_fee_then_a_refund_gives_it_back(
     assert balance(world, setup) == (5000, 0)
 
 
+def test_a_marketplace_reserve_holds_the_fees_and_a_partial_settle_takes_them_pro_rata(
+    world: World,
+) -> None:
+    """Reserve 10.00 for another merchant with the caller's 0.25 + 5% (0.75); Penny's fee
+    (0.5% + 0.01 between two Penny balances) is borne by the recipient. Settle 6.00: the
+    caller's fee pro rata, 75 × 600 // 1000 = 0.45; Penny's 0.03 + 0.01 = 0.04; the
+    recipient gets 6.00 − 0.45 − 0.04 = 5.51; the 4.00 not settled is free again."""
+    token = issue_recipient_token(
+        world.payments,
+        SetupRecipient(
+            caller_id=world.merchant.id,
+            recipient_id=world.other.id,
+            caller_reference="r",
+            max_fixed_fee=Money(100, "USD"),
+            max_variable_fee=1000,
+            recipient_pays_fee=True,
+        ),
+    )
+    setup = funded(world, 5000)
+    body = {
+        "sender_token": setup.sender_token.id,
+        "amount": usd(1000),
+        "recipient_token": token.id,
+        "marketplace_fee": {"fixed": usd(25), "variable_bps": 500},
+        "charge_fee_to": "recipient",
+    }
+    held = ok(post(world, "/v1/reserves", body, "mr-1"))
+    assert (held["status"], held["amount"], held["fees"]) == ("reserved", usd(1000), usd(6))
+    assert balance(world, setup) == (4000, 0)
+    assert (payable(world, world.merchant.id), payable(world, world.other.id)) == (4825, 0)
+    settled = ok(post(world, f"/v1/reserves/{held['id']}/settle", {"amount": usd(600)}))
+    assert (settled["status"], settled["amount"], settled["fees"]) == ("success", usd(600), usd(4))
+    assert balance(world, setup) == (4400, 0)
+    assert payable(world, world.other.id) == 551
+    assert payable(world, world.merchant.id) == 4825 - (600 - 45)  # the caller kept its 0.45
+    # As for a Pay: a fee needs a recipient token, and so does charging Penny's fee to you.
+    alone = {"sender_token": setup.sender_token.id, "amount": usd(100)}
+    fee_only = post(world, "/v1/reserves", alone | {"marketplace_fee": {"variable_bps": 100}})
+    refused(fee_only, 422, "not_marketplace_app", "unprocessable_error")
+    caller_pays = post(world, "/v1/reserves", alone | {"charge_fee_to": "caller"})
+    error = refused(caller_pays, 400, "parameter_invalid", "invalid_request_error")
+    assert error["param"] == "charge_fee_to"
+    assert balance(world, setup) == (4400, 0)
+
+
 def test_reserves_write_their_events(world: World) -> None:
     made = post(world, "/v1/webhook_endpoints", {"url": "https://shop.example/hooks"})
     ok(made)

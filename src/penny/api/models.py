@@ -56,8 +56,8 @@ class PaymentCreate(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class MarketplaceFee(Struct, forbid_unknown_fields=True, kw_only=True):
-    """A marketplace Pay's fee for the caller: a ``fixed`` amount plus ``variable_bps`` basis
-    points (hundredths of a percent, 0 to 10000) of the payment's amount."""
+    """A marketplace Pay's or Reserve's fee for the caller: a ``fixed`` amount plus
+    ``variable_bps`` basis points (hundredths of a percent, 0 to 10000) of the amount."""
 
     fixed: Amount | None = None
     variable_bps: Annotated[int, Meta(ge=0, le=10_000)] = 0
@@ -73,6 +73,12 @@ class ReserveCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     description: Description = ""
     sender_description: Description = ""
     timeout_minutes: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    #: A marketplace Reserve's fee (needs ``recipient_token``): held with the amount, taken
+    #: pro rata by a partial Settle.
+    marketplace_fee: MarketplaceFee | None = None
+    #: Who bears Penny's fee: ``recipient`` (the default) or ``caller`` (needs
+    #: ``recipient_token``).
+    charge_fee_to: Literal["recipient", "caller"] | None = None
 
 
 class ReserveSettle(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -50,20 +50,10 @@ def money(amount: m.Amount) -> Money:
 
 
 def pay(body: m.PaymentCreate, caller_id: str, reference: str) -> PaymentRequest | ApiFault:
-    if body.charge_fee_to == "caller" and body.recipient_token is None:
-        return invalid_parameter(
-            "charge_fee_to", "charge_fee_to=caller needs a recipient_token: you are the recipient."
-        )
-    fee = body.marketplace_fee
-    fixed = None if fee is None or fee.fixed is None else money(fee.fixed)
-    return PayRequest(
-        caller_id,
-        reference,
-        **_charge(body),
-        marketplace_fixed_fee=0 if fixed is None else fixed.minor,
-        marketplace_variable_fee=0 if fee is None else fee.variable_bps,
-        charge_fee_to=None if body.charge_fee_to is None else FeePayer[body.charge_fee_to],
-    )
+    fees = _marketplace(body)
+    if isinstance(fees, ApiFault):
+        return fees
+    return PayRequest(caller_id, reference, **_charge(body), **fees)
 
 
 def _charge(body: m.PaymentCreate | m.ReserveCreate) -> dict[str, Any]:
@@ -77,9 +67,28 @@ def _charge(body: m.PaymentCreate | m.ReserveCreate) -> dict[str, Any]:
     }
 
 
-def reserve(body: m.ReserveCreate, caller_id: str, reference: str) -> PaymentRequest:
+def _marketplace(body: m.PaymentCreate | m.ReserveCreate) -> dict[str, Any] | ApiFault:
+    """A marketplace Pay's or Reserve's fee and who bears Penny's (FPS's MarketplaceFixedFee,
+    MarketplaceVariableFee, ChargeFeeTo)."""
+    if body.charge_fee_to == "caller" and body.recipient_token is None:
+        return invalid_parameter(
+            "charge_fee_to", "charge_fee_to=caller needs a recipient_token: you are the recipient."
+        )
+    fee = body.marketplace_fee
+    fixed = None if fee is None or fee.fixed is None else money(fee.fixed)
+    return {
+        "marketplace_fixed_fee": 0 if fixed is None else fixed.minor,
+        "marketplace_variable_fee": 0 if fee is None else fee.variable_bps,
+        "charge_fee_to": None if body.charge_fee_to is None else FeePayer[body.charge_fee_to],
+    }
+
+
+def reserve(body: m.ReserveCreate, caller_id: str, reference: str) -> PaymentRequest | ApiFault:
+    fees = _marketplace(body)
+    if isinstance(fees, ApiFault):
+        return fees
     return ReserveRequest(
-        caller_id, reference, **_charge(body), timeout_minutes=body.timeout_minutes
+        caller_id, reference, **_charge(body), **fees, timeout_minutes=body.timeout_minutes
     )
 
 
