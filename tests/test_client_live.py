@@ -59,6 +59,19 @@ def sync_calls(shop: Shop, base: str) -> None:
         assert penny.get_authorization_session(session["id"])["status"] == "open"
         assert penny.get_token(setup.sender_token.id)["status"] == "active"
         assert penny.prepaid_liability()["balance"]["amount"] == start
+        # A reserve holds, a partial settle charges part and frees the rest; a cancel frees all.
+        held = penny.reserve(setup.sender_token.id, 100, timeout_minutes=60)
+        assert (held["status"], held["amount"]["amount"]) == ("reserved", 100)
+        assert penny.prepaid_balance(setup.instrument.id)["balance"]["amount"] == start - 100
+        settled = penny.settle_reserve(held["id"], 60)
+        assert (settled["operation"], settled["parent_transaction"]) == ("settle", held["id"])
+        assert penny.prepaid_balance(setup.instrument.id)["balance"]["amount"] == start - 60
+        other = penny.reserve(setup.sender_token.id, 30)
+        assert penny.cancel_reserve(other["id"], description="sold out")["status"] == "cancelled"
+        assert penny.prepaid_balance(setup.instrument.id)["balance"]["amount"] == start - 60
+        with pytest.raises(PennyError) as fee_alone:
+            penny.reserve(setup.sender_token.id, 10, marketplace_fee=1)
+        assert (fee_alone.value.status, fee_alone.value.code) == (422, "not_marketplace_app")
 
 
 async def async_calls(shop: Shop, base: str) -> None:

@@ -142,6 +142,45 @@ def page(ids: list[str], cursor: str | None) -> httpx.Response:
     )
 
 
+def test_reserves_and_marketplace_fees_are_sent_as_the_api_reads_them() -> None:
+    script = Script(*(httpx.Response(200, json=TXN) for _ in range(6)))
+    usd = {"amount": 1000, "currency": "USD"}
+    with sync_client(script) as penny:
+        penny.pay("S", 1000, recipient_token="R", marketplace_fee=25, marketplace_fee_bps=500)
+        penny.reserve("S", 1000, recipient_token="R", marketplace_fee_bps=100, timeout_minutes=60)
+        penny.settle_reserve("T1", 600)
+        penny.cancel_reserve("T2")
+
+    async def calls() -> None:
+        async with async_client(script) as penny:
+            await penny.reserve("S", 1000, recipient_token="R", charge_fee_to="caller")
+            await penny.settle_reserve("T3")
+
+    asyncio.run(calls())
+    sent = [(r.url.path, json.loads(r.content)) for r in script.seen]
+    fee = {"fixed": {"amount": 25, "currency": "USD"}, "variable_bps": 500}
+    assert sent == [
+        (
+            "/v1/payments",
+            {"sender_token": "S", "amount": usd, "recipient_token": "R"} | {"marketplace_fee": fee},
+        ),
+        (
+            "/v1/reserves",
+            {"sender_token": "S", "amount": usd, "recipient_token": "R"}
+            | {"timeout_minutes": 60, "marketplace_fee": {"variable_bps": 100}},
+        ),
+        ("/v1/reserves/T1/settle", {"amount": {"amount": 600, "currency": "USD"}}),
+        ("/v1/reserves/T2/cancel", {}),
+        (
+            "/v1/reserves",
+            {"sender_token": "S", "amount": usd, "recipient_token": "R"}
+            | {"charge_fee_to": "caller"},
+        ),
+        ("/v1/reserves/T3/settle", {}),
+    ]
+    assert all(r.method == "POST" and r.headers["idempotency-key"] for r in script.seen)
+
+
 def test_iterating_walks_every_page() -> None:
     script = Script(page(["A", "B"], "c1"), page(["C"], None))
     with sync_client(script) as penny:

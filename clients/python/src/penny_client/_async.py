@@ -83,11 +83,64 @@ class AsyncPenny:
         currency: str = "USD",
         recipient_token: str | None = None,
         description: str | None = None,
+        marketplace_fee: int | None = None,
+        marketplace_fee_bps: int = 0,
+        charge_fee_to: str | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
-        return await self.send(
-            c.pay(sender_token, amount, currency, recipient_token, description, idempotency_key)
+        """Pay; with ``recipient_token`` a marketplace Pay, where ``marketplace_fee`` (minor
+        units) plus ``marketplace_fee_bps`` of the amount are yours."""
+        fees = c.marketplace(marketplace_fee, marketplace_fee_bps, charge_fee_to, currency)
+        call = c.pay(
+            sender_token, amount, currency, recipient_token, description, idempotency_key, fees
         )
+        return await self.send(call)
+
+    async def reserve(
+        self,
+        sender_token: str,
+        amount: int,
+        *,
+        currency: str = "USD",
+        recipient_token: str | None = None,
+        description: str | None = None,
+        timeout_minutes: int | None = None,
+        marketplace_fee: int | None = None,
+        marketplace_fee_bps: int = 0,
+        charge_fee_to: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Hold ``amount`` on the sender token's instrument, to settle or cancel later (the
+        marketplace arguments as for :meth:`pay`)."""
+        fees = c.marketplace(marketplace_fee, marketplace_fee_bps, charge_fee_to, currency)
+        call = c.reserve(
+            sender_token,
+            amount,
+            currency,
+            recipient_token,
+            description,
+            timeout_minutes,
+            idempotency_key,
+            fees,
+        )
+        return await self.send(call)
+
+    async def settle_reserve(
+        self,
+        reserve_id: str,
+        amount: int | None = None,
+        *,
+        currency: str = "USD",
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Charge all of a reserve (no ``amount``) or part of it; answers the Settle."""
+        return await self.send(c.settle_reserve(reserve_id, amount, currency, idempotency_key))
+
+    async def cancel_reserve(
+        self, reserve_id: str, *, description: str | None = None, idempotency_key: str | None = None
+    ) -> Transaction:
+        """Release a reserve's hold; answers the reserve, now cancelled."""
+        return await self.send(c.cancel_reserve(reserve_id, description, idempotency_key))
 
     async def fund(
         self,

@@ -42,6 +42,7 @@ def pay(
     recipient_token: str | None,
     description: str | None,
     key: str | None,
+    fees: dict[str, Any],
 ) -> Call[Transaction]:
     body = {
         "sender_token": sender_token,
@@ -49,7 +50,52 @@ def pay(
         "recipient_token": recipient_token,
         "description": description,
     }
-    return post("/v1/payments", body, key)
+    return post("/v1/payments", body | fees, key)
+
+
+def marketplace(
+    fixed: int | None, bps: int, charge_fee_to: str | None, currency: str
+) -> dict[str, Any]:
+    """A marketplace Pay's or Reserve's fee for you (``fixed`` minor units plus ``bps`` basis
+    points of the amount) and who bears Penny's fee (``recipient`` or ``caller``)."""
+    body: dict[str, Any] = {"charge_fee_to": charge_fee_to}
+    if fixed is not None or bps:
+        fee: dict[str, Any] = {"variable_bps": bps}
+        if fixed is not None:
+            fee["fixed"] = money(fixed, currency)
+        body["marketplace_fee"] = fee
+    return body
+
+
+def reserve(
+    sender_token: str,
+    amount: int,
+    currency: str,
+    recipient_token: str | None,
+    description: str | None,
+    timeout_minutes: int | None,
+    key: str | None,
+    fees: dict[str, Any],
+) -> Call[Transaction]:
+    body = {
+        "sender_token": sender_token,
+        "amount": money(amount, currency),
+        "recipient_token": recipient_token,
+        "description": description,
+        "timeout_minutes": timeout_minutes,
+    }
+    return post("/v1/reserves", body | fees, key)
+
+
+def settle_reserve(
+    reserve_id: str, amount: int | None, currency: str, key: str | None
+) -> Call[Transaction]:
+    body = {"amount": None if amount is None else money(amount, currency)}
+    return post(f"/v1/reserves/{reserve_id}/settle", body, key)
+
+
+def cancel_reserve(reserve_id: str, description: str | None, key: str | None) -> Call[Transaction]:
+    return post(f"/v1/reserves/{reserve_id}/cancel", {"description": description}, key)
 
 
 def fund(
