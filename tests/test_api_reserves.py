@@ -12,6 +12,7 @@ from typing import Any
 
 from builders import amount_params
 from penny.clock import MICROS_PER_SECOND
+from penny.domain.model import RecipientToken
 from penny.money import Money
 from penny.services.marketplace import SetupRecipient, issue_recipient_token
 from penny.services.payments import InstrumentSetup
@@ -28,6 +29,22 @@ def reserve(world: World, setup: InstrumentSetup, minor: int, key: str | None = 
 
 def payable(world: World, party_id: str) -> int:
     return world.payments.account_balance(party_id).total.minor
+
+
+def _recipient_token(world: World) -> RecipientToken:
+    """The other merchant lets the caller take up to 1.00 + 10% of each payment to it; the
+    recipient bears Penny's fee."""
+    return issue_recipient_token(
+        world.payments,
+        SetupRecipient(
+            caller_id=world.merchant.id,
+            recipient_id=world.other.id,
+            caller_reference="r",
+            max_fixed_fee=Money(100, "USD"),
+            max_variable_fee=1000,
+            recipient_pays_fee=True,
+        ),
+    )
 
 
 def test_reserve_then_partial_settle_then_refund(world: World) -> None:
@@ -124,17 +141,7 @@ def test_a_reserve_replays_by_idempotency_key(world: World) -> None:
 def test_a_marketplace_pay_books_the_callers_fee_then_a_refund_gives_it_back(
     world: World,
 ) -> None:
-    token = issue_recipient_token(
-        world.payments,
-        SetupRecipient(
-            caller_id=world.merchant.id,
-            recipient_id=world.other.id,
-            caller_reference="r",
-            max_fixed_fee=Money(100, "USD"),
-            max_variable_fee=1000,
-            recipient_pays_fee=True,
-        ),
-    )
+    token = _recipient_token(world)
     setup = funded(world, 5000)
     assert (payable(world, world.merchant.id), payable(world, world.other.id)) == (4825, 0)
     body = {
@@ -180,17 +187,7 @@ def test_a_marketplace_reserve_holds_the_fees_and_a_partial_settle_takes_them_pr
     (0.5% + 0.01 between two Penny balances) is borne by the recipient. Settle 6.00: the
     caller's fee pro rata, 75 × 600 // 1000 = 0.45; Penny's 0.03 + 0.01 = 0.04; the
     recipient gets 6.00 − 0.45 − 0.04 = 5.51; the 4.00 not settled is free again."""
-    token = issue_recipient_token(
-        world.payments,
-        SetupRecipient(
-            caller_id=world.merchant.id,
-            recipient_id=world.other.id,
-            caller_reference="r",
-            max_fixed_fee=Money(100, "USD"),
-            max_variable_fee=1000,
-            recipient_pays_fee=True,
-        ),
-    )
+    token = _recipient_token(world)
     setup = funded(world, 5000)
     body = {
         "sender_token": setup.sender_token.id,

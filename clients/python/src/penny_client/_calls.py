@@ -44,13 +44,24 @@ def pay(
     key: str | None,
     fees: dict[str, Any],
 ) -> Call[Transaction]:
-    body = {
+    body = spend(sender_token, amount, currency, recipient_token, description) | fees
+    return post("/v1/payments", body, key)
+
+
+def spend(
+    sender_token: str,
+    amount: int,
+    currency: str,
+    recipient_token: str | None,
+    description: str | None,
+) -> dict[str, Any]:
+    """What a Pay and a Reserve both send: whose token, how much, for whom, what for."""
+    return {
         "sender_token": sender_token,
         "amount": money(amount, currency),
         "recipient_token": recipient_token,
         "description": description,
     }
-    return post("/v1/payments", body | fees, key)
 
 
 def marketplace(
@@ -77,14 +88,8 @@ def reserve(
     key: str | None,
     fees: dict[str, Any],
 ) -> Call[Transaction]:
-    body = {
-        "sender_token": sender_token,
-        "amount": money(amount, currency),
-        "recipient_token": recipient_token,
-        "description": description,
-        "timeout_minutes": timeout_minutes,
-    }
-    return post("/v1/reserves", body | fees, key)
+    body = spend(sender_token, amount, currency, recipient_token, description) | fees
+    return post("/v1/reserves", body | {"timeout_minutes": timeout_minutes}, key)
 
 
 def settle_reserve(
