@@ -47,6 +47,33 @@ def _recipient_token(world: World) -> RecipientToken:
     )
 
 
+def _marketplace(world: World) -> tuple[InstrumentSetup, dict[str, Any]]:
+    """A buyer with 50.00 to spend, and a 10.00 body for the other merchant (its recipient
+    token) with the caller's fee 0.25 + 5%, Penny's borne by the recipient."""
+    token = _recipient_token(world)
+    setup = funded(world, 5000)
+    return setup, {
+        "sender_token": setup.sender_token.id,
+        "amount": usd(1000),
+        "recipient_token": token.id,
+        "marketplace_fee": {"fixed": usd(25), "variable_bps": 500},
+        "charge_fee_to": "recipient",
+    }
+
+
+def _fees_need_a_recipient_token(world: World, path: str, setup: InstrumentSetup) -> None:
+    """A marketplace fee without a recipient token is refused, and so is charging Penny's fee
+    to the caller (who is then the recipient); nothing moves."""
+    before = balance(world, setup)
+    alone = {"sender_token": setup.sender_token.id, "amount": usd(100)}
+    fee_only = post(world, path, alone | {"marketplace_fee": {"variable_bps": 100}})
+    refused(fee_only, 422, "not_marketplace_app", "unprocessable_error")
+    caller_pays = post(world, path, alone | {"charge_fee_to": "caller"})
+    error = refused(caller_pays, 400, "parameter_invalid", "invalid_request_error")
+    assert error["param"] == "charge_fee_to"
+    assert balance(world, setup) == before
+
+
 def test_reserve_then_partial_settle_then_refund(world: World) -> None:
     setup = funded(world, 5000)
     held = ok(reserve(world, setup, 2000, key="r-1"))
@@ -141,16 +168,8 @@ def test_a_reserve_replays_by_idempotency_key(world: World) -> None:
 def test_a_marketplace_pay_books_the_callers_fee_then_a_refund_gives_it_back(
     world: World,
 ) -> None:
-    token = _recipient_token(world)
-    setup = funded(world, 5000)
+    setup, body = _marketplace(world)
     assert (payable(world, world.merchant.id), payable(world, world.other.id)) == (4825, 0)
-    body = {
-        "sender_token": setup.sender_token.id,
-        "amount": usd(1000),
-        "recipient_token": token.id,
-        "marketplace_fee": {"fixed": usd(25), "variable_bps": 500},
-        "charge_fee_to": "recipient",
-    }
     paid = ok(post(world, "/v1/payments", body, "mp-1"))
     assert (paid["operation"], paid["status"], paid["amount"]) == ("pay", "success", usd(1000))
     # 10.00: the caller's fee 0.25 + 5% = 0.75; Penny's 0.5% + 0.01 = 0.06 (money between
@@ -164,14 +183,8 @@ def test_a_marketplace_pay_books_the_callers_fee_then_a_refund_gives_it_back(
     ok(post(world, "/v1/refunds", back, "mp-rf"))
     assert balance(world, setup) == (5000, 0)
     assert (payable(world, world.merchant.id), payable(world, world.other.id)) == (4825, 0)
-    # A fee needs a recipient token; charging the fee to the caller too.
+    _fees_need_a_recipient_token(world, "/v1/payments", setup)
     alone = {"sender_token": setup.sender_token.id, "amount": usd(100)}
-    fee_only = alone | {"marketplace_fee": {"variable_bps": 100}}
-    no_recipient = post(world, "/v1/payments", fee_only)
-    refused(no_recipient, 422, "not_marketplace_app", "unprocessable_error")
-    caller_pays = post(world, "/v1/payments", alone | {"charge_fee_to": "caller"})
-    error = refused(caller_pays, 400, "parameter_invalid", "invalid_request_error")
-    assert error["param"] == "charge_fee_to"
     too_many = alone | {"marketplace_fee": {"variable_bps": 10001}}
     error = refused(
         post(world, "/v1/payments", too_many), 400, "parameter_invalid", "invalid_request_error"
@@ -187,15 +200,7 @@ def test_a_marketplace_reserve_holds_the_fees_and_a_partial_settle_takes_them_pr
     (0.5% + 0.01 between two Penny balances) is borne by the recipient. Settle 6.00: the
     caller's fee pro rata, 75 × 600 // 1000 = 0.45; Penny's 0.03 + 0.01 = 0.04; the
     recipient gets 6.00 − 0.45 − 0.04 = 5.51; the 4.00 not settled is free again."""
-    token = _recipient_token(world)
-    setup = funded(world, 5000)
-    body = {
-        "sender_token": setup.sender_token.id,
-        "amount": usd(1000),
-        "recipient_token": token.id,
-        "marketplace_fee": {"fixed": usd(25), "variable_bps": 500},
-        "charge_fee_to": "recipient",
-    }
+    setup, body = _marketplace(world)
     held = ok(post(world, "/v1/reserves", body, "mr-1"))
     assert (held["status"], held["amount"], held["fees"]) == ("reserved", usd(1000), usd(6))
     assert balance(world, setup) == (4000, 0)
@@ -205,13 +210,7 @@ def test_a_marketplace_reserve_holds_the_fees_and_a_partial_settle_takes_them_pr
     assert balance(world, setup) == (4400, 0)
     assert payable(world, world.other.id) == 551
     assert payable(world, world.merchant.id) == 4825 - (600 - 45)  # the caller kept its 0.45
-    # As for a Pay: a fee needs a recipient token, and so does charging Penny's fee to you.
-    alone = {"sender_token": setup.sender_token.id, "amount": usd(100)}
-    fee_only = post(world, "/v1/reserves", alone | {"marketplace_fee": {"variable_bps": 100}})
-    refused(fee_only, 422, "not_marketplace_app", "unprocessable_error")
-    caller_pays = post(world, "/v1/reserves", alone | {"charge_fee_to": "caller"})
-    error = refused(caller_pays, 400, "parameter_invalid", "invalid_request_error")
-    assert error["param"] == "charge_fee_to"
+    _fees_need_a_recipient_token(world, "/v1/reserves", setup)
     assert balance(world, setup) == (4400, 0)
 
 
