@@ -1128,6 +1128,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.baseline = (0, 0)
         self.batching = False
         self.focus: MInstrument | None = None
+        #: The model's transactions' statuses when the batch being checked began.
+        self.batch_began: dict[str, Status] = {}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -1252,6 +1254,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         """Submit one batch and check every result against the model, in order."""
         self.stack.clock.advance(1)  # time moves between calls, as a real clock's does
         now = self.now
+        self.batch_began = {t.id: t.status for t in self.model.txns.values()}
         results = self.stack.payments.submit(requests)
         assert len(results) == len(requests)
         for request, result in zip(requests, results, strict=True):
@@ -1266,10 +1269,10 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert isinstance(result, Transaction), f"{what}: a retry got {result!r}"
             assert result.id == expect.replay, f"{what}: a retry made a new transaction"
             current = self.model.txns[result.id].status
-            # A Reserve retried in the batch that settles or cancels it may answer with its
-            # original Reserved (the answer it first gave); any other retry answers the
-            # transaction as it is now.
-            original = isinstance(request, ReserveRequest) and result.status is Status.reserved
+            # A retry in the batch that settles or cancels what it made (a Reserve, a pending
+            # Pay) may answer it as it was when the batch began (the answer it first gave);
+            # any other retry answers the transaction as it is now.
+            original = result.status is self.batch_began.get(result.id)
             assert result.status is current or original, (result.status, current)
             event("same-content retry")
             return
@@ -1904,6 +1907,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         call = CancelSubscription(
             self.merchant_id, token_id, None if amount is None else usd(amount), ref
         )
+        self.batch_began = {}
         try:
             result: Transaction | PaymentsError | None = subs.cancel_and_refund(
                 self.stack.payments, call
