@@ -43,16 +43,25 @@ The marketplace (#19): the merchant is also a marketplace. A second merchant (th
 it a recipient token with random terms (the largest fixed and variable fee, whether it pays
 Penny's fee); marketplace Pays name it, with random MarketplaceFixedFee/MarketplaceVariableFee
 and ChargeFeeTo (within the terms or not), and refunds of them give fees back pro rata by
-MarketplaceRefundPolicy. The model keeps the seller's payable balance and Penny's fees, and
+MarketplaceRefundPolicy. Reserves name it too (a marketplace Reserve, mostly one the caller's
+payable balance can hold, then a Settle of all or part of it, a Cancel or its expiry, and
+refunds of such a Settle with or without the caller's fee's share): the hold is the whole
+marketplace journal (the caller's payable pending out, the seller's pending in), a Settle
+takes the caller's fee pro rata (``fee * settled // reserved``) and Penny's fee of the settled
+amount, borne as the Reserve said, refused when the seller would get nothing or a share would
+exceed the hold's; a released or expired reserve reports no fee. The model keeps the seller's
+payable balance (and pending in), what the caller's payable has held, and Penny's fees, and
 after every step the books must also conserve money: what arrived from outside (the external
 funding account's posted movement since the example began) equals the two merchants' payable
 balances, Penny's fees and the buyers' balances.
 
-Two bugs the machine found are pinned by focused tests at the end of the file: a
+Three bugs the machine found are pinned by focused tests at the end of the file: a
 FundPrepaid/SettleDebt whose amount is not above its fee crashed the batch (fixed since: the
 merchant now gets nothing and the fee everything), and a Pay accepted after a settlement *at
 the same instant* (in one batch) is wrongly refused a refund (the machine tolerates that one
-refusal while TOLERATE_SAME_INSTANT_SETTLEMENT is set; its focused test fails until fixed).
+refusal while TOLERATE_SAME_INSTANT_SETTLEMENT is set; its focused test fails until fixed),
+and a released (cancelled or expired) marketplace reserve that answered a marketplace fee of 0
+but stored its old one, so GetTransaction and a second Cancel reported it (fixed since).
 """
 
 from __future__ import annotations
@@ -333,6 +342,10 @@ class MTxn:
     marketplace_fee: int = 0
     penny_fee: int = 0
     fee_payer: FeePayer = FeePayer.recipient
+    #: A marketplace Reserve: what its hold takes from the caller's payable (pending out) and
+    #: gives the seller (pending in) until Settle, Cancel or expiry.
+    held_out: int = 0
+    held_in: int = 0
     #: A Settle: its reserve.
     parent: str | None = None
 
@@ -380,6 +393,15 @@ class Model:
     recipient: RecipientToken | None = None
     seller_payable: int = 0
     penny_fees: int = 0
+    #: What marketplace reserves hold: out of the caller's payable (its pending debits, not
+    #: available to spend) and into the seller's (its pending credits).
+    payable_held: int = 0
+    seller_pending: int = 0
+
+    @property
+    def payable_available(self) -> int:
+        """The caller's payable balance less what marketplace reserves hold on it."""
+        return self.payable - self.payable_held
 
     def add(self, instrument: MInstrument) -> None:
         self.instruments[instrument.id] = instrument
@@ -557,7 +579,7 @@ class Model:
             raise RefusedError(Refusal.exceeds_instrument_limits)
         # The ledger: balances (the buyer's prepaid value, the caller's payable) come before
         # the credit limit.
-        if caller_pays > self.payable or (inst.prepaid and amount > inst.available):
+        if caller_pays > self.payable_available or (inst.prepaid and amount > inst.available):
             raise RefusedError(Refusal.insufficient_balance)
         if not inst.prepaid and inst.debt + inst.held + amount > inst.credit_limit:
             raise RefusedError(Refusal.exceeds_instrument_limits)
@@ -808,12 +830,27 @@ class Model:
     # -- Reserve, Settle, Cancel (issue #19) ----------------------------------------------
 
     def _reserve(self, request: ReserveRequest, now: int) -> Expect:
-        """Pay's checks and refusals; the amount is held, not spent (docs/decisions.md)."""
+        """Pay's checks and refusals; the amount is held, not spent (docs/decisions.md). A
+        marketplace Reserve (#19) holds the marketplace Pay's whole journal: the caller's
+        payable is held what it would pay, the seller's gets it pending in, Penny's fee is
+        pending too (the Reserve reports the fees of the whole amount)."""
         pay = self._pay(request, now)
         assert pay.instrument is not None
         inst, amount = pay.instrument, pay.amount
         timeout = RESERVE_TIMEOUT if request.timeout_minutes is None else request.timeout_minutes
         expect = replace(pay, status=Status.reserved, operation=Operation.reserve)
+        market: dict[str, int | bool | str] = {}
+        if pay.seller:
+            marketplace_fee, penny_fee, payer, seller_gets, caller_pays = self._split(
+                request, amount
+            )
+            market = {
+                "marketplace": True,
+                "marketplace_fee": marketplace_fee,
+                "penny_fee": penny_fee,
+                "held_out": caller_pays,
+                "held_in": seller_gets,
+            }
 
         def hold(txn: Transaction) -> None:
             inst.held += amount
@@ -821,7 +858,14 @@ class Model:
                 inst.available -= amount
             else:
                 inst.charged += amount
-            self._record(txn, expect, completes_at=now + timeout * MINUTE)
+            made = self._record(txn, expect, completes_at=now + timeout * MINUTE, **market)
+            if market:
+                event("marketplace Reserve: Reserved")
+                assert (txn.marketplace_fee, txn.fees_paid_by) == (marketplace_fee, payer)
+                assert txn.recipient_token_id == request.recipient_token_id
+                made.fee_payer = payer
+                self.payable_held += caller_pays
+                self.seller_pending += seller_gets
 
         expect.apply = hold
         return expect
@@ -836,8 +880,10 @@ class Model:
             inst.charged += amount
 
     def _release(self, txn: MTxn) -> None:
-        """A reserve's hold given back whole (Cancel, expiry)."""
+        """A reserve's hold given back whole (Cancel, expiry; Settle before it charges)."""
         inst = txn.instrument
+        self.payable_held -= txn.held_out
+        self.seller_pending -= txn.held_in
         inst.held -= txn.amount
         if inst.prepaid:
             inst.available += txn.amount
@@ -861,12 +907,60 @@ class Model:
             method=reserve.method,
             parent=reserve.id,
         )
+        if reserve.marketplace:
+            return self._settle_marketplace_reserve(reserve, amount, expect)
 
         def charge(txn: Transaction) -> None:
             self._release(reserve)
             reserve.status = Status.success
             self._spend(inst, amount)
             self._record(txn, expect, parent=reserve.id)
+
+        expect.apply = charge
+        return expect
+
+    def _settle_marketplace_reserve(self, reserve: MTxn, amount: int, expect: Expect) -> Expect:
+        """Settle of a marketplace reserve (docs/decisions.md, #19): the marketplace Pay of
+        the settled amount, the caller's fee pro rata (rounded down), Penny's fee (the balance
+        rule) of the settled amount, borne as the Reserve said; refused when the seller would
+        get nothing (FeesExceedAmount), or when a share would exceed what the hold holds."""
+        marketplace_fee = reserve.marketplace_fee * amount // reserve.amount
+        penny_fee = min(FEES[Method.balance], amount)
+        payer = reserve.fee_payer
+        by_recipient = penny_fee if payer is FeePayer.recipient else 0
+        seller_gets = amount - marketplace_fee - by_recipient
+        if seller_gets <= 0:
+            raise RefusedError(Refusal.fees_exceed_amount)
+        caller_pays = amount - marketplace_fee + (penny_fee - by_recipient)
+        # The Settle's legs must mirror the hold's, leg by leg (no leg larger, none dropped).
+        if not (
+            0 < caller_pays <= reserve.held_out
+            and seller_gets <= reserve.held_in
+            and 0 < penny_fee <= reserve.penny_fee
+        ):
+            raise RefusedError(Refusal.invalid_amount)
+        inst = reserve.instrument
+        expect.fee, expect.seller = penny_fee, True
+
+        def charge(txn: Transaction) -> None:
+            event("marketplace Settle: " + ("whole" if amount == reserve.amount else "partial"))
+            assert (txn.marketplace_fee, txn.fees_paid_by) == (marketplace_fee, payer)
+            assert txn.recipient_token_id == (self.recipient and self.recipient.id)
+            self._release(reserve)
+            reserve.status = Status.success
+            self._spend(inst, amount)
+            self.payable -= caller_pays
+            self.seller_payable += seller_gets
+            self.penny_fees += penny_fee
+            made = self._record(
+                txn,
+                expect,
+                parent=reserve.id,
+                marketplace=True,
+                marketplace_fee=marketplace_fee,
+                penny_fee=penny_fee,
+            )
+            made.fee_payer = payer
 
         expect.apply = charge
         return expect
@@ -912,7 +1006,7 @@ class Model:
     def _auth_refund(self, original: MTxn, inst: MAuth, amount: int) -> Expect:
         """Back to the payment method, from the payable less the fee's share (#19)."""
         fee_back = original.fee * amount // original.amount
-        if self.payable < amount - fee_back:
+        if self.payable_available < amount - fee_back:
             raise RefusedError(Refusal.insufficient_balance)
         expect = self._refund_expect(original, inst, amount)
 
@@ -1034,6 +1128,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.baseline = (0, 0)
         self.batching = False
         self.focus: MInstrument | None = None
+        #: The model's transactions' statuses when the batch being checked began.
+        self.batch_began: dict[str, Status] = {}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -1158,6 +1254,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         """Submit one batch and check every result against the model, in order."""
         self.stack.clock.advance(1)  # time moves between calls, as a real clock's does
         now = self.now
+        self.batch_began = {t.id: t.status for t in self.model.txns.values()}
         results = self.stack.payments.submit(requests)
         assert len(results) == len(requests)
         for request, result in zip(requests, results, strict=True):
@@ -1172,10 +1269,10 @@ class PaymentsMachine(RuleBasedStateMachine):
             assert isinstance(result, Transaction), f"{what}: a retry got {result!r}"
             assert result.id == expect.replay, f"{what}: a retry made a new transaction"
             current = self.model.txns[result.id].status
-            # A Reserve retried in the batch that settles or cancels it may answer with its
-            # original Reserved (the answer it first gave); any other retry answers the
-            # transaction as it is now.
-            original = isinstance(request, ReserveRequest) and result.status is Status.reserved
+            # A retry in the batch that settles or cancels what it made (a Reserve, a pending
+            # Pay) may answer it as it was when the batch began (the answer it first gave);
+            # any other retry answers the transaction as it is now.
+            original = result.status is self.batch_began.get(result.id)
             assert result.status is current or original, (result.status, current)
             event("same-content retry")
             return
@@ -1193,6 +1290,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         if expect.existing is not None:  # a Cancel answers the cancelled transaction itself
             assert (result.id, result.status) == (expect.existing, expect.status), what
             assert result.completed_at is not None
+            # Released, nothing was charged: no fee, Penny's or the caller's (#19).
+            assert (result.fees, result.marketplace_fee) == (0, 0), what
             event("cancelled")
             assert expect.apply is not None
             expect.apply(result)
@@ -1352,13 +1451,27 @@ class PaymentsMachine(RuleBasedStateMachine):
 
     def draft_reserve(self, data: st.DataObject) -> PaymentRequest:
         """A Pay's draft, reserved: held for the default 7 days, or for an hour or a few
-        (so that clock advances expire some)."""
-        pay = self.draft_pay(data)
+        (so that clock advances expire some); one in three a marketplace Pay's draft (the
+        seller's recipient token, random fees and ChargeFeeTo)."""
+        market = data.draw(st.integers(0, 2), label="marketplace reserve") == 0
+        pay = self.draft_market_pay(data) if market else self.draft_pay(data)
         assert isinstance(pay, PayRequest)
         timeout = data.draw(st.sampled_from([None, None, 60, 6 * 60, 30 * 60]), label="timeout")
-        ref = self.ref("reserve")
-        token, amount = pay.sender_token_id, pay.amount
-        return ReserveRequest(pay.caller_id, ref, token, amount, timeout_minutes=timeout)
+        return self._reserving(pay, pay.amount, timeout)
+
+    def _reserving(self, pay: PayRequest, amount: Money, timeout: int | None) -> ReserveRequest:
+        """The Reserve of ``pay``'s request (its tokens and marketplace fees) for ``amount``."""
+        return ReserveRequest(
+            pay.caller_id,
+            self.ref("reserve"),
+            pay.sender_token_id,
+            amount,
+            recipient_token_id=pay.recipient_token_id,
+            marketplace_fixed_fee=pay.marketplace_fixed_fee,
+            marketplace_variable_fee=pay.marketplace_variable_fee,
+            charge_fee_to=pay.charge_fee_to,
+            timeout_minutes=timeout,
+        )
 
     def _reserve_target(self, data: st.DataObject, label: str) -> MTxn | None:
         """Mostly an open reserve (recent ones more often), sometimes any transaction; None:
@@ -1456,7 +1569,8 @@ class PaymentsMachine(RuleBasedStateMachine):
     def draft_refund(self, data: st.DataObject) -> PaymentRequest:
         txns = list(self.model.txns.values())
         pays = [t for t in txns if t.operation is Operation.pay]
-        market = [t for t in pays if t.marketplace]
+        # Marketplace Pays and Settles of marketplace reserves (their refunds alike).
+        market = [t for t in txns if t.marketplace and t.operation in CHARGES]
         variant = data.draw(st.integers(0, 9), label="refund variant")
         if market and variant <= 1:
             original = data.draw(st.sampled_from(market), label="marketplace pay")
@@ -1614,6 +1728,83 @@ class PaymentsMachine(RuleBasedStateMachine):
         self.model.add(auth)
 
     @rule(data=st.data())
+    def marketplace_reserve_and_its_end(self, data: st.DataObject) -> None:
+        """A marketplace Reserve (#19), mostly of an amount the caller's payable balance can
+        hold, then what ends it: a Settle of all or part of it (often followed by a Refund of
+        that Settle, with or without the caller's fee's share), a Cancel, or its timeout
+        passing; or nothing (a later rule may end it). Each request is checked as any other."""
+        pay = self.draft_market_pay(data)
+        assert isinstance(pay, PayRequest)
+        amount = pay.amount
+        if data.draw(st.integers(0, 3), label="fit"):
+            pay, amount = self._holdable(data, pay)
+        timeout = data.draw(st.sampled_from([None, 60]), label="timeout")
+        (held,) = self.submit([self._reserving(pay, amount, timeout)])
+        if not isinstance(held, Transaction) or held.status is not Status.reserved:
+            return
+        end = data.draw(st.integers(0, 5), label="end")
+        if end == 4:
+            self.submit([cancel_request(self.merchant_id, held.id)])
+        elif end == 5:
+            self.stack.clock.advance((timeout or RESERVE_TIMEOUT) * MINUTE)
+            self.complete_due()
+        elif end <= 3:
+            self._settle_and_refund(data, held)
+
+    def _holdable(self, data: st.DataObject, pay: PayRequest) -> tuple[PayRequest, Money]:
+        """``pay`` made a marketplace Reserve that can be held, when one can: a valid
+        instrument's sender token, fees and ChargeFeeTo within the seller's terms, an amount
+        within the instrument's room and the caller's available payable balance."""
+        terms = self.model.recipient
+        assert terms is not None
+        inst = self.pick(
+            data,
+            [*self.model.prepaids(), *self.model.credits()],
+            lambda i: self.valid(i) and self.model.tokens[i.setup.sender_token.id].active,
+        )
+        room = inst.available if inst.prepaid else inst.credit_limit - inst.debt - inst.held
+        if not inst.prepaid and inst.global_limit is not None:
+            room = min(room, inst.global_limit - inst.charged)
+        room = min(room, inst.max_charge or room, self.model.payable_available)
+        payer = pay.charge_fee_to
+        if payer is FeePayer.recipient and not terms.recipient_pays_fee:
+            payer = None
+        held = replace(
+            pay,
+            sender_token_id=inst.setup.sender_token.id,
+            recipient_token_id=terms.id,
+            marketplace_fixed_fee=min(pay.marketplace_fixed_fee, terms.max_fixed_fee),
+            marketplace_variable_fee=min(pay.marketplace_variable_fee, terms.max_variable_fee),
+            charge_fee_to=payer,
+        )
+        return held, usd(data.draw(st.integers(1, max(1, room)), label="held amount"))
+
+    def _settle_and_refund(self, data: st.DataObject, held: Transaction) -> None:
+        """Settle all or part of the marketplace reserve ``held``; then, mostly, refund (part
+        of) the Settle, with or without the caller's fee's share."""
+        part = data.draw(
+            st.none() | st.just(held.amount) | st.integers(1, held.amount), label="settle"
+        )
+        (settled,) = self.submit(
+            [settle_request(self.merchant_id, held.id, None if part is None else usd(part))]
+        )
+        if not isinstance(settled, Transaction) or not data.draw(st.integers(0, 3)):
+            return
+        refund = data.draw(st.none() | st.integers(1, settled.amount), label="refund")
+        with_fee = data.draw(st.booleans(), label="MasterAndMarketplaceTxn")
+        self.submit(
+            [
+                RefundRequest(
+                    self.merchant_id,
+                    self.ref("refund"),
+                    settled.id,
+                    None if refund is None else usd(refund),
+                    refund_marketplace_fee=with_fee,
+                )
+            ]
+        )
+
+    @rule(data=st.data())
     def top_up_buyer_balance(self, data: st.DataObject) -> None:
         """Money arrives in a buyer's Penny balance (no service does it yet: a ledger journal
         from external funding, as a deposit would book it)."""
@@ -1716,6 +1907,7 @@ class PaymentsMachine(RuleBasedStateMachine):
         call = CancelSubscription(
             self.merchant_id, token_id, None if amount is None else usd(amount), ref
         )
+        self.batch_began = {}
         try:
             result: Transaction | PaymentsError | None = subs.cancel_and_refund(
                 self.stack.payments, call
@@ -1799,6 +1991,10 @@ class PaymentsMachine(RuleBasedStateMachine):
         mine = {t.id: t.status for t in finished if t.id in self.model.txns}
         expected = self.model.complete(self.now)
         assert mine == expected
+        for txn in finished:
+            if txn.id in mine and txn.operation is Operation.reserve:
+                # An expired reserve charged nothing: no fee, Penny's or the caller's (#19).
+                assert (txn.fees, txn.marketplace_fee) == (0, 0), txn.id
         for status in expected.values():
             event(f"completed: {status}")
         return [self.model.txns[txn_id] for txn_id in expected]
@@ -1818,14 +2014,18 @@ class PaymentsMachine(RuleBasedStateMachine):
     @invariant()
     def money_is_conserved(self) -> None:
         """What came in from outside is in the two merchants' payable balances, Penny's fees
-        and the buyers' balances; Penny's fees and the seller's balance are the model's."""
+        and the buyers' balances; Penny's fees and the seller's balance (and what it has
+        pending in) are the model's."""
         if not self.ready:
             return
         payments = self.stack.payments
         external, fees = self.posted_system_balances()
         came_in, earned = external - self.baseline[0], fees - self.baseline[1]
-        seller = payments.account_balance(self.seller_id).total.minor
+        books = payments.account_balance(self.seller_id)
+        seller = books.total.minor
         assert (seller, earned) == (self.model.seller_payable, self.model.penny_fees)
+        # Marketplace reserves' holds: pending in to the seller, never out of it.
+        assert (books.pending_in.minor, books.pending_out.minor) == (self.model.seller_pending, 0)
         merchant = payments.account_balance(self.merchant_id).total.minor
         buyers = sum(payments.account_balance(b.party.id).total.minor for b in self.buyers)
         assert came_in == merchant + seller + earned + buyers
@@ -1871,8 +2071,8 @@ class PaymentsMachine(RuleBasedStateMachine):
         account = payments.account_balance(merchant)
         assert account.total.minor == model.payable
         assert account.pending_in.minor == model.payable_pending
-        assert account.pending_out.minor == 0
-        assert account.disburse.minor == model.payable
+        assert account.pending_out.minor == model.payable_held  # marketplace reserves' holds
+        assert account.disburse.minor == model.payable_available
         for buyer, expected in zip(self.buyers, model.balances, strict=True):
             assert payments.account_balance(buyer.party.id).total.minor == expected
 
@@ -2007,3 +2207,44 @@ def test_refund_of_a_pay_accepted_after_a_settlement_in_the_same_batch(database_
         (refund,) = payments.submit([RefundRequest(merchant, "refund", later_pay.id)])
         assert isinstance(refund, Transaction), refund  # today: debt_already_settled
         assert payments.debt_balance(merchant, inst).main.minor == 0
+
+
+@pytest.mark.parametrize("release", ["cancel", "expire"])
+def test_a_released_marketplace_reserve_reports_no_fee_when_read_back(
+    database_url: str, release: str
+) -> None:
+    """docs/decisions.md (#19): a cancelled or expired marketplace reserve charged nothing and
+    reports no fee, Penny's or the caller's — also when read back (GetTransaction, a second
+    Cancel). The release answered a marketplace fee of 0 but did not store it."""
+    with open_stack(database_url) as stack:
+        merchant, buyer = _world(stack)
+        seller, _key = stack.directory.create_business("Seller", "seller@example.com")
+        payments = stack.payments
+        card = buyer.methods["card"].id
+        setup = payments.setup_prepaid(prepaid_setup(merchant, buyer.party.id, card, ("s", "f")))
+        token, inst = setup.second_token.id, setup.instrument.id
+        payments.execute(FundPrepaidRequest(merchant, "fund", token, inst, usd(2000)))
+        terms = recipient_token(stack.services, merchant, seller.id, max_fixed="0.25")
+        held = payments.execute(
+            ReserveRequest(
+                merchant,
+                "reserve",
+                setup.sender_token.id,
+                usd(1000),
+                recipient_token_id=terms.id,
+                marketplace_fixed_fee=25,
+                timeout_minutes=60,
+            )
+        )
+        assert (held.status, held.fees, held.marketplace_fee) == (Status.reserved, 5, 25)
+        if release == "cancel":
+            released = payments.execute(cancel_request(merchant, held.id))
+        else:
+            stack.clock.advance(2 * HOUR)
+            (released,) = [t for t in payments.complete_due() if t.id == held.id]
+        answer = released
+        assert (answer.status, answer.fees, answer.marketplace_fee) == (Status.cancelled, 0, 0)
+        again = payments.execute(cancel_request(merchant, held.id))
+        stored = payments.transaction(merchant, held.id)
+        for answer in (again, stored):  # before the fix: marketplace_fee 25
+            assert (answer.status, answer.fees, answer.marketplace_fee) == (Status.cancelled, 0, 0)

@@ -337,6 +337,7 @@ _CHANGED_NAMES: Final = (
     "refunded",
     "journal_id",
     "fees",
+    "marketplace_fee",  # a released marketplace reserve charged no fee (#19)
 )
 
 
