@@ -171,12 +171,8 @@ class Directory:
             return sql.party(conn, party_id)
 
     def party_by_email(self, email: str) -> Party | None:
-        try:
-            email = normalise_email(email)
-        except InvalidDetailsError:
-            return None
         with self.database.read() as conn:
-            return sql.party_by_email(conn, email)
+            return sql.party_with_email(conn, email)
 
     def find(self, id_or_email: str) -> Party | None:
         """A party by id, or by email when the text has an ``@``."""

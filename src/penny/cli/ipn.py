@@ -28,7 +28,6 @@ from penny.cli.accounts import (
 from penny.cli.base import penny_typer
 from penny.cli.common import DatabaseOption, JsonOption, emit, fail
 from penny.cli.common import open_store as _database
-from penny.domain.parties import InvalidDetailsError, normalise_email
 from penny.epoch import to_datetime
 from penny.storage import ipn_sql, parties_sql
 
@@ -85,10 +84,7 @@ def _merchant_id(conn: Connection, account: str) -> str:
     """``--account``: an account id as given, or the id of the account with that email."""
     if "@" not in account:
         return account.strip()
-    try:
-        party = parties_sql.party_by_email(conn, normalise_email(account))
-    except InvalidDetailsError:
-        party = None
+    party = parties_sql.party_with_email(conn, account)
     if party is None:
         raise fail(f"no account has the email {account!r}")
     return party.id

@@ -23,10 +23,12 @@ from penny.domain.parties import (
     ApiKey,
     CardBehaviour,
     CardBrand,
+    InvalidDetailsError,
     Party,
     PartyKind,
     PaymentMethod,
     PaymentMethodKind,
+    normalise_email,
 )
 from penny.storage import driver, schema
 from penny.storage.records import Stored
@@ -82,6 +84,16 @@ def party_by_email(conn: Connection, email: str) -> Party | None:
     query = select(*_PARTY_COLUMNS).where(parties.c.email == email)
     row = conn.execute(query).mappings().first()
     return None if row is None else _PARTY.record(row)
+
+
+def party_with_email(conn: Connection, text: str) -> Party | None:
+    """The party with this email as a person types it (any case, spaces around); None when
+    there is none, or when the text is not an email at all."""
+    try:
+        email = normalise_email(text)
+    except InvalidDetailsError:
+        return None
+    return party_by_email(conn, email)
 
 
 def email_taken(conn: Connection, email: str) -> bool:

@@ -378,28 +378,23 @@ def activity(
     limit: int,
 ) -> list[Transaction]:
     """Transactions the party took part in, in a date window, filtered and ordered."""
-    by_role = {
-        "Caller": transactions.c.caller_id == party_id,
-        "Sender": transactions.c.sender_id == party_id,
-        "Recipient": transactions.c.recipient_id == party_id,
-    }
+    t = transactions.c
+    by_role = {"Caller": t.caller_id, "Sender": t.sender_id, "Recipient": t.recipient_id}
     chosen = [by_role[role] for role in roles] if roles else list(by_role.values())
-    query = select(transactions).where(
-        and_(
-            or_(*chosen),
-            transactions.c.received_at >= start,
-            transactions.c.received_at < end,
-        )
-    )
-    if operation is not None:
-        query = query.where(transactions.c.operation == operation.value)
+    query = _naming(select(transactions), party_id, *chosen)
+    query = narrowed(query, operation=operation, status=status, since=start, until=end)
     if method is not None:
-        query = query.where(transactions.c.method == method.value)
-    if status is not None:
-        query = query.where(transactions.c.status == status.value)
-    order = transactions.c.received_at.asc() if ascending else transactions.c.received_at.desc()
-    rows = conn.execute(query.order_by(order, transactions.c.id).limit(limit))
+        query = query.where(t.method == method.value)
+    order = t.received_at.asc() if ascending else t.received_at.desc()
+    rows = conn.execute(query.order_by(order, t.id).limit(limit))
     return [_TRANSACTION.record(row._mapping) for row in rows]
+
+
+def _naming(query: S, party_id: str | None, *roles: Column[str]) -> S:
+    """``query`` narrowed to the rows naming ``party_id`` in any of ``roles`` (all when None)."""
+    if party_id is None:
+        return query
+    return query.where(or_(*(role == party_id for role in roles)))
 
 
 def narrowed(
@@ -438,20 +433,13 @@ def page_of_transactions(
     """The JSON API's list: the party's transactions (as caller or recipient), newest first by
     ``(received_at, id)``, those after the cursor ``after`` (the last one of the page before)."""
     t = transactions.c
-    query = select(transactions).where(or_(t.caller_id == party_id, t.recipient_id == party_id))
+    query = _naming(select(transactions), party_id, t.caller_id, t.recipient_id)
     query = narrowed(query, operation=operation, status=status, since=since, until=until)
     rows = conn.execute(newest_first(query, t.received_at, t.id, after, limit))
     return [_TRANSACTION.record(row._mapping) for row in rows]
 
 
 # -- the operator's views (penny transactions …, penny instruments …) -------------------------
-
-
-def _naming(query: S, party_id: str | None, *roles: Column[str]) -> S:
-    """``query`` narrowed to the rows naming ``party_id`` in any of ``roles`` (all when None)."""
-    if party_id is None:
-        return query
-    return query.where(or_(*(role == party_id for role in roles)))
 
 
 def list_transactions(
@@ -469,11 +457,9 @@ def list_transactions(
     t = transactions.c
     query = _naming(select(transactions), party_id, t.caller_id, t.sender_id, t.recipient_id)
     if instrument_id is not None:
-        query = query.where(transactions.c.instrument_id == instrument_id)
+        query = query.where(t.instrument_id == instrument_id)
     query = narrowed(query, operation=operation, status=status, since=since, until=until)
-    rows = conn.execute(
-        newest_first(query, transactions.c.received_at, transactions.c.id, None, limit)
-    )
+    rows = conn.execute(newest_first(query, t.received_at, t.id, None, limit))
     return [_TRANSACTION.record(row._mapping) for row in rows]
 
 
@@ -488,10 +474,8 @@ def list_instruments(
     i = instruments.c
     query = _naming(select(instruments), party_id, i.sender_id, i.recipient_id)
     if kind is not None:
-        query = query.where(instruments.c.kind == kind.value)
-    rows = conn.execute(
-        newest_first(query, instruments.c.created_at, instruments.c.id, None, limit)
-    )
+        query = query.where(i.kind == kind.value)
+    rows = conn.execute(newest_first(query, i.created_at, i.id, None, limit))
     return [_INSTRUMENT.record(row._mapping) for row in rows]
 
 

@@ -266,27 +266,21 @@ class PipelineRequest:
         return stored.loads(cls, _STORED_KEYS, text)
 
 
-#: The key each field of a :class:`PipelineRequest` is stored under (its pipeline's row).
+#: The short key some fields of a :class:`PipelineRequest` are stored under (its pipeline's
+#: row); the others are stored under their own names.
 _STORED_KEYS: Final = {
-    "pipeline": "pipeline",
-    "caller_key": "caller_key",
-    "return_url": "return_url",
     "caller_reference_sender": "sender",
     "caller_reference_second": "second",
-    "limit": "limit",
     "global_amount_limit": "global",
     "min_charge": "min",
     "max_charge": "max",
     "valid_from": "from",
     "valid_until": "until",
-    "methods": "methods",
     "payment_reason": "reason",
     "website_description": "site",
     "transaction_amount": "amount",
-    "amount_type": "amount_type",
     "usage_limits": "usage",
     "recurring_period": "period",
-    "reserve": "reserve",
     "old_token_id": "old",
     "old_sender_id": "old_sender",
 }

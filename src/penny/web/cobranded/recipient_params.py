@@ -70,10 +70,9 @@ class RecipientRequest:
         return stored.loads(cls, _STORED_KEYS, text)
 
 
-#: The key each field of a :class:`RecipientRequest` is stored under (after ``pipeline``).
+#: The short key some fields of a :class:`RecipientRequest` are stored under (after
+#: ``pipeline``); the others are stored under their own names.
 _STORED_KEYS: Final = {
-    "caller_key": "caller_key",
-    "return_url": "return_url",
     "caller_reference": "reference",
     "max_fixed_fee": "max_fixed",
     "max_variable_fee": "max_variable",

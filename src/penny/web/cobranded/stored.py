@@ -2,7 +2,8 @@
 :class:`~penny.web.cobranded.params.PipelineRequest` and
 :class:`~penny.web.cobranded.recipient_params.RecipientRequest`.
 
-Each record names the key each of its fields is stored under; the keys come in field order. A
+Each record names the short key some of its fields are stored under (``renamed``); every other
+field is stored under its own name, and the keys come in field order. A
 value is stored as plain JSON: an amount as its minor units (these pages take USD only), an
 enum as its value, a tuple as a list, a record inside (a usage limit) as the list of its
 fields. Reading back turns each value into its field's type; a key an older row lacks leaves
@@ -25,17 +26,21 @@ from penny.money import Money
 R = TypeVar("R")
 
 
-def dumps(record: Any, keys: Mapping[str, str], **head: str) -> str:
-    """``record``'s fields under their stored ``keys``, after ``head`` (constant entries)."""
-    fields = dataclasses.fields(record)
-    return json.dumps({**head, **{keys[f.name]: _plain(getattr(record, f.name)) for f in fields}})
+def dumps(record: Any, renamed: Mapping[str, str], **head: str) -> str:
+    """``record``'s fields under their stored keys, after ``head`` (constant entries)."""
+    values = {
+        renamed.get(f.name, f.name): _plain(getattr(record, f.name))
+        for f in dataclasses.fields(record)
+    }
+    return json.dumps({**head, **values})
 
 
-def loads(cls: type[R], keys: Mapping[str, str], text: str) -> R:
+def loads(cls: type[R], renamed: Mapping[str, str], text: str) -> R:
     """The ``cls`` record :func:`dumps` stored as ``text``."""
     data = json.loads(text)
     make: Any = cls
     hints = _hints(make)
+    keys = {f.name: renamed.get(f.name, f.name) for f in dataclasses.fields(make)}
     found = {name: _typed(hints[name], data[key]) for name, key in keys.items() if key in data}
     return typing.cast(R, make(**found))
 
