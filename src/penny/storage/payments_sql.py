@@ -397,6 +397,15 @@ def _naming(query: S, party_id: str | None, *roles: Column[str]) -> S:
     return query.where(or_(*(role == party_id for role in roles)))
 
 
+def _newest_transactions(
+    conn: Connection, query: Select[Any], after: tuple[int, str] | None, limit: int
+) -> list[Transaction]:
+    """The transactions ``query`` selects, newest first, after the cursor ``after``."""
+    t = transactions.c
+    rows = conn.execute(newest_first(query, t.received_at, t.id, after, limit))
+    return [_TRANSACTION.record(row._mapping) for row in rows]
+
+
 def narrowed(
     query: S,
     *,
@@ -434,9 +443,8 @@ def page_of_transactions(
     ``(received_at, id)``, those after the cursor ``after`` (the last one of the page before)."""
     t = transactions.c
     query = _naming(select(transactions), party_id, t.caller_id, t.recipient_id)
-    query = narrowed(query, operation=operation, status=status, since=since, until=until)
-    rows = conn.execute(newest_first(query, t.received_at, t.id, after, limit))
-    return [_TRANSACTION.record(row._mapping) for row in rows]
+    narrow = narrowed(query, operation=operation, status=status, since=since, until=until)
+    return _newest_transactions(conn, narrow, after, limit)
 
 
 # -- the operator's views (penny transactions …, penny instruments …) -------------------------
@@ -458,9 +466,8 @@ def list_transactions(
     query = _naming(select(transactions), party_id, t.caller_id, t.sender_id, t.recipient_id)
     if instrument_id is not None:
         query = query.where(t.instrument_id == instrument_id)
-    query = narrowed(query, operation=operation, status=status, since=since, until=until)
-    rows = conn.execute(newest_first(query, t.received_at, t.id, None, limit))
-    return [_TRANSACTION.record(row._mapping) for row in rows]
+    narrow = narrowed(query, operation=operation, status=status, since=since, until=until)
+    return _newest_transactions(conn, narrow, None, limit)
 
 
 def list_instruments(
